@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Two harness runs at the same time do not interfere, and stopping a run leaves nothing behind:
+# not its daemons, not the slurmstepd and tasks of a job still running, not its port claims.
+set -euo pipefail
+source "$(dirname "$0")/../lib.sh"
+load_harness
+run_a=$AIF_HARNESS_DIR
+slurm_port() { sed -n 's/^SlurmctldPort=//p' "$1"; }
+ctld_port_a=$(slurm_port "$SLURM_CONF")
+pg_port_a=$PGPORT
+
+env_b=$(AIF_HARNESS_QUIET=1 "$AIF_HARNESS" start)
+run_b=$(dirname "$env_b")
+trap 'AIF_HARNESS_QUIET=1 "$AIF_HARNESS" stop "$env_b" 2>/dev/null || true' EXIT
+ctld_port_b=$(source "$env_b" && slurm_port "$SLURM_CONF")
+pg_port_b=$(source "$env_b" && echo "$PGPORT")
+[[ $run_a != "$run_b" ]] || fail "both runs use $run_a"
+[[ $ctld_port_a != "$ctld_port_b" && $pg_port_a != "$pg_port_b" ]] ||
+	fail "runs share ports: slurmctld $ctld_port_a/$ctld_port_b, postgres $pg_port_a/$pg_port_b"
+
+# A job held running on B is invisible to A, and A still runs its own jobs.
+job_b=$("$AIF_HARNESS" as-user "$env_b" "$AIF_TEST_USER" sbatch --parsable -N2 --gpus-per-node=1 \
+	-o /dev/null --wrap 'srun sleep 300')
+deadline=$((SECONDS + 30))
+until [[ $(source "$env_b" && squeue -h -j "$job_b" -o %T) == RUNNING ]]; do
+	((SECONDS < deadline)) || fail "job $job_b on run B did not start"
+	sleep 0.2
+done
+# (Job ids are per cluster, so both runs number from 1: run A must simply show no job.)
+assert_eq "" "$(squeue -h -o '%i %T')" "run A's queue while run B runs a job"
+job_a=$(as_user "$AIF_TEST_USER" sbatch --parsable -N2 --gpus-per-node=4 -o /dev/null --wrap true)
+assert_eq COMPLETED "$(wait_job "$job_a")" "run A's job while run B is busy"
+psql -X -q -c "CREATE TABLE only_in_a(x int)"
+assert_eq "" "$(source "$env_b" && psql -X -At -c "SELECT to_regclass('only_in_a')")" "run B's database"
+
+# Everything run B started, directly or through Slurm, and still alive now.
+marker="AIF_HARNESS_DIR=$run_b"
+b_pids=$(cat "$run_b"/pids/*)
+for p in /proc/[0-9]*; do
+	tr '\0' '\n' 2>/dev/null <"$p/environ" | grep -qxF "$marker" && b_pids+=" ${p#/proc/}"
+done
+job_procs=$(wc -w <<<"$b_pids")
+((job_procs > 7)) || fail "expected the daemons and the running job's processes, found only: $b_pids"
+
+AIF_HARNESS_QUIET=1 "$AIF_HARNESS" stop "$env_b"
+trap - EXIT
+for p in $b_pids; do
+	! kill -0 "$p" 2>/dev/null || fail "process $p of run B survived stop: $(tr '\0' ' ' <"/proc/$p/cmdline")"
+done
+[[ ! -e $run_b ]] || fail "run B's directory $run_b was not removed"
+! grep -rlxF "$run_b" /tmp/aif-harness-ports/*/owner 2>/dev/null || fail "run B's ports are still claimed"
+
+# Run A is untouched.
+assert_eq "n1 idle,n2 idle" "$(sinfo -h -N -o '%N %T' | sort | paste -sd,)" "run A's nodes after B stopped"
+assert_eq 1 "$(psql -X -At -c 'SELECT 1')" "run A's database after B stopped"
+psql -X -q -c "DROP TABLE only_in_a"
+echo "harness isolation: ok ($job_procs processes of run B stopped)"
