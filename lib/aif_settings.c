@@ -58,7 +58,7 @@ static int parse_number(const char *v, unsigned long *out, const char **rest)
 	return 0;
 }
 
-static int parse_duration_ms(const char *v, unsigned long *out)
+int aif_parse_duration_ms(const char *text, unsigned long *ms)
 {
 	static const struct {
 		const char *unit;
@@ -66,13 +66,13 @@ static int parse_duration_ms(const char *v, unsigned long *out)
 	} units[] = {{"", 1000}, {"ms", 1}, {"s", 1000}, {"min", 60000}, {"h", 3600000}};
 	unsigned long n;
 	const char *unit;
-	if (parse_number(v, &n, &unit) < 0)
+	if (parse_number(text, &n, &unit) < 0)
 		return -1;
 	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
 		if (strcmp(unit, units[i].unit) == 0) {
 			if (n > (unsigned long)-1 / units[i].ms)
 				return -1;
-			*out = n * units[i].ms;
+			*ms = n * units[i].ms;
 			return 0;
 		}
 	}
@@ -125,7 +125,7 @@ int aif_setting_set(const struct aif_setting *table, size_t n, void *dst, const 
 		*(unsigned long *)field = number;
 		return 0;
 	case AIF_SETTING_DURATION:
-		if (parse_duration_ms(value, &number) < 0 || number < s->min || number > s->max) {
+		if (aif_parse_duration_ms(value, &number) < 0 || number < s->min || number > s->max) {
 			aif_diag_message(diag, "invalid value for setting \"%s\": \"%s\"", key, value);
 			aif_diag_detail(diag, "The value must be a duration from %lums to %lums.", s->min,
 					s->max);

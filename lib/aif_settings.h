@@ -28,6 +28,12 @@ struct aif_setting {
 	const char *const *choices; /* AIF_SETTING_ENUM: NULL-terminated */
 };
 
+/*
+ * Parse a duration: a whole number with a unit, ms, s, min or h ("250ms", "30min", "2h"); a bare
+ * number is seconds. Returns 0 with *ms set, or -1 (bad syntax, overflow) with *ms unchanged.
+ */
+int aif_parse_duration_ms(const char *text, unsigned long *ms);
+
 /* Set one setting by key. Returns 0, or -1 with *diag filled; *dst is unchanged on error. */
 int aif_setting_set(const struct aif_setting *table, size_t n, void *dst, const char *key,
 		    const char *value, struct aif_diag *diag);

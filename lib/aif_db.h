@@ -1,0 +1,69 @@
+/*
+ * aif_db: aif's PostgreSQL schema, from this program's side. The migrations sql/NNN_name.sql
+ * are embedded at build time (cmake/aif_embed_sql.cmake), so that a binary always carries the
+ * exact schema it was built for; no file is read at run time.
+ *
+ * The schema version of a database is the highest version in aif.schema_migrations. Every
+ * migration is idempotent and runs in its own transaction; concurrent migrators of the same
+ * database are serialized by pg_advisory_xact_lock(1634297344, 1). docs/database.md describes
+ * the schema.
+ *
+ * Every function takes an open connection, sends SQL with parameters only (the embedded
+ * migrations excepted), and on error returns -1 with diag in PostgreSQL's style: the server's
+ * primary message (prefixed with what was being done), its detail and its hint.
+ */
+#ifndef AIF_DB_H
+#define AIF_DB_H
+
+#include <stddef.h>
+
+#include <libpq-fe.h>
+
+#include "aif_diag.h"
+#include "aif_schema_version.h" /* generated: #define AIF_SCHEMA_VERSION N */
+
+/* The oldest PostgreSQL the schema supports (PQserverVersion form). */
+#define AIF_DB_MIN_SERVER_VERSION 150000
+
+/* First key of aif's two-key advisory locks ('aif\0'); the second: */
+#define AIF_DB_LOCK_CLASS 1634297344
+#define AIF_DB_LOCK_MIGRATE 1 /* aif_db_migrate() */
+#define AIF_DB_LOCK_APPLY 2   /* aif.apply() */
+#define AIF_DB_LOCK_ROLLUP 3  /* aif.rollup_flush() and friends */
+
+struct aif_migration {
+	int version; /* 1, 2, 3, ... */
+	const char *name; /* "001_core": the file name without .sql */
+	const char *sql; /* the file's text: statements without BEGIN/COMMIT */
+};
+
+/* All migrations, in version order; aif_migrations[i].version == i + 1. */
+extern const struct aif_migration aif_migrations[];
+extern const size_t aif_n_migrations;
+
+/* The database's schema version: 0 when aif's schema is absent, -1 on error. */
+int aif_db_schema_version(PGconn *conn, struct aif_diag *diag);
+
+/*
+ * Bring the database up to AIF_SCHEMA_VERSION: apply each pending migration in its own
+ * transaction, under the migration lock, re-checking the version under the lock (another
+ * migrator may have been first). *applied is the number this call applied (0 when the schema
+ * was up to date). Returns 0, or -1 with diag: a migration failed (that one is rolled back,
+ * the ones before it stay), or the database is newer than this program, or the server is
+ * older than PostgreSQL 15.
+ */
+int aif_db_migrate(PGconn *conn, int *applied, struct aif_diag *diag);
+
+/*
+ * 0 when the database's schema is exactly AIF_SCHEMA_VERSION; otherwise -1 with a diag that
+ * says which side to upgrade (for aifd and aifctl at startup).
+ */
+int aif_db_check_schema(PGconn *conn, struct aif_diag *diag);
+
+/*
+ * Fill diag from a failed result (res may be NULL: then from the connection's last error).
+ * The primary message becomes "<what>: <server's message>".
+ */
+void aif_db_diag(struct aif_diag *diag, PGconn *conn, const PGresult *res, const char *what);
+
+#endif

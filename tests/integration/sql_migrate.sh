@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Migrations: from empty to the latest version, a second run changes nothing, every file is
+# safe to run twice by hand (psql -1 -f) and gives the same schema as the runner, concurrent
+# migrators apply each migration once, and a newer or broken database is refused clearly.
+set -euo pipefail
+source "$(dirname "$0")/../lib.sh"
+source "$(dirname "$0")/sql_common.sh"
+load_harness
+migrate=${1:?usage: sql_migrate.sh AIF_MIGRATE}
+sql=$AIF_SRC/sql
+files=("$sql"/[0-9][0-9][0-9]_*.sql)
+latest=${#files[@]}
+
+# From empty (the database is created without the schema), then again.
+SQL_DB=aif_t_migrate_$$
+trap sql_cleanup EXIT
+createdb "$SQL_DB"
+export PGDATABASE=$SQL_DB
+assert_eq 0 "$("$migrate" --version "$(sql_conninfo)")" "schema version of an empty database"
+assert_eq "applied $latest version $latest" "$("$migrate" "$(sql_conninfo)")" "first migration"
+assert_eq "applied 0 version $latest" "$("$migrate" "$(sql_conninfo)" 2>&1)" "second migration"
+assert_eq "$latest" "$(q -c 'SELECT count(*) FROM aif.schema_migrations')" "recorded migrations"
+assert_eq "$(printf '%s\n' "${files[@]##*/}" | sed 's/\.sql$//' | paste -sd,)" \
+	"$(q -c 'SELECT string_agg(name, $$,$$ ORDER BY version) FROM aif.schema_migrations')" \
+	"recorded names"
+
+# By hand: every file twice, in order, each in one transaction; no error, same schema.
+hand=aif_t_migrate_hand_$$
+createdb "$hand"
+for f in "${files[@]}"; do
+	for run in 1 2; do
+		psql -X -q -1 -v ON_ERROR_STOP=1 -d "$hand" -f "$f" >/dev/null 2>"$AIF_TEST_WORKDIR/migrate.$$.err" ||
+			{ dropdb --force "$hand"; fail "psql -1 -f ${f##*/} (run $run): $(cat "$AIF_TEST_WORKDIR/migrate.$$.err")"; }
+	done
+done
+assert_eq "applied 0 version $latest" "$("$migrate" "$(sql_conninfo "$hand")" 2>&1)" "runner after psql by hand"
+# (pg_dump's \restrict lines carry a random key.)
+pg_dump -s -d "$SQL_DB" | grep -Ev '^\\(un)?restrict ' >"$AIF_TEST_WORKDIR/schema.runner.$$"
+pg_dump -s -d "$hand" | grep -Ev '^\\(un)?restrict ' >"$AIF_TEST_WORKDIR/schema.hand.$$"
+dropdb --force "$hand"
+diff -u "$AIF_TEST_WORKDIR/schema.runner.$$" "$AIF_TEST_WORKDIR/schema.hand.$$" ||
+	fail "the schema made by psql -1 -f twice differs from the runner's"
+rm -f "$AIF_TEST_WORKDIR/schema.runner.$$" "$AIF_TEST_WORKDIR/schema.hand.$$" "$AIF_TEST_WORKDIR/migrate.$$.err"
+
+# Four migrators at once on an empty database: each migration is applied exactly once.
+conc=aif_t_migrate_conc_$$
+createdb "$conc"
+pids=()
+for i in 1 2 3 4; do
+	"$migrate" "$(sql_conninfo "$conc")" >"$AIF_TEST_WORKDIR/conc.$$.$i" 2>&1 &
+	pids+=($!)
+done
+for i in 1 2 3 4; do
+	wait "${pids[$((i - 1))]}" || { dropdb --force "$conc"; fail "concurrent migrator $i: $(cat "$AIF_TEST_WORKDIR/conc.$$.$i")"; }
+done
+total=$(cat "$AIF_TEST_WORKDIR"/conc.$$.* | awk '$1 == "applied" { n += $2 } END { print n }')
+rm -f "$AIF_TEST_WORKDIR"/conc.$$.*
+assert_eq "$latest" "$total" "migrations applied by four concurrent migrators"
+assert_eq "$latest" "$("$migrate" --version "$(sql_conninfo "$conc")")" "version after concurrent migration"
+dropdb --force "$conc"
+
+# A database newer than this build is refused, and left alone.
+q -c "INSERT INTO aif.schema_migrations (version, name) VALUES ($latest + 1, 'from_the_future')"
+assert_fails "newer than this program's \\(version $latest\\)" "migrating a newer database" \
+	"$migrate" "$(sql_conninfo)"
+q -c "DELETE FROM aif.schema_migrations WHERE version = $latest + 1"
+
+# A failing migration names itself and its line, and is rolled back entirely.
+broken=aif_t_migrate_broken_$$
+createdb "$broken"
+psql -X -q -d "$broken" -v ON_ERROR_STOP=1 -c "CREATE SCHEMA aif; CREATE TABLE aif.sectors (x int)"
+assert_fails "migration 001_core failed: .*DETAIL: .*At line [0-9]+ of sql/001_core.sql" \
+	"migrating over a conflicting table" "$migrate" "$(sql_conninfo "$broken")"
+assert_eq "" "$(psql -X -At -d "$broken" -c "SELECT to_regclass('aif.schema_migrations')")" \
+	"nothing of the failed migration stays"
+dropdb --force "$broken"
+
+echo "sql migrate: ok"
