@@ -1,0 +1,35 @@
+/* aifctl check FILE: validate a budgets file without touching any database. */
+#include <stdio.h>
+
+#include "aifctl.h"
+#include "budgets_file.h"
+
+int aifctl_cmd_check(const struct aifctl *ctl)
+{
+	struct budgets_file f;
+	bool as_lines = ctl->format == AIFCTL_FORMAT_TABLE;
+	int rc = budgets_file_load(&f, ctl->args[0], as_lines ? stdout : NULL);
+
+	if (rc == AIFCTL_FAILURE) {
+		budgets_file_free(&f);
+		return rc;
+	}
+	if (!as_lines) {
+		output_table_print(f.issues, ctl->format, stdout);
+	} else if (rc == AIFCTL_OK) {
+		size_t projects = 0;
+		for (size_t i = 0; i < f.model->n_factories; i++)
+			projects += f.model->factories[i].n_projects;
+		printf("%s: valid: %zu %s, %zu %s, %zu %s, %zu %s; %d %s\n", f.path,
+		       f.model->n_factories, f.model->n_factories == 1 ? "factory" : "factories",
+		       projects, projects == 1 ? "project" : "projects",
+		       f.model->n_periods, f.model->n_periods == 1 ? "period" : "periods",
+		       f.model->n_sectors, f.model->n_sectors == 1 ? "sector" : "sectors",
+		       f.warnings, f.warnings == 1 ? "warning" : "warnings");
+	} else {
+		printf("%s: invalid: %d %s, %d %s\n", f.path, f.errors, f.errors == 1 ? "error" : "errors",
+		       f.warnings, f.warnings == 1 ? "warning" : "warnings");
+	}
+	budgets_file_free(&f);
+	return rc;
+}
