@@ -89,6 +89,20 @@ static char *copy(struct loader *L, const char *s)
 
 /* ---- reporting ---- */
 
+/*
+ * Names and values shown in messages are cut to fit their buffers on purpose: a message with a
+ * shortened name beats no message. (Through vsnprintf, which GCC's -Wformat-truncation does not
+ * second-guess, so that optimized builds accept the deliberate truncation.)
+ */
+static void format_cut(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void format_cut(char *buf, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, size, fmt, ap);
+	va_end(ap);
+}
+
 static void report_at(struct loader *L, bool is_warning, const struct ynode *node, const char *fmt,
 		      va_list ap) __attribute__((format(printf, 4, 0)));
 static void report_at(struct loader *L, bool is_warning, const struct ynode *node, const char *fmt,
@@ -258,23 +272,23 @@ static struct shown describe(const struct ynode *node)
 
 	switch (node->kind) {
 	case YNODE_MAP:
-		snprintf(out.text, sizeof(out.text), "a mapping");
+		format_cut(out.text, sizeof(out.text), "a mapping");
 		return out;
 	case YNODE_LIST:
-		snprintf(out.text, sizeof(out.text), "a list");
+		format_cut(out.text, sizeof(out.text), "a list");
 		return out;
 	case YNODE_BAD:
-		snprintf(out.text, sizeof(out.text), "an invalid value");
+		format_cut(out.text, sizeof(out.text), "an invalid value");
 		return out;
 	case YNODE_SCALAR:
 		break;
 	}
 	if (is_null(node))
-		snprintf(out.text, sizeof(out.text), "null");
+		format_cut(out.text, sizeof(out.text), "null");
 	else if (!node->quoted && read_number(node, &ignored) != NOT_A_NUMBER)
-		snprintf(out.text, sizeof(out.text), "%.*s", QUOTE_MAX, node->text);
+		format_cut(out.text, sizeof(out.text), "%.*s", QUOTE_MAX, node->text);
 	else
-		snprintf(out.text, sizeof(out.text), "%s%s", node->quoted ? "the string " : "",
+		format_cut(out.text, sizeof(out.text), "%s%s", node->quoted ? "the string " : "",
 			 quote(node->text).text);
 	return out;
 }
@@ -779,7 +793,7 @@ static void read_members(struct loader *L, const struct ynode *project, const ch
 		      owner, describe(members).text);
 		return;
 	}
-	snprintf(ctx, sizeof(ctx), "in members of %s", owner);
+	format_cut(ctx, sizeof(ctx), "in members of %s", owner);
 	check_keys(L, members, keys, 2, ctx);
 	if ((users = get(members, "users")))
 		read_members_list(L, users, false, owner, &p->users, &p->n_users);
@@ -850,11 +864,11 @@ static void owner_name(char *buf, size_t size, const char *kind, const struct yn
 		       size_t position, const char *parent)
 {
 	if (id && is_string(id))
-		snprintf(buf, size, "%s %s", kind, quote(id->text).text);
+		format_cut(buf, size, "%s %s", kind, quote(id->text).text);
 	else if (parent)
-		snprintf(buf, size, "%s #%zu of %s", kind, position, parent);
+		format_cut(buf, size, "%s #%zu of %s", kind, position, parent);
 	else
-		snprintf(buf, size, "%s #%zu", kind, position);
+		format_cut(buf, size, "%s #%zu", kind, position);
 }
 
 /* An id: present, a string, valid, unique in set. Returns the text when all holds, else NULL. */
@@ -908,7 +922,7 @@ static void read_project(struct loader *L, struct aif_factory *f, const char *fa
 		return; /* out of memory, already noted */
 	p = &f->projects[f->n_projects++];
 	owner_name(owner, sizeof(owner), "project", get(node, "id"), position, factory_owner);
-	snprintf(ctx, sizeof(ctx), "in %s", owner);
+	format_cut(ctx, sizeof(ctx), "in %s", owner);
 	check_keys(L, node, keys, sizeof(keys) / sizeof(keys[0]), ctx);
 	id = read_id(L, node, "project", ctx, &L->project_ids,
 		     " (project ids are unique across all factories)");
@@ -1060,7 +1074,7 @@ static void read_factory(struct loader *L, const struct ynode *node, size_t posi
 		return; /* out of memory, already noted */
 	f = &m->factories[m->n_factories++];
 	owner_name(owner, sizeof(owner), "factory", get(node, "id"), position, NULL);
-	snprintf(ctx, sizeof(ctx), "in %s", owner);
+	format_cut(ctx, sizeof(ctx), "in %s", owner);
 	check_keys(L, node, keys, sizeof(keys) / sizeof(keys[0]), ctx);
 	if ((id = read_id(L, node, "factory", ctx, &L->factory_ids, "")))
 		f->id = copy(L, id);
@@ -1192,8 +1206,8 @@ static void read_period(struct loader *L, const struct ynode *key, const struct 
 	const struct ynode *start, *end;
 	bool start_ok = false, end_ok = false;
 
-	snprintf(owner, sizeof(owner), "period %s", quote(key->text).text);
-	snprintf(ctx, sizeof(ctx), "in %s", owner);
+	format_cut(owner, sizeof(owner), "period %s", quote(key->text).text);
+	format_cut(ctx, sizeof(ctx), "in %s", owner);
 	if (node->kind == YNODE_BAD)
 		return;
 	if (node->kind != YNODE_MAP) {
