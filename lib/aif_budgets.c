@@ -293,25 +293,26 @@ static struct shown describe(const struct ynode *node)
 	return out;
 }
 
-static bool valid_id(const char *s)
+/* 1 to 63 bytes from charset, starting with a lower-case letter or a digit. */
+static bool valid_name(const char *s, const char *charset)
 {
 	size_t len = strlen(s);
 	if (len < 1 || len > 63)
 		return false;
 	if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9')))
 		return false;
-	return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789._-") == len;
+	return strspn(s, charset) == len;
+}
+
+static bool valid_id(const char *s)
+{
+	return valid_name(s, "abcdefghijklmnopqrstuvwxyz0123456789._-");
 }
 
 /* Slurm's ClusterName, as aif accepts it: Slurm lower-cases it anyway. */
 static bool valid_cluster(const char *s)
 {
-	size_t len = strlen(s);
-	if (len < 1 || len > 63)
-		return false;
-	if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9')))
-		return false;
-	return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-") == len;
+	return valid_name(s, "abcdefghijklmnopqrstuvwxyz0123456789_-");
 }
 
 /* Unix user and group names vary by site (LDAP, AD); refuse only what can never be one. */
