@@ -140,4 +140,16 @@ run 2 "$aifctl" status --format xml
 run 2 "$aifctl" frobnicate
 run 1 "$aifctl" --db "host=$PGHOST port=1 dbname=x" status
 assert_match "could not connect to the aif database" "$(cat "$work/err")" "unreachable database"
+
+# The config file's db setting is used when --db is absent; --db wins over it.
+printf '# aifctl test config\ndb = host=%s port=%s dbname=%s\n' "$PGHOST" "$PGPORT" "$PGDATABASE" >"$work/aifctl.conf"
+run 0 env -u PGDATABASE -u PGHOST -u PGPORT "$aifctl" --config "$work/aifctl.conf" status --format csv
+assert_match "genomics-eu" "$(cat "$work/out")" "status through the config file"
+run 1 env -u PGDATABASE "$aifctl" --config "$work/aifctl.conf" --db "host=$PGHOST port=1" status
+assert_match "could not connect" "$(cat "$work/err")" "--db wins over the config file"
+printf 'db = x\ncolour = blue\n' >"$work/bad.conf"
+run 1 "$aifctl" --config "$work/bad.conf" status
+assert_match "bad.conf:2: unrecognized setting \"colour\"" "$(cat "$work/err")" "config error with file and line"
+run 1 "$aifctl" --config "$work/missing.conf" status
+assert_match "could not open config file" "$(cat "$work/err")" "missing explicit config file"
 echo "aifctl budgets: ok"
