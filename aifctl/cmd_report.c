@@ -13,7 +13,7 @@ static const struct {
 	{"factory", "factory", "1", "gpu_hours DESC, factory"},
 	{"sector", "sector", "1", "gpu_hours DESC, sector"},
 	{"project", "factory, project", "1, 2", "gpu_hours DESC, factory, project"},
-	{"month", "to_char(day, 'YYYY-MM') AS month", "1", "month"},
+	{"month", "to_char(u.first_day, 'YYYY-MM') AS month", "1", "month"},
 };
 
 int aifctl_cmd_report(const struct aifctl *ctl)
@@ -37,18 +37,24 @@ int aifctl_cmd_report(const struct aifctl *ctl)
 	if (!(conn = aifctl_connect(ctl, 1)))
 		return AIFCTL_FAILURE;
 	rc = ctl->period ? aifctl_check_period(conn, ctl->period) : AIFCTL_OK;
-	/* The SQL text comes from the table above only; the period goes as a parameter. */
+	/*
+	 * The SQL text comes from the table above only; the period goes as a parameter. Without a
+	 * period, the monthly view is enough and about ten times faster; periods are whole days,
+	 * so with one, the daily view.
+	 */
 	snprintf(sql, sizeof(sql),
 		 "SELECT %s, round(sum(gpu_hours)::numeric, 1) AS gpu_hours,"
 		 "       round((100 * sum(gpu_hours) / nullif(sum(sum(gpu_hours)) OVER (), 0))::numeric, 1) AS pct"
-		 "  FROM aif_report.usage_daily u"
-		 "  LEFT JOIN aif.periods p ON p.id = $1"
-		 " WHERE $1::text IS NULL OR (u.day >= p.starts_on AND u.day < p.ends_on)"
+		 "  FROM %s"
 		 " GROUP BY %s ORDER BY %s",
-		 groupings[g].keys, groupings[g].group_by, groupings[g].order);
+		 groupings[g].keys,
+		 ctl->period ? "(SELECT d.*, d.day AS first_day FROM aif_report.usage_daily d) u"
+			       " JOIN aif.periods p ON p.id = $1 AND u.day >= p.starts_on AND u.day < p.ends_on"
+			     : "(SELECT m.*, m.month AS first_day FROM aif_report.usage_monthly m) u",
+		 groupings[g].group_by, groupings[g].order);
 	if (rc == AIFCTL_OK) {
 		const char *params[] = {ctl->period};
-		rc = aifctl_print_query(ctl, conn, sql, 1, params);
+		rc = aifctl_print_query(ctl, conn, sql, ctl->period ? 1 : 0, params);
 	}
 	PQfinish(conn);
 	return rc;
