@@ -1,0 +1,567 @@
+/* The aif protocol 1 client and framed I/O: see aif_client.h and docs/protocol.md. */
+#include "aif_client.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <munge.h>
+
+struct aif_client {
+	int fd;
+	bool is_unix;
+	struct sockaddr_un sun;
+	char host[256];
+	char port[8];
+	char peer[300]; /* "aifd at X", for messages */
+	unsigned long timeout_ms;
+	aif_client_encode_fn encode;
+	void *encode_arg;
+	munge_ctx_t munge;
+	uint64_t requests; /* mixed into the nonce if getrandom() fails */
+};
+
+int64_t aif_clock_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *errstr(int err, char *buf, size_t size)
+{
+	return strerror_r(err, buf, size); /* the GNU strerror_r (_GNU_SOURCE) */
+}
+
+/* Wait until fd is ready for events, or deadline: 0, or -1 with errno (ETIMEDOUT). */
+static int wait_fd(int fd, short events, int64_t deadline_ms)
+{
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = events};
+		int64_t left = deadline_ms - aif_clock_ms();
+		int rc;
+		if (left <= 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		rc = poll(&p, 1, left > INT32_MAX ? INT32_MAX : (int)left);
+		if (rc > 0)
+			return 0;
+		if (rc < 0 && errno != EINTR)
+			return -1;
+	}
+}
+
+/* ---- framed I/O ---- */
+
+int aif_proto_write_frame(int fd, const char *body, size_t len, int64_t deadline_ms,
+			  const char *peer, struct aif_diag *diag)
+{
+	unsigned char header[4];
+	struct iovec iov[2];
+	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
+	char ebuf[128];
+
+	aif_diag_clear(diag);
+	if (len > AIF_PROTO_MAX_FRAME) {
+		aif_diag_message(diag, "message to %s too large", peer);
+		aif_diag_detail(diag, "The message has %zu bytes; the limit is %u.", len,
+				AIF_PROTO_MAX_FRAME);
+		errno = EMSGSIZE;
+		return -1;
+	}
+	aif_proto_frame_header((uint32_t)len, header);
+	iov[0].iov_base = header;
+	iov[0].iov_len = sizeof(header);
+	iov[1].iov_base = (void *)body;
+	iov[1].iov_len = len;
+	while (mh.msg_iovlen > 0) {
+		ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				if (wait_fd(fd, POLLOUT, deadline_ms) == 0)
+					continue;
+			}
+			if (errno == ETIMEDOUT) {
+				aif_diag_message(diag, "timed out waiting for %s", peer);
+				return -1;
+			}
+			int err = errno;
+			aif_diag_message(diag, "could not send to %s: %s", peer,
+					 errstr(err, ebuf, sizeof(ebuf)));
+			errno = err;
+			return -1;
+		}
+		while (mh.msg_iovlen > 0 && (size_t)n >= mh.msg_iov->iov_len) {
+			n -= (ssize_t)mh.msg_iov->iov_len;
+			mh.msg_iov++;
+			mh.msg_iovlen--;
+		}
+		if (mh.msg_iovlen > 0) {
+			mh.msg_iov->iov_base = (char *)mh.msg_iov->iov_base + n;
+			mh.msg_iov->iov_len -= (size_t)n;
+		}
+	}
+	return 0;
+}
+
+/* Read exactly len bytes: 1, 0 at EOF before the first byte, or -1 (EPROTO: EOF later). */
+static int read_full(int fd, void *buf, size_t len, bool first, int64_t deadline_ms)
+{
+	size_t got = 0;
+	while (got < len) {
+		ssize_t n = recv(fd, (char *)buf + got, len - got, MSG_DONTWAIT);
+		if (n > 0) {
+			got += (size_t)n;
+		} else if (n == 0) {
+			if (first && got == 0)
+				return 0;
+			errno = EPROTO;
+			return -1;
+		} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			if (wait_fd(fd, POLLIN, deadline_ms) < 0)
+				return -1;
+		} else if (errno != EINTR) {
+			return -1;
+		}
+	}
+	return 1;
+}
+
+int aif_proto_read_frame(int fd, char **body, size_t *len, uint32_t max, int64_t deadline_ms,
+			 const char *peer, struct aif_diag *diag)
+{
+	unsigned char header[4];
+	uint32_t n;
+	char *buf;
+	int rc, err;
+	char ebuf[128];
+
+	aif_diag_clear(diag);
+	if (max > AIF_PROTO_MAX_FRAME)
+		max = AIF_PROTO_MAX_FRAME;
+	rc = read_full(fd, header, sizeof(header), true, deadline_ms);
+	if (rc == 0) {
+		aif_diag_message(diag, "%s closed the connection", peer);
+		return 0;
+	}
+	if (rc < 0)
+		goto fail;
+	n = aif_proto_frame_length(header);
+	if (n > max) {
+		aif_diag_message(diag, "message from %s too large", peer);
+		aif_diag_detail(diag, "The frame announces %" PRIu32 " bytes; the limit is %" PRIu32 ".",
+				n, max);
+		errno = EMSGSIZE;
+		return -1;
+	}
+	buf = malloc((size_t)n + 1);
+	if (!buf) {
+		aif_diag_message(diag, "out of memory");
+		errno = ENOMEM;
+		return -1;
+	}
+	rc = read_full(fd, buf, n, false, deadline_ms);
+	if (rc < 0) {
+		err = errno;
+		free(buf);
+		errno = err;
+		goto fail;
+	}
+	buf[n] = '\0';
+	*body = buf;
+	*len = n;
+	return 1;
+fail:
+	err = errno;
+	if (err == ETIMEDOUT)
+		aif_diag_message(diag, "timed out waiting for %s", peer);
+	else if (err == EPROTO)
+		aif_diag_message(diag, "%s closed the connection in the middle of a message", peer);
+	else
+		aif_diag_message(diag, "could not read from %s: %s", peer,
+				 errstr(err, ebuf, sizeof(ebuf)));
+	errno = err;
+	return -1;
+}
+
+/* ---- the client ---- */
+
+static int parse_server(struct aif_client *c, const char *server)
+{
+	const char *host = server, *port = NULL, *colon;
+	size_t hlen;
+	uint64_t number;
+
+	if (server[0] == '/') {
+		if (strlen(server) >= sizeof(c->sun.sun_path))
+			return -1;
+		c->is_unix = true;
+		c->sun.sun_family = AF_UNIX;
+		memcpy(c->sun.sun_path, server, strlen(server) + 1);
+		return 0;
+	}
+	if (server[0] == '[') {
+		const char *close = strchr(server, ']');
+		if (!close || (close[1] && close[1] != ':'))
+			return -1;
+		host = server + 1;
+		hlen = (size_t)(close - host);
+		if (close[1] == ':')
+			port = close + 2;
+	} else if ((colon = strchr(server, ':')) && !strchr(colon + 1, ':')) {
+		hlen = (size_t)(colon - server);
+		port = colon + 1;
+	} else {
+		hlen = strlen(server); /* a host name, or a bare IPv6 address */
+	}
+	if (hlen == 0 || hlen >= sizeof(c->host))
+		return -1;
+	memcpy(c->host, host, hlen);
+	c->host[hlen] = '\0';
+	if (!port) {
+		snprintf(c->port, sizeof(c->port), "%d", AIF_PROTO_DEFAULT_PORT);
+		return 0;
+	}
+	if (aif_proto_parse_u64(port, 65535, &number) < 0 || number == 0)
+		return -1;
+	snprintf(c->port, sizeof(c->port), "%" PRIu64, number);
+	return 0;
+}
+
+struct aif_client *aif_client_new(const struct aif_client_options *opts, struct aif_diag *diag)
+{
+	const char *server = opts->server && opts->server[0] ? opts->server : AIF_PROTO_DEFAULT_SOCKET;
+	struct aif_client *c = calloc(1, sizeof(*c));
+
+	aif_diag_clear(diag);
+	if (!c) {
+		aif_diag_message(diag, "out of memory");
+		return NULL;
+	}
+	c->fd = -1;
+	c->timeout_ms = opts->timeout_ms ? opts->timeout_ms : AIF_CLIENT_DEFAULT_TIMEOUT_MS;
+	c->encode = opts->encode;
+	c->encode_arg = opts->encode_arg;
+	snprintf(c->peer, sizeof(c->peer), "aifd at %s", server);
+	if (parse_server(c, server) < 0) {
+		aif_diag_message(diag, "invalid aifd address \"%s\"", server);
+		aif_diag_hint(diag, "Use an absolute Unix socket path, or host, host:port or "
+				    "[IPv6]:port for TCP.");
+		free(c);
+		return NULL;
+	}
+	if (!c->encode) {
+		c->munge = munge_ctx_create();
+		if (!c->munge) {
+			aif_diag_message(diag, "munge: could not create a context");
+			free(c);
+			return NULL;
+		}
+		if (opts->munge_socket &&
+		    munge_ctx_set(c->munge, MUNGE_OPT_SOCKET, opts->munge_socket) != EMUNGE_SUCCESS) {
+			aif_diag_message(diag, "munge: %s", munge_ctx_strerror(c->munge));
+			munge_ctx_destroy(c->munge);
+			free(c);
+			return NULL;
+		}
+	}
+	return c;
+}
+
+static void disconnect(struct aif_client *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+}
+
+void aif_client_free(struct aif_client *c)
+{
+	if (!c)
+		return;
+	disconnect(c);
+	if (c->munge)
+		munge_ctx_destroy(c->munge);
+	free(c);
+}
+
+/* Non-blocking connect of one address, bounded by the deadline: the fd, or -1 with errno. */
+static int connect_one(int family, const struct sockaddr *sa, socklen_t salen, int64_t deadline_ms)
+{
+	int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int err = 0;
+	socklen_t errlen = sizeof(err);
+
+	if (fd < 0)
+		return -1;
+	for (;;) {
+		if (connect(fd, sa, salen) == 0)
+			return fd;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN && family == AF_UNIX) {
+			/* the listen backlog is full: try again shortly */
+			int64_t left = deadline_ms - aif_clock_ms();
+			if (left <= 0) {
+				errno = ETIMEDOUT;
+				break;
+			}
+			poll(NULL, 0, left < 10 ? (int)left : 10);
+			continue;
+		}
+		if (errno != EINPROGRESS)
+			break;
+		if (wait_fd(fd, POLLOUT, deadline_ms) < 0)
+			break;
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &errlen) < 0)
+			break;
+		if (err == 0)
+			return fd;
+		errno = err;
+		break;
+	}
+	err = errno;
+	close(fd);
+	errno = err;
+	return -1;
+}
+
+static int client_connect(struct aif_client *c, int64_t deadline_ms, struct aif_diag *diag)
+{
+	char ebuf[128];
+	int err;
+
+	aif_diag_clear(diag);
+	if (c->is_unix) {
+		c->fd = connect_one(AF_UNIX, (const struct sockaddr *)&c->sun, sizeof(c->sun),
+				    deadline_ms);
+		err = errno;
+	} else {
+		struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+		struct addrinfo *list, *ai;
+		int rc = getaddrinfo(c->host, c->port, &hints, &list);
+		if (rc != 0) {
+			aif_diag_message(diag, "could not resolve aifd host \"%s\": %s", c->host,
+					 rc == EAI_SYSTEM ? errstr(errno, ebuf, sizeof(ebuf))
+							  : gai_strerror(rc));
+			return -1;
+		}
+		err = EHOSTUNREACH;
+		for (ai = list; ai && c->fd < 0; ai = ai->ai_next) {
+			c->fd = connect_one(ai->ai_family, ai->ai_addr, ai->ai_addrlen, deadline_ms);
+			err = errno;
+			if (c->fd < 0 && err == ETIMEDOUT)
+				break;
+		}
+		freeaddrinfo(list);
+		if (c->fd >= 0) {
+			int one = 1;
+			setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		}
+	}
+	if (c->fd >= 0)
+		return 0;
+	if (err == ETIMEDOUT)
+		aif_diag_message(diag, "could not connect to %s: timed out after %lu ms", c->peer,
+				 c->timeout_ms);
+	else
+		aif_diag_message(diag, "could not connect to %s: %s", c->peer,
+				 errstr(err, ebuf, sizeof(ebuf)));
+	aif_diag_hint(diag, "Check that aifd is running and listening there.");
+	return -1;
+}
+
+static int munge_payload(struct aif_client *c, const char *payload, size_t len, char **cred,
+			 struct aif_diag *diag)
+{
+	munge_err_t e;
+
+	if (c->encode)
+		return c->encode(c->encode_arg, payload, len, cred, diag);
+	e = munge_encode(cred, c->munge, payload, (int)len);
+	if (e != EMUNGE_SUCCESS) {
+		const char *why = munge_ctx_strerror(c->munge);
+		aif_diag_clear(diag);
+		aif_diag_message(diag, "munge: %s", why ? why : munge_strerror(e));
+		aif_diag_hint(diag, "Check that munged is running: munge -n | unmunge");
+		return -1;
+	}
+	return 0;
+}
+
+static void make_nonce(struct aif_client *c, char out[AIF_PROTO_NONCE_LEN + 1])
+{
+	uint64_t v;
+	ssize_t n;
+
+	do
+		n = getrandom(&v, sizeof(v), GRND_NONBLOCK);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof(v)) {
+		/* no entropy yet (early boot): unique is enough, MUNGE provides the security */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		v = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+		v ^= (uint64_t)getpid() << 40 ^ (uint64_t)(uintptr_t)c ^ c->requests * 0x9E3779B97F4A7C15u;
+	}
+	snprintf(out, AIF_PROTO_NONCE_LEN + 1, "%016" PRIx64, v);
+}
+
+/*
+ * The request's text, with nonce= as the header's first field unless it has one already.
+ * Returns 0, or -1 with diag.
+ */
+static int build_payload(struct aif_client *c, const struct aif_proto_msg *request,
+			 char nonce[AIF_PROTO_NONCE_LEN + 1], char **out, size_t *outlen,
+			 struct aif_diag *diag)
+{
+	const char *given = aif_proto_get(&request->header, "nonce");
+	char *text, *full;
+	size_t len;
+
+	aif_diag_clear(diag);
+	if (!aif_proto_kind_is_request(request->kind)) {
+		aif_diag_message(diag, "internal error: not a request");
+		return -1;
+	}
+	if (aif_proto_encode(request, &text, &len) < 0) {
+		char ebuf[128];
+		aif_diag_message(diag, "could not encode the request: %s",
+				 errstr(errno, ebuf, sizeof(ebuf)));
+		return -1;
+	}
+	if (given) {
+		snprintf(nonce, AIF_PROTO_NONCE_LEN + 1, "%s", given);
+		*out = text;
+		*outlen = len;
+	} else {
+		size_t first;
+
+		make_nonce(c, nonce);
+		first = (size_t)((char *)memchr(text, '\n', len) - text) + 1;
+		full = malloc(len + AIF_PROTO_NONCE_LEN + 8);
+		if (!full) {
+			free(text);
+			aif_diag_message(diag, "out of memory");
+			return -1;
+		}
+		memcpy(full, text, first);
+		len = first + (size_t)sprintf(full + first, "nonce=%s\n", nonce);
+		memcpy(full + len, text + first, strlen(text + first) + 1);
+		len += strlen(text + first);
+		free(text);
+		*out = full;
+		*outlen = len;
+	}
+	if (*outlen > AIF_PROTO_MAX_REQUEST) {
+		aif_diag_message(diag, "request too large");
+		aif_diag_detail(diag, "The request has %zu bytes; the limit is %u.", *outlen,
+				AIF_PROTO_MAX_REQUEST);
+		aif_diag_hint(diag, "Send fewer records per request.");
+		free(*out);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* One attempt over the current or a new connection: 1 = response body read, -1 = failed. */
+static int exchange(struct aif_client *c, const char *payload, size_t plen, int64_t deadline_ms,
+		    char **body, size_t *blen, bool *retry, struct aif_diag *diag)
+{
+	bool reused = c->fd >= 0;
+	char *cred = NULL;
+	int rc;
+
+	*retry = false;
+	if (munge_payload(c, payload, plen, &cred, diag) < 0)
+		return -1;
+	if (!reused && client_connect(c, deadline_ms, diag) < 0) {
+		free(cred);
+		return -1;
+	}
+	rc = aif_proto_write_frame(c->fd, cred, strlen(cred), deadline_ms, c->peer, diag);
+	free(cred);
+	if (rc == 0)
+		rc = aif_proto_read_frame(c->fd, body, blen, AIF_PROTO_MAX_FRAME, deadline_ms, c->peer,
+					  diag);
+	if (rc == 1)
+		return 1;
+	if (rc == 0) {
+		aif_diag_message(diag, "%s closed the connection without answering", c->peer);
+		errno = ECONNRESET;
+	}
+	/* aifd may close idle connections: a kept one that failed at once is worth one retry */
+	*retry = reused && (errno == ECONNRESET || errno == EPIPE);
+	if (errno == ETIMEDOUT) {
+		aif_diag_clear(diag);
+		aif_diag_message(diag, "timed out after %lu ms waiting for %s", c->timeout_ms, c->peer);
+	}
+	disconnect(c);
+	return -1;
+}
+
+int aif_client_request(struct aif_client *c, const struct aif_proto_msg *request,
+		       struct aif_proto_msg *response, struct aif_diag *diag)
+{
+	int64_t deadline_ms = aif_clock_ms() + (int64_t)c->timeout_ms;
+	char nonce[AIF_PROTO_NONCE_LEN + 1];
+	char *payload, *body = NULL;
+	size_t plen, blen = 0;
+	struct aif_diag inner;
+	const char *echo;
+	bool retry;
+	int rc;
+
+	aif_proto_msg_init(response, AIF_PROTO_NONE);
+	c->requests++;
+	if (build_payload(c, request, nonce, &payload, &plen, diag) < 0)
+		return -1;
+	rc = exchange(c, payload, plen, deadline_ms, &body, &blen, &retry, diag);
+	if (rc < 0 && retry)
+		rc = exchange(c, payload, plen, deadline_ms, &body, &blen, &retry, diag);
+	free(payload);
+	if (rc < 0)
+		return -1;
+
+	rc = aif_proto_decode(body, blen, response, &inner);
+	free(body);
+	if (rc == 0)
+		rc = aif_proto_validate_response(response, request->kind, &inner);
+	if (rc < 0) {
+		aif_diag_clear(diag);
+		aif_diag_message(diag, "invalid response from %s", c->peer);
+		aif_diag_detail(diag, "%s", inner.message);
+		aif_proto_msg_free(response);
+		disconnect(c);
+		return -1;
+	}
+	echo = aif_proto_get(&response->header, "nonce");
+	if (echo && strcmp(echo, nonce) != 0) {
+		aif_diag_clear(diag);
+		aif_diag_message(diag, "response from %s does not match the request", c->peer);
+		aif_diag_detail(diag, "The request's nonce is %s, the response's %s.", nonce, echo);
+		aif_proto_msg_free(response);
+		disconnect(c);
+		return -1;
+	}
+	aif_diag_clear(diag);
+	return 0;
+}

@@ -1,0 +1,82 @@
+/*
+ * aif_client: talking aif protocol 1 (docs/protocol.md) to aifd, for the SPANK plugin, aifctl
+ * and the benchmarks. Safe inside slurmstepd: no global state, no signals (MSG_NOSIGNAL), never
+ * exits, and every wait of ours is bounded by the request's deadline.
+ *
+ * A client is one connection, opened on the first request and kept for the next ones. One
+ * thread at a time per client; clients in different threads are independent.
+ */
+#ifndef AIF_CLIENT_H
+#define AIF_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aif_diag.h"
+#include "aif_proto.h"
+
+#define AIF_CLIENT_DEFAULT_TIMEOUT_MS 5000
+
+/*
+ * Turns a request message into the frame body: a malloc()ed, NUL-terminated credential.
+ * Returns 0, or -1 with diag. The default is munge_encode(); tests substitute their own.
+ */
+typedef int (*aif_client_encode_fn)(void *arg, const char *payload, size_t len, char **cred,
+				    struct aif_diag *diag);
+
+struct aif_client_options {
+	/*
+	 * Where aifd listens: an absolute Unix socket path ("/run/aif/aifd.sock"), or a TCP
+	 * "host", "host:port", "[IPv6]:port" (port 6823 by default). NULL: AIF_PROTO_DEFAULT_SOCKET.
+	 */
+	const char *server;
+	unsigned long timeout_ms;    /* bound on each request, connecting included; 0: 5000 */
+	const char *munge_socket;    /* munged's socket; NULL: libmunge's default */
+	aif_client_encode_fn encode; /* NULL: MUNGE */
+	void *encode_arg;
+};
+
+struct aif_client;
+
+/* Checks the options (nothing is connected yet). NULL with diag on a bad address or ENOMEM. */
+struct aif_client *aif_client_new(const struct aif_client_options *opts, struct aif_diag *diag);
+void aif_client_free(struct aif_client *c);
+
+/*
+ * Send one request and wait for its response, within the client's timeout. The client adds the
+ * nonce (unless the request has one), encodes, wraps the message in a MUNGE credential, sends
+ * it framed, reads the framed response, decodes it into *response (initialized here; free it in
+ * every case), checks it against docs/protocol.md and checks that it echoes the nonce.
+ * A kept connection that aifd closed meanwhile is reopened once, with a new credential (every
+ * protocol 1 request is idempotent).
+ *
+ * Returns 0 when aifd answered, whatever the answer: look at response->kind (ok, warn, refuse,
+ * error) and aif_proto_response_diag(). Returns -1 with diag when it did not (cannot connect,
+ * timeout, MUNGE, invalid response); the connection is then closed.
+ */
+int aif_client_request(struct aif_client *c, const struct aif_proto_msg *request,
+		       struct aif_proto_msg *response, struct aif_diag *diag);
+
+/* ---- framed I/O on a connected stream socket, for the client and for aifd ---- */
+
+/* CLOCK_MONOTONIC in milliseconds: deadlines below are on this clock. */
+int64_t aif_clock_ms(void);
+
+/*
+ * Write one frame (header and body), waiting with poll() until deadline_ms at most. Works on
+ * blocking and non-blocking sockets alike (MSG_DONTWAIT | MSG_NOSIGNAL). Returns 0, or -1 with
+ * errno (ETIMEDOUT, EPIPE, ...) and diag; peer names the other side in messages ("aifd at X").
+ */
+int aif_proto_write_frame(int fd, const char *body, size_t len, int64_t deadline_ms,
+			  const char *peer, struct aif_diag *diag);
+
+/*
+ * Read one frame of at most max bytes (at most AIF_PROTO_MAX_FRAME) into a new malloc()ed,
+ * NUL-terminated *body. Returns 1; 0 when the peer closed the connection before the frame's
+ * first byte (a clean end); -1 with errno (ETIMEDOUT, EMSGSIZE: too large, EPROTO: the
+ * connection ended inside a frame, ...) and diag.
+ */
+int aif_proto_read_frame(int fd, char **body, size_t *len, uint32_t max, int64_t deadline_ms,
+			 const char *peer, struct aif_diag *diag);
+
+#endif
