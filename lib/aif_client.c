@@ -241,7 +241,7 @@ static int parse_server(struct aif_client *c, const char *server)
 	}
 	if (aif_proto_parse_u64(port, 65535, &number) < 0 || number == 0)
 		return -1;
-	snprintf(c->port, sizeof(c->port), "%" PRIu64, number);
+	snprintf(c->port, sizeof(c->port), "%u", (unsigned)(uint16_t)number); /* checked: 1..65535 */
 	return 0;
 }
 

@@ -540,7 +540,7 @@ static int decode_field(const char *s, size_t n, unsigned line, struct aif_proto
 	char shown[160], key[AIF_PROTO_MAX_KEY + 1];
 	char value[AIF_PROTO_MAX_VALUE + 1];
 	const char *eq = memchr(s, '=', n);
-	size_t klen, vlen;
+	size_t klen, vlen = 0;
 	long dup;
 
 	if (!eq) {
