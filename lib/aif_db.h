@@ -1,6 +1,6 @@
 /*
  * aif_db: aif's PostgreSQL schema, from this program's side. The migrations sql/NNN_name.sql
- * are embedded at build time (cmake/aif_embed_sql.cmake), so that a binary always carries the
+ * are embedded at build time (lib/embed_sql.cmake), so that a binary always carries the
  * exact schema it was built for; no file is read at run time.
  *
  * The schema version of a database is the highest version in aif.schema_migrations. Every

@@ -1,7 +1,7 @@
 # Embeds the migrations sql/NNN_name.sql into the binaries (lib/CMakeLists.txt runs it at build
 # time), so that no install path is needed at run time:
 #
-#   cmake -DSQL_DIR=<dir> -DOUT_C=<file.c> -DOUT_H=<file.h> -P aif_embed_sql.cmake
+#   cmake -DSQL_DIR=<dir> -DOUT_C=<file.c> -DOUT_H=<file.h> -P embed_sql.cmake
 #
 # OUT_C defines aif_migrations[] ({version, name, sql}, in version order) and aif_n_migrations
 # (declared in lib/aif_db.h); OUT_H defines AIF_SCHEMA_VERSION, the highest version. Versions
@@ -9,26 +9,26 @@
 
 foreach(var SQL_DIR OUT_C OUT_H)
   if(NOT ${var})
-    message(FATAL_ERROR "aif_embed_sql: ${var} is not set")
+    message(FATAL_ERROR "embed_sql: ${var} is not set")
   endif()
 endforeach()
 
 file(GLOB files RELATIVE "${SQL_DIR}" "${SQL_DIR}/*.sql")
 list(SORT files)
 if(NOT files)
-  message(FATAL_ERROR "aif_embed_sql: no migrations in ${SQL_DIR}")
+  message(FATAL_ERROR "embed_sql: no migrations in ${SQL_DIR}")
 endif()
 
-set(out "/* Generated from sql/NNN_name.sql by cmake/aif_embed_sql.cmake: do not edit. */\n")
+set(out "/* Generated from sql/NNN_name.sql by lib/embed_sql.cmake: do not edit. */\n")
 string(APPEND out "#include \"aif_db.h\"\n\nconst struct aif_migration aif_migrations[] = {\n")
 set(expected 1)
 foreach(f IN LISTS files)
   if(NOT f MATCHES "^([0-9][0-9][0-9])_([a-z0-9_]+)\\.sql$")
-    message(FATAL_ERROR "aif_embed_sql: ${SQL_DIR}/${f}: a migration is named NNN_name.sql (lower case)")
+    message(FATAL_ERROR "embed_sql: ${SQL_DIR}/${f}: a migration is named NNN_name.sql (lower case)")
   endif()
   math(EXPR version "${CMAKE_MATCH_1}")
   if(NOT version EQUAL expected)
-    message(FATAL_ERROR "aif_embed_sql: ${SQL_DIR}/${f}: expected migration number ${expected}")
+    message(FATAL_ERROR "embed_sql: ${SQL_DIR}/${f}: expected migration number ${expected}")
   endif()
   string(REGEX REPLACE "\\.sql$" "" name "${f}")
   file(READ "${SQL_DIR}/${f}" text)
@@ -44,7 +44,7 @@ endforeach()
 math(EXPR last "${expected} - 1")
 string(APPEND out "};\n\nconst size_t aif_n_migrations = sizeof(aif_migrations) / sizeof(aif_migrations[0]);\n")
 
-set(header "/* Generated from sql/NNN_name.sql by cmake/aif_embed_sql.cmake: do not edit. */\n")
+set(header "/* Generated from sql/NNN_name.sql by lib/embed_sql.cmake: do not edit. */\n")
 string(APPEND header "#ifndef AIF_SCHEMA_VERSION_H\n#define AIF_SCHEMA_VERSION_H\n\n")
 string(APPEND header "/* The highest migration in sql/: the schema version this build needs. */\n")
 string(APPEND header "#define AIF_SCHEMA_VERSION ${last}\n\n#endif\n")
