@@ -83,7 +83,7 @@ PGconn *aifctl_connect(const struct aifctl *ctl, int need_schema)
 	/* An explicit --config must exist; the default one is optional. */
 	if (!conninfo && (ctl->config_path || access(AIFCTL_DEFAULT_CONFIG, F_OK) == 0)) {
 		const char *path = ctl->config_path ? ctl->config_path : AIFCTL_DEFAULT_CONFIG;
-		if (aif_settings_read_file(config_settings, 1, &config, path, report_config_error, NULL) != 0)
+		if (aif_settings_read_file(config_settings, 1, &config, path, NULL, report_config_error, NULL) != 0)
 			return NULL;
 		if (config.db[0])
 			conninfo = config.db;

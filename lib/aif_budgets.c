@@ -310,9 +310,9 @@ static bool valid_id(const char *s)
 }
 
 /* Slurm's ClusterName, as aif accepts it: Slurm lower-cases it anyway. */
-static bool valid_cluster(const char *s)
+bool aif_valid_cluster_name(const char *name)
 {
-	return valid_name(s, "abcdefghijklmnopqrstuvwxyz0123456789_-");
+	return valid_name(name, "abcdefghijklmnopqrstuvwxyz0123456789_-");
 }
 
 /* Unix user and group names vary by site (LDAP, AD); refuse only what can never be one. */
@@ -989,7 +989,7 @@ static void read_clusters(struct loader *L, const struct ynode *node, const char
 			      name.text, owner, dup->node->line);
 			continue;
 		}
-		if (!valid_cluster(item->text)) {
+		if (!aif_valid_cluster_name(item->text)) {
 			error(L, item,
 			      "invalid cluster name %s in \"clusters\" of %s; " CLUSTER_RULE,
 			      name.text, owner);

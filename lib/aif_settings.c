@@ -194,13 +194,16 @@ static char *trim(char *s)
 }
 
 int aif_settings_read_file(const struct aif_setting *table, size_t n, void *dst, const char *path,
-			   aif_setting_report_fn report, void *arg)
+			   unsigned *lines, aif_setting_report_fn report, void *arg)
 {
 	FILE *f = fopen(path, "r");
 	char line[1024];
 	unsigned lineno = 0;
 	int errors = 0;
 	struct aif_diag diag;
+
+	if (lines)
+		memset(lines, 0, n * sizeof(*lines));
 
 	if (!f) {
 		aif_diag_clear(&diag);
@@ -239,6 +242,8 @@ int aif_settings_read_file(const struct aif_setting *table, size_t n, void *dst,
 		if (aif_setting_set(table, n, dst, key, value, &diag) < 0) {
 			report(path, lineno, &diag, arg);
 			errors++;
+		} else if (lines) {
+			lines[find(table, n, key) - table] = lineno;
 		}
 	}
 	if (ferror(f)) {

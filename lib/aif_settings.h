@@ -45,11 +45,13 @@ int aif_setting_parse_arg(const struct aif_setting *table, size_t n, void *dst, 
 /*
  * Read a config file of "key = value" lines ('#' starts a comment). Every error is reported
  * through report() with the file's path and line; returns the number of errors (0 = ok),
- * or -1 if the file cannot be read (also reported, with line 0).
+ * or -1 if the file cannot be read (also reported, with line 0). When lines is not NULL (an
+ * array of n), lines[i] is set to the line that last set table[i], or 0: so that checks made
+ * after reading (a user that must exist, say) can name the line too.
  */
 typedef void (*aif_setting_report_fn)(const char *path, unsigned line, const struct aif_diag *diag,
 				      void *arg);
 int aif_settings_read_file(const struct aif_setting *table, size_t n, void *dst, const char *path,
-			   aif_setting_report_fn report, void *arg);
+			   unsigned *lines, aif_setting_report_fn report, void *arg);
 
 #endif

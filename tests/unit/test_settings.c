@@ -160,7 +160,8 @@ static void test_file_reports_every_error_with_line(void **state)
 			 "this line has no equals sign\n"
 			 "timeout=3s\n"
 			 "colour = blue\n");
-	assert_int_equal(aif_settings_read_file(table, N, &c, path, collect, &r), 3);
+	unsigned lines[N];
+	assert_int_equal(aif_settings_read_file(table, N, &c, path, lines, collect, &r), 3);
 	assert_int_equal(r.n, 3);
 	assert_int_equal(r.lines[0], 4);
 	assert_string_equal(r.messages[0], "invalid value for setting \"retries\": \"11\"");
@@ -170,6 +171,11 @@ static void test_file_reports_every_error_with_line(void **state)
 	assert_string_equal(r.messages[2], "unrecognized setting \"colour\"");
 	assert_string_equal(c.server, "db.example.org");
 	assert_int_equal(c.timeout_ms, 3000);
+	/* the line that set each setting; 0 for unset and for invalid values */
+	assert_int_equal(lines[0], 2); /* server */
+	assert_int_equal(lines[1], 0); /* require_project */
+	assert_int_equal(lines[2], 0); /* retries: invalid on line 4 */
+	assert_int_equal(lines[3], 6); /* timeout */
 	unlink(path);
 }
 
@@ -178,7 +184,7 @@ static void test_missing_file(void **state)
 	struct conf c = {0};
 	struct reported r = {0};
 	(void)state;
-	assert_int_equal(aif_settings_read_file(table, N, &c, "/nonexistent/aifd.conf", collect, &r), -1);
+	assert_int_equal(aif_settings_read_file(table, N, &c, "/nonexistent/aifd.conf", NULL, collect, &r), -1);
 	assert_int_equal(r.n, 1);
 	assert_int_equal(r.lines[0], 0);
 	assert_string_equal(r.messages[0],
