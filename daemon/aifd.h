@@ -1,0 +1,30 @@
+/*
+ * aifd: the state of the running daemon. main() (aifd.c) owns the one struct aifd, opens
+ * what it holds in start-up order and closes all of it in aifd_close(); the loop serves it.
+ */
+#ifndef AIFD_AIFD_H
+#define AIFD_AIFD_H
+
+#include <stdbool.h>
+
+#include <libpq-fe.h>
+
+#include "config.h"
+#include "conn.h"
+#include "listener.h"
+
+struct aifd {
+	const char *config_path;
+	struct aifd_config config;  /* the running configuration; SIGHUP updates it */
+	PGconn *db;                 /* checked at start-up: aif's schema, this program's version */
+	struct listener unix_listener;
+	struct listener tcp_listener; /* not open with listen = none */
+	struct conn_list conns;     /* open connections */
+	struct conn_list closed;    /* closed in this round of events; freed after it */
+	int epoll_fd;               /* -1 until the loop runs */
+	int signal_fd;
+	int spare_fd;               /* kept free for accept() when out of fds: see loop.c */
+	bool stopping;
+};
+
+#endif

@@ -1,0 +1,41 @@
+#include "db.h"
+
+#include "aif_db.h"
+#include "log.h"
+
+/* Without it, an unreachable host would hold up start-up for the kernel's TCP timeouts. */
+#define DB_CONNECT_TIMEOUT "10"
+
+PGconn *db_connect(const struct aifd_config *config)
+{
+	/* Keywords before "dbname" are defaults: the expanded conninfo overrides them. */
+	static const char *const keywords[] = {"connect_timeout", "fallback_application_name",
+					       "dbname", NULL};
+	const char *values[] = {DB_CONNECT_TIMEOUT, "aifd", config->db, NULL};
+	struct aif_diag diag;
+	PGconn *conn;
+
+	conn = PQconnectdbParams(keywords, values, 1);
+	if (!conn) {
+		log_error("could not connect to the aif database: out of memory");
+		return NULL;
+	}
+	if (PQstatus(conn) != CONNECTION_OK) {
+		aif_diag_clear(&diag);
+		aif_diag_message(&diag, "could not connect to the aif database");
+		aif_diag_detail(&diag, "%s", PQerrorMessage(conn));
+		aif_diag_hint(&diag, "Check \"db\" in the config file, and that PostgreSQL is running "
+				     "and accepts aifd's connections.");
+		log_diag(LOG_LEVEL_ERROR, NULL, &diag);
+		PQfinish(conn);
+		return NULL;
+	}
+	if (aif_db_check_schema(conn, &diag) < 0) {
+		log_diag(LOG_LEVEL_ERROR, NULL, &diag);
+		PQfinish(conn);
+		return NULL;
+	}
+	log_info("connected to database \"%s\" on %s, schema version %d", PQdb(conn),
+		 PQhost(conn) ? PQhost(conn) : "the default host", AIF_SCHEMA_VERSION);
+	return conn;
+}
