@@ -1,0 +1,97 @@
+/*
+ * decide: aifd's admission decision, a pure function of a snapshot (snapshot.h) and a request.
+ * No I/O, no clock, no NSS: the caller passes "now" and the user's group names (resolved with
+ * getgrouplist), so that every decision can be table-tested.
+ *
+ * The checks, in order; the first one that fails is the answer, because each one makes the
+ * ones after it meaningless or would give advice that cannot work:
+ *
+ *   1. the project:
+ *      given:  it exists (else "unknown project"); it is not retired (a retired project has
+ *              no members, so the membership check would blame the user); the user, or one
+ *              of the user's groups, is a member (before the cluster: a non-member cannot use
+ *              it anywhere); its factory serves this cluster;
+ *      absent: the user's only active project usable on this cluster, else a refusal that
+ *              lists the candidates (several) or says there is none;
+ *   2. the sector: given, it must be one of the project's; absent, the project's default;
+ *   3. the budget, in every period that contains now (periods may overlap; each one must have
+ *      room), periods in order of start:
+ *      a. some period contains now, and the factory has a budget for each one (a factory
+ *         without a budget for a period has no GPU-hours there; a project without one is
+ *         limited only by its factory's);
+ *      b. the project is not exhausted (used >= its budget) in any of them;
+ *      c. the factory is not exhausted in any of them (the project's exhaustion comes first:
+ *         its figures are the ones the user sees in "aif status");
+ *   4. a warning (verdict warn, still admitted): the project's used percentage is at or above
+ *      one of its warn_at thresholds in some period (the highest threshold reached is named,
+ *      with the GPU-hours that remain); else the factory's, against the factory's warn_at.
+ *
+ * Both kinds (check at submit time, admit at start time) run the same checks; the kind is in
+ * the request for the caller's logs. Used GPU-hours count running jobs up to req->now (see
+ * struct snap_usage).
+ */
+#ifndef AIFD_DECIDE_H
+#define AIFD_DECIDE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "aif_diag.h"
+#include "snapshot.h"
+
+enum decide_kind {
+	DECIDE_CHECK, /* submit time, by the user */
+	DECIDE_ADMIT, /* start time, from slurmstepd */
+};
+
+enum decide_verdict {
+	DECIDE_OK,
+	DECIDE_WARN,
+	DECIDE_REFUSE,
+};
+
+/* Which check gave the verdict: for logs and tests (the diag is for the user). */
+enum decide_reason {
+	DECIDE_R_OK,
+	DECIDE_R_UNKNOWN_PROJECT,
+	DECIDE_R_RETIRED,
+	DECIDE_R_NOT_MEMBER,
+	DECIDE_R_WRONG_CLUSTER,
+	DECIDE_R_NO_PROJECT,     /* none given, and no candidate */
+	DECIDE_R_AMBIGUOUS,      /* none given, and several candidates */
+	DECIDE_R_BAD_SECTOR,
+	DECIDE_R_NO_BUDGET,
+	DECIDE_R_PROJECT_EXHAUSTED,
+	DECIDE_R_FACTORY_EXHAUSTED,
+	DECIDE_R_PROJECT_WARNING,
+	DECIDE_R_FACTORY_WARNING,
+};
+
+struct decide_request {
+	enum decide_kind kind;
+	const char *cluster;
+	uid_t uid;
+	const char *user; /* the user's name; NULL when it has none (then only groups count) */
+	const char *const *groups; /* the user's group names, primary included */
+	size_t n_groups;
+	const char *project; /* NULL or "": resolve the user's default project */
+	const char *sector;  /* NULL or "": the project's default sector */
+	int64_t now;         /* Unix seconds */
+};
+
+struct decision {
+	enum decide_verdict verdict;
+	enum decide_reason reason;
+	const char *project; /* resolved: points into the snapshot, NULL when unresolved */
+	const char *sector;  /* likewise */
+	struct aif_diag diag; /* empty on ok */
+};
+
+/* Fill *out; returns out->verdict. Never fails. */
+int decide(const struct snapshot *s, const struct decide_request *req, struct decision *out);
+
+const char *decide_verdict_name(enum decide_verdict v); /* "ok", "warn", "refuse" */
+const char *decide_reason_name(enum decide_reason r);   /* "unknown-project", ... */
+
+#endif

@@ -1,0 +1,855 @@
+/*
+ * store: group commit of usage records (store.h has the contract).
+ *
+ * The writer thread owns the connection; the queue is the only shared state (one mutex).
+ * Each group is written by ONE statement (below), run on its own, so that a group costs one
+ * round trip whatever its size. The statement merges the records per interval key first
+ * (starts and ends of the same key, duplicates), so that its result does not depend on the
+ * order of the records, and so that an INSERT ... ON CONFLICT never touches a row twice.
+ *
+ * When the statement fails on the data (SQLSTATE classes 22 and 23, and 55000 from the usage
+ * triggers), some batch of the group is bad: the group is written again in one transaction,
+ * bisected under savepoints (each half in a savepoint; a half that fails is split again) down
+ * to the single batches that fail, which are refused; the others commit. A bad batch costs
+ * the group about 2 log2(batches) statements, once.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+
+#include "aif_db.h"
+
+/* Without it, an unreachable host would hold the writer for the kernel's TCP timeouts. */
+#define STORE_CONNECT_TIMEOUT "10"
+/* The largest time to_timestamp() takes without error: 9999-12-31 23:59:59 UTC. */
+#define STORE_MAX_TIME 253402300799LL
+
+#define STORE_NPARAMS 12
+
+/*
+ * $1 is_end, $2 cluster, $3 job, $4 node, $5 restart, $6 project, $7 sector, $8 uid, $9 user,
+ * $10 gpus, $11 start (NULL: unknown), $12 end (NULL for starts). Per key the first start and
+ * the first end of the group count (WITH ORDINALITY keeps the order of arrival). The start
+ * record gives project, sector, uid, user and gpus; an end alone gives its own. Integers travel
+ * as bigint and are cast where stored, so that an out-of-range value is a data error (22003).
+ */
+static const char WRITE_SQL[] =
+	"WITH r AS ("
+	" SELECT * FROM unnest($1::boolean[], $2::text[], $3::bigint[], $4::text[], $5::bigint[],"
+	"  $6::text[], $7::text[], $8::bigint[], $9::text[], $10::bigint[], $11::bigint[],"
+	"  $12::bigint[]) WITH ORDINALITY"
+	"  AS r(is_end, cluster, job_id, node, restart_count, project_id, sector_id, uid,"
+	"   user_name, gpus, st, en, i)"
+	"), s AS ("
+	" SELECT DISTINCT ON (cluster, job_id, node, restart_count) * FROM r WHERE NOT is_end"
+	" ORDER BY cluster, job_id, node, restart_count, i"
+	"), e AS ("
+	" SELECT DISTINCT ON (cluster, job_id, node, restart_count) * FROM r WHERE is_end"
+	" ORDER BY cluster, job_id, node, restart_count, i"
+	"), k AS ("
+	" SELECT coalesce(s.cluster, e.cluster) AS cluster, coalesce(s.job_id, e.job_id) AS job_id,"
+	"  coalesce(s.node, e.node) AS node,"
+	"  coalesce(s.restart_count, e.restart_count) AS restart_count,"
+	"  CASE WHEN s.i IS NULL THEN e.project_id ELSE s.project_id END AS project_id,"
+	"  CASE WHEN s.i IS NULL THEN e.sector_id ELSE s.sector_id END AS sector_id,"
+	"  CASE WHEN s.i IS NULL THEN e.uid ELSE s.uid END AS uid,"
+	"  CASE WHEN s.i IS NULL THEN e.user_name ELSE s.user_name END AS user_name,"
+	"  CASE WHEN s.i IS NULL THEN e.gpus ELSE s.gpus END AS gpus,"
+	"  coalesce(s.st, e.st, e.en) AS st, e.en,"
+	"  CASE WHEN e.i IS NULL THEN NULL"
+	"   WHEN coalesce(s.st, e.st) IS NULL THEN 'epilog-no-start' ELSE 'epilog' END AS src"
+	" FROM s FULL JOIN e ON e.cluster = s.cluster AND e.job_id = s.job_id"
+	"  AND e.node = s.node AND e.restart_count = s.restart_count"
+	")"
+	" INSERT INTO aif.usage_intervals AS u (cluster, job_id, node, restart_count, project_id,"
+	"  sector_id, uid, user_name, gpus, started_at, ended_at, end_source)"
+	" SELECT cluster, job_id, node, restart_count::int, project_id, sector_id, uid::int,"
+	"  user_name, gpus::int, to_timestamp(st),"
+	"  CASE WHEN en IS NULL THEN NULL ELSE to_timestamp(greatest(en, st)) END, src"
+	" FROM k ORDER BY cluster, job_id, node, restart_count"
+	" ON CONFLICT (cluster, job_id, node, restart_count) DO UPDATE"
+	" SET ended_at = greatest(excluded.ended_at, u.started_at), end_source = 'epilog'"
+	" WHERE u.ended_at IS NULL AND excluded.ended_at IS NOT NULL";
+
+struct batch {
+	struct batch *next;
+	store_done_fn done;
+	void *arg;
+	size_t n;
+	bool refused;
+	struct aif_diag diag; /* why, when refused */
+	struct usage_record recs[]; /* then the strings they point to */
+};
+
+/* A growing text buffer for one array parameter. */
+struct buf {
+	char *data;
+	size_t len, cap;
+	bool failed; /* out of memory */
+};
+
+enum outcome {
+	OUTCOME_OK,
+	OUTCOME_DATA,  /* the data of some batch: bisect */
+	OUTCOME_RETRY, /* the connection or the server's state: reconnect, write the group again */
+	OUTCOME_FAIL,  /* neither: answer the group -1 */
+};
+
+struct store {
+	struct store_options opts;
+	char *conninfo;
+	PGconn *conn; /* writer thread only, after start */
+	pthread_t thread;
+
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	struct batch *head, *tail; /* the queue */
+	size_t queued;             /* records in the queue */
+	bool stopping;
+	struct store_stats stats;
+
+	/* Writer thread only. */
+	struct buf params[STORE_NPARAMS];
+	struct timespec last_flush;
+	bool dirty;     /* closed intervals may wait for a rollup flush */
+	bool gave_up;   /* stopping and the database stayed unreachable */
+	struct timespec stop_deadline;
+	unsigned backoff_ms;
+};
+
+void store_options_init(struct store_options *opts)
+{
+	memset(opts, 0, sizeof(*opts));
+	opts->rollup_flush_interval_ms = 5000;
+	opts->max_group_records = 20000;
+	opts->max_queued_records = 1000000;
+	opts->backoff_min_ms = 50;
+	opts->backoff_max_ms = 2000;
+	opts->stop_timeout_ms = 15000;
+}
+
+static void now(struct timespec *ts)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+}
+
+static long long ms_between(const struct timespec *a, const struct timespec *b)
+{
+	return (long long)(b->tv_sec - a->tv_sec) * 1000 + (b->tv_nsec - a->tv_nsec) / 1000000;
+}
+
+static void add_ms(struct timespec *ts, unsigned ms)
+{
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts->tv_nsec >= 1000000000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000;
+	}
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static void store_log(struct store *s, int is_error, const struct aif_diag *diag)
+{
+	if (s->opts.log)
+		s->opts.log(s->opts.log_arg, is_error, diag);
+}
+
+/* ---- array parameters ---- */
+
+static void buf_reserve(struct buf *b, size_t more)
+{
+	size_t cap;
+	char *data;
+
+	if (b->failed || b->len + more + 1 <= b->cap)
+		return;
+	cap = b->cap ? b->cap : 4096;
+	while (cap < b->len + more + 1)
+		cap *= 2;
+	data = realloc(b->data, cap);
+	if (!data) {
+		b->failed = true;
+		return;
+	}
+	b->data = data;
+	b->cap = cap;
+}
+
+static void buf_put(struct buf *b, const char *text, size_t len)
+{
+	buf_reserve(b, len);
+	if (b->failed)
+		return;
+	memcpy(b->data + b->len, text, len);
+	b->len += len;
+	b->data[b->len] = '\0';
+}
+
+static void buf_char(struct buf *b, char c)
+{
+	buf_put(b, &c, 1);
+}
+
+/* An array element: NULL, or a double-quoted string with " and \ escaped (array syntax). */
+static void put_text(struct buf *b, const char *text)
+{
+	const char *p;
+
+	if (!text) {
+		buf_put(b, "NULL", 4);
+		return;
+	}
+	buf_char(b, '"');
+	for (p = text; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			buf_char(b, '\\');
+		buf_char(b, *p);
+	}
+	buf_char(b, '"');
+}
+
+/* An integer element; negative means NULL (the only negative value is USAGE_TIME_UNKNOWN). */
+static void put_int(struct buf *b, int64_t v)
+{
+	char text[24];
+	int len;
+
+	if (v < 0) {
+		buf_put(b, "NULL", 4);
+		return;
+	}
+	len = snprintf(text, sizeof(text), "%lld", (long long)v);
+	buf_put(b, text, (size_t)len);
+}
+
+/* The twelve arrays of batches[lo, hi); false when out of memory. */
+static bool build_params(struct store *s, struct batch **batches, size_t lo, size_t hi)
+{
+	struct buf *p = s->params;
+	bool first = true;
+
+	for (int j = 0; j < STORE_NPARAMS; j++) {
+		p[j].len = 0;
+		p[j].failed = false;
+		buf_char(&p[j], '{');
+	}
+	for (size_t bi = lo; bi < hi; bi++) {
+		const struct batch *b = batches[bi];
+		for (size_t i = 0; i < b->n; i++) {
+			const struct usage_record *r = &b->recs[i];
+			bool is_end = r->event == USAGE_END;
+
+			if (!first)
+				for (int j = 0; j < STORE_NPARAMS; j++)
+					buf_char(&p[j], ',');
+			first = false;
+			buf_char(&p[0], is_end ? 't' : 'f');
+			put_text(&p[1], r->cluster);
+			put_int(&p[2], r->job);
+			put_text(&p[3], r->node);
+			put_int(&p[4], r->restart);
+			put_text(&p[5], r->project);
+			put_text(&p[6], r->sector);
+			put_int(&p[7], r->uid);
+			put_text(&p[8], r->user);
+			put_int(&p[9], r->gpus);
+			put_int(&p[10], r->start);
+			put_int(&p[11], is_end ? r->end : -1);
+		}
+	}
+	for (int j = 0; j < STORE_NPARAMS; j++) {
+		buf_char(&p[j], '}');
+		if (p[j].failed)
+			return false;
+	}
+	return true;
+}
+
+/* ---- talking to PostgreSQL ---- */
+
+static enum outcome classify(PGconn *conn, const PGresult *res)
+{
+	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	const char *code;
+
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+		return OUTCOME_OK;
+	if (PQstatus(conn) == CONNECTION_BAD)
+		return OUTCOME_RETRY;
+	code = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	if (!code)
+		return OUTCOME_RETRY; /* libpq's own error: the connection */
+	/* Connection, transaction rollback (deadlock, serialization), operator intervention
+	 * (shutdown, cancel), resources, system errors, lock not available. */
+	if (strncmp(code, "08", 2) == 0 || strncmp(code, "40", 2) == 0 ||
+	    strncmp(code, "57", 2) == 0 || strncmp(code, "53", 2) == 0 ||
+	    strncmp(code, "58", 2) == 0 || strcmp(code, "55P03") == 0)
+		return OUTCOME_RETRY;
+	/* The data: out of range, unknown project or sector, a closed interval. */
+	if (strncmp(code, "22", 2) == 0 || strncmp(code, "23", 2) == 0 ||
+	    strcmp(code, "55000") == 0)
+		return OUTCOME_DATA;
+	return OUTCOME_FAIL;
+}
+
+/* Run a statement without parameters; the outcome, diag on failure. */
+static enum outcome run(struct store *s, const char *sql, struct aif_diag *diag)
+{
+	PGresult *res = PQexec(s->conn, sql);
+	enum outcome o = classify(s->conn, res);
+
+	if (o != OUTCOME_OK)
+		aif_db_diag(diag, s->conn, res, sql);
+	PQclear(res);
+	return o;
+}
+
+static enum outcome write_range(struct store *s, struct batch **batches, size_t lo, size_t hi,
+				struct aif_diag *diag)
+{
+	const char *values[STORE_NPARAMS];
+	PGresult *res;
+	enum outcome o;
+
+	if (!build_params(s, batches, lo, hi)) {
+		aif_diag_clear(diag);
+		aif_diag_message(diag, "could not write usage: out of memory");
+		return OUTCOME_FAIL;
+	}
+	for (int j = 0; j < STORE_NPARAMS; j++)
+		values[j] = s->params[j].data;
+	res = PQexecParams(s->conn, WRITE_SQL, STORE_NPARAMS, NULL, values, NULL, NULL, 0);
+	o = classify(s->conn, res);
+	if (o != OUTCOME_OK)
+		aif_db_diag(diag, s->conn, res, "could not write usage");
+	PQclear(res);
+	return o;
+}
+
+/*
+ * Inside a transaction: write batches[lo, hi) under a savepoint; when their data fails, split
+ * them, down to single batches, which are marked refused. known_bad: this range is known to
+ * fail, do not try it whole again. Returns OK, RETRY or FAIL (then the transaction is lost).
+ */
+static enum outcome bisect(struct store *s, struct batch **batches, size_t lo, size_t hi,
+			   bool known_bad, struct aif_diag *diag)
+{
+	enum outcome o;
+	size_t mid;
+
+	if (!known_bad) {
+		o = run(s, "SAVEPOINT aif_store", diag);
+		if (o != OUTCOME_OK)
+			return o == OUTCOME_DATA ? OUTCOME_FAIL : o;
+		o = write_range(s, batches, lo, hi, diag);
+		if (o == OUTCOME_OK)
+			return run(s, "RELEASE SAVEPOINT aif_store", diag);
+		if (o != OUTCOME_DATA)
+			return o;
+		o = run(s, "ROLLBACK TO SAVEPOINT aif_store", diag);
+		if (o == OUTCOME_OK)
+			o = run(s, "RELEASE SAVEPOINT aif_store", diag);
+		if (o != OUTCOME_OK)
+			return o == OUTCOME_DATA ? OUTCOME_FAIL : o;
+		if (hi - lo == 1) {
+			batches[lo]->refused = true;
+			batches[lo]->diag = *diag;
+			return OUTCOME_OK;
+		}
+	}
+	mid = lo + (hi - lo) / 2;
+	o = bisect(s, batches, lo, mid, false, diag);
+	if (o == OUTCOME_OK)
+		o = bisect(s, batches, mid, hi, false, diag);
+	return o;
+}
+
+static enum outcome write_bisected(struct store *s, struct batch **batches, size_t nb,
+				   struct aif_diag *diag)
+{
+	enum outcome o = run(s, "BEGIN", diag);
+
+	if (o == OUTCOME_OK)
+		o = bisect(s, batches, 0, nb, true, diag);
+	if (o == OUTCOME_OK)
+		o = run(s, "COMMIT", diag);
+	if (o == OUTCOME_DATA)
+		o = OUTCOME_FAIL;
+	return o;
+}
+
+static void disconnect(struct store *s)
+{
+	PQfinish(s->conn);
+	s->conn = NULL;
+}
+
+static PGconn *connect_db(const char *conninfo)
+{
+	/* Keywords before "dbname" are defaults: the expanded conninfo overrides them. */
+	static const char *const keywords[] = {"connect_timeout", "fallback_application_name",
+					       "dbname", NULL};
+	const char *values[] = {STORE_CONNECT_TIMEOUT, "aifd-store", conninfo, NULL};
+
+	return PQconnectdbParams(keywords, values, 1);
+}
+
+/* Connect when not connected; false (diag) when the database cannot be reached now. */
+static bool ensure_connected(struct store *s, struct aif_diag *diag)
+{
+	if (s->conn)
+		return true;
+	s->conn = connect_db(s->conninfo);
+	if (s->conn && PQstatus(s->conn) == CONNECTION_OK) {
+		struct aif_diag info;
+
+		aif_diag_clear(&info);
+		aif_diag_message(&info, "reconnected to the aif database");
+		store_log(s, 0, &info);
+		pthread_mutex_lock(&s->lock);
+		s->stats.reconnects++;
+		pthread_mutex_unlock(&s->lock);
+		return true;
+	}
+	aif_db_diag(diag, s->conn, NULL, "could not connect to the aif database");
+	disconnect(s);
+	return false;
+}
+
+/* After a RETRY outcome: keep a healthy connection (out of any transaction), else drop it. */
+static void recover(struct store *s, const struct aif_diag *why)
+{
+	if (s->conn && PQstatus(s->conn) == CONNECTION_OK &&
+	    PQtransactionStatus(s->conn) != PQTRANS_IDLE) {
+		PGresult *res = PQexec(s->conn, "ROLLBACK");
+
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			disconnect(s);
+		PQclear(res);
+	}
+	if (s->conn && PQstatus(s->conn) != CONNECTION_OK) {
+		store_log(s, 1, why);
+		disconnect(s);
+	}
+}
+
+static bool stop_expired(struct store *s)
+{
+	struct timespec t;
+	bool stopping;
+
+	pthread_mutex_lock(&s->lock);
+	stopping = s->stopping;
+	pthread_mutex_unlock(&s->lock);
+	if (!stopping)
+		return false;
+	now(&t);
+	return ms_between(&s->stop_deadline, &t) >= 0;
+}
+
+static void backoff(struct store *s)
+{
+	sleep_ms(s->backoff_ms);
+	s->backoff_ms *= 2;
+	if (s->backoff_ms > s->opts.backoff_max_ms)
+		s->backoff_ms = s->opts.backoff_max_ms;
+}
+
+/*
+ * Write one group until it is decided: every batch gets done exactly once, after the
+ * decision (committed, refused or failed).
+ */
+static void write_group(struct store *s, struct batch **batches, size_t nb)
+{
+	struct aif_diag diag;
+	enum outcome o;
+	size_t records = 0, refused = 0;
+
+	aif_diag_clear(&diag);
+	for (;;) {
+		for (size_t i = 0; i < nb; i++)
+			batches[i]->refused = false;
+		if (s->gave_up) {
+			o = OUTCOME_FAIL;
+			aif_diag_message(&diag, "usage not written: the aif database was unreachable "
+						"when aifd stopped");
+			break;
+		}
+		if (!ensure_connected(s, &diag)) {
+			o = OUTCOME_RETRY;
+		} else {
+			o = write_range(s, batches, 0, nb, &diag);
+			if (o == OUTCOME_DATA && nb == 1) { /* nothing written: refuse it */
+				batches[0]->refused = true;
+				batches[0]->diag = diag;
+				o = OUTCOME_OK;
+			} else if (o == OUTCOME_DATA) {
+				o = write_bisected(s, batches, nb, &diag);
+			}
+		}
+		if (o != OUTCOME_RETRY)
+			break;
+		recover(s, &diag);
+		if (stop_expired(s)) {
+			s->gave_up = true;
+			store_log(s, 1, &diag);
+			continue;
+		}
+		backoff(s);
+	}
+	if (o == OUTCOME_OK)
+		s->backoff_ms = s->opts.backoff_min_ms;
+	if (o == OUTCOME_FAIL) {
+		store_log(s, 1, &diag);
+		recover(s, &diag);
+	}
+	for (size_t i = 0; i < nb; i++) {
+		struct batch *b = batches[i];
+
+		if (o == OUTCOME_FAIL) {
+			b->done(b->arg, -1, &diag);
+			refused++;
+		} else if (b->refused) {
+			store_log(s, 1, &b->diag);
+			b->done(b->arg, -1, &b->diag);
+			refused++;
+		} else {
+			b->done(b->arg, 0, NULL);
+			records += b->n;
+		}
+	}
+	pthread_mutex_lock(&s->lock);
+	if (o == OUTCOME_OK)
+		s->stats.groups++;
+	s->stats.records += records;
+	s->stats.refused += refused;
+	pthread_mutex_unlock(&s->lock);
+	if (records)
+		s->dirty = true;
+}
+
+/* aif.rollup_flush() when due (or forced), on a healthy connection; failures are logged only. */
+static void maybe_flush(struct store *s, bool force)
+{
+	struct aif_diag diag;
+	struct timespec t;
+
+	if (!s->dirty || !s->opts.rollup_flush_interval_ms || s->gave_up)
+		return;
+	now(&t);
+	if (!force && ms_between(&s->last_flush, &t) < (long long)s->opts.rollup_flush_interval_ms)
+		return;
+	s->last_flush = t; /* also when it fails: try again one interval later */
+	if (!ensure_connected(s, &diag)) {
+		store_log(s, 1, &diag);
+		return;
+	}
+	if (run(s, "SELECT aif.rollup_flush()", &diag) != OUTCOME_OK) {
+		store_log(s, 1, &diag);
+		recover(s, &diag);
+		return;
+	}
+	s->dirty = false;
+	pthread_mutex_lock(&s->lock);
+	s->stats.flushes++;
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void *writer(void *arg)
+{
+	struct store *s = arg;
+	struct batch **group = NULL;
+	size_t group_cap = 0;
+
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		size_t nb = 0, records = 0;
+		struct batch *b;
+
+		while (!s->head && !s->stopping) {
+			if (s->dirty && s->opts.rollup_flush_interval_ms) {
+				struct timespec due = s->last_flush;
+
+				add_ms(&due, s->opts.rollup_flush_interval_ms);
+				if (pthread_cond_timedwait(&s->wake, &s->lock, &due) == ETIMEDOUT) {
+					pthread_mutex_unlock(&s->lock);
+					maybe_flush(s, false);
+					pthread_mutex_lock(&s->lock);
+				}
+			} else {
+				pthread_cond_wait(&s->wake, &s->lock);
+			}
+		}
+		if (!s->head)
+			break; /* stopping, all written */
+		/* Whole batches, up to the cap (a larger batch goes alone). */
+		for (b = s->head; b && (nb == 0 || records + b->n <= s->opts.max_group_records);
+		     b = b->next) {
+			if (nb == group_cap) {
+				size_t cap = group_cap ? group_cap * 2 : 64;
+				struct batch **g = realloc(group, cap * sizeof(*g));
+
+				if (!g)
+					break;
+				group = g;
+				group_cap = cap;
+			}
+			group[nb++] = b;
+			records += b->n;
+		}
+		if (nb == 0) { /* out of memory for the group array: wait and try again */
+			pthread_mutex_unlock(&s->lock);
+			sleep_ms(100);
+			pthread_mutex_lock(&s->lock);
+			continue;
+		}
+		s->head = b;
+		if (!b)
+			s->tail = NULL;
+		s->queued -= records;
+		pthread_mutex_unlock(&s->lock);
+
+		write_group(s, group, nb);
+		for (size_t i = 0; i < nb; i++)
+			free(group[i]);
+		maybe_flush(s, false);
+		pthread_mutex_lock(&s->lock);
+	}
+	pthread_mutex_unlock(&s->lock);
+	maybe_flush(s, true);
+	free(group);
+	return NULL;
+}
+
+/* ---- the public side ---- */
+
+int store_start(const char *conninfo, struct store **out, struct aif_diag *diag)
+{
+	return store_start_opts(conninfo, NULL, out, diag);
+}
+
+int store_start_opts(const char *conninfo, const struct store_options *opts, struct store **out,
+		     struct aif_diag *diag)
+{
+	struct store *s;
+	pthread_condattr_t attr;
+	int err;
+
+	aif_diag_clear(diag);
+	*out = NULL;
+	s = calloc(1, sizeof(*s));
+	if (!s || !(s->conninfo = strdup(conninfo))) {
+		free(s);
+		aif_diag_message(diag, "could not start the usage writer: out of memory");
+		return -1;
+	}
+	if (opts)
+		s->opts = *opts;
+	else
+		store_options_init(&s->opts);
+	if (!s->opts.max_group_records)
+		s->opts.max_group_records = 1;
+	if (!s->opts.backoff_min_ms)
+		s->opts.backoff_min_ms = 1;
+	if (s->opts.backoff_max_ms < s->opts.backoff_min_ms)
+		s->opts.backoff_max_ms = s->opts.backoff_min_ms;
+	s->backoff_ms = s->opts.backoff_min_ms;
+
+	s->conn = connect_db(s->conninfo);
+	if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
+		aif_db_diag(diag, s->conn, NULL, "could not connect to the aif database");
+		goto fail;
+	}
+	if (aif_db_check_schema(s->conn, diag) < 0)
+		goto fail;
+
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->wake, &attr);
+	pthread_condattr_destroy(&attr);
+	pthread_mutex_init(&s->lock, NULL);
+	now(&s->last_flush);
+	err = pthread_create(&s->thread, NULL, writer, s);
+	if (err) {
+		aif_diag_message(diag, "could not start the usage writer: %s", strerror(err));
+		pthread_cond_destroy(&s->wake);
+		pthread_mutex_destroy(&s->lock);
+		goto fail;
+	}
+	*out = s;
+	return 0;
+fail:
+	PQfinish(s->conn);
+	free(s->conninfo);
+	free(s);
+	return -1;
+}
+
+static bool valid_name(const char *v)
+{
+	return v && v[0] != '\0';
+}
+
+static bool valid_time(int64_t t)
+{
+	return t >= 0 && t <= STORE_MAX_TIME;
+}
+
+/* NULL when the record can be stored, else why not. */
+static const char *check_record(const struct usage_record *r)
+{
+	if (r->event != USAGE_START && r->event != USAGE_END)
+		return "unknown event";
+	if (!valid_name(r->cluster))
+		return "no cluster";
+	if (!valid_name(r->node))
+		return "no node";
+	if (!valid_name(r->project))
+		return "no project";
+	if (!valid_name(r->sector))
+		return "no sector";
+	if (r->event == USAGE_START)
+		return valid_time(r->start) ? NULL : "invalid start time";
+	if (!valid_time(r->end))
+		return "invalid end time";
+	if (r->start != USAGE_TIME_UNKNOWN && (!valid_time(r->start) || r->start > r->end))
+		return "invalid start time";
+	return NULL;
+}
+
+static size_t str_size(const char *v)
+{
+	return v ? strlen(v) + 1 : 0;
+}
+
+static const char *copy_str(char **pool, const char *v)
+{
+	size_t len;
+	char *copy;
+
+	if (!v)
+		return NULL;
+	len = strlen(v) + 1;
+	copy = memcpy(*pool, v, len);
+	*pool += len;
+	return copy;
+}
+
+int store_submit(struct store *s, const struct usage_record *recs, size_t n, store_done_fn done,
+		 void *arg, struct aif_diag *diag)
+{
+	struct batch *b;
+	size_t strings = 0;
+	char *pool;
+
+	aif_diag_clear(diag);
+	if (n == 0) {
+		aif_diag_message(diag, "no usage records to store");
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct usage_record *r = &recs[i];
+		const char *why = check_record(r);
+
+		if (why) {
+			aif_diag_message(diag, "invalid usage record %zu: %s", i + 1, why);
+			aif_diag_detail(diag, "Job %u, node %s, restart %u.", r->job,
+					r->node ? r->node : "(none)", r->restart);
+			return -1;
+		}
+		strings += str_size(r->cluster) + str_size(r->node) + str_size(r->project) +
+			   str_size(r->sector) + str_size(r->user);
+	}
+	b = malloc(sizeof(*b) + n * sizeof(b->recs[0]) + strings);
+	if (!b) {
+		aif_diag_message(diag, "could not queue usage records: out of memory");
+		return -1;
+	}
+	b->next = NULL;
+	b->done = done;
+	b->arg = arg;
+	b->n = n;
+	b->refused = false;
+	pool = (char *)&b->recs[n];
+	for (size_t i = 0; i < n; i++) {
+		struct usage_record *r = &b->recs[i];
+
+		*r = recs[i];
+		r->cluster = copy_str(&pool, recs[i].cluster);
+		r->node = copy_str(&pool, recs[i].node);
+		r->project = copy_str(&pool, recs[i].project);
+		r->sector = copy_str(&pool, recs[i].sector);
+		r->user = copy_str(&pool, recs[i].user);
+		if (r->event == USAGE_START)
+			r->end = 0;
+	}
+
+	pthread_mutex_lock(&s->lock);
+	if (s->stopping || s->queued + n > s->opts.max_queued_records) {
+		bool stopping = s->stopping;
+
+		pthread_mutex_unlock(&s->lock);
+		free(b);
+		if (stopping) {
+			aif_diag_message(diag, "aifd is stopping");
+		} else {
+			aif_diag_message(diag, "too many usage records waiting to be written");
+			aif_diag_detail(diag, "%zu records are queued for the database.",
+					s->opts.max_queued_records);
+			aif_diag_hint(diag, "Send them again later; the database may be slow or unreachable.");
+		}
+		return -1;
+	}
+	if (s->tail)
+		s->tail->next = b;
+	else
+		s->head = b;
+	s->tail = b;
+	s->queued += n;
+	pthread_cond_signal(&s->wake);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+void store_stop(struct store *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	s->stopping = true;
+	now(&s->stop_deadline);
+	add_ms(&s->stop_deadline, s->opts.stop_timeout_ms);
+	pthread_cond_signal(&s->wake);
+	pthread_mutex_unlock(&s->lock);
+	pthread_join(s->thread, NULL);
+
+	PQfinish(s->conn);
+	for (int j = 0; j < STORE_NPARAMS; j++)
+		free(s->params[j].data);
+	pthread_cond_destroy(&s->wake);
+	pthread_mutex_destroy(&s->lock);
+	free(s->conninfo);
+	free(s);
+}
+
+void store_get_stats(struct store *s, struct store_stats *stats)
+{
+	pthread_mutex_lock(&s->lock);
+	*stats = s->stats;
+	pthread_mutex_unlock(&s->lock);
+}

@@ -1,0 +1,137 @@
+/*
+ * store: aifd's usage writer. One PostgreSQL connection and one thread that writes the usage
+ * records of many requests in one statement (group commit), so that throughput does not
+ * depend on one round trip per message.
+ *
+ * store_submit() queues a batch (the records of one request) and returns at once; the writer
+ * thread takes everything queued (up to max_group_records, whole batches only), writes it with
+ * ONE parameterized statement (the records travel as array parameters, never as SQL text),
+ * and after the commit calls each batch's done(arg, 0, NULL). A batch is all-or-nothing and
+ * its done is called exactly once:
+ *
+ *   - committed: done(arg, 0, NULL), only after the commit returned;
+ *   - refused: done(arg, -1, diag) when the batch itself cannot be written however often it
+ *     is retried (a record names an unknown project or sector, a value out of range). The
+ *     other batches of the group are written without it (see store.c: the group is bisected
+ *     under savepoints), so one bad client cannot block the others;
+ *   - not written: done(arg, -1, diag) when the database refuses the statement for a reason
+ *     that is not the batch's (no schema, no rights), or it was still unreachable when
+ *     store_stop() gave up. Nothing of the batch is acknowledged; the sender keeps the
+ *     records and sends them again (they are idempotent).
+ *
+ * A lost connection (PostgreSQL restarting, network) is not an answer: the writer reconnects
+ * with a capped exponential backoff and writes the same group again. The writes are
+ * idempotent, so a group whose COMMIT was in flight when the connection broke is simply
+ * written again, and acknowledged once.
+ *
+ * Semantics per interval key (cluster, job, node, restart), for the records of one group in
+ * any order, and across groups:
+ *   - a start inserts an open interval (nothing when the key is already stored);
+ *   - an end closes the open interval (ended_at = its time, end_source 'epilog'); when no
+ *     interval is stored and no start is in the group, it inserts the interval closed, with
+ *     started_at = the end record's own start time (see struct usage_record), end_source
+ *     'epilog'; without a start time it stores a zero-length interval with end_source
+ *     'epilog-no-start' (GPU-hours unknown: visible, never invented);
+ *   - an end of a closed interval, and any record stored before, change nothing;
+ *   - a start and its end in the same group give the closed interval [start, end].
+ *   An end earlier than the stored start closes the interval at its start (zero length):
+ *   a closed interval can never be corrected later (docs/database.md).
+ *
+ * At most every rollup_flush_interval_ms, after commits, the writer calls aif.rollup_flush().
+ */
+#ifndef AIFD_STORE_H
+#define AIFD_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aif_diag.h"
+
+enum usage_event {
+	USAGE_START,
+	USAGE_END,
+};
+
+/* start of an end record whose allocation start time is not known. */
+#define USAGE_TIME_UNKNOWN ((int64_t)-1)
+
+/*
+ * One usage record (docs/protocol.md, "usage"). Times are Unix seconds, UTC. An end record
+ * carries the allocation's start time too (the epilog knows it: SLURM job start time, or the
+ * node's spooled start record), so that an end alone is a complete interval when its start
+ * never arrived. The strings are copied by store_submit().
+ */
+struct usage_record {
+	enum usage_event event;
+	const char *cluster; /* Slurm ClusterName */
+	uint32_t job;
+	const char *node;
+	uint32_t restart; /* SLURM_JOB_RESTART_COUNT */
+	uint32_t gpus;    /* GPUs of the job on this node */
+	int64_t start;    /* allocation start; required for a start, USAGE_TIME_UNKNOWN allowed for an end */
+	int64_t end;      /* allocation end; required for an end, ignored for a start */
+	const char *project; /* resolved: the store does not resolve defaults */
+	const char *sector;
+	uint32_t uid;
+	const char *user; /* may be NULL */
+};
+
+/*
+ * Called once per batch, from the writer thread: status 0 = committed; -1 = not written,
+ * diag says why (valid only during the call). It must not block for long and must not call
+ * store_stop(); it may call store_submit().
+ */
+typedef void (*store_done_fn)(void *arg, int status, const struct aif_diag *diag);
+
+/* Things worth a log line (connection lost or back, a batch refused, a failed rollup flush). */
+typedef void (*store_log_fn)(void *arg, int is_error, const struct aif_diag *diag);
+
+struct store_options {
+	unsigned rollup_flush_interval_ms; /* 0: never flush; default 5000 */
+	size_t max_group_records;          /* records per statement (whole batches); default 20000 */
+	size_t max_queued_records;         /* store_submit refuses beyond; default 1000000 */
+	unsigned backoff_min_ms;           /* reconnect backoff, doubled up to max; default 50 */
+	unsigned backoff_max_ms;           /* default 2000 */
+	unsigned stop_timeout_ms;          /* store_stop keeps retrying a lost database so long; default 15000 */
+	store_log_fn log;                  /* may be NULL */
+	void *log_arg;
+};
+
+/* The defaults above. */
+void store_options_init(struct store_options *opts);
+
+struct store;
+
+/*
+ * Connect (conninfo as libpq takes it; connect_timeout defaults to 10 s), check the schema
+ * version and start the writer thread. Returns 0, or -1 with diag (nothing to free).
+ */
+int store_start(const char *conninfo, struct store **out, struct aif_diag *diag);
+int store_start_opts(const char *conninfo, const struct store_options *opts, struct store **out,
+		     struct aif_diag *diag);
+
+/*
+ * Queue n >= 1 records as one batch; thread-safe, never waits for the database. Returns 0
+ * (done will be called exactly once), or -1 with diag and done is never called: an invalid
+ * record (diag names it), the queue is full, or the store is stopping.
+ */
+int store_submit(struct store *s, const struct usage_record *recs, size_t n, store_done_fn done,
+		 void *arg, struct aif_diag *diag);
+
+/*
+ * Stop accepting, write everything queued (retrying a lost database for stop_timeout_ms, then
+ * answering the rest -1), join the thread, close the connection and free the store.
+ */
+void store_stop(struct store *s);
+
+struct store_stats {
+	uint64_t groups;       /* statements committed */
+	uint64_t records;      /* records committed */
+	uint64_t refused;      /* batches refused (done -1) */
+	uint64_t reconnects;   /* connections made after the first */
+	uint64_t flushes;      /* successful aif.rollup_flush() calls */
+};
+
+void store_get_stats(struct store *s, struct store_stats *stats);
+
+#endif
