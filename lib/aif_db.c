@@ -117,12 +117,19 @@ int aif_db_schema_version(PGconn *conn, struct aif_diag *diag)
 	return version;
 }
 
-static void newer_than_us(struct aif_diag *diag, int version)
+/* The schema version, or -1 with diag also when it is newer than this program can use. */
+static int known_schema_version(PGconn *conn, struct aif_diag *diag)
 {
-	aif_diag_clear(diag);
-	aif_diag_message(diag, "the database's aif schema (version %d) is newer than this program's (version %d)",
-			 version, AIF_SCHEMA_VERSION);
-	aif_diag_hint(diag, "Upgrade aif on this host.");
+	int version = aif_db_schema_version(conn, diag);
+
+	if (version > AIF_SCHEMA_VERSION) {
+		aif_diag_clear(diag);
+		aif_diag_message(diag, "the database's aif schema (version %d) is newer than this program's (version %d)",
+				 version, AIF_SCHEMA_VERSION);
+		aif_diag_hint(diag, "Upgrade aif on this host.");
+		return -1;
+	}
+	return version;
 }
 
 static bool ident_char(char c)
@@ -318,13 +325,9 @@ static int migrate_one(PGconn *conn, const struct aif_migration *m, int *applied
 	}
 	PQclear(res);
 
-	version = aif_db_schema_version(conn, diag);
+	version = known_schema_version(conn, diag);
 	if (version < 0)
 		goto fail;
-	if (version > AIF_SCHEMA_VERSION) {
-		newer_than_us(diag, version);
-		goto fail;
-	}
 	if (version >= m->version) {
 		rollback(conn); /* another migrator was first */
 		return 0;
@@ -375,13 +378,9 @@ int aif_db_migrate(PGconn *conn, int *applied, struct aif_diag *diag)
 	}
 
 	/* Up to date: no transaction, no lock. */
-	version = aif_db_schema_version(conn, diag);
+	version = known_schema_version(conn, diag);
 	if (version < 0)
 		return -1;
-	if (version > AIF_SCHEMA_VERSION) {
-		newer_than_us(diag, version);
-		return -1;
-	}
 	for (size_t i = 0; i < aif_n_migrations && version < AIF_SCHEMA_VERSION; i++) {
 		if (aif_migrations[i].version <= version)
 			continue;
@@ -396,13 +395,9 @@ int aif_db_check_schema(PGconn *conn, struct aif_diag *diag)
 	int version;
 
 	aif_diag_clear(diag);
-	version = aif_db_schema_version(conn, diag);
+	version = known_schema_version(conn, diag);
 	if (version < 0)
 		return -1;
-	if (version > AIF_SCHEMA_VERSION) {
-		newer_than_us(diag, version);
-		return -1;
-	}
 	if (version < AIF_SCHEMA_VERSION) {
 		if (version == 0)
 			aif_diag_message(diag, "the database has no aif schema");
