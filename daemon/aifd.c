@@ -5,8 +5,10 @@
  *   1. read and validate the config file (every error with file and line; exit 2);
  *   2. bind the Unix socket and the TCP listener (exit 1);
  *   3. give up root for the configured user (exit 1);
- *   4. connect to PostgreSQL and check the schema version (exit 1);
- *   5. serve until SIGTERM (exit 0).
+ *   4. connect to PostgreSQL, check the schema version and load the budgets (exit 1);
+ *   5. start the usage writer and the worker threads (exit 1);
+ *   6. serve until SIGTERM (exit 0); then answer what was received, and stop the threads in
+ *      the reverse order.
  * Binding comes before giving up root (the socket directory may need root); the database
  * connection comes after it, so that it is always made as the user aifd runs as: peer
  * authentication, ~/.pgpass and client certificates then see the same user at start-up as on
@@ -17,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,10 +52,8 @@ static void usage(FILE *out)
 		"  -V, --version          output version information, then exit\n"
 		"\n"
 		"aifd runs in the foreground and logs to stderr, or to syslog with \"syslog = yes\".\n"
-		"SIGHUP reloads the config file; SIGTERM or SIGINT stops aifd.\n"
-		"\n"
-		"This version of aifd checks its config, database and sockets and accepts\n"
-		"connections, but does not serve requests yet.\n");
+		"SIGHUP reloads the config file; SIGTERM or SIGINT stops aifd once every request\n"
+		"already received is answered.\n");
 }
 
 static void aifd_init(struct aifd *aifd, const char *config_path)
@@ -77,6 +78,16 @@ static void aifd_close(struct aifd *aifd)
 	conn_close_all(aifd, "aifd is stopping");
 	listener_close(aifd, &aifd->unix_listener);
 	listener_close(aifd, &aifd->tcp_listener);
+	/* Workers first (they submit to the store), then the store (it pokes refresh). */
+	pool_stop(aifd->pool);
+	aifd->pool = NULL;
+	if (aifd->store)
+		store_stop(aifd->store);
+	aifd->store = NULL;
+	handler_free(aifd->handler);
+	aifd->handler = NULL;
+	refresh_stop(aifd->refresh);
+	aifd->refresh = NULL;
 	if (aifd->db)
 		PQfinish(aifd->db);
 	aifd->db = NULL;
@@ -97,6 +108,63 @@ static int check_config(const char *path)
 	}
 	printf("aifd: configuration file \"%s\" is valid\n", path);
 	return EXIT_SUCCESS;
+}
+
+static void store_log(void *arg, int is_error, const struct aif_diag *diag)
+{
+	(void)arg;
+	log_diag(is_error ? LOG_LEVEL_ERROR : LOG_LEVEL_INFO, NULL, diag);
+}
+
+static int start_threads_blocked(struct aifd *aifd, const struct refresh_options *ropts,
+				 const struct handler_settings *hs)
+{
+	const struct aifd_config *config = &aifd->config;
+	struct store_options sopts;
+	struct pool_ops ops;
+	struct aif_diag diag;
+
+	aifd->refresh = refresh_start(aifd->db, ropts);
+	aifd->db = NULL; /* refresh owns it now, also after a failure */
+	if (!aifd->refresh)
+		return -1;
+	store_options_init(&sopts);
+	sopts.rollup_flush_interval_ms = (unsigned)config->flush_interval_ms;
+	sopts.log = store_log;
+	aif_diag_clear(&diag);
+	if (store_start_opts(config->db, &sopts, &aifd->store, &diag) < 0) {
+		log_diag(LOG_LEVEL_ERROR, NULL, &diag);
+		return -1;
+	}
+	aifd->handler = handler_new(hs, aifd->refresh, aifd->store);
+	if (!aifd->handler) {
+		log_error("out of memory");
+		return -1;
+	}
+	handler_pool_ops(aifd->handler, &ops);
+	aifd->pool = pool_start((unsigned)config->workers, &ops);
+	if (!aifd->pool)
+		return -1;
+	handler_set_pool(aifd->handler, aifd->pool);
+	return 0;
+}
+
+/* The budget snapshot, the usage writer and the workers; each logs its own failure. */
+static int start_threads(struct aifd *aifd)
+{
+	const struct aifd_config *config = &aifd->config;
+	struct refresh_options ropts = {config->db, (unsigned)config->refresh_interval_ms, 250};
+	struct handler_settings hs = {config->cluster, config->slurm_uid, config->slurm_user,
+				      config->munge_socket};
+	sigset_t all, was;
+	int rc;
+
+	/* Signals are the loop's (signalfd): the threads start with all of them blocked. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &was);
+	rc = start_threads_blocked(aifd, &ropts, &hs);
+	pthread_sigmask(SIG_SETMASK, &was, NULL);
+	return rc;
 }
 
 static int serve(struct aifd *aifd)
@@ -124,7 +192,7 @@ static int serve(struct aifd *aifd)
 	if (privs_drop(config) < 0)
 		return EXIT_FAILURE;
 	aifd->db = db_connect(config);
-	if (!aifd->db)
+	if (!aifd->db || start_threads(aifd) < 0)
 		return EXIT_FAILURE;
 
 	rc = loop_run(aifd);

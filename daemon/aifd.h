@@ -10,13 +10,17 @@
 #include <libpq-fe.h>
 
 #include "config.h"
+#include "handler.h"
+#include "pool.h"
+#include "refresh.h"
+#include "store.h"
 #include "conn.h"
 #include "listener.h"
 
 struct aifd {
 	const char *config_path;
 	struct aifd_config config;  /* the running configuration; SIGHUP updates it */
-	PGconn *db;                 /* checked at start-up: aif's schema, this program's version */
+	PGconn *db;                 /* checked at start-up, then handed to refresh */
 	struct listener unix_listener;
 	struct listener tcp_listener; /* not open with listen = none */
 	struct conn_list conns;     /* open connections */
@@ -24,6 +28,11 @@ struct aifd {
 	int epoll_fd;               /* -1 until the loop runs */
 	int signal_fd;
 	int spare_fd;               /* kept free for accept() when out of fds: see loop.c */
+	struct refresh *refresh;    /* the budget snapshot (owns the start-up connection) */
+	struct store *store;        /* the usage writer */
+	struct handler *handler;    /* what a request means */
+	struct pool *pool;          /* the worker threads */
+	unsigned long inflight;     /* requests received and not yet answered */
 	bool stopping;
 };
 

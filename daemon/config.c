@@ -28,14 +28,18 @@ static const struct aif_setting settings[] = {
 	{"slurm_user", AIF_SETTING_STRING, FIELD(slurm_user), 0, 0, NULL},
 	{"log_level", AIF_SETTING_ENUM, FIELD(log_level), 0, 0, log_level_names},
 	{"syslog", AIF_SETTING_BOOL, FIELD(syslog), 0, 0, NULL},
-	{"flush_interval", AIF_SETTING_DURATION, FIELD(flush_interval_ms), 1, SECONDS(10), NULL},
+	{"workers", AIF_SETTING_UINT, FIELD(workers), 1, 64, NULL},
+	{"refresh_interval", AIF_SETTING_DURATION, FIELD(refresh_interval_ms), 100, SECONDS(3600), NULL},
+	{"flush_interval", AIF_SETTING_DURATION, FIELD(flush_interval_ms), 100, SECONDS(3600), NULL},
 	{"reconcile_interval", AIF_SETTING_DURATION, FIELD(reconcile_interval_ms), SECONDS(1),
 	 SECONDS(24 * 3600), NULL},
 };
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
 
-/* What aifd cannot change while it runs: its identity, its database and its sockets. */
-static const char *const restart_only[] = {"cluster", "db", "listen", "socket", "user", NULL};
+/* What aifd cannot change while it runs: its identity, its database, its sockets, its threads. */
+static const char *const restart_only[] = {"cluster", "db", "listen", "socket", "user",
+					   "munge_socket", "slurm_user", "workers", "flush_interval",
+					   NULL};
 
 /* Never logged: a conninfo may carry a password. */
 static const char *const secret[] = {"db", NULL};
@@ -48,7 +52,9 @@ static const struct aifd_config defaults = {
 	.slurm_user = "slurm",
 	.log_level = LOG_LEVEL_INFO,
 	.syslog = false,
-	.flush_interval_ms = 10,
+	.workers = 4,
+	.refresh_interval_ms = SECONDS(2),
+	.flush_interval_ms = SECONDS(5),
 	.reconcile_interval_ms = SECONDS(60),
 };
 

@@ -27,7 +27,9 @@ struct aifd_config {
 	char slurm_user[64];                       /* Slurm's SlurmUser: trusted like root */
 	int log_level;                             /* enum log_level */
 	bool syslog;
-	unsigned long flush_interval_ms;           /* longest wait of a usage message before commit */
+	unsigned long workers;                     /* threads decoding and answering requests */
+	unsigned long refresh_interval_ms;         /* longest use of one budget snapshot */
+	unsigned long flush_interval_ms;           /* how often usage is folded into the rollups */
 	unsigned long reconcile_interval_ms;       /* how often to reconcile with slurmctld */
 
 	/* Resolved through NSS while validating. */

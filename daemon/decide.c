@@ -308,7 +308,7 @@ static const struct snap_project *default_project(const struct snapshot *s,
 	if (n == 0) {
 		aif_diag_message(&out->diag, "no project given, and %s is not a member of any project on cluster \"%s\"",
 				 user_label(who, sizeof(who), req), req->cluster);
-		aif_diag_hint(&out->diag, "Ask your AI Factory to add you to a project; \"aif status\" lists your projects.");
+		aif_diag_hint(&out->diag, "Ask your AI Factory to add you to a project; \"aifctl projects\" lists your projects.");
 		refuse(out, DECIDE_R_NO_PROJECT);
 		return NULL;
 	}
@@ -333,7 +333,7 @@ static const struct snap_project *given_project(const struct snapshot *s,
 
 	if (!p) {
 		aif_diag_message(&out->diag, "unknown project \"%s\"", req->project);
-		aif_diag_hint(&out->diag, "\"aif status\" lists your projects.");
+		aif_diag_hint(&out->diag, "\"aifctl projects\" lists your projects.");
 		refuse(out, DECIDE_R_UNKNOWN_PROJECT);
 		return NULL;
 	}
@@ -342,7 +342,7 @@ static const struct snap_project *given_project(const struct snapshot *s,
 	if (p->retired) {
 		aif_diag_message(&out->diag, "project \"%s\" is retired", p->id);
 		aif_diag_detail(&out->diag, "It is no longer in the budgets of AI Factory \"%s\".", f->id);
-		aif_diag_hint(&out->diag, "Use another project; \"aif status\" lists yours.");
+		aif_diag_hint(&out->diag, "Use another project; \"aifctl projects\" lists yours.");
 		refuse(out, DECIDE_R_RETIRED);
 		return NULL;
 	}
@@ -409,6 +409,55 @@ int decide(const struct snapshot *s, const struct decide_request *req, struct de
 		return refuse(out, DECIDE_R_BAD_SECTOR);
 	}
 	return check_budgets(s, req, p, out);
+}
+
+const char *decide_default_sector(const struct snapshot *s, const char *id)
+{
+	const struct snap_project *p = find_project(s, id);
+
+	return p && p->n_sectors ? p->sectors[0] : NULL;
+}
+
+static const char *state_name(const struct snap_policy *pol, double used, double budget)
+{
+	if (used >= budget)
+		return "exhausted";
+	return pol->n_warn_at && used * 100.0 >= (double)pol->warn_at[0] * budget ? "warning" : "ok";
+}
+
+size_t decide_status(const struct snapshot *s, const struct decide_request *req, int all,
+		     void (*fn)(void *arg, const struct project_status *st), void *arg)
+{
+	size_t lines = 0;
+
+	for (size_t pi = 0; pi < s->n_projects; pi++) {
+		const struct snap_project *p = &s->projects[pi];
+		const struct snap_factory *f = &s->factories[p->factory];
+
+		if (p->retired || (!all && !is_member(p, req)))
+			continue;
+		for (size_t i = 0; i < s->n_periods; i++) {
+			const struct snap_budget *pb = budget_for(p->budgets, p->n_budgets, i);
+			const struct snap_budget *fb = budget_for(f->budgets, f->n_budgets, i);
+			struct project_status st = {p->id, f->id, s->periods[i].id, "project", 0, 0, NULL};
+
+			if (!contains(&s->periods[i], req->now) || (!pb && !fb))
+				continue;
+			if (pb) {
+				st.budget_gpu_hours = pb->gpu_hours;
+				st.used_gpu_hours = project_used(s, i, pi, req->now);
+				st.state = state_name(&p->policy, st.used_gpu_hours, pb->gpu_hours);
+			} else {
+				st.scope = "factory";
+				st.budget_gpu_hours = fb->gpu_hours;
+				st.used_gpu_hours = factory_used(s, i, p->factory, req->now);
+				st.state = state_name(&f->policy, st.used_gpu_hours, fb->gpu_hours);
+			}
+			fn(arg, &st);
+			lines++;
+		}
+	}
+	return lines;
 }
 
 const char *decide_verdict_name(enum decide_verdict v)

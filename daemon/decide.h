@@ -21,7 +21,7 @@
  *         limited only by its factory's);
  *      b. the project is not exhausted (used >= its budget) in any of them;
  *      c. the factory is not exhausted in any of them (the project's exhaustion comes first:
- *         its figures are the ones the user sees in "aif status");
+ *         its figures are the ones the user sees in "aifctl projects");
  *   4. a warning (verdict warn, still admitted): the project's used percentage is at or above
  *      one of its warn_at thresholds in some period (the highest threshold reached is named,
  *      with the GPU-hours that remain); else the factory's, against the factory's warn_at.
@@ -90,6 +90,29 @@ struct decision {
 
 /* Fill *out; returns out->verdict. Never fails. */
 int decide(const struct snapshot *s, const struct decide_request *req, struct decision *out);
+
+/*
+ * One line of a "status" answer: a project's budget in one period that contains now. When
+ * the project has no budget of its own there, the figures are its factory's (scope
+ * "factory"), since that is what limits it.
+ */
+struct project_status {
+	const char *project, *factory, *period; /* point into the snapshot */
+	const char *scope;                       /* "project" or "factory" */
+	double budget_gpu_hours, used_gpu_hours;
+	const char *state;                       /* "ok", "warning", "exhausted" */
+};
+
+/*
+ * The status of the projects req's user (or groups) is a member of, or of every active
+ * project when all is set (root and SlurmUser), in every period that contains req->now,
+ * by project id, then period. fn is called once per line; returns the number of lines.
+ */
+size_t decide_status(const struct snapshot *s, const struct decide_request *req, int all,
+		     void (*fn)(void *arg, const struct project_status *st), void *arg);
+
+/* The default (first) sector of project id; NULL for an unknown project or one without sectors. */
+const char *decide_default_sector(const struct snapshot *s, const char *id);
 
 const char *decide_verdict_name(enum decide_verdict v); /* "ok", "warn", "refuse" */
 const char *decide_reason_name(enum decide_reason r);   /* "unknown-project", ... */

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -10,7 +11,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "aif_client.h"
 #include "aifd.h"
+#include "pool.h"
+#include "refresh.h"
+#include "request.h"
 #include "conn.h"
 #include "log.h"
 
@@ -21,6 +26,17 @@ int loop_watch(struct aifd *aifd, struct watch *watch, uint32_t events)
 	struct epoll_event ev = {.events = events, .data.ptr = watch};
 
 	if (epoll_ctl(aifd->epoll_fd, EPOLL_CTL_ADD, watch->fd, &ev) < 0) {
+		log_error("could not watch file descriptor %d: %s", watch->fd, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int loop_modify(struct aifd *aifd, struct watch *watch, uint32_t events)
+{
+	struct epoll_event ev = {.events = events, .data.ptr = watch};
+
+	if (epoll_ctl(aifd->epoll_fd, EPOLL_CTL_MOD, watch->fd, &ev) < 0) {
 		log_error("could not watch file descriptor %d: %s", watch->fd, strerror(errno));
 		return -1;
 	}
@@ -97,7 +113,9 @@ static void signal_ready(struct aifd *aifd, struct watch *watch, uint32_t events
 		switch (info.ssi_signo) {
 		case SIGHUP:
 			log_info("received SIGHUP; reloading configuration file \"%s\"", aifd->config_path);
-			config_reload(aifd->config_path, &aifd->config);
+			if (config_reload(aifd->config_path, &aifd->config) == 0)
+				refresh_set_interval(aifd->refresh,
+						     (unsigned)aifd->config.refresh_interval_ms);
 			break;
 		case SIGTERM:
 		case SIGINT:
@@ -112,15 +130,18 @@ static void signal_ready(struct aifd *aifd, struct watch *watch, uint32_t events
 	}
 }
 
-/*
- * Before exiting on SIGTERM: the hook where the work already received is finished. Once
- * usage recording exists, this commits the usage messages received but not yet committed and
- * answers their senders, so that everything acknowledged is in PostgreSQL and nothing
- * received is lost. Today nothing is ever pending.
- */
-static void finish_received_work(struct aifd *aifd)
+/* Answers from the workers (and from the store, for usage). */
+static void answers_ready(struct aifd *aifd, struct watch *watch, uint32_t events)
 {
-	(void)aifd;
+	struct request *req = pool_take_done(aifd->pool);
+
+	(void)watch;
+	(void)events;
+	while (req) {
+		struct request *next = req->next;
+		conn_answered(aifd, req);
+		req = next;
+	}
 }
 
 static int open_signal_fd(struct aifd *aifd)
@@ -145,10 +166,27 @@ static int open_signal_fd(struct aifd *aifd)
 	return 0;
 }
 
+/*
+ * Once stopping: how long to wait for the answers to requests already received. The store
+ * keeps retrying a lost database for its stop_timeout; this is a last resort beyond it.
+ */
+#define STOP_WAIT_MS (60 * 1000)
+#define SWEEP_EVERY_MS 10000
+
+static bool busy_writing(const struct aifd *aifd)
+{
+	for (const struct conn *c = aifd->conns.head; c; c = c->next)
+		if (c->state == CONN_WRITING)
+			return true;
+	return false;
+}
+
 int loop_run(struct aifd *aifd)
 {
 	struct watch signals = {-1, signal_ready};
+	struct watch answers = {-1, answers_ready};
 	struct epoll_event events[MAX_EVENTS];
+	int64_t last_sweep = aif_clock_ms(), stop_deadline = 0;
 
 	aifd->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	if (aifd->epoll_fd < 0) {
@@ -159,7 +197,8 @@ int loop_run(struct aifd *aifd)
 	if (open_signal_fd(aifd) < 0)
 		return 1;
 	signals.fd = aifd->signal_fd;
-	if (loop_watch(aifd, &signals, EPOLLIN) < 0)
+	answers.fd = pool_fd(aifd->pool);
+	if (loop_watch(aifd, &signals, EPOLLIN) < 0 || loop_watch(aifd, &answers, EPOLLIN) < 0)
 		return 1;
 	if (aifd->unix_listener.watch.fd >= 0) {
 		aifd->unix_listener.watch.ready = listener_ready;
@@ -173,8 +212,27 @@ int loop_run(struct aifd *aifd)
 	}
 	log_info("aifd is ready (cluster \"%s\")", aifd->config.cluster);
 
-	while (!aifd->stopping) {
-		int n = epoll_wait(aifd->epoll_fd, events, MAX_EVENTS, -1);
+	for (;;) {
+		int64_t now;
+		int n;
+
+		if (aifd->stopping) {
+			if (!stop_deadline) {
+				stop_deadline = aif_clock_ms() + STOP_WAIT_MS;
+				if (aifd->inflight)
+					log_info("answering %lu requests already received", aifd->inflight);
+			}
+			conn_sweep(aifd, aif_clock_ms(), true);
+			conn_free_closed(aifd);
+			if (!aifd->inflight && !busy_writing(aifd))
+				break;
+			if (aif_clock_ms() > stop_deadline) {
+				log_error("stopping with %lu requests unanswered after %d s; their senders will send them again",
+					  aifd->inflight, STOP_WAIT_MS / 1000);
+				break;
+			}
+		}
+		n = epoll_wait(aifd->epoll_fd, events, MAX_EVENTS, aifd->stopping ? 100 : SWEEP_EVERY_MS);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -186,10 +244,14 @@ int loop_run(struct aifd *aifd)
 			if (watch->fd >= 0) /* not closed earlier in this round */
 				watch->ready(aifd, watch, events[i].events);
 		}
+		now = aif_clock_ms();
+		if (now - last_sweep >= SWEEP_EVERY_MS) {
+			conn_sweep(aifd, now, false);
+			last_sweep = now;
+		}
 		conn_free_closed(aifd);
 	}
 
-	finish_received_work(aifd);
 	conn_close_all(aifd, "aifd is stopping");
 	return 0;
 }

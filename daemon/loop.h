@@ -23,10 +23,12 @@ struct watch {
 /* Start and stop waiting for events on watch->fd. loop_watch returns 0, or -1 (logged). */
 int loop_watch(struct aifd *aifd, struct watch *watch, uint32_t events);
 void loop_unwatch(struct aifd *aifd, struct watch *watch);
+/* Change the events of a watched fd (0: only hang-ups and errors). 0, or -1 (logged). */
+int loop_modify(struct aifd *aifd, struct watch *watch, uint32_t events);
 
 /*
- * Serve until SIGTERM or SIGINT: then stop accepting (the listeners are closed), finish the
- * work already received, close the connections and return 0. Returns 1 when the loop cannot
+ * Serve until SIGTERM or SIGINT: then stop accepting (the listeners are closed), answer every
+ * request already received (usage only once committed), close the connections and return 0. Returns 1 when the loop cannot
  * run at all (logged).
  */
 int loop_run(struct aifd *aifd);

@@ -526,7 +526,7 @@ static void write_group(struct store *s, struct batch **batches, size_t nb)
 			refused++;
 		} else if (b->refused) {
 			store_log(s, 1, &b->diag);
-			b->done(b->arg, -1, &b->diag);
+			b->done(b->arg, STORE_REFUSED, &b->diag);
 			refused++;
 		} else {
 			b->done(b->arg, 0, NULL);

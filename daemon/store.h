@@ -10,7 +10,7 @@
  * its done is called exactly once:
  *
  *   - committed: done(arg, 0, NULL), only after the commit returned;
- *   - refused: done(arg, -1, diag) when the batch itself cannot be written however often it
+ *   - refused: done(arg, STORE_REFUSED, diag) when the batch itself cannot be written however often it
  *     is retried (a record names an unknown project or sector, a value out of range). The
  *     other batches of the group are written without it (see store.c: the group is bisected
  *     under savepoints), so one bad client cannot block the others;
@@ -76,9 +76,12 @@ struct usage_record {
 	const char *user; /* may be NULL */
 };
 
+/* The status of a batch that can never be written as it is (see "refused" above). */
+#define STORE_REFUSED (-2)
+
 /*
- * Called once per batch, from the writer thread: status 0 = committed; -1 = not written,
- * diag says why (valid only during the call). It must not block for long and must not call
+ * Called once per batch, from the writer thread: status 0 = committed; STORE_REFUSED = the
+ * batch itself is bad; -1 = not written this time; diag says why (valid only during the call). It must not block for long and must not call
  * store_stop(); it may call store_submit().
  */
 typedef void (*store_done_fn)(void *arg, int status, const struct aif_diag *diag);

@@ -668,7 +668,7 @@ static const struct fspec usage_record[] = {
 	{"event", T_EVENT, true},   {"job", T_U32, true},	   {"node", T_NAME, true},
 	{"restart", T_U32, true},   {"gpus", T_U32, true},	   {"time", T_U64, true},
 	{"project", T_NAME, false}, {"sector", T_NAME, false}, {"uid", T_U32, true},
-	{"user", T_NAME, false},    {NULL, T_TEXT, false}};
+	{"user", T_NAME, false},    {"start", T_U64, false},	   {NULL, T_TEXT, false}};
 static const struct fspec resp_resolved[] = {
 	{"project", T_NAME, true}, {"sector", T_NAME, true}, {NULL, T_TEXT, false}};
 static const struct fspec resp_acked[] = {{"acked", T_COUNT, true}, {NULL, T_TEXT, false}};

@@ -164,9 +164,12 @@ tcp_listening || fail "aifd does not listen on 127.0.0.1:$port"
 unix_listening || fail "aifd does not listen on $sock"
 assert_eq "srw-rw-rw-" "$(stat -c %A "$sock")" "socket mode"
 assert_eq "drwxr-xr-x $run_user" "$(stat -c '%A %U' "$work/run")" "socket directory"
+# A frame that is no MUNGE credential gets an error answer (tests/integration/aifd_requests.sh
+# covers requests in full).
 exec 3<>"/dev/tcp/127.0.0.1/$port"
-echo "hello" >&3
-timeout 5 cat <&3 >/dev/null || fail "aifd did not close a TCP connection"
+printf '\0\0\0\5hello' >&3
+assert_eq "AIF/1 error" "$(timeout 5 head -c 15 <&3 | tail -c +5)" "answer to a bad frame over TCP"
+exec 3>&-
 exec 3>&-
 wait_log "DEBUG:  connection [0-9]+ from 127\.0\.0\.1:[0-9]+ on tcp" "TCP connection accepted"
 wait_log "DEBUG:  closing connection [0-9]+ from 127\.0\.0\.1" "TCP connection closed"
@@ -186,11 +189,11 @@ kill -HUP "$pid"
 wait_log "keeping the running configuration" "SIGHUP with a broken config"
 assert_match "good.conf:8: invalid value for setting \"log_level\"" "$(cat "$log")" "reload error line"
 kill -0 "$pid" || fail "aifd exited on a broken config"
-write_config "$work/good.conf" "$db" "flush_interval = 20ms"
+write_config "$work/good.conf" "$db" "refresh_interval = 3s"
 sed -i "s/^listen = .*/listen = 127.0.0.1:$(free_port)/" "$work/good.conf"
 kill -HUP "$pid"
 wait_log "INFO:  reloaded configuration file \"$work/good.conf\"" "SIGHUP with a fixed config"
-assert_match "setting \"flush_interval\" changed from \"10ms\" to \"20ms\"" "$(cat "$log")" "applied change"
+assert_match "setting \"refresh_interval\" changed from \"2000ms\" to \"3000ms\"" "$(cat "$log")" "applied change"
 assert_match "WARNING:  setting \"listen\" changed .*takes effect when aifd is restarted" "$(cat "$log")" "restart-only change"
 tcp_listening || fail "the old TCP listener must stay until a restart"
 

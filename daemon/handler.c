@@ -1,0 +1,502 @@
+#include "handler.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <munge.h>
+
+#include "aif_proto.h"
+#include "decide.h"
+#include "identity.h"
+#include "log.h"
+#include "request.h"
+
+struct handler {
+	char cluster[64];
+	uid_t slurm_uid;
+	char slurm_user[64];
+	char *munge_socket;
+	struct refresh *refresh;
+	struct store *store;
+	struct pool *pool;
+};
+
+/* Encode m as the answer to req and hand req back to the loop. */
+static void reply(struct handler *h, struct request *req, struct aif_proto_msg *m)
+{
+	static const char fallback[] = "AIF/1 error\nmessage=aifd could not encode its answer\n";
+	char *out = NULL;
+	size_t len = 0;
+
+	if (aif_proto_encode(m, &out, &len) < 0) {
+		log_error("connection %llu from %s: could not encode an answer: %s",
+			  (unsigned long long)req->conn_id, req->peer, strerror(errno));
+		out = strdup(fallback);
+		len = out ? sizeof(fallback) - 1 : 0;
+	}
+	aif_proto_msg_free(m);
+	req->response = out;
+	req->response_len = len;
+	pool_done(h->pool, req);
+}
+
+/* Set message, detail and hint of the header from diag (empty parts left out). */
+static void set_diag(struct aif_proto_msg *m, const struct aif_diag *diag)
+{
+	if (diag->message[0])
+		aif_proto_set(&m->header, "message", diag->message);
+	if (diag->detail[0])
+		aif_proto_set(&m->header, "detail", diag->detail);
+	if (diag->hint[0])
+		aif_proto_set(&m->header, "hint", diag->hint);
+}
+
+/* An answer of kind with diag's text; nonce NULL for requests aifd could not read. */
+static void reply_diag(struct handler *h, struct request *req, enum aif_proto_kind kind,
+		       const char *nonce, const struct aif_diag *diag)
+{
+	struct aif_proto_msg m;
+
+	aif_proto_msg_init(&m, kind);
+	if (nonce)
+		aif_proto_set(&m.header, "nonce", nonce);
+	set_diag(&m, diag);
+	reply(h, req, &m);
+}
+
+static void log_request(enum log_level level, const struct request *req, uid_t uid,
+			const char *what, const struct aif_diag *diag)
+{
+	char where[200];
+
+	if (!log_enabled(level))
+		return;
+	snprintf(where, sizeof(where), "connection %llu from %s, uid %lu, %s",
+		 (unsigned long long)req->conn_id, req->peer, (unsigned long)uid, what);
+	log_diag(level, where, diag);
+}
+
+/* Step 1: the credential. Returns 0 with the payload (free it), or -1 (answered). */
+static int authenticate(struct handler *h, munge_ctx_t munge, struct request *req, void **payload,
+			int *len, uid_t *uid, gid_t *gid)
+{
+	munge_err_t e;
+	struct aif_diag d;
+
+	*payload = NULL;
+	e = munge_decode(req->frame, munge, payload, len, uid, gid);
+	if (e == EMUNGE_SUCCESS)
+		return 0;
+	free(*payload);
+	*payload = NULL;
+	aif_diag_clear(&d);
+	switch (e) {
+	case EMUNGE_CRED_REPLAYED:
+		aif_diag_message(&d, "request refused: its MUNGE credential was already used");
+		aif_diag_detail(&d, "A credential is valid for one request only; this one was replayed.");
+		aif_diag_hint(&d, "Clients encode a new credential for every request, also for retries.");
+		break;
+	case EMUNGE_CRED_EXPIRED:
+	case EMUNGE_CRED_REWOUND:
+		aif_diag_message(&d, "request refused: its MUNGE credential has %s",
+				 e == EMUNGE_CRED_EXPIRED ? "expired" : "a time in the future");
+		aif_diag_hint(&d, "Check that the clocks of the sender and of aifd's host agree (NTP).");
+		break;
+	case EMUNGE_SOCKET:
+	case EMUNGE_SNAFU:
+	case EMUNGE_NO_MEMORY:
+		aif_diag_message(&d, "aifd could not check the request's MUNGE credential");
+		aif_diag_detail(&d, "munge: %s.", munge_ctx_strerror(munge) ? munge_ctx_strerror(munge) : munge_strerror(e));
+		aif_diag_hint(&d, "Check that munged is running on aifd's host.");
+		break;
+	default:
+		aif_diag_message(&d, "request refused: invalid MUNGE credential");
+		aif_diag_detail(&d, "munge: %s.", munge_ctx_strerror(munge) ? munge_ctx_strerror(munge) : munge_strerror(e));
+		aif_diag_hint(&d, "Sender and aifd must share the MUNGE key of this cluster.");
+		break;
+	}
+	log_request(LOG_LEVEL_WARNING, req, (uid_t)-1, "credential refused", &d);
+	reply_diag(h, req, AIF_PROTO_ERROR, NULL, &d);
+	return -1;
+}
+
+static bool privileged(const struct handler *h, uid_t uid)
+{
+	return uid == 0 || uid == h->slurm_uid;
+}
+
+/* check and admit: the decision, on the current snapshot. */
+static void handle_decision(struct handler *h, struct request *req, const struct aif_proto_msg *m,
+			    uid_t sender, gid_t sender_gid)
+{
+	const char *nonce = aif_proto_get(&m->header, "nonce");
+	struct decide_request dr = {0};
+	struct identity id;
+	struct decision dec;
+	struct aif_proto_msg ans;
+	uint64_t job = 0, uid = sender, gid = 0;
+	const struct snapshot *snap;
+	char what[96];
+
+	if (m->kind == AIF_PROTO_ADMIT) {
+		/* Validated already: present and within range. */
+		aif_proto_get_u64(&m->header, "job", UINT32_MAX, &job, NULL);
+		aif_proto_get_u64(&m->header, "uid", UINT32_MAX, &uid, NULL);
+		aif_proto_get_u64(&m->header, "gid", UINT32_MAX, &gid, NULL);
+		dr.kind = DECIDE_ADMIT;
+		identity_lookup((uid_t)uid, (gid_t)gid, &id);
+		snprintf(what, sizeof(what), "admission of job %llu of uid %llu", (unsigned long long)job,
+			 (unsigned long long)uid);
+	} else {
+		dr.kind = DECIDE_CHECK;
+		identity_lookup(sender, sender_gid, &id);
+		snprintf(what, sizeof(what), "submit-time check");
+	}
+	dr.cluster = h->cluster;
+	dr.uid = (uid_t)uid;
+	dr.user = id.user;
+	dr.groups = id.groups;
+	dr.n_groups = id.n_groups;
+	dr.project = aif_proto_get(&m->header, "project");
+	dr.sector = aif_proto_get(&m->header, "sector");
+	dr.now = (int64_t)time(NULL);
+
+	snap = refresh_hold(h->refresh);
+	decide(snap, &dr, &dec);
+	aif_proto_msg_init(&ans, dec.verdict == DECIDE_OK     ? AIF_PROTO_OK
+				 : dec.verdict == DECIDE_WARN ? AIF_PROTO_WARN
+							      : AIF_PROTO_REFUSE);
+	aif_proto_set(&ans.header, "nonce", nonce);
+	set_diag(&ans, &dec.diag);
+	if (dec.verdict != DECIDE_REFUSE) {
+		aif_proto_set(&ans.header, "project", dec.project);
+		aif_proto_set(&ans.header, "sector", dec.sector);
+	}
+	if (dec.verdict == DECIDE_REFUSE || m->kind == AIF_PROTO_ADMIT)
+		log_msg(LOG_LEVEL_INFO, "%s by %s (uid %llu): %s, project \"%s\"%s%s", what,
+			id.user ? id.user : "a user without a name", (unsigned long long)uid,
+			decide_reason_name(dec.reason), dec.project ? dec.project : "?",
+			dec.diag.message[0] ? ": " : "", dec.diag.message);
+	refresh_release(h->refresh);
+	identity_free(&id);
+	reply(h, req, &ans);
+}
+
+static void add_status(void *arg, const struct project_status *st)
+{
+	struct aif_proto_msg *m = arg;
+	struct aif_proto_block *r = aif_proto_add_record(m);
+
+	if (!r)
+		return; /* more than AIF_PROTO_MAX_RECORDS lines: the rest is left out */
+	aif_proto_set(r, "project", st->project);
+	aif_proto_set(r, "factory", st->factory);
+	aif_proto_set(r, "period", st->period);
+	aif_proto_set(r, "scope", st->scope);
+	aif_proto_setf(r, "budget_gpu_hours", "%.2f", st->budget_gpu_hours);
+	aif_proto_setf(r, "used_gpu_hours", "%.2f", st->used_gpu_hours);
+	aif_proto_setf(r, "remaining_gpu_hours", "%.2f", st->budget_gpu_hours - st->used_gpu_hours);
+	aif_proto_set(r, "state", st->state);
+}
+
+static void handle_status(struct handler *h, struct request *req, const struct aif_proto_msg *m,
+			  uid_t uid, gid_t gid)
+{
+	struct decide_request dr = {0};
+	struct identity id;
+	struct aif_proto_msg ans;
+	const struct snapshot *snap;
+
+	identity_lookup(uid, gid, &id);
+	dr.kind = DECIDE_CHECK;
+	dr.cluster = h->cluster;
+	dr.uid = uid;
+	dr.user = id.user;
+	dr.groups = id.groups;
+	dr.n_groups = id.n_groups;
+	dr.now = (int64_t)time(NULL);
+	aif_proto_msg_init(&ans, AIF_PROTO_OK);
+	aif_proto_set(&ans.header, "nonce", aif_proto_get(&m->header, "nonce"));
+	snap = refresh_hold(h->refresh);
+	decide_status(snap, &dr, privileged(h, uid), add_status, &ans);
+	refresh_release(h->refresh);
+	identity_free(&id);
+	reply(h, req, &ans);
+}
+
+/* Called by the store's writer thread once the records are committed, or not. */
+static void usage_done(void *arg, int status, const struct aif_diag *diag)
+{
+	struct request *req = arg;
+	struct handler *h = req->handler;
+	struct aif_proto_msg m;
+
+	if (status != 0) {
+		log_request(LOG_LEVEL_WARNING, req, 0, "usage records not stored", diag);
+		aif_proto_msg_init(&m, status == STORE_REFUSED ? AIF_PROTO_REFUSE : AIF_PROTO_ERROR);
+		aif_proto_set(&m.header, "nonce", req->nonce);
+		aif_proto_set(&m.header, "acked", "0");
+		set_diag(&m, diag);
+		reply(h, req, &m);
+		return;
+	}
+	refresh_poke(h->refresh);
+	aif_proto_msg_init(&m, AIF_PROTO_OK);
+	aif_proto_set(&m.header, "nonce", req->nonce);
+	aif_proto_set_u64(&m.header, "acked", req->records);
+	reply(h, req, &m);
+}
+
+/*
+ * A record's project and sector: as sent, else the defaults the snapshot gives (the project's
+ * first sector; without a project, the user's only project). Returns 0, or -1 with diag.
+ */
+static int resolve_defaults(const struct handler *h, const struct snapshot *snap,
+			    struct usage_record *u, struct aif_diag *diag)
+{
+	struct decide_request dr = {0};
+	struct decision dec;
+	struct identity id;
+	int rc = 0;
+
+	if (u->project && u->sector)
+		return 0;
+	if (u->project) {
+		u->sector = decide_default_sector(snap, u->project);
+		if (u->sector)
+			return 0;
+		aif_diag_message(diag, "unknown project \"%s\"", u->project);
+		return -1;
+	}
+	/* The record has no gid: the passwd entry's primary group counts. */
+	identity_lookup((uid_t)u->uid, (gid_t)-1, &id);
+	dr.kind = DECIDE_ADMIT;
+	dr.cluster = h->cluster;
+	dr.uid = (uid_t)u->uid;
+	dr.user = id.user ? id.user : u->user;
+	dr.groups = id.groups;
+	dr.n_groups = id.n_groups;
+	/* When the job ran: for the factory's clusters only, budgets do not matter here. */
+	dr.now = u->start != USAGE_TIME_UNKNOWN ? u->start : u->end;
+	decide(snap, &dr, &dec);
+	if (!dec.project || !dec.sector) {
+		*diag = dec.diag;
+		rc = -1;
+	} else {
+		u->project = dec.project;
+		u->sector = dec.sector;
+	}
+	identity_free(&id);
+	return rc;
+}
+
+static int parse_record(const struct aif_proto_block *b, const char *cluster,
+			struct usage_record *u)
+{
+	uint64_t v;
+
+	memset(u, 0, sizeof(*u));
+	u->event = strcmp(aif_proto_get(b, "event"), "end") == 0 ? USAGE_END : USAGE_START;
+	u->cluster = cluster;
+	aif_proto_get_u64(b, "job", UINT32_MAX, &v, NULL);
+	u->job = (uint32_t)v;
+	u->node = aif_proto_get(b, "node");
+	aif_proto_get_u64(b, "restart", UINT32_MAX, &v, NULL);
+	u->restart = (uint32_t)v;
+	aif_proto_get_u64(b, "gpus", UINT32_MAX, &v, NULL);
+	u->gpus = (uint32_t)v;
+	aif_proto_get_u64(b, "uid", UINT32_MAX, &v, NULL);
+	u->uid = (uint32_t)v;
+	if (aif_proto_get_u64(b, "time", INT64_MAX, &v, NULL) < 0)
+		return -1;
+	if (u->event == USAGE_START) {
+		u->start = (int64_t)v;
+	} else {
+		u->end = (int64_t)v;
+		u->start = USAGE_TIME_UNKNOWN;
+		if (aif_proto_get(b, "start")) {
+			if (aif_proto_get_u64(b, "start", INT64_MAX, &v, NULL) < 0)
+				return -1;
+			u->start = (int64_t)v;
+		}
+	}
+	u->project = aif_proto_get(b, "project");
+	u->sector = aif_proto_get(b, "sector");
+	u->user = aif_proto_get(b, "user");
+	return 0;
+}
+
+static void handle_usage(struct handler *h, struct request *req, const struct aif_proto_msg *m)
+{
+	const char *nonce = aif_proto_get(&m->header, "nonce");
+	struct usage_record *recs = calloc(m->nrecords, sizeof(*recs));
+	const struct snapshot *snap;
+	struct aif_diag d;
+	int rc = 0;
+
+	aif_diag_clear(&d);
+	if (!recs) {
+		aif_diag_message(&d, "aifd is out of memory");
+		reply_diag(h, req, AIF_PROTO_ERROR, nonce, &d);
+		return;
+	}
+	snap = refresh_hold(h->refresh); /* resolved names point into it until queued */
+	for (size_t i = 0; i < m->nrecords && rc == 0; i++) {
+		if (parse_record(&m->records[i], h->cluster, &recs[i]) < 0) {
+			aif_diag_message(&d, "usage record %zu: invalid time", i + 1);
+			rc = STORE_REFUSED;
+		} else if (resolve_defaults(h, snap, &recs[i], &d) < 0) {
+			char why[sizeof(d.message)];
+			snprintf(why, sizeof(why), "%s", d.message);
+			aif_diag_message(&d, "usage record %zu (job %u, node %s): %s", i + 1, recs[i].job,
+					 recs[i].node, why);
+			rc = STORE_REFUSED;
+		}
+	}
+	if (rc == 0) {
+		snprintf(req->nonce, sizeof(req->nonce), "%s", nonce);
+		req->records = m->nrecords;
+		req->handler = h;
+		if (store_submit(h->store, recs, m->nrecords, usage_done, req, &d) < 0)
+			rc = -1;
+	}
+	refresh_release(h->refresh);
+	free(recs);
+	if (rc == 0)
+		return; /* usage_done() answers */
+	log_request(LOG_LEVEL_WARNING, req, 0, "usage records not stored", &d);
+	{
+		struct aif_proto_msg ans;
+		aif_proto_msg_init(&ans, rc == STORE_REFUSED ? AIF_PROTO_REFUSE : AIF_PROTO_ERROR);
+		aif_proto_set(&ans.header, "nonce", nonce);
+		aif_proto_set(&ans.header, "acked", "0");
+		set_diag(&ans, &d);
+		reply(h, req, &ans);
+	}
+}
+
+static void handle(void *arg, void *thread_state, struct request *req)
+{
+	struct handler *h = arg;
+	struct aif_proto_msg m;
+	struct aif_diag d;
+	void *payload;
+	int len;
+	uid_t uid;
+	gid_t gid;
+	const char *nonce, *cluster;
+
+	aif_diag_clear(&d);
+	if (!thread_state) {
+		aif_diag_message(&d, "aifd could not check the request's MUNGE credential");
+		aif_diag_detail(&d, "This worker thread has no MUNGE context (see aifd's log).");
+		reply_diag(h, req, AIF_PROTO_ERROR, NULL, &d);
+		return;
+	}
+	if (authenticate(h, thread_state, req, &payload, &len, &uid, &gid) < 0)
+		return;
+	if (aif_proto_decode(payload, (size_t)len, &m, &d) < 0 ||
+	    aif_proto_validate_request(&m, &d) < 0) {
+		char why[sizeof(d.message)];
+		snprintf(why, sizeof(why), "%s", d.message);
+		aif_diag_message(&d, "invalid request: %s", why);
+		free(payload);
+		aif_proto_msg_free(&m);
+		log_request(LOG_LEVEL_WARNING, req, uid, "request refused", &d);
+		reply_diag(h, req, AIF_PROTO_ERROR, NULL, &d);
+		return;
+	}
+	free(payload);
+	nonce = aif_proto_get(&m.header, "nonce");
+	cluster = aif_proto_get(&m.header, "cluster");
+	if (strcmp(cluster, h->cluster) != 0) {
+		aif_diag_message(&d, "request for cluster \"%s\" sent to the aifd of cluster \"%s\"",
+				 cluster, h->cluster);
+		aif_diag_hint(&d, "Point the plugin's \"server\" setting at this cluster's aifd.");
+		log_request(LOG_LEVEL_WARNING, req, uid, "request refused", &d);
+		reply_diag(h, req, AIF_PROTO_ERROR, nonce, &d);
+	} else if ((m.kind == AIF_PROTO_ADMIT || m.kind == AIF_PROTO_USAGE) && !privileged(h, uid)) {
+		aif_diag_message(&d, "permission denied to %s",
+				 m.kind == AIF_PROTO_ADMIT ? "admit jobs" : "record usage");
+		aif_diag_detail(&d, "The request came from uid %lu; only root and SlurmUser (%s) may send \"%s\" requests.",
+				(unsigned long)uid, h->slurm_user, aif_proto_kind_name(m.kind));
+		log_request(LOG_LEVEL_WARNING, req, uid, "request refused", &d);
+		reply_diag(h, req, AIF_PROTO_REFUSE, nonce, &d);
+	} else if (m.kind == AIF_PROTO_USAGE) {
+		handle_usage(h, req, &m);
+	} else if (m.kind == AIF_PROTO_STATUS) {
+		handle_status(h, req, &m, uid, gid);
+	} else {
+		handle_decision(h, req, &m, uid, gid);
+	}
+	aif_proto_msg_free(&m);
+}
+
+static void *thread_start(void *arg)
+{
+	struct handler *h = arg;
+	munge_ctx_t ctx = munge_ctx_create();
+
+	if (!ctx) {
+		log_error("could not create a MUNGE context: out of memory");
+		return NULL;
+	}
+	if (h->munge_socket && munge_ctx_set(ctx, MUNGE_OPT_SOCKET, h->munge_socket) != EMUNGE_SUCCESS) {
+		log_error("could not set the MUNGE socket \"%s\": %s", h->munge_socket,
+			  munge_ctx_strerror(ctx));
+		munge_ctx_destroy(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+static void thread_stop(void *arg, void *thread_state)
+{
+	(void)arg;
+	munge_ctx_destroy(thread_state);
+}
+
+void handler_pool_ops(struct handler *h, struct pool_ops *ops)
+{
+	ops->thread_start = thread_start;
+	ops->thread_stop = thread_stop;
+	ops->handle = handle;
+	ops->arg = h;
+}
+
+struct handler *handler_new(const struct handler_settings *settings, struct refresh *refresh,
+			    struct store *store)
+{
+	struct handler *h = calloc(1, sizeof(*h));
+
+	if (!h)
+		return NULL;
+	snprintf(h->cluster, sizeof(h->cluster), "%s", settings->cluster);
+	snprintf(h->slurm_user, sizeof(h->slurm_user), "%s", settings->slurm_user);
+	h->slurm_uid = settings->slurm_uid;
+	if (settings->munge_socket && settings->munge_socket[0] &&
+	    !(h->munge_socket = strdup(settings->munge_socket))) {
+		free(h);
+		return NULL;
+	}
+	h->refresh = refresh;
+	h->store = store;
+	return h;
+}
+
+void handler_set_pool(struct handler *h, struct pool *pool)
+{
+	h->pool = pool;
+}
+
+void handler_free(struct handler *h)
+{
+	if (h) {
+		free(h->munge_socket);
+		free(h);
+	}
+}

@@ -1,0 +1,251 @@
+#include "refresh.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "aif_client.h"
+#include "aif_db.h"
+#include "log.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+
+struct refresh {
+	PGconn *conn;                 /* the thread's alone once it runs */
+	char *conninfo;
+	unsigned min_interval_ms;
+	atomic_uint interval_ms;
+	pthread_rwlock_t lock;        /* readers: decisions; writer: the swap */
+	struct snapshot *current;
+	int wake_fd;                  /* eventfd: poked or stopping */
+	atomic_bool poked;
+	atomic_bool stopping;
+	pthread_t thread;
+};
+
+static void log_failure(const char *what, PGconn *conn, const struct aif_diag *diag)
+{
+	struct aif_diag d;
+
+	if (diag) {
+		log_diag(LOG_LEVEL_WARNING, NULL, diag);
+		return;
+	}
+	aif_diag_clear(&d);
+	aif_diag_message(&d, "%s", what);
+	aif_diag_detail(&d, "%s", conn ? PQerrorMessage(conn) : "out of memory");
+	log_diag(LOG_LEVEL_WARNING, NULL, &d);
+}
+
+static int listen_config(PGconn *conn)
+{
+	PGresult *res = PQexec(conn, "LISTEN aif_config");
+	int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+
+	PQclear(res);
+	if (!ok)
+		log_failure("could not LISTEN for budget changes", conn, NULL);
+	return ok ? 0 : -1;
+}
+
+/* Load a snapshot and make it current. Returns 0, or -1 (logged). */
+static int load(struct refresh *r, const char *why)
+{
+	struct snapshot *fresh, *old;
+	struct aif_diag diag;
+
+	aif_diag_clear(&diag);
+	if (snapshot_load(r->conn, &fresh, &diag) < 0) {
+		log_diag(LOG_LEVEL_WARNING, NULL, &diag);
+		return -1;
+	}
+	pthread_rwlock_wrlock(&r->lock);
+	old = r->current;
+	r->current = fresh;
+	pthread_rwlock_unlock(&r->lock);
+	snapshot_free(old);
+	log_msg(strcmp(why, "budgets changed") == 0 ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG,
+		"budgets and usage loaded (%s): %zu periods, %zu AI Factories, %zu projects", why,
+		fresh->n_periods, fresh->n_factories, fresh->n_projects);
+	return 0;
+}
+
+/* Connect again after a failure, as often as it takes (unless stopping). */
+static void reconnect(struct refresh *r)
+{
+	static const char *const keywords[] = {"connect_timeout", "fallback_application_name",
+					       "dbname", NULL};
+	const char *values[] = {"10", "aifd", r->conninfo, NULL};
+	unsigned backoff = BACKOFF_MIN_MS;
+
+	while (!atomic_load(&r->stopping)) {
+		if (r->conn)
+			PQfinish(r->conn);
+		r->conn = PQconnectdbParams(keywords, values, 1);
+		if (r->conn && PQstatus(r->conn) == CONNECTION_OK && listen_config(r->conn) == 0) {
+			log_info("budget refresh reconnected to the database");
+			return;
+		}
+		if (r->conn && PQstatus(r->conn) != CONNECTION_OK)
+			log_failure("budget refresh could not reconnect to the database", r->conn, NULL);
+		struct pollfd wake = {r->wake_fd, POLLIN, 0};
+		uint64_t count;
+		/* refresh_stop() wakes it; a poke is consumed (the reload follows anyway). */
+		if (poll(&wake, 1, (int)backoff) > 0)
+			(void)!read(r->wake_fd, &count, sizeof(count));
+		backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+	}
+}
+
+/* Wait for a notification, a poke or the timeout; true when budgets changed. */
+static bool wait_for_change(struct refresh *r, int64_t deadline_ms)
+{
+	struct pollfd fds[2] = {{PQsocket(r->conn), POLLIN, 0}, {r->wake_fd, POLLIN, 0}};
+	int64_t left = deadline_ms - aif_clock_ms();
+	bool changed = false;
+	PGnotify *n;
+	uint64_t count;
+
+	if (left > 0 && poll(fds, 2, (int)left) > 0 && (fds[1].revents & POLLIN))
+		(void)!read(r->wake_fd, &count, sizeof(count));
+	if (PQconsumeInput(r->conn) == 0)
+		return false; /* the connection is gone: the caller sees it in PQstatus */
+	while ((n = PQnotifies(r->conn))) {
+		changed = true;
+		PQfreemem(n);
+	}
+	return changed;
+}
+
+static void *refresh_thread(void *arg)
+{
+	struct refresh *r = arg;
+	int64_t last = aif_clock_ms();
+
+	while (!atomic_load(&r->stopping)) {
+		int64_t now = aif_clock_ms();
+		int64_t due = last + atomic_load(&r->interval_ms);
+		const char *why = NULL;
+
+		if (atomic_load(&r->poked) && last + r->min_interval_ms < due)
+			due = last + r->min_interval_ms;
+		if (now < due && wait_for_change(r, due))
+			why = "budgets changed";
+		if (atomic_load(&r->stopping))
+			break;
+		if (PQstatus(r->conn) != CONNECTION_OK) {
+			log_warning("budget refresh lost its database connection; reconnecting");
+			reconnect(r);
+			why = "reconnected";
+		}
+		if (!why && aif_clock_ms() < due)
+			continue; /* woken early by a poke: wait for min_interval */
+		if (!why)
+			why = atomic_load(&r->poked) ? "usage recorded" : "periodic";
+		atomic_store(&r->poked, false);
+		if (load(r, why) < 0 && PQstatus(r->conn) != CONNECTION_OK)
+			continue; /* reconnect at once */
+		last = aif_clock_ms();
+	}
+	return NULL;
+}
+
+struct refresh *refresh_start(PGconn *conn, const struct refresh_options *opts)
+{
+	struct refresh *r = calloc(1, sizeof(*r));
+	pthread_rwlockattr_t attr;
+	int e;
+
+	if (!r || !(r->conninfo = strdup(opts->conninfo))) {
+		log_error("out of memory");
+		free(r);
+		PQfinish(conn);
+		return NULL;
+	}
+	r->conn = conn;
+	r->min_interval_ms = opts->min_interval_ms;
+	atomic_init(&r->interval_ms, opts->interval_ms);
+	atomic_init(&r->poked, false);
+	atomic_init(&r->stopping, false);
+	/* A steady stream of decisions must not starve the swap. */
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&r->lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	r->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (r->wake_fd < 0 || listen_config(conn) < 0 || load(r, "start-up") < 0) {
+		if (r->wake_fd < 0)
+			log_error("could not create an eventfd: %s", strerror(errno));
+		else
+			log_error("could not load the budgets from the database; not starting");
+		goto fail;
+	}
+	e = pthread_create(&r->thread, NULL, refresh_thread, r);
+	if (e) {
+		log_error("could not start the budget refresh thread: %s", strerror(e));
+		goto fail;
+	}
+	return r;
+fail:
+	if (r->wake_fd >= 0)
+		close(r->wake_fd);
+	snapshot_free(r->current);
+	pthread_rwlock_destroy(&r->lock);
+	PQfinish(r->conn);
+	free(r->conninfo);
+	free(r);
+	return NULL;
+}
+
+const struct snapshot *refresh_hold(struct refresh *r)
+{
+	pthread_rwlock_rdlock(&r->lock);
+	return r->current;
+}
+
+void refresh_release(struct refresh *r)
+{
+	pthread_rwlock_unlock(&r->lock);
+}
+
+static void wake(struct refresh *r)
+{
+	uint64_t one = 1;
+
+	(void)!write(r->wake_fd, &one, sizeof(one));
+}
+
+void refresh_poke(struct refresh *r)
+{
+	if (!atomic_exchange(&r->poked, true))
+		wake(r);
+}
+
+void refresh_set_interval(struct refresh *r, unsigned interval_ms)
+{
+	atomic_store(&r->interval_ms, interval_ms);
+	wake(r);
+}
+
+void refresh_stop(struct refresh *r)
+{
+	if (!r)
+		return;
+	atomic_store(&r->stopping, true);
+	wake(r);
+	pthread_join(r->thread, NULL);
+	close(r->wake_fd);
+	snapshot_free(r->current);
+	pthread_rwlock_destroy(&r->lock);
+	PQfinish(r->conn);
+	free(r->conninfo);
+	free(r);
+}

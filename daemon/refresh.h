@@ -1,0 +1,44 @@
+/*
+ * refresh: the budget snapshot that decisions read (snapshot.h), kept fresh by a thread with
+ * its own PostgreSQL connection:
+ *   - at once when budgets change: it LISTENs on aif_config, which aif.apply() notifies;
+ *   - soon after this aifd recorded usage (refresh_poke), at most every min_interval_ms;
+ *   - every interval_ms in any case, so that the usage other aifds record (other clusters on
+ *     the same database) is seen within that time.
+ * While PostgreSQL is unreachable the last snapshot stays in use (running jobs still count up
+ * to now) and the thread reconnects with a capped backoff.
+ */
+#ifndef AIFD_REFRESH_H
+#define AIFD_REFRESH_H
+
+#include <libpq-fe.h>
+
+#include "snapshot.h"
+
+struct refresh_options {
+	const char *conninfo;        /* for reconnecting */
+	unsigned interval_ms;        /* the longest a snapshot is used */
+	unsigned min_interval_ms;    /* the shortest time between two loads after pokes */
+};
+
+struct refresh;
+
+/*
+ * Take over conn (connected, schema checked), LISTEN, load the first snapshot and start the
+ * thread. Returns NULL (logged; conn is closed) when the first snapshot cannot be loaded.
+ */
+struct refresh *refresh_start(PGconn *conn, const struct refresh_options *opts);
+
+/* The current snapshot, valid until refresh_release(); hold it briefly (it blocks a swap). */
+const struct snapshot *refresh_hold(struct refresh *r);
+void refresh_release(struct refresh *r);
+
+/* Usage was recorded here: load again soon. Any thread; never blocks on the database. */
+void refresh_poke(struct refresh *r);
+
+/* New intervals (SIGHUP). */
+void refresh_set_interval(struct refresh *r, unsigned interval_ms);
+
+void refresh_stop(struct refresh *r);
+
+#endif
