@@ -434,7 +434,7 @@ size_t decide_status(const struct snapshot *s, const struct decide_request *req,
 		const struct snap_project *p = &s->projects[pi];
 		const struct snap_factory *f = &s->factories[p->factory];
 
-		if (p->retired || (!all && !is_member(p, req)))
+		if (p->retired || !on_cluster(s, p, req->cluster) || (!all && !is_member(p, req)))
 			continue;
 		for (size_t i = 0; i < s->n_periods; i++) {
 			const struct snap_budget *pb = budget_for(p->budgets, p->n_budgets, i);

@@ -104,8 +104,8 @@ struct project_status {
 };
 
 /*
- * The status of the projects req's user (or groups) is a member of, or of every active
- * project when all is set (root and SlurmUser), in every period that contains req->now,
+ * The status of the projects on req->cluster that req's user (or groups) is a member of, or
+ * of every active one when all is set (root and SlurmUser), in every period that contains now,
  * by project id, then period. fn is called once per line; returns the number of lines.
  */
 size_t decide_status(const struct snapshot *s, const struct decide_request *req, int all,

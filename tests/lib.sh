@@ -43,3 +43,87 @@ wait_job() { # wait_job JOBID [SECONDS]
 	done
 	fail "job $id did not end within ${2:-60} s (state '${state:-unknown}')"
 }
+
+# ---- aifd in a test: its own database, work directory, ports and log; stopped by pid ----
+# aifd_setup: sets AIFD_WORK (mode 755, readable by the test users) and AIFD_DB (a new
+# migrated database; conninfo in AIFD_CONNINFO); the EXIT trap stops every aifd started with
+# aifd_start and drops the database. Needs load_harness and AIF_BUILD_DIR.
+aifd_setup() {
+	AIFD_WORK=$(mktemp -d)
+	chmod 755 "$AIFD_WORK"
+	AIFD_DB=aif_t_$$_$RANDOM
+	AIFD_CONNINFO=${AIF_TEST_DB_TCP/dbname=aif/dbname=$AIFD_DB}
+	AIFD_PIDS=()
+	trap aifd_cleanup EXIT
+	createdb "$AIFD_DB"
+	"$AIF_BUILD_DIR/tests/aif-migrate" "$AIFD_CONNINFO" >/dev/null
+	# The test users run the client from here (the build directory may be private).
+	cp "$AIF_BUILD_DIR/tests/aif-send" "$AIFD_WORK/aif-send"
+}
+
+aifd_cleanup() {
+	local pid
+	for pid in "${AIFD_PIDS[@]}"; do
+		kill -TERM "$pid" 2>/dev/null || continue
+		for _ in {1..100}; do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$pid" 2>/dev/null || true
+	done
+	dropdb --if-exists "$AIFD_DB" || true
+	rm -rf "$AIFD_WORK"
+}
+
+free_port() { # a TCP port nobody listens on
+	local port
+	while :; do
+		port=$((20000 + RANDOM % 40000))
+		ss -Htan | awk '{print $4}' | grep -q ":$port\$" || { echo "$port"; return; }
+	done
+}
+
+# aifd_start NAME [KEY = VALUE]...: an aifd of cluster aiftest (the lines override defaults)
+# on the test database, as user aiftest3, with aiftest2 as its SlurmUser; waits until it is
+# ready. Its socket is $AIFD_WORK/run/NAME.sock, its log $AIFD_WORK/NAME.log, its pid in
+# AIFD_PID_<NAME>.
+aifd_start() {
+	local name=$1 conf=$AIFD_WORK/$1.conf log=$AIFD_WORK/$1.log pid
+	shift
+	{
+		echo "cluster = aiftest"
+		echo "db = $AIFD_CONNINFO"
+		echo "listen = 127.0.0.1:$(free_port)"
+		echo "socket = $AIFD_WORK/run/$name.sock" # aifd makes run/ its own
+		echo "munge_socket = $AIF_MUNGE_SOCKET"
+		echo "user = aiftest3"
+		echo "slurm_user = aiftest2"
+		echo "log_level = debug"
+		echo "refresh_interval = 1s"
+		printf '%s\n' "$@"
+	} | tac | awk -F' = ' '!seen[$1]++' | tac >"$conf" # a later line overrides a default
+	chmod 644 "$conf"
+	"$AIF_BUILD_DIR/daemon/aifd" -f "$conf" 2>>"$log" &
+	pid=$!
+	AIFD_PIDS+=("$pid")
+	printf -v "AIFD_PID_$name" '%s' "$pid"
+	aifd_wait_log "$name" "aifd is ready" "aifd $name start"
+}
+
+aifd_wait_log() { # aifd_wait_log NAME REGEX WHAT: until NAME's log matches, at most 20 s
+	local log=$AIFD_WORK/$1.log deadline=$((SECONDS + 20)) pid_var=AIFD_PID_$1
+	until grep -Eq -- "$2" "$log"; do
+		kill -0 "${!pid_var}" 2>/dev/null || fail "$3: aifd $1 exited; log: $(tail -20 "$log")"
+		((SECONDS < deadline)) || fail "$3: no /$2/ in the log of aifd $1 within 20 s; log: $(tail -20 "$log")"
+		sleep 0.1
+	done
+}
+
+# aif_send USER NAME ARG...: tests/tools/aif-send as USER (or root) to aifd NAME.
+aif_send() {
+	local user=$1 name=$2
+	shift 2
+	if [[ $user == root ]]; then
+		"$AIFD_WORK/aif-send" --server="$AIFD_WORK/run/$name.sock" --munge-socket="$AIF_MUNGE_SOCKET" "$@"
+	else
+		as_user "$user" "$AIFD_WORK/aif-send" --server="$AIFD_WORK/run/$name.sock" \
+			--munge-socket="$AIF_MUNGE_SOCKET" "$@"
+	fi
+}

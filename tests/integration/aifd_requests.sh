@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# aifd serving requests with real MUNGE and PostgreSQL (docs/protocol.md): every decision
+# reason, table-driven, through the real daemon; who may admit and record usage; a replayed
+# credential; the same usage twice stored once; status of one's own projects; an aifctl
+# apply seen within seconds; SIGTERM.
+set -euo pipefail
+source "$(dirname "$0")/../lib.sh"
+load_harness
+aifd_setup
+
+day() { date -u -d "@$(($(date +%s) + $1 * 86400))" +%F; }
+now=$(date +%s)
+uid_of() { id -u "$1"; }
+gid_of() { id -g "$1"; }
+
+# Budgets: the current period is "cur" (30 days either side of today), "old" is long past.
+budgets() { # budgets PEXH_BUDGET
+	cat <<YAML
+version: 1
+sectors: [health, energy, space]
+periods:
+  cur: {start: $(day -30), end: $(day 30)}
+  old: {start: 2000-01-01, end: 2000-02-01}
+factories:
+  - id: fa
+    clusters: [aiftest]
+    budgets: {cur: 1000}
+    warn_at: [50]
+    projects:
+      - {id: proja, sectors: [health, energy], budgets: {cur: 10}, members: {users: [aiftest]}}
+      - {id: projb, sectors: [energy], budgets: {cur: 10}, members: {groups: [aiftestgrp]}}
+      - {id: pexh, sectors: [health], budgets: {cur: $1}, members: {users: [aiftest2]}}
+      - {id: pwarn, sectors: [health], budgets: {cur: 10}, members: {users: [aiftest2, aiftest3]}}
+$( [[ ${2:-} == with-pret ]] && echo "      - {id: pret, sectors: [health], budgets: {cur: 10}, members: {users: [aiftest]}}" )
+  - id: fnb
+    clusters: [aiftest]
+    budgets: {old: 10}
+    projects:
+      - {id: pnb, sectors: [health], members: {users: [aiftest2]}}
+  - id: ffull
+    clusters: [aiftest]
+    budgets: {cur: 3}
+    projects:
+      - {id: pf1, sectors: [health], members: {users: [aiftest2]}}
+  - id: ffw
+    clusters: [aiftest]
+    budgets: {cur: 10}
+    warn_at: [50]
+    projects:
+      - {id: pfw, sectors: [health], members: {users: [aiftest2]}}
+  - id: fother
+    clusters: [elsewhere]
+    budgets: {cur: 10}
+    projects:
+      - {id: poth, sectors: [health], members: {users: [aiftest]}}
+YAML
+}
+apply() { # apply FILE
+	"$AIF_BUILD_DIR/aifctl/aifctl" --db "$AIFD_CONNINFO" apply "$1" >/dev/null
+}
+budgets 1 with-pret >"$AIFD_WORK/b1.yaml"
+apply "$AIFD_WORK/b1.yaml"
+aifd_start a
+
+# field KEY ANSWER: the value of KEY in an answer's header
+field() { sed -n "0,/^\$/s/^$1=//p" <<<"$2"; }
+
+# Usage: closed intervals of H hours x 1 GPU, ended an hour ago, so that the budgets are where
+# the table needs them. Sent by root.
+job=1000
+record() { # record PROJECT GPU_HOURS [USER]
+	local user=${3:-aiftest2} start=$((now - 3600 - $2 * 3600))
+	job=$((job + 1))
+	answer=$(aif_send root a usage cluster=aiftest \
+		-- event=start job=$job node=n1 restart=0 gpus=1 time=$start uid="$(uid_of "$user")" project="$1" \
+		-- event=end job=$job node=n1 restart=0 gpus=1 time=$((now - 3600)) uid="$(uid_of "$user")" project="$1")
+	assert_eq ok "$(head -1 <<<"$answer")" "usage for $1: $answer"
+	assert_eq 2 "$(field acked "$answer")" "acked records for $1"
+}
+record pexh 2
+record pwarn 6
+record pf1 4
+record pfw 6
+record pret 1 aiftest
+# pret is removed from the file: it has usage, so it is retired, not deleted.
+budgets 1 >"$AIFD_WORK/b2.yaml"
+apply "$AIFD_WORK/b2.yaml"
+assert_eq t "$(psql -d "$AIFD_DB" -Atc "SELECT retired_at IS NOT NULL FROM aif.projects WHERE id = 'pret'")" "pret retired"
+aifd_wait_log a "budgets and usage loaded \(budgets changed\)" "reload after apply"
+
+# The table: SENDER | KIND | FIELDS | ANSWER | REGEX on message (or project/sector on ok/warn)
+a1=$(uid_of aiftest) g1=$(gid_of aiftest)
+grp=$(getent group aiftestgrp | cut -d: -f3)
+while IFS='|' read -r sender kind fields expected regex; do
+	sender=${sender// /} kind=${kind// /} expected=${expected// /}
+	regex=${regex#"${regex%%[! ]*}"} regex=${regex%"${regex##*[! ]}"}
+	[[ -z $sender || $sender == \#* ]] && continue
+	# shellcheck disable=SC2086
+	answer=$(aif_send "$sender" a "$kind" cluster=aiftest $fields)
+	what="$sender $kind $fields"
+	assert_eq "$expected" "$(head -1 <<<"$answer")" "$what: $answer"
+	assert_eq 0123456789abcdef "$(field nonce "$answer")" "$what: nonce echoed"
+	case $expected in
+	ok) assert_match "$regex" "project=$(field project "$answer") sector=$(field sector "$answer")" "$what" ;;
+	*) assert_match "$regex" "$(field message "$answer")" "$what" ;;
+	esac
+done <<TABLE
+aiftest  | check | project=proja                  | ok     | ^project=proja sector=health$
+aiftest  | check | project=proja sector=energy    | ok     | ^project=proja sector=energy$
+aiftest  | check | project=nope                   | refuse | ^unknown project "nope"$
+aiftest  | check | project=pret                   | refuse | ^project "pret" is retired$
+aiftest  | check | project=pexh                   | refuse | ^user "aiftest" is not a member of project "pexh"$
+aiftest  | check | project=poth                   | refuse | ^project "poth" is not available on cluster "aiftest"$
+root     | admit | job=1 uid=65534 gid=65534      | refuse | ^no project given, and user "nobody" is not a member of any project on cluster "aiftest"$
+aiftest  | check |                                | refuse | ^no project given, and user "aiftest" is a member of 2 projects on cluster "aiftest"$
+aiftest  | check | project=proja sector=space     | refuse | ^sector "space" is not allowed for project "proja"$
+aiftest2 | check | project=pnb                    | refuse | ^project "pnb" has no GPU-hours for period cur$
+aiftest2 | check | project=pexh                   | refuse | ^project "pexh" has used all its GPU-hours for period cur$
+aiftest2 | check | project=pf1                    | refuse | ^AI Factory "ffull" has used all its GPU-hours for period cur$
+aiftest2 | check | project=pwarn                  | warn   | ^project "pwarn" has used 60.0% of its GPU-hours for period cur$
+aiftest2 | check | project=pfw                    | warn   | ^AI Factory "ffw" has used 60.0% of its GPU-hours for period cur$
+aiftest3 | check |                                | warn   | ^project "pwarn" has used 60.0%
+# admit: the job's uid and gid as Slurm gives them, from root or SlurmUser only
+root     | admit | job=2 uid=$a1 gid=$g1 project=proja | ok | ^project=proja sector=health$
+aiftest2 | admit | job=3 uid=$a1 gid=$g1 project=projb | ok | ^project=projb sector=energy$
+root     | admit | job=4 uid=4242 gid=$grp project=projb | ok | ^project=projb sector=energy$
+root     | admit | job=5 uid=4242 gid=4242 project=projb | refuse | ^uid 4242 is not a member of project "projb"$
+aiftest  | admit | job=6 uid=$a1 gid=$g1 project=proja | refuse | ^permission denied to admit jobs$
+aiftest  | usage | -- event=start job=7 node=n1 restart=0 gpus=4 time=$now uid=$a1 project=proja | refuse | ^permission denied to record usage$
+aiftest3 | usage | -- event=start job=7 node=n1 restart=0 gpus=4 time=$now uid=$a1 project=proja | refuse | ^permission denied to record usage$
+TABLE
+assert_eq 0 "$(psql -d "$AIFD_DB" -Atc "SELECT count(*) FROM aif.usage_intervals WHERE job_id = 7")" \
+	"usage from ordinary users stored"
+
+# A replayed credential is refused, and the replay changes nothing.
+answer=$(aif_send root a --replay usage cluster=aiftest \
+	-- event=start job=8 node=n1 restart=0 gpus=4 time=$((now - 60)) uid="$a1" project=proja)
+assert_eq ok "$(head -1 <<<"$answer")" "first use of a credential: $answer"
+replayed=$(sed '1,/^----$/d' <<<"$answer")
+assert_eq error "$(head -1 <<<"$replayed")" "replayed credential: $replayed"
+assert_match "^request refused: its MUNGE credential was already used$" "$(field message "$replayed")" "replay message"
+aifd_wait_log a "WARNING:  connection [0-9]+ from .*credential refused" "replay logged"
+
+# The same usage records sent again (a new credential each time), and twice in one request:
+# stored once, acknowledged every time.
+start=$((now - 7200)) end=$((now - 3600))
+for _ in 1 2; do
+	answer=$(aif_send root a usage cluster=aiftest \
+		-- event=start job=9 node=n1 restart=0 gpus=2 time=$start uid="$a1" project=proja \
+		-- event=start job=9 node=n2 restart=0 gpus=3 time=$start uid="$a1" project=proja \
+		-- event=start job=9 node=n2 restart=0 gpus=3 time=$start uid="$a1" project=proja \
+		-- event=end job=9 node=n2 restart=0 gpus=3 time=$end uid="$a1" project=proja)
+	assert_eq "ok 4" "$(head -1 <<<"$answer") $(field acked "$answer")" "usage sent again: $answer"
+done
+assert_eq "n1|2|proja|health||
+n2|3|proja|health|$end|epilog" \
+	"$(psql -d "$AIFD_DB" -Atc "SELECT node, gpus, project_id, sector_id, extract(epoch FROM ended_at)::bigint, end_source
+	 FROM aif.usage_intervals WHERE job_id = 9 ORDER BY node")" "job 9 stored once"
+
+# An end without its start, carrying the start time: one closed interval. A record without a
+# project is charged to the user's only project (aiftest3: pwarn).
+answer=$(aif_send aiftest2 a usage cluster=aiftest \
+	-- event=end job=10 node=n1 restart=1 gpus=4 time=$end start=$start uid="$(uid_of aiftest3)")
+assert_eq "ok 1" "$(head -1 <<<"$answer") $(field acked "$answer")" "end with start: $answer"
+assert_eq "pwarn|health|$start|$end|4" \
+	"$(psql -d "$AIFD_DB" -Atc "SELECT project_id, sector_id, extract(epoch FROM started_at)::bigint,
+	 extract(epoch FROM ended_at)::bigint, gpus FROM aif.usage_intervals WHERE job_id = 10")" "job 10"
+# A record of an unknown project is refused, the whole request with it.
+answer=$(aif_send root a usage cluster=aiftest \
+	-- event=start job=11 node=n1 restart=0 gpus=1 time=$now uid="$a1" project=proja \
+	-- event=start job=11 node=n2 restart=0 gpus=1 time=$now uid="$a1" project=nope)
+assert_eq "refuse 0" "$(head -1 <<<"$answer") $(field acked "$answer")" "unknown project: $answer"
+assert_match "usage record 2 \(job 11, node n2\): unknown project \"nope\"" "$(field message "$answer")" "message"
+assert_eq 0 "$(psql -d "$AIFD_DB" -Atc "SELECT count(*) FROM aif.usage_intervals WHERE job_id = 11")" \
+	"nothing of a refused request stored"
+
+# status: the caller's own projects; running jobs count up to now. Job 9 used 3 GPU-hours of
+# proja on n2 and runs on n1 with 2 GPUs since two hours (4), job 8 with 4 GPUs since a minute.
+answer=$(aif_send aiftest a status cluster=aiftest)
+assert_eq "ok" "$(head -1 <<<"$answer")" "status: $answer"
+assert_eq "proja projb" "$(sed -n 's/^project=//p' <<<"$answer" | xargs)" "aiftest's projects"
+used=$(awk '/^project=proja$/ {p = 1} p && /^used_gpu_hours=/ {sub(/.*=/, ""); print; exit}' <<<"$answer")
+awk -v u="$used" 'BEGIN { exit !(u >= 7.06 && u < 7.2) }' || fail "proja used $used GPU-hours, expected 3 + 4 + 4 GPUs x ~1 min"
+assert_eq "pexh pf1 pfw proja projb pwarn" "$(aif_send root a status cluster=aiftest | sed -n 's/^project=//p' | xargs)" \
+	"root sees every active project of this cluster with a budget"
+
+# An aifctl apply is seen within seconds (LISTEN/NOTIFY): pexh gets more GPU-hours.
+budgets 100 >"$AIFD_WORK/b3.yaml"
+apply "$AIFD_WORK/b3.yaml"
+deadline=$((SECONDS + 5))
+until [[ $(aif_send aiftest2 a check cluster=aiftest project=pexh | head -1) == ok ]]; do
+	((SECONDS < deadline)) || fail "aifd did not see the new budget of pexh within 5 s"
+	sleep 0.2
+done
+
+# SIGTERM: exits 0 soon, its socket gone.
+kill -TERM "$AIFD_PID_a"
+rc=0
+timeout 10 tail --pid="$AIFD_PID_a" -f /dev/null || fail "aifd did not stop within 10 s"
+wait "$AIFD_PID_a" || rc=$?
+assert_eq 0 "$rc" "aifd exit status after SIGTERM"
+[[ ! -e $AIFD_WORK/run/a.sock ]] || fail "aifd left its socket behind"
+grep -q "AddressSanitizer\|runtime error" "$AIFD_WORK/a.log" && fail "sanitizer report in aifd's log: $(cat "$AIFD_WORK/a.log")"
+echo "aifd requests: all checks passed"
