@@ -53,6 +53,27 @@ static void add_group(struct arena *a, gid_t gid, char *buf, size_t size)
 		a->n++;
 }
 
+/* The gids of name's groups, gid first, at most MAX_GROUPS; *out malloc()ed. Returns how many. */
+static int list_groups(const char *name, gid_t gid, gid_t **out)
+{
+	int size = 64;
+
+	for (;;) {
+		gid_t *gids = malloc((size_t)size * sizeof(*gids));
+		int n = size;
+
+		if (!gids)
+			return 0;
+		if (getgrouplist(name, gid, gids, &n) >= 0 || size == MAX_GROUPS) {
+			/* Too many groups even for MAX_GROUPS: glibc filled the first ones. */
+			*out = gids;
+			return n < size ? n : size;
+		}
+		free(gids);
+		size = n > MAX_GROUPS ? MAX_GROUPS : n; /* n: how many there are */
+	}
+}
+
 void identity_lookup(uid_t uid, gid_t gid, struct identity *id)
 {
 	struct arena *a = calloc(1, sizeof(*a));
@@ -71,28 +92,13 @@ void identity_lookup(uid_t uid, gid_t gid, struct identity *id)
 	add_group(a, gid, buf, sizeof(buf));
 	if (a->has_user) {
 		/* getpwuid_r's buffer is reused: the name is already in the arena. */
-		gid_t list[256], *gids = list;
-		int n = 256;
 		char *name = strdup(a->text);
+		gid_t *gids = NULL;
+		int n = name ? list_groups(name, gid, &gids) : 0;
 
-		if (name && getgrouplist(name, gid, list, &n) < 0) {
-			/* n is now the number needed; glibc fills as many as fit in any case. */
-			int size = n > MAX_GROUPS ? MAX_GROUPS : n;
-			gids = size > 256 ? malloc((size_t)size * sizeof(*gids)) : NULL;
-			n = size;
-			if (!gids) {
-				gids = list;
-				n = size < 256 ? size : 256;
-			} else if (getgrouplist(name, gid, gids, &n) < 0 || n > size) {
-				n = size;
-			}
-		}
-		if (!name)
-			n = 0;
 		for (int i = 0; i < n; i++)
 			add_group(a, gids[i], buf, sizeof(buf));
-		if (gids != list)
-			free(gids);
+		free(gids);
 		free(name);
 	}
 	groups = malloc((a->n ? a->n : 1) * sizeof(*groups));

@@ -96,10 +96,10 @@ static void reconnect(struct refresh *r)
 		}
 		if (r->conn && PQstatus(r->conn) != CONNECTION_OK)
 			log_failure("budget refresh could not reconnect to the database", r->conn, NULL);
-		struct pollfd wake = {r->wake_fd, POLLIN, 0};
+		struct pollfd woken = {r->wake_fd, POLLIN, 0};
 		uint64_t count;
 		/* refresh_stop() wakes it; a poke is consumed (the reload follows anyway). */
-		if (poll(&wake, 1, (int)backoff) > 0)
+		if (poll(&woken, 1, (int)backoff) > 0)
 			(void)!read(r->wake_fd, &count, sizeof(count));
 		backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
 	}
