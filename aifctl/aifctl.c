@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aif_proto.h"
 #include "aif_version.h"
 #include "aifctl.h"
 
@@ -24,6 +25,8 @@ static void usage(FILE *out)
 		"  plan FILE           show what applying FILE would change in the database\n"
 		"  apply FILE          apply FILE in one transaction and record it in the audit log\n"
 		"  status              budget status of every factory and project\n"
+		"  projects            your projects and their GPU-hours left (asks aifd; no\n"
+		"                      database access needed)\n"
 		"  report --by KEY     GPU-hours by factory, sector, project or month\n"
 		"  db migrate          create or upgrade the database schema\n"
 		"\n"
@@ -31,6 +34,10 @@ static void usage(FILE *out)
 		"  -d, --db=CONNINFO       database connection string (default: \"db\" in the\n"
 		"                          config file, else the PG* environment variables)\n"
 		"  -c, --config=FILE       config file (default: %s, if present)\n"
+		"  -s, --server=ADDRESS    projects: aifd's socket path or host[:port] (default:\n"
+		"                          \"server\" in the config file, else %s)\n"
+		"  -C, --cluster=NAME      projects: this cluster's name (default: \"cluster\" in\n"
+		"                          the config file)\n"
 		"  -f, --format=FORMAT     output as table (default), csv or json\n"
 		"  -b, --by=KEY            report: factory, sector, project or month\n"
 		"  -p, --period=PERIOD     status, report: only this budget period\n"
@@ -38,7 +45,7 @@ static void usage(FILE *out)
 		"  -V, --version           output version information, then exit\n"
 		"\n"
 		"Exit status: 0 success, 1 failure (database or system), 2 invalid input.\n",
-		AIFCTL_DEFAULT_CONFIG);
+		AIFCTL_DEFAULT_CONFIG, AIF_PROTO_DEFAULT_SOCKET);
 }
 
 __attribute__((format(printf, 1, 2))) static int bad_usage(const char *fmt, ...)
@@ -58,6 +65,8 @@ int main(int argc, char **argv)
 	static const struct option options[] = {
 		{"db", required_argument, NULL, 'd'},
 		{"config", required_argument, NULL, 'c'},
+		{"server", required_argument, NULL, 's'},
+		{"cluster", required_argument, NULL, 'C'},
 		{"format", required_argument, NULL, 'f'},
 		{"by", required_argument, NULL, 'b'},
 		{"period", required_argument, NULL, 'p'},
@@ -77,18 +86,25 @@ int main(int argc, char **argv)
 		{"status", aifctl_cmd_status, 0, ""},
 		{"report", aifctl_cmd_report, 0, ""},
 		{"db", aifctl_cmd_db, 1, "migrate"},
+		{"projects", aifctl_cmd_projects, 0, ""},
 	};
 	struct aifctl ctl = {.format = AIFCTL_FORMAT_TABLE};
 	int c;
 
 	/* Options may come before or after the command, as users type them. */
-	while ((c = getopt_long(argc, argv, "d:c:f:b:p:hV", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:c:s:C:f:b:p:hV", options, NULL)) != -1) {
 		switch (c) {
 		case 'd':
 			ctl.db_option = optarg;
 			break;
 		case 'c':
 			ctl.config_path = optarg;
+			break;
+		case 's':
+			ctl.server_option = optarg;
+			break;
+		case 'C':
+			ctl.cluster_option = optarg;
 			break;
 		case 'f':
 			if (strcmp(optarg, "table") == 0)

@@ -17,6 +17,8 @@ enum aifctl_format { AIFCTL_FORMAT_TABLE, AIFCTL_FORMAT_CSV, AIFCTL_FORMAT_JSON 
 
 struct aifctl {
 	const char *db_option;     /* --db CONNINFO */
+	const char *server_option; /* --server ADDRESS (of aifd) */
+	const char *cluster_option; /* --cluster NAME */
 	const char *config_path;   /* --config FILE, or NULL for the default file if present */
 	enum aifctl_format format;
 	const char *by;            /* report --by */
@@ -24,6 +26,17 @@ struct aifctl {
 	char **args;               /* the command's positional arguments */
 	int n_args;
 };
+
+/* The config file: what --db, --server and --cluster default to. */
+struct aifctl_config {
+	char db[1024];
+	char server[256];
+	char cluster[64];
+	char munge_socket[256];
+};
+
+/* Read --config, or the default config file when it exists (else all empty). 0, or -1 (printed). */
+int aifctl_read_config(const struct aifctl *ctl, struct aifctl_config *config);
 
 /* Print "aifctl: ERROR:  message" plus DETAIL and HINT lines, PostgreSQL style. */
 void aifctl_report_error(const struct aif_diag *diag);
@@ -52,5 +65,6 @@ int aifctl_cmd_apply(const struct aifctl *ctl);
 int aifctl_cmd_status(const struct aifctl *ctl);
 int aifctl_cmd_report(const struct aifctl *ctl);
 int aifctl_cmd_db(const struct aifctl *ctl);
+int aifctl_cmd_projects(const struct aifctl *ctl);
 
 #endif

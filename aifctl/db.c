@@ -3,20 +3,10 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "aif_db.h"
-#include "aif_settings.h"
 #include "aifctl.h"
 #include "output.h"
-
-struct aifctl_config {
-	char db[1024];
-};
-
-static const struct aif_setting config_settings[] = {
-	{"db", AIF_SETTING_STRING, offsetof(struct aifctl_config, db), sizeof(((struct aifctl_config *)0)->db), 0, 0, NULL},
-};
 
 void aifctl_report_error(const struct aif_diag *diag)
 {
@@ -62,28 +52,15 @@ int aifctl_exec(PGconn *conn, const char *sql)
 	return 0;
 }
 
-static void report_config_error(const char *path, unsigned line, const struct aif_diag *diag, void *arg)
-{
-	(void)arg;
-	if (line)
-		fprintf(stderr, "aifctl: ERROR:  %s:%u: %s\n", path, line, diag->message);
-	else
-		fprintf(stderr, "aifctl: ERROR:  %s\n", diag->message);
-	if (diag->hint[0])
-		fprintf(stderr, "HINT:  %s\n", diag->hint);
-}
-
 PGconn *aifctl_connect(const struct aifctl *ctl, int need_schema)
 {
-	struct aifctl_config config = {""};
+	struct aifctl_config config;
 	const char *conninfo = ctl->db_option;
 	struct aif_diag diag;
 	PGconn *conn;
 
-	/* An explicit --config must exist; the default one is optional. */
-	if (!conninfo && (ctl->config_path || access(AIFCTL_DEFAULT_CONFIG, F_OK) == 0)) {
-		const char *path = ctl->config_path ? ctl->config_path : AIFCTL_DEFAULT_CONFIG;
-		if (aif_settings_read_file(config_settings, 1, &config, path, NULL, report_config_error, NULL) != 0)
+	if (!conninfo) {
+		if (aifctl_read_config(ctl, &config) < 0)
 			return NULL;
 		if (config.db[0])
 			conninfo = config.db;

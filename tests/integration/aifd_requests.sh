@@ -184,6 +184,22 @@ awk -v u="$used" 'BEGIN { exit !(u >= 7.06 && u < 7.2) }' || fail "proja used $u
 assert_eq "pexh pf1 pfw proja projb pwarn" "$(aif_send root a status cluster=aiftest | sed -n 's/^project=//p' | xargs)" \
 	"root sees every active project of this cluster with a budget"
 
+# The same through "aifctl projects", as users run it: server and cluster from its config file.
+cp "$AIF_BUILD_DIR/aifctl/aifctl" "$AIFD_WORK/aifctl"
+printf 'server = %s\ncluster = aiftest\nmunge_socket = %s\n' "$AIFD_WORK/run/a.sock" "$AIF_MUNGE_SOCKET" \
+	>"$AIFD_WORK/aifctl.conf"
+chmod 644 "$AIFD_WORK/aifctl.conf"
+listing=$(as_user aiftest "$AIFD_WORK/aifctl" --config "$AIFD_WORK/aifctl.conf" --format csv projects | tr -d "\r")
+assert_eq "period,factory,project,budget_gpu_hours,used_gpu_hours,remaining_gpu_hours,state,limited_by" \
+	"$(head -1 <<<"$listing")" "aifctl projects header"
+assert_match "^cur,fa,projb,10.00,0.00,10.00,ok,project$" "$(sed -n 3p <<<"$listing")" "aifctl projects: projb"
+assert_match "^cur,fa,proja,10.00,7\.[0-9]+,2\.[0-9]+,warning,project$" "$(sed -n 2p <<<"$listing")" "aifctl projects: proja"
+rc=0
+as_user aiftest "$AIFD_WORK/aifctl" --config "$AIFD_WORK/aifctl.conf" --cluster wrong projects 2>"$AIFD_WORK/err" || rc=$?
+assert_eq 1 "$rc" "aifctl projects for another cluster: exit status"
+assert_match "request for cluster \"wrong\" sent to the aifd of cluster \"aiftest\"" "$(cat "$AIFD_WORK/err")" \
+	"aifctl projects for another cluster"
+
 # An aifctl apply is seen within seconds (LISTEN/NOTIFY): pexh gets more GPU-hours.
 budgets 100 >"$AIFD_WORK/b3.yaml"
 apply "$AIFD_WORK/b3.yaml"
