@@ -336,6 +336,64 @@ static void test_now_before_snapshot(void **state)
 	assert_string_equal(d.diag.message, "project \"grid-ai\" has used 80.0% of its GPU-hours for period 2026-h2");
 }
 
+struct status_lines {
+	struct project_status line[16];
+	size_t n;
+};
+
+static void collect(void *arg, const struct project_status *st)
+{
+	struct status_lines *l = arg;
+	assert_true(l->n < N(l->line));
+	l->line[l->n++] = *st;
+}
+
+/* status: a member's projects on the asking cluster, per current period; own or factory budget. */
+static void test_status(void **state)
+{
+	const char *groups[] = {"users"};
+	struct decide_request req = {.kind = DECIDE_CHECK, .cluster = "jean-zay", .user = "alice",
+				     .groups = groups, .n_groups = 1, .now = NOW};
+	struct status_lines l = {0};
+
+	(void)state;
+	assert_int_equal(2, decide_status(&snap, &req, 0, collect, &l));
+	assert_string_equal("genomics-eu", l.line[0].project);
+	assert_string_equal("2026", l.line[0].period);
+	assert_string_equal("factory", l.line[0].scope); /* no budget of its own in 2026 */
+	assert_float_equal(200000, l.line[0].budget_gpu_hours, 1e-9);
+	/* ai2f's projects in 2026: 100 + 100 + 40012.5 + 850 (50 GPUs for the hour since TAKEN) + 500 */
+	assert_float_equal(41562.5, l.line[0].used_gpu_hours, 1e-6);
+	assert_string_equal("ok", l.line[0].state);
+	assert_string_equal("2026-h2", l.line[1].period);
+	assert_string_equal("project", l.line[1].scope);
+	assert_float_equal(40000, l.line[1].budget_gpu_hours, 1e-9);
+	assert_float_equal(40012.5, l.line[1].used_gpu_hours, 1e-6);
+	assert_string_equal("exhausted", l.line[1].state);
+
+	/* On lumi: lumi-llm (own budget in 2026-h2 only) and lumi-nob (none: its factory's in
+	 * 2026; nobody has one in 2026-h2, so no line). */
+	req.cluster = "lumi";
+	l.n = 0;
+	assert_int_equal(3, decide_status(&snap, &req, 0, collect, &l));
+	assert_string_equal("lumi-llm", l.line[0].project);
+	assert_string_equal("factory", l.line[0].scope);
+	assert_string_equal("lumi-llm", l.line[1].project);
+	assert_string_equal("2026-h2", l.line[1].period);
+	assert_string_equal("project", l.line[1].scope);
+	assert_string_equal("ok", l.line[1].state);
+	assert_string_equal("lumi-nob", l.line[2].project);
+	assert_string_equal("2026", l.line[2].period);
+
+	/* Root: every active project of the cluster, retired ones left out. */
+	req.cluster = "jean-zay";
+	req.user = "root";
+	l.n = 0;
+	assert_int_equal(10, decide_status(&snap, &req, 1, collect, &l));
+	for (size_t i = 0; i < l.n; i++)
+		assert_string_not_equal("old-proj", l.line[i].project);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -343,6 +401,7 @@ int main(void)
 		cmocka_unit_test(test_every_reason_tested),
 		cmocka_unit_test(test_empty_snapshot),
 		cmocka_unit_test(test_now_before_snapshot),
+		cmocka_unit_test(test_status),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
