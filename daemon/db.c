@@ -3,19 +3,11 @@
 #include "aif_db.h"
 #include "log.h"
 
-/* Without it, an unreachable host would hold up start-up for the kernel's TCP timeouts. */
-#define DB_CONNECT_TIMEOUT "10"
-
 PGconn *db_connect(const struct aifd_config *config)
 {
-	/* Keywords before "dbname" are defaults: the expanded conninfo overrides them. */
-	static const char *const keywords[] = {"connect_timeout", "fallback_application_name",
-					       "dbname", NULL};
-	const char *values[] = {DB_CONNECT_TIMEOUT, "aifd", config->db, NULL};
 	struct aif_diag diag;
-	PGconn *conn;
+	PGconn *conn = aif_db_connect(config->db, "aifd");
 
-	conn = PQconnectdbParams(keywords, values, 1);
 	if (!conn) {
 		log_error("could not connect to the aif database: out of memory");
 		return NULL;

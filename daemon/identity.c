@@ -1,9 +1,13 @@
 #include "identity.h"
 
 #include <grp.h>
+#include <pthread.h>
 #include <pwd.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_GROUPS 4096 /* beyond this a user's further groups are not considered */
@@ -74,7 +78,37 @@ static int list_groups(const char *name, gid_t gid, gid_t **out)
 	}
 }
 
-void identity_lookup(uid_t uid, gid_t gid, struct identity *id)
+/* One allocation holding the pointer array and the names: copied whole by the cache. */
+static int pack(const char *user, const char *const *groups, size_t n, struct identity *id)
+{
+	size_t size = (n ? n : 1) * sizeof(char *), off;
+	char *mem, **ptrs;
+
+	memset(id, 0, sizeof(*id));
+	size += user ? strlen(user) + 1 : 0;
+	for (size_t i = 0; i < n; i++)
+		size += strlen(groups[i]) + 1;
+	mem = malloc(size);
+	if (!mem)
+		return -1;
+	ptrs = (char **)mem;
+	off = (n ? n : 1) * sizeof(char *);
+	if (user) {
+		id->user = strcpy(mem + off, user);
+		off += strlen(user) + 1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		ptrs[i] = strcpy(mem + off, groups[i]);
+		off += strlen(groups[i]) + 1;
+	}
+	id->groups = (const char *const *)ptrs;
+	id->n_groups = n;
+	id->mem = mem;
+	return 0;
+}
+
+/* Ask NSS; on out of memory, an empty identity (only a member by name can match, and none). */
+static void resolve(uid_t uid, gid_t gid, struct identity *id)
 {
 	struct arena *a = calloc(1, sizeof(*a));
 	char buf[16384];
@@ -102,27 +136,71 @@ void identity_lookup(uid_t uid, gid_t gid, struct identity *id)
 		free(name);
 	}
 	groups = malloc((a->n ? a->n : 1) * sizeof(*groups));
-	if (!groups) {
-		free(a->text);
-		free(a);
-		return;
+	if (groups) {
+		for (size_t i = 0; i < a->n; i++)
+			groups[i] = a->text + a->offsets[1 + i];
+		pack(a->has_user ? a->text : NULL, groups, a->n, id);
 	}
-	for (size_t i = 0; i < a->n; i++)
-		groups[i] = a->text + a->offsets[1 + i];
-	id->user = a->has_user ? a->text : NULL;
-	id->groups = groups;
-	id->n_groups = a->n;
-	id->mem = a;
+	free(groups);
+	free(a->text);
+	free(a);
+}
+
+/*
+ * NSS answers are kept for IDENTITY_TTL_MS, as nscd and sssd do: a lookup in /etc files
+ * costs ~0.2 ms here (more against LDAP), too much for every submit-time check.
+ */
+#define IDENTITY_TTL_MS 60000
+#define CACHE_SLOTS 1024
+
+static struct {
+	pthread_mutex_t lock;
+	struct {
+		bool used;
+		uid_t uid;
+		gid_t gid;
+		int64_t at_ms;
+		struct identity id;
+	} slot[CACHE_SLOTS];
+} cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void identity_lookup(uid_t uid, gid_t gid, struct identity *id)
+{
+	size_t i = ((size_t)uid * 2654435761u ^ (size_t)gid) % CACHE_SLOTS;
+	struct identity fresh;
+	int64_t now = now_ms();
+	int hit = 0;
+
+	pthread_mutex_lock(&cache.lock);
+	if (cache.slot[i].used && cache.slot[i].uid == uid && cache.slot[i].gid == gid &&
+	    now - cache.slot[i].at_ms < IDENTITY_TTL_MS)
+		hit = pack(cache.slot[i].id.user, cache.slot[i].id.groups, cache.slot[i].id.n_groups, id) == 0;
+	pthread_mutex_unlock(&cache.lock);
+	if (hit)
+		return;
+	resolve(uid, gid, id);
+	if (pack(id->user, id->groups, id->n_groups, &fresh) < 0)
+		return;
+	pthread_mutex_lock(&cache.lock);
+	identity_free(&cache.slot[i].id);
+	cache.slot[i].used = true;
+	cache.slot[i].uid = uid;
+	cache.slot[i].gid = gid;
+	cache.slot[i].at_ms = now;
+	cache.slot[i].id = fresh;
+	pthread_mutex_unlock(&cache.lock);
 }
 
 void identity_free(struct identity *id)
 {
-	struct arena *a = id->mem;
-
-	if (a) {
-		free((void *)id->groups);
-		free(a->text);
-		free(a);
-	}
+	free(id->mem);
 	memset(id, 0, sizeof(*id));
 }

@@ -1,6 +1,7 @@
 /*
  * identity: a uid's user name and group names, through NSS (files, sssd, LDAP: whatever
- * nsswitch.conf says), for the membership check. Thread-safe (the _r calls).
+ * nsswitch.conf says), for the membership check. Thread-safe. Answers are cached for a
+ * minute per (uid, gid), as nscd does: a change of group membership counts within a minute.
  */
 #ifndef AIFD_IDENTITY_H
 #define AIFD_IDENTITY_H

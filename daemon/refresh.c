@@ -81,15 +81,12 @@ static int load(struct refresh *r, const char *why)
 /* Connect again after a failure, as often as it takes (unless stopping). */
 static void reconnect(struct refresh *r)
 {
-	static const char *const keywords[] = {"connect_timeout", "fallback_application_name",
-					       "dbname", NULL};
-	const char *values[] = {"10", "aifd", r->conninfo, NULL};
 	unsigned backoff = BACKOFF_MIN_MS;
 
 	while (!atomic_load(&r->stopping)) {
 		if (r->conn)
 			PQfinish(r->conn);
-		r->conn = PQconnectdbParams(keywords, values, 1);
+		r->conn = aif_db_connect(r->conninfo, "aifd");
 		if (r->conn && PQstatus(r->conn) == CONNECTION_OK && listen_config(r->conn) == 0) {
 			log_info("budget refresh reconnected to the database");
 			return;

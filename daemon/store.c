@@ -27,8 +27,6 @@
 
 #include "aif_db.h"
 
-/* Without it, an unreachable host would hold the writer for the kernel's TCP timeouts. */
-#define STORE_CONNECT_TIMEOUT "10"
 /* The largest time to_timestamp() takes without error: 9999-12-31 23:59:59 UTC. */
 #define STORE_MAX_TIME 253402300799LL
 
@@ -401,12 +399,7 @@ static void disconnect(struct store *s)
 
 static PGconn *connect_db(const char *conninfo)
 {
-	/* Keywords before "dbname" are defaults: the expanded conninfo overrides them. */
-	static const char *const keywords[] = {"connect_timeout", "fallback_application_name",
-					       "dbname", NULL};
-	const char *values[] = {STORE_CONNECT_TIMEOUT, "aifd-store", conninfo, NULL};
-
-	return PQconnectdbParams(keywords, values, 1);
+	return aif_db_connect(conninfo, "aifd-store");
 }
 
 /* Connect when not connected; false (diag) when the database cannot be reached now. */

@@ -390,6 +390,16 @@ int aif_db_migrate(PGconn *conn, int *applied, struct aif_diag *diag)
 	return 0;
 }
 
+PGconn *aif_db_connect(const char *conninfo, const char *application_name)
+{
+	/* Keywords before "dbname" are defaults: the expanded conninfo overrides them. */
+	static const char *const keywords[] = {"connect_timeout", "fallback_application_name",
+					       "options", "dbname", NULL};
+	const char *values[] = {"10", application_name, "-c jit=off", conninfo, NULL};
+
+	return PQconnectdbParams(keywords, values, 1);
+}
+
 int aif_db_check_schema(PGconn *conn, struct aif_diag *diag)
 {
 	int version;

@@ -55,6 +55,14 @@ int aif_db_schema_version(PGconn *conn, struct aif_diag *diag);
 int aif_db_migrate(PGconn *conn, int *applied, struct aif_diag *diag);
 
 /*
+ * Connect a long-lived connection of aifd (never NULL; check PQstatus). Defaults that the
+ * conninfo may override: connect_timeout=10 (an unreachable host would otherwise hold the
+ * caller for the kernel's TCP timeouts), fallback_application_name (for pg_stat_activity) and
+ * jit=off (JIT compiling aifd's short queries costs more than running them).
+ */
+PGconn *aif_db_connect(const char *conninfo, const char *application_name);
+
+/*
  * 0 when the database's schema is exactly AIF_SCHEMA_VERSION; otherwise -1 with a diag that
  * says which side to upgrade (for aifd and aifctl at startup).
  */
