@@ -6,7 +6,8 @@
  *   2. bind the Unix socket and the TCP listener (exit 1);
  *   3. give up root for the configured user (exit 1);
  *   4. connect to PostgreSQL, check the schema version and load the budgets (exit 1);
- *   5. start the usage writer and the worker threads (exit 1);
+ *   5. start the usage writer, the reconciliation with slurmctld and the worker threads
+ *      (exit 1);
  *   6. serve until SIGTERM (exit 0); then answer what was received, and stop the threads in
  *      the reverse order.
  * Binding comes before giving up root (the socket directory may need root); the database
@@ -86,6 +87,8 @@ static void aifd_close(struct aifd *aifd)
 	aifd->store = NULL;
 	handler_free(aifd->handler);
 	aifd->handler = NULL;
+	reconcile_stop(aifd->reconcile);
+	aifd->reconcile = NULL;
 	refresh_stop(aifd->refresh);
 	aifd->refresh = NULL;
 	if (aifd->db)
@@ -120,6 +123,8 @@ static int start_threads_blocked(struct aifd *aifd, const struct refresh_options
 				 const struct handler_settings *hs)
 {
 	const struct aifd_config *config = &aifd->config;
+	struct reconcile_options copts = {config->db, config->cluster,
+					  (unsigned)config->reconcile_interval_ms};
 	struct store_options sopts;
 	struct pool_ops ops;
 	struct aif_diag diag;
@@ -136,6 +141,9 @@ static int start_threads_blocked(struct aifd *aifd, const struct refresh_options
 		log_diag(LOG_LEVEL_ERROR, NULL, &diag);
 		return -1;
 	}
+	aifd->reconcile = reconcile_start(&copts);
+	if (!aifd->reconcile)
+		return -1;
 	aifd->handler = handler_new(hs, aifd->refresh, aifd->store);
 	if (!aifd->handler) {
 		log_error("out of memory");
@@ -149,7 +157,8 @@ static int start_threads_blocked(struct aifd *aifd, const struct refresh_options
 	return 0;
 }
 
-/* The budget snapshot, the usage writer and the workers; each logs its own failure. */
+/* The budget snapshot, the usage writer, reconciliation and the workers; each logs its own
+ * failure. */
 static int start_threads(struct aifd *aifd)
 {
 	const struct aifd_config *config = &aifd->config;

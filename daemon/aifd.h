@@ -12,6 +12,7 @@
 #include "config.h"
 #include "handler.h"
 #include "pool.h"
+#include "reconcile.h"
 #include "refresh.h"
 #include "store.h"
 #include "conn.h"
@@ -32,6 +33,7 @@ struct aifd {
 	struct store *store;        /* the usage writer */
 	struct handler *handler;    /* what a request means */
 	struct pool *pool;          /* the worker threads */
+	struct reconcile *reconcile; /* open intervals and cancellations against slurmctld */
 	unsigned long inflight;     /* requests received and not yet answered */
 	bool stopping;
 };

@@ -14,6 +14,7 @@
 #include "aif_client.h"
 #include "aifd.h"
 #include "pool.h"
+#include "reconcile.h"
 #include "refresh.h"
 #include "request.h"
 #include "conn.h"
@@ -113,9 +114,12 @@ static void signal_ready(struct aifd *aifd, struct watch *watch, uint32_t events
 		switch (info.ssi_signo) {
 		case SIGHUP:
 			log_info("received SIGHUP; reloading configuration file \"%s\"", aifd->config_path);
-			if (config_reload(aifd->config_path, &aifd->config) == 0)
+			if (config_reload(aifd->config_path, &aifd->config) == 0) {
 				refresh_set_interval(aifd->refresh,
 						     (unsigned)aifd->config.refresh_interval_ms);
+				reconcile_set_interval(aifd->reconcile,
+						       (unsigned)aifd->config.reconcile_interval_ms);
+			}
 			break;
 		case SIGTERM:
 		case SIGINT:

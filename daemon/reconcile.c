@@ -1,0 +1,947 @@
+/*
+ * reconcile: open intervals against slurmctld, and on_exhausted: cancel (reconcile.h).
+ *
+ * A pass, in this order:
+ *   1. Read the open runs (job, restart) of this cluster from PostgreSQL, THEN ask slurmctld.
+ *      A run read first had its prolog before the read, so slurmctld knew the job by then;
+ *      the other way round, a job started in between would look unknown and be closed.
+ *   2. One slurm_load_jobs() per pass rather than one slurm_load_job() per open job: one RPC
+ *      and one consistent view of slurmctld whatever the number of running jobs (what one
+ *      squeue costs it), instead of thousands of RPCs, each with its own MUNGE credential.
+ *      A job missing from that list is asked for alone, and only "Invalid job id specified"
+ *      (ESLURM_INVALID_JOB_ID) makes it unknown: a list that leaves jobs out must never close
+ *      the intervals of a live job. slurmctld gives that answer for the jobs PrivateData=jobs
+ *      hides too: when it may hide them from aifd, unknown jobs stay open (jobs_hidden()).
+ *   3. Record when running runs were seen (aif.job_last_seen), close the runs that are over,
+ *      forget the runs without open intervals, fold what was closed into the rollups.
+ *   4. Request the cancellations that on_exhausted: cancel calls for, then carry out the due
+ *      ones that still apply, when slurmctld answered this pass.
+ *
+ * Every statement stands alone (autocommit) and is idempotent, so a pass broken off anywhere
+ * (PostgreSQL or slurmctld going away) is simply run again later. The only state between
+ * passes is in PostgreSQL.
+ */
+#include "reconcile.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+#include <slurm/slurm.h>
+#include <slurm/slurm_errno.h>
+
+#include "aif_client.h"
+#include "aif_db.h"
+#include "log.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+
+/* The open runs of cluster $1, one row per (job, restart), through usage_intervals_open. */
+static const char OPEN_RUNS_SQL[] =
+	"SELECT job_id, restart_count FROM aif.usage_intervals"
+	" WHERE cluster = $1 AND ended_at IS NULL"
+	" GROUP BY job_id, restart_count ORDER BY job_id, restart_count";
+
+/* $2 jobs and $3 restarts were running when the pass began, at $4 (Unix seconds). */
+static const char SEEN_SQL[] =
+	"INSERT INTO aif.job_last_seen AS s (cluster, job_id, restart_count, seen_at)"
+	" SELECT $1, t.job_id, t.restart_count, to_timestamp($4::double precision)"
+	" FROM unnest($2::bigint[], $3::int[]) AS t(job_id, restart_count)"
+	" ORDER BY t.job_id, t.restart_count"
+	" ON CONFLICT (cluster, job_id, restart_count) DO UPDATE"
+	" SET seen_at = greatest(s.seen_at, excluded.seen_at)";
+
+/*
+ * Close the open intervals of the runs $2/$3: at $4, slurmctld's end time, or where $4 is
+ * NULL at the last bound known (the run's last sighting, else the interval's start). The rows
+ * are locked in key order first, the order in which the usage writer (store.c) writes, so
+ * that the two never deadlock; an interval the epilog closed meanwhile is left alone.
+ */
+static const char CLOSE_SQL[] =
+	"WITH c AS ("
+	" SELECT * FROM unnest($2::bigint[], $3::int[], $4::bigint[]) AS c(job_id, restart_count, end_at)"
+	"), l AS ("
+	" SELECT i.job_id, i.node, i.restart_count, c.end_at, s.seen_at"
+	" FROM c JOIN aif.usage_intervals i ON i.cluster = $1 AND i.job_id = c.job_id"
+	"  AND i.restart_count = c.restart_count AND i.ended_at IS NULL"
+	" LEFT JOIN aif.job_last_seen s ON s.cluster = $1 AND s.job_id = c.job_id"
+	"  AND s.restart_count = c.restart_count"
+	" ORDER BY i.job_id, i.node, i.restart_count"
+	" FOR UPDATE OF i"
+	")"
+	" UPDATE aif.usage_intervals u"
+	" SET ended_at = greatest(u.started_at,"
+	"  CASE WHEN l.end_at IS NULL THEN l.seen_at ELSE to_timestamp(l.end_at) END),"
+	"  end_source = CASE WHEN l.end_at IS NULL THEN 'reconciled-last-seen'"
+	"   ELSE 'reconciled-slurm' END"
+	" FROM l"
+	" WHERE u.cluster = $1 AND u.job_id = l.job_id AND u.node = l.node"
+	"  AND u.restart_count = l.restart_count AND u.ended_at IS NULL"
+	" RETURNING u.job_id, u.restart_count, u.node,"
+	"  to_char(u.ended_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS \"UTC\"')";
+
+/* Runs without open intervals need no last sighting any more. */
+static const char FORGET_SQL[] =
+	"DELETE FROM aif.job_last_seen s WHERE s.cluster = $1 AND NOT EXISTS ("
+	" SELECT 1 FROM aif.usage_intervals i WHERE i.cluster = s.cluster AND i.job_id = s.job_id"
+	"  AND i.restart_count = s.restart_count AND i.ended_at IS NULL)";
+
+/*
+ * What on_exhausted: cancel applies to now, on cluster $1: one row per running job (open
+ * intervals) and exhausted budget whose owner's policy is cancel. A project's budget: the
+ * project's policy and grace (aif.apply() already gave it the factory's when the budgets file
+ * sets none); an AI Factory's budget: the factory's own, for the jobs of all its projects.
+ * Exhausted is aif_report.budget_status's state, in a period that contains today (UTC): the
+ * same usage, on every cluster, that funders see.
+ */
+#define POLICY_CTE                                                                               \
+	"WITH ex AS ("                                                                           \
+	" SELECT b.period, b.factory, b.project, b.used_gpu_hours, b.budget_gpu_hours"           \
+	" FROM aif_report.budget_status b JOIN aif.periods p ON p.id = b.period"                 \
+	" WHERE b.state = 'exhausted' AND p.starts_on <= (now() AT TIME ZONE 'UTC')::date"       \
+	"  AND (now() AT TIME ZONE 'UTC')::date < p.ends_on"                                     \
+	"), run AS ("                                                                            \
+	" SELECT DISTINCT i.job_id, i.project_id FROM aif.usage_intervals i"                    \
+	" WHERE i.cluster = $1 AND i.ended_at IS NULL"                                           \
+	"), pol AS ("                                                                            \
+	" SELECT r.job_id, pr.id AS project_id, pr.factory_id, 'project' AS scope, ex.period,"   \
+	"  pr.grace_seconds AS grace,"                                                           \
+	"  format('project %s used %s of its %s GPU-hours in period %s', pr.id,"                 \
+	"   ex.used_gpu_hours, ex.budget_gpu_hours, ex.period) AS reason"                        \
+	" FROM run r JOIN aif.projects pr ON pr.id = r.project_id JOIN ex ON ex.project = pr.id" \
+	" WHERE pr.on_exhausted = 'cancel'"                                                      \
+	" UNION ALL"                                                                             \
+	" SELECT r.job_id, pr.id, f.id, 'factory', ex.period, f.grace_seconds,"                  \
+	"  format('AI Factory %s used %s of its %s GPU-hours in period %s', f.id,"               \
+	"   ex.used_gpu_hours, ex.budget_gpu_hours, ex.period)"                                  \
+	" FROM run r JOIN aif.projects pr ON pr.id = r.project_id"                               \
+	" JOIN aif.factories f ON f.id = pr.factory_id"                                          \
+	" JOIN ex ON ex.project IS NULL AND ex.factory = f.id"                                   \
+	" WHERE f.on_exhausted = 'cancel'"                                                       \
+	")"
+
+/* Request each job's cancellation once (the shortest grace wins when several budgets apply). */
+static const char REQUEST_SQL[] =
+	POLICY_CTE
+	" INSERT INTO aif.cancellations AS c (cluster, job_id, project_id, factory_id, scope,"
+	"  period_id, reason, requested_at, not_before)"
+	" SELECT DISTINCT ON (p.job_id) $1, p.job_id, p.project_id, p.factory_id, p.scope,"
+	"  p.period, p.reason, now(), now() + make_interval(secs => p.grace)"
+	" FROM pol p ORDER BY p.job_id, p.grace, p.scope, p.period"
+	" ON CONFLICT (cluster, job_id) DO NOTHING"
+	" RETURNING c.job_id, c.project_id, c.reason,"
+	"  to_char(c.not_before AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS \"UTC\"'),"
+	"  extract(epoch FROM c.not_before - c.requested_at)::bigint";
+
+/*
+ * The requests of cluster $1 that are due, with whether the job still runs here and whether
+ * the policy still applies to it (the budget may have been raised during the grace).
+ */
+static const char DUE_SQL[] =
+	POLICY_CTE
+	" SELECT c.id, c.job_id, c.project_id, c.reason,"
+	"  EXISTS (SELECT 1 FROM aif.usage_intervals i WHERE i.cluster = c.cluster"
+	"   AND i.job_id = c.job_id AND i.ended_at IS NULL),"
+	"  EXISTS (SELECT 1 FROM pol WHERE pol.job_id = c.job_id)"
+	" FROM aif.cancellations c"
+	" WHERE c.cluster = $1 AND c.done_at IS NULL AND c.not_before <= now()"
+	" ORDER BY c.not_before, c.id";
+
+static const char DONE_SQL[] =
+	"UPDATE aif.cancellations SET done_at = now(), outcome = $2 WHERE id = $1 AND done_at IS NULL";
+
+/* What a pass makes of one run (job, restart) that has open intervals. */
+enum verdict {
+	RUN_UNSURE,      /* nothing certain (slurmctld did not answer for it): ask next pass */
+	RUN_ALIVE,       /* running or suspended: seen now */
+	RUN_ENDING,      /* ended, its epilogs still running (COMPLETING): they may send the end */
+	RUN_LATER,       /* slurmctld knows an earlier run only: leave it */
+	RUN_ENDED,       /* ended: close at slurmctld's end time */
+	RUN_UNKNOWN,     /* slurmctld does not know the job: close at the last bound */
+	RUN_REQUEUED,    /* the job has run again since: close at the last bound */
+	RUN_NOT_RUNNING, /* pending again, or ended without an end time: close at the last bound */
+};
+
+struct run {
+	uint32_t job;
+	uint32_t restart;
+	enum verdict verdict;
+	uint32_t state;   /* slurmctld's job_state */
+	uint32_t slurm_restart;
+	time_t end;       /* slurmctld's end_time */
+};
+
+struct reconcile {
+	char *conninfo;
+	char *cluster;
+	PGconn *conn;             /* the thread's alone once it runs */
+	atomic_uint interval_ms;
+	atomic_bool stopping;
+	int wake_fd;              /* eventfd: a new interval, or stopping */
+	bool slurm_down;          /* the last attempt failed: say so once, and when it is back */
+	bool hidden_said;         /* the PrivateData=jobs warning was logged */
+	pthread_t thread;
+};
+
+/* ---- libslurm ---- */
+
+/*
+ * libslurm's configuration is global: loaded by the first reconcile_start(), freed by the
+ * last reconcile_stop(). Only the reconcile thread calls libslurm in between.
+ */
+static pthread_mutex_t slurm_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned slurm_users;
+
+/*
+ * slurm_init() exits the process when it finds no slurm.conf, after retrying for a minute:
+ * look in its places first (SLURM_CONF, else the default and slurmd's configless cache), so
+ * that aifd refuses to start with a message instead.
+ */
+static int check_slurm_conf(void)
+{
+	static const char *const places[] = {"/etc/slurm/slurm.conf", "/run/slurm/conf/slurm.conf"};
+	const char *env = getenv("SLURM_CONF");
+	struct aif_diag d;
+
+	aif_diag_clear(&d);
+	if (env && *env) {
+		if (access(env, R_OK) == 0)
+			return 0;
+		aif_diag_message(&d, "could not read the Slurm configuration file \"%s\": %s", env,
+				 strerror(errno));
+		aif_diag_detail(&d, "SLURM_CONF names it; aifd needs it to reach slurmctld.");
+	} else {
+		for (size_t i = 0; i < sizeof(places) / sizeof(places[0]); i++)
+			if (access(places[i], R_OK) == 0)
+				return 0;
+		aif_diag_message(&d, "no Slurm configuration file found");
+		aif_diag_detail(&d, "SLURM_CONF is not set and neither %s nor %s can be read; aifd "
+				    "needs slurm.conf to reach slurmctld.", places[0], places[1]);
+	}
+	aif_diag_hint(&d, "Set SLURM_CONF in aifd's environment to the path of slurm.conf, readable "
+			  "by the user aifd runs as.");
+	log_diag(LOG_LEVEL_ERROR, NULL, &d);
+	return -1;
+}
+
+static int slurm_acquire(void)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&slurm_lock);
+	if (slurm_users == 0 && check_slurm_conf() < 0)
+		rc = -1;
+	else if (slurm_users++ == 0)
+		slurm_init(NULL);
+	pthread_mutex_unlock(&slurm_lock);
+	return rc;
+}
+
+static void slurm_release(void)
+{
+	pthread_mutex_lock(&slurm_lock);
+	if (--slurm_users == 0)
+		slurm_fini();
+	pthread_mutex_unlock(&slurm_lock);
+}
+
+static const char *state_name(uint32_t state)
+{
+	static const char *const names[] = {
+		[JOB_PENDING] = "PENDING",     [JOB_RUNNING] = "RUNNING",
+		[JOB_SUSPENDED] = "SUSPENDED", [JOB_COMPLETE] = "COMPLETED",
+		[JOB_CANCELLED] = "CANCELLED", [JOB_FAILED] = "FAILED",
+		[JOB_TIMEOUT] = "TIMEOUT",     [JOB_NODE_FAIL] = "NODE_FAIL",
+		[JOB_PREEMPTED] = "PREEMPTED", [JOB_BOOT_FAIL] = "BOOT_FAIL",
+		[JOB_DEADLINE] = "DEADLINE",   [JOB_OOM] = "OUT_OF_MEMORY",
+	};
+	uint32_t base = state & JOB_STATE_BASE;
+
+	return base < JOB_END ? names[base] : "UNKNOWN";
+}
+
+/* slurmctld did not answer: a warning the first time, then quiet until it answers again. */
+static void slurm_failed(struct reconcile *r, const char *what)
+{
+	int err = slurm_get_errno();
+	struct aif_diag d;
+
+	aif_diag_clear(&d);
+	aif_diag_message(&d, "%s", what);
+	aif_diag_detail(&d, "slurmctld: %s.", slurm_strerror(err));
+	aif_diag_hint(&d, "Open intervals are reconciled and budgets enforced once slurmctld answers; "
+			  "aifd tries again at every pass.");
+	log_diag(r->slurm_down ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARNING, NULL, &d);
+	r->slurm_down = true;
+}
+
+static void slurm_answered(struct reconcile *r)
+{
+	if (r->slurm_down)
+		log_info("slurmctld answers again; reconciling with it");
+	r->slurm_down = false;
+}
+
+static int by_job_id(const void *a, const void *b)
+{
+	uint32_t x = (*(slurm_job_info_t *const *)a)->job_id;
+	uint32_t y = (*(slurm_job_info_t *const *)b)->job_id;
+
+	return (x > y) - (x < y);
+}
+
+static int job_id_is(const void *key, const void *elem)
+{
+	uint32_t x = *(const uint32_t *)key;
+	uint32_t y = (*(slurm_job_info_t *const *)elem)->job_id;
+
+	return (x > y) - (x < y);
+}
+
+static void judge(struct run *run, const slurm_job_info_t *job)
+{
+	uint32_t base = job->job_state & JOB_STATE_BASE;
+	bool completing = (job->job_state & JOB_COMPLETING) != 0;
+
+	run->state = job->job_state;
+	run->slurm_restart = job->restart_cnt;
+	run->end = job->end_time;
+	if (job->restart_cnt > run->restart)
+		run->verdict = RUN_REQUEUED;
+	else if (job->restart_cnt < run->restart)
+		run->verdict = RUN_LATER;
+	else if (base == JOB_RUNNING || base == JOB_SUSPENDED)
+		run->verdict = RUN_ALIVE;
+	else if (completing)
+		run->verdict = RUN_ENDING;
+	else if (base == JOB_PENDING)
+		run->verdict = RUN_NOT_RUNNING; /* holds no allocation, and no later run began */
+	else
+		run->verdict = job->end_time > 0 ? RUN_ENDED : RUN_NOT_RUNNING;
+}
+
+/* A job missing from the list, asked for alone. */
+static void judge_alone(struct reconcile *r, struct run *run)
+{
+	job_info_msg_t *msg = NULL;
+	int err;
+
+	if (slurm_load_job(&msg, run->job, SHOW_ALL) == 0) {
+		/* An array's id answers with all its tasks: the job is the one with this id. */
+		for (uint32_t i = 0; i < msg->record_count; i++)
+			if (msg->job_array[i].job_id == run->job)
+				judge(run, &msg->job_array[i]);
+		slurm_free_job_info_msg(msg);
+		return;
+	}
+	err = slurm_get_errno();
+	if (err == ESLURM_INVALID_JOB_ID) {
+		run->verdict = RUN_UNKNOWN;
+		return;
+	}
+	slurm_failed(r, "could not load a job from slurmctld");
+}
+
+/*
+ * Whether slurmctld may hide other users' jobs from aifd: PrivateData=jobs, and aifd neither
+ * root nor SlurmUser and seeing no one else's job (a Slurm operator sees them all, but only
+ * slurmdbd knows who is one). Hidden jobs then answer "Invalid job id" even when asked for
+ * alone, exactly like jobs that are gone.
+ */
+static bool jobs_hidden(struct reconcile *r, const job_info_msg_t *msg)
+{
+	uid_t me = getuid();
+	slurm_conf_t *conf = NULL;
+	bool hidden;
+	struct aif_diag d;
+
+	for (uint32_t i = 0; i < msg->record_count; i++)
+		if (msg->job_array[i].user_id != me)
+			return false;
+	if (slurm_load_ctl_conf(0, &conf) != 0) {
+		slurm_failed(r, "could not load slurmctld's configuration");
+		return true; /* cannot tell: leave the intervals open */
+	}
+	hidden = (conf->private_data & PRIVATE_DATA_JOBS) && me != 0 && me != conf->slurm_user_id;
+	if (hidden && !r->hidden_said) {
+		aif_diag_clear(&d);
+		aif_diag_message(&d, "slurmctld may hide other users' jobs from aifd (PrivateData=jobs)");
+		aif_diag_detail(&d, "aifd runs as uid %lu, neither root nor SlurmUser (uid %lu), and sees no "
+				    "other user's job: the intervals of jobs slurmctld does not show are left "
+				    "open rather than closed as unknown.",
+				(unsigned long)me, (unsigned long)conf->slurm_user_id);
+		aif_diag_hint(&d, "Run aifd as SlurmUser, or make its user a Slurm operator.");
+		log_diag(LOG_LEVEL_WARNING, NULL, &d);
+		r->hidden_said = true;
+	}
+	slurm_free_ctl_conf(conf);
+	return hidden;
+}
+
+/* Judge every run from slurmctld's jobs; false when slurmctld did not answer. */
+static bool judge_runs(struct reconcile *r, struct run *runs, size_t n)
+{
+	job_info_msg_t *msg = NULL;
+	slurm_job_info_t **index = NULL;
+	int hidden = -1; /* not known yet */
+
+	if (slurm_load_jobs(0, &msg, SHOW_ALL) != 0) {
+		slurm_failed(r, "could not load the jobs from slurmctld");
+		return false;
+	}
+	slurm_answered(r);
+	if (msg->record_count && !(index = calloc(msg->record_count, sizeof(*index)))) {
+		log_warning("could not reconcile with slurmctld: out of memory");
+		slurm_free_job_info_msg(msg);
+		return false;
+	}
+	for (uint32_t i = 0; i < msg->record_count; i++)
+		index[i] = &msg->job_array[i];
+	if (index)
+		qsort(index, msg->record_count, sizeof(*index), by_job_id);
+	for (size_t i = 0; i < n && !atomic_load(&r->stopping); i++) {
+		slurm_job_info_t **found = NULL;
+
+		if (index)
+			found = bsearch(&runs[i].job, index, msg->record_count, sizeof(*index), job_id_is);
+		if (found)
+			judge(&runs[i], *found);
+		else
+			judge_alone(r, &runs[i]);
+	}
+	for (size_t i = 0; i < n; i++)
+		if (runs[i].verdict == RUN_UNKNOWN) {
+			if (hidden < 0)
+				hidden = jobs_hidden(r, msg);
+			if (hidden)
+				runs[i].verdict = RUN_UNSURE;
+		}
+	free(index);
+	slurm_free_job_info_msg(msg);
+	return true;
+}
+
+/* ---- PostgreSQL ---- */
+
+/* Run a statement with text parameters; NULL (logged) when it did not give `want`. */
+static PGresult *exec(struct reconcile *r, const char *what, const char *sql, int n,
+		      const char *const *values, ExecStatusType want)
+{
+	PGresult *res = PQexecParams(r->conn, sql, n, NULL, values, NULL, NULL, 0);
+	struct aif_diag d;
+
+	if (PQresultStatus(res) == want)
+		return res;
+	aif_db_diag(&d, r->conn, res, what);
+	log_diag(LOG_LEVEL_WARNING, NULL, &d);
+	PQclear(res);
+	return NULL;
+}
+
+static bool parse_u32(const char *text, uint32_t *v)
+{
+	char *end;
+	unsigned long long x;
+
+	errno = 0;
+	x = strtoull(text, &end, 10);
+	if (errno || end == text || *end || x > UINT32_MAX)
+		return false;
+	*v = (uint32_t)x;
+	return true;
+}
+
+/* The open runs of this cluster; -1 when they could not be read (logged). */
+static int load_runs(struct reconcile *r, struct run **runs, size_t *n)
+{
+	const char *values[] = {r->cluster};
+	PGresult *res = exec(r, "could not read the open usage intervals", OPEN_RUNS_SQL, 1, values,
+			     PGRES_TUPLES_OK);
+	size_t rows;
+
+	*runs = NULL;
+	*n = 0;
+	if (!res)
+		return -1;
+	rows = (size_t)PQntuples(res);
+	if (rows && !(*runs = calloc(rows, sizeof(**runs)))) {
+		log_warning("could not reconcile open usage intervals: out of memory");
+		PQclear(res);
+		return -1;
+	}
+	for (size_t i = 0; i < rows; i++) {
+		struct run *run = &(*runs)[*n];
+
+		/* Not a Slurm job id (someone else wrote it): not ours to close. */
+		if (!parse_u32(PQgetvalue(res, (int)i, 0), &run->job) ||
+		    !parse_u32(PQgetvalue(res, (int)i, 1), &run->restart))
+			continue;
+		run->verdict = RUN_UNSURE;
+		(*n)++;
+	}
+	PQclear(res);
+	return 0;
+}
+
+static bool closes(enum verdict v)
+{
+	return v == RUN_ENDED || v == RUN_UNKNOWN || v == RUN_REQUEUED || v == RUN_NOT_RUNNING;
+}
+
+/*
+ * Array parameters ("{1,2,NULL}") for the runs that are alive (to record as seen) or that
+ * close: their jobs, restarts, and slurmctld's end times (NULL: close at the last bound).
+ */
+struct arrays {
+	char *jobs, *restarts, *ends;
+	size_t count;
+};
+
+static void arrays_free(struct arrays *a)
+{
+	free(a->jobs);
+	free(a->restarts);
+	free(a->ends);
+	memset(a, 0, sizeof(*a));
+}
+
+/* false when out of memory (a is then empty). */
+static bool arrays_build(struct arrays *a, const struct run *runs, size_t n, bool alive)
+{
+	size_t len[3];
+	FILE *f[3];
+	bool ok = true;
+
+	memset(a, 0, sizeof(*a));
+	f[0] = open_memstream(&a->jobs, &len[0]);
+	f[1] = open_memstream(&a->restarts, &len[1]);
+	f[2] = open_memstream(&a->ends, &len[2]);
+	for (int j = 0; j < 3; j++)
+		if (f[j])
+			fputc('{', f[j]);
+		else
+			ok = false;
+	for (size_t i = 0; ok && i < n; i++) {
+		const struct run *run = &runs[i];
+		const char *sep = a->count ? "," : "";
+
+		if (alive ? run->verdict != RUN_ALIVE : !closes(run->verdict))
+			continue;
+		fprintf(f[0], "%s%" PRIu32, sep, run->job);
+		fprintf(f[1], "%s%" PRIu32, sep, run->restart);
+		if (run->verdict == RUN_ENDED)
+			fprintf(f[2], "%s%lld", sep, (long long)run->end);
+		else
+			fprintf(f[2], "%sNULL", sep);
+		a->count++;
+	}
+	for (int j = 0; j < 3; j++) {
+		if (!f[j])
+			continue;
+		fputc('}', f[j]);
+		if (ferror(f[j]))
+			ok = false;
+		fclose(f[j]);
+	}
+	if (!ok)
+		arrays_free(a);
+	return ok;
+}
+
+static int cmp_run(const void *a, const void *b)
+{
+	const struct run *x = a, *y = b;
+
+	if (x->job != y->job)
+		return (x->job > y->job) - (x->job < y->job);
+	return (x->restart > y->restart) - (x->restart < y->restart);
+}
+
+/* One line per interval closed, saying why (runs are sorted by job and restart). */
+static void log_closed(const PGresult *res, const struct run *runs, size_t n)
+{
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct run key = {0};
+		const struct run *run;
+		struct aif_diag d;
+
+		if (!parse_u32(PQgetvalue(res, i, 0), &key.job) ||
+		    !parse_u32(PQgetvalue(res, i, 1), &key.restart) ||
+		    !(run = bsearch(&key, runs, n, sizeof(*runs), cmp_run)))
+			continue;
+		aif_diag_clear(&d);
+		aif_diag_message(&d, "closed the usage interval of job %s on node %s (restart %s) at %s",
+				 PQgetvalue(res, i, 0), PQgetvalue(res, i, 2), PQgetvalue(res, i, 1),
+				 PQgetvalue(res, i, 3));
+		switch (run->verdict) {
+		case RUN_ENDED:
+			aif_diag_detail(&d, "slurmctld reports the job %s, ended at %lld (Unix time); "
+					    "its end never arrived from the epilog (end_source reconciled-slurm).",
+					state_name(run->state), (long long)run->end);
+			break;
+		case RUN_UNKNOWN:
+			aif_diag_detail(&d, "slurmctld does not know the job (MinJobAge passed, or it never "
+					    "ran on this cluster): closed at the last time aifd saw it running, "
+					    "or at its start (end_source reconciled-last-seen).");
+			break;
+		case RUN_REQUEUED:
+			aif_diag_detail(&d, "The job was requeued (restart count %" PRIu32 " in slurmctld): "
+					    "this run is over, closed at the last time aifd saw it running, or "
+					    "at its start (end_source reconciled-last-seen).",
+					run->slurm_restart);
+			break;
+		default:
+			aif_diag_detail(&d, "slurmctld reports the job %s, with no end time for this run: "
+					    "closed at the last time aifd saw it running, or at its start "
+					    "(end_source reconciled-last-seen).",
+					state_name(run->state));
+			break;
+		}
+		log_diag(LOG_LEVEL_INFO, NULL, &d);
+	}
+}
+
+/* Step 3: write down what slurmctld said. Returns the number of intervals closed, or -1. */
+static int write_verdicts(struct reconcile *r, const struct run *runs, size_t n, time_t seen_at)
+{
+	struct arrays a;
+	char seen[24];
+	PGresult *res;
+	int closed = 0;
+
+	snprintf(seen, sizeof(seen), "%lld", (long long)seen_at);
+	if (!arrays_build(&a, runs, n, true))
+		goto oom;
+	if (a.count) {
+		const char *values[] = {r->cluster, a.jobs, a.restarts, seen};
+
+		res = exec(r, "could not record the running jobs", SEEN_SQL, 4, values,
+			   PGRES_COMMAND_OK);
+		if (!res) {
+			arrays_free(&a);
+			return -1;
+		}
+		PQclear(res);
+	}
+	arrays_free(&a);
+	if (!arrays_build(&a, runs, n, false))
+		goto oom;
+	if (a.count) {
+		const char *values[] = {r->cluster, a.jobs, a.restarts, a.ends};
+
+		res = exec(r, "could not close usage intervals", CLOSE_SQL, 4, values, PGRES_TUPLES_OK);
+		if (res) {
+			closed = PQntuples(res);
+			log_closed(res, runs, n);
+			PQclear(res);
+		} else {
+			closed = -1;
+		}
+	}
+	arrays_free(&a);
+	return closed;
+oom:
+	log_warning("could not reconcile open usage intervals: out of memory");
+	return -1;
+}
+
+static void forget_and_flush(struct reconcile *r, int closed)
+{
+	const char *values[] = {r->cluster};
+	PGresult *res = exec(r, "could not forget finished jobs", FORGET_SQL, 1, values,
+			     PGRES_COMMAND_OK);
+
+	PQclear(res);
+	/* Closed intervals wait in aif.usage_queue; fold them now rather than when the usage
+	 * writer next flushes (reports are exact either way; this keeps them fast). */
+	if (closed > 0)
+		PQclear(exec(r, "could not fold usage into the rollups", "SELECT aif.rollup_flush()", 0,
+			     NULL, PGRES_TUPLES_OK));
+}
+
+/* ---- on_exhausted: cancel ---- */
+
+static void request_cancellations(struct reconcile *r)
+{
+	const char *values[] = {r->cluster};
+	PGresult *res = exec(r, "could not request cancellations", REQUEST_SQL, 1, values,
+			     PGRES_TUPLES_OK);
+
+	if (!res)
+		return;
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct aif_diag d;
+
+		aif_diag_clear(&d);
+		aif_diag_message(&d, "job %s of project \"%s\" is to be cancelled: its budget is exhausted",
+				 PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
+		aif_diag_detail(&d, "%s; on_exhausted is cancel, with a grace of %s s: not before %s.",
+				PQgetvalue(res, i, 2), PQgetvalue(res, i, 4), PQgetvalue(res, i, 3));
+		log_diag(LOG_LEVEL_INFO, NULL, &d);
+	}
+	PQclear(res);
+}
+
+/* slurm_kill_job(SIGKILL), as scancel does; the outcome to record, or NULL: try again. */
+static const char *cancel_job(uint32_t job, const char *project, const char *reason)
+{
+	struct aif_diag d;
+	int err;
+
+	aif_diag_clear(&d);
+	if (slurm_kill_job(job, SIGKILL, 0) == 0) {
+		aif_diag_message(&d, "cancelled job %" PRIu32 " of project \"%s\"", job, project);
+		aif_diag_detail(&d, "%s; on_exhausted is cancel.", reason);
+		log_diag(LOG_LEVEL_INFO, NULL, &d);
+		return "cancelled";
+	}
+	err = slurm_get_errno();
+	if (err == ESLURM_ALREADY_DONE || err == ESLURM_INVALID_JOB_ID) {
+		log_info("job %" PRIu32 " of project \"%s\" had already ended when it was to be cancelled",
+			 job, project);
+		return err == ESLURM_ALREADY_DONE ? "already-ended" : "unknown-job";
+	}
+	aif_diag_message(&d, "could not cancel job %" PRIu32 " of project \"%s\"", job, project);
+	aif_diag_detail(&d, "slurmctld: %s.", slurm_strerror(err));
+	if (err == ESLURM_ACCESS_DENIED || err == ESLURM_USER_ID_MISSING)
+		aif_diag_hint(&d, "Only root, SlurmUser and Slurm operators may cancel other users' "
+				  "jobs: run aifd as SlurmUser. aifd tries again at every pass.");
+	else
+		aif_diag_hint(&d, "aifd tries again at every pass.");
+	log_diag(LOG_LEVEL_WARNING, NULL, &d);
+	return NULL;
+}
+
+static void carry_out_cancellations(struct reconcile *r, bool slurm_ok)
+{
+	const char *values[] = {r->cluster};
+	PGresult *res = exec(r, "could not read the cancellations due", DUE_SQL, 1, values,
+			     PGRES_TUPLES_OK);
+
+	if (!res)
+		return;
+	for (int i = 0; i < PQntuples(res) && !atomic_load(&r->stopping); i++) {
+		const char *id = PQgetvalue(res, i, 0), *project = PQgetvalue(res, i, 2);
+		bool running = PQgetvalue(res, i, 4)[0] == 't', applies = PQgetvalue(res, i, 5)[0] == 't';
+		const char *outcome = NULL;
+		uint32_t job;
+
+		if (!parse_u32(PQgetvalue(res, i, 1), &job))
+			continue;
+		if (!running) {
+			log_info("job %" PRIu32 " of project \"%s\" ended before its cancellation was due",
+				 job, project);
+			outcome = "already-ended";
+		} else if (!applies) {
+			log_info("cancellation of job %" PRIu32 " of project \"%s\" withdrawn: its budget is "
+				 "no longer exhausted under on_exhausted: cancel", job, project);
+			outcome = "withdrawn";
+		} else if (slurm_ok) {
+			outcome = cancel_job(job, project, PQgetvalue(res, i, 3));
+		}
+		if (outcome) {
+			const char *done[] = {id, outcome};
+
+			PQclear(exec(r, "could not record a cancellation", DONE_SQL, 2, done,
+				     PGRES_COMMAND_OK));
+		}
+	}
+	PQclear(res);
+}
+
+/* ---- the thread ---- */
+
+static void pass(struct reconcile *r)
+{
+	struct run *runs;
+	size_t n;
+	bool slurm_ok = true;
+	int closed = 0;
+
+	if (load_runs(r, &runs, &n) < 0)
+		return;
+	if (n > 0) {
+		/* Before asking: the runs found alive were alive at least at this time. */
+		time_t seen_at = time(NULL);
+
+		slurm_ok = judge_runs(r, runs, n);
+		if (slurm_ok && !atomic_load(&r->stopping))
+			closed = write_verdicts(r, runs, n, seen_at);
+	}
+	free(runs);
+	if (PQstatus(r->conn) != CONNECTION_OK || atomic_load(&r->stopping))
+		return;
+	forget_and_flush(r, closed);
+	if (n > 0) /* no running job, nothing to cancel (and no need to add up every budget) */
+		request_cancellations(r);
+	carry_out_cancellations(r, slurm_ok);
+	log_debug("reconciled %zu open runs with slurmctld; %d intervals closed", n, closed);
+}
+
+/* A failed connection: what, then libpq's reason as DETAIL (as db.c and refresh.c say it). */
+static void connect_failed(enum log_level level, const char *what, PGconn *conn)
+{
+	struct aif_diag d;
+
+	aif_diag_clear(&d);
+	aif_diag_message(&d, "%s", what);
+	aif_diag_detail(&d, "%s", conn ? PQerrorMessage(conn) : "out of memory");
+	log_diag(level, NULL, &d);
+}
+
+static PGconn *connect_db(const char *conninfo)
+{
+	return aif_db_connect(conninfo, "aifd-reconcile");
+}
+
+/* Wait until deadline_ms (aif_clock_ms) or a wake-up; true when woken. */
+static bool sleep_until(struct reconcile *r, int64_t deadline_ms)
+{
+	struct pollfd pfd = {r->wake_fd, POLLIN, 0};
+	int64_t left = deadline_ms - aif_clock_ms();
+	uint64_t count;
+
+	if (left <= 0 || poll(&pfd, 1, left > INT32_MAX ? INT32_MAX : (int)left) <= 0)
+		return false;
+	(void)!read(r->wake_fd, &count, sizeof(count));
+	return true;
+}
+
+/* Connect again after a failure, as often as it takes (unless stopping). */
+static void reconnect(struct reconcile *r)
+{
+	unsigned backoff = BACKOFF_MIN_MS;
+
+	log_warning("reconciliation lost its database connection; reconnecting");
+	while (!atomic_load(&r->stopping)) {
+		PQfinish(r->conn);
+		r->conn = connect_db(r->conninfo);
+		if (r->conn && PQstatus(r->conn) == CONNECTION_OK) {
+			log_info("reconciliation reconnected to the database");
+			return;
+		}
+		connect_failed(LOG_LEVEL_WARNING, "reconciliation could not reconnect to the database",
+			       r->conn);
+		sleep_until(r, aif_clock_ms() + backoff);
+		backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+	}
+}
+
+static void *reconcile_thread(void *arg)
+{
+	struct reconcile *r = arg;
+
+	while (!atomic_load(&r->stopping)) {
+		int64_t started = aif_clock_ms();
+
+		if (PQstatus(r->conn) != CONNECTION_OK)
+			reconnect(r);
+		if (atomic_load(&r->stopping))
+			break;
+		pass(r);
+		if (PQstatus(r->conn) != CONNECTION_OK)
+			continue; /* reconnect and try again at once */
+		/* A new interval wakes the wait: the next pass is due that long after this one. */
+		while (!atomic_load(&r->stopping) &&
+		       sleep_until(r, started + atomic_load(&r->interval_ms)))
+			;
+	}
+	return NULL;
+}
+
+/* Everything reconcile_start() took, the thread not running (or never started). */
+static void reconcile_free(struct reconcile *r)
+{
+	if (r->wake_fd >= 0)
+		close(r->wake_fd);
+	PQfinish(r->conn);
+	free(r->cluster);
+	free(r->conninfo);
+	free(r);
+	slurm_release();
+}
+
+struct reconcile *reconcile_start(const struct reconcile_options *opts)
+{
+	struct reconcile *r;
+	struct aif_diag d;
+	int e;
+
+	if (slurm_acquire() < 0)
+		return NULL;
+	r = calloc(1, sizeof(*r));
+	if (!r) {
+		log_error("out of memory");
+		slurm_release();
+		return NULL;
+	}
+	atomic_init(&r->interval_ms, opts->interval_ms);
+	atomic_init(&r->stopping, false);
+	r->wake_fd = -1;
+	if (!(r->conninfo = strdup(opts->conninfo)) || !(r->cluster = strdup(opts->cluster))) {
+		log_error("out of memory");
+		goto fail;
+	}
+	r->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (r->wake_fd < 0) {
+		log_error("could not create an eventfd: %s", strerror(errno));
+		goto fail;
+	}
+	r->conn = connect_db(r->conninfo);
+	if (!r->conn || PQstatus(r->conn) != CONNECTION_OK) {
+		connect_failed(LOG_LEVEL_ERROR, "reconciliation could not connect to the aif database",
+			       r->conn);
+		goto fail;
+	}
+	if (aif_db_check_schema(r->conn, &d) < 0) {
+		log_diag(LOG_LEVEL_ERROR, NULL, &d);
+		goto fail;
+	}
+	e = pthread_create(&r->thread, NULL, reconcile_thread, r);
+	if (e) {
+		log_error("could not start the reconciliation thread: %s", strerror(e));
+		goto fail;
+	}
+	return r;
+fail:
+	reconcile_free(r);
+	return NULL;
+}
+
+static void wake(struct reconcile *r)
+{
+	uint64_t one = 1;
+
+	(void)!write(r->wake_fd, &one, sizeof(one));
+}
+
+void reconcile_set_interval(struct reconcile *r, unsigned interval_ms)
+{
+	if (!r)
+		return;
+	atomic_store(&r->interval_ms, interval_ms);
+	wake(r);
+}
+
+void reconcile_stop(struct reconcile *r)
+{
+	if (!r)
+		return;
+	atomic_store(&r->stopping, true);
+	wake(r);
+	pthread_join(r->thread, NULL);
+	reconcile_free(r);
+}
