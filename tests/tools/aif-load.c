@@ -20,7 +20,9 @@
  *   event", written with one write() per request: what a durability test may trust.
  * munge-decode: no aifd. Encodes 2N credentials of a check request's size (N = --requests,
  *   with --clients threads), then decodes N of them with 1 thread and the other N with
- *   --clients threads, through the same munged: the floor of aifd's request rate.
+ *   --clients threads, through the same munged: the floor of aifd's request rate. Last, N
+ *   more are encoded and decoded one after the other by --clients threads: MUNGE's share of
+ *   a request when the clients run on aifd's host (the credential is made there too).
  *
  * A request that gets no answer, or an error or refuse answer, counts as an error, unless
  * --retry-for is given: then the same records are sent again with a new credential (and a new
@@ -30,8 +32,11 @@
  * up), retries, elapsed (s), request_rate and record_rate (per second), last_job; for check,
  * the latency percentiles in ms of the whole request (p50_ms, p99_ms, max_ms, credential
  * included) and of aifd's part (aifd_p50_ms, aifd_p99_ms: from the credential made to the
- * answer read). Exit status: 0 when every request was answered ok or warn (or acknowledged),
- * 1 otherwise, 2 on bad usage.
+ * answer read). munge-decode prints encode_rate, decode_rate_1, decode_rate_N and
+ * encode_decode_rate_N (per second, N = --clients). The first failure seen goes to stderr.
+ *
+ * Exit status: 0 when every request was answered ok or warn (usage: ok, every record
+ * acknowledged), if need be after retries; 1 otherwise; 2 on bad usage.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -74,7 +79,7 @@ struct settings {
 	uid_t uid;
 	char user[64];
 	int acked_fd;
-	char **creds; /* munge-decode: 2 * requests credentials */
+	char **creds; /* munge-decode: 3 * requests credentials */
 };
 
 struct client {
@@ -201,10 +206,12 @@ static int build_request(const struct settings *s, uint32_t job, struct aif_prot
 	aif_proto_msg_init(m, s->mode == MODE_CHECK ? AIF_PROTO_CHECK : AIF_PROTO_USAGE);
 	if (aif_proto_set(&m->header, "cluster", s->cluster) < 0)
 		return -1;
-	if (s->mode == MODE_CHECK)
-		return s->project && aif_proto_set(&m->header, "project", s->project) < 0 ? -1
-		       : s->sector && aif_proto_set(&m->header, "sector", s->sector) < 0 ? -1
-											 : 0;
+	if (s->mode == MODE_CHECK) {
+		if ((s->project && aif_proto_set(&m->header, "project", s->project) < 0) ||
+		    (s->sector && aif_proto_set(&m->header, "sector", s->sector) < 0))
+			return -1;
+		return 0;
+	}
 	for (unsigned k = 0; k < s->records; k++) {
 		bool end = s->event == EVENT_END || (s->event == EVENT_BOTH && k % 2 == 1);
 		unsigned node = s->event == EVENT_BOTH ? k / 2 : k;
@@ -334,43 +341,68 @@ static void *run_client(void *arg)
 	return NULL;
 }
 
-/* munge-decode, first step: encode this thread's slice of the credentials. */
-static void *encode_slice(void *arg)
+/* Encode credential i, with the payload of a check request. */
+static void encode_one(struct client *c, size_t i)
 {
-	struct client *c = arg;
 	char payload[256];
 	int len = snprintf(payload, sizeof(payload),
 			   "AIF/1 check\nnonce=0123456789abcdef\ncluster=%s\nproject=%s\n",
 			   c->s->cluster, c->s->project ? c->s->project : "p");
+	munge_err_t e = munge_encode(&c->s->creds[i], c->munge, payload, len);
 
-	for (size_t i = c->from; i < c->to && !c->failed; i++) {
-		munge_err_t e = munge_encode(&c->s->creds[i], c->munge, payload, len);
-		if (e != EMUNGE_SUCCESS) {
-			note_error(c, "munge: %s", munge_strerror(e));
-			c->failed = true;
-		}
+	if (e != EMUNGE_SUCCESS) {
+		note_error(c, "munge: %s", munge_strerror(e));
+		c->failed = true;
 	}
+}
+
+/* munge-decode, first step: encode this thread's slice of the credentials. */
+static void *encode_slice(void *arg)
+{
+	struct client *c = arg;
+
+	for (size_t i = c->from; i < c->to && !c->failed; i++)
+		encode_one(c, i);
 	return NULL;
 }
 
-/* munge-decode, then: decode this thread's slice, as aifd's workers do. */
+/* Decode one credential as aifd's workers do; count it as decoded or failed. */
+static void decode_one(struct client *c, const char *cred)
+{
+	void *payload = NULL;
+	int len;
+	uid_t uid;
+	gid_t gid;
+	munge_err_t e = munge_decode(cred, c->munge, &payload, &len, &uid, &gid);
+
+	if (e == EMUNGE_SUCCESS && uid == c->s->uid) {
+		c->requests++;
+	} else {
+		note_error(c, "munge: %s", e == EMUNGE_SUCCESS ? "wrong uid" : munge_strerror(e));
+		c->errors++;
+	}
+	free(payload);
+}
+
+/* munge-decode, then: decode this thread's slice of the credentials made before. */
 static void *decode_slice(void *arg)
 {
 	struct client *c = arg;
 
-	for (size_t i = c->from; i < c->to; i++) {
-		void *payload = NULL;
-		int len;
-		uid_t uid;
-		gid_t gid;
-		munge_err_t e = munge_decode(c->s->creds[i], c->munge, &payload, &len, &uid, &gid);
-		if (e == EMUNGE_SUCCESS && uid == c->s->uid) {
-			c->requests++;
-		} else {
-			note_error(c, "munge: %s", e == EMUNGE_SUCCESS ? "wrong uid" : munge_strerror(e));
-			c->errors++;
-		}
-		free(payload);
+	for (size_t i = c->from; i < c->to; i++)
+		decode_one(c, c->s->creds[i]);
+	return NULL;
+}
+
+/* munge-decode, last: encode and decode, as a client and aifd on one host do per request. */
+static void *encode_decode_slice(void *arg)
+{
+	struct client *c = arg;
+
+	for (size_t i = c->from; i < c->to && !c->failed; i++) {
+		encode_one(c, i);
+		if (!c->failed)
+			decode_one(c, c->s->creds[i]);
 	}
 	return NULL;
 }
@@ -421,6 +453,8 @@ static uint64_t *sorted_latencies(const struct client *cs, unsigned n, bool aifd
 	if (!all)
 		return NULL;
 	for (unsigned i = 0; i < n; i++) {
+		if (!cs[i].nlatencies)
+			continue; /* no array to copy from */
 		memcpy(all + k, aifd_part ? cs[i].aifd_ns : cs[i].latency_ns,
 		       cs[i].nlatencies * sizeof(*all));
 		k += cs[i].nlatencies;
@@ -475,7 +509,7 @@ static int run_munge_decode(struct settings *s, struct client *cs)
 	double t_encode;
 	int rc;
 
-	s->creds = calloc(2 * n, sizeof(char *));
+	s->creds = calloc(3 * n, sizeof(char *));
 	if (!s->creds) {
 		fprintf(stderr, "aif-load: out of memory\n");
 		return 1;
@@ -486,17 +520,19 @@ static int run_munge_decode(struct settings *s, struct client *cs)
 		/* Different credentials in each pass: munged refuses a credential decoded before. */
 		double t_one = run_threads(cs, 1, 0, n, decode_slice);
 		double t_many = run_threads(cs, s->clients, n, n, decode_slice);
+		double t_both = run_threads(cs, s->clients, 2 * n, n, encode_decode_slice);
 		uint64_t decoded = 0;
 
 		for (unsigned i = 0; i < s->clients; i++)
 			decoded += cs[i].requests;
 		rc = report_errors(cs, s->clients) ? 1 : 0;
 		printf("mode=munge-decode credentials=%zu decoded=%llu encode_rate=%.0f "
-		       "decode_rate_1=%.0f decode_rate_%u=%.0f\n",
-		       2 * n, (unsigned long long)decoded, (double)(2 * n) / t_encode,
-		       (double)n / t_one, s->clients, (double)n / t_many);
+		       "decode_rate_1=%.0f decode_rate_%u=%.0f encode_decode_rate_%u=%.0f\n",
+		       3 * n, (unsigned long long)decoded, (double)(2 * n) / t_encode,
+		       (double)n / t_one, s->clients, (double)n / t_many, s->clients,
+		       (double)n / t_both);
 	}
-	for (size_t i = 0; i < 2 * n; i++)
+	for (size_t i = 0; i < 3 * n; i++)
 		free(s->creds[i]);
 	free(s->creds);
 	return rc;

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# No acknowledged usage is ever lost: concurrent clients (tests/tools/aif-load, real MUNGE) send
+# usage records to aifd while aifd is killed with SIGKILL and restarted, and while PostgreSQL
+# restarts. The clients resend what was not acknowledged (with a new credential each time);
+# at the end every acknowledged record is in the database, exactly once, and so is every
+# record sent.
+set -euo pipefail
+source "$(dirname "$0")/../lib.sh"
+load_harness
+aifd_setup
+load=$AIF_BUILD_DIR/tests/aif-load
+
+day() { date -u -d "@$(($(date +%s) + $1 * 86400))" +%F; }
+cat >"$AIFD_WORK/budgets.yaml" <<YAML
+version: 1
+sectors: [health]
+periods:
+  cur: {start: $(day -30), end: $(day 30)}
+factories:
+  - id: fa
+    clusters: [aiftest]
+    budgets: {cur: 1000000000}
+    projects:
+      - {id: pload, sectors: [health], members: {users: [root]}}
+YAML
+"$AIF_BUILD_DIR/aifctl/aifctl" --db "$AIFD_CONNINFO" apply "$AIFD_WORK/budgets.yaml" >/dev/null
+aifd_start a
+
+stored() { psql -d "$AIFD_DB" -Atc "SELECT count(*) FROM aif.usage_intervals"; }
+acked_lines() { wc -l <"$1"; }
+
+# run_load NAME FIRST_JOB: 8 clients x 150 requests x 4 start records, in the background.
+run_load() {
+	"$load" --server="$AIFD_WORK/run/a.sock" --munge-socket="$AIF_MUNGE_SOCKET" --cluster=aiftest \
+		--mode=usage --event=start --clients=8 --requests=150 --records=4 --project=pload \
+		--first-job="$2" --acked-log="$AIFD_WORK/$1.acked" --retry-for=60 \
+		>"$AIFD_WORK/$1.out" 2>"$AIFD_WORK/$1.err" &
+	load_pid=$!
+}
+wait_acked() { # wait_acked FILE N: until FILE has N lines
+	local deadline=$((SECONDS + 30))
+	until [[ -s $1 ]] && (($(acked_lines "$1") >= $2)); do
+		((SECONDS < deadline)) || fail "fewer than $2 records acknowledged within 30 s"
+		sleep 0.05
+	done
+}
+finish_load() { # finish_load NAME: the load ends well; every record it sent is acknowledged
+	local rc=0
+	wait "$load_pid" || rc=$?
+	[[ $rc == 0 ]] || fail "aif-load $1 exited $rc: $(cat "$AIFD_WORK/$1.err")"
+	echo "$1: $(cat "$AIFD_WORK/$1.out")"
+	assert_eq 4800 "$(sort -u "$AIFD_WORK/$1.acked" | wc -l)" "$1: distinct records acknowledged"
+}
+# check_stored NAME: every acknowledged record is in the database
+check_stored() {
+	local missing
+	missing=$(psql -d "$AIFD_DB" -Atq <<SQL
+CREATE TEMP TABLE acked (job_id bigint, node text, restart_count int, event text);
+\\copy acked FROM '$AIFD_WORK/$1.acked' WITH (FORMAT text, DELIMITER ' ')
+SELECT count(*) FROM acked a WHERE NOT EXISTS (SELECT 1 FROM aif.usage_intervals i
+  WHERE i.cluster = 'aiftest' AND i.job_id = a.job_id AND i.node = a.node
+    AND i.restart_count = a.restart_count);
+SQL
+	)
+	assert_eq 0 "$missing" "$1: acknowledged records missing from the database"
+}
+
+# 1. aifd killed with SIGKILL in the middle of the load, then started again.
+run_load kill 100000
+wait_acked "$AIFD_WORK/kill.acked" 400
+kill -KILL "$AIFD_PID_a"
+wait "$AIFD_PID_a" 2>/dev/null || true
+before=$(acked_lines "$AIFD_WORK/kill.acked")
+sleep 1
+aifd_start a
+finish_load kill
+((before < 4800)) || fail "the load was over before aifd was killed; make it longer"
+check_stored kill
+assert_eq 4800 "$(stored)" "records stored after the SIGKILL load"
+
+# 2. PostgreSQL restarts in the middle of the load: aifd's writer and refresh reconnect, the
+# clients retry what was answered with an error.
+run_load pgrestart 200000
+wait_acked "$AIFD_WORK/pgrestart.acked" 400
+"$AIF_HARNESS" pg-restart "$AIF_HARNESS_DIR" >/dev/null
+before=$(acked_lines "$AIFD_WORK/pgrestart.acked")
+finish_load pgrestart
+((before < 4800)) || fail "the load was over before PostgreSQL was back; make it longer"
+check_stored pgrestart
+assert_eq 9600 "$(stored)" "records stored after the PostgreSQL restart load"
+kill -0 "$AIFD_PID_a" || fail "aifd exited during the PostgreSQL restart"
+aifd_wait_log a "budget refresh (lost its database connection|reconnected)" "refresh reconnects"
+
+# 3. The same load sent again: nothing new is stored, everything is acknowledged again.
+run_load again 100000
+finish_load again
+assert_eq 9600 "$(stored)" "records stored after sending them again"
+grep -q "AddressSanitizer\|runtime error" "$AIFD_WORK/a.log" && fail "sanitizer report in aifd's log"
+echo "aifd durability: all checks passed"
