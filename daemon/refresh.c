@@ -155,6 +155,18 @@ static void *refresh_thread(void *arg)
 	return NULL;
 }
 
+/* Everything but the thread, which is joined first (or never started). */
+static void refresh_free(struct refresh *r)
+{
+	if (r->wake_fd >= 0)
+		close(r->wake_fd);
+	snapshot_free(r->current);
+	pthread_rwlock_destroy(&r->lock);
+	PQfinish(r->conn);
+	free(r->conninfo);
+	free(r);
+}
+
 struct refresh *refresh_start(PGconn *conn, const struct refresh_options *opts)
 {
 	struct refresh *r = calloc(1, sizeof(*r));
@@ -192,13 +204,7 @@ struct refresh *refresh_start(PGconn *conn, const struct refresh_options *opts)
 	}
 	return r;
 fail:
-	if (r->wake_fd >= 0)
-		close(r->wake_fd);
-	snapshot_free(r->current);
-	pthread_rwlock_destroy(&r->lock);
-	PQfinish(r->conn);
-	free(r->conninfo);
-	free(r);
+	refresh_free(r);
 	return NULL;
 }
 
@@ -239,10 +245,5 @@ void refresh_stop(struct refresh *r)
 	atomic_store(&r->stopping, true);
 	wake(r);
 	pthread_join(r->thread, NULL);
-	close(r->wake_fd);
-	snapshot_free(r->current);
-	pthread_rwlock_destroy(&r->lock);
-	PQfinish(r->conn);
-	free(r->conninfo);
-	free(r);
+	refresh_free(r);
 }

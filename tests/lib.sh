@@ -61,15 +61,28 @@ aifd_setup() {
 	cp "$AIF_BUILD_DIR/tests/aif-send" "$AIFD_WORK/aif-send"
 }
 
+stop_pid() { # stop_pid PID [SECONDS]: SIGTERM, then SIGKILL after SECONDS (10)
+	kill -TERM "$1" 2>/dev/null || return 0
+	for _ in $(seq $((${2:-10} * 10))); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+	kill -KILL "$1" 2>/dev/null || true
+}
+
 aifd_cleanup() {
 	local pid
-	for pid in "${AIFD_PIDS[@]}"; do
-		kill -TERM "$pid" 2>/dev/null || continue
-		for _ in {1..100}; do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$pid" 2>/dev/null || true
-	done
+	for pid in "${AIFD_PIDS[@]}"; do stop_pid "$pid"; done
 	dropdb --if-exists "$AIFD_DB" || true
 	rm -rf "$AIFD_WORK"
+}
+
+utc_day() { # utc_day OFFSET: the UTC date OFFSET days from today, YYYY-MM-DD
+	date -u -d "@$(($(date +%s) + $1 * 86400))" +%F
+}
+
+# budgets_head SECTOR...: the start of a budgets file whose period "cur" contains today (30 days
+# either side), so that tests hold whatever the date.
+budgets_head() {
+	printf 'version: 1\nsectors: [%s]\nperiods:\n  cur: {start: %s, end: %s}\n' \
+		"$(IFS=,; echo "$*" | sed 's/,/, /g')" "$(utc_day -30)" "$(utc_day 30)"
 }
 
 free_port() { # a TCP port nobody listens on

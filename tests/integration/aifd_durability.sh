@@ -10,12 +10,7 @@ load_harness
 aifd_setup
 load=$AIF_BUILD_DIR/tests/aif-load
 
-day() { date -u -d "@$(($(date +%s) + $1 * 86400))" +%F; }
-cat >"$AIFD_WORK/budgets.yaml" <<YAML
-version: 1
-sectors: [health]
-periods:
-  cur: {start: $(day -30), end: $(day 30)}
+{ budgets_head health; cat; } >"$AIFD_WORK/budgets.yaml" <<YAML
 factories:
   - id: fa
     clusters: [aiftest]

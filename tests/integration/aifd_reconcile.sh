@@ -42,32 +42,28 @@ q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 # One period around today; a roomy project for the reconciliation jobs; tiny budgets to
 # exhaust: a project that cancels at once, one that cancels after a grace, one that denies,
 # and a whole AI Factory that cancels.
-cat >"$AIFD_WORK/budgets.yaml" <<YAML
-version: 1
-sectors: [health]
-periods:
-  now: {start: $(date -u -d '-30 days' +%F), end: $(date -u -d '+30 days' +%F)}
+{ budgets_head health; cat; } >"$AIFD_WORK/budgets.yaml" <<YAML
 factories:
   - id: recon
     clusters: [$cluster]
-    budgets: {now: 100000}
+    budgets: {cur: 100000}
     projects:
-      - {id: roomy, sectors: [health], budgets: {now: 90000}, members: {users: [$AIF_TEST_USER]}}
+      - {id: roomy, sectors: [health], budgets: {cur: 90000}, members: {users: [$AIF_TEST_USER]}}
       - id: tiny-cancel
         sectors: [health]
-        budgets: {now: 1}
+        budgets: {cur: 1}
         on_exhausted: cancel
         members: {users: [$AIF_TEST_USER]}
       - id: tiny-grace
         sectors: [health]
-        budgets: {now: 1}
+        budgets: {cur: 1}
         on_exhausted: cancel
         grace: 6s
         members: {users: [$AIF_TEST_USER]}
-      - {id: tiny-deny, sectors: [health], budgets: {now: 1}, members: {users: [$AIF_TEST_USER]}}
+      - {id: tiny-deny, sectors: [health], budgets: {cur: 1}, members: {users: [$AIF_TEST_USER]}}
   - id: small
     clusters: [$cluster]
-    budgets: {now: 1}
+    budgets: {cur: 1}
     on_exhausted: cancel
     projects:
       - {id: in-small, sectors: [health], members: {users: [$AIF_TEST_USER]}}
@@ -206,9 +202,9 @@ for j in "$job_d" "$job_g"; do
 		"job $j's cancellation recorded"
 	aifd_wait_log a "INFO:  cancelled job $j of project " "job $j's cancellation logged"
 done
-assert_eq "$cluster|tiny-cancel|recon|project|now|t" "$(q -c "SELECT cluster, project_id, factory_id, scope,
+assert_eq "$cluster|tiny-cancel|recon|project|cur|t" "$(q -c "SELECT cluster, project_id, factory_id, scope,
 	period_id, not_before = requested_at FROM aif.cancellations WHERE job_id = $job_d")" "job $job_d's request"
-assert_match "^project tiny-cancel used 2(\.[0-9]+)? of its 1 GPU-hours in period now$" \
+assert_match "^project tiny-cancel used 2(\.[0-9]+)? of its 1 GPU-hours in period cur$" \
 	"$(q -c "SELECT reason FROM aif.cancellations WHERE job_id = $job_d")" "job $job_d's reason"
 assert_eq "$cluster|in-small|small|factory|t" "$(q -c "SELECT cluster, project_id, factory_id, scope,
 	not_before = requested_at FROM aif.cancellations WHERE job_id = $job_g")" "job $job_g's request"

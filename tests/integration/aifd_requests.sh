@@ -8,18 +8,14 @@ source "$(dirname "$0")/../lib.sh"
 load_harness
 aifd_setup
 
-day() { date -u -d "@$(($(date +%s) + $1 * 86400))" +%F; }
 now=$(date +%s)
 uid_of() { id -u "$1"; }
 gid_of() { id -g "$1"; }
 
 # Budgets: the current period is "cur" (30 days either side of today), "old" is long past.
 budgets() { # budgets PEXH_BUDGET
+	budgets_head health energy space
 	cat <<YAML
-version: 1
-sectors: [health, energy, space]
-periods:
-  cur: {start: $(day -30), end: $(day 30)}
   old: {start: 2000-01-01, end: 2000-02-01}
 factories:
   - id: fa

@@ -6,14 +6,9 @@ source "$(dirname "$0")/../lib.sh"
 load_harness
 aifd_setup
 
-day() { date -u -d "@$(($(date +%s) + $1 * 86400))" +%F; }
 now=$(date +%s)
 uid=$(id -u aiftest)
-cat >"$AIFD_WORK/budgets.yaml" <<YAML
-version: 1
-sectors: [health]
-periods:
-  cur: {start: $(day -30), end: $(day 30)}
+{ budgets_head health; cat; } >"$AIFD_WORK/budgets.yaml" <<YAML
 factories:
   - id: shared
     clusters: [aiftest, aiftestb]

@@ -18,11 +18,7 @@ chmod 755 "$work" # aifd, once it is $run_user, re-reads its config and removes 
 pids=()
 cleanup() {
 	local pid
-	for pid in "${pids[@]}"; do
-		kill -TERM "$pid" 2>/dev/null || continue
-		for _ in {1..50}; do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$pid" 2>/dev/null || true
-	done
+	for pid in "${pids[@]}"; do stop_pid "$pid" 5; done
 	dropdb --if-exists "$db"
 	dropdb --if-exists "$old_db"
 	rm -rf "$work"
@@ -33,13 +29,6 @@ createdb "$old_db"
 conninfo() { echo "${AIF_TEST_DB_TCP/dbname=aif/dbname=$1}"; }
 "$migrate" "$(conninfo "$db")" >/dev/null
 
-free_port() {
-	local port
-	while :; do
-		port=$((20000 + RANDOM % 40000))
-		ss -Htan | awk '{print $4}' | grep -q ":$port\$" || { echo "$port"; return; }
-	done
-}
 port=$(free_port)
 sock=$work/run/aifd.sock
 log=$work/aifd.log
