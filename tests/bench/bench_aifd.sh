@@ -223,7 +223,7 @@ snapshot_ms() { # the best of 3, in ms
 	done | sort -n | head -n 1
 }
 echo "snapshot: loading budgets and usage with $db_open open intervals takes $(snapshot_ms) ms" \
-	"(best of 3, connection included; aifd reloads every 2 s while usage arrives)," \
+	"(best of 3, connection included, connected as aifd connects: JIT off)," \
 	"$(q -c 'ANALYZE' && snapshot_ms) ms once ANALYZE has run"
 run_load --mode=check --clients=$check_clients --requests=1000
 report_checks "check, $check_clients clients, $db_open open intervals"

@@ -19,6 +19,7 @@
 
 #include <libpq-fe.h>
 
+#include "aif_db.h"
 #include "decide.h"
 #include "snapshot.h"
 
@@ -102,7 +103,7 @@ int main(int argc, char **argv)
 	req.groups = groups;
 	req.n_groups = (size_t)n;
 
-	conn = PQconnectdb(argv[i]);
+	conn = aif_db_connect(argv[i], "aif-decide"); /* as aifd connects */
 	if (PQstatus(conn) != CONNECTION_OK) {
 		fprintf(stderr, "aif-decide: cannot connect: %s", PQerrorMessage(conn));
 		PQfinish(conn);
