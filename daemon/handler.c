@@ -412,8 +412,8 @@ static void handle(void *arg, void *thread_state, struct request *req)
 	}
 	free(payload);
 	nonce = aif_proto_get(&m.header, "nonce");
-	cluster = aif_proto_get(&m.header, "cluster");
-	if (strcmp(cluster, h->cluster) != 0) {
+	cluster = aif_proto_get(&m.header, "cluster"); /* absent (check, status): this one */
+	if (cluster && strcmp(cluster, h->cluster) != 0) {
 		aif_diag_message(&d, "request for cluster \"%s\" sent to the aifd of cluster \"%s\"",
 				 cluster, h->cluster);
 		aif_diag_hint(&d, "Point the plugin's \"server\" setting at this cluster's aifd.");

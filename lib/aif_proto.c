@@ -657,12 +657,14 @@ struct fspec {
 	bool required;
 };
 
+/* cluster: optional in check and status (sbatch does not know the ClusterName: aifd's own). */
 static const struct fspec req_common[] = {
-	{"nonce", T_NONCE, true}, {"cluster", T_NAME, true}, {NULL, T_TEXT, false}};
+	{"nonce", T_NONCE, true}, {"cluster", T_NAME, false}, {NULL, T_TEXT, false}};
+static const struct fspec req_cluster[] = {{"cluster", T_NAME, true}, {NULL, T_TEXT, false}};
 static const struct fspec req_check[] = {
 	{"project", T_NAME, false}, {"sector", T_NAME, false}, {NULL, T_TEXT, false}};
 static const struct fspec req_admit[] = {
-	{"job", T_U32, true},	    {"uid", T_U32, true},	 {"gid", T_U32, true},
+	{"cluster", T_NAME, true}, {"job", T_U32, true},	    {"uid", T_U32, true},	 {"gid", T_U32, true},
 	{"project", T_NAME, false}, {"sector", T_NAME, false}, {NULL, T_TEXT, false}};
 static const struct fspec usage_record[] = {
 	{"event", T_EVENT, true},   {"job", T_U32, true},	   {"node", T_NAME, true},
@@ -813,6 +815,7 @@ int aif_proto_validate_request(const struct aif_proto_msg *m, struct aif_diag *d
 		header = req_admit;
 		break;
 	case AIF_PROTO_USAGE:
+		header = req_cluster;
 		records = usage_record;
 		if (m->nrecords == 0) {
 			aif_diag_message(diag, "usage request without records");

@@ -1,18 +1,83 @@
 /*
  * aif.so: the SPANK plugin. This file is only the dispatch: the entry points Slurm calls,
- * each handing over to the code for its context.
+ * each handing over to the code for its context (plugin.h).
  *
- * Whatever happens, no callback that runs in slurmd, slurmstepd or the prolog/epilog may
- * return a negative value (that drains the node); see ../shared/SLURM-NOTES.md.
+ * Whatever happens, no callback that runs in slurmd, slurmstepd or the prolog/epilog returns
+ * a negative value (that drains the node; ../shared/SLURM-NOTES.md). The two exceptions are
+ * the user's own processes (allocator and local context: a refusal there submits nothing) and
+ * task_init, which refuses a job at start by failing its tasks.
  */
+#include <stdbool.h>
+
 #include <slurm/spank.h>
+
+#include "plugin.h"
 
 SPANK_PLUGIN(aif, 1);
 
+/* Per process: slurm_spank_init parses once for the callbacks that follow it. */
+static struct aif_plugin_settings settings;
+static bool settings_ok;
+
+static bool user_side(spank_context_t ctx)
+{
+	return ctx == S_CTX_ALLOCATOR || ctx == S_CTX_LOCAL;
+}
+
 int slurm_spank_init(spank_t sp, int ac, char **av)
 {
-	(void)sp;
+	spank_context_t ctx = spank_context();
+
+	if (ctx != S_CTX_ALLOCATOR && ctx != S_CTX_LOCAL && ctx != S_CTX_REMOTE)
+		return 0; /* slurmd: nothing to do */
+	settings_ok = aif_settings_parse(ac, av, &settings) == 0;
+	if (!settings_ok)
+		return user_side(ctx) ? -1 : 0;
+	if (aif_options_register(sp) != 0)
+		return user_side(ctx) ? -1 : 0;
+	return 0;
+}
+
+int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
+{
+	spank_context_t ctx = spank_context();
+
 	(void)ac;
 	(void)av;
+	if (!settings_ok)
+		return 0;
+	if (user_side(ctx))
+		return aif_submit_check(sp, &settings);
+	if (ctx == S_CTX_REMOTE)
+		aif_admit_step(sp, &settings);
 	return 0;
+}
+
+int slurm_spank_task_init(spank_t sp, int ac, char **av)
+{
+	(void)ac;
+	(void)av;
+	if (!settings_ok || spank_context() != S_CTX_REMOTE)
+		return 0;
+	return aif_admit_task(sp);
+}
+
+/* job_prolog and job_epilog: init is not called in this context; parse here. */
+static int account(spank_t sp, int ac, char **av, bool end)
+{
+	struct aif_plugin_settings s;
+
+	if (aif_settings_parse(ac, av, &s) == 0)
+		aif_account(sp, &s, end);
+	return 0;
+}
+
+int slurm_spank_job_prolog(spank_t sp, int ac, char **av)
+{
+	return account(sp, ac, av, false);
+}
+
+int slurm_spank_job_epilog(spank_t sp, int ac, char **av)
+{
+	return account(sp, ac, av, true);
 }

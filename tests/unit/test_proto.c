@@ -484,7 +484,11 @@ static void test_validate_requests(void **state)
 		const char *text, *message, *detail;
 	} cases[] = {
 		{check_ok, NULL, NULL},
-		{"AIF/1 check\nnonce=0123456789abcdef\n", "missing field \"cluster\"", ""},
+		{"AIF/1 check\nnonce=0123456789abcdef\n", NULL, NULL}, /* cluster: aifd's own */
+		{"AIF/1 status\nnonce=0123456789abcdef\n", NULL, NULL},
+		{"AIF/1 admit\nnonce=0123456789abcdef\njob=1\nuid=1001\ngid=1001\n",
+		 "missing field \"cluster\"", ""},
+		{"AIF/1 usage\nnonce=0123456789abcdef\n" USAGE_RECORD, "missing field \"cluster\"", ""},
 		{"AIF/1 check\nnonce=0123456789ABCDEF\ncluster=lumi\n",
 		 "line 2: invalid value for field \"nonce\": \"0123456789ABCDEF\"",
 		 "The value must be 16 lower-case hexadecimal digits."},

@@ -1,0 +1,60 @@
+/*
+ * What the files of aif.so share. One file per SPANK context, as the dispatch (aif.c) calls
+ * them:
+ *   settings.c  the plugstack.conf arguments (every context)
+ *   options.c   --aif-project and --aif-sector, with AIF_PROJECT / AIF_SECTOR as defaults
+ *   submit.c    allocator and local context: the submit-time check, a courtesy
+ *   admit.c     remote context (slurmstepd): the authoritative admission; the refusal in task_init
+ *   account.c   job_script context (prolog/epilog): per-node usage records, and the spool
+ *
+ * Nothing here may abort, exit or wait without a bound: the plugin runs inside Slurm's
+ * processes. Only submit.c (the user's own sbatch/salloc/srun) and the refusal in task_init
+ * return an error to Slurm (../shared/SLURM-NOTES.md says why).
+ */
+#ifndef AIF_PLUGIN_H
+#define AIF_PLUGIN_H
+
+#include <stdbool.h>
+
+#include <slurm/spank.h>
+
+#include "aif_diag.h"
+
+enum aif_unreachable { AIF_UNREACHABLE_ALLOW, AIF_UNREACHABLE_DENY };
+
+/* The plugstack.conf arguments (docs/plugin.md lists them). */
+struct aif_plugin_settings {
+	char server[256];          /* aifd: socket path, host, host:port, [IPv6]:port */
+	unsigned long timeout_ms;  /* bound on each exchange with aifd */
+	int on_unreachable;        /* enum aif_unreachable */
+	bool require_project;      /* refuse jobs that resolve to no project */
+	char spool_dir[256];       /* the node's durable spool of usage records */
+	char munge_socket[108];    /* "" = libmunge's default */
+};
+
+/*
+ * Parse ac/av into *s (defaults first). Every invalid argument is reported with
+ * slurm_error(), naming it; returns 0, or -1 when any was invalid.
+ */
+int aif_settings_parse(int ac, char **av, struct aif_plugin_settings *s);
+
+/* Register --aif-project and --aif-sector (allocator, local and remote contexts). */
+int aif_options_register(spank_t sp);
+/* The project and sector asked for: the option, else AIF_PROJECT / AIF_SECTOR, else NULL. */
+const char *aif_option_project(spank_t sp);
+const char *aif_option_sector(spank_t sp);
+
+/* Allocator/local context, init_post_opt: 0, or -1 after printing the refusal. */
+int aif_submit_check(spank_t sp, const struct aif_plugin_settings *s);
+
+/* Remote context: ask aifd in init_post_opt (never fails); refuse in task_init (0 or -1). */
+void aif_admit_step(spank_t sp, const struct aif_plugin_settings *s);
+int aif_admit_task(spank_t sp);
+
+/* job_script context: the allocation's start (prolog) or end (epilog) on this node. Never fails. */
+void aif_account(spank_t sp, const struct aif_plugin_settings *s, bool end);
+
+/* "aif: ERROR: message" / DETAIL / HINT lines through slurm_error (or slurm_info for warnings). */
+void aif_log_diag(bool error, const struct aif_diag *diag);
+
+#endif
