@@ -9,6 +9,7 @@
 
 #include <munge.h>
 
+#include "admissions.h"
 #include "aif_proto.h"
 #include "decide.h"
 #include "identity.h"
@@ -22,6 +23,7 @@ struct handler {
 	char *munge_socket;
 	struct refresh *refresh;
 	struct store *store;
+	struct admissions *admissions;
 	struct pool *pool;
 };
 
@@ -129,7 +131,28 @@ static bool privileged(const struct handler *h, uid_t uid)
 	return uid == 0 || uid == h->slurm_uid;
 }
 
-/* check and admit: the decision, on the current snapshot. */
+/* The answer to check or admit, from a decision made now or recalled. */
+static void reply_admission(struct handler *h, struct request *req, const char *nonce,
+			    const struct admission *adm)
+{
+	struct aif_proto_msg ans;
+	bool allowed = strcmp(adm->verdict, "refuse") != 0;
+
+	aif_proto_msg_init(&ans, !allowed ? AIF_PROTO_REFUSE
+				 : strcmp(adm->verdict, "warn") == 0 ? AIF_PROTO_WARN : AIF_PROTO_OK);
+	aif_proto_set(&ans.header, "nonce", nonce);
+	set_diag(&ans, &adm->diag);
+	if (allowed) {
+		aif_proto_set(&ans.header, "project", adm->project);
+		aif_proto_set(&ans.header, "sector", adm->sector);
+	}
+	reply(h, req, &ans);
+}
+
+/*
+ * check and admit: the decision, on the current snapshot. An admission is decided once per
+ * job (admissions.h): a later admit of the same job gets the first answer.
+ */
 static void handle_decision(struct handler *h, struct request *req, const struct aif_proto_msg *m,
 			    uid_t sender, gid_t sender_gid)
 {
@@ -137,20 +160,26 @@ static void handle_decision(struct handler *h, struct request *req, const struct
 	struct decide_request dr = {0};
 	struct identity id;
 	struct decision dec;
-	struct aif_proto_msg ans;
+	struct admission adm = {0};
 	uint64_t job = 0, uid = sender, gid = 0;
 	const struct snapshot *snap;
+	bool admit = m->kind == AIF_PROTO_ADMIT;
 	char what[96];
 
-	if (m->kind == AIF_PROTO_ADMIT) {
+	if (admit) {
 		/* Validated already: present and within range. */
 		aif_proto_get_u64(&m->header, "job", UINT32_MAX, &job, NULL);
 		aif_proto_get_u64(&m->header, "uid", UINT32_MAX, &uid, NULL);
 		aif_proto_get_u64(&m->header, "gid", UINT32_MAX, &gid, NULL);
+		if (admissions_recall(h->admissions, h->cluster, (uint32_t)job, &adm) == 1) {
+			log_debug("admission of job %llu: %s, as decided before",
+				  (unsigned long long)job, adm.verdict);
+			reply_admission(h, req, nonce, &adm);
+			return;
+		}
 		dr.kind = DECIDE_ADMIT;
 		identity_lookup((uid_t)uid, (gid_t)gid, &id);
-		snprintf(what, sizeof(what), "admission of job %llu of uid %llu", (unsigned long long)job,
-			 (unsigned long long)uid);
+		snprintf(what, sizeof(what), "admission of job %llu", (unsigned long long)job);
 	} else {
 		dr.kind = DECIDE_CHECK;
 		identity_lookup(sender, sender_gid, &id);
@@ -167,23 +196,23 @@ static void handle_decision(struct handler *h, struct request *req, const struct
 
 	snap = refresh_hold(h->refresh);
 	decide(snap, &dr, &dec);
-	aif_proto_msg_init(&ans, dec.verdict == DECIDE_OK     ? AIF_PROTO_OK
-				 : dec.verdict == DECIDE_WARN ? AIF_PROTO_WARN
-							      : AIF_PROTO_REFUSE);
-	aif_proto_set(&ans.header, "nonce", nonce);
-	set_diag(&ans, &dec.diag);
+	snprintf(adm.verdict, sizeof(adm.verdict), "%s", decide_verdict_name(dec.verdict));
 	if (dec.verdict != DECIDE_REFUSE) {
-		aif_proto_set(&ans.header, "project", dec.project);
-		aif_proto_set(&ans.header, "sector", dec.sector);
+		snprintf(adm.project, sizeof(adm.project), "%s", dec.project);
+		snprintf(adm.sector, sizeof(adm.sector), "%s", dec.sector);
 	}
-	if (dec.verdict == DECIDE_REFUSE || m->kind == AIF_PROTO_ADMIT)
+	adm.diag = dec.diag;
+	if (dec.verdict == DECIDE_REFUSE || admit)
 		log_msg(LOG_LEVEL_INFO, "%s by %s (uid %llu): %s, project \"%s\"%s%s", what,
 			id.user ? id.user : "a user without a name", (unsigned long long)uid,
 			decide_reason_name(dec.reason), dec.project ? dec.project : "?",
 			dec.diag.message[0] ? ": " : "", dec.diag.message);
 	refresh_release(h->refresh);
 	identity_free(&id);
-	reply(h, req, &ans);
+	/* The first decision wins; without the database, this one stands alone (logged). */
+	if (admit)
+		admissions_keep(h->admissions, h->cluster, (uint32_t)job, (uint32_t)uid, &adm);
+	reply_admission(h, req, nonce, &adm);
 }
 
 static void add_status(void *arg, const struct project_status *st)
@@ -485,6 +514,11 @@ struct handler *handler_new(const struct handler_settings *settings, struct refr
 	}
 	h->refresh = refresh;
 	h->store = store;
+	h->admissions = admissions_open(settings->conninfo);
+	if (!h->admissions) {
+		handler_free(h);
+		return NULL;
+	}
 	return h;
 }
 
@@ -496,6 +530,7 @@ void handler_set_pool(struct handler *h, struct pool *pool)
 void handler_free(struct handler *h)
 {
 	if (h) {
+		admissions_close(h->admissions);
 		free(h->munge_socket);
 		free(h);
 	}

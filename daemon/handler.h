@@ -4,7 +4,8 @@
  *      expired or forged credential gets an "error" answer and nothing else;
  *   2. decode and validate the message; its cluster must be aifd's;
  *   3. admit and usage only from root or SlurmUser;
- *   4. check and admit: decide() on the current snapshot; status: decide_status();
+ *   4. check and admit: decide() on the current snapshot, an admit once per job
+ *      (admissions.h); status: decide_status();
  *      usage: resolve defaults and queue the records in the store, which answers after the
  *      commit (acked = all records) or refuses them all.
  */
@@ -22,6 +23,7 @@ struct handler_settings {
 	uid_t slurm_uid;          /* SlurmUser: trusted like root */
 	const char *slurm_user;   /* its name, for messages */
 	const char *munge_socket; /* "" or NULL: libmunge's default */
+	const char *conninfo;     /* the database, for admissions (admissions.h) */
 };
 
 struct handler;

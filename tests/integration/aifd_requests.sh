@@ -128,6 +128,20 @@ TABLE
 assert_eq 0 "$(psql -d "$AIFD_DB" -Atc "SELECT count(*) FROM aif.usage_intervals WHERE job_id = 7")" \
 	"usage from ordinary users stored"
 
+# An admission is decided once per job: later admits of the same job (other nodes, later steps)
+# get the first answer, whatever they ask for; a job not permitted to ask left no trace.
+answer=$(aif_send root a admit cluster=aiftest job=2 uid="$a1" gid="$g1" project=projb)
+assert_eq "ok proja" "$(head -1 <<<"$answer") $(field project "$answer")" "job 2 admitted again: $answer"
+answer=$(aif_send aiftest2 a admit cluster=aiftest job=5 uid=4242 gid="$grp" project=projb)
+assert_eq refuse "$(head -1 <<<"$answer")" "job 5 refused again: $answer"
+assert_match '^uid 4242 is not a member of project "projb"$' "$(field message "$answer")" "job 5's first reason"
+assert_eq "1|refuse||65534
+2|ok|proja|$a1
+3|ok|projb|$a1
+4|ok|projb|4242
+5|refuse||4242" "$(psql -d "$AIFD_DB" -Atc "SELECT job_id, verdict, project_id, uid FROM aif.admissions ORDER BY job_id")" \
+	"admissions kept"
+
 # A replayed credential is refused, and the replay changes nothing.
 answer=$(aif_send root a --replay usage cluster=aiftest \
 	-- event=start job=8 node=n1 restart=0 gpus=4 time=$((now - 60)) uid="$a1" project=proja)
@@ -210,6 +224,21 @@ until [[ $(aif_send aiftest2 a check cluster=aiftest project=pexh | head -1) == 
 	((SECONDS < deadline)) || fail "aifd did not see the new budget of pexh within 5 s"
 	sleep 0.2
 done
+
+# A job admitted while its project had room is not refused later, when it has none (under
+# on_exhausted: deny, running jobs finish); a new job is.
+assert_eq ok "$(aif_send root a admit cluster=aiftest job=30 uid="$(uid_of aiftest2)" gid="$(gid_of aiftest2)" project=pexh | head -1)" \
+	"job 30 admitted with room"
+apply "$AIFD_WORK/b2.yaml" # pexh back to 1 GPU-hour: exhausted
+deadline=$((SECONDS + 5))
+until [[ $(aif_send aiftest2 a check cluster=aiftest project=pexh | head -1) == refuse ]]; do
+	((SECONDS < deadline)) || fail "aifd did not see pexh's smaller budget within 5 s"
+	sleep 0.2
+done
+assert_eq ok "$(aif_send root a admit cluster=aiftest job=30 uid="$(uid_of aiftest2)" gid="$(gid_of aiftest2)" project=pexh | head -1)" \
+	"job 30's later step"
+assert_eq refuse "$(aif_send root a admit cluster=aiftest job=31 uid="$(uid_of aiftest2)" gid="$(gid_of aiftest2)" project=pexh | head -1)" \
+	"a new job of exhausted pexh"
 
 # SIGTERM: exits 0 soon, its socket gone.
 kill -TERM "$AIFD_PID_a"

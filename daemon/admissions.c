@@ -1,0 +1,150 @@
+#include "admissions.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "aif_db.h"
+#include "log.h"
+
+struct admissions {
+	pthread_mutex_t lock;
+	char *conninfo;
+	PGconn *conn; /* NULL or bad: connect at the next call */
+};
+
+static const char RECALL_SQL[] =
+	"SELECT verdict, coalesce(project_id, ''), coalesce(sector_id, ''), message, detail, hint"
+	" FROM aif.admissions WHERE cluster = $1 AND job_id = $2";
+
+static const char KEEP_SQL[] =
+	"INSERT INTO aif.admissions (cluster, job_id, uid, verdict, project_id, sector_id, message,"
+	" detail, hint) VALUES ($1, $2, $3, $4, nullif($5, ''), nullif($6, ''), $7, $8, $9)"
+	" ON CONFLICT (cluster, job_id) DO NOTHING";
+
+struct admissions *admissions_open(const char *conninfo)
+{
+	struct admissions *a = calloc(1, sizeof(*a));
+
+	if (!a || !(a->conninfo = strdup(conninfo))) {
+		free(a);
+		log_error("out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&a->lock, NULL);
+	return a;
+}
+
+void admissions_close(struct admissions *a)
+{
+	if (!a)
+		return;
+	PQfinish(a->conn);
+	pthread_mutex_destroy(&a->lock);
+	free(a->conninfo);
+	free(a);
+}
+
+static void failed(struct admissions *a, const char *what, const PGresult *res)
+{
+	struct aif_diag d;
+
+	aif_db_diag(&d, a->conn, res, what);
+	aif_diag_hint(&d, "The admission is decided without the job's earlier decisions.");
+	log_diag(LOG_LEVEL_WARNING, NULL, &d);
+	if (PQstatus(a->conn) != CONNECTION_OK) {
+		PQfinish(a->conn);
+		a->conn = NULL;
+	}
+}
+
+/* Under the lock: a working connection, or false (logged). */
+static bool connected(struct admissions *a)
+{
+	if (a->conn && PQstatus(a->conn) == CONNECTION_OK)
+		return true;
+	PQfinish(a->conn);
+	a->conn = aif_db_connect(a->conninfo, "aifd-admissions");
+	if (PQstatus(a->conn) == CONNECTION_OK)
+		return true;
+	failed(a, "could not connect to the aif database for admissions", NULL);
+	return false;
+}
+
+/* Under the lock: 1 found, 0 none, -1 failed. */
+static int recall(struct admissions *a, const char *cluster, const char *job, struct admission *out)
+{
+	const char *params[] = {cluster, job};
+	PGresult *res = PQexecParams(a->conn, RECALL_SQL, 2, NULL, params, NULL, NULL, 0);
+	int rc = 0;
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		failed(a, "could not read a job's admission", res);
+		rc = -1;
+	} else if (PQntuples(res) == 1) {
+		memset(out, 0, sizeof(*out));
+		snprintf(out->verdict, sizeof(out->verdict), "%s", PQgetvalue(res, 0, 0));
+		snprintf(out->project, sizeof(out->project), "%s", PQgetvalue(res, 0, 1));
+		snprintf(out->sector, sizeof(out->sector), "%s", PQgetvalue(res, 0, 2));
+		snprintf(out->diag.message, sizeof(out->diag.message), "%s", PQgetvalue(res, 0, 3));
+		snprintf(out->diag.detail, sizeof(out->diag.detail), "%s", PQgetvalue(res, 0, 4));
+		snprintf(out->diag.hint, sizeof(out->diag.hint), "%s", PQgetvalue(res, 0, 5));
+		rc = 1;
+	}
+	PQclear(res);
+	return rc;
+}
+
+int admissions_recall(struct admissions *a, const char *cluster, uint32_t job, struct admission *out)
+{
+	char id[16];
+	int rc = -1;
+
+	snprintf(id, sizeof(id), "%u", job);
+	pthread_mutex_lock(&a->lock);
+	if (connected(a))
+		rc = recall(a, cluster, id, out);
+	pthread_mutex_unlock(&a->lock);
+	return rc;
+}
+
+/* Under the lock, connected: 0 kept (or decided before: *decided is that), -1 failed. */
+static int keep(struct admissions *a, const char *cluster, const char *id, uint32_t uid,
+		struct admission *decided)
+{
+	char uid_text[16];
+	const char *params[] = {cluster, id, uid_text, decided->verdict, decided->project,
+				decided->sector, decided->diag.message, decided->diag.detail,
+				decided->diag.hint};
+	PGresult *res;
+	int rc = -1;
+
+	snprintf(uid_text, sizeof(uid_text), "%u", uid);
+	res = PQexecParams(a->conn, KEEP_SQL, 9, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		failed(a, "could not keep a job's admission", res);
+	else if (strcmp(PQcmdTuples(res), "1") == 0)
+		rc = 0;
+	else /* decided first elsewhere (another node's request, another aifd) */
+		rc = recall(a, cluster, id, decided) == 1 ? 0 : -1;
+	PQclear(res);
+	return rc;
+}
+
+int admissions_keep(struct admissions *a, const char *cluster, uint32_t job, uint32_t uid,
+		    struct admission *decided)
+{
+	char id[16];
+	int rc = -1;
+
+	snprintf(id, sizeof(id), "%u", job);
+	pthread_mutex_lock(&a->lock);
+	if (connected(a))
+		rc = keep(a, cluster, id, uid, decided);
+	pthread_mutex_unlock(&a->lock);
+	return rc;
+}
