@@ -6,6 +6,7 @@
  *   submit.c    allocator and local context: the submit-time check, a courtesy
  *   admit.c     remote context (slurmstepd): the authoritative admission; the refusal in task_init
  *   account.c   job_script context (prolog/epilog): per-node usage records, and the spool
+ *   client.c    one request to aifd
  *
  * Nothing here may abort, exit or wait without a bound: the plugin runs inside Slurm's
  * processes. Only submit.c (the user's own sbatch/salloc/srun) and the refusal in task_init
@@ -19,6 +20,7 @@
 #include <slurm/spank.h>
 
 #include "aif_diag.h"
+#include "aif_proto.h"
 
 enum aif_unreachable { AIF_UNREACHABLE_ALLOW, AIF_UNREACHABLE_DENY };
 
@@ -53,6 +55,14 @@ int aif_admit_task(spank_t sp);
 
 /* job_script context: the allocation's start (prolog) or end (epilog) on this node. Never fails. */
 void aif_account(spank_t sp, const struct aif_plugin_settings *s, bool end);
+
+/*
+ * Send request to aifd (server, timeout, munge_socket from s) and read its answer into
+ * *answer (initialized here: free it in every case). 0 when aifd answered, whatever the
+ * answer; -1 with diag when it did not within the timeout.
+ */
+int aif_ask(const struct aif_plugin_settings *s, const struct aif_proto_msg *request,
+	    struct aif_proto_msg *answer, struct aif_diag *diag);
 
 /* "aif: ERROR: message" / DETAIL / HINT lines through slurm_error (or slurm_info for warnings). */
 void aif_log_diag(bool error, const struct aif_diag *diag);

@@ -45,11 +45,11 @@ wait_job() { # wait_job JOBID [SECONDS]
 }
 
 # ---- aifd in a test: its own database, work directory, ports and log; stopped by pid ----
-# aifd_setup: sets AIFD_WORK (mode 755, readable by the test users) and AIFD_DB (a new
-# migrated database; conninfo in AIFD_CONNINFO); the EXIT trap stops every aifd started with
-# aifd_start and drops the database. Needs load_harness and AIF_BUILD_DIR.
+# aifd_setup: sets AIFD_WORK (mode 755, readable by the test users; kept when already set)
+# and AIFD_DB (a new migrated database; conninfo in AIFD_CONNINFO); the EXIT trap stops every
+# aifd started with aifd_start and drops the database. Needs load_harness and AIF_BUILD_DIR.
 aifd_setup() {
-	AIFD_WORK=$(mktemp -d)
+	AIFD_WORK=${AIFD_WORK:-$(mktemp -d)} # set it first to know the socket paths beforehand
 	chmod 755 "$AIFD_WORK"
 	AIFD_DB=aif_t_$$_$RANDOM
 	AIFD_CONNINFO=${AIF_TEST_DB_TCP/dbname=aif/dbname=$AIFD_DB}
@@ -70,7 +70,8 @@ stop_pid() { # stop_pid PID [SECONDS]: SIGTERM, then SIGKILL after SECONDS (10)
 aifd_cleanup() {
 	local pid
 	for pid in "${AIFD_PIDS[@]}"; do stop_pid "$pid"; done
-	dropdb --if-exists "$AIFD_DB" || true
+	[[ -z $AIFD_DB ]] || dropdb --if-exists "$AIFD_DB" || true
+	[[ -z ${PLUGIN_CLUSTER:-} ]] || "$AIF_HARNESS" stop "$AIF_HARNESS_DIR" >/dev/null || true
 	rm -rf "$AIFD_WORK"
 }
 
@@ -83,6 +84,27 @@ utc_day() { # utc_day OFFSET: the UTC date OFFSET days from today, YYYY-MM-DD
 budgets_head() {
 	printf 'version: 1\nsectors: [%s]\nperiods:\n  cur: {start: %s, end: %s}\n' \
 		"$(IFS=,; echo "$*" | sed 's/,/, /g')" "$(utc_day -30)" "$(utc_day 30)"
+}
+
+# plugin_cluster_start [PLUGSTACK ARG]...: a harness run of the test's own whose
+# plugstack.conf loads this build's aif.so (copied, readable by the test users) talking to
+# the aifd "a" that aifd_start will start, with the extra arguments; then aifd_setup. The run
+# is stopped on exit. Tests that use it hold RESOURCE_LOCK slurm-cluster.
+plugin_cluster_start() {
+	AIFD_WORK=$(mktemp -d)
+	chmod 755 "$AIFD_WORK"
+	install -m 755 "$AIF_BUILD_DIR/plugin/aif.so" "$AIFD_WORK/aif.so"
+	install -m 644 /dev/null "$AIFD_WORK/plugstack.conf" # filled once munged's socket is known
+	AIF_HARNESS_ENV=$AIFD_WORK/harness.env
+	"$AIF_HARNESS" start --plugstack "$AIFD_WORK/plugstack.conf" --env-out "$AIF_HARNESS_ENV" >/dev/null
+	PLUGIN_CLUSTER=1 AIFD_PIDS=() AIFD_DB=""
+	trap aifd_cleanup EXIT
+	load_harness
+	# The harness runs on its own copy of the file.
+	echo "required $AIFD_WORK/aif.so server=$AIFD_WORK/run/a.sock munge_socket=$AIF_MUNGE_SOCKET $*" \
+		>"$(sed -n 's/^PlugStackConfig=//p' "$SLURM_CONF")"
+	"$AIF_HARNESS" restart-slurmd "$AIF_HARNESS_DIR" >/dev/null # job_prolog/epilog need it
+	aifd_setup
 }
 
 free_port() { # a TCP port nobody listens on
