@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "aif_proto.h"
+#include "aif_spool.h"
 #include "aif_version.h"
 #include "aifctl.h"
 
@@ -29,23 +30,28 @@ static void usage(FILE *out)
 		"                      database access needed)\n"
 		"  report --by KEY     GPU-hours by factory, sector, project or month\n"
 		"  db migrate          create or upgrade the database schema\n"
+		"  spool flush         send this node's spooled usage records to aifd (as root)\n"
 		"\n"
 		"Options:\n"
 		"  -d, --db=CONNINFO       database connection string (default: \"db\" in the\n"
 		"                          config file, else the PG* environment variables)\n"
 		"  -c, --config=FILE       config file (default: %s, if present)\n"
-		"  -s, --server=ADDRESS    projects: aifd's socket path or host[:port] (default:\n"
-		"                          \"server\" in the config file, else %s)\n"
+		"  -s, --server=ADDRESS    projects, spool flush: aifd's socket path or\n"
+		"                          host[:port] (default: \"server\" in the config\n"
+		"                          file, else %s)\n"
 		"  -C, --cluster=NAME      projects: this cluster's name (default: \"cluster\" in\n"
 		"                          the config file)\n"
 		"  -f, --format=FORMAT     output as table (default), csv or json\n"
 		"  -b, --by=KEY            report: factory, sector, project or month\n"
 		"  -p, --period=PERIOD     status, report: only this budget period\n"
+		"      --spool-dir=DIR     spool flush: the spool directory (default: \"spool_dir\"\n"
+		"                          in the config file, else %s)\n"
 		"  -h, --help              show this help, then exit\n"
 		"  -V, --version           output version information, then exit\n"
 		"\n"
-		"Exit status: 0 success, 1 failure (database or system), 2 invalid input.\n",
-		AIFCTL_DEFAULT_CONFIG, AIF_PROTO_DEFAULT_SOCKET);
+		"Exit status: 0 success, 1 failure (database or system; spool flush: records\n"
+		"remain in the spool), 2 invalid input.\n",
+		AIFCTL_DEFAULT_CONFIG, AIF_PROTO_DEFAULT_SOCKET, AIF_SPOOL_DEFAULT_DIR);
 }
 
 __attribute__((format(printf, 1, 2))) static int bad_usage(const char *fmt, ...)
@@ -60,6 +66,9 @@ __attribute__((format(printf, 1, 2))) static int bad_usage(const char *fmt, ...)
 	return AIFCTL_INVALID;
 }
 
+/* Long options without a short letter. */
+enum { OPT_SPOOL_DIR = 256 };
+
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
@@ -70,6 +79,7 @@ int main(int argc, char **argv)
 		{"format", required_argument, NULL, 'f'},
 		{"by", required_argument, NULL, 'b'},
 		{"period", required_argument, NULL, 'p'},
+		{"spool-dir", required_argument, NULL, OPT_SPOOL_DIR},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -87,6 +97,7 @@ int main(int argc, char **argv)
 		{"report", aifctl_cmd_report, 0, ""},
 		{"db", aifctl_cmd_db, 1, "migrate"},
 		{"projects", aifctl_cmd_projects, 0, ""},
+		{"spool", aifctl_cmd_spool, 1, "flush"},
 	};
 	struct aifctl ctl = {.format = AIFCTL_FORMAT_TABLE};
 	int c;
@@ -122,6 +133,9 @@ int main(int argc, char **argv)
 		case 'p':
 			ctl.period = optarg;
 			break;
+		case OPT_SPOOL_DIR:
+			ctl.spool_dir_option = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return AIFCTL_OK;
@@ -148,6 +162,8 @@ int main(int argc, char **argv)
 			return bad_usage("--by is only for \"%s\"", "report");
 		if (ctl.period && commands[i].run != aifctl_cmd_report && commands[i].run != aifctl_cmd_status)
 			return bad_usage("--period is only for \"%s\"", "status and report");
+		if (ctl.spool_dir_option && commands[i].run != aifctl_cmd_spool)
+			return bad_usage("--spool-dir is only for \"%s\"", "spool flush");
 		return commands[i].run(&ctl);
 	}
 	return bad_usage("unknown command \"%s\"", argv[optind]);

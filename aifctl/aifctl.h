@@ -19,6 +19,7 @@ struct aifctl {
 	const char *db_option;     /* --db CONNINFO */
 	const char *server_option; /* --server ADDRESS (of aifd) */
 	const char *cluster_option; /* --cluster NAME */
+	const char *spool_dir_option; /* --spool-dir DIR */
 	const char *config_path;   /* --config FILE, or NULL for the default file if present */
 	enum aifctl_format format;
 	const char *by;            /* report --by */
@@ -33,6 +34,7 @@ struct aifctl_config {
 	char server[256];
 	char cluster[64];
 	char munge_socket[256];
+	char spool_dir[256];
 };
 
 /* Read --config, or the default config file when it exists (else all empty). 0, or -1 (printed). */
@@ -40,6 +42,8 @@ int aifctl_read_config(const struct aifctl *ctl, struct aifctl_config *config);
 
 /* Print "aifctl: ERROR:  message" plus DETAIL and HINT lines, PostgreSQL style. */
 void aifctl_report_error(const struct aif_diag *diag);
+/* The same with another severity ("WARNING"). */
+void aifctl_report(const char *severity, const struct aif_diag *diag);
 void aifctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /*
@@ -66,5 +70,6 @@ int aifctl_cmd_status(const struct aifctl *ctl);
 int aifctl_cmd_report(const struct aifctl *ctl);
 int aifctl_cmd_db(const struct aifctl *ctl);
 int aifctl_cmd_projects(const struct aifctl *ctl);
+int aifctl_cmd_spool(const struct aifctl *ctl);
 
 #endif

@@ -14,6 +14,7 @@ static const struct aif_setting config_settings[] = {
 	{"server", AIF_SETTING_STRING, FIELD(server), 0, 0, NULL},
 	{"cluster", AIF_SETTING_STRING, FIELD(cluster), 0, 0, NULL},
 	{"munge_socket", AIF_SETTING_STRING, FIELD(munge_socket), 0, 0, NULL},
+	{"spool_dir", AIF_SETTING_STRING, FIELD(spool_dir), 0, 0, NULL},
 };
 
 static void report_config_error(const char *path, unsigned line, const struct aif_diag *diag, void *arg)

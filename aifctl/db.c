@@ -10,7 +10,12 @@
 
 void aifctl_report_error(const struct aif_diag *diag)
 {
-	fprintf(stderr, "aifctl: ERROR:  %s\n", diag->message);
+	aifctl_report("ERROR", diag);
+}
+
+void aifctl_report(const char *severity, const struct aif_diag *diag)
+{
+	fprintf(stderr, "aifctl: %s:  %s\n", severity, diag->message);
 	if (diag->detail[0])
 		fprintf(stderr, "DETAIL:  %s\n", diag->detail);
 	if (diag->hint[0])

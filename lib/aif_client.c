@@ -29,6 +29,7 @@ struct aif_client {
 	char port[8];
 	char peer[300]; /* "aifd at X", for messages */
 	unsigned long timeout_ms;
+	unsigned long wait_ms; /* the bound of the current request, for messages */
 	aif_client_encode_fn encode;
 	void *encode_arg;
 	munge_ctx_t munge;
@@ -380,7 +381,7 @@ static int client_connect(struct aif_client *c, int64_t deadline_ms, struct aif_
 		return 0;
 	if (err == ETIMEDOUT)
 		aif_diag_message(diag, "could not connect to %s: timed out after %lu ms", c->peer,
-				 c->timeout_ms);
+				 c->wait_ms);
 	else
 		aif_diag_message(diag, "could not connect to %s: %s", c->peer,
 				 errstr(err, ebuf, sizeof(ebuf)));
@@ -512,7 +513,7 @@ static int exchange(struct aif_client *c, const char *payload, size_t plen, int6
 	*retry = reused && (errno == ECONNRESET || errno == EPIPE);
 	if (errno == ETIMEDOUT) {
 		aif_diag_clear(diag);
-		aif_diag_message(diag, "timed out after %lu ms waiting for %s", c->timeout_ms, c->peer);
+		aif_diag_message(diag, "timed out after %lu ms waiting for %s", c->wait_ms, c->peer);
 	}
 	disconnect(c);
 	return -1;
@@ -521,7 +522,13 @@ static int exchange(struct aif_client *c, const char *payload, size_t plen, int6
 int aif_client_request(struct aif_client *c, const struct aif_proto_msg *request,
 		       struct aif_proto_msg *response, struct aif_diag *diag)
 {
-	int64_t deadline_ms = aif_clock_ms() + (int64_t)c->timeout_ms;
+	return aif_client_request_by(c, request, response, INT64_MAX, diag);
+}
+
+int aif_client_request_by(struct aif_client *c, const struct aif_proto_msg *request,
+			  struct aif_proto_msg *response, int64_t deadline_ms, struct aif_diag *diag)
+{
+	int64_t now = aif_clock_ms();
 	char nonce[AIF_PROTO_NONCE_LEN + 1];
 	char *payload, *body = NULL;
 	size_t plen, blen = 0;
@@ -531,6 +538,9 @@ int aif_client_request(struct aif_client *c, const struct aif_proto_msg *request
 	int rc;
 
 	aif_proto_msg_init(response, AIF_PROTO_NONE);
+	if (deadline_ms - now > (int64_t)c->timeout_ms)
+		deadline_ms = now + (int64_t)c->timeout_ms;
+	c->wait_ms = deadline_ms > now ? (unsigned long)(deadline_ms - now) : 0;
 	c->requests++;
 	if (build_payload(c, request, nonce, &payload, &plen, diag) < 0)
 		return -1;

@@ -57,6 +57,13 @@ void aif_client_free(struct aif_client *c);
 int aif_client_request(struct aif_client *c, const struct aif_proto_msg *request,
 		       struct aif_proto_msg *response, struct aif_diag *diag);
 
+/*
+ * The same, done by deadline_ms (aif_clock_ms()) when that comes before the client's timeout:
+ * for callers with a budget of their own, such as a prolog flushing the node's spool.
+ */
+int aif_client_request_by(struct aif_client *c, const struct aif_proto_msg *request,
+			  struct aif_proto_msg *response, int64_t deadline_ms, struct aif_diag *diag);
+
 /* ---- framed I/O on a connected stream socket, for the client and for aifd ---- */
 
 /* CLOCK_MONOTONIC in milliseconds: deadlines below are on this clock. */

@@ -13,15 +13,12 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "aif_client.h"
 #include "aif_proto.h"
+#include "fake_server.h"
 
 /* ---- helpers ---- */
 
@@ -733,25 +730,11 @@ enum server_mode {
 
 struct server {
 	enum server_mode mode;
-	int listen_fd;
-	int port; /* TCP when nonzero */
-	char dir[64], path[128], address[160];
-	int connections, requests;
+	struct fake_server net;
+	int requests;
 	bool failed; /* cmocka's asserts belong to the main thread: the server only records */
 	char last[1024];
-	pthread_t thread;
 };
-
-static int fake_encode(void *arg, const char *payload, size_t len, char **cred, struct aif_diag *diag)
-{
-	(void)arg;
-	(void)diag;
-	*cred = malloc(len + 6);
-	memcpy(*cred, "CRED:", 5);
-	memcpy(*cred + 5, payload, len);
-	(*cred)[len + 5] = '\0';
-	return 0;
-}
 
 static int failing_encode(void *arg, const char *payload, size_t len, char **cred,
 			  struct aif_diag *diag)
@@ -765,31 +748,20 @@ static int failing_encode(void *arg, const char *payload, size_t len, char **cre
 	return -1;
 }
 
-static void serve_connection(struct server *s, int fd)
+static void serve_connection(void *arg, int fd)
 {
+	struct server *s = arg;
+
 	for (;;) {
+		static const char garbage[] = "HTTP/1.1 400 Bad Request\r\n";
 		struct aif_proto_msg req, resp;
 		struct aif_diag d;
-		char *body, *text;
-		size_t len;
-		int rc = aif_proto_read_frame(fd, &body, &len, AIF_PROTO_MAX_FRAME,
-					      aif_clock_ms() + 5000, "client", &d);
+		int rc = fake_server_read(fd, &req, s->last, sizeof(s->last));
+		if (rc < 0)
+			s->failed = true;
 		if (rc <= 0)
 			return;
 		s->requests++;
-		if (len < 5 || memcmp(body, "CRED:", 5) != 0) {
-			free(body);
-			s->failed = true;
-			return;
-		}
-		snprintf(s->last, sizeof(s->last), "%s", body + 5);
-		rc = aif_proto_decode(body + 5, len - 5, &req, &d);
-		free(body);
-		if (rc < 0 || aif_proto_validate_request(&req, &d) < 0) {
-			aif_proto_msg_free(&req);
-			s->failed = true;
-			return;
-		}
 		if (s->mode == SERVE_SILENT) {
 			aif_proto_msg_free(&req);
 			continue; /* until the client gives up and closes */
@@ -807,18 +779,11 @@ static void serve_connection(struct server *s, int fd)
 									    : "default-project");
 			aif_proto_set(&resp.header, "sector", "health");
 		}
-		if (aif_proto_encode(&resp, &text, &len) < 0) {
-			s->failed = true;
-			text = strdup("");
-			len = 0;
-		}
-		if (s->mode == SERVE_GARBAGE) {
-			free(text);
-			text = strdup("HTTP/1.1 400 Bad Request\r\n");
-			len = strlen(text);
-		}
-		rc = aif_proto_write_frame(fd, text, len, aif_clock_ms() + 5000, "client", &d);
-		free(text);
+		if (s->mode == SERVE_GARBAGE)
+			rc = aif_proto_write_frame(fd, garbage, strlen(garbage), aif_clock_ms() + 5000,
+						   "client", &d);
+		else
+			rc = fake_server_reply(fd, &resp);
 		aif_proto_msg_free(&req);
 		aif_proto_msg_free(&resp);
 		if (rc < 0 || s->mode == SERVE_ONE_PER_CONN)
@@ -826,67 +791,23 @@ static void serve_connection(struct server *s, int fd)
 	}
 }
 
-static void *server_main(void *arg)
-{
-	struct server *s = arg;
-	for (;;) {
-		struct pollfd p = {.fd = s->listen_fd, .events = POLLIN};
-		int fd;
-		if (poll(&p, 1, 5000) <= 0)
-			return NULL;
-		fd = accept(s->listen_fd, NULL, NULL);
-		if (fd < 0)
-			return NULL;
-		s->connections++;
-		serve_connection(s, fd);
-		close(fd);
-	}
-}
-
 static void server_start(struct server *s, enum server_mode mode, bool tcp)
 {
 	memset(s, 0, sizeof(*s));
 	s->mode = mode;
-	if (tcp) {
-		struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-		socklen_t slen = sizeof(sin);
-		s->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
-		assert_true(s->listen_fd >= 0);
-		assert_int_equal(bind(s->listen_fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-		assert_int_equal(getsockname(s->listen_fd, (struct sockaddr *)&sin, &slen), 0);
-		s->port = ntohs(sin.sin_port);
-		snprintf(s->address, sizeof(s->address), "127.0.0.1:%d", s->port);
-	} else {
-		struct sockaddr_un sun = {.sun_family = AF_UNIX};
-		strcpy(s->dir, "/tmp/aif-test-proto.XXXXXX");
-		assert_non_null(mkdtemp(s->dir));
-		snprintf(s->path, sizeof(s->path), "%s/aifd.sock", s->dir);
-		strcpy(sun.sun_path, s->path);
-		s->listen_fd = socket(AF_UNIX, SOCK_STREAM, 0);
-		assert_true(s->listen_fd >= 0);
-		assert_int_equal(bind(s->listen_fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
-		snprintf(s->address, sizeof(s->address), "%s", s->path);
-	}
-	assert_int_equal(listen(s->listen_fd, 8), 0);
-	assert_int_equal(pthread_create(&s->thread, NULL, server_main, s), 0);
+	fake_server_start(&s->net, tcp, serve_connection, s);
 }
 
 /* Call after the client is freed: the server thread then sees the connection end. */
 static void server_stop(struct server *s)
 {
-	shutdown(s->listen_fd, SHUT_RDWR);
-	pthread_join(s->thread, NULL);
-	close(s->listen_fd);
-	if (s->path[0]) {
-		unlink(s->path);
-		rmdir(s->dir);
-	}
+	fake_server_stop(&s->net);
 	assert_false(s->failed);
 }
 
 static struct aif_client *client_for(const struct server *s, unsigned long timeout_ms)
 {
-	struct aif_client_options o = {.server = s->address, .timeout_ms = timeout_ms,
+	struct aif_client_options o = {.server = s->net.address, .timeout_ms = timeout_ms,
 				       .encode = fake_encode};
 	struct aif_diag d;
 	struct aif_client *c = aif_client_new(&o, &d);
@@ -940,7 +861,7 @@ static void client_round_trips(bool tcp)
 	aif_proto_msg_free(&req);
 	aif_client_free(c);
 	server_stop(&s);
-	assert_int_equal(s.connections, 1);
+	assert_int_equal(s.net.connections, 1);
 	assert_int_equal(s.requests, 3);
 }
 
@@ -978,7 +899,7 @@ static void test_client_reconnects(void **state)
 	aif_proto_msg_free(&req);
 	aif_client_free(c);
 	server_stop(&s);
-	assert_int_equal(s.connections, 3);
+	assert_int_equal(s.net.connections, 3);
 	assert_int_equal(s.requests, 3);
 }
 
@@ -1008,7 +929,7 @@ static void test_client_bad_responses(void **state)
 		assert_int_equal(resp.kind, AIF_PROTO_NONE);
 		snprintf(expected, sizeof(expected), "%.*s%s%s",
 			 (int)(strstr(cases[i].message, "SOCKET") - cases[i].message), cases[i].message,
-			 s.path, strstr(cases[i].message, "SOCKET") + 6);
+			 s.net.path, strstr(cases[i].message, "SOCKET") + 6);
 		assert_string_equal(d.message, expected);
 		assert_string_equal(d.detail, cases[i].detail);
 		aif_proto_msg_free(&resp);
@@ -1060,7 +981,7 @@ static void test_client_timeout(void **state)
 	elapsed = aif_clock_ms() - start;
 	assert_true(elapsed >= 300);
 	assert_true(elapsed < 300 + 150);
-	snprintf(expected, sizeof(expected), "timed out after 300 ms waiting for aifd at %s", s.path);
+	snprintf(expected, sizeof(expected), "timed out after 300 ms waiting for aifd at %s", s.net.path);
 	assert_string_equal(d.message, expected);
 	aif_proto_msg_free(&req);
 	aif_client_free(c);

@@ -1,0 +1,67 @@
+/*
+ * aif_spool: a node's durable spool of usage records (docs/protocol.md, "usage"), for the
+ * records that the prolog and epilog could not deliver to aifd, sent later by the next prolog
+ * or epilog on the node and by "aifctl spool flush".
+ *
+ * A spool is a directory (0700, owned by its user: root on compute nodes) of one file per
+ * record, named from the record's identity (cluster, job, node, restart, event), so that the
+ * same record spooled twice is one file. A file is an "AIF/1 usage" message with the cluster
+ * in its header and the one record, written to a temporary file, fsync()ed and renamed into
+ * place: a record file is either complete or absent. Files that can never be sent (corrupt, or
+ * refused by aifd) are moved to the subdirectory bad/, next to a NAME.why file that says why;
+ * an operator who fixed the cause moves them back.
+ *
+ * Plugin-safe: no global state, no signals, never exits; the flush is bounded by a deadline
+ * (and the file system's own waits). Putting needs no lock (rename is atomic); flushing takes
+ * a non-blocking lock, so that of concurrent flushers (the prolog of one job, the epilog of
+ * another, the systemd timer) one flushes and the others skip.
+ */
+#ifndef AIF_SPOOL_H
+#define AIF_SPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aif_client.h"
+#include "aif_diag.h"
+#include "aif_proto.h"
+
+#define AIF_SPOOL_DEFAULT_DIR "/var/spool/aif"
+/* Records one flush reads at most (0 given to aif_spool_flush): a few requests' worth. */
+#define AIF_SPOOL_FLUSH_MAX 10000
+
+/*
+ * Spool one usage record of cluster (the record's fields as in a "usage" request) durably in
+ * dir, creating dir (mode 0700) when it is missing. Replaces the file of the same record
+ * (cluster, job, node, restart, event) if there is one. Returns 0 once the record is on disk
+ * (file and directory fsync()ed), or -1 with diag (invalid record, file system error).
+ */
+int aif_spool_put(const char *dir, const char *cluster, const struct aif_proto_block *record,
+		  struct aif_diag *diag);
+
+struct aif_spool_stats {
+	size_t sent;  /* records aifd acknowledged, removed from the spool */
+	size_t kept;  /* records left in the spool (unsent, unanswered, or beyond max_records) */
+	size_t bad;   /* files moved to bad/ by this flush */
+	bool busy;    /* another process was flushing: this one did nothing */
+	struct aif_diag bad_diag; /* why the first of the bad files was moved aside */
+};
+
+/*
+ * Send the spooled records, oldest first, at most max_records of them (0: AIF_SPOOL_FLUSH_MAX),
+ * in as few "usage" requests as fit (one cluster per request), and remove exactly the files of
+ * the requests aifd answered "ok" with every record acknowledged. On "error" or no answer the
+ * flush stops and keeps the files; a request refused is split until the refused records are
+ * alone, and those go to bad/. Nothing is started after deadline_ms (aif_clock_ms()), and no
+ * request waits beyond it.
+ *
+ * Returns 0 when every record read was sent or moved aside, or the deadline came; -1 with diag
+ * when aifd could not take them now (the rest is kept) or the spool could not be read. A missing
+ * dir is an empty spool. stats is filled in both cases; when another flusher holds the lock,
+ * returns 0 with stats->busy and nothing done.
+ */
+int aif_spool_flush(const char *dir, struct aif_client *client, size_t max_records,
+		    int64_t deadline_ms, struct aif_spool_stats *stats, struct aif_diag *diag);
+
+#endif
