@@ -18,12 +18,14 @@ struct admissions {
 };
 
 static const char RECALL_SQL[] =
-	"SELECT verdict, coalesce(project_id, ''), coalesce(sector_id, ''), message, detail, hint"
+	"SELECT verdict, coalesce(project_id, ''), coalesce(sector_id, ''), message, detail, hint,"
+	" reason"
 	" FROM aif.admissions WHERE cluster = $1 AND job_id = $2";
 
 static const char KEEP_SQL[] =
 	"INSERT INTO aif.admissions (cluster, job_id, uid, verdict, project_id, sector_id, message,"
-	" detail, hint) VALUES ($1, $2, $3, $4, nullif($5, ''), nullif($6, ''), $7, $8, $9)"
+	" detail, hint, reason) VALUES ($1, $2, $3, $4, nullif($5, ''), nullif($6, ''), $7, $8, $9,"
+	" $10)"
 	" ON CONFLICT (cluster, job_id) DO NOTHING";
 
 struct admissions *admissions_open(const char *conninfo)
@@ -93,6 +95,7 @@ static int recall(struct admissions *a, const char *cluster, const char *job, st
 		snprintf(out->diag.message, sizeof(out->diag.message), "%s", PQgetvalue(res, 0, 3));
 		snprintf(out->diag.detail, sizeof(out->diag.detail), "%s", PQgetvalue(res, 0, 4));
 		snprintf(out->diag.hint, sizeof(out->diag.hint), "%s", PQgetvalue(res, 0, 5));
+		snprintf(out->reason, sizeof(out->reason), "%s", PQgetvalue(res, 0, 6));
 		rc = 1;
 	}
 	PQclear(res);
@@ -119,12 +122,12 @@ static int keep(struct admissions *a, const char *cluster, const char *id, uint3
 	char uid_text[16];
 	const char *params[] = {cluster, id, uid_text, decided->verdict, decided->project,
 				decided->sector, decided->diag.message, decided->diag.detail,
-				decided->diag.hint};
+				decided->diag.hint, decided->reason};
 	PGresult *res;
 	int rc = -1;
 
 	snprintf(uid_text, sizeof(uid_text), "%u", uid);
-	res = PQexecParams(a->conn, KEEP_SQL, 9, NULL, params, NULL, NULL, 0);
+	res = PQexecParams(a->conn, KEEP_SQL, 10, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
 		failed(a, "could not keep a job's admission", res);
 	else if (strcmp(PQcmdTuples(res), "1") == 0)

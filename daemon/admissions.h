@@ -16,6 +16,7 @@
 
 struct admission {
 	char verdict[8];   /* "ok", "warn", "refuse" */
+	char reason[32];   /* decide_reason_name(): which check decided */
 	char project[128]; /* "" when refused before the project was resolved */
 	char sector[128];
 	struct aif_diag diag;

@@ -141,6 +141,7 @@ static void reply_admission(struct handler *h, struct request *req, const char *
 	aif_proto_msg_init(&ans, !allowed ? AIF_PROTO_REFUSE
 				 : strcmp(adm->verdict, "warn") == 0 ? AIF_PROTO_WARN : AIF_PROTO_OK);
 	aif_proto_set(&ans.header, "nonce", nonce);
+	aif_proto_set(&ans.header, "reason", adm->reason);
 	set_diag(&ans, &adm->diag);
 	if (allowed) {
 		aif_proto_set(&ans.header, "project", adm->project);
@@ -197,6 +198,7 @@ static void handle_decision(struct handler *h, struct request *req, const struct
 	snap = refresh_hold(h->refresh);
 	decide(snap, &dr, &dec);
 	snprintf(adm.verdict, sizeof(adm.verdict), "%s", decide_verdict_name(dec.verdict));
+	snprintf(adm.reason, sizeof(adm.reason), "%s", decide_reason_name(dec.reason));
 	if (dec.verdict != DECIDE_REFUSE) {
 		snprintf(adm.project, sizeof(adm.project), "%s", dec.project);
 		snprintf(adm.sector, sizeof(adm.sector), "%s", dec.sector);

@@ -1,9 +1,164 @@
-/* job_script context: per-node usage records (in progress). */
+/*
+ * job_script context (`slurmstepd spank prolog|epilog`, root, a fresh process per node and
+ * job): the allocation's start (prolog) or end (epilog) on this node, with the node's GPU
+ * count, as one usage record. Sent to aifd; when aifd cannot take it now, spooled durably on
+ * the node (lib/aif_spool.h) and sent later. Then, in the time left, the node's spool is
+ * flushed. Never fails (a failing prolog or epilog drains the node) and never waits beyond
+ * the timeout setting in all.
+ *
+ * What this context has (../shared/SLURM-NOTES.md): S_JOB_ID, S_JOB_UID, S_JOB_GID, and the
+ * environment: SLURM_CLUSTER_NAME, SLURMD_NODENAME, SLURM_JOB_RESTART_COUNT, SLURM_JOB_GPUS
+ * (indices), SLURM_JOB_USER, and SPANK_AIF_PROJECT / SPANK_AIF_SECTOR from the submit-time
+ * check (a convenience: aifd charges the project the job was admitted for when it has one).
+ */
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <slurm/spank.h>
+
+#include "aif_client.h"
+#include "aif_spool.h"
 #include "plugin.h"
+
+#define BUSY_PAUSE_MS 50
+
+static const char *env(const char *name)
+{
+	const char *v = getenv(name);
+	return v && v[0] ? v : NULL;
+}
+
+/* "0,1,3" -> 3; absent or empty -> 0. */
+static unsigned count_gpus(const char *indices)
+{
+	unsigned n = 0;
+
+	if (!indices)
+		return 0;
+	for (n = 1; *indices; indices++)
+		n += *indices == ',';
+	return n;
+}
+
+/* The record, or -1 when this context lacks what it needs (logged). */
+static int build_record(spank_t sp, bool end, struct aif_proto_block *r, unsigned gpus)
+{
+	uint32_t job, uid;
+	const char *node = env("SLURMD_NODENAME"), *restart = env("SLURM_JOB_RESTART_COUNT");
+	const char *user = env("SLURM_JOB_USER"), *project = env("SPANK_AIF_PROJECT");
+	const char *sector = env("SPANK_AIF_SECTOR");
+
+	if (spank_get_item(sp, S_JOB_ID, &job) != ESPANK_SUCCESS ||
+	    spank_get_item(sp, S_JOB_UID, &uid) != ESPANK_SUCCESS || !node) {
+		slurm_error("aif: %s: no job id, uid or SLURMD_NODENAME; usage not recorded",
+			    end ? "epilog" : "prolog");
+		return -1;
+	}
+	if (aif_proto_set(r, "event", end ? "end" : "start") < 0 ||
+	    aif_proto_set_u64(r, "job", job) < 0 || aif_proto_set(r, "node", node) < 0 ||
+	    aif_proto_set(r, "restart", restart ? restart : "0") < 0 ||
+	    aif_proto_set_u64(r, "gpus", gpus) < 0 ||
+	    aif_proto_set_u64(r, "time", (uint64_t)time(NULL)) < 0 ||
+	    aif_proto_set_u64(r, "uid", uid) < 0 ||
+	    (user && aif_proto_set(r, "user", user) < 0) ||
+	    (project && aif_proto_set(r, "project", project) < 0) ||
+	    (sector && aif_proto_set(r, "sector", sector) < 0)) {
+		slurm_error("aif: job %u: invalid usage record fields; usage not recorded", job);
+		return -1;
+	}
+	return 0;
+}
+
+static void send_or_spool(const struct aif_plugin_settings *s, const char *cluster,
+			  struct aif_proto_msg *req, int64_t deadline_ms)
+{
+	struct aif_proto_msg ans;
+	struct aif_diag diag;
+	const struct aif_proto_block *r = &req->records[0];
+
+	aif_diag_clear(&diag);
+	if (aif_ask_by(s, req, &ans, deadline_ms, &diag) == 0 && ans.kind == AIF_PROTO_OK) {
+		aif_proto_msg_free(&ans);
+		return;
+	}
+	if (ans.kind == AIF_PROTO_REFUSE) {
+		/* Never storable as it is (an unknown project): spooling it would not help. */
+		aif_proto_response_diag(&ans, &diag);
+		slurm_error("aif: usage of job %s on %s not recorded: %s", aif_proto_get(r, "job"),
+			    aif_proto_get(r, "node"), diag.message);
+		aif_proto_msg_free(&ans);
+		return;
+	}
+	if (ans.kind == AIF_PROTO_ERROR)
+		aif_proto_response_diag(&ans, &diag);
+	aif_proto_msg_free(&ans);
+	slurm_info("aif: aifd did not take the usage of job %s (%s); spooled in %s",
+		   aif_proto_get(r, "job"), diag.message, s->spool_dir);
+	if (aif_spool_put(s->spool_dir, cluster, r, &diag) < 0)
+		slurm_error("aif: could not spool the usage of job %s: %s", aif_proto_get(r, "job"),
+			    diag.message);
+}
+
+/*
+ * Earlier records of this node that aifd could not take, oldest first, in the time left.
+ * Returns true when the spool may still hold records (not all sent, or another process is
+ * flushing): the new record then goes behind them, so that aifd never gets an allocation's
+ * end before its start.
+ */
+static bool flush_spool(const struct aif_plugin_settings *s, int64_t deadline_ms)
+{
+	struct aif_spool_stats stats = {0};
+	struct aif_diag diag;
+	struct aif_client *client;
+	bool left;
+
+	aif_diag_clear(&diag);
+	if (!(client = aif_plugin_client(s, &diag)))
+		return false;
+	/* Another process flushing (the epilog of another job, the timer): wait for it, as long
+	 * as the deadline allows, rather than queue behind records it may be sending. */
+	for (;;) {
+		int rc = aif_spool_flush(s->spool_dir, client, 0, deadline_ms, &stats, &diag);
+
+		left = rc < 0 || stats.kept > 0 || stats.busy;
+		if (!stats.busy || aif_clock_ms() + BUSY_PAUSE_MS >= deadline_ms)
+			break;
+		poll(NULL, 0, BUSY_PAUSE_MS);
+	}
+	if (stats.sent)
+		slurm_info("aif: sent %zu spooled usage records", stats.sent);
+	if (left && !stats.busy)
+		slurm_info("aif: %zu usage records stay in %s: %s", stats.kept, s->spool_dir, diag.message);
+	if (stats.bad)
+		slurm_error("aif: %zu spooled usage records moved to %s/bad: %s", stats.bad,
+			    s->spool_dir, stats.bad_diag.message);
+	aif_client_free(client);
+	return left;
+}
 
 void aif_account(spank_t sp, const struct aif_plugin_settings *s, bool end)
 {
-	(void)sp;
-	(void)s;
-	(void)end;
+	int64_t deadline_ms = aif_clock_ms() + (int64_t)s->timeout_ms;
+	const char *cluster = env("SLURM_CLUSTER_NAME");
+	unsigned gpus = count_gpus(env("SLURM_JOB_GPUS"));
+	bool behind = flush_spool(s, deadline_ms);
+	struct aif_proto_msg req;
+	struct aif_diag diag;
+
+	/* GPU-hours only: an allocation without GPUs on this node uses none. */
+	if (gpus == 0 || !cluster)
+		return;
+	aif_proto_msg_init(&req, AIF_PROTO_USAGE);
+	if (aif_proto_set(&req.header, "cluster", cluster) == 0 && aif_proto_add_record(&req) &&
+	    build_record(sp, end, &req.records[0], gpus) == 0) {
+		aif_diag_clear(&diag);
+		if (!behind)
+			send_or_spool(s, cluster, &req, deadline_ms);
+		else if (aif_spool_put(s->spool_dir, cluster, &req.records[0], &diag) < 0)
+			slurm_error("aif: could not spool the usage of job %s: %s",
+				    aif_proto_get(&req.records[0], "job"), diag.message);
+	}
+	aif_proto_msg_free(&req);
 }

@@ -77,6 +77,9 @@ void aif_admit_step(spank_t sp, const struct aif_plugin_settings *s)
 		refuse(&diag);
 	} else if (aif_ask(s, &req, &ans, &diag) < 0) {
 		unreachable(s, job, &diag);
+	} else if (ans.kind == AIF_PROTO_REFUSE && !s->require_project && aif_answer_is_no_project(&ans)) {
+		slurm_info("aif: job %u runs untagged: its user is a member of no project (require_project=no)",
+			   job);
 	} else if (ans.kind == AIF_PROTO_REFUSE) {
 		aif_proto_response_diag(&ans, &diag);
 		refuse(&diag);

@@ -30,12 +30,12 @@ int slurm_spank_init(spank_t sp, int ac, char **av)
 
 	if (ctx != S_CTX_ALLOCATOR && ctx != S_CTX_LOCAL && ctx != S_CTX_REMOTE)
 		return 0; /* slurmd: nothing to do */
-	settings_ok = aif_settings_parse(ac, av, &settings) == 0;
-	if (!settings_ok)
-		return user_side(ctx) ? -1 : 0;
+	/* The options first, whatever the settings: a job that carries --aif-project must still
+	 * find them registered in slurmstepd. */
 	if (aif_options_register(sp) != 0)
 		return user_side(ctx) ? -1 : 0;
-	return 0;
+	settings_ok = aif_settings_parse(ac, av, &settings) == 0;
+	return settings_ok || !user_side(ctx) ? 0 : -1;
 }
 
 int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)

@@ -1,22 +1,43 @@
 /* One request to aifd with the plugin's settings: the one place the plugin talks to aifd. */
+#include <string.h>
+
 #include "aif_client.h"
 #include "plugin.h"
 
-int aif_ask(const struct aif_plugin_settings *s, const struct aif_proto_msg *request,
-	    struct aif_proto_msg *answer, struct aif_diag *diag)
+struct aif_client *aif_plugin_client(const struct aif_plugin_settings *s, struct aif_diag *diag)
 {
 	struct aif_client_options opts = {0};
-	struct aif_client *client;
-	int rc;
 
 	opts.server = s->server;
 	opts.timeout_ms = s->timeout_ms;
 	opts.munge_socket = s->munge_socket[0] ? s->munge_socket : NULL;
+	return aif_client_new(&opts, diag);
+}
+
+int aif_ask_by(const struct aif_plugin_settings *s, const struct aif_proto_msg *request,
+	       struct aif_proto_msg *answer, int64_t deadline_ms, struct aif_diag *diag)
+{
+	struct aif_client *client;
+	int rc;
+
 	aif_proto_msg_init(answer, AIF_PROTO_NONE);
-	client = aif_client_new(&opts, diag);
+	client = aif_plugin_client(s, diag);
 	if (!client)
 		return -1;
-	rc = aif_client_request(client, request, answer, diag);
+	rc = aif_client_request_by(client, request, answer, deadline_ms, diag);
 	aif_client_free(client);
 	return rc;
+}
+
+int aif_ask(const struct aif_plugin_settings *s, const struct aif_proto_msg *request,
+	    struct aif_proto_msg *answer, struct aif_diag *diag)
+{
+	return aif_ask_by(s, request, answer, aif_clock_ms() + (int64_t)s->timeout_ms, diag);
+}
+
+bool aif_answer_is_no_project(const struct aif_proto_msg *answer)
+{
+	const char *reason = aif_proto_get(&answer->header, "reason");
+
+	return answer->kind == AIF_PROTO_REFUSE && reason && strcmp(reason, "no-project") == 0;
 }

@@ -3,6 +3,7 @@
  * spank_option_register() (a static spank_options[] table is invisible to sbatch:
  * ../shared/SLURM-NOTES.md). AIF_PROJECT and AIF_SECTOR in the environment are the defaults.
  */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,15 +19,43 @@ enum { OPT_PROJECT = 1, OPT_SECTOR };
 static char project[MAX_NAME + 1];
 static char sector[MAX_NAME + 1];
 
+static bool has_control(const char *v)
+{
+	for (; *v; v++)
+		if ((unsigned char)*v < 0x20 || *v == 0x7f)
+			return true;
+	return false;
+}
+
+/* A project or sector name as aifd takes it: 1 to MAX_NAME bytes, no control characters. */
+static bool valid_name(const char *v)
+{
+	return v && v[0] && strlen(v) <= MAX_NAME && !has_control(v);
+}
+
+/* "invalid value for --aif-project" / "... for AIF_PROJECT", with the rule as DETAIL. */
+static void report_invalid(const char *what, const char *v)
+{
+	struct aif_diag d;
+
+	aif_diag_clear(&d);
+	if (v && has_control(v)) /* not printed: it could garble the terminal */
+		aif_diag_message(&d, "invalid value for %s", what);
+	else
+		aif_diag_message(&d, "invalid value for %s: \"%s\"", what, v ? v : "");
+	aif_diag_detail(&d, "A name has 1 to %d characters, none of them a control character.",
+			MAX_NAME);
+	aif_log_diag(true, &d);
+}
+
 static int option_cb(int val, const char *optarg, int remote)
 {
 	char *dst = val == OPT_PROJECT ? project : sector;
 
-	if (!optarg || !optarg[0] || strlen(optarg) > MAX_NAME) {
+	if (!valid_name(optarg)) {
 		/* Only on the user's side is an error harmless (and helpful). */
 		if (!remote) {
-			slurm_error("aif: invalid value for --aif-%s: \"%s\"",
-				    val == OPT_PROJECT ? "project" : "sector", optarg ? optarg : "");
+			report_invalid(val == OPT_PROJECT ? "--aif-project" : "--aif-sector", optarg);
 			return -1;
 		}
 		return 0;
@@ -47,11 +76,24 @@ static struct spank_option options[] = {
 
 int aif_options_register(spank_t sp)
 {
+	spank_context_t ctx = spank_context();
+
 	for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++) {
 		spank_err_t e = spank_option_register(sp, &options[i]);
 		if (e != ESPANK_SUCCESS) {
 			slurm_error("aif: could not register --%s: %s", options[i].name, spank_strerror(e));
 			return -1;
+		}
+	}
+	/* The defaults from the user's environment, checked as the options are. */
+	if (ctx == S_CTX_ALLOCATOR || ctx == S_CTX_LOCAL) {
+		static const char *const vars[] = {"AIF_PROJECT", "AIF_SECTOR"};
+		for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+			const char *v = getenv(vars[i]);
+			if (v && v[0] && !valid_name(v)) {
+				report_invalid(vars[i], v);
+				return -1;
+			}
 		}
 	}
 	return 0;

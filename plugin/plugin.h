@@ -16,6 +16,7 @@
 #define AIF_PLUGIN_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <slurm/spank.h>
 
@@ -56,6 +57,11 @@ int aif_admit_task(spank_t sp);
 /* job_script context: the allocation's start (prolog) or end (epilog) on this node. Never fails. */
 void aif_account(spank_t sp, const struct aif_plugin_settings *s, bool end);
 
+struct aif_client;
+
+/* A client for aifd with the settings' server, timeout and munge_socket; NULL with diag. */
+struct aif_client *aif_plugin_client(const struct aif_plugin_settings *s, struct aif_diag *diag);
+
 /*
  * Send request to aifd (server, timeout, munge_socket from s) and read its answer into
  * *answer (initialized here: free it in every case). 0 when aifd answered, whatever the
@@ -63,8 +69,21 @@ void aif_account(spank_t sp, const struct aif_plugin_settings *s, bool end);
  */
 int aif_ask(const struct aif_plugin_settings *s, const struct aif_proto_msg *request,
 	    struct aif_proto_msg *answer, struct aif_diag *diag);
+/* The same, done by deadline_ms (aif_clock_ms()): for the prolog and epilog's one budget. */
+int aif_ask_by(const struct aif_plugin_settings *s, const struct aif_proto_msg *request,
+	       struct aif_proto_msg *answer, int64_t deadline_ms, struct aif_diag *diag);
 
-/* "aif: ERROR: message" / DETAIL / HINT lines through slurm_error (or slurm_info for warnings). */
+/*
+ * aifd refused because no project was given and the user is a member of none (reason
+ * "no-project"): with require_project=no such a job runs untagged.
+ */
+bool aif_answer_is_no_project(const struct aif_proto_msg *answer);
+
+/*
+ * A diagnostic in PostgreSQL's style: "error: aif: message" (slurm_error) or "warning: aif:
+ * message", then DETAIL and HINT lines, all at error level (slurm_spank_log) so that sbatch,
+ * salloc and srun always print them, prefixed with the program's name like Slurm's own lines.
+ */
 void aif_log_diag(bool error, const struct aif_diag *diag);
 
 #endif

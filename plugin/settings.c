@@ -1,9 +1,14 @@
-/* The plugstack.conf arguments: "key=value", each validated with a message naming it. */
+/*
+ * The plugstack.conf arguments: "key=value", each validated with a message naming it
+ * (docs/plugin.md lists them), and the plugin's way of printing a diagnostic.
+ */
+#include <errno.h> /* program_invocation_short_name */
 #include <stddef.h>
 #include <string.h>
 
 #include <slurm/spank.h>
 
+#include "aif_client.h"
 #include "aif_proto.h"
 #include "aif_settings.h"
 #include "plugin.h"
@@ -30,40 +35,79 @@ static const struct aif_plugin_settings defaults = {
 	.spool_dir = "/var/spool/aif",
 };
 
+/* What the table cannot say: a valid aifd address, absolute paths. 0, or -1 with diag. */
+static int check_value(const char *arg, const struct aif_plugin_settings *s, struct aif_diag *diag)
+{
+	const char *eq = strchr(arg, '=');
+	size_t klen = (size_t)(eq - arg);
+	const char *path = NULL;
+
+	if (klen == 6 && strncmp(arg, "server", klen) == 0) {
+		struct aif_client_options opts = {.server = s->server};
+		struct aif_client *c = aif_client_new(&opts, diag); /* parses, connects nothing */
+		if (!c) {
+			aif_diag_clear(diag);
+			aif_diag_message(diag, "invalid value for setting \"server\": \"%s\"", s->server);
+			aif_diag_hint(diag, "Use an absolute Unix socket path, or host, host:port or "
+					    "[IPv6]:port for TCP.");
+			return -1;
+		}
+		aif_client_free(c);
+		return 0;
+	}
+	if (klen == 9 && strncmp(arg, "spool_dir", klen) == 0)
+		path = s->spool_dir;
+	else if (klen == 12 && strncmp(arg, "munge_socket", klen) == 0)
+		path = s->munge_socket;
+	if (path && path[0] != '/') {
+		aif_diag_message(diag, "invalid value for setting \"%.*s\": \"%s\"", (int)klen, arg, path);
+		aif_diag_detail(diag, "The value must be an absolute path.");
+		return -1;
+	}
+	return 0;
+}
+
 int aif_settings_parse(int ac, char **av, struct aif_plugin_settings *s)
 {
 	int errors = 0;
 
 	*s = defaults;
 	for (int i = 0; i < ac; i++) {
-		struct aif_diag diag;
+		struct aif_diag diag, shown;
 
 		aif_diag_clear(&diag);
-		if (aif_setting_parse_arg(table, sizeof(table) / sizeof(table[0]), s, av[i], &diag) == 0)
+		if (aif_setting_parse_arg(table, sizeof(table) / sizeof(table[0]), s, av[i], &diag) == 0 &&
+		    check_value(av[i], s, &diag) == 0)
 			continue;
-		slurm_error("aif: plugstack.conf argument %d \"%s\": %s", i + 1, av[i], diag.message);
-		if (diag.detail[0])
-			slurm_error("aif: DETAIL:  %s", diag.detail);
-		if (diag.hint[0])
-			slurm_error("aif: HINT:  %s", diag.hint);
-		errors++;
-	}
-	if (!errors && s->spool_dir[0] != '/') {
-		slurm_error("aif: plugstack.conf: invalid value for setting \"spool_dir\": \"%s\" is not an absolute path",
-			    s->spool_dir);
+		/* The user of sbatch cannot fix this: say where it is. */
+		shown = diag;
+		aif_diag_message(&shown, "plugstack.conf: %s", diag.message);
+		aif_log_diag(true, &shown);
 		errors++;
 	}
 	return errors ? -1 : 0;
 }
 
+/*
+ * In sbatch, salloc and srun, Slurm prefixes its lines with the program's name ("sbatch: error:
+ * ..."), except those of slurm_spank_log(), which prints at error level but as it is: give the
+ * DETAIL and HINT lines the same prefix, so that the message reads as one. Elsewhere (slurmd's
+ * log, a job's stderr) "aif: " says whose they are.
+ */
 void aif_log_diag(bool error, const struct aif_diag *diag)
 {
+	spank_context_t ctx = spank_context();
+	bool user = ctx == S_CTX_ALLOCATOR || ctx == S_CTX_LOCAL;
+	const char *lead = user ? program_invocation_short_name : "aif";
+
 	if (error)
 		slurm_error("aif: %s", diag->message);
+	else if (user)
+		slurm_spank_log("%s: warning: aif: %s", lead, diag->message);
 	else
-		slurm_info("aif: %s", diag->message);
+		slurm_spank_log("aif: warning: %s", diag->message);
 	if (diag->detail[0])
-		slurm_info("aif: DETAIL:  %s", diag->detail);
+		slurm_spank_log("%s: DETAIL:  %s", lead, diag->detail);
 	if (diag->hint[0])
-		slurm_info("aif: HINT:  %s", diag->hint);
+		slurm_spank_log("%s: HINT:  %s", lead, diag->hint);
 }

@@ -1,9 +1,112 @@
-/* Allocator and local context: the submit-time check (helper in progress). */
+/*
+ * Allocator and local context (sbatch, salloc, srun: the user's own process): the submit-time
+ * check. A courtesy, since the user controls this process; the authoritative check is the
+ * admission in slurmstepd (admit.c).
+ *
+ * One "check" request to aifd (docs/protocol.md), authenticated by MUNGE as the user:
+ *   ok      the job is submitted; the resolved project and sector go into the job control
+ *           environment (SPANK_AIF_PROJECT / SPANK_AIF_SECTOR in the prolog and epilog);
+ *   warn    likewise, after printing the warning;
+ *   refuse  the refusal is printed and nothing is submitted, except with require_project=no
+ *           when no project was asked for and the user is a member of none: then the job is
+ *           submitted untagged, silently (it is not an AI Factory job);
+ *   error, or no answer within the timeout: on_unreachable decides.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <slurm/spank.h>
+
+#include "aif_proto.h"
 #include "plugin.h"
+
+/* aifd said nothing useful: on_unreachable=allow submits with a warning, deny refuses. */
+static int unreachable(const struct aif_plugin_settings *s, const struct aif_diag *why)
+{
+	struct aif_diag d;
+
+	aif_diag_clear(&d);
+	if (s->on_unreachable == AIF_UNREACHABLE_ALLOW) {
+		/* One line: the job goes ahead, and the site's admins are the ones to act. */
+		aif_diag_message(&d, "%s; the job is submitted without a budget check", why->message);
+		aif_log_diag(false, &d);
+		return 0;
+	}
+	aif_diag_message(&d, "job refused: %s", why->message);
+	aif_diag_detail(&d, "This cluster refuses jobs while aifd, which checks GPU-hour budgets, "
+			    "cannot answer (on_unreachable=deny).");
+	aif_diag_hint(&d, "Try again in a few minutes. If it persists, contact your site's support.");
+	aif_log_diag(true, &d);
+	return -1;
+}
+
+/* The resolved project and sector, for the prolog, the epilog and the job. A convenience only. */
+static void record(spank_t sp, const struct aif_proto_msg *answer)
+{
+	static const char *const keys[][2] = {{"project", "AIF_PROJECT"}, {"sector", "AIF_SECTOR"}};
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		const char *v = aif_proto_get(&answer->header, keys[i][0]);
+		spank_err_t e = v ? spank_job_control_setenv(sp, keys[i][1], v, 1) : ESPANK_SUCCESS;
+		if (e != ESPANK_SUCCESS)
+			slurm_verbose("aif: could not set %s in the job control environment: %s",
+				      keys[i][1], spank_strerror(e));
+	}
+}
 
 int aif_submit_check(spank_t sp, const struct aif_plugin_settings *s)
 {
-	(void)sp;
-	(void)s;
-	return 0;
+	const char *project = aif_option_project(sp);
+	const char *sector = aif_option_sector(sp);
+	struct aif_proto_msg req, answer;
+	struct aif_diag diag;
+	int rc;
+
+	/* srun inside an allocation starts a step of a job that was checked and admitted. */
+	if (spank_context() == S_CTX_LOCAL && getenv("SLURM_JOB_ID"))
+		return 0;
+
+	aif_proto_msg_init(&req, AIF_PROTO_CHECK);
+	if ((project && aif_proto_set(&req.header, "project", project) < 0) ||
+	    (sector && aif_proto_set(&req.header, "sector", sector) < 0)) {
+		/* options.c lets no such value through: not valid UTF-8, or too long */
+		aif_diag_clear(&diag);
+		aif_diag_message(&diag, "invalid project or sector name");
+		aif_diag_hint(&diag, "Check --aif-project, --aif-sector, AIF_PROJECT and AIF_SECTOR.");
+		aif_log_diag(true, &diag);
+		aif_proto_msg_free(&req);
+		return -1;
+	}
+	rc = aif_ask(s, &req, &answer, &diag);
+	aif_proto_msg_free(&req);
+	if (rc < 0) {
+		rc = unreachable(s, &diag);
+		aif_proto_msg_free(&answer);
+		return rc;
+	}
+	aif_proto_response_diag(&answer, &diag);
+	switch (answer.kind) {
+	case AIF_PROTO_WARN:
+		aif_log_diag(false, &diag);
+		/* fall through */
+	case AIF_PROTO_OK:
+		slurm_verbose("aif: project \"%s\", sector \"%s\"",
+			      aif_proto_get(&answer.header, "project"),
+			      aif_proto_get(&answer.header, "sector"));
+		record(sp, &answer);
+		break;
+	case AIF_PROTO_REFUSE:
+		if (!project && !s->require_project && aif_answer_is_no_project(&answer)) {
+			slurm_verbose("aif: %s; the job is not an AI Factory job", diag.message);
+			break;
+		}
+		aif_log_diag(true, &diag);
+		rc = -1;
+		break;
+	default: /* AIF_PROTO_ERROR: aifd could not decide */
+		rc = unreachable(s, &diag);
+		break;
+	}
+	aif_proto_msg_free(&answer);
+	return rc;
 }

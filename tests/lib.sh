@@ -101,7 +101,8 @@ plugin_cluster_start() {
 	trap aifd_cleanup EXIT
 	load_harness
 	# The harness runs on its own copy of the file.
-	echo "required $AIFD_WORK/aif.so server=$AIFD_WORK/run/a.sock munge_socket=$AIF_MUNGE_SOCKET $*" \
+	echo "required $AIFD_WORK/aif.so server=$AIFD_WORK/run/a.sock munge_socket=$AIF_MUNGE_SOCKET" \
+		"spool_dir=$AIFD_WORK/spool $*" \
 		>"$(sed -n 's/^PlugStackConfig=//p' "$SLURM_CONF")"
 	"$AIF_HARNESS" restart-slurmd "$AIF_HARNESS_DIR" >/dev/null # job_prolog/epilog need it
 	aifd_setup

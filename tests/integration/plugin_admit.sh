@@ -68,8 +68,7 @@ done
 aif_send root a usage cluster="$AIF_TEST_CLUSTER" -- event=start job=999999 node=n9 restart=0 gpus=2 \
 	time=$(($(date +%s) - 3600)) uid="$(id -u "$user")" project=small >/dev/null
 deadline=$((SECONDS + 10))
-until [[ $(aif_send root a admit cluster="$AIF_TEST_CLUSTER" job=999998 uid="$(id -u "$user")" \
-	gid="$(id -g "$user")" project=small | head -1) == refuse ]]; do
+until [[ $(aif_send "$user" a check project=small | head -1) == refuse ]]; do
 	((SECONDS < deadline)) || fail "aifd did not see small exhausted"
 	sleep 0.3
 done
