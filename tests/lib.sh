@@ -108,6 +108,28 @@ plugin_cluster_start() {
 	aifd_setup
 }
 
+aif_apply() { # aif_apply FILE: apply a budgets file to the test's database
+	"$AIF_BUILD_DIR/aifctl/aifctl" --db "$AIFD_CONNINFO" apply "$1" >/dev/null
+}
+
+# plugin_aifd_start: the aifd "a" of a plugin_cluster_start run, as that run's SlurmUser
+# (so that it may cancel jobs), for its cluster.
+plugin_aifd_start() {
+	aifd_start a "cluster = $AIF_TEST_CLUSTER" "user = $AIF_TEST_SLURM_USER" \
+		"slurm_user = $AIF_TEST_SLURM_USER"
+}
+
+# wait_answer AIFD WORD WHAT SENDER ARG...: until aif_send SENDER AIFD ARG... answers WORD,
+# at most 5 s (aifd sees a budget change at once, usage within its refresh)
+wait_answer() {
+	local aifd=$1 word=$2 what=$3 deadline=$((SECONDS + 5)) got
+	shift 3
+	until got=$(aif_send "$1" "$aifd" "${@:2}" | head -1) && [[ $got == "$word" ]]; do
+		((SECONDS < deadline)) || fail "$what: aifd $aifd answers '$got', expected '$word' within 5 s"
+		sleep 0.2
+	done
+}
+
 free_port() { # a TCP port nobody listens on
 	local port
 	while :; do

@@ -17,9 +17,8 @@ factories:
     projects:
       - {id: mine, sectors: [health], budgets: {cur: 100}, members: {users: [$user]}}
 YAML
-"$AIF_BUILD_DIR/aifctl/aifctl" --db "$AIFD_CONNINFO" apply "$AIFD_WORK/budgets.yaml" >/dev/null
-start_a() { aifd_start a "cluster = $AIF_TEST_CLUSTER" "user = $AIF_TEST_SLURM_USER" "slurm_user = $AIF_TEST_SLURM_USER"; }
-start_a
+aif_apply "$AIFD_WORK/budgets.yaml"
+plugin_aifd_start
 
 epoch() { date -u -d "$1" +%s; } # scontrol prints local time; the harness runs in UTC or TZ
 slurm_times() { # slurm_times JOB: "START END" in Unix seconds, as slurmctld reports them
@@ -70,7 +69,7 @@ done
 assert_eq "n1 idle,n2 idle" "$(sinfo -h -N -o '%N %T' | sort | paste -sd,)" "nodes while aifd is down"
 
 # aifd back: the next job's prolog and epilog flush the spool.
-start_a
+plugin_aifd_start
 job3=$(as_user "$user" sbatch --parsable -N2 --gpus-per-node=1 --aif-project=mine -o j3.out --wrap 'true')
 assert_eq COMPLETED "$(wait_job "$job3")" "the job after aifd is back"
 deadline=$((SECONDS + 10))

@@ -20,8 +20,8 @@ factories:
       - {id: theirs, sectors: [health], budgets: {cur: 100}, members: {users: [aiftest2]}}
       - {id: small, sectors: [health], budgets: {cur: 1}, members: {users: [$user]}}
 YAML
-"$AIF_BUILD_DIR/aifctl/aifctl" --db "$AIFD_CONNINFO" apply "$AIFD_WORK/budgets.yaml" >/dev/null
-aifd_start a "cluster = $AIF_TEST_CLUSTER" "user = $AIF_TEST_SLURM_USER" "slurm_user = $AIF_TEST_SLURM_USER"
+aif_apply "$AIFD_WORK/budgets.yaml"
+plugin_aifd_start
 
 nodes_state() { sinfo -h -N -o '%N %T' | sort | paste -sd,; }
 submit() { # submit NAME SBATCH-ARG...: as $user, in the run's work dir; prints the job id
@@ -67,11 +67,7 @@ done
 # Exhaust "small": 2 GPU-hours used elsewhere.
 aif_send root a usage cluster="$AIF_TEST_CLUSTER" -- event=start job=999999 node=n9 restart=0 gpus=2 \
 	time=$(($(date +%s) - 3600)) uid="$(id -u "$user")" project=small >/dev/null
-deadline=$((SECONDS + 10))
-until [[ $(aif_send "$user" a check project=small | head -1) == refuse ]]; do
-	((SECONDS < deadline)) || fail "aifd did not see small exhausted"
-	sleep 0.3
-done
+wait_answer a refuse "small exhausted" "$user" check project=small
 touch "$AIF_TEST_WORKDIR/go"
 assert_eq COMPLETED "$(wait_job "$job")" "the admitted job with a later step"
 assert_eq "later step ran" "$(cat "$AIF_TEST_WORKDIR/later.out")" "the later step's output"

@@ -34,7 +34,7 @@ factories:
       - {id: pwarn, sectors: [space], budgets: {cur: 10}, warn_at: [50], members: {users: [aiftest]}}
       - {id: psolo, sectors: [energy, space], budgets: {cur: 100}, members: {users: [aiftest2]}}
 YAML
-"$AIF_BUILD_DIR/aifctl/aifctl" --db "$AIFD_CONNINFO" apply "$AIFD_WORK/budgets.yaml" >/dev/null
+aif_apply "$AIFD_WORK/budgets.yaml"
 aifd_start a "cluster = $AIF_TEST_CLUSTER"
 sock=$AIFD_WORK/run/a.sock
 plugstack_file=$(sed -n 's/^PlugStackConfig=//p' "$SLURM_CONF")
@@ -49,11 +49,7 @@ record() { # record JOB PROJECT GPU_HOURS: a closed interval that ended an hour 
 }
 record 900001 pexh 2
 record 900002 pwarn 6
-deadline=$((SECONDS + 10))
-until [[ $(aif_send aiftest a check project=pexh | head -1) == refuse ]]; do
-	((SECONDS < deadline)) || fail "aifd did not see pexh exhausted"
-	sleep 0.2
-done
+wait_answer a refuse "pexh exhausted" aiftest check project=pexh
 
 plugstack() { # plugstack ARG...: this run's aif.so line, with these arguments added
 	echo "$base_line $*" >"$plugstack_file"
