@@ -1,16 +1,15 @@
 #include "pool.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "request.h"
+#include "wakeup.h"
 
 struct queue {
 	struct request *head, *tail;
@@ -85,9 +84,8 @@ struct pool *pool_start(unsigned n, const struct pool_ops *ops)
 	pool->ops = *ops;
 	pthread_mutex_init(&pool->lock, NULL);
 	pthread_cond_init(&pool->work, NULL);
-	pool->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	pool->event_fd = wakeup_open();
 	if (pool->event_fd < 0) {
-		log_error("could not create an eventfd: %s", strerror(errno));
 		pool_stop(pool);
 		return NULL;
 	}
@@ -114,15 +112,14 @@ void pool_submit(struct pool *pool, struct request *req)
 void pool_done(struct pool *pool, struct request *req)
 {
 	bool was_empty;
-	uint64_t one = 1;
 
 	pthread_mutex_lock(&pool->lock);
 	was_empty = !pool->done.head;
 	push(&pool->done, req);
 	pthread_mutex_unlock(&pool->lock);
-	/* One wake-up per batch the loop has not taken yet; EAGAIN (counter full) cannot lose it. */
-	if (was_empty && write(pool->event_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		log_error("could not wake the main loop: %s", strerror(errno));
+	/* One wake-up per batch the loop has not taken yet. */
+	if (was_empty)
+		wakeup_signal(pool->event_fd);
 }
 
 int pool_fd(const struct pool *pool)
@@ -133,11 +130,9 @@ int pool_fd(const struct pool *pool)
 struct request *pool_take_done(struct pool *pool)
 {
 	struct request *list;
-	uint64_t count;
 
-	/* Read first: a pool_done() after this read writes again, so none is missed. */
-	if (read(pool->event_fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
-		log_error("could not read the worker eventfd: %s", strerror(errno));
+	/* Drain first: a pool_done() after this signals again, so none is missed. */
+	wakeup_drain(pool->event_fd);
 	pthread_mutex_lock(&pool->lock);
 	list = pool->done.head;
 	pool->done.head = pool->done.tail = NULL;

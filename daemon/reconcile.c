@@ -25,7 +25,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -34,7 +33,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,10 +42,10 @@
 
 #include "aif_client.h"
 #include "aif_db.h"
+#include "db.h"
 #include "log.h"
+#include "wakeup.h"
 
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
 
 /* The open runs of cluster $1, one row per (job, restart), through usage_intervals_open. */
 static const char OPEN_RUNS_SQL[] =
@@ -791,55 +789,6 @@ static void pass(struct reconcile *r)
 	log_debug("reconciled %zu open runs with slurmctld; %d intervals closed", n, closed);
 }
 
-/* A failed connection: what, then libpq's reason as DETAIL (as db.c and refresh.c say it). */
-static void connect_failed(enum log_level level, const char *what, PGconn *conn)
-{
-	struct aif_diag d;
-
-	aif_diag_clear(&d);
-	aif_diag_message(&d, "%s", what);
-	aif_diag_detail(&d, "%s", conn ? PQerrorMessage(conn) : "out of memory");
-	log_diag(level, NULL, &d);
-}
-
-static PGconn *connect_db(const char *conninfo)
-{
-	return aif_db_connect(conninfo, "aifd-reconcile");
-}
-
-/* Wait until deadline_ms (aif_clock_ms) or a wake-up; true when woken. */
-static bool sleep_until(struct reconcile *r, int64_t deadline_ms)
-{
-	struct pollfd pfd = {r->wake_fd, POLLIN, 0};
-	int64_t left = deadline_ms - aif_clock_ms();
-	uint64_t count;
-
-	if (left <= 0 || poll(&pfd, 1, left > INT32_MAX ? INT32_MAX : (int)left) <= 0)
-		return false;
-	(void)!read(r->wake_fd, &count, sizeof(count));
-	return true;
-}
-
-/* Connect again after a failure, as often as it takes (unless stopping). */
-static void reconnect(struct reconcile *r)
-{
-	unsigned backoff = BACKOFF_MIN_MS;
-
-	log_warning("reconciliation lost its database connection; reconnecting");
-	while (!atomic_load(&r->stopping)) {
-		PQfinish(r->conn);
-		r->conn = connect_db(r->conninfo);
-		if (r->conn && PQstatus(r->conn) == CONNECTION_OK) {
-			log_info("reconciliation reconnected to the database");
-			return;
-		}
-		connect_failed(LOG_LEVEL_WARNING, "reconciliation could not reconnect to the database",
-			       r->conn);
-		sleep_until(r, aif_clock_ms() + backoff);
-		backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
-	}
-}
-
 static void *reconcile_thread(void *arg)
 {
 	struct reconcile *r = arg;
@@ -848,7 +797,8 @@ static void *reconcile_thread(void *arg)
 		int64_t started = aif_clock_ms();
 
 		if (PQstatus(r->conn) != CONNECTION_OK)
-			reconnect(r);
+			r->conn = db_reconnect(r->conn, r->conninfo, "aifd-reconcile", "reconciliation",
+					       r->wake_fd, &r->stopping, NULL);
 		if (atomic_load(&r->stopping))
 			break;
 		pass(r);
@@ -856,7 +806,7 @@ static void *reconcile_thread(void *arg)
 			continue; /* reconnect and try again at once */
 		/* A new interval wakes the wait: the next pass is due that long after this one. */
 		while (!atomic_load(&r->stopping) &&
-		       sleep_until(r, started + atomic_load(&r->interval_ms)))
+		       wakeup_wait(r->wake_fd, started + atomic_load(&r->interval_ms)))
 			;
 	}
 	return NULL;
@@ -895,14 +845,12 @@ struct reconcile *reconcile_start(const struct reconcile_options *opts)
 		log_error("out of memory");
 		goto fail;
 	}
-	r->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (r->wake_fd < 0) {
-		log_error("could not create an eventfd: %s", strerror(errno));
+	r->wake_fd = wakeup_open();
+	if (r->wake_fd < 0)
 		goto fail;
-	}
-	r->conn = connect_db(r->conninfo);
+	r->conn = aif_db_connect(r->conninfo, "aifd-reconcile");
 	if (!r->conn || PQstatus(r->conn) != CONNECTION_OK) {
-		connect_failed(LOG_LEVEL_ERROR, "reconciliation could not connect to the aif database",
+		db_log_failure(LOG_LEVEL_ERROR, "reconciliation could not connect to the aif database",
 			       r->conn);
 		goto fail;
 	}
@@ -921,19 +869,12 @@ fail:
 	return NULL;
 }
 
-static void wake(struct reconcile *r)
-{
-	uint64_t one = 1;
-
-	(void)!write(r->wake_fd, &one, sizeof(one));
-}
-
 void reconcile_set_interval(struct reconcile *r, unsigned interval_ms)
 {
 	if (!r)
 		return;
 	atomic_store(&r->interval_ms, interval_ms);
-	wake(r);
+	wakeup_signal(r->wake_fd);
 }
 
 void reconcile_stop(struct reconcile *r)
@@ -941,7 +882,7 @@ void reconcile_stop(struct reconcile *r)
 	if (!r)
 		return;
 	atomic_store(&r->stopping, true);
-	wake(r);
+	wakeup_signal(r->wake_fd);
 	pthread_join(r->thread, NULL);
 	reconcile_free(r);
 }

@@ -1,6 +1,5 @@
 #include "refresh.h"
 
-#include <errno.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -8,15 +7,13 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "aif_client.h"
 #include "aif_db.h"
+#include "db.h"
 #include "log.h"
-
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
+#include "wakeup.h"
 
 struct refresh {
 	PGconn *conn;                 /* the thread's alone once it runs */
@@ -31,20 +28,6 @@ struct refresh {
 	pthread_t thread;
 };
 
-static void log_failure(const char *what, PGconn *conn, const struct aif_diag *diag)
-{
-	struct aif_diag d;
-
-	if (diag) {
-		log_diag(LOG_LEVEL_WARNING, NULL, diag);
-		return;
-	}
-	aif_diag_clear(&d);
-	aif_diag_message(&d, "%s", what);
-	aif_diag_detail(&d, "%s", conn ? PQerrorMessage(conn) : "out of memory");
-	log_diag(LOG_LEVEL_WARNING, NULL, &d);
-}
-
 static int listen_config(PGconn *conn)
 {
 	PGresult *res = PQexec(conn, "LISTEN aif_config");
@@ -52,7 +35,7 @@ static int listen_config(PGconn *conn)
 
 	PQclear(res);
 	if (!ok)
-		log_failure("could not LISTEN for budget changes", conn, NULL);
+		db_log_failure(LOG_LEVEL_WARNING, "could not LISTEN for budget changes", conn);
 	return ok ? 0 : -1;
 }
 
@@ -78,30 +61,6 @@ static int load(struct refresh *r, const char *why)
 	return 0;
 }
 
-/* Connect again after a failure, as often as it takes (unless stopping). */
-static void reconnect(struct refresh *r)
-{
-	unsigned backoff = BACKOFF_MIN_MS;
-
-	while (!atomic_load(&r->stopping)) {
-		if (r->conn)
-			PQfinish(r->conn);
-		r->conn = aif_db_connect(r->conninfo, "aifd");
-		if (r->conn && PQstatus(r->conn) == CONNECTION_OK && listen_config(r->conn) == 0) {
-			log_info("budget refresh reconnected to the database");
-			return;
-		}
-		if (r->conn && PQstatus(r->conn) != CONNECTION_OK)
-			log_failure("budget refresh could not reconnect to the database", r->conn, NULL);
-		struct pollfd woken = {r->wake_fd, POLLIN, 0};
-		uint64_t count;
-		/* refresh_stop() wakes it; a poke is consumed (the reload follows anyway). */
-		if (poll(&woken, 1, (int)backoff) > 0)
-			(void)!read(r->wake_fd, &count, sizeof(count));
-		backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
-	}
-}
-
 /* Wait for a notification, a poke or the timeout; true when budgets changed. */
 static bool wait_for_change(struct refresh *r, int64_t deadline_ms)
 {
@@ -109,10 +68,9 @@ static bool wait_for_change(struct refresh *r, int64_t deadline_ms)
 	int64_t left = deadline_ms - aif_clock_ms();
 	bool changed = false;
 	PGnotify *n;
-	uint64_t count;
 
 	if (left > 0 && poll(fds, 2, (int)left) > 0 && (fds[1].revents & POLLIN))
-		(void)!read(r->wake_fd, &count, sizeof(count));
+		wakeup_drain(r->wake_fd);
 	if (PQconsumeInput(r->conn) == 0)
 		return false; /* the connection is gone: the caller sees it in PQstatus */
 	while ((n = PQnotifies(r->conn))) {
@@ -139,8 +97,10 @@ static void *refresh_thread(void *arg)
 		if (atomic_load(&r->stopping))
 			break;
 		if (PQstatus(r->conn) != CONNECTION_OK) {
-			log_warning("budget refresh lost its database connection; reconnecting");
-			reconnect(r);
+			r->conn = db_reconnect(r->conn, r->conninfo, "aifd", "budget refresh", r->wake_fd,
+					       &r->stopping, listen_config);
+			if (!r->conn)
+				break; /* stopping */
 			why = "reconnected";
 		}
 		if (!why && aif_clock_ms() < due)
@@ -189,12 +149,11 @@ struct refresh *refresh_start(PGconn *conn, const struct refresh_options *opts)
 	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&r->lock, &attr);
 	pthread_rwlockattr_destroy(&attr);
-	r->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (r->wake_fd < 0 || listen_config(conn) < 0 || load(r, "start-up") < 0) {
-		if (r->wake_fd < 0)
-			log_error("could not create an eventfd: %s", strerror(errno));
-		else
-			log_error("could not load the budgets from the database; not starting");
+	r->wake_fd = wakeup_open();
+	if (r->wake_fd < 0)
+		goto fail;
+	if (listen_config(conn) < 0 || load(r, "start-up") < 0) {
+		log_error("could not load the budgets from the database; not starting");
 		goto fail;
 	}
 	e = pthread_create(&r->thread, NULL, refresh_thread, r);
@@ -219,23 +178,16 @@ void refresh_release(struct refresh *r)
 	pthread_rwlock_unlock(&r->lock);
 }
 
-static void wake(struct refresh *r)
-{
-	uint64_t one = 1;
-
-	(void)!write(r->wake_fd, &one, sizeof(one));
-}
-
 void refresh_poke(struct refresh *r)
 {
 	if (!atomic_exchange(&r->poked, true))
-		wake(r);
+		wakeup_signal(r->wake_fd);
 }
 
 void refresh_set_interval(struct refresh *r, unsigned interval_ms)
 {
 	atomic_store(&r->interval_ms, interval_ms);
-	wake(r);
+	wakeup_signal(r->wake_fd);
 }
 
 void refresh_stop(struct refresh *r)
@@ -243,7 +195,7 @@ void refresh_stop(struct refresh *r)
 	if (!r)
 		return;
 	atomic_store(&r->stopping, true);
-	wake(r);
+	wakeup_signal(r->wake_fd);
 	pthread_join(r->thread, NULL);
 	refresh_free(r);
 }
