@@ -87,6 +87,8 @@ static void aifd_close(struct aifd *aifd)
 	aifd->store = NULL;
 	handler_free(aifd->handler);
 	aifd->handler = NULL;
+	jobtimes_free(aifd->jobtimes);
+	aifd->jobtimes = NULL;
 	reconcile_stop(aifd->reconcile);
 	aifd->reconcile = NULL;
 	refresh_stop(aifd->refresh);
@@ -120,7 +122,7 @@ static void store_log(void *arg, int is_error, const struct aif_diag *diag)
 }
 
 static int start_threads_blocked(struct aifd *aifd, const struct refresh_options *ropts,
-				 const struct handler_settings *hs)
+				 struct handler_settings *hs)
 {
 	const struct aifd_config *config = &aifd->config;
 	struct reconcile_options copts = {config->db, config->cluster,
@@ -144,6 +146,10 @@ static int start_threads_blocked(struct aifd *aifd, const struct refresh_options
 	aifd->reconcile = reconcile_start(&copts);
 	if (!aifd->reconcile)
 		return -1;
+	aifd->jobtimes = jobtimes_new();
+	if (!aifd->jobtimes)
+		return -1;
+	hs->jobtimes = aifd->jobtimes;
 	aifd->handler = handler_new(hs, aifd->refresh, aifd->store);
 	if (!aifd->handler) {
 		log_error("out of memory");
@@ -164,7 +170,7 @@ static int start_threads(struct aifd *aifd)
 	const struct aifd_config *config = &aifd->config;
 	struct refresh_options ropts = {config->db, (unsigned)config->refresh_interval_ms, 250};
 	struct handler_settings hs = {config->cluster, config->slurm_uid, config->slurm_user,
-				      config->munge_socket, config->db};
+				      config->munge_socket, config->db, NULL};
 	sigset_t all, was;
 	int rc;
 

@@ -34,6 +34,7 @@ struct aifd {
 	struct handler *handler;    /* what a request means */
 	struct pool *pool;          /* the worker threads */
 	struct reconcile *reconcile; /* open intervals and cancellations against slurmctld */
+	struct jobtimes *jobtimes;  /* slurmctld's times for usage records */
 	unsigned long inflight;     /* requests received and not yet answered */
 	bool stopping;
 };

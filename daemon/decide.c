@@ -460,6 +460,22 @@ size_t decide_status(const struct snapshot *s, const struct decide_request *req,
 	return lines;
 }
 
+bool decide_reason_charges(enum decide_reason r)
+{
+	switch (r) {
+	case DECIDE_R_UNKNOWN_PROJECT:
+	case DECIDE_R_RETIRED:
+	case DECIDE_R_NOT_MEMBER:
+	case DECIDE_R_WRONG_CLUSTER:
+	case DECIDE_R_NO_PROJECT:
+	case DECIDE_R_AMBIGUOUS:
+	case DECIDE_R_BAD_SECTOR:
+		return false;
+	default:
+		return true;
+	}
+}
+
 const char *decide_verdict_name(enum decide_verdict v)
 {
 	switch (v) {

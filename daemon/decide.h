@@ -33,6 +33,7 @@
 #ifndef AIFD_DECIDE_H
 #define AIFD_DECIDE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -113,6 +114,13 @@ size_t decide_status(const struct snapshot *s, const struct decide_request *req,
 
 /* The default (first) sector of project id; NULL for an unknown project or one without sectors. */
 const char *decide_default_sector(const struct snapshot *s, const char *id);
+
+/*
+ * Whether a decision for this reason names a project and sector its user may use, and so be
+ * charged for: every reason but the refusals before the budget checks (step 1 and 2 above).
+ * store.c's statement has the same list, by name.
+ */
+bool decide_reason_charges(enum decide_reason r);
 
 const char *decide_verdict_name(enum decide_verdict v); /* "ok", "warn", "refuse" */
 const char *decide_reason_name(enum decide_reason r);   /* "unknown-project", ... */

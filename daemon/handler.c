@@ -24,6 +24,7 @@ struct handler {
 	struct refresh *refresh;
 	struct store *store;
 	struct admissions *admissions;
+	struct jobtimes *jobtimes;
 	struct pool *pool;
 };
 
@@ -282,45 +283,92 @@ static void usage_done(void *arg, int status, const struct aif_diag *diag)
 	reply(h, req, &m);
 }
 
-/*
- * A record's project and sector: as sent, else the defaults the snapshot gives (the project's
- * first sector; without a project, the user's only project). Returns 0, or -1 with diag.
- */
-static int resolve_defaults(const struct handler *h, const struct snapshot *snap,
-			    struct usage_record *u, struct aif_diag *diag)
+static bool charges(const struct decision *dec)
+{
+	return dec->project && dec->sector && decide_reason_charges(dec->reason);
+}
+
+/* The same for a kept admission, whose reason is decide_reason_name()'s. */
+static bool admission_charges(const struct admission *adm)
+{
+	if (!adm->project[0] || !adm->sector[0])
+		return false;
+	for (enum decide_reason r = DECIDE_R_OK; r <= DECIDE_R_FACTORY_WARNING; r++)
+		if (strcmp(decide_reason_name(r), adm->reason) == 0)
+			return decide_reason_charges(r);
+	return false;
+}
+
+/* decide() for the record's user and the given project (NULL: the user's only one). */
+static void decide_for(const struct handler *h, const struct snapshot *snap,
+		       const struct usage_record *u, const struct identity *id, const char *project,
+		       const char *sector, struct decision *dec)
 {
 	struct decide_request dr = {0};
+
+	dr.kind = DECIDE_ADMIT;
+	dr.cluster = h->cluster;
+	dr.uid = (uid_t)u->uid;
+	dr.user = id->user ? id->user : u->user;
+	dr.groups = id->groups;
+	dr.n_groups = id->n_groups;
+	dr.project = project;
+	dr.sector = sector;
+	/* When the job ran: only for the factory's periods; budgets do not matter here. */
+	dr.now = u->start != USAGE_TIME_UNKNOWN ? u->start : u->end;
+	decide(snap, &dr, dec);
+}
+
+/* Names a record points to until it is queued: an admission's, copied out of the database. */
+struct charged {
+	char project[sizeof(((struct admission *)0)->project)];
+	char sector[sizeof(((struct admission *)0)->sector)];
+};
+
+/*
+ * The project and sector a record is charged to: never one its user may not use, since the
+ * project in a record is the prolog's SPANK_AIF_PROJECT, which the user controls. In order:
+ * the one sent, when the user may use it; the job's admission's (copied to *held, which the
+ * caller allocates on demand and keeps until the record is queued); the user's only project. The store then charges the
+ * admission's project wherever the job has one (store.c), so that a job is charged to the
+ * project it was admitted for. Returns 0, or -1 with diag.
+ */
+static int resolve_project(struct handler *h, const struct snapshot *snap, struct usage_record *u,
+			   struct charged *(*held)(void *arg), void *held_arg, struct aif_diag *diag)
+{
+	struct admission adm;
+	struct charged *c;
 	struct decision dec;
 	struct identity id;
 	int rc = 0;
 
-	if (u->project && u->sector)
-		return 0;
-	if (u->project) {
-		u->sector = decide_default_sector(snap, u->project);
-		if (u->sector)
-			return 0;
-		aif_diag_message(diag, "unknown project \"%s\"", u->project);
-		return -1;
-	}
 	/* The record has no gid: the passwd entry's primary group counts. */
 	identity_lookup((uid_t)u->uid, (gid_t)-1, &id);
-	dr.kind = DECIDE_ADMIT;
-	dr.cluster = h->cluster;
-	dr.uid = (uid_t)u->uid;
-	dr.user = id.user ? id.user : u->user;
-	dr.groups = id.groups;
-	dr.n_groups = id.n_groups;
-	/* When the job ran: for the factory's clusters only, budgets do not matter here. */
-	dr.now = u->start != USAGE_TIME_UNKNOWN ? u->start : u->end;
-	decide(snap, &dr, &dec);
-	if (!dec.project || !dec.sector) {
+	if (u->project && u->project[0]) {
+		decide_for(h, snap, u, &id, u->project, u->sector, &dec);
+		if (charges(&dec))
+			goto found;
 		*diag = dec.diag;
-		rc = -1;
-	} else {
-		u->project = dec.project;
-		u->sector = dec.sector;
+		if (admissions_recall(h->admissions, h->cluster, u->job, &adm) == 1 &&
+		    admission_charges(&adm) && (c = held(held_arg))) {
+			memcpy(c->project, adm.project, sizeof(c->project));
+			memcpy(c->sector, adm.sector, sizeof(c->sector));
+			u->project = c->project;
+			u->sector = c->sector;
+			goto done;
+		}
 	}
+	decide_for(h, snap, u, &id, NULL, NULL, &dec);
+	if (charges(&dec))
+		goto found;
+	if (!u->project || !u->project[0])
+		*diag = dec.diag;
+	rc = -1;
+	goto done;
+found:
+	u->project = dec.project;
+	u->sector = dec.sector;
+done:
 	identity_free(&id);
 	return rc;
 }
@@ -361,10 +409,26 @@ static int parse_record(const struct aif_proto_block *b, const char *cluster,
 	return 0;
 }
 
+/* The charged names of a request's records, allocated at the first need (rare: see above). */
+struct held_names {
+	size_t cap, used;
+	struct charged *names;
+};
+
+static struct charged *hold_names(void *arg)
+{
+	struct held_names *held = arg;
+
+	if (!held->names && !(held->names = calloc(held->cap, sizeof(*held->names))))
+		return NULL;
+	return held->used < held->cap ? &held->names[held->used++] : NULL;
+}
+
 static void handle_usage(struct handler *h, struct request *req, const struct aif_proto_msg *m)
 {
 	const char *nonce = aif_proto_get(&m->header, "nonce");
 	struct usage_record *recs = calloc(m->nrecords, sizeof(*recs));
+	struct held_names held = {m->nrecords, 0, NULL};
 	const struct snapshot *snap;
 	struct aif_diag d;
 	int rc = 0;
@@ -375,12 +439,18 @@ static void handle_usage(struct handler *h, struct request *req, const struct ai
 		reply_diag(h, req, AIF_PROTO_ERROR, nonce, &d);
 		return;
 	}
-	snap = refresh_hold(h->refresh); /* resolved names point into it until queued */
 	for (size_t i = 0; i < m->nrecords && rc == 0; i++) {
 		if (parse_record(&m->records[i], h->cluster, &recs[i]) < 0) {
 			aif_diag_message(&d, "usage record %zu: invalid time", i + 1);
 			rc = STORE_REFUSED;
-		} else if (resolve_defaults(h, snap, &recs[i], &d) < 0) {
+		}
+	}
+	/* Before the snapshot is held: this may wait for slurmctld. */
+	if (rc == 0)
+		jobtimes_settle(h->jobtimes, recs, m->nrecords);
+	snap = refresh_hold(h->refresh); /* resolved names point into it until queued */
+	for (size_t i = 0; i < m->nrecords && rc == 0; i++) {
+		if (resolve_project(h, snap, &recs[i], hold_names, &held, &d) < 0) {
 			char why[sizeof(d.message)];
 			snprintf(why, sizeof(why), "%s", d.message);
 			aif_diag_message(&d, "usage record %zu (job %u, node %s): %s", i + 1, recs[i].job,
@@ -397,6 +467,7 @@ static void handle_usage(struct handler *h, struct request *req, const struct ai
 	}
 	refresh_release(h->refresh);
 	free(recs);
+	free(held.names);
 	if (rc == 0)
 		return; /* usage_done() answers */
 	log_request(LOG_LEVEL_WARNING, req, 0, "usage records not stored", &d);
@@ -509,6 +580,7 @@ struct handler *handler_new(const struct handler_settings *settings, struct refr
 	snprintf(h->cluster, sizeof(h->cluster), "%s", settings->cluster);
 	snprintf(h->slurm_user, sizeof(h->slurm_user), "%s", settings->slurm_user);
 	h->slurm_uid = settings->slurm_uid;
+	h->jobtimes = settings->jobtimes;
 	if (settings->munge_socket && settings->munge_socket[0] &&
 	    !(h->munge_socket = strdup(settings->munge_socket))) {
 		free(h);

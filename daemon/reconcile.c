@@ -44,6 +44,7 @@
 #include "aif_db.h"
 #include "db.h"
 #include "log.h"
+#include "slurmctld.h"
 #include "wakeup.h"
 
 
@@ -63,16 +64,20 @@ static const char SEEN_SQL[] =
 	" SET seen_at = greatest(s.seen_at, excluded.seen_at)";
 
 /*
- * Close the open intervals of the runs $2/$3: at $4, slurmctld's end time, or where $4 is
- * NULL at the last bound known (the run's last sighting, else the interval's start). The rows
- * are locked in key order first, the order in which the usage writer (store.c) writes, so
- * that the two never deadlock; an interval the epilog closed meanwhile is left alone.
+ * Close the open intervals of the runs $2/$3: at $4, slurmctld's end time, from $5, its start
+ * time of the same run (so the interval is exact, sql/007_exact_times.sql), or where $4 is NULL
+ * at the last bound known (the run's last sighting, else the interval's start). The rows are
+ * locked in key order first, the order in which the usage writer (store.c) writes, so that the
+ * two never deadlock; an interval the epilog closed meanwhile is left alone.
  */
 static const char CLOSE_SQL[] =
 	"WITH c AS ("
-	" SELECT * FROM unnest($2::bigint[], $3::int[], $4::bigint[]) AS c(job_id, restart_count, end_at)"
+	" SELECT * FROM unnest($2::bigint[], $3::int[], $4::bigint[], $5::bigint[])"
+	"  AS c(job_id, restart_count, end_at, start_at)"
 	"), l AS ("
-	" SELECT i.job_id, i.node, i.restart_count, c.end_at, s.seen_at"
+	" SELECT i.job_id, i.node, i.restart_count, c.end_at, s.seen_at,"
+	"  coalesce(to_timestamp(c.start_at), i.started_at) AS started_at,"
+	"  c.start_at IS NOT NULL AS start_known"
 	" FROM c JOIN aif.usage_intervals i ON i.cluster = $1 AND i.job_id = c.job_id"
 	"  AND i.restart_count = c.restart_count AND i.ended_at IS NULL"
 	" LEFT JOIN aif.job_last_seen s ON s.cluster = $1 AND s.job_id = c.job_id"
@@ -81,10 +86,12 @@ static const char CLOSE_SQL[] =
 	" FOR UPDATE OF i"
 	")"
 	" UPDATE aif.usage_intervals u"
-	" SET ended_at = greatest(u.started_at,"
+	" SET started_at = l.started_at,"
+	"  ended_at = greatest(l.started_at,"
 	"  CASE WHEN l.end_at IS NULL THEN l.seen_at ELSE to_timestamp(l.end_at) END),"
 	"  end_source = CASE WHEN l.end_at IS NULL THEN 'reconciled-last-seen'"
-	"   ELSE 'reconciled-slurm' END"
+	"   ELSE 'reconciled-slurm' END,"
+	"  exact = l.end_at IS NOT NULL AND l.start_known"
 	" FROM l"
 	" WHERE u.cluster = $1 AND u.job_id = l.job_id AND u.node = l.node"
 	"  AND u.restart_count = l.restart_count AND u.ended_at IS NULL"
@@ -179,7 +186,8 @@ struct run {
 	enum verdict verdict;
 	uint32_t state;   /* slurmctld's job_state */
 	uint32_t slurm_restart;
-	time_t end;       /* slurmctld's end_time */
+	time_t start;     /* slurmctld's start_time and end_time of its current run */
+	time_t end;
 };
 
 struct reconcile {
@@ -195,81 +203,6 @@ struct reconcile {
 };
 
 /* ---- libslurm ---- */
-
-/*
- * libslurm's configuration is global: loaded by the first reconcile_start(), freed by the
- * last reconcile_stop(). Only the reconcile thread calls libslurm in between.
- */
-static pthread_mutex_t slurm_lock = PTHREAD_MUTEX_INITIALIZER;
-static unsigned slurm_users;
-
-/*
- * slurm_init() exits the process when it finds no slurm.conf, after retrying for a minute:
- * look in its places first (SLURM_CONF, else the default and slurmd's configless cache), so
- * that aifd refuses to start with a message instead.
- */
-static int check_slurm_conf(void)
-{
-	static const char *const places[] = {"/etc/slurm/slurm.conf", "/run/slurm/conf/slurm.conf"};
-	const char *env = getenv("SLURM_CONF");
-	struct aif_diag d;
-
-	aif_diag_clear(&d);
-	if (env && *env) {
-		if (access(env, R_OK) == 0)
-			return 0;
-		aif_diag_message(&d, "could not read the Slurm configuration file \"%s\": %s", env,
-				 strerror(errno));
-		aif_diag_detail(&d, "SLURM_CONF names it; aifd needs it to reach slurmctld.");
-	} else {
-		for (size_t i = 0; i < sizeof(places) / sizeof(places[0]); i++)
-			if (access(places[i], R_OK) == 0)
-				return 0;
-		aif_diag_message(&d, "no Slurm configuration file found");
-		aif_diag_detail(&d, "SLURM_CONF is not set and neither %s nor %s can be read; aifd "
-				    "needs slurm.conf to reach slurmctld.", places[0], places[1]);
-	}
-	aif_diag_hint(&d, "Set SLURM_CONF in aifd's environment to the path of slurm.conf, readable "
-			  "by the user aifd runs as.");
-	log_diag(LOG_LEVEL_ERROR, NULL, &d);
-	return -1;
-}
-
-static int slurm_acquire(void)
-{
-	int rc = 0;
-
-	pthread_mutex_lock(&slurm_lock);
-	if (slurm_users == 0 && check_slurm_conf() < 0)
-		rc = -1;
-	else if (slurm_users++ == 0)
-		slurm_init(NULL);
-	pthread_mutex_unlock(&slurm_lock);
-	return rc;
-}
-
-static void slurm_release(void)
-{
-	pthread_mutex_lock(&slurm_lock);
-	if (--slurm_users == 0)
-		slurm_fini();
-	pthread_mutex_unlock(&slurm_lock);
-}
-
-static const char *state_name(uint32_t state)
-{
-	static const char *const names[] = {
-		[JOB_PENDING] = "PENDING",     [JOB_RUNNING] = "RUNNING",
-		[JOB_SUSPENDED] = "SUSPENDED", [JOB_COMPLETE] = "COMPLETED",
-		[JOB_CANCELLED] = "CANCELLED", [JOB_FAILED] = "FAILED",
-		[JOB_TIMEOUT] = "TIMEOUT",     [JOB_NODE_FAIL] = "NODE_FAIL",
-		[JOB_PREEMPTED] = "PREEMPTED", [JOB_BOOT_FAIL] = "BOOT_FAIL",
-		[JOB_DEADLINE] = "DEADLINE",   [JOB_OOM] = "OUT_OF_MEMORY",
-	};
-	uint32_t base = state & JOB_STATE_BASE;
-
-	return base < JOB_END ? names[base] : "UNKNOWN";
-}
 
 /* slurmctld did not answer: a warning the first time, then quiet until it answers again. */
 static void slurm_failed(struct reconcile *r, const char *what)
@@ -293,22 +226,6 @@ static void slurm_answered(struct reconcile *r)
 	r->slurm_down = false;
 }
 
-static int by_job_id(const void *a, const void *b)
-{
-	uint32_t x = (*(slurm_job_info_t *const *)a)->job_id;
-	uint32_t y = (*(slurm_job_info_t *const *)b)->job_id;
-
-	return (x > y) - (x < y);
-}
-
-static int job_id_is(const void *key, const void *elem)
-{
-	uint32_t x = *(const uint32_t *)key;
-	uint32_t y = (*(slurm_job_info_t *const *)elem)->job_id;
-
-	return (x > y) - (x < y);
-}
-
 static void judge(struct run *run, const slurm_job_info_t *job)
 {
 	uint32_t base = job->job_state & JOB_STATE_BASE;
@@ -316,6 +233,7 @@ static void judge(struct run *run, const slurm_job_info_t *job)
 
 	run->state = job->job_state;
 	run->slurm_restart = job->restart_cnt;
+	run->start = job->start_time;
 	run->end = job->end_time;
 	if (job->restart_cnt > run->restart)
 		run->verdict = RUN_REQUEUED;
@@ -339,9 +257,10 @@ static void judge_alone(struct reconcile *r, struct run *run)
 
 	if (slurm_load_job(&msg, run->job, SHOW_ALL) == 0) {
 		/* An array's id answers with all its tasks: the job is the one with this id. */
-		for (uint32_t i = 0; i < msg->record_count; i++)
-			if (msg->job_array[i].job_id == run->job)
-				judge(run, &msg->job_array[i]);
+		const slurm_job_info_t *job = slurmctld_job_of(msg, run->job);
+
+		if (job)
+			judge(run, job);
 		slurm_free_job_info_msg(msg);
 		return;
 	}
@@ -393,7 +312,7 @@ static bool jobs_hidden(struct reconcile *r, const job_info_msg_t *msg)
 static bool judge_runs(struct reconcile *r, struct run *runs, size_t n)
 {
 	job_info_msg_t *msg = NULL;
-	slurm_job_info_t **index = NULL;
+	slurm_job_info_t **index;
 	int hidden = -1; /* not known yet */
 
 	if (slurm_load_jobs(0, &msg, SHOW_ALL) != 0) {
@@ -401,22 +320,17 @@ static bool judge_runs(struct reconcile *r, struct run *runs, size_t n)
 		return false;
 	}
 	slurm_answered(r);
-	if (msg->record_count && !(index = calloc(msg->record_count, sizeof(*index)))) {
+	index = slurmctld_index(msg);
+	if (msg->record_count && !index) {
 		log_warning("could not reconcile with slurmctld: out of memory");
 		slurm_free_job_info_msg(msg);
 		return false;
 	}
-	for (uint32_t i = 0; i < msg->record_count; i++)
-		index[i] = &msg->job_array[i];
-	if (index)
-		qsort(index, msg->record_count, sizeof(*index), by_job_id);
 	for (size_t i = 0; i < n && !atomic_load(&r->stopping); i++) {
-		slurm_job_info_t **found = NULL;
+		const slurm_job_info_t *found = slurmctld_find(index, msg->record_count, runs[i].job);
 
-		if (index)
-			found = bsearch(&runs[i].job, index, msg->record_count, sizeof(*index), job_id_is);
 		if (found)
-			judge(&runs[i], *found);
+			judge(&runs[i], found);
 		else
 			judge_alone(r, &runs[i]);
 	}
@@ -503,8 +417,9 @@ static bool closes(enum verdict v)
  * Array parameters ("{1,2,NULL}") for the runs that are alive (to record as seen) or that
  * close: their jobs, restarts, and slurmctld's end times (NULL: close at the last bound).
  */
+/* The runs of one statement as PostgreSQL array literals; starts and ends NULL unless ended. */
 struct arrays {
-	char *jobs, *restarts, *ends;
+	char *jobs, *restarts, *ends, *starts;
 	size_t count;
 };
 
@@ -513,21 +428,23 @@ static void arrays_free(struct arrays *a)
 	free(a->jobs);
 	free(a->restarts);
 	free(a->ends);
+	free(a->starts);
 	memset(a, 0, sizeof(*a));
 }
 
 /* false when out of memory (a is then empty). */
 static bool arrays_build(struct arrays *a, const struct run *runs, size_t n, bool alive)
 {
-	size_t len[3];
-	FILE *f[3];
+	size_t len[4];
+	FILE *f[4];
 	bool ok = true;
 
 	memset(a, 0, sizeof(*a));
 	f[0] = open_memstream(&a->jobs, &len[0]);
 	f[1] = open_memstream(&a->restarts, &len[1]);
 	f[2] = open_memstream(&a->ends, &len[2]);
-	for (int j = 0; j < 3; j++)
+	f[3] = open_memstream(&a->starts, &len[3]);
+	for (int j = 0; j < 4; j++)
 		if (f[j])
 			fputc('{', f[j]);
 		else
@@ -540,13 +457,19 @@ static bool arrays_build(struct arrays *a, const struct run *runs, size_t n, boo
 			continue;
 		fprintf(f[0], "%s%" PRIu32, sep, run->job);
 		fprintf(f[1], "%s%" PRIu32, sep, run->restart);
-		if (run->verdict == RUN_ENDED)
+		if (run->verdict == RUN_ENDED) {
 			fprintf(f[2], "%s%lld", sep, (long long)run->end);
-		else
+			if (run->start > 0)
+				fprintf(f[3], "%s%lld", sep, (long long)run->start);
+			else
+				fprintf(f[3], "%sNULL", sep);
+		} else {
 			fprintf(f[2], "%sNULL", sep);
+			fprintf(f[3], "%sNULL", sep);
+		}
 		a->count++;
 	}
-	for (int j = 0; j < 3; j++) {
+	for (int j = 0; j < 4; j++) {
 		if (!f[j])
 			continue;
 		fputc('}', f[j]);
@@ -588,7 +511,7 @@ static void log_closed(const PGresult *res, const struct run *runs, size_t n)
 		case RUN_ENDED:
 			aif_diag_detail(&d, "slurmctld reports the job %s, ended at %lld (Unix time); "
 					    "its end never arrived from the epilog (end_source reconciled-slurm).",
-					state_name(run->state), (long long)run->end);
+					slurmctld_state_name(run->state), (long long)run->end);
 			break;
 		case RUN_UNKNOWN:
 			aif_diag_detail(&d, "slurmctld does not know the job (MinJobAge passed, or it never "
@@ -605,7 +528,7 @@ static void log_closed(const PGresult *res, const struct run *runs, size_t n)
 			aif_diag_detail(&d, "slurmctld reports the job %s, with no end time for this run: "
 					    "closed at the last time aifd saw it running, or at its start "
 					    "(end_source reconciled-last-seen).",
-					state_name(run->state));
+					slurmctld_state_name(run->state));
 			break;
 		}
 		log_diag(LOG_LEVEL_INFO, NULL, &d);
@@ -638,9 +561,9 @@ static int write_verdicts(struct reconcile *r, const struct run *runs, size_t n,
 	if (!arrays_build(&a, runs, n, false))
 		goto oom;
 	if (a.count) {
-		const char *values[] = {r->cluster, a.jobs, a.restarts, a.ends};
+		const char *values[] = {r->cluster, a.jobs, a.restarts, a.ends, a.starts};
 
-		res = exec(r, "could not close usage intervals", CLOSE_SQL, 4, values, PGRES_TUPLES_OK);
+		res = exec(r, "could not close usage intervals", CLOSE_SQL, 5, values, PGRES_TUPLES_OK);
 		if (res) {
 			closed = PQntuples(res);
 			log_closed(res, runs, n);
@@ -821,7 +744,7 @@ static void reconcile_free(struct reconcile *r)
 	free(r->cluster);
 	free(r->conninfo);
 	free(r);
-	slurm_release();
+	slurmctld_release();
 }
 
 struct reconcile *reconcile_start(const struct reconcile_options *opts)
@@ -830,12 +753,12 @@ struct reconcile *reconcile_start(const struct reconcile_options *opts)
 	struct aif_diag d;
 	int e;
 
-	if (slurm_acquire() < 0)
+	if (slurmctld_acquire() < 0)
 		return NULL;
 	r = calloc(1, sizeof(*r));
 	if (!r) {
 		log_error("out of memory");
-		slurm_release();
+		slurmctld_release();
 		return NULL;
 	}
 	atomic_init(&r->interval_ms, opts->interval_ms);

@@ -30,22 +30,23 @@
 /* The largest time to_timestamp() takes without error: 9999-12-31 23:59:59 UTC. */
 #define STORE_MAX_TIME 253402300799LL
 
-#define STORE_NPARAMS 12
+#define STORE_NPARAMS 13
 
 /*
  * $1 is_end, $2 cluster, $3 job, $4 node, $5 restart, $6 project, $7 sector, $8 uid, $9 user,
- * $10 gpus, $11 start (NULL: unknown), $12 end (NULL for starts). Per key the first start and
- * the first end of the group count (WITH ORDINALITY keeps the order of arrival). The start
- * record gives project, sector, uid, user and gpus; an end alone gives its own. Integers travel
+ * $10 gpus, $11 start (NULL: unknown), $12 end (NULL for starts), $13 exact. Per key the first
+ * start and the first end of the group count (WITH ORDINALITY keeps the order of arrival). The
+ * start record gives project, sector, uid, user and gpus; an end alone gives its own. An exact
+ * end gives the interval's start too (slurmctld's), whatever the start record said. Integers travel
  * as bigint and are cast where stored, so that an out-of-range value is a data error (22003).
  */
 static const char WRITE_SQL[] =
 	"WITH r AS ("
 	" SELECT * FROM unnest($1::boolean[], $2::text[], $3::bigint[], $4::text[], $5::bigint[],"
 	"  $6::text[], $7::text[], $8::bigint[], $9::text[], $10::bigint[], $11::bigint[],"
-	"  $12::bigint[]) WITH ORDINALITY"
+	"  $12::bigint[], $13::boolean[]) WITH ORDINALITY"
 	"  AS r(is_end, cluster, job_id, node, restart_count, project_id, sector_id, uid,"
-	"   user_name, gpus, st, en, i)"
+	"   user_name, gpus, st, en, exact, i)"
 	"), s AS ("
 	" SELECT DISTINCT ON (cluster, job_id, node, restart_count) * FROM r WHERE NOT is_end"
 	" ORDER BY cluster, job_id, node, restart_count, i"
@@ -61,20 +62,30 @@ static const char WRITE_SQL[] =
 	"  CASE WHEN s.i IS NULL THEN e.uid ELSE s.uid END AS uid,"
 	"  CASE WHEN s.i IS NULL THEN e.user_name ELSE s.user_name END AS user_name,"
 	"  CASE WHEN s.i IS NULL THEN e.gpus ELSE s.gpus END AS gpus,"
-	"  coalesce(s.st, e.st, e.en) AS st, e.en,"
+	"  CASE WHEN e.exact THEN e.st ELSE coalesce(s.st, e.st, e.en) END AS st, e.en,"
+	"  CASE WHEN e.i IS NULL THEN s.exact ELSE e.exact END AS exact,"
 	"  CASE WHEN e.i IS NULL THEN NULL"
 	"   WHEN coalesce(s.st, e.st) IS NULL THEN 'epilog-no-start' ELSE 'epilog' END AS src"
 	" FROM s FULL JOIN e ON e.cluster = s.cluster AND e.job_id = s.job_id"
 	"  AND e.node = s.node AND e.restart_count = s.restart_count"
 	")"
 	" INSERT INTO aif.usage_intervals AS u (cluster, job_id, node, restart_count, project_id,"
-	"  sector_id, uid, user_name, gpus, started_at, ended_at, end_source)"
-	" SELECT cluster, job_id, node, restart_count::int, project_id, sector_id, uid::int,"
-	"  user_name, gpus::int, to_timestamp(st),"
-	"  CASE WHEN en IS NULL THEN NULL ELSE to_timestamp(greatest(en, st)) END, src"
-	" FROM k ORDER BY cluster, job_id, node, restart_count"
+	"  sector_id, uid, user_name, gpus, started_at, ended_at, end_source, exact)"
+	" SELECT k.cluster, k.job_id, k.node, k.restart_count::int,"
+	"  coalesce(a.project_id, k.project_id), coalesce(a.sector_id, k.sector_id), k.uid::int,"
+	"  k.user_name, k.gpus::int, to_timestamp(k.st),"
+	"  CASE WHEN k.en IS NULL THEN NULL ELSE to_timestamp(greatest(k.en, k.st)) END, k.src, k.exact"
+	" FROM k LEFT JOIN aif.admissions a ON a.cluster = k.cluster AND a.job_id = k.job_id"
+	"  AND a.sector_id IS NOT NULL AND (a.verdict <> 'refuse' OR a.reason NOT IN"
+	"   ('unknown-project', 'retired', 'not-member', 'wrong-cluster', 'no-project',"
+	"    'ambiguous-project', 'bad-sector'))"
+	" ORDER BY k.cluster, k.job_id, k.node, k.restart_count"
 	" ON CONFLICT (cluster, job_id, node, restart_count) DO UPDATE"
-	" SET ended_at = greatest(excluded.ended_at, u.started_at), end_source = 'epilog'"
+	" SET project_id = excluded.project_id, sector_id = excluded.sector_id,"
+	"  started_at = CASE WHEN excluded.exact THEN excluded.started_at ELSE u.started_at END,"
+	"  ended_at = greatest(excluded.ended_at,"
+	"   CASE WHEN excluded.exact THEN excluded.started_at ELSE u.started_at END),"
+	"  end_source = 'epilog', exact = excluded.exact"
 	" WHERE u.ended_at IS NULL AND excluded.ended_at IS NOT NULL";
 
 struct batch {
@@ -235,7 +246,7 @@ static void put_int(struct buf *b, int64_t v)
 	buf_put(b, text, (size_t)len);
 }
 
-/* The twelve arrays of batches[lo, hi); false when out of memory. */
+/* The thirteen arrays of batches[lo, hi); false when out of memory. */
 static bool build_params(struct store *s, struct batch **batches, size_t lo, size_t hi)
 {
 	struct buf *p = s->params;
@@ -268,6 +279,7 @@ static bool build_params(struct store *s, struct batch **batches, size_t lo, siz
 			put_int(&p[9], r->gpus);
 			put_int(&p[10], r->start);
 			put_int(&p[11], is_end ? r->end : -1);
+			buf_char(&p[12], r->exact ? 't' : 'f');
 		}
 	}
 	for (int j = 0; j < STORE_NPARAMS; j++) {

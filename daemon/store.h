@@ -27,7 +27,9 @@
  * Semantics per interval key (cluster, job, node, restart), for the records of one group in
  * any order, and across groups:
  *   - a start inserts an open interval (nothing when the key is already stored);
- *   - an end closes the open interval (ended_at = its time, end_source 'epilog'); when no
+ *   - an end closes the open interval (ended_at = its time, end_source 'epilog'; an exact end
+ *     also sets started_at to its start, slurmctld's, and the interval's exact to true; an end
+ *     that is not exact sets exact to false: one of the two times is the node's); when no
  *     interval is stored and no start is in the group, it inserts the interval closed, with
  *     started_at = the end record's own start time (see struct usage_record), end_source
  *     'epilog'; without a start time it stores a zero-length interval with end_source
@@ -42,6 +44,7 @@
 #ifndef AIFD_STORE_H
 #define AIFD_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -74,6 +77,11 @@ struct usage_record {
 	const char *sector;
 	uint32_t uid;
 	const char *user; /* may be NULL */
+	/*
+	 * start (and end, for an end record) are slurmctld's StartTime (and EndTime) of this run
+	 * (daemon/jobtimes.h), not the node's clock: an exact end also settles the stored start.
+	 */
+	bool exact;
 };
 
 /* The status of a batch that can never be written as it is (see "refused" above). */

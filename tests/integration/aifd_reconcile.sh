@@ -125,14 +125,17 @@ is_open() { q -c "SELECT count(*) FROM aif.usage_intervals WHERE job_id = $1 AND
 job_a=$(submit -N2 --gpus-per-node=1 --wrap 'sleep 3')
 wait_running "$job_a"
 start_a=$(epoch "$(field "$job_a" StartTime)")
-start "$job_a" n1 "$start_a" roomy
-start "$job_a" n2 "$start_a" roomy
+# The nodes' clocks a second late: aifd keeps slurmctld's start instead (daemon/jobtimes.c).
+start "$job_a" n1 "$((start_a + 1))" roomy
+start "$job_a" n2 "$((start_a + 1))" roomy
 assert_eq COMPLETED "$(wait_job "$job_a")" "job $job_a"
 end_a=$(epoch "$(field "$job_a" EndTime)")
 wait_sql "SELECT count(*) FROM aif.usage_intervals WHERE job_id = $job_a AND ended_at IS NOT NULL" 2 \
 	"job $job_a's intervals closed"
 assert_eq "$start_a|$end_a|reconciled-slurm" "$(interval "$job_a" n1)" "job $job_a on n1"
 assert_eq "$start_a|$end_a|reconciled-slurm" "$(interval "$job_a" n2)" "job $job_a on n2"
+assert_eq "t" "$(q -c "SELECT bool_and(exact) FROM aif.usage_intervals WHERE job_id = $job_a")" \
+	"job $job_a's intervals exact"
 aifd_wait_log a "closed the usage interval of job $job_a on node n1 \(restart 0\) at " "job $job_a's log line"
 echo "ended job $job_a: closed at slurmctld's end time $end_a"
 

@@ -40,12 +40,13 @@ flush() { # flush: runs aifctl spool flush; sets rc, out, err
 	err=$(cat "$AIFD_WORK/err")
 }
 
-# aifd is not running yet: job 101 on two nodes, start and end; job 102 of an unknown project.
+# aifd is not running yet: job 101 on two nodes, start and end; job 102 of an unknown project,
+# by a uid without a project of its own to charge instead.
 for node in n1 n2; do
 	spool_put event=start job=101 node=$node restart=0 gpus=2 time=$start uid="$uid" project=proja
 	spool_put event=end job=101 node=$node restart=0 gpus=2 time=$end start=$start uid="$uid" project=proja
 done
-spool_put event=start job=102 node=n1 restart=0 gpus=1 time=$start uid="$uid" project=nope
+spool_put event=start job=102 node=n1 restart=0 gpus=1 time=$start uid=4242 project=nope
 # the same record spooled again (a second epilog attempt): still one file
 spool_put event=end job=101 node=n1 restart=0 gpus=2 time=$end start=$start uid="$uid" project=proja
 assert_eq 5 "$(records)" "records spooled"

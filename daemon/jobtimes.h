@@ -1,0 +1,45 @@
+/*
+ * jobtimes: slurmctld's own StartTime and EndTime for the usage records aifd receives, so
+ * that an interval's GPU-hours are exactly what Slurm's times and GPU counts give
+ * (sql/007_exact_times.sql).
+ *
+ * The prolog and epilog report their node's clock, within about a second of slurmctld's times.
+ * aifd asks slurmctld once per job, when the records arrive: the prolog's start while the job
+ * runs, the epilog's end while slurmctld still keeps the ended job (MinJobAge, 300 s by
+ * default); the nodes of one job share the answer. A record takes slurmctld's times only when
+ * they are this run's: the same job id, uid and restart count, the job started (and, for an
+ * end, ended), and each time within JOBTIMES_TOLERANCE of the node's. Otherwise, and while
+ * slurmctld does not answer, the record keeps the node's times and is not exact.
+ */
+#ifndef AIFD_JOBTIMES_H
+#define AIFD_JOBTIMES_H
+
+#include <stddef.h>
+
+#include "store.h"
+
+/*
+ * Seconds a node's time may differ from slurmctld's and still be the same event: MUNGE's
+ * default credential lifetime, so any node that can talk to aifd at all is within it. A
+ * larger difference means another job under a reused id.
+ */
+#define JOBTIMES_TOLERANCE 300
+
+struct jobtimes;
+
+/* Loads libslurm's configuration (slurmctld.h) and starts the thread. NULL (logged) when it cannot. */
+struct jobtimes *jobtimes_new(void);
+void jobtimes_free(struct jobtimes *jt);
+
+/* How long a request waits for slurmctld's answer before it keeps its nodes' times. */
+#define JOBTIMES_WAIT_MS 500
+
+/*
+ * Replace the times of recs[0..n) with slurmctld's where they are the run's, setting exact.
+ * Thread-safe; waits at most JOBTIMES_WAIT_MS. The jobs without a fresh answer are asked for
+ * in jobtimes' own thread (one RPC per job, one slurm_load_jobs() for many); none for a
+ * while after slurmctld did not answer.
+ */
+void jobtimes_settle(struct jobtimes *jt, struct usage_record *recs, size_t n);
+
+#endif
