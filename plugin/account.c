@@ -6,11 +6,16 @@
  * flushed. Never fails (a failing prolog or epilog drains the node) and never waits beyond
  * the timeout setting in all.
  *
+ * The times are the node's clock; aifd replaces them with slurmctld's StartTime and EndTime
+ * when it still knows the run (daemon/jobtimes.h).
+ *
  * What this context has (../shared/SLURM-NOTES.md): S_JOB_ID, S_JOB_UID, S_JOB_GID, and the
- * environment: SLURM_CLUSTER_NAME, SLURMD_NODENAME, SLURM_JOB_RESTART_COUNT, SLURM_JOB_GPUS
+ * environment: SLURM_CLUSTER_NAME, SLURMD_NODENAME, SLURM_JOB_RESTART_COUNT (the epilog's is
+ * the next run's after a requeue: runs.c), SLURM_JOB_GPUS
  * (indices), SLURM_JOB_USER, and SPANK_AIF_PROJECT / SPANK_AIF_SECTOR from the submit-time
  * check (a convenience: aifd charges the project the job was admitted for when it has one).
  */
+#include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,23 +47,35 @@ static unsigned count_gpus(const char *indices)
 	return n;
 }
 
-/* The record, or -1 when this context lacks what it needs (logged). */
-static int build_record(spank_t sp, bool end, struct aif_proto_block *r, unsigned gpus)
+/* SLURM_JOB_RESTART_COUNT; 0 when absent or invalid. */
+static uint32_t env_restart(void)
 {
-	uint32_t job, uid;
-	const char *node = env("SLURMD_NODENAME"), *restart = env("SLURM_JOB_RESTART_COUNT");
-	const char *user = env("SLURM_JOB_USER"), *project = env("SPANK_AIF_PROJECT");
-	const char *sector = env("SPANK_AIF_SECTOR");
+	const char *v = env("SLURM_JOB_RESTART_COUNT");
+	unsigned long long n;
+	char *end;
 
-	if (spank_get_item(sp, S_JOB_ID, &job) != ESPANK_SUCCESS ||
-	    spank_get_item(sp, S_JOB_UID, &uid) != ESPANK_SUCCESS || !node) {
-		slurm_error("aif: %s: no job id, uid or SLURMD_NODENAME; usage not recorded",
-			    end ? "epilog" : "prolog");
+	if (!v)
+		return 0;
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	return errno || *end || n > UINT32_MAX ? 0 : (uint32_t)n;
+}
+
+/* The record of run restart of job on node, or -1 when this context lacks what it needs (logged). */
+static int build_record(spank_t sp, bool end, uint32_t job, const char *node, uint32_t restart,
+			struct aif_proto_block *r, unsigned gpus)
+{
+	uint32_t uid;
+	const char *user = env("SLURM_JOB_USER");
+	const char *project = env("SPANK_AIF_PROJECT"), *sector = env("SPANK_AIF_SECTOR");
+
+	if (spank_get_item(sp, S_JOB_UID, &uid) != ESPANK_SUCCESS) {
+		slurm_error("aif: %s: no uid for job %u; usage not recorded", end ? "epilog" : "prolog", job);
 		return -1;
 	}
 	if (aif_proto_set(r, "event", end ? "end" : "start") < 0 ||
 	    aif_proto_set_u64(r, "job", job) < 0 || aif_proto_set(r, "node", node) < 0 ||
-	    aif_proto_set(r, "restart", restart ? restart : "0") < 0 ||
+	    aif_proto_set_u64(r, "restart", restart) < 0 ||
 	    aif_proto_set_u64(r, "gpus", gpus) < 0 ||
 	    aif_proto_set_u64(r, "time", (uint64_t)time(NULL)) < 0 ||
 	    aif_proto_set_u64(r, "uid", uid) < 0 ||
@@ -141,18 +158,29 @@ static bool flush_spool(const struct aif_plugin_settings *s, int64_t deadline_ms
 void aif_account(spank_t sp, const struct aif_plugin_settings *s, bool end)
 {
 	int64_t deadline_ms = aif_clock_ms() + (int64_t)s->timeout_ms;
-	const char *cluster = env("SLURM_CLUSTER_NAME");
+	const char *cluster = env("SLURM_CLUSTER_NAME"), *node = env("SLURMD_NODENAME");
 	unsigned gpus = count_gpus(env("SLURM_JOB_GPUS"));
 	bool behind = flush_spool(s, deadline_ms);
+	uint32_t job, restart = env_restart();
 	struct aif_proto_msg req;
 	struct aif_diag diag;
 
 	/* GPU-hours only: an allocation without GPUs on this node uses none. */
 	if (gpus == 0 || !cluster)
 		return;
+	if (spank_get_item(sp, S_JOB_ID, &job) != ESPANK_SUCCESS || !node) {
+		slurm_error("aif: %s: no job id or SLURMD_NODENAME; usage not recorded",
+			    end ? "epilog" : "prolog");
+		return;
+	}
+	/* The epilog ends the run the prolog started, whatever a requeue did meanwhile (runs.c). */
+	if (end)
+		restart = aif_run_recall(s->spool_dir, node, job, restart);
+	else
+		aif_run_remember(s->spool_dir, node, job, restart);
 	aif_proto_msg_init(&req, AIF_PROTO_USAGE);
 	if (aif_proto_set(&req.header, "cluster", cluster) == 0 && aif_proto_add_record(&req) &&
-	    build_record(sp, end, &req.records[0], gpus) == 0) {
+	    build_record(sp, end, job, node, restart, &req.records[0], gpus) == 0) {
 		aif_diag_clear(&diag);
 		if (!behind)
 			send_or_spool(s, cluster, &req, deadline_ms);

@@ -6,6 +6,7 @@
  *   submit.c    allocator and local context: the submit-time check, a courtesy
  *   admit.c     remote context (slurmstepd): the authoritative admission; the refusal in task_init
  *   account.c   job_script context (prolog/epilog): per-node usage records, and the spool
+ *   runs.c      job_script context: the run a node's prolog started, for its epilog
  *   client.c    one request to aifd
  *
  * Nothing here may abort, exit or wait without a bound: the plugin runs inside Slurm's
@@ -56,6 +57,14 @@ int aif_admit_task(spank_t sp);
 
 /* job_script context: the allocation's start (prolog) or end (epilog) on this node. Never fails. */
 void aif_account(spank_t sp, const struct aif_plugin_settings *s, bool end);
+
+/*
+ * The restart count of the run of job whose prolog ran on node, kept in spool_dir for
+ * the epilog (a requeue raises the environment's count before the epilog). Recall removes it
+ * and gives fallback when there is none. Both never fail (problems are logged).
+ */
+void aif_run_remember(const char *spool_dir, const char *node, uint32_t job, uint32_t restart);
+uint32_t aif_run_recall(const char *spool_dir, const char *node, uint32_t job, uint32_t fallback);
 
 struct aif_client;
 

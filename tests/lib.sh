@@ -32,7 +32,8 @@ as_user() { # as_user USER CMD...: CMD as an ordinary user, in the run's work di
 wait_job() { # wait_job JOBID [SECONDS]
 	local id=$1 deadline=$((SECONDS + ${2:-60})) state
 	while ((SECONDS < deadline)); do
-		state=$(scontrol show job "$id" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p')
+		# An array's id shows all its tasks: the job is the line of this id.
+		state=$(scontrol -o show job "$id" 2>/dev/null | sed -n "s/^JobId=$id .*JobState=\([A-Z_]*\).*/\1/p")
 		case $state in
 		COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | OUT_OF_MEMORY | BOOT_FAIL | DEADLINE | PREEMPTED)
 			echo "$state"

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Per-node accounting in the prolog and epilog (plugin/account.c), on a two-node cluster of the
 # test's own with aif.so and a real aifd: a two-node GPU job gives one interval per node with
-# that node's GPUs, within Slurm's own start and end; with aifd stopped, jobs still run, their
-# records wait in the node's spool, and arrive once aifd is back (the next job's prolog
-# flushes the spool), each exactly once.
+# that node's GPUs and exactly Slurm's own StartTime and EndTime (daemon/jobtimes.c); with aifd
+# stopped, jobs still run, their records wait in the node's spool, and arrive once aifd is back
+# (the next job's prolog flushes the spool), each exactly once and still exact; each task of a
+# job array is its own job; a requeued job gives one interval per node and run (restart
+# count), the first run's closed by its epilog although the requeue raised the count before it.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 plugin_cluster_start timeout=2s
@@ -20,42 +22,93 @@ YAML
 aif_apply "$AIFD_WORK/budgets.yaml"
 plugin_aifd_start
 
-epoch() { date -u -d "$1" +%s; } # scontrol prints local time; the harness runs in UTC or TZ
-slurm_times() { # slurm_times JOB: "START END" in Unix seconds, as slurmctld reports them
-	local line
-	line=$(scontrol -o show job "$1")
-	echo "$(date -d "$(sed 's/.* StartTime=\([^ ]*\).*/\1/' <<<"$line")" +%s)" \
-		"$(date -d "$(sed 's/.* EndTime=\([^ ]*\).*/\1/' <<<"$line")" +%s)"
+slurm_times() { # slurm_times JOB: "START END RESTARTS" as slurmctld reports them (Unix seconds; - for Unknown)
+	local line start end
+	line=$(scontrol -o show job "$1" | grep "^JobId=$1 ") # an array's id shows all its tasks
+	start=$(sed 's/.* StartTime=\([^ ]*\).*/\1/' <<<"$line")
+	end=$(sed 's/.* EndTime=\([^ ]*\).*/\1/' <<<"$line")
+	[[ $start == Unknown ]] && start=- || start=$(date -d "$start" +%s)
+	[[ $end == Unknown ]] && end=- || end=$(date -d "$end" +%s)
+	echo "$start $end $(sed 's/.* Restarts=\([0-9]*\).*/\1/' <<<"$line")"
 }
-intervals() { # intervals JOB: node|gpus|start|end|end_source per node
-	psql -d "$AIFD_DB" -Atc "SELECT node, gpus, extract(epoch FROM started_at)::bigint,
-		extract(epoch FROM ended_at)::bigint, end_source FROM aif.usage_intervals
-		WHERE job_id = $1 ORDER BY node"
+intervals() { # intervals JOB: node|restart|gpus|start|end|end_source|exact per node and run
+	psql -d "$AIFD_DB" -Atc "SELECT node, restart_count, gpus, extract(epoch FROM started_at)::bigint,
+		extract(epoch FROM ended_at)::bigint, end_source, exact FROM aif.usage_intervals
+		WHERE job_id = $1 ORDER BY restart_count, node"
 }
-# check_job JOB GPUS: one closed interval per node with GPUS GPUs, within Slurm's times (the
-# prolog runs at the allocation, the epilog once the job ended: at most a second apart).
+wait_closed() { # wait_closed JOB COUNT: until COUNT intervals of JOB were closed by an epilog
+	local deadline=$((SECONDS + 20))
+	until [[ $(intervals "$1" | grep -c '|epilog|') == "$2" ]]; do
+		((SECONDS < deadline)) || fail "job $1: not $2 closed intervals: $(intervals "$1")"
+		sleep 0.2
+	done
+}
+# check_job JOB GPUS [NODES]: one closed interval per node with GPUS GPUs, from exactly Slurm's
+# StartTime to its EndTime.
 check_job() {
-	local job=$1 gpus=$2 s e rows node g start end src
-	read -r s e < <(slurm_times "$job")
+	local job=$1 gpus=$2 nodes=${3:-2} s e r rows node restart g start end src exact
+	read -r s e r < <(slurm_times "$job")
 	rows=$(intervals "$job")
 	echo "job $job: slurm $s..$e; $(paste -sd' ' <<<"$rows")"
-	assert_eq 2 "$(grep -c . <<<"$rows")" "job $job: intervals"
-	while IFS='|' read -r node g start end src; do
-		assert_eq "$gpus" "$g" "job $job on $node: GPUs"
-		assert_eq epilog "$src" "job $job on $node: end source"
-		((start >= s - 1 && start <= s + 1)) || fail "job $job on $node: start $start, Slurm says $s"
-		((end >= e - 1 && end <= e + 1)) || fail "job $job on $node: end $end, Slurm says $e"
+	assert_eq "$nodes" "$(grep -c . <<<"$rows")" "job $job: intervals"
+	while IFS='|' read -r node restart g start end src exact; do
+		assert_eq "$r $gpus epilog t" "$restart $g $src $exact" "job $job on $node: restart, GPUs, end source, exact"
+		assert_eq "$s $e" "$start $end" "job $job on $node: start and end (Slurm's)"
 	done <<<"$rows"
 }
 
 job=$(as_user "$user" sbatch --parsable -N2 --gpus-per-node=2 --aif-project=mine -o j1.out --wrap 'sleep 2')
 assert_eq COMPLETED "$(wait_job "$job")" "first job"
-deadline=$((SECONDS + 10))
-until [[ $(intervals "$job" | grep -c epilog) == 2 ]]; do
-	((SECONDS < deadline)) || fail "job $job: no closed intervals: $(intervals "$job")"
+wait_closed "$job" 2
+check_job "$job" 2
+
+# A job array: every task is a job of its own, with its own id and interval.
+array=$(as_user "$user" sbatch --parsable -N1 --gpus-per-node=3 --array=1-3 --aif-project=mine -o /dev/null --wrap 'sleep 1')
+deadline=$((SECONDS + 60))
+while [[ -n $(squeue -h -j "$array") ]]; do # its tasks get their own ids when they start
+	((SECONDS < deadline)) || fail "array $array did not end: $(squeue -j "$array")"
+	sleep 0.3
+done
+tasks=$(scontrol -o show job "$array" | sed -n 's/^JobId=\([0-9]*\) .*ArrayTaskId=\([0-9]*\) .*/\1/p' | sort -n)
+assert_eq 3 "$(grep -c . <<<"$tasks")" "array $array: tasks"
+for task in $tasks; do
+	assert_eq COMPLETED "$(wait_job "$task")" "array task $task"
+	wait_closed "$task" 1
+	check_job "$task" 3 1
+done
+
+# A requeued job: the requeue ends the first run (restart 0) on both nodes; the second
+# (restart 1) runs to its end. The first run's epilog sees restart count 1 already.
+requeued=$(as_user "$user" sbatch --parsable -N2 --gpus-per-node=1 --requeue --aif-project=mine -o /dev/null \
+	--wrap 'if [ "${SLURM_RESTART_COUNT:-0}" = 0 ]; then sleep 300; else sleep 1; fi')
+deadline=$((SECONDS + 30))
+until [[ $(intervals "$requeued" | grep -c '^n.|0|1|[0-9]*||') == 2 ]]; do
+	((SECONDS < deadline)) || fail "job $requeued: the first run did not open: $(intervals "$requeued")"
 	sleep 0.2
 done
-check_job "$job" 2
+read -r s0 _ _ < <(slurm_times "$requeued")
+scontrol requeue "$requeued"
+requeued_at=$(date +%s)
+deadline=$((SECONDS + 30))
+# Slurm holds a requeued job back a while; once it is pending again, let it start now.
+until [[ $(squeue -h -j "$requeued" -o %T) == RUNNING ]] || [[ -z $(squeue -h -j "$requeued") ]]; do
+	((SECONDS < deadline)) || fail "job $requeued did not start again: $(squeue -j "$requeued")"
+	scontrol update JobId="$requeued" StartTime=now 2>/dev/null || true
+	sleep 0.5
+done
+assert_eq COMPLETED "$(wait_job "$requeued")" "the requeued job"
+wait_closed "$requeued" 4
+rows=$(intervals "$requeued")
+echo "requeued job $requeued: first run from $s0, requeued at $requeued_at; $(paste -sd' ' <<<"$rows")"
+while IFS='|' read -r node restart g start end src exact; do
+	# The first run's end is the node's clock (slurmctld forgets it at the requeue).
+	assert_eq "1 $s0 epilog f" "$g $start $src $exact" "job $requeued run 0 on $node: GPUs, start, end source, exact"
+	((end >= requeued_at - 2 && end <= requeued_at + 2)) || fail "job $requeued run 0 on $node: end $end, requeued at $requeued_at"
+done < <(grep '^n.|0|' <<<"$rows")
+assert_eq 2 "$(grep -c '^n.|1|1|[0-9]*|[0-9]*|epilog|t$' <<<"$rows")" "job $requeued: the second run's intervals"
+read -r s e r < <(slurm_times "$requeued")
+assert_eq "1 2" "$r $(grep -c "^n.|1|1|$s|$e|" <<<"$rows")" "job $requeued: the second run at Slurm's times"
+assert_eq "" "$(ls "$AIFD_WORK/spool/runs")" "the prologs' run files, once the epilogs took them"
 
 # aifd stopped: the job runs all the same; its records wait in the spool.
 stop_pid "$AIFD_PID_a"
@@ -73,7 +126,7 @@ plugin_aifd_start
 job3=$(as_user "$user" sbatch --parsable -N2 --gpus-per-node=1 --aif-project=mine -o j3.out --wrap 'true')
 assert_eq COMPLETED "$(wait_job "$job3")" "the job after aifd is back"
 deadline=$((SECONDS + 10))
-until [[ $(intervals "$job2" | grep -c epilog) == 2 && $(intervals "$job3" | grep -c epilog) == 2 ]]; do
+until [[ $(intervals "$job2" | grep -c '|epilog|') == 2 && $(intervals "$job3" | grep -c '|epilog|') == 2 ]]; do
 	((SECONDS < deadline)) || fail "spooled usage did not arrive: $(intervals "$job2"); spool: $(ls -R "$AIFD_WORK/spool"); $(cat "$AIFD_WORK"/spool/bad/*.why 2>/dev/null); slurmd: $(grep -h aif "$AIF_HARNESS_DIR"/slurm/log/*d*.log | tail -20)"
 	sleep 0.2
 done
