@@ -3,8 +3,10 @@
 # own with aif.so in plugstack.conf and a real aifd: a member's job runs; an ordinary user who
 # bypasses the submit-time check (a private SLURM_CONF whose plugstack lacks aif) to charge a
 # project they are not a member of gets a FAILED job with the reason in its stderr, and both
-# nodes stay IDLE; a later srun step of an admitted job is not refused once its project is
-# exhausted.
+# nodes stay IDLE; a user's own SPANK plugin that forges AIF_PROJECT in the job control
+# environment (what the prolog and epilog read) gets no GPU-hour charged to the forged project;
+# a forged SLURM_SPANK_ option variable is refused at submit; a later srun step of an admitted
+# job is not refused once its project is exhausted.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 plugin_cluster_start
@@ -50,6 +52,74 @@ assert_match "aif: user \"$user\" is not a member of project \"theirs\"" "$err" 
 assert_eq "n1 idle,n2 idle" "$(nodes_state)" "nodes after the refusal"
 assert_eq "refuse" "$(psql -d "$AIFD_DB" -Atc "SELECT verdict FROM aif.admissions WHERE job_id = $job")" \
 	"its admission"
+
+# The forged job control environment. The user builds a SPANK plugin of their own
+# (data/forge_spank.c) and loads it through a private slurm.conf, after aif.so or instead of
+# it: it sets AIF_PROJECT in the job control environment to "theirs", so that the prolog's and
+# epilog's usage records name "theirs". The three jobs run side by side (1 GPU per node each).
+cc -shared -fPIC -Wall -Werror -o "$AIFD_WORK/forge.so" "$AIF_SRC/tests/integration/data/forge_spank.c"
+chmod 755 "$AIFD_WORK/forge.so"
+forge_conf() { # forge_conf NAME PLUGSTACK-LINE...: a private slurm.conf with these plugstack lines
+	printf '%s\n' "${@:2}" >"$AIFD_WORK/$1-plugstack.conf"
+	sed "s|^PlugStackConfig=.*|PlugStackConfig=$AIFD_WORK/$1-plugstack.conf|" "$SLURM_CONF" >"$AIFD_WORK/$1.conf"
+	chmod 644 "$AIFD_WORK/$1-plugstack.conf" "$AIFD_WORK/$1.conf"
+}
+# The cluster's own plugstack line for aif.so (users can read it), then theirs.
+aif_line=$(cat "$(sed -n 's/^PlugStackConfig=//p' "$SLURM_CONF")")
+forge_conf forge-aif "$aif_line" "required $AIFD_WORK/forge.so"
+forge_conf forge "required $AIFD_WORK/forge.so"
+forge() { # forge NAME CONF [VAR=VALUE | --SBATCH-OPTION]...: sbatch as $user, prints the job id
+	local name=$1 conf=$2 arg vars=() opts=()
+	shift 2
+	for arg; do
+		if [[ $arg == --* ]]; then opts+=("$arg"); else vars+=("$arg"); fi
+	done
+	# shellcheck disable=SC2016 # the job expands it
+	as_user "$user" env -u AIF_PROJECT SLURM_CONF="$AIFD_WORK/$conf.conf" FORGE_PROJECT=theirs "${vars[@]}" \
+		sbatch --parsable -N2 --gpus-per-node=1 -o "$name.out" -e "$name.err" "${opts[@]}" \
+		--wrap 'echo "$SLURM_SPANK_AIF_PROJECT"'
+}
+# 1. Their own project asked for, by the option (aif.so's submit-time check passes) and by
+# AIF_PROJECT (aif.so not loaded): admitted for "mine", so charged to "mine".
+opt_job=$(forge forge-opt forge-aif --aif-project=mine)
+env_job=$(forge forge-env forge AIF_PROJECT=mine)
+# 2. No project, and two of their own: the admission refuses the job.
+none_job=$(forge forge-none forge)
+charged() { # charged JOB: the job's usage intervals, node|project|open or closed, comma-separated
+	psql -d "$AIFD_DB" -Atc "SELECT node || '|' || project_id || '|'
+		|| CASE WHEN ended_at IS NULL THEN 'open' ELSE 'closed' END
+		FROM aif.usage_intervals WHERE job_id = $1 ORDER BY node, restart_count" | paste -sd,
+}
+for job in "$opt_job" "$env_job"; do
+	assert_eq COMPLETED "$(wait_job "$job")" "the forging job $job"
+	assert_eq "ok|mine" "$(psql -d "$AIFD_DB" -Atc \
+		"SELECT verdict, project_id FROM aif.admissions WHERE job_id = $job")" "the admission of the forging job $job"
+	# The epilog has answered once the job ended; a moment more for a spooled record.
+	deadline=$((SECONDS + 10))
+	until [[ $(charged "$job") =~ ^n1\|[^,]*\|closed,n2\|[^,]*\|closed$ ]] || ((SECONDS >= deadline)); do
+		sleep 0.2
+	done
+	assert_eq "n1|mine|closed,n2|mine|closed" "$(charged "$job")" "the usage intervals of the forging job $job"
+done
+# The forgery was real: the job saw the forged value.
+assert_eq theirs "$(cat "$AIF_TEST_WORKDIR/forge-opt.out")" "SLURM_SPANK_AIF_PROJECT in the job (option)"
+assert_eq theirs "$(cat "$AIF_TEST_WORKDIR/forge-env.out")" "SLURM_SPANK_AIF_PROJECT in the job (AIF_PROJECT)"
+assert_eq FAILED "$(wait_job "$none_job")" "the forging job without a project"
+err=$(cat "$AIF_TEST_WORKDIR/forge-none.err")
+assert_match "aif: no project given, and user \"$user\" is a member of 2 projects" "$err" \
+	"the reason in the forging job's stderr"
+[[ ! -s $AIF_TEST_WORKDIR/forge-none.out ]] || fail "the refused forging job's script ran"
+assert_eq "" "$(psql -d "$AIFD_DB" -Atc "SELECT job_id || '|' || node FROM aif.usage_intervals
+	WHERE project_id = 'theirs' ORDER BY 1" | paste -sd,)" "usage intervals (job|node) charged to \"theirs\""
+assert_eq "n1 idle,n2 idle" "$(nodes_state)" "nodes after the forging jobs"
+
+# 3. The option's value forged in the variable that carries it into nested sbatch: sbatch
+# reads it as --aif-project, and aif.so's submit-time check refuses it.
+if out=$(as_user "$user" env SLURM_SPANK__SLURM_SPANK_OPTION_aif_aif_project=theirs \
+	sbatch --parsable -N2 --gpus-per-node=1 -o forged-option.out --wrap 'echo ran' 2>&1); then
+	fail "sbatch took a forged SLURM_SPANK__SLURM_SPANK_OPTION_aif_aif_project: $out"
+fi
+assert_match "is not a member of project \"theirs\"" "$out" "the refusal of the forged option variable"
 
 # A later step of an admitted job is not refused, though its project ran out meanwhile.
 cat >"$AIF_TEST_WORKDIR/later.sh" <<'JOB'
