@@ -319,25 +319,49 @@ static void decide_for(const struct handler *h, const struct snapshot *snap,
 	decide(snap, &dr, dec);
 }
 
-/* Names a record points to until it is queued: an admission's, copied out of the database. */
-struct charged {
-	char project[sizeof(((struct admission *)0)->project)];
-	char sector[sizeof(((struct admission *)0)->sector)];
+/*
+ * The names records point to until they are queued, when they come from the database (an
+ * admission's) rather than the snapshot: one slot per record of the request, allocated at
+ * the first need, which is rare.
+ */
+struct held_names {
+	size_t cap, used;
+	struct held_name {
+		char project[sizeof(((struct admission *)0)->project)];
+		char sector[sizeof(((struct admission *)0)->sector)];
+	} *names;
 };
+
+/* Charge u to the project of its job's admission, if that names one its user may use. */
+static bool charge_admitted(struct handler *h, struct usage_record *u, struct held_names *held)
+{
+	struct admission adm;
+	struct held_name *n;
+
+	if (admissions_recall(h->admissions, h->cluster, u->job, &adm) != 1 || !admission_charges(&adm))
+		return false;
+	if (!held->names && !(held->names = calloc(held->cap, sizeof(*held->names))))
+		return false;
+	if (held->used == held->cap)
+		return false;
+	n = &held->names[held->used++];
+	memcpy(n->project, adm.project, sizeof(n->project));
+	memcpy(n->sector, adm.sector, sizeof(n->sector));
+	u->project = n->project;
+	u->sector = n->sector;
+	return true;
+}
 
 /*
  * The project and sector a record is charged to: never one its user may not use, since the
  * project in a record is the prolog's SPANK_AIF_PROJECT, which the user controls. In order:
- * the one sent, when the user may use it; the job's admission's (copied to *held, which the
- * caller allocates on demand and keeps until the record is queued); the user's only project. The store then charges the
- * admission's project wherever the job has one (store.c), so that a job is charged to the
- * project it was admitted for. Returns 0, or -1 with diag.
+ * the one sent, when the user may use it; the job's admission's; the user's only project.
+ * The store then charges the admission's project wherever the job has one (store.c), so that
+ * a job is charged to the project it was admitted for. Returns 0, or -1 with diag.
  */
 static int resolve_project(struct handler *h, const struct snapshot *snap, struct usage_record *u,
-			   struct charged *(*held)(void *arg), void *held_arg, struct aif_diag *diag)
+			   struct held_names *held, struct aif_diag *diag)
 {
-	struct admission adm;
-	struct charged *c;
 	struct decision dec;
 	struct identity id;
 	int rc = 0;
@@ -346,29 +370,24 @@ static int resolve_project(struct handler *h, const struct snapshot *snap, struc
 	identity_lookup((uid_t)u->uid, (gid_t)-1, &id);
 	if (u->project && u->project[0]) {
 		decide_for(h, snap, u, &id, u->project, u->sector, &dec);
-		if (charges(&dec))
-			goto found;
-		*diag = dec.diag;
-		if (admissions_recall(h->admissions, h->cluster, u->job, &adm) == 1 &&
-		    admission_charges(&adm) && (c = held(held_arg))) {
-			memcpy(c->project, adm.project, sizeof(c->project));
-			memcpy(c->sector, adm.sector, sizeof(c->sector));
-			u->project = c->project;
-			u->sector = c->sector;
-			goto done;
+		if (!charges(&dec)) {
+			*diag = dec.diag; /* why not the one sent, should nothing else do either */
+			if (charge_admitted(h, u, held)) {
+				identity_free(&id);
+				return 0;
+			}
+			decide_for(h, snap, u, &id, NULL, NULL, &dec);
 		}
-	}
-	decide_for(h, snap, u, &id, NULL, NULL, &dec);
-	if (charges(&dec))
-		goto found;
-	if (!u->project || !u->project[0])
+	} else {
+		decide_for(h, snap, u, &id, NULL, NULL, &dec);
 		*diag = dec.diag;
-	rc = -1;
-	goto done;
-found:
-	u->project = dec.project;
-	u->sector = dec.sector;
-done:
+	}
+	if (charges(&dec)) {
+		u->project = dec.project;
+		u->sector = dec.sector;
+	} else {
+		rc = -1;
+	}
 	identity_free(&id);
 	return rc;
 }
@@ -409,21 +428,6 @@ static int parse_record(const struct aif_proto_block *b, const char *cluster,
 	return 0;
 }
 
-/* The charged names of a request's records, allocated at the first need (rare: see above). */
-struct held_names {
-	size_t cap, used;
-	struct charged *names;
-};
-
-static struct charged *hold_names(void *arg)
-{
-	struct held_names *held = arg;
-
-	if (!held->names && !(held->names = calloc(held->cap, sizeof(*held->names))))
-		return NULL;
-	return held->used < held->cap ? &held->names[held->used++] : NULL;
-}
-
 static void handle_usage(struct handler *h, struct request *req, const struct aif_proto_msg *m)
 {
 	const char *nonce = aif_proto_get(&m->header, "nonce");
@@ -450,7 +454,7 @@ static void handle_usage(struct handler *h, struct request *req, const struct ai
 		jobtimes_settle(h->jobtimes, recs, m->nrecords);
 	snap = refresh_hold(h->refresh); /* resolved names point into it until queued */
 	for (size_t i = 0; i < m->nrecords && rc == 0; i++) {
-		if (resolve_project(h, snap, &recs[i], hold_names, &held, &d) < 0) {
+		if (resolve_project(h, snap, &recs[i], &held, &d) < 0) {
 			char why[sizeof(d.message)];
 			snprintf(why, sizeof(why), "%s", d.message);
 			aif_diag_message(&d, "usage record %zu (job %u, node %s): %s", i + 1, recs[i].job,
