@@ -10,7 +10,8 @@
  *   refuse  the refusal is printed and nothing is submitted, except with require_project=no
  *           when no project was asked for and the user is a member of none: then the job is
  *           submitted untagged, silently (it is not an AI Factory job);
- *   error, or no answer within the timeout: on_unreachable decides.
+ *   error, or no answer within the timeout: on_unreachable decides; a job submitted
+ *           unchecked carries the project and sector the user asked for, if any.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -40,17 +41,19 @@ static int unreachable(const struct aif_plugin_settings *s, const struct aif_dia
 	return -1;
 }
 
-/* The resolved project and sector, for the prolog, the epilog and the job. A convenience only. */
-static void record(spank_t sp, const struct aif_proto_msg *answer)
+/*
+ * The project and sector for the prolog, the epilog and the job (NULL: not set). A convenience
+ * only: aifd charges what the job was admitted for, and never a project its user may not use.
+ */
+static void keep(spank_t sp, const char *project, const char *sector)
 {
-	static const char *const keys[][2] = {{"project", "AIF_PROJECT"}, {"sector", "AIF_SECTOR"}};
+	const char *const kv[][2] = {{"AIF_PROJECT", project}, {"AIF_SECTOR", sector}};
 
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-		const char *v = aif_proto_get(&answer->header, keys[i][0]);
-		spank_err_t e = v ? spank_job_control_setenv(sp, keys[i][1], v, 1) : ESPANK_SUCCESS;
+	for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++) {
+		spank_err_t e = kv[i][1] ? spank_job_control_setenv(sp, kv[i][0], kv[i][1], 1) : ESPANK_SUCCESS;
 		if (e != ESPANK_SUCCESS)
 			slurm_verbose("aif: could not set %s in the job control environment: %s",
-				      keys[i][1], spank_strerror(e));
+				      kv[i][0], spank_strerror(e));
 	}
 }
 
@@ -81,6 +84,9 @@ int aif_submit_check(spank_t sp, const struct aif_plugin_settings *s)
 	aif_proto_msg_free(&req);
 	if (rc < 0) {
 		rc = unreachable(s, &diag);
+		/* Submitted unchecked: what the user asked for, for the records (resolved by aifd). */
+		if (rc == 0)
+			keep(sp, project, sector);
 		aif_proto_msg_free(&answer);
 		return rc;
 	}
@@ -93,7 +99,7 @@ int aif_submit_check(spank_t sp, const struct aif_plugin_settings *s)
 		slurm_verbose("aif: project \"%s\", sector \"%s\"",
 			      aif_proto_get(&answer.header, "project"),
 			      aif_proto_get(&answer.header, "sector"));
-		record(sp, &answer);
+		keep(sp, aif_proto_get(&answer.header, "project"), aif_proto_get(&answer.header, "sector"));
 		break;
 	case AIF_PROTO_REFUSE:
 		if (!project && !s->require_project && aif_answer_is_no_project(&answer)) {
@@ -105,6 +111,8 @@ int aif_submit_check(spank_t sp, const struct aif_plugin_settings *s)
 		break;
 	default: /* AIF_PROTO_ERROR: aifd could not decide */
 		rc = unreachable(s, &diag);
+		if (rc == 0)
+			keep(sp, project, sector);
 		break;
 	}
 	aif_proto_msg_free(&answer);
