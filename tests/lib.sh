@@ -131,11 +131,19 @@ wait_answer() {
 	done
 }
 
-free_port() { # a TCP port nobody listens on
-	local port
+# free_port [OWNER_DIR]: a TCP port nobody listens on, claimed the way the harness claims its
+# own (/tmp/aif-harness-ports), so that overlapping runs never pick the same one: the claim
+# lasts until OWNER_DIR (default the test's AIFD_WORK) is gone; then anyone may take it over.
+free_port() {
+	local port claims=/tmp/aif-harness-ports owner=${1:-${AIFD_WORK:?free_port needs an owner dir}}
+	mkdir -p "$claims"
 	while :; do
 		port=$((20000 + RANDOM % 40000))
-		ss -Htan | awk '{print $4}' | grep -q ":$port\$" || { echo "$port"; return; }
+		[[ -z $(ss -Htan "sport = :$port") ]] || continue
+		mkdir "$claims/$port" 2>/dev/null || continue
+		echo "$owner" >"$claims/$port/owner"
+		echo "$port"
+		return
 	done
 }
 
@@ -159,6 +167,8 @@ aifd_start() {
 		printf '%s\n' "$@"
 	} | tac | awk -F' = ' '!seen[$1]++' | tac >"$conf" # a later line overrides a default
 	chmod 644 "$conf"
+	# This start's log: an earlier start's "aifd is ready" must not count.
+	[[ ! -e $log ]] || mv "$log" "$log.$(date +%s%N)"
 	"$AIF_BUILD_DIR/daemon/aifd" -f "$conf" 2>>"$log" &
 	pid=$!
 	AIFD_PIDS+=("$pid")
@@ -168,7 +178,7 @@ aifd_start() {
 
 aifd_wait_log() { # aifd_wait_log NAME REGEX WHAT: until NAME's log matches, at most 20 s
 	local log=$AIFD_WORK/$1.log deadline=$((SECONDS + 20)) pid_var=AIFD_PID_$1
-	until grep -Eq -- "$2" "$log"; do
+	until grep -Eqs -- "$2" "$log"; do
 		kill -0 "${!pid_var}" 2>/dev/null || fail "$3: aifd $1 exited; log: $(tail -20 "$log")"
 		((SECONDS < deadline)) || fail "$3: no /$2/ in the log of aifd $1 within 20 s; log: $(tail -20 "$log")"
 		sleep 0.1

@@ -239,5 +239,5 @@ timeout 10 tail --pid="$AIFD_PID_a" -f /dev/null || fail "aifd did not stop with
 wait "$AIFD_PID_a" || rc=$?
 assert_eq 0 "$rc" "aifd exit status after SIGTERM"
 [[ ! -e $AIFD_WORK/run/a.sock ]] || fail "aifd left its socket behind"
-grep -q "AddressSanitizer\|runtime error" "$AIFD_WORK/a.log" && fail "sanitizer report in aifd's log: $(cat "$AIFD_WORK/a.log")"
+grep -qs "AddressSanitizer\|runtime error" "$AIFD_WORK"/a.log* && fail "sanitizer report in aifd's logs: $(cat "$AIFD_WORK"/a.log*)"
 echo "aifd requests: all checks passed"

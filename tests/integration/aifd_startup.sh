@@ -29,7 +29,7 @@ createdb "$old_db"
 conninfo() { echo "${AIF_TEST_DB_TCP/dbname=aif/dbname=$1}"; }
 "$migrate" "$(conninfo "$db")" >/dev/null
 
-port=$(free_port)
+port=$(free_port "$work")
 sock=$work/run/aifd.sock
 log=$work/aifd.log
 
@@ -125,7 +125,7 @@ assert_match "bad.conf:7: invalid value for setting \"log_level\"" "$(cat "$log"
 
 # 3. An unreachable database: exit 1, a clear message, no socket left behind.
 write_config "$work/nodb.conf" "$db"
-sed -i "s/port=$PGPORT/port=$(free_port)/" "$work/nodb.conf"
+sed -i "s/port=$PGPORT/port=$(free_port "$work")/" "$work/nodb.conf"
 run_aifd 1 -f "$work/nodb.conf"
 assert_match "ERROR:  could not connect to the aif database" "$(cat "$log")" "unreachable database"
 assert_match "DETAIL:  connection to server" "$(cat "$log")" "libpq's reason"
@@ -179,7 +179,7 @@ wait_log "keeping the running configuration" "SIGHUP with a broken config"
 assert_match "good.conf:8: invalid value for setting \"log_level\"" "$(cat "$log")" "reload error line"
 kill -0 "$pid" || fail "aifd exited on a broken config"
 write_config "$work/good.conf" "$db" "refresh_interval = 3s"
-sed -i "s/^listen = .*/listen = 127.0.0.1:$(free_port)/" "$work/good.conf"
+sed -i "s/^listen = .*/listen = 127.0.0.1:$(free_port "$work")/" "$work/good.conf"
 kill -HUP "$pid"
 wait_log "INFO:  reloaded configuration file \"$work/good.conf\"" "SIGHUP with a fixed config"
 assert_match "setting \"refresh_interval\" changed from \"2000ms\" to \"3000ms\"" "$(cat "$log")" "applied change"

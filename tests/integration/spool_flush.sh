@@ -126,5 +126,5 @@ for args in "spool" "spool nope" "spool flush extra" "spool flush --spool-dir re
 	assert_eq 2 "$rc" "aifctl $args: exit status ($(cat "$AIFD_WORK/err"))"
 done
 
-grep -q "AddressSanitizer\|runtime error" "$AIFD_WORK/a.log" && fail "sanitizer report in aifd's log: $(cat "$AIFD_WORK/a.log")"
+grep -qs "AddressSanitizer\|runtime error" "$AIFD_WORK"/a.log* && fail "sanitizer report in aifd's logs: $(cat "$AIFD_WORK"/a.log*)"
 echo "spool flush: all checks passed"
