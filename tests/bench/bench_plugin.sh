@@ -1,0 +1,345 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): what aif.so costs a Slurm cluster's job throughput. The same short
+# GPU jobs run without aif and with it on the harness's two-node cluster; the ratio of the
+# times is the figure (goal >= 0.95: aif takes at most 5% of the throughput).
+#
+#   tests/bench/bench_plugin.sh [BUILD_DIR] [JOBS] [ROUNDS]
+#
+# Starts its own harness run (stopped on exit unless AIF_BENCH_KEEP=1 is set), migrates its
+# database with BUILD_DIR's tests/aif-migrate (default: build), applies a budgets file giving
+# the ordinary test user one project with ample GPU-hours, and starts BUILD_DIR's aifd as the
+# run's SlurmUser with its default settings (durable PostgreSQL, 4 workers, reconciliation
+# every 60 s), on a Unix socket. Each phase writes plugstack.conf, restarts slurmd, submits
+# JOBS (default 200) jobs `sbatch -N1|-N2 --gpus-per-node=1 --wrap true`, one and two nodes in
+# turn, one after the other as the ordinary user, and is timed from the first job's allocation
+# (slurmctld's log) until squeue lists none of them (every epilog done). The wait before that
+# allocation is Slurm's, printed but left out: slurmctld starts batch jobs in a deferred pass,
+# at most every batch_sched_delay (3 s by default) after its previous one. AIF_BENCH_WRAP sets
+# the jobs' command (default true: the shortest jobs, where aif's share is the largest).
+# The phases:
+#   - nothing in plugstack.conf: once, for information only. With no epilog at all, slurmd
+#     answers a job's termination at once and sends slurmctld no "epilog complete", the one
+#     event that makes it schedule at once: the freed GPUs wait for the deferred pass, which
+#     makes this many times slower than with aif. Sites have an Epilog script or a SPANK
+#     plugin with an epilog, hence:
+#   - the baseline: only a no-op SPANK plugin with an empty job_epilog (built here with cc),
+#     so that Slurm schedules as it does with aif;
+#   - the floor: a no-op plugin with an empty job_prolog too: what accounting in the prolog
+#     costs any plugin, whatever it does there (slurmd runs a `slurmstepd spank prolog`
+#     process on every node before the job may start);
+#   - with aif: BUILD_DIR's aif.so (submit-time check in sbatch, admission in slurmstepd,
+#     accounting in the prolog and epilog of every node); the jobs carry --aif-project. Then,
+#     from PostgreSQL, the proof that the work was done: one admission per job and one
+#     interval per job and node, closed by its epilog.
+# ROUNDS (default 3) rounds of the last three, each first in turn. Each phase prints its time,
+# jobs/s, how long the submissions took and where the CPU went (from the first submission);
+# at the end: the ratio baseline time / time with aif of the best round of each (the
+# headline; other load on the machine only ever adds time), over the sums and per round; the
+# floor's ratio; aif's cost per job. Slurm's daemons and jobs, munged, aifd and PostgreSQL
+# share this machine's cores. About 4 minutes. As root (the harness needs it).
+set -euo pipefail
+src=$(cd "$(dirname "$0")/../.." && pwd)
+build=${1:-$src/build}
+jobs=${2:-200}
+rounds=${3:-3}
+wrap=${AIF_BENCH_WRAP:-true} # the jobs' command
+so=$build/plugin/aif.so
+aifd=$build/daemon/aifd
+migrate=$build/tests/aif-migrate
+aifctl=$build/aifctl/aifctl
+harness=$src/tests/harness/aif-harness
+for tool in "$so" "$aifd" "$migrate" "$aifctl"; do
+	[[ -e $tool ]] || { echo "bench: $tool not found; build first (cmake --build $build)" >&2; exit 1; }
+done
+command -v cc >/dev/null || { echo "bench: cc not found (it builds the no-op plugin)" >&2; exit 1; }
+[[ $jobs =~ ^[1-9][0-9]*$ && $rounds =~ ^[1-9][0-9]*$ ]] ||
+	{ echo "bench: JOBS and ROUNDS must be positive integers" >&2; exit 2; }
+phase_timeout=900 # seconds, for one phase's jobs to finish
+
+bench_start=$(date +%s)
+export AIF_HARNESS_QUIET=1
+env_file=$("$harness" start)
+aifd_pid=
+stop_aifd() { # by pid: SIGTERM, then SIGKILL after 10 s
+	[[ -n $aifd_pid ]] || return 0
+	kill -TERM "$aifd_pid" 2>/dev/null || true
+	for _ in {1..100}; do kill -0 "$aifd_pid" 2>/dev/null || break; sleep 0.1; done
+	kill -KILL "$aifd_pid" 2>/dev/null || true
+	wait "$aifd_pid" 2>/dev/null || true
+	rm -f "$AIF_HARNESS_DIR/pids/aifd"
+	aifd_pid=
+}
+cleanup() {
+	stop_aifd
+	if [[ -n ${AIF_BENCH_KEEP:-} ]]; then # keep the run to explore it; stop it yourself
+		echo "bench: kept; stop with: $harness stop $env_file" >&2
+	else
+		# Without the run's marker: the harness kills whatever carries it, after Slurm.
+		env -u AIF_HARNESS_DIR "$harness" stop "$env_file"
+	fi
+}
+trap cleanup EXIT
+# shellcheck disable=SC1090
+source "$env_file"
+q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+fail() { echo "bench: $*" >&2; exit 1; }
+now_ms() { date +%s%3N; }
+secs() { awk -v ms="$1" 'BEGIN { printf "%.1f s", ms / 1000 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'; }
+goal() { awk -v v="$1" 'BEGIN { printf "%s", (v >= 0.95 ? "met" : "MISSED") }'; }
+
+"$migrate" "$AIF_TEST_DB_TCP" >/dev/null
+# Readable by the ordinary user, whose sbatch loads aif.so (the build dir may be private).
+work=$AIF_HARNESS_DIR/work/bench # removed with the run
+mkdir -p "$work/run" "$work/out"
+chmod 755 "$work"
+chmod 1777 "$work/out"
+chown "$AIF_TEST_SLURM_USER" "$work/run" # aifd, once it is SlurmUser, removes its socket here
+install -m 755 "$so" "$work/aif.so"
+# The no-op plugins (see the top of this file): noop.so has an empty job_epilog, the
+# baseline's; noop-prolog.so an empty job_prolog too, the floor's.
+noop_c='
+#include <slurm/spank.h>
+SPANK_PLUGIN(noop, 1);
+int slurm_spank_job_epilog(spank_t sp, int ac, char **av) { (void)sp; (void)ac; (void)av; return 0; }
+#ifdef WITH_PROLOG
+int slurm_spank_job_prolog(spank_t sp, int ac, char **av) { (void)sp; (void)ac; (void)av; return 0; }
+#endif
+'
+cc -shared -fPIC -O2 -o "$work/noop.so" -x c - <<<"$noop_c"
+cc -shared -fPIC -O2 -DWITH_PROLOG -o "$work/noop-prolog.so" -x c - <<<"$noop_c"
+chmod 755 "$work/noop.so" "$work/noop-prolog.so"
+user=$AIF_TEST_USER project=bench
+from=$(date -u -d '-30 days' +%F)
+to=$(date -u -d '+30 days' +%F)
+cat >"$work/budgets.yaml" <<YAML
+version: 1
+sectors: [language]
+periods:
+  cur: {start: $from, end: $to}
+factories:
+  - id: bench-factory
+    clusters: [$AIF_TEST_CLUSTER]
+    budgets: {cur: 100000000}
+    projects:
+      - id: $project
+        sectors: [language]
+        budgets: {cur: 100000000}
+        members: {users: [$user]}
+YAML
+"$aifctl" --db "$AIF_TEST_DB_TCP" apply "$work/budgets.yaml" >/dev/null
+sock=$work/run/aifd.sock
+log=$work/aifd.log
+cat >"$work/aifd.conf" <<CONF
+cluster = $AIF_TEST_CLUSTER
+db = $AIF_TEST_DB_TCP
+listen = none
+socket = $sock
+munge_socket = $AIF_MUNGE_SOCKET
+user = $AIF_TEST_SLURM_USER
+slurm_user = $AIF_TEST_SLURM_USER
+CONF
+chmod 644 "$work/aifd.conf"
+"$aifd" -f "$work/aifd.conf" 2>"$log" &
+aifd_pid=$!
+echo "$aifd_pid" >"$AIF_HARNESS_DIR/pids/aifd" # the harness stops it too, should this script die
+deadline=$((SECONDS + 30))
+until grep -q 'aifd is ready' "$log"; do
+	kill -0 "$aifd_pid" 2>/dev/null || fail "aifd exited; log: $(cat "$log")"
+	((SECONDS < deadline)) || fail "aifd not ready within 30 s; log: $(cat "$log")"
+	sleep 0.1
+done
+
+plugstack=$(sed -n 's/^PlugStackConfig=//p' "$SLURM_CONF") # the run's own copy
+aif_line="required $work/aif.so server=$sock munge_socket=$AIF_MUNGE_SOCKET spool_dir=$work/spool"
+echo "machine: $(nproc) cores; Slurm $(sinfo -V | cut -d' ' -f2), nodes $AIF_TEST_NODES" \
+	"($AIF_TEST_GPUS_PER_NODE GPUs each); PostgreSQL $(q -c 'SHOW server_version')" \
+	"(fsync $(q -c 'SHOW fsync'), synchronous_commit $(q -c 'SHOW synchronous_commit'));" \
+	"aifd with its default settings, on a Unix socket"
+echo "jobs: $jobs per phase, 'sbatch -N1|-N2 --gpus-per-node=1 --wrap \"$wrap\"' in turn," \
+	"submitted one after the other by $user; $rounds rounds of the baseline, the floor and" \
+	"with aif, in turn first"
+
+# plugstack none|base|floor|aif: plugstack.conf empty, with a no-op plugin or with aif.so;
+# slurmd restarted, since it runs the prolog and epilog of the plugins it knew at its start.
+plugstack() {
+	case $1 in
+	none) : >"$plugstack" ;;
+	base) echo "required $work/noop.so" >"$plugstack" ;;
+	floor) echo "required $work/noop-prolog.so" >"$plugstack" ;;
+	aif) echo "$aif_line" >"$plugstack" ;;
+	esac
+	env -u AIF_HARNESS_DIR "$harness" restart-slurmd "$env_file" >/dev/null
+}
+
+# alloc_ms JOB: when slurmctld allocated JOB (its log), in ms since the epoch
+alloc_ms() {
+	local line
+	line=$(grep -m 1 -E "(sched: Allocate|Started) JobId=$1 " "$AIF_HARNESS_DIR/slurm/log/slurmctld.log") ||
+		return 1
+	line=${line#\[} # "[2026-11-24T21:35:02.576] sched: Allocate JobId=..."
+	date -d "${line%%\]*}" +%s%3N
+}
+
+# run_jobs N OUT [SBATCH ARG]...: N jobs as the ordinary user, one and two nodes in turn; their
+# ids go to OUT. Sets submit_ms (the submissions alone), wait_ms (from the first submission to
+# the first allocation) and total_ms (from the first allocation until squeue lists none of the
+# jobs: all ended, epilogs done). Fails unless all COMPLETED.
+run_jobs() {
+	local n=$1 out=$2 t0 t1 t_end left deadline states
+	shift 2
+	cpu_before=$(cpu_sample)
+	t0=$(now_ms)
+	# One shell as the user for all the submissions: no per-job setpriv in the figures.
+	"$harness" as-user "$env_file" "$user" bash -c '
+		n=$1 dir=$2 wrap=$3; shift 3
+		for ((i = 0; i < n; i++)); do
+			sbatch --parsable -N$((i % 2 + 1)) --gpus-per-node=1 -o "$dir/%j.out" "$@" --wrap "$wrap" || exit 1
+		done' bash "$n" "$work/out" "$wrap" "$@" >"$out" 2>"$out.err" ||
+		fail "sbatch failed after $(wc -l <"$out") jobs: $(tail -n 5 "$out.err")"
+	t1=$(now_ms)
+	submit_ms=$((t1 - t0))
+	[[ $(grep -c . "$out") == "$n" ]] || fail "expected $n job ids, got: $(head -c 300 "$out")"
+	deadline=$((SECONDS + phase_timeout))
+	# squeue lists pending, running and completing jobs: the ones that still cost time. Each
+	# call costs slurmctld CPU that the jobs need: seldom while many are left, often near
+	# the end, where it sets the resolution.
+	while left=$(squeue -h -u "$user" -o %A | wc -l) && ((left > 0)); do
+		((SECONDS < deadline)) ||
+			fail "$left jobs still queued after $phase_timeout s: $(squeue -u "$user" | head -n 5)"
+		if ((left > 40)); then sleep 1; elif ((left > 8)); then sleep 0.25; else sleep 0.05; fi
+	done
+	t_end=$(now_ms)
+	cpu_after=$(cpu_sample)
+	# slurmctld starts batch jobs in a deferred pass, at most every batch_sched_delay (3 s)
+	# after its previous one: a wait of up to 3 s that is not aif's, left out.
+	t1=$(alloc_ms "$(head -n 1 "$out")") || fail "no allocation of job $(head -n 1 "$out") in slurmctld's log"
+	wait_ms=$((t1 - t0))
+	total_ms=$((t_end - t0 - wait_ms))
+	states=$(squeue -h -t all -j "$(paste -sd, "$out")" -o %T | sort | uniq -c |
+		awk '{ printf "%s%s %s", sep, $1, $2; sep = ", " }')
+	[[ $states == "$n COMPLETED" ]] || fail "jobs ended: $states (expected $n COMPLETED)"
+	rm -f "$work"/out/*.out
+}
+
+# Where the CPU goes, in clock ticks: "busy total aifd postgres munged slurmctld slurmd",
+# the machine's (every user's) and the run's daemons' (with the children they reaped:
+# PostgreSQL's ended backends, slurmd's prolog and epilog; not slurmstepd, which slurmd
+# detaches).
+ticks() { # ticks PID [with-children]: user and system ticks of PID
+	local f
+	[[ -r /proc/$1/stat ]] || { echo 0; return; }
+	read -ra f < <(sed 's/.*) //' "/proc/$1/stat") # fields from the 3rd, state
+	echo $((f[11] + f[12] + (${2:+1} + 0) * (f[13] + f[14])))
+}
+cpu_sample() {
+	local pm child pg busy total
+	read -r busy total < <(awk '/^cpu / { t = 0; for (i = 2; i <= 9; i++) t += $i;
+		print t - $5 - $6, t; exit }' /proc/stat)
+	pm=$(cat "$AIF_HARNESS_DIR/pids/postgres")
+	pg=$(ticks "$pm" with-children)
+	for child in $(pgrep -P "$pm"); do pg=$((pg + $(ticks "$child"))); done
+	echo "$busy $total $(ticks "$aifd_pid") $pg $(ticks "$(cat "$AIF_HARNESS_DIR/pids/munged")")" \
+		"$(ticks "$(cat "$AIF_HARNESS_DIR/pids/slurmctld")" with-children)" \
+		"$(($(ticks "$(cat "$AIF_HARNESS_DIR/pids/slurmd.n1")" with-children) +
+			$(ticks "$(cat "$AIF_HARNESS_DIR/pids/slurmd.n2")" with-children)))"
+}
+hz=$(getconf CLK_TCK)
+
+report() { # report WHAT: the figures of the last run_jobs
+	echo "$1: $jobs jobs in $(secs "$total_ms") = $(awk -v n="$jobs" -v ms="$total_ms" \
+		'BEGIN { printf "%.2f", n * 1000 / ms }') jobs/s; submitting them took $(secs "$submit_ms")" \
+		"($(awk -v n="$jobs" -v ms="$submit_ms" 'BEGIN { printf "%.0f", ms / n }') ms per sbatch)," \
+		"the first allocation $(secs "$wait_ms") after the first submission"
+	awk -v hz="$hz" -v a="$cpu_before" -v b="$cpu_after" 'BEGIN {
+		split(a, x); split(b, y); for (i = 1; i <= 7; i++) d[i] = (y[i] - x[i]) / hz
+		printf "  CPU, core-seconds: machine busy %.1f of %.1f (every user);", d[1], d[2]
+		printf " aifd %.2f, PostgreSQL %.2f, munged %.2f,", d[3], d[4], d[5]
+		printf " slurmctld %.2f, slurmd with prolog", d[6]
+		printf " and epilog %.2f; the rest (slurmstepd, jobs, sbatch, squeue, others) %.1f\n", d[7],
+			d[1] - d[3] - d[4] - d[5] - d[6] - d[7] }'
+}
+
+# The proof that aif did the work for the jobs in file $1: one admission per job and one
+# interval per job and node, closed by its epilog (1-node and 2-node jobs in turn).
+check_recorded() {
+	local ids want_intervals got admitted closed open all
+	ids="{$(paste -sd, "$1")}"
+	want_intervals=$((jobs + jobs / 2))
+	got=$(q -F ' ' -v ids="$ids" -v cluster="$AIF_TEST_CLUSTER" <<-'SQL'
+		SELECT (SELECT count(*) FROM aif.admissions WHERE cluster = :'cluster'
+		          AND job_id = ANY (:'ids'::bigint[]) AND verdict = 'ok' AND project_id = 'bench'),
+		       count(*) FILTER (WHERE ended_at IS NOT NULL AND end_source = 'epilog' AND gpus = 1
+		          AND project_id = 'bench'),
+		       count(*) FILTER (WHERE ended_at IS NULL), count(*)
+		FROM aif.usage_intervals WHERE cluster = :'cluster' AND job_id = ANY (:'ids'::bigint[])
+	SQL
+	)
+	read -r admitted closed open all <<<"$got"
+	echo "  aifd recorded: $admitted admissions ($jobs expected), $closed intervals closed by" \
+		"their epilog ($want_intervals expected: one per job and node), $open open, $all in all"
+	[[ $admitted == "$jobs" && $closed == "$want_intervals" && $all == "$want_intervals" ]] ||
+		fail "aifd did not record every job: see above; aifd log: $(grep -E 'ERROR|WARNING' "$log" | tail -n 5);" \
+			"spool: $(find "$work/spool" -maxdepth 1 -type f -printf '%f ' 2>&1 | head -c 300)"
+}
+
+check_unrecorded() { # the jobs in file $1 ran without aif: aifd knows none of them
+	local n
+	n=$(q -v ids="{$(paste -sd, "$1")}" <<<"SELECT count(*) FROM aif.usage_intervals
+		WHERE job_id = ANY (:'ids'::bigint[])")
+	[[ $n == 0 ]] || fail "aif recorded $n intervals of jobs run without it"
+}
+
+per_job() { awk -v n="$jobs" -v ms="$1" 'BEGIN { printf "%.1f", ms / n }'; }
+
+# Warm-up, not counted: caches, slurmctld's first scheduling passes, aifd's connections.
+plugstack aif
+run_jobs 20 "$work/warmup.ids" --aif-project=$project
+plugstack none
+run_jobs "$jobs" "$work/none.ids"
+report "without aif, nothing in plugstack.conf (for information)"
+check_unrecorded "$work/none.ids"
+none_ms=$total_ms
+declare -A name=([base]="baseline, no-op epilog        " [floor]="floor, no-op prolog and epilog"
+	[aif]="with aif                      ") total=([base]=0 [floor]=0 [aif]=0) best=() ms=()
+# phase base|floor|aif ROUND: one timed phase, added to total[] and best[]
+phase() {
+	local args=()
+	[[ $1 != aif ]] || args=("--aif-project=$project")
+	plugstack "$1"
+	run_jobs "$jobs" "$work/$1.$2.ids" "${args[@]}"
+	report "round $2, ${name[$1]}"
+	if [[ $1 == aif ]]; then check_recorded "$work/$1.$2.ids"; else check_unrecorded "$work/$1.$2.ids"; fi
+	ms[$1]=$total_ms
+	total[$1]=$((total[$1] + total_ms))
+	((${best[$1]:-0} && best[$1] <= total_ms)) || best[$1]=$total_ms
+}
+per_round=()
+for ((round = 1; round <= rounds; round++)); do
+	# Each first, second and third in turn: slurmctld keeps every ended job (MinJobAge),
+	# and a later phase has more of them to go through.
+	case $((round % 3)) in
+	1) phase base $round; phase floor $round; phase aif $round ;;
+	2) phase aif $round; phase base $round; phase floor $round ;;
+	0) phase floor $round; phase aif $round; phase base $round ;;
+	esac
+	per_round+=("$(ratio "${ms[base]}" "${ms[aif]}")")
+done
+# The best round of each is the headline: other load on the machine only ever adds time.
+r=$(ratio "${best[base]}" "${best[aif]}")
+echo "ratio, baseline time / time with aif: $r, best of $rounds rounds each" \
+	"($(secs "${best[base]}") / $(secs "${best[aif]}"); goal >= 0.95: $(goal "$r"));" \
+	"$(ratio "${total[base]}" "${total[aif]}") over the sums; per round: ${per_round[*]}"
+echo "floor, baseline time / time with a no-op prolog and epilog:" \
+	"$(ratio "${best[base]}" "${best[floor]}")" \
+	"(what any plugin with a job_prolog costs: slurmd runs 'slurmstepd spank prolog' on each node" \
+	"before the job starts); no-op prolog and epilog / aif: $(ratio "${best[floor]}" "${best[aif]}")" \
+	"(aif's own work); best of each"
+echo "aif adds $(per_job $((best[aif] - best[base]))) ms of wall time per job," \
+	"of which the prolog's own process $(per_job $((best[floor] - best[base]))) ms; best of each"
+echo "for information, time with nothing in plugstack.conf / time with aif:" \
+	"$(ratio "$none_ms" "${best[aif]}") (Slurm's deferred scheduling without any epilog)"
+echo "aifd log: $(grep -c 'ERROR:' "$log" || true) errors, $(grep -c 'WARNING:' "$log" || true) warnings;" \
+	"slurmd logs: $(cat "$AIF_HARNESS_DIR"/slurm/log/slurmd.*.log | grep -c 'error: aif' || true) aif errors;" \
+	"spool: $(find "$work/spool" -maxdepth 1 -type f 2>/dev/null | wc -l) records left"
+echo "total: $(($(date +%s) - bench_start)) s"
