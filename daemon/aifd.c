@@ -122,7 +122,7 @@ static void store_log(void *arg, int is_error, const struct aif_diag *diag)
 }
 
 static int start_threads_blocked(struct aifd *aifd, const struct refresh_options *ropts,
-				 struct handler_settings *hs)
+				 const struct handler_settings *hs)
 {
 	const struct aifd_config *config = &aifd->config;
 	struct reconcile_options copts = {config->db, config->cluster,
@@ -135,9 +135,15 @@ static int start_threads_blocked(struct aifd *aifd, const struct refresh_options
 	aifd->db = NULL; /* refresh owns it now, also after a failure */
 	if (!aifd->refresh)
 		return -1;
+	/* Before the store, whose writer settles usage times with it. */
+	aifd->jobtimes = jobtimes_new();
+	if (!aifd->jobtimes)
+		return -1;
 	store_options_init(&sopts);
 	sopts.rollup_flush_interval_ms = (unsigned)config->flush_interval_ms;
 	sopts.log = store_log;
+	sopts.settle = jobtimes_settle;
+	sopts.settle_arg = aifd->jobtimes;
 	aif_diag_clear(&diag);
 	if (store_start_opts(config->db, &sopts, &aifd->store, &diag) < 0) {
 		log_diag(LOG_LEVEL_ERROR, NULL, &diag);
@@ -146,10 +152,6 @@ static int start_threads_blocked(struct aifd *aifd, const struct refresh_options
 	aifd->reconcile = reconcile_start(&copts);
 	if (!aifd->reconcile)
 		return -1;
-	aifd->jobtimes = jobtimes_new();
-	if (!aifd->jobtimes)
-		return -1;
-	hs->jobtimes = aifd->jobtimes;
 	aifd->handler = handler_new(hs, aifd->refresh, aifd->store);
 	if (!aifd->handler) {
 		log_error("out of memory");
@@ -170,7 +172,7 @@ static int start_threads(struct aifd *aifd)
 	const struct aifd_config *config = &aifd->config;
 	struct refresh_options ropts = {config->db, (unsigned)config->refresh_interval_ms, 250};
 	struct handler_settings hs = {config->cluster, config->slurm_uid, config->slurm_user,
-				      config->munge_socket, config->db, NULL};
+				      config->munge_socket, config->db};
 	sigset_t all, was;
 	int rc;
 

@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "handler.h"
+#include "jobtimes.h"
 #include "pool.h"
 #include "reconcile.h"
 #include "refresh.h"

@@ -24,7 +24,6 @@ struct handler {
 	struct refresh *refresh;
 	struct store *store;
 	struct admissions *admissions;
-	struct jobtimes *jobtimes;
 	struct pool *pool;
 };
 
@@ -443,18 +442,12 @@ static void handle_usage(struct handler *h, struct request *req, const struct ai
 		reply_diag(h, req, AIF_PROTO_ERROR, nonce, &d);
 		return;
 	}
+	snap = refresh_hold(h->refresh); /* resolved names point into it until queued */
 	for (size_t i = 0; i < m->nrecords && rc == 0; i++) {
 		if (parse_record(&m->records[i], h->cluster, &recs[i]) < 0) {
 			aif_diag_message(&d, "usage record %zu: invalid time", i + 1);
 			rc = STORE_REFUSED;
-		}
-	}
-	/* Before the snapshot is held: this may wait for slurmctld. */
-	if (rc == 0)
-		jobtimes_settle(h->jobtimes, recs, m->nrecords);
-	snap = refresh_hold(h->refresh); /* resolved names point into it until queued */
-	for (size_t i = 0; i < m->nrecords && rc == 0; i++) {
-		if (resolve_project(h, snap, &recs[i], &held, &d) < 0) {
+		} else if (resolve_project(h, snap, &recs[i], &held, &d) < 0) {
 			char why[sizeof(d.message)];
 			snprintf(why, sizeof(why), "%s", d.message);
 			aif_diag_message(&d, "usage record %zu (job %u, node %s): %s", i + 1, recs[i].job,
@@ -584,7 +577,6 @@ struct handler *handler_new(const struct handler_settings *settings, struct refr
 	snprintf(h->cluster, sizeof(h->cluster), "%s", settings->cluster);
 	snprintf(h->slurm_user, sizeof(h->slurm_user), "%s", settings->slurm_user);
 	h->slurm_uid = settings->slurm_uid;
-	h->jobtimes = settings->jobtimes;
 	if (settings->munge_socket && settings->munge_socket[0] &&
 	    !(h->munge_socket = strdup(settings->munge_socket))) {
 		free(h);

@@ -6,16 +6,15 @@
  *   3. admit and usage only from root or SlurmUser;
  *   4. check and admit: decide() on the current snapshot, an admit once per job
  *      (admissions.h); status: decide_status();
- *      usage: slurmctld's times where they are the run's (jobtimes.h), resolve defaults and
- *      queue the records in the store, which answers after the commit (acked = all records)
- *      or refuses them all.
+ *      usage: resolve the project charged and queue the records in the store, which settles
+ *      their times with slurmctld's (jobtimes.h) and answers after the commit (acked = all
+ *      records) or refuses them all.
  */
 #ifndef AIFD_HANDLER_H
 #define AIFD_HANDLER_H
 
 #include <sys/types.h>
 
-#include "jobtimes.h"
 #include "pool.h"
 #include "refresh.h"
 #include "store.h"
@@ -26,7 +25,6 @@ struct handler_settings {
 	const char *slurm_user;   /* its name, for messages */
 	const char *munge_socket; /* "" or NULL: libmunge's default */
 	const char *conninfo;     /* the database, for admissions (admissions.h) */
-	struct jobtimes *jobtimes; /* slurmctld's times for usage records; outlives the handler */
 };
 
 struct handler;

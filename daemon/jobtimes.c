@@ -347,8 +347,9 @@ static size_t from_cache(struct jobtimes *jt, struct wanted *w, size_t m, int64_
 	return missing;
 }
 
-void jobtimes_settle(struct jobtimes *jt, struct usage_record *recs, size_t n)
+void jobtimes_settle(void *arg, struct usage_record *const *recs, size_t n)
 {
+	struct jobtimes *jt = arg;
 	struct wanted *w = calloc(n, sizeof(*w));
 	size_t m, missing;
 	int64_t now = aif_clock_ms();
@@ -358,8 +359,8 @@ void jobtimes_settle(struct jobtimes *jt, struct usage_record *recs, size_t n)
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
-		w[i].job = recs[i].job;
-		w[i].needs_end = recs[i].event == USAGE_END;
+		w[i].job = recs[i]->job;
+		w[i].needs_end = recs[i]->event == USAGE_END;
 	}
 	m = distinct(w, n);
 	pthread_mutex_lock(&jt->lock);
@@ -382,11 +383,11 @@ void jobtimes_settle(struct jobtimes *jt, struct usage_record *recs, size_t n)
 	}
 	pthread_mutex_unlock(&jt->lock);
 	for (size_t i = 0; i < n; i++) {
-		struct wanted key = {.job = recs[i].job};
+		struct wanted key = {.job = recs[i]->job};
 		const struct wanted *found = bsearch(&key, w, m, sizeof(*w), by_job);
 
 		if (found && found->have)
-			apply(&found->answer, &recs[i]);
+			apply(&found->answer, recs[i]);
 	}
 	free(w);
 }

@@ -31,15 +31,17 @@ struct jobtimes;
 struct jobtimes *jobtimes_new(void);
 void jobtimes_free(struct jobtimes *jt);
 
-/* How long a request waits for slurmctld's answer before it keeps its nodes' times. */
+/* How long a group of records waits for slurmctld's answer before it keeps the nodes' times. */
 #define JOBTIMES_WAIT_MS 500
 
 /*
- * Replace the times of recs[0..n) with slurmctld's where they are the run's, setting exact.
+ * Replace the times of *recs[0..n) with slurmctld's where they are the run's, setting exact.
+ * arg is the struct jobtimes: this is the usage writer's settle callback (store.h), called
+ * once per group of records, so that one round of RPCs serves everything queued meanwhile.
  * Thread-safe; waits at most JOBTIMES_WAIT_MS. The jobs without a fresh answer are asked for
  * in jobtimes' own thread (one RPC per job, one slurm_load_jobs() for many); none for a
  * while after slurmctld did not answer.
  */
-void jobtimes_settle(struct jobtimes *jt, struct usage_record *recs, size_t n);
+void jobtimes_settle(void *arg, struct usage_record *const *recs, size_t n);
 
 #endif

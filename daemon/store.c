@@ -129,6 +129,8 @@ struct store {
 
 	/* Writer thread only. */
 	struct buf params[STORE_NPARAMS];
+	struct usage_record **group;  /* the records of the group being written, for settle */
+	size_t group_cap;
 	struct timespec last_flush;
 	bool dirty;     /* closed intervals may wait for a rollup flush */
 	bool gave_up;   /* stopping and the database stayed unreachable */
@@ -500,6 +502,30 @@ static void backoff(struct store *s)
  * Write one group until it is decided: every batch gets done exactly once, after the
  * decision (committed, refused or failed).
  */
+/* The settle callback on every record of the group (store.h); skipped when out of memory. */
+static void settle(struct store *s, struct batch **batches, size_t nb)
+{
+	size_t n = 0;
+
+	if (!s->opts.settle)
+		return;
+	for (size_t i = 0; i < nb; i++)
+		n += batches[i]->n;
+	if (n > s->group_cap) {
+		struct usage_record **g = realloc(s->group, n * sizeof(*g));
+
+		if (!g)
+			return;
+		s->group = g;
+		s->group_cap = n;
+	}
+	n = 0;
+	for (size_t i = 0; i < nb; i++)
+		for (size_t j = 0; j < batches[i]->n; j++)
+			s->group[n++] = &batches[i]->recs[j];
+	s->opts.settle(s->opts.settle_arg, s->group, n);
+}
+
 static void write_group(struct store *s, struct batch **batches, size_t nb)
 {
 	struct aif_diag diag;
@@ -507,6 +533,7 @@ static void write_group(struct store *s, struct batch **batches, size_t nb)
 	size_t records = 0, refused = 0;
 
 	aif_diag_clear(&diag);
+	settle(s, batches, nb);
 	for (;;) {
 		for (size_t i = 0; i < nb; i++)
 			batches[i]->refused = false;
@@ -867,6 +894,7 @@ void store_stop(struct store *s)
 	PQfinish(s->conn);
 	for (int j = 0; j < STORE_NPARAMS; j++)
 		free(s->params[j].data);
+	free(s->group);
 	pthread_cond_destroy(&s->wake);
 	pthread_mutex_destroy(&s->lock);
 	free(s->conninfo);

@@ -97,6 +97,12 @@ typedef void (*store_done_fn)(void *arg, int status, const struct aif_diag *diag
 /* Things worth a log line (connection lost or back, a batch refused, a failed rollup flush). */
 typedef void (*store_log_fn)(void *arg, int is_error, const struct aif_diag *diag);
 
+/*
+ * Called by the writer thread with every record of a group before it writes them; may change
+ * their start, end and exact (jobtimes.h). The records are whole batches, in queue order.
+ */
+typedef void (*store_settle_fn)(void *arg, struct usage_record *const *recs, size_t n);
+
 struct store_options {
 	unsigned rollup_flush_interval_ms; /* 0: never flush; default 5000 */
 	size_t max_group_records;          /* records per statement (whole batches); default 20000 */
@@ -106,6 +112,8 @@ struct store_options {
 	unsigned stop_timeout_ms;          /* store_stop keeps retrying a lost database so long; default 15000 */
 	store_log_fn log;                  /* may be NULL */
 	void *log_arg;
+	store_settle_fn settle;            /* may be NULL: the records' own times */
+	void *settle_arg;
 };
 
 /* The defaults above. */

@@ -42,34 +42,8 @@ done
 
 check_clients=8 usage_clients=32 batch=32 open_goal=100000 phase_seconds=10
 bench_start=$(date +%s)
-export AIF_HARNESS_QUIET=1
-env_file=$("$harness" start)
-aifd_pid=
-stop_aifd() { # by pid: SIGTERM, then SIGKILL after 10 s
-	[[ -n $aifd_pid ]] || return 0
-	kill -TERM "$aifd_pid" 2>/dev/null || true
-	for _ in {1..100}; do kill -0 "$aifd_pid" 2>/dev/null || break; sleep 0.1; done
-	kill -KILL "$aifd_pid" 2>/dev/null || true
-	wait "$aifd_pid" 2>/dev/null || true
-	rm -f "$AIF_HARNESS_DIR/pids/aifd"
-	aifd_pid=
-}
-cleanup() {
-	stop_aifd
-	if [[ -n ${AIF_BENCH_KEEP:-} ]]; then # keep the database to explore it; stop it yourself
-		echo "bench: kept; stop with: $harness stop $env_file" >&2
-	else
-		"$harness" stop "$env_file"
-	fi
-}
-trap cleanup EXIT
-# shellcheck disable=SC1090
-source "$env_file"
-q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
-fail() { echo "bench: $*" >&2; exit 1; }
-
-"$migrate" "$AIF_TEST_DB_TCP" >/dev/null
-work=$AIF_HARNESS_DIR/work/bench # removed with the run
+# shellcheck source=tests/bench/bench_lib.sh
+source "$src/tests/bench/bench_lib.sh"
 mkdir -p "$work/run"
 chmod 755 "$work"
 chown aiftest3 "$work/run" # aifd, once it is aiftest3, removes its socket here

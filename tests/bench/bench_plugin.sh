@@ -57,40 +57,13 @@ command -v cc >/dev/null || { echo "bench: cc not found (it builds the no-op plu
 phase_timeout=900 # seconds, for one phase's jobs to finish
 
 bench_start=$(date +%s)
-export AIF_HARNESS_QUIET=1
-env_file=$("$harness" start)
-aifd_pid=
-stop_aifd() { # by pid: SIGTERM, then SIGKILL after 10 s
-	[[ -n $aifd_pid ]] || return 0
-	kill -TERM "$aifd_pid" 2>/dev/null || true
-	for _ in {1..100}; do kill -0 "$aifd_pid" 2>/dev/null || break; sleep 0.1; done
-	kill -KILL "$aifd_pid" 2>/dev/null || true
-	wait "$aifd_pid" 2>/dev/null || true
-	rm -f "$AIF_HARNESS_DIR/pids/aifd"
-	aifd_pid=
-}
-cleanup() {
-	stop_aifd
-	if [[ -n ${AIF_BENCH_KEEP:-} ]]; then # keep the run to explore it; stop it yourself
-		echo "bench: kept; stop with: $harness stop $env_file" >&2
-	else
-		# Without the run's marker: the harness kills whatever carries it, after Slurm.
-		env -u AIF_HARNESS_DIR "$harness" stop "$env_file"
-	fi
-}
-trap cleanup EXIT
-# shellcheck disable=SC1090
-source "$env_file"
-q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
-fail() { echo "bench: $*" >&2; exit 1; }
+# shellcheck source=tests/bench/bench_lib.sh
+source "$src/tests/bench/bench_lib.sh"
 now_ms() { date +%s%3N; }
 secs() { awk -v ms="$1" 'BEGIN { printf "%.1f s", ms / 1000 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'; }
 goal() { awk -v v="$1" 'BEGIN { printf "%s", (v >= 0.95 ? "met" : "MISSED") }'; }
-
-"$migrate" "$AIF_TEST_DB_TCP" >/dev/null
 # Readable by the ordinary user, whose sbatch loads aif.so (the build dir may be private).
-work=$AIF_HARNESS_DIR/work/bench # removed with the run
 mkdir -p "$work/run" "$work/out"
 chmod 755 "$work"
 chmod 1777 "$work/out"
