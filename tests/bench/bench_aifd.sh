@@ -78,16 +78,7 @@ slurm_user = aiftest2
 log_level = info
 reconcile_interval = 24h
 CONF
-chmod 644 "$work/aifd.conf"
-"$aifd" -f "$work/aifd.conf" 2>"$log" &
-aifd_pid=$!
-echo "$aifd_pid" >"$AIF_HARNESS_DIR/pids/aifd" # the harness stops it too, should this script die
-deadline=$((SECONDS + 30))
-until grep -q 'aifd is ready' "$log"; do
-	kill -0 "$aifd_pid" 2>/dev/null || fail "aifd exited; log: $(cat "$log")"
-	((SECONDS < deadline)) || fail "aifd not ready within 30 s; log: $(cat "$log")"
-	sleep 0.1
-done
+start_aifd "$work/aifd.conf" "$log"
 echo "machine: $(nproc) cores; PostgreSQL $(q -c 'SHOW server_version')" \
 	"(fsync $(q -c 'SHOW fsync'), synchronous_commit $(q -c 'SHOW synchronous_commit'));" \
 	"aifd with its default settings (4 workers) but reconcile_interval 24h, over its Unix socket"

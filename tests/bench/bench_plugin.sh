@@ -112,16 +112,7 @@ munge_socket = $AIF_MUNGE_SOCKET
 user = $AIF_TEST_SLURM_USER
 slurm_user = $AIF_TEST_SLURM_USER
 CONF
-chmod 644 "$work/aifd.conf"
-"$aifd" -f "$work/aifd.conf" 2>"$log" &
-aifd_pid=$!
-echo "$aifd_pid" >"$AIF_HARNESS_DIR/pids/aifd" # the harness stops it too, should this script die
-deadline=$((SECONDS + 30))
-until grep -q 'aifd is ready' "$log"; do
-	kill -0 "$aifd_pid" 2>/dev/null || fail "aifd exited; log: $(cat "$log")"
-	((SECONDS < deadline)) || fail "aifd not ready within 30 s; log: $(cat "$log")"
-	sleep 0.1
-done
+start_aifd "$work/aifd.conf" "$log"
 
 plugstack=$(sed -n 's/^PlugStackConfig=//p' "$SLURM_CONF") # the run's own copy
 aif_line="required $work/aif.so server=$sock munge_socket=$AIF_MUNGE_SOCKET spool_dir=$work/spool"
