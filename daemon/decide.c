@@ -476,6 +476,31 @@ bool decide_reason_charges(enum decide_reason r)
 	}
 }
 
+bool decide_reason_name_charges(const char *name)
+{
+	for (enum decide_reason r = DECIDE_R_OK; r <= DECIDE_R_FACTORY_WARNING; r++)
+		if (strcmp(decide_reason_name(r), name) == 0)
+			return decide_reason_charges(r);
+	return false;
+}
+
+int decide_charging_reasons(char *buf, size_t size)
+{
+	size_t len = 0;
+	int n;
+
+	for (enum decide_reason r = DECIDE_R_OK; r <= DECIDE_R_FACTORY_WARNING; r++) {
+		if (!decide_reason_charges(r))
+			continue;
+		n = snprintf(buf + len, size - len, "%s%s", len ? "," : "{", decide_reason_name(r));
+		if (n < 0 || (size_t)n >= size - len)
+			return -1;
+		len += (size_t)n;
+	}
+	n = snprintf(buf + len, size - len, "%s", len ? "}" : "{}");
+	return n < 0 || (size_t)n >= size - len ? -1 : 0;
+}
+
 const char *decide_verdict_name(enum decide_verdict v)
 {
 	switch (v) {

@@ -118,9 +118,15 @@ const char *decide_default_sector(const struct snapshot *s, const char *id);
 /*
  * Whether a decision for this reason names a project and sector its user may use, and so be
  * charged for: every reason but the refusals before the budget checks (step 1 and 2 above).
- * store.c's statement has the same list, by name.
  */
 bool decide_reason_charges(enum decide_reason r);
+/* The same for a reason by its decide_reason_name() (as kept in aif.admissions). */
+bool decide_reason_name_charges(const char *name);
+/*
+ * The names of the reasons that charge, as a PostgreSQL array literal ("{ok,...}"), for SQL
+ * that reads aif.admissions (store.c). Returns 0, or -1 when it does not fit in size.
+ */
+int decide_charging_reasons(char *buf, size_t size);
 
 const char *decide_verdict_name(enum decide_verdict v); /* "ok", "warn", "refuse" */
 const char *decide_reason_name(enum decide_reason r);   /* "unknown-project", ... */

@@ -290,12 +290,7 @@ static bool charges(const struct decision *dec)
 /* The same for a kept admission, whose reason is decide_reason_name()'s. */
 static bool admission_charges(const struct admission *adm)
 {
-	if (!adm->project[0] || !adm->sector[0])
-		return false;
-	for (enum decide_reason r = DECIDE_R_OK; r <= DECIDE_R_FACTORY_WARNING; r++)
-		if (strcmp(decide_reason_name(r), adm->reason) == 0)
-			return decide_reason_charges(r);
-	return false;
+	return adm->project[0] && adm->sector[0] && decide_reason_name_charges(adm->reason);
 }
 
 /* decide() for the record's user and the given project (NULL: the user's only one). */

@@ -26,19 +26,24 @@
 #include <libpq-fe.h>
 
 #include "aif_db.h"
+#include "decide.h"
 
 /* The largest time to_timestamp() takes without error: 9999-12-31 23:59:59 UTC. */
 #define STORE_MAX_TIME 253402300799LL
 
-#define STORE_NPARAMS 13
+#define STORE_NPARAMS 13                      /* the records' arrays */
+#define WRITE_NPARAMS (STORE_NPARAMS + 1)     /* and the reasons of admissions that charge */
 
 /*
  * $1 is_end, $2 cluster, $3 job, $4 node, $5 restart, $6 project, $7 sector, $8 uid, $9 user,
- * $10 gpus, $11 start (NULL: unknown), $12 end (NULL for starts), $13 exact. Per key the first
+ * $10 gpus, $11 start (NULL: unknown), $12 end (NULL for starts), $13 exact; $14 the reasons of
+ * an admission that charges its project (decide_charging_reasons()). Per key the first
  * start and the first end of the group count (WITH ORDINALITY keeps the order of arrival). The
  * start record gives project, sector, uid, user and gpus; an end alone gives its own. An exact
- * end gives the interval's start too (slurmctld's), whatever the start record said. Integers travel
- * as bigint and are cast where stored, so that an out-of-range value is a data error (22003).
+ * end gives the interval's start too (slurmctld's), whatever the start record said. The
+ * project and sector are the job's admission's wherever it has one that charges ($14): a job
+ * is charged to what it was admitted for, and the close re-tags an interval opened before the
+ * admission. Integers travel as bigint and are cast where stored, so that an out-of-range value is a data error (22003).
  */
 static const char WRITE_SQL[] =
 	"WITH r AS ("
@@ -76,9 +81,7 @@ static const char WRITE_SQL[] =
 	"  k.user_name, k.gpus::int, to_timestamp(k.st),"
 	"  CASE WHEN k.en IS NULL THEN NULL ELSE to_timestamp(greatest(k.en, k.st)) END, k.src, k.exact"
 	" FROM k LEFT JOIN aif.admissions a ON a.cluster = k.cluster AND a.job_id = k.job_id"
-	"  AND a.sector_id IS NOT NULL AND (a.verdict <> 'refuse' OR a.reason NOT IN"
-	"   ('unknown-project', 'retired', 'not-member', 'wrong-cluster', 'no-project',"
-	"    'ambiguous-project', 'bad-sector'))"
+	"  AND a.sector_id IS NOT NULL AND a.reason = ANY ($14::text[])"
 	" ORDER BY k.cluster, k.job_id, k.node, k.restart_count"
 	" ON CONFLICT (cluster, job_id, node, restart_count) DO UPDATE"
 	" SET project_id = excluded.project_id, sector_id = excluded.sector_id,"
@@ -126,6 +129,8 @@ struct store {
 	size_t queued;             /* records in the queue */
 	bool stopping;
 	struct store_stats stats;
+
+	char charging_reasons[512]; /* $14, decide_charging_reasons() */
 
 	/* Writer thread only. */
 	struct buf params[STORE_NPARAMS];
@@ -336,7 +341,7 @@ static enum outcome run(struct store *s, const char *sql, struct aif_diag *diag)
 static enum outcome write_range(struct store *s, struct batch **batches, size_t lo, size_t hi,
 				struct aif_diag *diag)
 {
-	const char *values[STORE_NPARAMS];
+	const char *values[WRITE_NPARAMS];
 	PGresult *res;
 	enum outcome o;
 
@@ -347,7 +352,8 @@ static enum outcome write_range(struct store *s, struct batch **batches, size_t 
 	}
 	for (int j = 0; j < STORE_NPARAMS; j++)
 		values[j] = s->params[j].data;
-	res = PQexecPrepared(s->conn, WRITE_NAME, STORE_NPARAMS, values, NULL, NULL, 0);
+	values[STORE_NPARAMS] = s->charging_reasons;
+	res = PQexecPrepared(s->conn, WRITE_NAME, WRITE_NPARAMS, values, NULL, NULL, 0);
 	o = classify(s->conn, res);
 	if (o != OUTCOME_OK)
 		aif_db_diag(diag, s->conn, res, "could not write usage");
@@ -424,7 +430,7 @@ static PGconn *connect_db(const char *conninfo)
  */
 static bool prepare(struct store *s, struct aif_diag *diag)
 {
-	PGresult *res = PQprepare(s->conn, WRITE_NAME, WRITE_SQL, STORE_NPARAMS, NULL);
+	PGresult *res = PQprepare(s->conn, WRITE_NAME, WRITE_SQL, WRITE_NPARAMS, NULL);
 	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 
 	if (!ok)
@@ -709,6 +715,12 @@ int store_start_opts(const char *conninfo, const struct store_options *opts, str
 	if (!s || !(s->conninfo = strdup(conninfo))) {
 		free(s);
 		aif_diag_message(diag, "could not start the usage writer: out of memory");
+		return -1;
+	}
+	if (decide_charging_reasons(s->charging_reasons, sizeof(s->charging_reasons)) < 0) {
+		free(s->conninfo);
+		free(s);
+		aif_diag_message(diag, "could not start the usage writer: reason names too long");
 		return -1;
 	}
 	if (opts)

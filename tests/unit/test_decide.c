@@ -394,6 +394,23 @@ static void test_status(void **state)
 		assert_string_not_equal("old-proj", l.line[i].project);
 }
 
+/* Which kept admissions charge their project: by enum, by name, and as the store's array. */
+static void test_charging_reasons(void **state)
+{
+	char buf[512], tiny[8];
+
+	(void)state;
+	assert_true(decide_reason_charges(DECIDE_R_OK));
+	assert_true(decide_reason_charges(DECIDE_R_PROJECT_EXHAUSTED));
+	assert_false(decide_reason_charges(DECIDE_R_NOT_MEMBER));
+	assert_true(decide_reason_name_charges("factory-exhausted"));
+	assert_false(decide_reason_name_charges("not-member"));
+	assert_false(decide_reason_name_charges("no-such-reason"));
+	assert_int_equal(0, decide_charging_reasons(buf, sizeof(buf)));
+	assert_string_equal("{ok,no-budget,project-exhausted,factory-exhausted,project-warning,factory-warning}", buf);
+	assert_int_equal(-1, decide_charging_reasons(tiny, sizeof(tiny)));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -402,6 +419,7 @@ int main(void)
 		cmocka_unit_test(test_empty_snapshot),
 		cmocka_unit_test(test_now_before_snapshot),
 		cmocka_unit_test(test_status),
+		cmocka_unit_test(test_charging_reasons),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
