@@ -8,7 +8,9 @@
  *
  * The answers of the last second are cached per job (a small direct-mapped table), because
  * the prologs, and then the epilogs, of a job's nodes report within milliseconds of each
- * other: one RPC serves them all. One mutex guards the cache and the queue.
+ * other: one RPC serves them all. The last round's answers are also kept whole, sorted, for
+ * the group that asked: a group naming more jobs than the table has slots would otherwise
+ * evict its own answers. One mutex guards the cache, the last round and the queue.
  */
 #include "jobtimes.h"
 
@@ -46,13 +48,22 @@ struct answer {
 	int64_t at_ms; /* when it was asked */
 };
 
+/* One job of a request: what its records need, and the answer. */
+struct wanted {
+	uint32_t job;
+	bool needs_end; /* an end record: an answer from before the job ended will not do */
+	bool have;
+	struct answer answer;
+};
+
 struct jobtimes {
 	pthread_mutex_t lock;
 	pthread_cond_t asked;    /* to the thread: queue not empty, or stopping */
 	pthread_cond_t answered; /* to the workers: answered_gen moved */
 	struct answer cache[CACHE_SLOTS];
-	uint32_t *queue;         /* jobs to ask for (repeats allowed) */
-	bool *queue_end;         /* ... and whether an end record needs each */
+	struct wanted *last;     /* the last round's jobs and answers, by job */
+	size_t last_n;
+	struct wanted *queue;    /* jobs to ask for, without answers (repeats allowed) */
 	size_t queued, queue_cap;
 	uint64_t asked_gen, answered_gen; /* the queue's batches, and the last one answered */
 	int64_t busy_since_ms;   /* the thread's RPCs began then; 0 when idle */
@@ -60,14 +71,6 @@ struct jobtimes {
 	bool down;               /* the last RPC failed: said once, and when it answers again */
 	bool stopping;
 	pthread_t thread;
-};
-
-/* One job of a request: what its records need, and the answer. */
-struct wanted {
-	uint32_t job;
-	bool needs_end; /* an end record: an answer from before the job ended will not do */
-	bool have;
-	struct answer answer;
 };
 
 static void answer_from(struct answer *a, uint32_t job, const slurm_job_info_t *info, int64_t now)
@@ -206,20 +209,22 @@ static void *jobtimes_thread(void *arg)
 			break;
 		n = jt->queued;
 		gen = jt->asked_gen;
-		w = calloc(n, sizeof(*w));
-		for (size_t i = 0; w && i < n; i++) {
-			w[i].job = jt->queue[i];
-			w[i].needs_end = jt->queue_end[i];
-		}
+		w = malloc(n * sizeof(*w));
+		if (w)
+			memcpy(w, jt->queue, n * sizeof(*w));
 		jt->queued = 0;
 		jt->busy_since_ms = aif_clock_ms();
 		pthread_mutex_unlock(&jt->lock);
-		if (w)
-			ask(jt, w, distinct(w, n));
-		else
+		if (w) {
+			n = distinct(w, n);
+			ask(jt, w, n);
+		} else {
 			log_warning("out of memory: usage recorded at the nodes' times");
-		free(w);
+		}
 		pthread_mutex_lock(&jt->lock);
+		free(jt->last);
+		jt->last = w;
+		jt->last_n = w ? n : 0;
 		jt->busy_since_ms = 0;
 		jt->answered_gen = gen;
 		pthread_cond_broadcast(&jt->answered);
@@ -276,7 +281,7 @@ void jobtimes_free(struct jobtimes *jt)
 	pthread_cond_destroy(&jt->asked);
 	pthread_mutex_destroy(&jt->lock);
 	free(jt->queue);
-	free(jt->queue_end);
+	free(jt->last);
 	free(jt);
 	slurmctld_release();
 }
@@ -286,22 +291,16 @@ static bool enqueue(struct jobtimes *jt, const struct wanted *w, size_t m, size_
 {
 	if (jt->queued + missing > jt->queue_cap) {
 		size_t cap = (jt->queued + missing) * 2;
-		uint32_t *q = realloc(jt->queue, cap * sizeof(*q));
-		bool *e;
+		struct wanted *q = realloc(jt->queue, cap * sizeof(*q));
 
 		if (!q)
 			return false;
 		jt->queue = q;
-		if (!(e = realloc(jt->queue_end, cap * sizeof(*e))))
-			return false;
-		jt->queue_end = e;
 		jt->queue_cap = cap;
 	}
 	for (size_t i = 0; i < m; i++)
-		if (!w[i].have) {
-			jt->queue[jt->queued] = w[i].job;
-			jt->queue_end[jt->queued++] = w[i].needs_end;
-		}
+		if (!w[i].have)
+			jt->queue[jt->queued++] = w[i]; /* have false, answer empty */
 	return true;
 }
 
@@ -330,14 +329,21 @@ static void apply(const struct answer *a, struct usage_record *r)
 	r->exact = true;
 }
 
-/* Take the cached answers that do for w[0..m); returns how many jobs lack one. Lock held. */
-static size_t from_cache(struct jobtimes *jt, struct wanted *w, size_t m, int64_t now)
+/*
+ * Take the answers that do for w[0..m), from the cache or the last round; returns how many
+ * jobs lack one. Lock held.
+ */
+static size_t known_answers(struct jobtimes *jt, struct wanted *w, size_t m, int64_t now)
 {
 	size_t missing = 0;
 
 	for (size_t i = 0; i < m; i++) {
 		const struct answer *a = &jt->cache[w[i].job % CACHE_SLOTS];
+		const struct wanted *got;
 
+		if (!fresh_enough(a, &w[i], now) && jt->last_n &&
+		    (got = bsearch(&w[i], jt->last, jt->last_n, sizeof(*w), by_job)))
+			a = &got->answer;
 		w[i].have = fresh_enough(a, &w[i], now);
 		if (w[i].have)
 			w[i].answer = *a;
@@ -364,7 +370,7 @@ void jobtimes_settle(void *arg, struct usage_record *const *recs, size_t n)
 	}
 	m = distinct(w, n);
 	pthread_mutex_lock(&jt->lock);
-	missing = from_cache(jt, w, m, now);
+	missing = known_answers(jt, w, m, now);
 	/* Not while slurmctld is known not to answer, or an RPC already hangs. */
 	if (missing && now >= jt->paused_until_ms &&
 	    !(jt->busy_since_ms && now - jt->busy_since_ms >= JOBTIMES_WAIT_MS) &&
@@ -379,7 +385,7 @@ void jobtimes_settle(void *arg, struct usage_record *const *recs, size_t n)
 		while (jt->answered_gen < gen && !jt->stopping &&
 		       pthread_cond_timedwait(&jt->answered, &jt->lock, &until) == 0)
 			;
-		from_cache(jt, w, m, aif_clock_ms());
+		known_answers(jt, w, m, aif_clock_ms());
 	}
 	pthread_mutex_unlock(&jt->lock);
 	for (size_t i = 0; i < n; i++) {

@@ -2,7 +2,7 @@
 -- writer needs to settle an interval when it closes.
 --
 -- The prolog and epilog report the node's clock, which is within about a second of the job's
--- StartTime and EndTime in slurmctld. aifd asks slurmctld for those when the records arrive
+-- StartTime and EndTime in slurmctld. aifd asks slurmctld for those as it writes the records
 -- (daemon/jobtimes.c) and stores them instead where slurmctld knows the run; reconciliation
 -- does the same when it closes an interval from slurmctld's record. So an interval's
 -- GPU-hours are exactly what Slurm's own start and end times and GPU counts give.
