@@ -15,7 +15,6 @@
  * (indices), SLURM_JOB_USER, and SPANK_AIF_PROJECT / SPANK_AIF_SECTOR from the submit-time
  * check (a convenience: aifd charges the project the job was admitted for when it has one).
  */
-#include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,14 +50,9 @@ static unsigned count_gpus(const char *indices)
 static uint32_t env_restart(void)
 {
 	const char *v = env("SLURM_JOB_RESTART_COUNT");
-	unsigned long long n;
-	char *end;
+	uint64_t n;
 
-	if (!v)
-		return 0;
-	errno = 0;
-	n = strtoull(v, &end, 10);
-	return errno || *end || n > UINT32_MAX ? 0 : (uint32_t)n;
+	return v && aif_proto_parse_u64(v, UINT32_MAX, &n) == 0 ? (uint32_t)n : 0;
 }
 
 /* The record of run restart of job on node, or -1 when this context lacks what it needs (logged). */

@@ -15,13 +15,13 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <slurm/spank.h>
 
+#include "aif_proto.h"
 #include "plugin.h"
 
 #define RUNS_SUBDIR "runs"
@@ -64,8 +64,7 @@ void aif_run_remember(const char *spool_dir, const char *node, uint32_t job, uin
 uint32_t aif_run_recall(const char *spool_dir, const char *node, uint32_t job, uint32_t fallback)
 {
 	char path[PATH_MAX], text[16] = "";
-	unsigned long long v;
-	char *end;
+	uint64_t v;
 	ssize_t got;
 	int fd;
 
@@ -78,9 +77,8 @@ uint32_t aif_run_recall(const char *spool_dir, const char *node, uint32_t job, u
 	if (got <= 0)
 		return fallback;
 	text[got] = '\0';
-	errno = 0;
-	v = strtoull(text, &end, 10);
-	if (errno || end == text || (*end && *end != '\n') || v > UINT32_MAX) {
+	text[strcspn(text, "\n")] = '\0';
+	if (aif_proto_parse_u64(text, UINT32_MAX, &v) < 0) {
 		slurm_error("aif: job %" PRIu32 ": %s is not a restart count; using the environment's", job, path);
 		return fallback;
 	}
