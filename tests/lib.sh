@@ -132,19 +132,10 @@ wait_answer() {
 }
 
 # free_port [OWNER_DIR]: a TCP port nobody listens on, claimed the way the harness claims its
-# own (/tmp/aif-harness-ports), so that overlapping runs never pick the same one: the claim
-# lasts until OWNER_DIR (default the test's AIFD_WORK) is gone; then anyone may take it over.
+# own, so that overlapping runs never pick the same one: the claim lasts until OWNER_DIR
+# (default the test's AIFD_WORK) is gone; then anyone may take it over.
 free_port() {
-	local port claims=/tmp/aif-harness-ports owner=${1:-${AIFD_WORK:?free_port needs an owner dir}}
-	mkdir -p "$claims"
-	while :; do
-		port=$((20000 + RANDOM % 40000))
-		[[ -z $(ss -Htan "sport = :$port") ]] || continue
-		mkdir "$claims/$port" 2>/dev/null || continue
-		echo "$owner" >"$claims/$port/owner"
-		echo "$port"
-		return
-	done
+	"$AIF_HARNESS" claim-port "${1:-${AIFD_WORK:?free_port needs an owner dir}}"
 }
 
 # aifd_start NAME [KEY = VALUE]...: an aifd of cluster aiftest (the lines override defaults)
