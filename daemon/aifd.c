@@ -144,6 +144,7 @@ static int start_threads_blocked(struct aifd *aifd, const struct refresh_options
 	sopts.log = store_log;
 	sopts.settle = jobtimes_settle;
 	sopts.settle_arg = aifd->jobtimes;
+	sopts.cluster = config->cluster;
 	aif_diag_clear(&diag);
 	if (store_start_opts(config->db, &sopts, &aifd->store, &diag) < 0) {
 		log_diag(LOG_LEVEL_ERROR, NULL, &diag);

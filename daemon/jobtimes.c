@@ -2,14 +2,14 @@
  * jobtimes: slurmctld's StartTime and EndTime for usage records (jobtimes.h).
  *
  * libslurm's RPCs wait as long as slurm.conf's MessageTimeout, and a hung slurmctld must not
- * hold usage back. So the RPCs run in a thread of their own: a worker queues the jobs it
- * needs, waits for the answers at most JOBTIMES_WAIT_MS, and then reads what there is; while
- * an RPC has been hanging for longer than that, workers do not wait at all.
+ * hold usage back. So the RPCs run in a thread of their own: the caller (the store's settling
+ * thread) queues the jobs it needs, waits for the answers at most JOBTIMES_WAIT_MS, and then
+ * reads what there is; while an RPC has been hanging for longer than that, it does not wait.
  *
  * The answers of the last second are cached per job (a small direct-mapped table), because
  * the prologs, and then the epilogs, of a job's nodes report within milliseconds of each
  * other: one RPC serves them all. The last round's answers are also kept whole, sorted, for
- * the group that asked: a group naming more jobs than the table has slots would otherwise
+ * the round that asked: a round naming more jobs than the table has slots would otherwise
  * evict its own answers. One mutex guards the cache, the last round and the queue.
  */
 #include "jobtimes.h"
@@ -59,7 +59,7 @@ struct wanted {
 struct jobtimes {
 	pthread_mutex_t lock;
 	pthread_cond_t asked;    /* to the thread: queue not empty, or stopping */
-	pthread_cond_t answered; /* to the workers: answered_gen moved */
+	pthread_cond_t answered; /* to the caller: answered_gen moved */
 	struct answer cache[CACHE_SLOTS];
 	struct wanted *last;     /* the last round's jobs and answers, by job */
 	size_t last_n;

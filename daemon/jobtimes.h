@@ -4,9 +4,9 @@
  * (sql/007_exact_times.sql).
  *
  * The prolog and epilog report their node's clock, within about a second of slurmctld's times.
- * aifd asks slurmctld once per job, when the records arrive: the prolog's start while the job
- * runs, the epilog's end while slurmctld still keeps the ended job (MinJobAge, 300 s by
- * default); the nodes of one job share the answer. A record takes slurmctld's times only when
+ * aifd asks slurmctld once per job, just after it acknowledged the records (store.h, settling):
+ * the prolog's start while the job runs, the epilog's end while slurmctld still keeps the
+ * ended job (MinJobAge, 300 s by default); the nodes of one job share the answer. A record takes slurmctld's times only when
  * they are this run's: the same job id, uid and restart count, the job started (and, for an
  * end, ended), and each time within JOBTIMES_TOLERANCE of the node's. Otherwise, and while
  * slurmctld does not answer, the record keeps the node's times and is not exact.
@@ -31,13 +31,14 @@ struct jobtimes;
 struct jobtimes *jobtimes_new(void);
 void jobtimes_free(struct jobtimes *jt);
 
-/* How long a group of records waits for slurmctld's answer before it keeps the nodes' times. */
+/* How long a round of records waits for slurmctld's answer before it keeps the nodes' times. */
 #define JOBTIMES_WAIT_MS 500
 
 /*
  * Replace the times of *recs[0..n) with slurmctld's where they are the run's, setting exact.
  * arg is the struct jobtimes: this is the usage writer's settle callback (store.h), called
- * once per group of records, so that one round of RPCs serves everything queued meanwhile.
+ * once per round of acknowledged records, so that one round of RPCs serves everything
+ * acknowledged meanwhile.
  * Thread-safe; waits at most JOBTIMES_WAIT_MS. The jobs without a fresh answer are asked for
  * in jobtimes' own thread (one RPC per job, one slurm_load_jobs() for many); none for a
  * while after slurmctld did not answer.

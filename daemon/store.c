@@ -1,7 +1,9 @@
 /*
  * store: group commit of usage records (store.h has the contract).
  *
- * The writer thread owns the connection; the queue is the only shared state (one mutex).
+ * The writer thread owns the connection. The settling thread (store.h) takes the written
+ * batches that are not final, settles them and queues them again; the two queues are the
+ * only shared state (one mutex).
  * Each group is written by ONE statement (below), run on its own, so that a group costs one
  * round trip whatever its size. The statement merges the records per interval key first
  * (starts and ends of the same key, duplicates), so that its result does not depend on the
@@ -31,32 +33,48 @@
 /* The largest time to_timestamp() takes without error: 9999-12-31 23:59:59 UTC. */
 #define STORE_MAX_TIME 253402300799LL
 
-#define STORE_NPARAMS 13                      /* the records' arrays */
+#define STORE_NPARAMS 14                      /* the records' arrays */
 #define WRITE_NPARAMS (STORE_NPARAMS + 1)     /* and the reasons of admissions that charge */
 
 /*
  * $1 is_end, $2 cluster, $3 job, $4 node, $5 restart, $6 project, $7 sector, $8 uid, $9 user,
- * $10 gpus, $11 start (NULL: unknown), $12 end (NULL for starts), $13 exact; $14 the reasons of
- * an admission that charges its project (decide_charging_reasons()). Per key the first
- * start and the first end of the group count (WITH ORDINALITY keeps the order of arrival). The
- * start record gives project, sector, uid, user and gpus; an end alone gives its own. An exact
- * end gives the interval's start too (slurmctld's), whatever the start record said. The
- * project and sector are the job's admission's wherever it has one that charges ($14): a job
- * is charged to what it was admitted for, and the close re-tags an interval opened before the
- * admission. Integers travel as bigint and are cast where stored, so that an out-of-range value is a data error (22003).
+ * $10 gpus, $11 start (NULL: unknown), $12 end (NULL for starts), $13 exact, $14 final; $15
+ * the reasons of an admission that charges its project (decide_charging_reasons()).
+ * An end that is not final (not settled yet) only goes to aif.usage_end_inbox; a final end
+ * closes its interval and leaves the inbox (store.h). Per key the first start and the first
+ * final end of the group count (WITH ORDINALITY keeps the order of arrival). The start record
+ * gives project, sector, uid, user and gpus; an end alone gives its own. An exact start (a
+ * settled one) corrects the start of its open interval; an exact end gives the interval's
+ * start too (slurmctld's), whatever the start record said. The project and sector are the
+ * job's admission's wherever it has one that charges ($15): a job is charged to what it was
+ * admitted for, and the close re-tags an interval opened before the admission. Integers
+ * travel as bigint and are cast where stored, so that an out-of-range value is a data error
+ * (22003).
  */
 static const char WRITE_SQL[] =
 	"WITH r AS ("
 	" SELECT * FROM unnest($1::boolean[], $2::text[], $3::bigint[], $4::text[], $5::bigint[],"
 	"  $6::text[], $7::text[], $8::bigint[], $9::text[], $10::bigint[], $11::bigint[],"
-	"  $12::bigint[], $13::boolean[]) WITH ORDINALITY"
+	"  $12::bigint[], $13::boolean[], $14::boolean[]) WITH ORDINALITY"
 	"  AS r(is_end, cluster, job_id, node, restart_count, project_id, sector_id, uid,"
-	"   user_name, gpus, st, en, exact, i)"
+	"   user_name, gpus, st, en, exact, final, i)"
+	"), inbox AS ("
+	" INSERT INTO aif.usage_end_inbox (cluster, job_id, node, restart_count, project_id,"
+	"  sector_id, uid, user_name, gpus, started_at, ended_at)"
+	" SELECT DISTINCT ON (cluster, job_id, node, restart_count) cluster, job_id, node,"
+	"  restart_count::int, project_id, sector_id, uid::int, user_name, gpus::int,"
+	"  to_timestamp(st), to_timestamp(en)"
+	" FROM r WHERE is_end AND NOT final ORDER BY cluster, job_id, node, restart_count, i"
+	" ON CONFLICT DO NOTHING"
+	"), settled AS ("
+	" DELETE FROM aif.usage_end_inbox x USING r WHERE r.is_end AND r.final"
+	"  AND x.cluster = r.cluster AND x.job_id = r.job_id AND x.node = r.node"
+	"  AND x.restart_count = r.restart_count"
 	"), s AS ("
 	" SELECT DISTINCT ON (cluster, job_id, node, restart_count) * FROM r WHERE NOT is_end"
 	" ORDER BY cluster, job_id, node, restart_count, i"
 	"), e AS ("
-	" SELECT DISTINCT ON (cluster, job_id, node, restart_count) * FROM r WHERE is_end"
+	" SELECT DISTINCT ON (cluster, job_id, node, restart_count) * FROM r WHERE is_end AND final"
 	" ORDER BY cluster, job_id, node, restart_count, i"
 	"), k AS ("
 	" SELECT coalesce(s.cluster, e.cluster) AS cluster, coalesce(s.job_id, e.job_id) AS job_id,"
@@ -81,23 +99,26 @@ static const char WRITE_SQL[] =
 	"  k.user_name, k.gpus::int, to_timestamp(k.st),"
 	"  CASE WHEN k.en IS NULL THEN NULL ELSE to_timestamp(greatest(k.en, k.st)) END, k.src, k.exact"
 	" FROM k LEFT JOIN aif.admissions a ON a.cluster = k.cluster AND a.job_id = k.job_id"
-	"  AND a.sector_id IS NOT NULL AND a.reason = ANY ($14::text[])"
+	"  AND a.sector_id IS NOT NULL AND a.reason = ANY ($15::text[])"
 	" ORDER BY k.cluster, k.job_id, k.node, k.restart_count"
 	" ON CONFLICT (cluster, job_id, node, restart_count) DO UPDATE"
 	" SET project_id = excluded.project_id, sector_id = excluded.sector_id,"
 	"  started_at = CASE WHEN excluded.exact THEN excluded.started_at ELSE u.started_at END,"
-	"  ended_at = greatest(excluded.ended_at,"
-	"   CASE WHEN excluded.exact THEN excluded.started_at ELSE u.started_at END),"
-	"  end_source = 'epilog', exact = excluded.exact"
-	" WHERE u.ended_at IS NULL AND excluded.ended_at IS NOT NULL";
+	"  ended_at = CASE WHEN excluded.ended_at IS NOT NULL THEN greatest(excluded.ended_at,"
+	"   CASE WHEN excluded.exact THEN excluded.started_at ELSE u.started_at END) END,"
+	"  end_source = CASE WHEN excluded.ended_at IS NOT NULL THEN 'epilog' END,"
+	"  exact = excluded.exact"
+	" WHERE u.ended_at IS NULL AND (excluded.ended_at IS NOT NULL OR excluded.exact)";
 
 #define WRITE_NAME "aif_store_write" /* WRITE_SQL, prepared on each connection */
 
 struct batch {
 	struct batch *next;
-	store_done_fn done;
+	store_done_fn done; /* NULL for a settled batch: acknowledged before */
 	void *arg;
 	size_t n;
+	bool final;   /* settled, or nothing to settle: its ends close their intervals */
+	bool written; /* committed (not refused), by the last write_group() */
 	bool refused;
 	struct aif_diag diag; /* why, when refused */
 	struct usage_record recs[]; /* then the strings they point to */
@@ -120,6 +141,7 @@ enum outcome {
 struct store {
 	struct store_options opts;
 	char *conninfo;
+	char *cluster; /* opts.cluster's copy */
 	PGconn *conn; /* writer thread only, after start */
 	pthread_t thread;
 
@@ -130,12 +152,17 @@ struct store {
 	bool stopping;
 	struct store_stats stats;
 
+	/* The settling thread's: written batches to settle (store.h), under the same lock. */
+	pthread_t settler;
+	bool settler_started;
+	pthread_cond_t settle_wake;
+	struct batch *settle_head, *settle_tail;
+	bool settle_stopping;
+
 	char charging_reasons[512]; /* $14, decide_charging_reasons() */
 
 	/* Writer thread only. */
 	struct buf params[STORE_NPARAMS];
-	struct usage_record **group;  /* the records of the group being written, for settle */
-	size_t group_cap;
 	struct timespec last_flush;
 	bool dirty;     /* closed intervals may wait for a rollup flush */
 	bool gave_up;   /* stopping and the database stayed unreachable */
@@ -255,7 +282,7 @@ static void put_int(struct buf *b, int64_t v)
 	buf_put(b, text, (size_t)len);
 }
 
-/* The thirteen arrays of batches[lo, hi); false when out of memory. */
+/* The fourteen arrays of batches[lo, hi); false when out of memory. */
 static bool build_params(struct store *s, struct batch **batches, size_t lo, size_t hi)
 {
 	struct buf *p = s->params;
@@ -268,6 +295,8 @@ static bool build_params(struct store *s, struct batch **batches, size_t lo, siz
 	}
 	for (size_t bi = lo; bi < hi; bi++) {
 		const struct batch *b = batches[bi];
+		bool final = b->final || !s->opts.settle;
+
 		for (size_t i = 0; i < b->n; i++) {
 			const struct usage_record *r = &b->recs[i];
 			bool is_end = r->event == USAGE_END;
@@ -289,6 +318,7 @@ static bool build_params(struct store *s, struct batch **batches, size_t lo, siz
 			put_int(&p[10], r->start);
 			put_int(&p[11], is_end ? r->end : -1);
 			buf_char(&p[12], r->exact ? 't' : 'f');
+			buf_char(&p[13], final ? 't' : 'f');
 		}
 	}
 	for (int j = 0; j < STORE_NPARAMS; j++) {
@@ -508,38 +538,13 @@ static void backoff(struct store *s)
  * Write one group until it is decided: every batch gets done exactly once, after the
  * decision (committed, refused or failed).
  */
-/* The settle callback on every record of the group (store.h); skipped when out of memory. */
-static void settle(struct store *s, struct batch **batches, size_t nb)
-{
-	size_t n = 0;
-
-	if (!s->opts.settle)
-		return;
-	for (size_t i = 0; i < nb; i++)
-		n += batches[i]->n;
-	if (n > s->group_cap) {
-		struct usage_record **g = realloc(s->group, n * sizeof(*g));
-
-		if (!g)
-			return;
-		s->group = g;
-		s->group_cap = n;
-	}
-	n = 0;
-	for (size_t i = 0; i < nb; i++)
-		for (size_t j = 0; j < batches[i]->n; j++)
-			s->group[n++] = &batches[i]->recs[j];
-	s->opts.settle(s->opts.settle_arg, s->group, n);
-}
-
 static void write_group(struct store *s, struct batch **batches, size_t nb)
 {
 	struct aif_diag diag;
 	enum outcome o;
-	size_t records = 0, refused = 0;
+	size_t records = 0, settled = 0, refused = 0;
 
 	aif_diag_clear(&diag);
-	settle(s, batches, nb);
 	for (;;) {
 		for (size_t i = 0; i < nb; i++)
 			batches[i]->refused = false;
@@ -579,23 +584,23 @@ static void write_group(struct store *s, struct batch **batches, size_t nb)
 	}
 	for (size_t i = 0; i < nb; i++) {
 		struct batch *b = batches[i];
+		int status = o == OUTCOME_FAIL ? -1 : b->refused ? STORE_REFUSED : 0;
 
-		if (o == OUTCOME_FAIL) {
-			b->done(b->arg, -1, &diag);
-			refused++;
-		} else if (b->refused) {
+		b->written = status == 0;
+		if (status == STORE_REFUSED)
 			store_log(s, 1, &b->diag);
-			b->done(b->arg, STORE_REFUSED, &b->diag);
+		if (status == 0)
+			*(b->done ? &records : &settled) += b->n;
+		else if (b->done)
 			refused++;
-		} else {
-			b->done(b->arg, 0, NULL);
-			records += b->n;
-		}
+		if (b->done)
+			b->done(b->arg, status, status == STORE_REFUSED ? &b->diag : status ? &diag : NULL);
 	}
 	pthread_mutex_lock(&s->lock);
 	if (o == OUTCOME_OK)
 		s->stats.groups++;
 	s->stats.records += records;
+	s->stats.settled += settled;
 	s->stats.refused += refused;
 	pthread_mutex_unlock(&s->lock);
 	if (records)
@@ -627,6 +632,121 @@ static void maybe_flush(struct store *s, bool force)
 	pthread_mutex_lock(&s->lock);
 	s->stats.flushes++;
 	pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- settling (store.h) ---- */
+
+/* Append b to the queue (lock held). */
+static void enqueue(struct store *s, struct batch *b)
+{
+	b->next = NULL;
+	if (s->tail)
+		s->tail->next = b;
+	else
+		s->head = b;
+	s->tail = b;
+	s->queued += b->n;
+	pthread_cond_signal(&s->wake);
+}
+
+/* After write_group(): a written batch that is not final goes to the settling thread. */
+static void to_settle(struct store *s, struct batch *b)
+{
+	if (!s->opts.settle || b->final || !b->written) {
+		free(b);
+		return;
+	}
+	b->next = NULL;
+	pthread_mutex_lock(&s->lock);
+	if (s->settle_tail)
+		s->settle_tail->next = b;
+	else
+		s->settle_head = b;
+	s->settle_tail = b;
+	pthread_cond_signal(&s->settle_wake);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/*
+ * Keep what is worth writing again: every end (its close), and the starts slurmctld's times
+ * corrected (the others are stored as they are). Their strings stay in b's pool.
+ */
+static size_t keep_settled(struct batch *b)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < b->n; i++)
+		if (b->recs[i].event == USAGE_END || b->recs[i].exact)
+			b->recs[n++] = b->recs[i];
+	return n;
+}
+
+/*
+ * The settling thread: each round takes every written batch not yet settled, settles their
+ * records (which may wait for slurmctld) and queues them again, final and without done.
+ */
+static void *settler(void *arg)
+{
+	struct store *s = arg;
+	struct usage_record **recs = NULL;
+	size_t cap = 0;
+
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		struct batch *round, *b, *next;
+		size_t n = 0;
+
+		while (!s->settle_head && !s->settle_stopping)
+			pthread_cond_wait(&s->settle_wake, &s->lock);
+		if (s->settle_stopping)
+			break; /* the ends wait in the inbox for the next start */
+		round = s->settle_head;
+		s->settle_head = s->settle_tail = NULL;
+		pthread_mutex_unlock(&s->lock);
+
+		for (b = round; b; b = b->next)
+			n += b->n;
+		if (n > cap) {
+			struct usage_record **r = realloc(recs, n * sizeof(*r));
+
+			if (r) {
+				recs = r;
+				cap = n;
+			}
+		}
+		if (n <= cap) {
+			n = 0;
+			for (b = round; b; b = b->next)
+				for (size_t i = 0; i < b->n; i++)
+					recs[n++] = &b->recs[i];
+			s->opts.settle(s->opts.settle_arg, recs, n);
+		} /* else out of memory: the nodes' times */
+
+		pthread_mutex_lock(&s->lock);
+		for (b = round; b; b = next) {
+			next = b->next;
+			b->n = keep_settled(b);
+			b->final = true;
+			b->done = NULL;
+			if (b->n)
+				enqueue(s, b);
+			else
+				free(b);
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	free(recs);
+	return NULL;
+}
+
+static void free_batches(struct batch *b)
+{
+	while (b) {
+		struct batch *next = b->next;
+
+		free(b);
+		b = next;
+	}
 }
 
 static void *writer(void *arg)
@@ -685,7 +805,7 @@ static void *writer(void *arg)
 
 		write_group(s, group, nb);
 		for (size_t i = 0; i < nb; i++)
-			free(group[i]);
+			to_settle(s, group[i]);
 		maybe_flush(s, false);
 		pthread_mutex_lock(&s->lock);
 	}
@@ -696,6 +816,8 @@ static void *writer(void *arg)
 }
 
 /* ---- the public side ---- */
+
+static int load_inbox(struct store *s, struct aif_diag *diag);
 
 int store_start(const char *conninfo, struct store **out, struct aif_diag *diag)
 {
@@ -727,6 +849,12 @@ int store_start_opts(const char *conninfo, const struct store_options *opts, str
 		s->opts = *opts;
 	else
 		store_options_init(&s->opts);
+	if (s->opts.cluster && !(s->cluster = strdup(s->opts.cluster))) {
+		free(s->conninfo);
+		free(s);
+		aif_diag_message(diag, "could not start the usage writer: out of memory");
+		return -1;
+	}
 	if (!s->opts.max_group_records)
 		s->opts.max_group_records = 1;
 	if (!s->opts.backoff_min_ms)
@@ -743,15 +871,30 @@ int store_start_opts(const char *conninfo, const struct store_options *opts, str
 	if (aif_db_check_schema(s->conn, diag) < 0 || !prepare(s, diag))
 		goto fail;
 
+	if (s->opts.settle && load_inbox(s, diag) < 0)
+		goto fail;
+
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 	pthread_cond_init(&s->wake, &attr);
 	pthread_condattr_destroy(&attr);
+	pthread_cond_init(&s->settle_wake, NULL);
 	pthread_mutex_init(&s->lock, NULL);
 	now(&s->last_flush);
-	err = pthread_create(&s->thread, NULL, writer, s);
+	err = s->opts.settle ? pthread_create(&s->settler, NULL, settler, s) : 0;
+	s->settler_started = err == 0 && s->opts.settle;
+	if (!err)
+		err = pthread_create(&s->thread, NULL, writer, s);
 	if (err) {
 		aif_diag_message(diag, "could not start the usage writer: %s", strerror(err));
+		if (s->settler_started) {
+			pthread_mutex_lock(&s->lock);
+			s->settle_stopping = true;
+			pthread_cond_signal(&s->settle_wake);
+			pthread_mutex_unlock(&s->lock);
+			pthread_join(s->settler, NULL);
+		}
+		pthread_cond_destroy(&s->settle_wake);
 		pthread_cond_destroy(&s->wake);
 		pthread_mutex_destroy(&s->lock);
 		goto fail;
@@ -759,7 +902,9 @@ int store_start_opts(const char *conninfo, const struct store_options *opts, str
 	*out = s;
 	return 0;
 fail:
+	free_batches(s->settle_head);
 	PQfinish(s->conn);
+	free(s->cluster);
 	free(s->conninfo);
 	free(s);
 	return -1;
@@ -815,17 +960,16 @@ static const char *copy_str(char **pool, const char *v)
 	return copy;
 }
 
-int store_submit(struct store *s, const struct usage_record *recs, size_t n, store_done_fn done,
-		 void *arg, struct aif_diag *diag)
+/* A batch of copies of recs[0..n), after checking them; NULL with diag. */
+static struct batch *make_batch(const struct usage_record *recs, size_t n, struct aif_diag *diag)
 {
 	struct batch *b;
 	size_t strings = 0;
 	char *pool;
 
-	aif_diag_clear(diag);
 	if (n == 0) {
 		aif_diag_message(diag, "no usage records to store");
-		return -1;
+		return NULL;
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct usage_record *r = &recs[i];
@@ -835,21 +979,17 @@ int store_submit(struct store *s, const struct usage_record *recs, size_t n, sto
 			aif_diag_message(diag, "invalid usage record %zu: %s", i + 1, why);
 			aif_diag_detail(diag, "Job %u, node %s, restart %u.", r->job,
 					r->node ? r->node : "(none)", r->restart);
-			return -1;
+			return NULL;
 		}
 		strings += str_size(r->cluster) + str_size(r->node) + str_size(r->project) +
 			   str_size(r->sector) + str_size(r->user);
 	}
-	b = malloc(sizeof(*b) + n * sizeof(b->recs[0]) + strings);
+	b = calloc(1, sizeof(*b) + n * sizeof(b->recs[0]) + strings);
 	if (!b) {
 		aif_diag_message(diag, "could not queue usage records: out of memory");
-		return -1;
+		return NULL;
 	}
-	b->next = NULL;
-	b->done = done;
-	b->arg = arg;
 	b->n = n;
-	b->refused = false;
 	pool = (char *)&b->recs[n];
 	for (size_t i = 0; i < n; i++) {
 		struct usage_record *r = &b->recs[i];
@@ -863,7 +1003,89 @@ int store_submit(struct store *s, const struct usage_record *recs, size_t n, sto
 		if (r->event == USAGE_START)
 			r->end = 0;
 	}
+	return b;
+}
 
+/*
+ * The ends an earlier aifd acknowledged and did not close (it stopped meanwhile): to the
+ * settling thread, as if just written. Before the threads start. 0, or -1 with diag.
+ */
+static int load_inbox(struct store *s, struct aif_diag *diag)
+{
+	static const char sql[] =
+		"SELECT cluster, job_id, node, restart_count, project_id, sector_id, uid, user_name,"
+		" gpus, extract(epoch FROM started_at)::bigint, extract(epoch FROM ended_at)::bigint"
+		" FROM aif.usage_end_inbox WHERE $1::text IS NULL OR cluster = $1"
+		" ORDER BY received_at";
+	const char *values[1] = {s->cluster};
+	PGresult *res = PQexecParams(s->conn, sql, 1, NULL, values, NULL, NULL, 0);
+	struct usage_record *recs = NULL;
+	struct batch *b = NULL;
+	int rows, rc = -1;
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		aif_db_diag(diag, s->conn, res, "could not read the unsettled usage ends");
+		goto out;
+	}
+	rows = PQntuples(res);
+	if (rows == 0) {
+		rc = 0;
+		goto out;
+	}
+	recs = calloc((size_t)rows, sizeof(*recs));
+	if (!recs) {
+		aif_diag_message(diag, "could not read the unsettled usage ends: out of memory");
+		goto out;
+	}
+	for (int i = 0; i < rows; i++) {
+		struct usage_record *r = &recs[i];
+
+		r->event = USAGE_END;
+		r->cluster = PQgetvalue(res, i, 0);
+		r->job = (uint32_t)strtoul(PQgetvalue(res, i, 1), NULL, 10);
+		r->node = PQgetvalue(res, i, 2);
+		r->restart = (uint32_t)strtoul(PQgetvalue(res, i, 3), NULL, 10);
+		r->project = PQgetvalue(res, i, 4);
+		r->sector = PQgetvalue(res, i, 5);
+		r->uid = (uint32_t)strtoul(PQgetvalue(res, i, 6), NULL, 10);
+		r->user = PQgetisnull(res, i, 7) ? NULL : PQgetvalue(res, i, 7);
+		r->gpus = (uint32_t)strtoul(PQgetvalue(res, i, 8), NULL, 10);
+		r->start = PQgetisnull(res, i, 9) ? USAGE_TIME_UNKNOWN
+						  : strtoll(PQgetvalue(res, i, 9), NULL, 10);
+		r->end = strtoll(PQgetvalue(res, i, 10), NULL, 10);
+	}
+	b = make_batch(recs, (size_t)rows, diag);
+	if (!b) {
+		aif_diag_message(diag, "could not read the unsettled usage ends");
+		goto out;
+	}
+	b->written = true;
+	s->settle_head = s->settle_tail = b;
+	if (s->opts.log) {
+		struct aif_diag info;
+
+		aif_diag_clear(&info);
+		aif_diag_message(&info, "closing %d usage intervals whose ends an earlier aifd acknowledged", rows);
+		store_log(s, 0, &info);
+	}
+	rc = 0;
+out:
+	free(recs);
+	PQclear(res);
+	return rc;
+}
+
+int store_submit(struct store *s, const struct usage_record *recs, size_t n, store_done_fn done,
+		 void *arg, struct aif_diag *diag)
+{
+	struct batch *b;
+
+	aif_diag_clear(diag);
+	b = make_batch(recs, n, diag);
+	if (!b)
+		return -1;
+	b->done = done;
+	b->arg = arg;
 	pthread_mutex_lock(&s->lock);
 	if (s->stopping || s->queued + n > s->opts.max_queued_records) {
 		bool stopping = s->stopping;
@@ -880,13 +1102,7 @@ int store_submit(struct store *s, const struct usage_record *recs, size_t n, sto
 		}
 		return -1;
 	}
-	if (s->tail)
-		s->tail->next = b;
-	else
-		s->head = b;
-	s->tail = b;
-	s->queued += n;
-	pthread_cond_signal(&s->wake);
+	enqueue(s, b);
 	pthread_mutex_unlock(&s->lock);
 	return 0;
 }
@@ -895,6 +1111,13 @@ void store_stop(struct store *s)
 {
 	if (!s)
 		return;
+	/* The settling thread first: what it queues, the writer still writes. */
+	pthread_mutex_lock(&s->lock);
+	s->settle_stopping = true;
+	pthread_cond_signal(&s->settle_wake);
+	pthread_mutex_unlock(&s->lock);
+	if (s->settler_started)
+		pthread_join(s->settler, NULL);
 	pthread_mutex_lock(&s->lock);
 	s->stopping = true;
 	now(&s->stop_deadline);
@@ -906,9 +1129,11 @@ void store_stop(struct store *s)
 	PQfinish(s->conn);
 	for (int j = 0; j < STORE_NPARAMS; j++)
 		free(s->params[j].data);
-	free(s->group);
+	free_batches(s->settle_head); /* their ends are in the inbox */
+	pthread_cond_destroy(&s->settle_wake);
 	pthread_cond_destroy(&s->wake);
 	pthread_mutex_destroy(&s->lock);
+	free(s->cluster);
 	free(s->conninfo);
 	free(s);
 }

@@ -39,6 +39,16 @@
  *   An end earlier than the stored start closes the interval at its start (zero length):
  *   a closed interval can never be corrected later (docs/database.md).
  *
+ * Settling (when options.settle is set): the records are acknowledged with the nodes' times,
+ * and settled afterwards, so that no prolog or epilog waits for slurmctld. A start is stored
+ * at once and corrected when settled (an open interval may change). An end is not closed at
+ * once but kept in aif.usage_end_inbox, in the statement that acknowledges it (a closed
+ * interval cannot change: docs/database.md); a thread of the store's own then settles the
+ * records of each round (options.settle, which may wait for slurmctld) and queues them again
+ * as final: the settled starts correct their open intervals, every end closes its interval
+ * and leaves the inbox. The ends an earlier aifd left in the inbox (it stopped meanwhile) are
+ * settled and closed when the store starts. Without options.settle an end closes at once.
+ *
  * At most every rollup_flush_interval_ms, after commits, the writer calls aif.rollup_flush().
  */
 #ifndef AIFD_STORE_H
@@ -98,8 +108,9 @@ typedef void (*store_done_fn)(void *arg, int status, const struct aif_diag *diag
 typedef void (*store_log_fn)(void *arg, int is_error, const struct aif_diag *diag);
 
 /*
- * Called by the writer thread with every record of a group before it writes them; may change
- * their start, end and exact (jobtimes.h). The records are whole batches, in queue order.
+ * Called by the store's settling thread with the records of each round, after they were
+ * acknowledged; may change their start, end and exact (jobtimes.h), and may wait (for
+ * slurmctld) as long as it must.
  */
 typedef void (*store_settle_fn)(void *arg, struct usage_record *const *recs, size_t n);
 
@@ -112,8 +123,9 @@ struct store_options {
 	unsigned stop_timeout_ms;          /* store_stop keeps retrying a lost database so long; default 15000 */
 	store_log_fn log;                  /* may be NULL */
 	void *log_arg;
-	store_settle_fn settle;            /* may be NULL: the records' own times */
+	store_settle_fn settle;            /* may be NULL: the records' own times, ends close at once */
 	void *settle_arg;
+	const char *cluster;               /* whose inbox ends the store settles when it starts; NULL: all */
 };
 
 /* The defaults above. */
@@ -139,13 +151,15 @@ int store_submit(struct store *s, const struct usage_record *recs, size_t n, sto
 
 /*
  * Stop accepting, write everything queued (retrying a lost database for stop_timeout_ms, then
- * answering the rest -1), join the thread, close the connection and free the store.
+ * answering the rest -1), join the threads, close the connection and free the store. Ends not
+ * yet settled stay in the inbox, for the next start.
  */
 void store_stop(struct store *s);
 
 struct store_stats {
 	uint64_t groups;       /* statements committed */
-	uint64_t records;      /* records committed */
+	uint64_t records;      /* records committed (acknowledged) */
+	uint64_t settled;      /* records written again once settled */
 	uint64_t refused;      /* batches refused (done -1) */
 	uint64_t reconnects;   /* connections made after the first */
 	uint64_t flushes;      /* successful aif.rollup_flush() calls */

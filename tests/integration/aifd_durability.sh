@@ -3,7 +3,8 @@
 # usage records to aifd while aifd is killed with SIGKILL and restarted, and while PostgreSQL
 # restarts. The clients resend what was not acknowledged (with a new credential each time);
 # at the end every acknowledged record is in the database, exactly once, and so is every
-# record sent.
+# record sent. Acknowledged ends that aifd had not closed yet when it stopped (they wait in
+# aif.usage_end_inbox until slurmctld's times are asked for) are closed by the next aifd.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 load_harness
@@ -24,10 +25,11 @@ aifd_start a
 stored() { psql -d "$AIFD_DB" -Atc "SELECT count(*) FROM aif.usage_intervals"; }
 acked_lines() { wc -l <"$1"; }
 
-# run_load NAME FIRST_JOB: 8 clients x 150 requests x 4 start records, in the background.
+# run_load NAME FIRST_JOB [EVENT]: 8 clients x 150 requests x 4 start (or EVENT) records, in
+# the background.
 run_load() {
 	"$load" --server="$AIFD_WORK/run/a.sock" --munge-socket="$AIF_MUNGE_SOCKET" --cluster=aiftest \
-		--mode=usage --event=start --clients=8 --requests=150 --records=4 --project=pload \
+		--mode=usage --event="${3:-start}" --clients=8 --requests=150 --records=4 --project=pload \
 		--first-job="$2" --acked-log="$AIFD_WORK/$1.acked" --retry-for=60 \
 		>"$AIFD_WORK/$1.out" 2>"$AIFD_WORK/$1.err" &
 	load_pid=$!
@@ -90,5 +92,49 @@ aifd_wait_log a "budget refresh (lost its database connection|reconnected)" "ref
 run_load again 100000
 finish_load again
 assert_eq 9600 "$(stored)" "records stored after sending them again"
+# 4. The ends of the first load, with aifd killed in the middle: every acknowledged end closes
+# its interval, also those the killed aifd had only put in the inbox.
+inbox() { psql -d "$AIFD_DB" -Atc "SELECT count(*) FROM aif.usage_end_inbox"; }
+closed() { psql -d "$AIFD_DB" -Atc "SELECT count(*) FROM aif.usage_intervals WHERE job_id < 200000 AND ended_at IS NOT NULL"; }
+wait_closed() { # wait_closed N WHAT: until N intervals of the first load are closed and the inbox is empty
+	local deadline=$((SECONDS + 20))
+	until [[ $(closed) == "$1" && $(inbox) == 0 ]]; do
+		((SECONDS < deadline)) || fail "$2: $(closed) intervals closed ($1 expected), $(inbox) ends in the inbox"
+		sleep 0.1
+	done
+}
+run_load ends 100000 end
+wait_acked "$AIFD_WORK/ends.acked" 400
+kill -KILL "$AIFD_PID_a"
+wait "$AIFD_PID_a" 2>/dev/null || true
+before=$(acked_lines "$AIFD_WORK/ends.acked")
+left=$(inbox)
+aifd_start a
+finish_load ends
+((before < 4800)) || fail "the end load was over before aifd was killed; make it longer"
+wait_closed 4800 "ends after the SIGKILL"
+echo "ends: $left acknowledged ends were waiting in the inbox at the SIGKILL"
+assert_eq 9600 "$(stored)" "intervals stored after the ends"
+
+# 5. Ends an earlier aifd acknowledged and left in the inbox, put there by hand: the next
+# aifd closes their intervals at the inbox's times when it starts.
+stop_pid "$AIFD_PID_a"
+psql -d "$AIFD_DB" -Atq -c "INSERT INTO aif.usage_end_inbox (cluster, job_id, node, restart_count,
+	project_id, sector_id, uid, user_name, gpus, ended_at)
+	SELECT cluster, job_id, node, restart_count, project_id, sector_id, uid, user_name, gpus,
+	       started_at + interval '1 hour'
+	FROM aif.usage_intervals WHERE ended_at IS NULL ORDER BY job_id, node LIMIT 3"
+aifd_start a
+aifd_wait_log a "closing 3 usage intervals whose ends an earlier aifd acknowledged" "the inbox read at start"
+deadline=$((SECONDS + 20))
+until [[ $(inbox) == 0 ]]; do
+	((SECONDS < deadline)) || fail "the inbox still holds $(inbox) ends 20 s after aifd started"
+	sleep 0.1
+done
+assert_eq "3|3|0" "$(psql -d "$AIFD_DB" -Atc "SELECT count(*), count(*) FILTER (WHERE
+	ended_at = started_at + interval '1 hour' AND end_source = 'epilog'), count(*) FILTER (WHERE exact)
+	FROM aif.usage_intervals WHERE job_id >= 200000 AND ended_at IS NOT NULL")" \
+	"intervals closed from the inbox (closed, at the inbox's end, exact: slurmctld knows no such job)"
+
 grep -qs "AddressSanitizer\|runtime error" "$AIFD_WORK"/a.log* && fail "sanitizer report in aifd's logs"
 echo "aifd durability: all checks passed"
