@@ -244,7 +244,7 @@ check_recorded() {
 		"their epilog ($want_intervals expected: one per job and node), $open open, $all in all"
 	[[ $admitted == "$jobs" && $closed == "$want_intervals" && $all == "$want_intervals" ]] ||
 		fail "aifd did not record every job: see above; aifd log: $(grep -E 'ERROR|WARNING' "$log" | tail -n 5);" \
-			"spool: $(find "$work/spool" -maxdepth 1 -type f -printf '%f ' 2>&1 | head -c 300)"
+			"spool: $(find "$work/spool" -maxdepth 1 -type f -name '*.usage' -printf '%f ' 2>&1 | head -c 300)"
 }
 
 check_unrecorded() { # the jobs in file $1 ran without aif: aifd knows none of them
@@ -305,5 +305,5 @@ echo "for information, time with nothing in plugstack.conf / time with aif:" \
 	"$(ratio "$none_ms" "${best[aif]}") (Slurm's deferred scheduling without any epilog)"
 echo "aifd log: $(grep -c 'ERROR:' "$log" || true) errors, $(grep -c 'WARNING:' "$log" || true) warnings;" \
 	"slurmd logs: $(cat "$AIF_HARNESS_DIR"/slurm/log/slurmd.*.log | grep -c 'error: aif' || true) aif errors;" \
-	"spool: $(find "$work/spool" -maxdepth 1 -type f 2>/dev/null | wc -l) records left"
+	"spool: $(find "$work/spool" -maxdepth 1 -type f -name '*.usage' 2>/dev/null | wc -l) records left"
 echo "total: $(($(date +%s) - bench_start)) s"
