@@ -115,8 +115,8 @@ static void send_or_spool(const struct aif_plugin_settings *s, const char *clust
 /*
  * Earlier records of this node that aifd could not take, oldest first, in the time left.
  * Returns true when the spool may still hold records (not all sent, or another process is
- * flushing): the new record then goes behind them, so that aifd never gets an allocation's
- * end before its start.
+ * still sending them): the new record then goes behind them, so that aifd never gets an
+ * allocation's end before its start.
  */
 static bool flush_spool(const struct aif_plugin_settings *s, int64_t deadline_ms)
 {
@@ -129,12 +129,13 @@ static bool flush_spool(const struct aif_plugin_settings *s, int64_t deadline_ms
 	if (!(client = aif_plugin_client(s, &diag)))
 		return false;
 	/* Another process flushing (the epilog of another job, the timer): wait for it, as long
-	 * as the deadline allows, rather than queue behind records it may be sending. */
+	 * as the deadline allows, rather than queue behind records it may be sending. Not when
+	 * the spool holds none: the other is only looking, as every prolog and epilog does. */
 	for (;;) {
 		int rc = aif_spool_flush(s->spool_dir, client, 0, deadline_ms, &stats, &diag);
 
-		left = rc < 0 || stats.kept > 0 || stats.busy;
-		if (!stats.busy || aif_clock_ms() + BUSY_PAUSE_MS >= deadline_ms)
+		left = rc < 0 || stats.kept > 0;
+		if (!stats.busy || !left || aif_clock_ms() + BUSY_PAUSE_MS >= deadline_ms)
 			break;
 		poll(NULL, 0, BUSY_PAUSE_MS);
 	}

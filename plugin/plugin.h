@@ -60,8 +60,9 @@ void aif_account(spank_t sp, const struct aif_plugin_settings *s, bool end);
 
 /*
  * The restart count of the run of job whose prolog ran on node, kept in spool_dir for
- * the epilog (a requeue raises the environment's count before the epilog). Recall removes it
- * and gives fallback when there is none. Both never fail (problems are logged).
+ * the epilog (a requeue raises the environment's count before the epilog); count 0 is kept as
+ * no file. Recall removes it and gives 0 when there is none, fallback when it cannot be read.
+ * Both never fail (problems are logged).
  */
 void aif_run_remember(const char *spool_dir, const char *node, uint32_t job, uint32_t restart);
 uint32_t aif_run_recall(const char *spool_dir, const char *node, uint32_t job, uint32_t fallback);
