@@ -535,7 +535,7 @@ static void backoff(struct store *s)
 }
 
 /*
- * Write one group until it is decided: every batch gets done exactly once, after the
+ * Write one group until it is decided: every batch with a done gets it exactly once, after the
  * decision (committed, refused or failed).
  */
 static void write_group(struct store *s, struct batch **batches, size_t nb)
@@ -603,7 +603,7 @@ static void write_group(struct store *s, struct batch **batches, size_t nb)
 	s->stats.settled += settled;
 	s->stats.refused += refused;
 	pthread_mutex_unlock(&s->lock);
-	if (records)
+	if (records || settled)
 		s->dirty = true;
 }
 
@@ -668,16 +668,21 @@ static void to_settle(struct store *s, struct batch *b)
 }
 
 /*
- * Keep what is worth writing again: every end (its close), and the starts slurmctld's times
- * corrected (the others are stored as they are). Their strings stay in b's pool.
+ * Keep what is worth writing again: every end (its close), and the starts that slurmctld's
+ * StartTime moved (was[i]: the start as stored). A start the node reported in the right second,
+ * nearly every one, is not written again: its interval becomes exact when its end is settled.
+ * was NULL: nothing was settled, only the ends. Their strings stay in b's pool.
  */
-static size_t keep_settled(struct batch *b)
+static size_t keep_settled(struct batch *b, const int64_t *was)
 {
 	size_t n = 0;
 
-	for (size_t i = 0; i < b->n; i++)
-		if (b->recs[i].event == USAGE_END || b->recs[i].exact)
-			b->recs[n++] = b->recs[i];
+	for (size_t i = 0; i < b->n; i++) {
+		const struct usage_record *r = &b->recs[i];
+
+		if (r->event == USAGE_END || (was && r->exact && r->start != was[i]))
+			b->recs[n++] = *r;
+	}
 	return n;
 }
 
@@ -689,12 +694,14 @@ static void *settler(void *arg)
 {
 	struct store *s = arg;
 	struct usage_record **recs = NULL;
+	int64_t *was = NULL; /* the starts as stored */
 	size_t cap = 0;
 
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
 		struct batch *round, *b, *next;
 		size_t n = 0;
+		bool asked;
 
 		while (!s->settle_head && !s->settle_stopping)
 			pthread_cond_wait(&s->settle_wake, &s->lock);
@@ -708,24 +715,34 @@ static void *settler(void *arg)
 			n += b->n;
 		if (n > cap) {
 			struct usage_record **r = realloc(recs, n * sizeof(*r));
+			int64_t *w = r ? realloc(was, n * sizeof(*w)) : NULL;
 
-			if (r) {
+			if (r)
 				recs = r;
+			if (w) {
+				was = w;
 				cap = n;
 			}
 		}
-		if (n <= cap) {
+		asked = n <= cap; /* else out of memory: the nodes' times */
+		if (asked) {
 			n = 0;
 			for (b = round; b; b = b->next)
-				for (size_t i = 0; i < b->n; i++)
+				for (size_t i = 0; i < b->n; i++) {
+					was[n] = b->recs[i].start;
 					recs[n++] = &b->recs[i];
+				}
 			s->opts.settle(s->opts.settle_arg, recs, n);
-		} /* else out of memory: the nodes' times */
+		}
 
 		pthread_mutex_lock(&s->lock);
+		n = 0;
 		for (b = round; b; b = next) {
+			size_t all = b->n;
+
 			next = b->next;
-			b->n = keep_settled(b);
+			b->n = keep_settled(b, asked ? was + n : NULL);
+			n += all;
 			b->final = true;
 			b->done = NULL;
 			if (b->n)
@@ -736,6 +753,7 @@ static void *settler(void *arg)
 	}
 	pthread_mutex_unlock(&s->lock);
 	free(recs);
+	free(was);
 	return NULL;
 }
 

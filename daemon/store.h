@@ -41,7 +41,8 @@
  *
  * Settling (when options.settle is set): the records are acknowledged with the nodes' times,
  * and settled afterwards, so that no prolog or epilog waits for slurmctld. A start is stored
- * at once and corrected when settled (an open interval may change). An end is not closed at
+ * at once, and corrected when slurmctld's StartTime is another second (an open interval may
+ * change; it becomes exact when its end is settled). An end is not closed at
  * once but kept in aif.usage_end_inbox, in the statement that acknowledges it (a closed
  * interval cannot change: docs/database.md); a thread of the store's own then settles the
  * records of each round (options.settle, which may wait for slurmctld) and queues them again
