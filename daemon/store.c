@@ -131,6 +131,21 @@ struct buf {
 	bool failed; /* out of memory */
 };
 
+/* A queue of batches, first in first out. */
+struct batch_list {
+	struct batch *head, *tail;
+};
+
+static void list_append(struct batch_list *l, struct batch *b)
+{
+	b->next = NULL;
+	if (l->tail)
+		l->tail->next = b;
+	else
+		l->head = b;
+	l->tail = b;
+}
+
 enum outcome {
 	OUTCOME_OK,
 	OUTCOME_DATA,  /* the data of some batch: bisect */
@@ -147,7 +162,7 @@ struct store {
 
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
-	struct batch *head, *tail; /* the queue */
+	struct batch_list queue;
 	size_t queued;             /* records in the queue */
 	bool stopping;
 	struct store_stats stats;
@@ -156,10 +171,10 @@ struct store {
 	pthread_t settler;
 	bool settler_started;
 	pthread_cond_t settle_wake;
-	struct batch *settle_head, *settle_tail;
+	struct batch_list settling; /* written, not final */
 	bool settle_stopping;
 
-	char charging_reasons[512]; /* $14, decide_charging_reasons() */
+	char charging_reasons[512]; /* $15, decide_charging_reasons() */
 
 	/* Writer thread only. */
 	struct buf params[STORE_NPARAMS];
@@ -639,12 +654,7 @@ static void maybe_flush(struct store *s, bool force)
 /* Append b to the queue (lock held). */
 static void enqueue(struct store *s, struct batch *b)
 {
-	b->next = NULL;
-	if (s->tail)
-		s->tail->next = b;
-	else
-		s->head = b;
-	s->tail = b;
+	list_append(&s->queue, b);
 	s->queued += b->n;
 	pthread_cond_signal(&s->wake);
 }
@@ -656,13 +666,8 @@ static void to_settle(struct store *s, struct batch *b)
 		free(b);
 		return;
 	}
-	b->next = NULL;
 	pthread_mutex_lock(&s->lock);
-	if (s->settle_tail)
-		s->settle_tail->next = b;
-	else
-		s->settle_head = b;
-	s->settle_tail = b;
+	list_append(&s->settling, b);
 	pthread_cond_signal(&s->settle_wake);
 	pthread_mutex_unlock(&s->lock);
 }
@@ -703,12 +708,12 @@ static void *settler(void *arg)
 		size_t n = 0;
 		bool asked;
 
-		while (!s->settle_head && !s->settle_stopping)
+		while (!s->settling.head && !s->settle_stopping)
 			pthread_cond_wait(&s->settle_wake, &s->lock);
 		if (s->settle_stopping)
 			break; /* the ends wait in the inbox for the next start */
-		round = s->settle_head;
-		s->settle_head = s->settle_tail = NULL;
+		round = s->settling.head;
+		s->settling.head = s->settling.tail = NULL;
 		pthread_mutex_unlock(&s->lock);
 
 		for (b = round; b; b = b->next)
@@ -778,7 +783,7 @@ static void *writer(void *arg)
 		size_t nb = 0, records = 0;
 		struct batch *b;
 
-		while (!s->head && !s->stopping) {
+		while (!s->queue.head && !s->stopping) {
 			if (s->dirty && s->opts.rollup_flush_interval_ms) {
 				struct timespec due = s->last_flush;
 
@@ -792,10 +797,10 @@ static void *writer(void *arg)
 				pthread_cond_wait(&s->wake, &s->lock);
 			}
 		}
-		if (!s->head)
+		if (!s->queue.head)
 			break; /* stopping, all written */
 		/* Whole batches, up to the cap (a larger batch goes alone). */
-		for (b = s->head; b && (nb == 0 || records + b->n <= s->opts.max_group_records);
+		for (b = s->queue.head; b && (nb == 0 || records + b->n <= s->opts.max_group_records);
 		     b = b->next) {
 			if (nb == group_cap) {
 				size_t cap = group_cap ? group_cap * 2 : 64;
@@ -815,9 +820,9 @@ static void *writer(void *arg)
 			pthread_mutex_lock(&s->lock);
 			continue;
 		}
-		s->head = b;
+		s->queue.head = b;
 		if (!b)
-			s->tail = NULL;
+			s->queue.tail = NULL;
 		s->queued -= records;
 		pthread_mutex_unlock(&s->lock);
 
@@ -920,7 +925,7 @@ int store_start_opts(const char *conninfo, const struct store_options *opts, str
 	*out = s;
 	return 0;
 fail:
-	free_batches(s->settle_head);
+	free_batches(s->settling.head);
 	PQfinish(s->conn);
 	free(s->cluster);
 	free(s->conninfo);
@@ -1078,7 +1083,7 @@ static int load_inbox(struct store *s, struct aif_diag *diag)
 		goto out;
 	}
 	b->written = true;
-	s->settle_head = s->settle_tail = b;
+	list_append(&s->settling, b);
 	if (s->opts.log) {
 		struct aif_diag info;
 
@@ -1147,7 +1152,7 @@ void store_stop(struct store *s)
 	PQfinish(s->conn);
 	for (int j = 0; j < STORE_NPARAMS; j++)
 		free(s->params[j].data);
-	free_batches(s->settle_head); /* their ends are in the inbox */
+	free_batches(s->settling.head); /* their ends are in the inbox */
 	pthread_cond_destroy(&s->settle_wake);
 	pthread_cond_destroy(&s->wake);
 	pthread_mutex_destroy(&s->lock);
