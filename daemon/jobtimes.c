@@ -34,8 +34,16 @@
 #define FRESH_MS 1000
 /* After slurmctld did not answer, records keep their node's times this long without asking. */
 #define JOBTIMES_PAUSE_MS 10000
-/* Jobs asked for together beyond this are answered by one slurm_load_jobs(). */
+/*
+ * Jobs asked for together are answered by one slurm_load_jobs() rather than one slurm_load_job()
+ * each when they are more than ALONE_MAX and either more than SINGLES_MAX (the RPCs one by one
+ * would not fit in JOBTIMES_WAIT_MS) or more than one in JOBS_PER_RPC of the jobs slurmctld
+ * held at the last such load: that one RPC packs every job slurmctld holds (MinJobAge keeps
+ * the ended ones), which costs slurmctld about as much as one RPC per JOBS_PER_RPC jobs.
+ */
 #define ALONE_MAX 4
+#define SINGLES_MAX 32
+#define JOBS_PER_RPC 100
 
 /* What slurmctld said of one job. */
 struct answer {
@@ -68,6 +76,7 @@ struct jobtimes {
 	uint64_t asked_gen, answered_gen; /* the queue's batches, and the last one answered */
 	int64_t busy_since_ms;   /* the thread's RPCs began then; 0 when idle */
 	int64_t paused_until_ms;
+	size_t jobs_held;        /* jobs in the thread's last slurm_load_jobs(): its cost */
 	bool down;               /* the last RPC failed: said once, and when it answers again */
 	bool stopping;
 	pthread_t thread;
@@ -128,15 +137,16 @@ static void ask(struct jobtimes *jt, struct wanted *w, size_t n)
 	job_info_msg_t *msg = NULL;
 	int64_t now = aif_clock_ms();
 
-	if (n > ALONE_MAX) {
+	if (n > ALONE_MAX && (n > SINGLES_MAX || n * JOBS_PER_RPC > jt->jobs_held)) {
 		slurm_job_info_t **index;
 
-		if (slurm_load_jobs(0, &msg, SHOW_ALL) != 0) {
+		if (slurm_load_jobs(0, &msg, SLURMCTLD_SHOW) != 0) {
 			pthread_mutex_lock(&jt->lock);
 			pause_asking(jt, "could not load the jobs from slurmctld for their times", now);
 			pthread_mutex_unlock(&jt->lock);
 			return;
 		}
+		jt->jobs_held = msg->record_count; /* the thread's alone */
 		index = slurmctld_index(msg);
 		for (size_t i = 0; i < n; i++)
 			if (index || !msg->record_count) {
@@ -148,7 +158,7 @@ static void ask(struct jobtimes *jt, struct wanted *w, size_t n)
 		slurm_free_job_info_msg(msg);
 	} else {
 		for (size_t i = 0; i < n; i++) {
-			if (slurm_load_job(&msg, w[i].job, SHOW_ALL) == 0) {
+			if (slurm_load_job(&msg, w[i].job, SLURMCTLD_SHOW) == 0) {
 				answer_from(&w[i].answer, w[i].job, slurmctld_job_of(msg, w[i].job), now);
 				slurm_free_job_info_msg(msg);
 				msg = NULL;

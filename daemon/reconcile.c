@@ -255,7 +255,7 @@ static void judge_alone(struct reconcile *r, struct run *run)
 	job_info_msg_t *msg = NULL;
 	int err;
 
-	if (slurm_load_job(&msg, run->job, SHOW_ALL) == 0) {
+	if (slurm_load_job(&msg, run->job, SLURMCTLD_SHOW) == 0) {
 		/* An array's id answers with all its tasks: the job is the one with this id. */
 		const slurm_job_info_t *job = slurmctld_job_of(msg, run->job);
 
@@ -315,7 +315,7 @@ static bool judge_runs(struct reconcile *r, struct run *runs, size_t n)
 	slurm_job_info_t **index;
 	int hidden = -1; /* not known yet */
 
-	if (slurm_load_jobs(0, &msg, SHOW_ALL) != 0) {
+	if (slurm_load_jobs(0, &msg, SLURMCTLD_SHOW) != 0) {
 		slurm_failed(r, "could not load the jobs from slurmctld");
 		return false;
 	}

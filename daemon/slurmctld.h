@@ -22,6 +22,13 @@
 int slurmctld_acquire(void);
 void slurmctld_release(void);
 
+/*
+ * The show_flags of aifd's slurm_load_job(s): ended jobs too, and only this cluster's
+ * slurmctld (aifd serves one cluster; without SHOW_LOCAL, libslurm asks for the federation
+ * first, one more RPC each time).
+ */
+#define SLURMCTLD_SHOW (SHOW_ALL | SHOW_LOCAL)
+
 /* The jobs of msg sorted by job id, for slurmctld_find(); NULL when msg has none or no memory. */
 slurm_job_info_t **slurmctld_index(const job_info_msg_t *msg);
 
