@@ -4,11 +4,11 @@
  * (sql/007_exact_times.sql).
  *
  * The prolog and epilog report their node's clock, within about a second of slurmctld's times.
- * aifd asks slurmctld once per job, just after it acknowledged the records (store.h, settling):
- * the prolog's start while the job runs, the epilog's end while slurmctld still keeps the
- * ended job (MinJobAge, 300 s by default); the nodes of one job share the answer. A record takes slurmctld's times only when
- * they are this run's: the same job id, uid and restart count, the job started (and, for an
- * end, ended), and each time within JOBTIMES_TOLERANCE of the node's. Otherwise, and while
+ * aifd asks slurmctld once per job, after it acknowledged the epilogs' end records (store.h,
+ * settling), while slurmctld still keeps the ended job (MinJobAge, 300 s by default); the
+ * nodes of one job share the answer, which gives the interval's start too. A record takes
+ * slurmctld's times only when they are this run's: the same job id, uid and restart count, the
+ * job started (and, for an end, ended), and each time within JOBTIMES_TOLERANCE of the node's. Otherwise, and while
  * slurmctld does not answer, the record keeps the node's times and is not exact.
  */
 #ifndef AIFD_JOBTIMES_H
@@ -40,8 +40,8 @@ void jobtimes_free(struct jobtimes *jt);
  * once per round of acknowledged records, so that one round of RPCs serves everything
  * acknowledged meanwhile.
  * Thread-safe; waits at most JOBTIMES_WAIT_MS. The jobs without a fresh answer are asked for
- * in jobtimes' own thread (one RPC per job, one slurm_load_jobs() for many); none for a
- * while after slurmctld did not answer.
+ * in jobtimes' own thread (one RPC per job, one slurm_load_jobs() for many: jobtimes.c); none
+ * for a while after slurmctld did not answer.
  */
 void jobtimes_settle(void *arg, struct usage_record *const *recs, size_t n);
 

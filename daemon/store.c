@@ -33,6 +33,9 @@
 /* The largest time to_timestamp() takes without error: 9999-12-31 23:59:59 UTC. */
 #define STORE_MAX_TIME 253402300799LL
 
+/* Settling rounds start at most this often (settler()). */
+#define SETTLE_ROUND_MS 1000
+
 #define STORE_NPARAMS 14                      /* the records' arrays */
 #define WRITE_NPARAMS (STORE_NPARAMS + 1)     /* and the reasons of admissions that charge */
 
@@ -43,13 +46,12 @@
  * An end that is not final (not settled yet) only goes to aif.usage_end_inbox; a final end
  * closes its interval and leaves the inbox (store.h). Per key the first start and the first
  * final end of the group count (WITH ORDINALITY keeps the order of arrival). The start record
- * gives project, sector, uid, user and gpus; an end alone gives its own. An exact start (a
- * settled one) corrects the start of its open interval; an exact end gives the interval's
- * start too (slurmctld's), whatever the start record said. The project and sector are the
- * job's admission's wherever it has one that charges ($15): a job is charged to what it was
- * admitted for, and the close re-tags an interval opened before the admission. Integers
- * travel as bigint and are cast where stored, so that an out-of-range value is a data error
- * (22003).
+ * gives project, sector, uid, user and gpus; an end alone gives its own. An exact end (a
+ * settled one) gives the interval's start too (slurmctld's), whatever the start record said.
+ * The project and sector are the job's admission's wherever it has one that charges ($15): a
+ * job is charged to what it was admitted for, and the close re-tags an interval opened before
+ * the admission. Integers travel as bigint and are cast where stored, so that an out-of-range
+ * value is a data error (22003).
  */
 static const char WRITE_SQL[] =
 	"WITH r AS ("
@@ -659,10 +661,19 @@ static void enqueue(struct store *s, struct batch *b)
 	pthread_cond_signal(&s->wake);
 }
 
-/* After write_group(): a written batch that is not final goes to the settling thread. */
+/* Whether b holds an end: only ends are settled (store.h). */
+static bool has_end(const struct batch *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		if (b->recs[i].event == USAGE_END)
+			return true;
+	return false;
+}
+
+/* After write_group(): a written batch with ends that are not final goes to the settling thread. */
 static void to_settle(struct store *s, struct batch *b)
 {
-	if (!s->opts.settle || b->final || !b->written) {
+	if (!s->opts.settle || b->final || !b->written || !has_end(b)) {
 		free(b);
 		return;
 	}
@@ -672,93 +683,79 @@ static void to_settle(struct store *s, struct batch *b)
 	pthread_mutex_unlock(&s->lock);
 }
 
-/*
- * Keep what is worth writing again: every end (its close), and the starts that slurmctld's
- * StartTime moved (was[i]: the start as stored). A start the node reported in the right second,
- * nearly every one, is not written again: its interval becomes exact when its end is settled.
- * was NULL: nothing was settled, only the ends. Their strings stay in b's pool.
- */
-static size_t keep_settled(struct batch *b, const int64_t *was)
+/* Keep b's ends, to close their intervals; its starts are written already. Returns how many. */
+static size_t keep_ends(struct batch *b)
 {
 	size_t n = 0;
 
-	for (size_t i = 0; i < b->n; i++) {
-		const struct usage_record *r = &b->recs[i];
-
-		if (r->event == USAGE_END || (was && r->exact && r->start != was[i]))
-			b->recs[n++] = *r;
-	}
+	for (size_t i = 0; i < b->n; i++)
+		if (b->recs[i].event == USAGE_END)
+			b->recs[n++] = b->recs[i];
 	return n;
 }
 
 /*
- * The settling thread: each round takes every written batch not yet settled, settles their
- * records (which may wait for slurmctld) and queues them again, final and without done.
+ * The settling thread: each round takes the ends of every written batch not yet settled,
+ * settles them (which may wait for slurmctld) and queues them again, final and without done.
+ * A round starts at most every SETTLE_ROUND_MS, so that under load one round (one RPC to
+ * slurmctld) serves the ends of many jobs; the first end after a quiet spell goes at once.
  */
 static void *settler(void *arg)
 {
 	struct store *s = arg;
 	struct usage_record **recs = NULL;
-	int64_t *was = NULL; /* the starts as stored */
 	size_t cap = 0;
+	struct timespec next_round;
 
+	now(&next_round);
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
 		struct batch *round, *b, *next;
 		size_t n = 0;
-		bool asked;
 
 		while (!s->settling.head && !s->settle_stopping)
 			pthread_cond_wait(&s->settle_wake, &s->lock);
+		while (!s->settle_stopping &&
+		       pthread_cond_timedwait(&s->settle_wake, &s->lock, &next_round) != ETIMEDOUT)
+			;
 		if (s->settle_stopping)
 			break; /* the ends wait in the inbox for the next start */
 		round = s->settling.head;
 		s->settling.head = s->settling.tail = NULL;
 		pthread_mutex_unlock(&s->lock);
+		now(&next_round);
+		add_ms(&next_round, SETTLE_ROUND_MS);
 
+		for (b = round; b; b = b->next)
+			b->n = keep_ends(b);
 		for (b = round; b; b = b->next)
 			n += b->n;
 		if (n > cap) {
 			struct usage_record **r = realloc(recs, n * sizeof(*r));
-			int64_t *w = r ? realloc(was, n * sizeof(*w)) : NULL;
 
-			if (r)
+			if (r) {
 				recs = r;
-			if (w) {
-				was = w;
 				cap = n;
 			}
 		}
-		asked = n <= cap; /* else out of memory: the nodes' times */
-		if (asked) {
+		if (n <= cap) { /* else out of memory: the nodes' times */
 			n = 0;
 			for (b = round; b; b = b->next)
-				for (size_t i = 0; i < b->n; i++) {
-					was[n] = b->recs[i].start;
+				for (size_t i = 0; i < b->n; i++)
 					recs[n++] = &b->recs[i];
-				}
 			s->opts.settle(s->opts.settle_arg, recs, n);
 		}
 
 		pthread_mutex_lock(&s->lock);
-		n = 0;
 		for (b = round; b; b = next) {
-			size_t all = b->n;
-
 			next = b->next;
-			b->n = keep_settled(b, asked ? was + n : NULL);
-			n += all;
 			b->final = true;
 			b->done = NULL;
-			if (b->n)
-				enqueue(s, b);
-			else
-				free(b);
+			enqueue(s, b);
 		}
 	}
 	pthread_mutex_unlock(&s->lock);
 	free(recs);
-	free(was);
 	return NULL;
 }
 
@@ -900,8 +897,8 @@ int store_start_opts(const char *conninfo, const struct store_options *opts, str
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 	pthread_cond_init(&s->wake, &attr);
+	pthread_cond_init(&s->settle_wake, &attr);
 	pthread_condattr_destroy(&attr);
-	pthread_cond_init(&s->settle_wake, NULL);
 	pthread_mutex_init(&s->lock, NULL);
 	now(&s->last_flush);
 	err = s->opts.settle ? pthread_create(&s->settler, NULL, settler, s) : 0;

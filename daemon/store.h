@@ -41,14 +41,14 @@
  *
  * Settling (when options.settle is set): the records are acknowledged with the nodes' times,
  * and settled afterwards, so that no prolog or epilog waits for slurmctld. A start is stored
- * at once, and corrected when slurmctld's StartTime is another second (an open interval may
- * change; it becomes exact when its end is settled). An end is not closed at
- * once but kept in aif.usage_end_inbox, in the statement that acknowledges it (a closed
- * interval cannot change: docs/database.md); a thread of the store's own then settles the
- * records of each round (options.settle, which may wait for slurmctld) and queues them again
- * as final: the settled starts correct their open intervals, every end closes its interval
- * and leaves the inbox. The ends an earlier aifd left in the inbox (it stopped meanwhile) are
- * settled and closed when the store starts. Without options.settle an end closes at once.
+ * at once, at the node's time, and is not settled: its end's settlement gives its interval
+ * slurmctld's start too. An end is not closed at once but kept in aif.usage_end_inbox, in the
+ * statement that acknowledges it (a closed interval cannot change: docs/database.md); a
+ * thread of the store's own then settles the ends of each round (options.settle, which may
+ * wait for slurmctld; a round at most every second, so that one serves many jobs under load)
+ * and queues them again as final: each closes its interval and leaves the inbox. The ends an
+ * earlier aifd left in the inbox (it stopped meanwhile) are settled and closed when the store
+ * starts. Without options.settle an end closes at once.
  *
  * At most every rollup_flush_interval_ms, after commits, the writer calls aif.rollup_flush().
  */
@@ -109,7 +109,7 @@ typedef void (*store_done_fn)(void *arg, int status, const struct aif_diag *diag
 typedef void (*store_log_fn)(void *arg, int is_error, const struct aif_diag *diag);
 
 /*
- * Called by the store's settling thread with the records of each round, after they were
+ * Called by the store's settling thread with the end records of each round, after they were
  * acknowledged; may change their start, end and exact (jobtimes.h), and may wait (for
  * slurmctld) as long as it must.
  */

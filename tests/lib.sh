@@ -176,6 +176,16 @@ aifd_wait_log() { # aifd_wait_log NAME REGEX WHAT: until NAME's log matches, at 
 	done
 }
 
+# aifd_wait_settled WHAT: until the aifds of this test closed every end they acknowledged
+# (aif.usage_end_inbox empty; aifd settles ends in rounds at most a second apart), at most 20 s
+aifd_wait_settled() {
+	local deadline=$((SECONDS + 20)) left
+	until left=$(psql -d "$AIFD_DB" -Atc "SELECT count(*) FROM aif.usage_end_inbox") && [[ $left == 0 ]]; do
+		((SECONDS < deadline)) || fail "$1: $left acknowledged ends still not closed after 20 s"
+		sleep 0.1
+	done
+}
+
 # aif_send USER NAME ARG...: tests/tools/aif-send as USER (or root) to aifd NAME.
 aif_send() {
 	local user=$1 name=$2

@@ -78,6 +78,7 @@ record pwarn 6
 record pf1 4
 record pfw 6
 record pret 1 aiftest
+aifd_wait_settled "usage of the budgets' table"
 # pret is removed from the file: it has usage, so it is retired, not deleted.
 budgets 1 >"$AIFD_WORK/b2.yaml"
 apply "$AIFD_WORK/b2.yaml"
@@ -162,6 +163,7 @@ for _ in 1 2; do
 		-- event=end job=9 node=n2 restart=0 gpus=3 time=$end uid="$a1" project=proja)
 	assert_eq "ok 4" "$(head -1 <<<"$answer") $(field acked "$answer")" "usage sent again: $answer"
 done
+aifd_wait_settled "job 9"
 assert_eq "n1|2|proja|health||
 n2|3|proja|health|$end|epilog" \
 	"$(psql -d "$AIFD_DB" -Atc "SELECT node, gpus, project_id, sector_id, extract(epoch FROM ended_at)::bigint, end_source
@@ -172,6 +174,7 @@ n2|3|proja|health|$end|epilog" \
 answer=$(aif_send aiftest2 a usage cluster=aiftest \
 	-- event=end job=10 node=n1 restart=1 gpus=4 time=$end start=$start uid="$(uid_of aiftest3)")
 assert_eq "ok 1" "$(head -1 <<<"$answer") $(field acked "$answer")" "end with start: $answer"
+aifd_wait_settled "job 10"
 assert_eq "pwarn|health|$start|$end|4" \
 	"$(psql -d "$AIFD_DB" -Atc "SELECT project_id, sector_id, extract(epoch FROM started_at)::bigint,
 	 extract(epoch FROM ended_at)::bigint, gpus FROM aif.usage_intervals WHERE job_id = 10")" "job 10"

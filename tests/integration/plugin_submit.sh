@@ -49,6 +49,7 @@ record() { # record JOB PROJECT GPU_HOURS: a closed interval that ended an hour 
 }
 record 900001 pexh 2
 record 900002 pwarn 6
+aifd_wait_settled "the usage of pexh and pwarn"
 wait_answer a refuse "pexh exhausted" aiftest check project=pexh
 
 plugstack() { # plugstack ARG...: this run's aif.so line, with these arguments added

@@ -71,6 +71,7 @@ assert_match "HINT:  It is now $spool/bad/aiftest.102.0.n1.start.usage" "$err" "
 assert_eq 0 "$(records)" "spool empty after the flush"
 assert_eq "aiftest.102.0.n1.start.usage aiftest.102.0.n1.start.usage.why" "$(cd "$spool/bad" && echo *)" "bad/"
 assert_match "unknown project \"nope\"" "$(cat "$spool/bad/aiftest.102.0.n1.start.usage.why")" "why file"
+aifd_wait_settled "job 101"
 assert_eq "n1|$start|$end|2|proja|1
 n2|$start|$end|2|proja|1" "$(rows 101)" "job 101 stored once per node"
 assert_eq "" "$(rows 102)" "job 102 not stored"
