@@ -716,8 +716,8 @@ static void *settler(void *arg)
 		while (!s->settling.head && !s->settle_stopping)
 			pthread_cond_wait(&s->settle_wake, &s->lock);
 		while (!s->settle_stopping &&
-		       pthread_cond_timedwait(&s->settle_wake, &s->lock, &next_round) != ETIMEDOUT)
-			;
+		       pthread_cond_timedwait(&s->settle_wake, &s->lock, &next_round) == 0)
+			; /* woken before the round is due: more ends, or stopping */
 		if (s->settle_stopping)
 			break; /* the ends wait in the inbox for the next start */
 		round = s->settling.head;
@@ -726,10 +726,10 @@ static void *settler(void *arg)
 		now(&next_round);
 		add_ms(&next_round, SETTLE_ROUND_MS);
 
-		for (b = round; b; b = b->next)
+		for (b = round; b; b = b->next) {
 			b->n = keep_ends(b);
-		for (b = round; b; b = b->next)
 			n += b->n;
+		}
 		if (n > cap) {
 			struct usage_record **r = realloc(recs, n * sizeof(*r));
 

@@ -250,8 +250,8 @@ check_recorded() {
 		sleep 0.1
 	done
 	echo "  aifd recorded: $admitted admissions ($jobs expected), $closed intervals closed by" \
-		"their epilog ($want_intervals expected: one per job and node; the last closed $(secs "$lag")" \
-		"after squeue listed no job), $open open, $all in all"
+		"their epilog ($want_intervals expected: one per job and node; all closed within $(secs "$lag")" \
+		"of squeue listing no job), $open open, $all in all"
 	[[ $admitted == "$jobs" && $closed == "$want_intervals" && $all == "$want_intervals" ]] ||
 		fail "aifd did not record every job: see above; aifd log: $(grep -E 'ERROR|WARNING' "$log" | tail -n 5);" \
 			"spool: $(find "$work/spool" -maxdepth 1 -type f -name '*.usage' -printf '%f ' 2>&1 | head -c 300)"
