@@ -88,7 +88,7 @@ static const char WRITE_SQL[] =
 	"  CASE WHEN s.i IS NULL THEN e.user_name ELSE s.user_name END AS user_name,"
 	"  CASE WHEN s.i IS NULL THEN e.gpus ELSE s.gpus END AS gpus,"
 	"  CASE WHEN e.exact THEN e.st ELSE coalesce(s.st, e.st, e.en) END AS st, e.en,"
-	"  CASE WHEN e.i IS NULL THEN s.exact ELSE e.exact END AS exact,"
+	"  coalesce(e.exact, false) AS exact,"
 	"  CASE WHEN e.i IS NULL THEN NULL"
 	"   WHEN coalesce(s.st, e.st) IS NULL THEN 'epilog-no-start' ELSE 'epilog' END AS src"
 	" FROM s FULL JOIN e ON e.cluster = s.cluster AND e.job_id = s.job_id"
@@ -106,11 +106,10 @@ static const char WRITE_SQL[] =
 	" ON CONFLICT (cluster, job_id, node, restart_count) DO UPDATE"
 	" SET project_id = excluded.project_id, sector_id = excluded.sector_id,"
 	"  started_at = CASE WHEN excluded.exact THEN excluded.started_at ELSE u.started_at END,"
-	"  ended_at = CASE WHEN excluded.ended_at IS NOT NULL THEN greatest(excluded.ended_at,"
-	"   CASE WHEN excluded.exact THEN excluded.started_at ELSE u.started_at END) END,"
-	"  end_source = CASE WHEN excluded.ended_at IS NOT NULL THEN 'epilog' END,"
-	"  exact = excluded.exact"
-	" WHERE u.ended_at IS NULL AND (excluded.ended_at IS NOT NULL OR excluded.exact)";
+	"  ended_at = greatest(excluded.ended_at,"
+	"   CASE WHEN excluded.exact THEN excluded.started_at ELSE u.started_at END),"
+	"  end_source = 'epilog', exact = excluded.exact"
+	" WHERE u.ended_at IS NULL AND excluded.ended_at IS NOT NULL";
 
 #define WRITE_NAME "aif_store_write" /* WRITE_SQL, prepared on each connection */
 
@@ -661,28 +660,6 @@ static void enqueue(struct store *s, struct batch *b)
 	pthread_cond_signal(&s->wake);
 }
 
-/* Whether b holds an end: only ends are settled (store.h). */
-static bool has_end(const struct batch *b)
-{
-	for (size_t i = 0; i < b->n; i++)
-		if (b->recs[i].event == USAGE_END)
-			return true;
-	return false;
-}
-
-/* After write_group(): a written batch with ends that are not final goes to the settling thread. */
-static void to_settle(struct store *s, struct batch *b)
-{
-	if (!s->opts.settle || b->final || !b->written || !has_end(b)) {
-		free(b);
-		return;
-	}
-	pthread_mutex_lock(&s->lock);
-	list_append(&s->settling, b);
-	pthread_cond_signal(&s->settle_wake);
-	pthread_mutex_unlock(&s->lock);
-}
-
 /* Keep b's ends, to close their intervals; its starts are written already. Returns how many. */
 static size_t keep_ends(struct batch *b)
 {
@@ -695,8 +672,29 @@ static size_t keep_ends(struct batch *b)
 }
 
 /*
- * The settling thread: each round takes the ends of every written batch not yet settled,
- * settles them (which may wait for slurmctld) and queues them again, final and without done.
+ * After write_group(): the ends of a written batch that is not final go to the settling
+ * thread; only ends are settled (store.h).
+ */
+static void to_settle(struct store *s, struct batch *b)
+{
+	if (s->opts.settle && !b->final && b->written)
+		b->n = keep_ends(b);
+	else
+		b->n = 0;
+	if (!b->n) {
+		free(b);
+		return;
+	}
+	pthread_mutex_lock(&s->lock);
+	list_append(&s->settling, b);
+	pthread_cond_signal(&s->settle_wake);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/*
+ * The settling thread: each round takes the ends of every written batch not yet settled
+ * (to_settle(), load_inbox()), settles them (which may wait for slurmctld) and queues them
+ * again, final and without done.
  * A round starts at most every SETTLE_ROUND_MS, so that under load one round (one RPC to
  * slurmctld) serves the ends of many jobs; the first end after a quiet spell goes at once.
  */
@@ -726,10 +724,8 @@ static void *settler(void *arg)
 		now(&next_round);
 		add_ms(&next_round, SETTLE_ROUND_MS);
 
-		for (b = round; b; b = b->next) {
-			b->n = keep_ends(b);
+		for (b = round; b; b = b->next)
 			n += b->n;
-		}
 		if (n > cap) {
 			struct usage_record **r = realloc(recs, n * sizeof(*r));
 
