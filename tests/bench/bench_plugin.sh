@@ -11,10 +11,13 @@
 # run's SlurmUser with its default settings (durable PostgreSQL, 4 workers, reconciliation
 # every 60 s), on a Unix socket. Each phase writes plugstack.conf, restarts slurmd, submits
 # JOBS (default 200) jobs `sbatch -N1|-N2 --gpus-per-node=1 --wrap true`, one and two nodes in
-# turn, one after the other as the ordinary user, and is timed from the first job's allocation
-# (slurmctld's log) until squeue lists none of them (every epilog done). The wait before that
-# allocation is Slurm's, printed but left out: slurmctld starts batch jobs in a deferred pass,
-# at most every batch_sched_delay (3 s by default) after its previous one. AIF_BENCH_WRAP sets
+# turn, one after the other as the ordinary user, held; then releases them all. A phase's
+# time is the submissions' (sbatch with its submit-time checks) plus the run's, from the first
+# job's allocation (slurmctld's log) until squeue lists none of them (every epilog done).
+# Holding keeps the two apart, so every phase measures the same work. The wait between the
+# release and the first allocation is Slurm's, printed but left out: slurmctld starts batch
+# jobs in a deferred pass, at most every batch_sched_delay (3 s by default) after its previous
+# one. AIF_BENCH_WRAP sets
 # the jobs' command (default true: the shortest jobs, where aif's share is the largest).
 # The phases:
 #   - nothing in plugstack.conf: once, for information only. With no epilog at all, slurmd
@@ -146,11 +149,13 @@ alloc_ms() {
 }
 
 # run_jobs N OUT [SBATCH ARG]...: N jobs as the ordinary user, one and two nodes in turn; their
-# ids go to OUT. Sets submit_ms (the submissions alone), wait_ms (from the first submission to
-# the first allocation) and total_ms (from the first allocation until squeue lists none of the
-# jobs: all ended, epilogs done). Fails unless all COMPLETED.
+# ids go to OUT. They are submitted held and released together once all are in, so that the
+# submissions never overlap the run: a phase's time is submit_ms (the submissions, one after
+# the other: sbatch and its submit-time checks) plus run_ms (from the first allocation until
+# squeue lists none of the jobs: all ended, epilogs done). wait_ms, from the release to the
+# first allocation, is Slurm's deferred pass, left out. Fails unless all COMPLETED.
 run_jobs() {
-	local n=$1 out=$2 t0 t1 t_end left deadline states
+	local n=$1 out=$2 t0 t1 t_release t_end left deadline states
 	shift 2
 	cpu_before=$(cpu_sample)
 	t0=$(now_ms)
@@ -158,12 +163,15 @@ run_jobs() {
 	"$harness" as-user "$env_file" "$user" bash -c '
 		n=$1 dir=$2 wrap=$3; shift 3
 		for ((i = 0; i < n; i++)); do
-			sbatch --parsable -N$((i % 2 + 1)) --gpus-per-node=1 -o "$dir/%j.out" "$@" --wrap "$wrap" || exit 1
+			sbatch --parsable -H -N$((i % 2 + 1)) --gpus-per-node=1 -o "$dir/%j.out" "$@" --wrap "$wrap" || exit 1
 		done' bash "$n" "$work/out" "$wrap" "$@" >"$out" 2>"$out.err" ||
 		fail "sbatch failed after $(wc -l <"$out") jobs: $(tail -n 5 "$out.err")"
 	t1=$(now_ms)
 	submit_ms=$((t1 - t0))
 	[[ $(grep -c . "$out") == "$n" ]] || fail "expected $n job ids, got: $(head -c 300 "$out")"
+	t_release=$(now_ms)
+	"$harness" as-user "$env_file" "$user" scontrol release "$(paste -sd, "$out")" ||
+		fail "scontrol release failed"
 	deadline=$((SECONDS + phase_timeout))
 	# squeue lists pending, running and completing jobs: the ones that still cost time. Each
 	# call costs slurmctld CPU that the jobs need: seldom while many are left, often near
@@ -178,8 +186,9 @@ run_jobs() {
 	# slurmctld starts batch jobs in a deferred pass, at most every batch_sched_delay (3 s)
 	# after its previous one: a wait of up to 3 s that is not aif's, left out.
 	t1=$(alloc_ms "$(head -n 1 "$out")") || fail "no allocation of job $(head -n 1 "$out") in slurmctld's log"
-	wait_ms=$((t1 - t0))
-	total_ms=$((t_end - t0 - wait_ms))
+	wait_ms=$((t1 - t_release))
+	run_ms=$((t_end - t1))
+	total_ms=$((submit_ms + run_ms))
 	states=$(squeue -h -t all -j "$(paste -sd, "$out")" -o %T | sort | uniq -c |
 		awk '{ printf "%s%s %s", sep, $1, $2; sep = ", " }')
 	[[ $states == "$n COMPLETED" ]] || fail "jobs ended: $states (expected $n COMPLETED)"
@@ -214,7 +223,7 @@ report() { # report WHAT: the figures of the last run_jobs
 	echo "$1: $jobs jobs in $(secs "$total_ms") = $(awk -v n="$jobs" -v ms="$total_ms" \
 		'BEGIN { printf "%.2f", n * 1000 / ms }') jobs/s; submitting them took $(secs "$submit_ms")" \
 		"($(awk -v n="$jobs" -v ms="$submit_ms" 'BEGIN { printf "%.0f", ms / n }') ms per sbatch)," \
-		"the first allocation $(secs "$wait_ms") after the first submission"
+		"running them $(secs "$run_ms") (from the first allocation, $(secs "$wait_ms") after the release)"
 	awk -v hz="$hz" -v a="$cpu_before" -v b="$cpu_after" 'BEGIN {
 		split(a, x); split(b, y); for (i = 1; i <= 7; i++) d[i] = (y[i] - x[i]) / hz
 		printf "  CPU, core-seconds: machine busy %.1f of %.1f (every user);", d[1], d[2]
