@@ -68,8 +68,12 @@ static const char SEEN_SQL[] =
  * time of the same run (so the interval is exact, sql/007_exact_times.sql), or where $4 is NULL
  * at the last bound known (the run's last sighting, else the interval's start). The rows are
  * locked in key order first, the order in which the usage writer (store.c) writes, so that the
- * two never deadlock; an interval the epilog closed meanwhile is left alone.
+ * two never deadlock; an interval the epilog closed meanwhile is left alone, and so is one
+ * whose epilog's end waits in aif.usage_end_inbox for the usage writer's next round (normally
+ * under a second): the job is over in slurmctld by then, but its end arrived. Only an end left
+ * there for INBOX_GRACE (its aifd stopped, or cannot close it) no longer holds the interval.
  */
+#define INBOX_GRACE "300 seconds"
 static const char CLOSE_SQL[] =
 	"WITH c AS ("
 	" SELECT * FROM unnest($2::bigint[], $3::int[], $4::bigint[], $5::bigint[])"
@@ -80,6 +84,9 @@ static const char CLOSE_SQL[] =
 	"  c.start_at IS NOT NULL AS start_known"
 	" FROM c JOIN aif.usage_intervals i ON i.cluster = $1 AND i.job_id = c.job_id"
 	"  AND i.restart_count = c.restart_count AND i.ended_at IS NULL"
+	"  AND NOT EXISTS (SELECT 1 FROM aif.usage_end_inbox x WHERE x.cluster = $1"
+	"   AND x.job_id = i.job_id AND x.node = i.node AND x.restart_count = i.restart_count"
+	"   AND x.received_at > now() - interval '" INBOX_GRACE "')"
 	" LEFT JOIN aif.job_last_seen s ON s.cluster = $1 AND s.job_id = c.job_id"
 	"  AND s.restart_count = c.restart_count"
 	" ORDER BY i.job_id, i.node, i.restart_count"

@@ -7,6 +7,7 @@
 #   - a job id slurmctld never knew is closed at its start (never seen: the last bound);
 #   - a requeued job's earlier run is closed at the last time aifd saw it running;
 #   - a running job stays open;
+#   - an ended job whose end waits in aif.usage_end_inbox is left to the usage writer, for 5 minutes;
 # and, with budgets exhausted by backdated starts: the job of a project with on_exhausted:
 # cancel is cancelled within a few passes (a row in aif.cancellations, a log line), with a
 # grace not before it, and for an exhausted AI Factory; the job of a project with deny is not.
@@ -139,6 +140,19 @@ assert_eq "t" "$(q -c "SELECT bool_and(exact) FROM aif.usage_intervals WHERE job
 aifd_wait_log a "closed the usage interval of job $job_a on node n1 \(restart 0\) at " "job $job_a's log line"
 echo "ended job $job_a: closed at slurmctld's end time $end_a"
 
+# 1b. A job that ended whose epilog's end was acknowledged and waits in aif.usage_end_inbox for
+# the usage writer's round (put there by hand: this aifd's writer does not know it): not
+# reconciliation's to close, however many passes see the job ended, until it has waited there
+# for 5 minutes.
+# Put there while the job runs: once it ends, the next pass would close the interval.
+job_b=$(submit -N1 --gpus-per-node=1 --wrap 'sleep 2')
+wait_running "$job_b"
+node_b=$(field "$job_b" NodeList)
+start "$job_b" "$node_b" "$(epoch "$(field "$job_b" StartTime)")" roomy
+q -c "INSERT INTO aif.usage_end_inbox (cluster, job_id, node, restart_count, project_id, sector_id,
+	uid, gpus, ended_at) VALUES ('$cluster', $job_b, '$node_b', 0, 'roomy', 'health', $uid, 1, now())"
+assert_eq COMPLETED "$(wait_job "$job_b")" "job $job_b"
+
 # 2. A job id slurmctld never knew: closed at the last bound, its own start (never seen).
 ghost=4000000
 ghost_start=$(($(date +%s) - 600))
@@ -147,6 +161,15 @@ wait_sql "SELECT count(*) FROM aif.usage_intervals WHERE job_id = $ghost AND end
 	"unknown job's interval closed"
 assert_eq "$ghost_start|$ghost_start|reconciled-last-seen" "$(interval "$ghost" n2)" "unknown job $ghost"
 aifd_wait_log a "job $ghost on node n2 .*" "unknown job's log line"
+
+# 1b, continued: passes have run since its end went to the inbox (they closed the ghost).
+sleep 2
+assert_eq 1 "$(is_open "$job_b")" "job $job_b, its end in the inbox, left open by reconciliation"
+q -c "UPDATE aif.usage_end_inbox SET received_at = now() - interval '301 seconds' WHERE job_id = $job_b"
+wait_sql "SELECT end_source FROM aif.usage_intervals WHERE job_id = $job_b" reconciled-slurm \
+	"job $job_b, its end 5 minutes in the inbox, closed by reconciliation"
+q -c "DELETE FROM aif.usage_end_inbox WHERE job_id = $job_b"
+echo "job $job_b: left to the usage writer while its end was in the inbox, reconciled after 5 minutes"
 
 # 3. A running job stays open, seen at every pass.
 job_c=$(submit -N1 --gpus-per-node=1 --wrap 'sleep 300')
