@@ -10,20 +10,23 @@
 # the ordinary test user one project with ample GPU-hours, and starts BUILD_DIR's aifd as the
 # run's SlurmUser with its default settings (durable PostgreSQL, 4 workers, reconciliation
 # every 60 s), on a Unix socket. Each phase writes plugstack.conf, restarts slurmd, submits
-# JOBS (default 200) jobs `sbatch -N1|-N2 --gpus-per-node=1 --wrap true`, one and two nodes in
+# JOBS (default 200) jobs `sbatch -N1|-N2 --gpus-per-node=1 --wrap 'sleep 1'`, one and two nodes in
 # turn, one after the other as the ordinary user, held; then releases them all. A phase's
 # time is the submissions' (sbatch with its submit-time checks) plus the run's, from the first
 # job's allocation (slurmctld's log) until squeue lists none of them (every epilog done).
 # Holding keeps the two apart, so every phase measures the same work. The wait between the
 # release and the first allocation is Slurm's, printed but left out: slurmctld starts batch
 # jobs in a deferred pass, at most every batch_sched_delay (3 s by default) after its previous
-# one. AIF_BENCH_WRAP sets
-# the jobs' command (default true: the shortest jobs, where aif's share is the largest).
+# one. AIF_BENCH_WRAP sets the jobs' command. The default, `sleep 1`, is the short GPU job of
+# the figure: one that holds its GPUs for a second (less than starting CUDA takes), so that the
+# time is Slurm's scheduling, prologs and epilogs more than the jobs' own. AIF_BENCH_WRAP=true
+# (zero-length jobs) is the stress case: there, on a small machine, the prolog process that
+# Slurm starts for any plugin with a job_prolog already costs more than 5% (the floor's ratio).
 # The phases:
 #   - nothing in plugstack.conf: once, for information only. With no epilog at all, slurmd
 #     answers a job's termination at once and sends slurmctld no "epilog complete", the one
 #     event that makes it schedule at once: the freed GPUs wait for the deferred pass, which
-#     makes this many times slower than with aif. Sites have an Epilog script or a SPANK
+#     makes this several times slower than with aif. Sites have an Epilog script or a SPANK
 #     plugin with an epilog, hence:
 #   - the baseline: only a no-op SPANK plugin with an empty job_epilog (built here with cc),
 #     so that Slurm schedules as it does with aif;
@@ -39,13 +42,14 @@
 # at the end: the ratio baseline time / time with aif of the best round of each (the
 # headline; other load on the machine only ever adds time), over the sums and per round; the
 # floor's ratio; aif's cost per job. Slurm's daemons and jobs, munged, aifd and PostgreSQL
-# share this machine's cores. About 4 minutes. As root (the harness needs it).
+# share this machine's cores. About 12 minutes (4 with AIF_BENCH_WRAP=true). As root (the
+# harness needs it).
 set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$src/build}
 jobs=${2:-200}
 rounds=${3:-3}
-wrap=${AIF_BENCH_WRAP:-true} # the jobs' command
+wrap=${AIF_BENCH_WRAP:-sleep 1} # the jobs' command
 so=$build/plugin/aif.so
 aifd=$build/daemon/aifd
 migrate=$build/tests/aif-migrate
