@@ -141,10 +141,10 @@ aifd_wait_log a "closed the usage interval of job $job_a on node n1 \(restart 0\
 echo "ended job $job_a: closed at slurmctld's end time $end_a"
 
 # 1b. A job that ended whose epilog's end was acknowledged and waits in aif.usage_end_inbox for
-# the usage writer's round (put there by hand: this aifd's writer does not know it): not
+# the usage writer's round (put there by hand, while the job runs, since once it ends the next
+# pass would close the interval; this aifd's writer does not know the row): not
 # reconciliation's to close, however many passes see the job ended, until it has waited there
 # for 5 minutes.
-# Put there while the job runs: once it ends, the next pass would close the interval.
 job_b=$(submit -N1 --gpus-per-node=1 --wrap 'sleep 2')
 wait_running "$job_b"
 node_b=$(field "$job_b" NodeList)
