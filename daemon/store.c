@@ -755,6 +755,19 @@ static void *settler(void *arg)
 	return NULL;
 }
 
+/* Stop the settling thread, if it runs; the ends it holds stay in the inbox. */
+static void stop_settler(struct store *s)
+{
+	if (!s->settler_started)
+		return;
+	pthread_mutex_lock(&s->lock);
+	s->settle_stopping = true;
+	pthread_cond_signal(&s->settle_wake);
+	pthread_mutex_unlock(&s->lock);
+	pthread_join(s->settler, NULL);
+	s->settler_started = false;
+}
+
 static void free_batches(struct batch *b)
 {
 	while (b) {
@@ -903,13 +916,7 @@ int store_start_opts(const char *conninfo, const struct store_options *opts, str
 		err = pthread_create(&s->thread, NULL, writer, s);
 	if (err) {
 		aif_diag_message(diag, "could not start the usage writer: %s", strerror(err));
-		if (s->settler_started) {
-			pthread_mutex_lock(&s->lock);
-			s->settle_stopping = true;
-			pthread_cond_signal(&s->settle_wake);
-			pthread_mutex_unlock(&s->lock);
-			pthread_join(s->settler, NULL);
-		}
+		stop_settler(s);
 		pthread_cond_destroy(&s->settle_wake);
 		pthread_cond_destroy(&s->wake);
 		pthread_mutex_destroy(&s->lock);
@@ -1128,12 +1135,7 @@ void store_stop(struct store *s)
 	if (!s)
 		return;
 	/* The settling thread first: what it queues, the writer still writes. */
-	pthread_mutex_lock(&s->lock);
-	s->settle_stopping = true;
-	pthread_cond_signal(&s->settle_wake);
-	pthread_mutex_unlock(&s->lock);
-	if (s->settler_started)
-		pthread_join(s->settler, NULL);
+	stop_settler(s);
 	pthread_mutex_lock(&s->lock);
 	s->stopping = true;
 	now(&s->stop_deadline);

@@ -126,11 +126,7 @@ psql -d "$AIFD_DB" -Atq -c "INSERT INTO aif.usage_end_inbox (cluster, job_id, no
 	FROM aif.usage_intervals WHERE ended_at IS NULL ORDER BY job_id, node LIMIT 3"
 aifd_start a
 aifd_wait_log a "closing 3 usage intervals whose ends an earlier aifd acknowledged" "the inbox read at start"
-deadline=$((SECONDS + 20))
-until [[ $(inbox) == 0 ]]; do
-	((SECONDS < deadline)) || fail "the inbox still holds $(inbox) ends 20 s after aifd started"
-	sleep 0.1
-done
+aifd_wait_settled "the ends read from the inbox at start"
 assert_eq "3|3|0" "$(psql -d "$AIFD_DB" -Atc "SELECT count(*), count(*) FILTER (WHERE
 	ended_at = started_at + interval '1 hour' AND end_source = 'epilog'), count(*) FILTER (WHERE exact)
 	FROM aif.usage_intervals WHERE job_id >= 200000 AND ended_at IS NOT NULL")" \
