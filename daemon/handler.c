@@ -473,6 +473,14 @@ static void handle_usage(struct handler *h, struct request *req, const struct ai
 	}
 }
 
+/* What the codec takes as a nonce (16 lower-case hex digits). */
+static bool nonce_valid(const char *nonce)
+{
+	size_t n = strspn(nonce, "0123456789abcdef");
+
+	return n == AIF_PROTO_NONCE_LEN && nonce[n] == '\0';
+}
+
 static void handle(void *arg, void *thread_state, struct request *req)
 {
 	struct handler *h = arg;
@@ -499,9 +507,14 @@ static void handle(void *arg, void *thread_state, struct request *req)
 		snprintf(why, sizeof(why), "%s", d.message);
 		aif_diag_message(&d, "invalid request: %s", why);
 		free(payload);
-		aif_proto_msg_free(&m);
 		log_request(LOG_LEVEL_WARNING, req, uid, "request refused", &d);
-		reply_diag(h, req, AIF_PROTO_ERROR, NULL, &d);
+		/* The request is at fault and will be again: a refusal, where its nonce can be
+		 * echoed (a response without one can only be "error"). */
+		nonce = aif_proto_get(&m.header, "nonce");
+		if (nonce && !nonce_valid(nonce))
+			nonce = NULL;
+		reply_diag(h, req, nonce ? AIF_PROTO_REFUSE : AIF_PROTO_ERROR, nonce, &d);
+		aif_proto_msg_free(&m);
 		return;
 	}
 	free(payload);
@@ -512,7 +525,7 @@ static void handle(void *arg, void *thread_state, struct request *req)
 				 cluster, h->cluster);
 		aif_diag_hint(&d, "Point the plugin's \"server\" setting at this cluster's aifd.");
 		log_request(LOG_LEVEL_WARNING, req, uid, "request refused", &d);
-		reply_diag(h, req, AIF_PROTO_ERROR, nonce, &d);
+		reply_diag(h, req, AIF_PROTO_REFUSE, nonce, &d);
 	} else if ((m.kind == AIF_PROTO_ADMIT || m.kind == AIF_PROTO_USAGE) && !privileged(h, uid)) {
 		aif_diag_message(&d, "permission denied to %s",
 				 m.kind == AIF_PROTO_ADMIT ? "admit jobs" : "record usage");

@@ -663,8 +663,9 @@ static const struct fspec req_common[] = {
 static const struct fspec req_cluster[] = {{"cluster", T_NAME, true}, {NULL, T_TEXT, false}};
 static const struct fspec req_check[] = {
 	{"project", T_NAME, false}, {"sector", T_NAME, false}, {NULL, T_TEXT, false}};
+/* admit: cluster optional since the plugin stopped taking it from the job's environment. */
 static const struct fspec req_admit[] = {
-	{"cluster", T_NAME, true}, {"job", T_U32, true},	    {"uid", T_U32, true},	 {"gid", T_U32, true},
+	{"cluster", T_NAME, false}, {"job", T_U32, true},	    {"uid", T_U32, true},	 {"gid", T_U32, true},
 	{"project", T_NAME, false}, {"sector", T_NAME, false}, {NULL, T_TEXT, false}};
 static const struct fspec usage_record[] = {
 	{"event", T_EVENT, true},   {"job", T_U32, true},	   {"node", T_NAME, true},

@@ -1,9 +1,16 @@
 /*
  * Remote context (slurmstepd, root): the authoritative admission. init_post_opt asks aifd with
- * the uid and gid Slurm gives (never what the user claims); aifd decides once per job, so the
- * later steps of an admitted job get the same answer. A refusal cannot be returned here (that
- * drains the node: ../shared/SLURM-NOTES.md): it is kept, and task_init, which runs in each
- * task as the user, fails the task with the reason on the job's stderr.
+ * the job id, uid and gid Slurm gives (never what the user claims); aifd decides once per job,
+ * so the later steps of an admitted job get the same answer. A refusal cannot be returned here
+ * (that drains the node: docs/slurm.md): it is kept, and task_init, which runs in each task as
+ * the user, fails the task with the reason on the job's stderr.
+ *
+ * The job's environment is the user's (a private SLURM_CONF skips the submit-time check), so
+ * nothing that matters is taken from it: no cluster name (aifd serves one cluster and knows
+ * it), and a project or sector that is not a valid name refuses the step. Only a transport
+ * failure (aifd not reached, no answer in time) is left to on_unreachable; any answer that is
+ * not "ok" or "warn" refuses, "error" included: an admission aifd could not accept is no
+ * admission (docs/protocol.md).
  */
 #include <stdio.h>
 #include <string.h>
@@ -46,10 +53,22 @@ static void unreachable(const struct aif_plugin_settings *s, uint32_t job, const
 	refuse(&d);
 }
 
+/* aifd answered "error": it could not admit the job, so the job is not admitted. */
+static void not_admitted(const struct aif_proto_msg *ans)
+{
+	struct aif_diag why, d;
+
+	aif_proto_response_diag(ans, &why);
+	aif_diag_clear(&d);
+	aif_diag_message(&d, "job refused: aifd could not admit it");
+	aif_diag_detail(&d, "aifd: %s", why.message[0] ? why.message : "(no message)");
+	aif_diag_hint(&d, "%s", why.hint[0] ? why.hint : "Tell your site's support; the reason is in aifd's log.");
+	refuse(&d);
+}
+
 void aif_admit_step(spank_t sp, const struct aif_plugin_settings *s)
 {
 	uint32_t job, stepid, uid, gid;
-	char cluster[128];
 	const char *project = aif_option_project(sp), *sector = aif_option_sector(sp);
 	struct aif_proto_msg req, ans;
 	struct aif_diag diag;
@@ -61,13 +80,16 @@ void aif_admit_step(spank_t sp, const struct aif_plugin_settings *s)
 	}
 	if (stepid == SLURM_EXTERN_CONT)
 		return; /* no tasks of the user's */
-	if (spank_getenv(sp, "SLURM_CLUSTER_NAME", cluster, sizeof(cluster)) != ESPANK_SUCCESS)
-		cluster[0] = '\0';
 	aif_diag_clear(&diag);
+	if (!aif_options_valid(sp, &diag)) {
+		aif_diag_hint(&diag, "Check --aif-project, --aif-sector, AIF_PROJECT and AIF_SECTOR.");
+		refuse(&diag);
+		slurm_info("aif: job %u step refused: %s", job, diag.message);
+		return;
+	}
 	aif_proto_msg_init(&req, AIF_PROTO_ADMIT);
 	aif_proto_msg_init(&ans, AIF_PROTO_NONE);
-	if ((cluster[0] && aif_proto_set(&req.header, "cluster", cluster) < 0) ||
-	    aif_proto_set_u64(&req.header, "job", job) < 0 ||
+	if (aif_proto_set_u64(&req.header, "job", job) < 0 ||
 	    aif_proto_set_u64(&req.header, "uid", uid) < 0 ||
 	    aif_proto_set_u64(&req.header, "gid", gid) < 0 ||
 	    (project && aif_proto_set(&req.header, "project", project) < 0) ||
@@ -85,8 +107,8 @@ void aif_admit_step(spank_t sp, const struct aif_plugin_settings *s)
 		refuse(&diag);
 		slurm_info("aif: job %u refused: %s", job, diag.message);
 	} else if (ans.kind == AIF_PROTO_ERROR) {
-		aif_proto_response_diag(&ans, &diag);
-		unreachable(s, job, &diag);
+		not_admitted(&ans);
+		slurm_info("aif: job %u refused: aifd answered error: %s", job, step.diag.detail);
 	}
 	aif_proto_msg_free(&ans);
 	aif_proto_msg_free(&req);

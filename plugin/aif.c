@@ -3,7 +3,7 @@
  * each handing over to the code for its context (plugin.h).
  *
  * Whatever happens, no callback that runs in slurmd, slurmstepd or the prolog/epilog returns
- * a negative value (that drains the node; ../shared/SLURM-NOTES.md). The two exceptions are
+ * a negative value (that drains the node; docs/slurm.md). The two exceptions are
  * the user's own processes (allocator and local context: a refusal there submits nothing) and
  * task_init, which refuses a job at start by failing its tasks.
  */

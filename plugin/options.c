@@ -1,7 +1,7 @@
 /*
  * --aif-project and --aif-sector for sbatch, salloc and srun. Registered with
  * spank_option_register() (a static spank_options[] table is invisible to sbatch:
- * ../shared/SLURM-NOTES.md). AIF_PROJECT and AIF_SECTOR in the environment are the defaults.
+ * docs/slurm.md). AIF_PROJECT and AIF_SECTOR in the environment are the defaults.
  */
 #include <stdbool.h>
 #include <stdlib.h>
@@ -18,6 +18,12 @@ enum { OPT_PROJECT = 1, OPT_SECTOR };
 /* Set by the option callbacks, in this process (allocator, local, or slurmstepd with remote=1). */
 static char project[MAX_NAME + 1];
 static char sector[MAX_NAME + 1];
+/*
+ * In slurmstepd: the option that arrived with an invalid value, or NULL. The user controls
+ * that value (a private SLURM_CONF skips the submit-time check), so it is never passed over
+ * for the environment's: the admission refuses the step (aif_options_valid()).
+ */
+static const char *remote_invalid;
 
 static bool has_control(const char *v)
 {
@@ -33,18 +39,26 @@ static bool valid_name(const char *v)
 	return v && v[0] && strlen(v) <= MAX_NAME && !has_control(v);
 }
 
-/* "invalid value for --aif-project" / "... for AIF_PROJECT", with the rule as DETAIL. */
+/*
+ * "invalid value for --aif-project" / "... for AIF_PROJECT", with the rule as DETAIL; v NULL
+ * when it is not known (too long to read, or not kept).
+ */
+static void invalid_diag(struct aif_diag *d, const char *what, const char *v)
+{
+	aif_diag_clear(d);
+	if (!v || has_control(v) || strlen(v) > MAX_NAME) /* not printed: it could garble the terminal */
+		aif_diag_message(d, "invalid value for %s", what);
+	else
+		aif_diag_message(d, "invalid value for %s: \"%s\"", what, v);
+	aif_diag_detail(d, "A name has 1 to %d characters, none of them a control character.",
+			MAX_NAME);
+}
+
 static void report_invalid(const char *what, const char *v)
 {
 	struct aif_diag d;
 
-	aif_diag_clear(&d);
-	if (v && has_control(v)) /* not printed: it could garble the terminal */
-		aif_diag_message(&d, "invalid value for %s", what);
-	else
-		aif_diag_message(&d, "invalid value for %s: \"%s\"", what, v ? v : "");
-	aif_diag_detail(&d, "A name has 1 to %d characters, none of them a control character.",
-			MAX_NAME);
+	invalid_diag(&d, what, v);
 	aif_log_diag(true, &d);
 }
 
@@ -58,6 +72,7 @@ static int option_cb(int val, const char *optarg, int remote)
 			report_invalid(val == OPT_PROJECT ? "--aif-project" : "--aif-sector", optarg);
 			return -1;
 		}
+		remote_invalid = val == OPT_PROJECT ? "--aif-project" : "--aif-sector";
 		return 0;
 	}
 	strcpy(dst, optarg);
@@ -122,4 +137,29 @@ const char *aif_option_sector(spank_t sp)
 {
 	static char buf[MAX_NAME + 1];
 	return value(sp, sector, "AIF_SECTOR", buf, sizeof(buf));
+}
+
+bool aif_options_valid(spank_t sp, struct aif_diag *diag)
+{
+	static const struct {
+		const char *option, *var;
+	} names[] = {{project, "AIF_PROJECT"}, {sector, "AIF_SECTOR"}};
+	char buf[MAX_NAME + 1];
+
+	if (remote_invalid) {
+		invalid_diag(diag, remote_invalid, NULL);
+		return false;
+	}
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		spank_err_t e;
+
+		if (names[i].option[0])
+			continue; /* the option wins over the variable */
+		e = spank_getenv(sp, names[i].var, buf, (int)sizeof(buf));
+		if (e == ESPANK_NOSPACE || (e == ESPANK_SUCCESS && buf[0] && !valid_name(buf))) {
+			invalid_diag(diag, names[i].var, e == ESPANK_SUCCESS ? buf : NULL);
+			return false;
+		}
+	}
+	return true;
 }

@@ -11,7 +11,7 @@
  *
  * Nothing here may abort, exit or wait without a bound: the plugin runs inside Slurm's
  * processes. Only submit.c (the user's own sbatch/salloc/srun) and the refusal in task_init
- * return an error to Slurm (../shared/SLURM-NOTES.md says why).
+ * return an error to Slurm (docs/slurm.md says why).
  */
 #ifndef AIF_PLUGIN_H
 #define AIF_PLUGIN_H
@@ -47,6 +47,12 @@ int aif_options_register(spank_t sp);
 /* The project and sector asked for: the option, else AIF_PROJECT / AIF_SECTOR, else NULL. */
 const char *aif_option_project(spank_t sp);
 const char *aif_option_sector(spank_t sp);
+/*
+ * Remote context: false, with diag, when the job carried an invalid --aif-project or
+ * --aif-sector, or (without the option) an invalid AIF_PROJECT or AIF_SECTOR in its
+ * environment. Such a step is refused: the user controls these values.
+ */
+bool aif_options_valid(spank_t sp, struct aif_diag *diag);
 
 /* Allocator/local context, init_post_opt: 0, or -1 after printing the refusal. */
 int aif_submit_check(spank_t sp, const struct aif_plugin_settings *s);

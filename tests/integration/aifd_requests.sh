@@ -129,6 +129,7 @@ TABLE
 assert_eq 0 "$(psql -d "$AIFD_DB" -Atc "SELECT count(*) FROM aif.usage_intervals WHERE job_id = 7")" \
 	"usage from ordinary users stored"
 
+
 # An admission is decided once per job: later admits of the same job (other nodes, later steps)
 # get the first answer, whatever they ask for; a job not permitted to ask left no trace.
 answer=$(aif_send root a admit cluster=aiftest job=2 uid="$a1" gid="$g1" project=projb)
@@ -142,6 +143,21 @@ assert_eq "1|refuse||65534
 4|ok|projb|4242
 5|refuse||4242" "$(psql -d "$AIFD_DB" -Atc "SELECT job_id, verdict, project_id, uid FROM aif.admissions ORDER BY job_id")" \
 	"admissions kept"
+
+# An admit aifd cannot accept is refused, never answered "error" (which a plugin with
+# on_unreachable=allow would have let through): another cluster, an invalid project name.
+# Without a cluster, the admit is for aifd's own (the plugin sends none).
+answer=$(aif_send root a admit cluster=bogus job=908 uid="$a1" gid="$g1" project=proja)
+assert_eq refuse "$(head -1 <<<"$answer")" "admit for another cluster: $answer"
+assert_match '^request for cluster "bogus" sent to the aifd of cluster "aiftest"$' "$(field message "$answer")" \
+	"admit for another cluster"
+answer=$(aif_send root a admit job=909 uid="$a1" gid="$g1" project=$'\x01')
+assert_eq refuse "$(head -1 <<<"$answer")" "admit with a control character in the project: $answer"
+assert_eq 0123456789abcdef "$(field nonce "$answer")" "the invalid admit's nonce echoed"
+assert_match '^invalid request: .*invalid value for field "project"' "$(field message "$answer")" \
+	"admit with a control character in the project"
+answer=$(aif_send root a admit job=910 uid="$a1" gid="$g1" project=proja)
+assert_eq "ok|proja" "$(head -1 <<<"$answer")|$(field project "$answer")" "admit without a cluster: $answer"
 
 # A replayed credential is refused, and the replay changes nothing.
 answer=$(aif_send root a --replay usage cluster=aiftest \

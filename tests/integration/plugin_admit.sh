@@ -6,7 +6,9 @@
 # nodes stay IDLE; a user's own SPANK plugin that forges AIF_PROJECT in the job control
 # environment (what the prolog and epilog read) gets no GPU-hour charged to the forged project;
 # a forged SLURM_SPANK_ option variable is refused at submit; a later srun step of an admitted
-# job is not refused once its project is exhausted.
+# job is not refused once its project is exhausted; a control character in AIF_PROJECT, or a
+# missing or false SLURM_CLUSTER_NAME in a step's environment, refuses the step (never an
+# "error" that on_unreachable=allow lets through).
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 plugin_cluster_start
@@ -141,5 +143,29 @@ wait_answer a refuse "small exhausted" "$user" check project=small
 touch "$AIF_TEST_WORKDIR/go"
 assert_eq COMPLETED "$(wait_job "$job")" "the admitted job with a later step"
 assert_eq "later step ran" "$(cat "$AIF_TEST_WORKDIR/later.out")" "the later step's output"
+
+# The job's environment is the user's: nothing in it may turn the admission into an "error"
+# that on_unreachable=allow lets through. With the private slurm.conf (no submit-time check):
+# 1. a control character in AIF_PROJECT, by a member of the exhausted "small";
+job=$(as_user "$user" env SLURM_CONF="$AIFD_WORK/private.conf" AIF_PROJECT=$'\x01' \
+	sbatch --parsable -N1 --gpus-per-node=1 -o ctl.out -e ctl.err --wrap 'echo ran')
+assert_eq FAILED "$(wait_job "$job")" "the job with a control character in AIF_PROJECT"
+assert_match "aif: invalid value for AIF_PROJECT" "$(cat "$AIF_TEST_WORKDIR/ctl.err")" "its reason"
+[[ ! -s $AIF_TEST_WORKDIR/ctl.out ]] || fail "the job with a control character in AIF_PROJECT ran"
+# 2. a step whose environment lacks SLURM_CLUSTER_NAME or names another cluster, by a
+# non-member: the cluster is aifd's own, so the step is refused as not a member.
+for cluster_env in "-u SLURM_CLUSTER_NAME" "SLURM_CLUSTER_NAME=bogus"; do
+	# shellcheck disable=SC2086 # two words: env's option and its argument
+	if out=$(as_user "$user" env SLURM_CONF="$AIFD_WORK/private.conf" AIF_PROJECT=theirs \
+		salloc -N1 --gpus-per-node=1 env $cluster_env srun -N1 echo step ran 2>&1); then
+		fail "salloc ... env $cluster_env srun: the step of a non-member succeeded: $out"
+	fi
+	[[ $out != *"step ran"* ]] || fail "env $cluster_env: the step of a non-member ran: $out"
+	assert_match "aif: user \"$user\" is not a member of project \"theirs\"" "$out" \
+		"env $cluster_env: the step's refusal"
+done
+# The allocations' epilogs may still run (COMPLETING); never a drained node.
+deadline=$((SECONDS + 20))
+until [[ $(nodes_state) == "n1 idle,n2 idle" ]] || ((SECONDS >= deadline)); do sleep 0.2; done
 assert_eq "n1 idle,n2 idle" "$(nodes_state)" "nodes at the end"
 echo "plugin admission: all checks passed"
