@@ -17,7 +17,6 @@
 
 #define SUFFIX ".usage"      /* record files; anything else in the spool is not ours to send */
 #define TMP_PREFIX ".tmp-"   /* puts in progress: never read as records */
-#define LOCK_NAME ".lock"    /* flock()ed by the one flusher */
 #define BAD_DIR "bad"
 #define WHY_SUFFIX ".why"
 /* Longest readable name part: past it, the name carries a hash of cluster and node instead. */
@@ -162,11 +161,31 @@ static int copy_block(struct aif_proto_block *dst, const struct aif_proto_block 
 	return 0;
 }
 
-/* ---- the directory ---- */
+/* ---- the directory and its path ---- */
+
+/* Symbolic links followed on the spool's path at most: the kernel's own limit (MAXSYMLINKS). */
+#define MAX_LINKS 40
 
 /*
- * The spool is root's: records in it are sent with root's MUNGE credential, so whoever could
- * write into it could charge usage to any project. It must be ours and writable by us alone.
+ * Who may own what lies on the spool's path: root and the user running us, as MUNGE's
+ * src/munged/path.c. Whoever else owned a directory or a symbolic link of the path could rename
+ * it and put a spool of their own in the spool's place, whose records we would send as ours.
+ */
+static bool trusted_owner(uid_t uid)
+{
+	return uid == 0 || uid == geteuid();
+}
+
+static void diag_unsafe(struct aif_diag *diag, const char *dir)
+{
+	aif_diag_clear(diag);
+	aif_diag_message(diag, "unsafe spool directory \"%s\"", dir);
+}
+
+/*
+ * The spool itself must be ours and writable by us alone: records in it are sent with our
+ * MUNGE credential (root's on compute nodes), so whoever could write into it could charge
+ * usage to any project.
  */
 static int check_owner(int fd, const char *path, struct aif_diag *diag)
 {
@@ -186,11 +205,27 @@ static int check_owner(int fd, const char *path, struct aif_diag *diag)
 				 (unsigned long)st.st_uid, (unsigned long)geteuid());
 		aif_diag_hint(diag, "The spool is used by its owner only: run this as root for the plugin's spool.");
 	} else {
-		aif_diag_message(diag, "unsafe spool directory \"%s\"", path);
+		diag_unsafe(diag, path);
 		aif_diag_detail(diag, "It is writable by others than its owner (mode %04o); its records are sent as its owner's.",
 				(unsigned)(st.st_mode & 07777));
 		aif_diag_hint(diag, "chmod 0700 \"%s\"", path);
 	}
+	return -1;
+}
+
+/* A directory above the spool: trusted owner, and writable by nobody else unless sticky (/tmp). */
+static int check_parent(const struct stat *st, const char *dir, const char *seen, struct aif_diag *diag)
+{
+	if (trusted_owner(st->st_uid) && (!(st->st_mode & (S_IWGRP | S_IWOTH)) || (st->st_mode & S_ISVTX)))
+		return 0;
+	diag_unsafe(diag, dir);
+	if (!trusted_owner(st->st_uid))
+		aif_diag_detail(diag, "\"%s\" on its path belongs to uid %lu, who could put another directory in the spool's place.",
+				seen, (unsigned long)st->st_uid);
+	else
+		aif_diag_detail(diag, "\"%s\" on its path is writable by group or others without the sticky bit (mode %04o): they could put another directory in the spool's place.",
+				seen, (unsigned)(st->st_mode & 07777));
+	aif_diag_hint(diag, "Use a spool directory whose every parent belongs to root and is writable by root alone, such as " AIF_SPOOL_DEFAULT_DIR ".");
 	return -1;
 }
 
@@ -203,42 +238,199 @@ static int sync_dir(int fd, const char *path, struct aif_diag *diag)
 	return -1;
 }
 
-/*
- * Open dir, creating it (0700) when missing if create. Returns the fd, or -1 with diag; *missing
- * tells a directory that does not exist (and was not to be created) from other failures.
- */
-static int open_spool(const char *dir, bool create, bool *missing, struct aif_diag *diag)
+/* A walk down the spool's path, one checked directory at a time (O_PATH fds). */
+struct walk {
+	const char *dir;     /* as configured, for messages */
+	char seen[PATH_MAX]; /* the path walked so far, symbolic links expanded: for messages */
+	char rest[PATH_MAX]; /* what is left to walk */
+	int fd;              /* the last directory reached, checked */
+	int links;
+};
+
+/* Start (again) at "/". */
+static int walk_root(struct walk *w, struct aif_diag *diag)
 {
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct stat st;
 
-	*missing = fd < 0 && errno == ENOENT && !create;
+	if (w->fd >= 0)
+		close(w->fd);
+	w->seen[0] = '\0';
+	w->fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (w->fd < 0 || fstat(w->fd, &st) < 0) {
+		diag_errno(diag, errno, "could not open spool directory \"%s\"", w->dir);
+		return -1;
+	}
+	return check_parent(&st, w->dir, "/", diag);
+}
 
-	if (fd < 0 && errno == ENOENT && create) {
-		char parent[PATH_MAX];
-		char *slash;
+/* Take rest's next component (not empty, not ".") into name; false at the end. */
+static bool walk_next(struct walk *w, char name[NAME_MAX + 1])
+{
+	char *s = w->rest;
+	size_t n;
+
+	for (;;) {
+		s += strspn(s, "/");
+		n = strcspn(s, "/");
+		if (n == 0) {
+			w->rest[0] = '\0';
+			return false;
+		}
+		if (!(n == 1 && s[0] == '.'))
+			break;
+		s += n;
+	}
+	snprintf(name, NAME_MAX + 1, "%.*s", (int)(n > NAME_MAX ? NAME_MAX : n), s);
+	memmove(w->rest, s + n, strlen(s + n) + 1);
+	return true;
+}
+
+/* Whether rest holds no more components: the one just taken is the spool itself. */
+static bool walk_last(const struct walk *w)
+{
+	const char *s = w->rest;
+
+	for (;;) {
+		size_t n;
+		s += strspn(s, "/");
+		n = strcspn(s, "/");
+		if (n == 0)
+			return true;
+		if (!(n == 1 && s[0] == '.'))
+			return false;
+		s += n;
+	}
+}
+
+/* Follow the symbolic link lfd (with st) by putting its target in front of what is left. */
+static int walk_link(struct walk *w, int lfd, const struct stat *st, struct aif_diag *diag)
+{
+	char target[PATH_MAX];
+	ssize_t n;
+
+	if (!trusted_owner(st->st_uid)) {
+		diag_unsafe(diag, w->dir);
+		aif_diag_detail(diag, "\"%s\" on its path is a symbolic link that belongs to uid %lu, who could point it elsewhere.",
+				w->seen, (unsigned long)st->st_uid);
+		aif_diag_hint(diag, "Use a spool directory whose every parent belongs to root and is writable by root alone, such as " AIF_SPOOL_DEFAULT_DIR ".");
+		return -1;
+	}
+	if (++w->links > MAX_LINKS) {
+		diag_errno(diag, ELOOP, "could not open spool directory \"%s\"", w->dir);
+		return -1;
+	}
+	n = readlinkat(lfd, "", target, sizeof(target));
+	if (n < 0 || (size_t)n >= sizeof(target) || (size_t)n + 1 + strlen(w->rest) >= sizeof(w->rest)) {
+		diag_errno(diag, n < 0 ? errno : ENAMETOOLONG, "could not open spool directory \"%s\"", w->dir);
+		return -1;
+	}
+	target[n] = '\0';
+	memmove(w->rest + n + 1, w->rest, strlen(w->rest) + 1);
+	memcpy(w->rest, target, (size_t)n);
+	w->rest[n] = '/';
+	if (target[0] == '/')
+		return walk_root(w, diag);
+	*strrchr(w->seen, '/') = '\0'; /* relative to the link's directory */
+	return 0;
+}
+
+/*
+ * One step down to name: a directory (checked as a parent unless last), or a symbolic link
+ * (followed). Creates the last one (0700) when missing if create.
+ */
+static int walk_step(struct walk *w, const char *name, bool create, bool *missing, struct aif_diag *diag)
+{
+	size_t len = strlen(w->seen);
+	bool last = walk_last(w);
+	struct stat st;
+	int fd = openat(w->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0 && errno == ENOENT && create && last) {
 		int pfd;
-
-		if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-			diag_errno(diag, errno, "could not create spool directory \"%s\"", dir);
+		if (mkdirat(w->fd, name, 0700) < 0 && errno != EEXIST) {
+			diag_errno(diag, errno, "could not create spool directory \"%s\"", w->dir);
 			return -1;
 		}
 		/* the new directory's own name must last too */
-		snprintf(parent, sizeof(parent), "%s", dir);
-		slash = strrchr(parent, '/');
-		if (slash)
-			*(slash == parent ? slash + 1 : slash) = '\0';
-		pfd = open(slash ? parent : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		pfd = openat(w->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (pfd >= 0) {
 			fsync(pfd);
 			close(pfd);
 		}
-		fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		fd = openat(w->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	}
-	if (fd < 0) {
-		diag_errno(diag, errno, "could not open spool directory \"%s\"", dir);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		*missing = errno == ENOENT;
+		diag_errno(diag, errno, "could not open spool directory \"%s\"", w->dir);
+		if (fd >= 0)
+			close(fd);
 		return -1;
 	}
-	if (check_owner(fd, dir, diag) < 0) {
+	snprintf(w->seen + len, sizeof(w->seen) - len, "/%s", name);
+	if (S_ISLNK(st.st_mode)) {
+		int rc = walk_link(w, fd, &st, diag);
+		close(fd);
+		return rc;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		close(fd);
+		aif_diag_clear(diag);
+		aif_diag_message(diag, "could not open spool directory \"%s\": \"%s\" is not a directory", w->dir, w->seen);
+		return -1;
+	}
+	close(w->fd);
+	w->fd = fd;
+	return last ? 0 : check_parent(&st, w->dir, w->seen, diag);
+}
+
+int aif_spool_open(const char *dir, bool create, bool *missing, struct aif_diag *diag)
+{
+	struct walk w = {.dir = dir, .fd = -1};
+	char name[NAME_MAX + 1];
+	int fd = -1;
+
+	*missing = false;
+	aif_diag_clear(diag);
+	if (dir[0] != '/' || strlen(dir) >= sizeof(w.rest)) {
+		aif_diag_message(diag, "invalid spool directory \"%s\": not an absolute path of at most %d bytes", dir,
+				 PATH_MAX - 1);
+		return -1;
+	}
+	strcpy(w.rest, dir);
+	if (walk_root(&w, diag) < 0)
+		goto out;
+	while (walk_next(&w, name))
+		if (walk_step(&w, name, create, missing, diag) < 0)
+			goto out;
+	fd = openat(w.fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		diag_errno(diag, errno, "could not open spool directory \"%s\"", dir);
+	else if (check_owner(fd, dir, diag) < 0) {
+		close(fd);
+		fd = -1;
+	}
+out:
+	if (w.fd >= 0)
+		close(w.fd);
+	return fd;
+}
+
+int aif_spool_open_sub(int dirfd, const char *dir, const char *sub, bool create, struct aif_diag *diag)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, sub);
+	if (create && mkdirat(dirfd, sub, 0700) < 0 && errno != EEXIST) {
+		diag_errno(diag, errno, "could not create directory \"%s\"", path);
+		return -1;
+	}
+	fd = openat(dirfd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		diag_errno(diag, errno, "could not open directory \"%s\"", path);
+		return -1;
+	}
+	if (check_owner(fd, path, diag) < 0) {
 		close(fd);
 		return -1;
 	}
@@ -259,27 +451,35 @@ static int write_all(int fd, const char *buf, size_t len)
 	return 0;
 }
 
-/*
- * Write text durably as dirfd/name: into a temporary file of the same directory, fsync()ed,
- * renamed over name, then the directory fsync()ed. Returns 0, or -1 with diag (no temporary
- * file left behind).
- */
-static int write_file(int dirfd, const char *dir, const char *name, const char *text, size_t len,
-		      struct aif_diag *diag)
+/* diag for a file of the spool not written: what was lost (nothing else) and, when full, what to do. */
+static void diag_write(struct aif_diag *diag, int err, const char *dir, const char *name)
 {
-	char tmp[PATH_MAX];
-	const char *rel;
-	int fd, err;
+	diag_errno(diag, err, "could not write spool file \"%s/%s\"", dir, name);
+	aif_diag_detail(diag, "The files already in \"%s\" are unchanged.", dir);
+	if (err == ENOSPC || err == EDQUOT)
+		aif_diag_hint(diag, "Free space on the file system of \"%s\".", dir);
+}
 
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s/%s%s.XXXXXX", dir, TMP_PREFIX, name) >= sizeof(tmp)) {
-		aif_diag_clear(diag);
-		aif_diag_message(diag, "spool directory path too long: \"%s\"", dir);
-		return -1;
+/*
+ * text in a new temporary file of dirfd (TMP_PREFIX name .RANDOM, never a link: O_EXCL),
+ * fsync()ed; its name in tmp. Returns 0, or -1 with diag (nothing left behind).
+ */
+static int write_tmp(int dirfd, const char *dir, const char *name, const char *text, size_t len,
+		     char tmp[NAME_MAX + 1], struct aif_diag *diag)
+{
+	struct timespec ts;
+	int fd = -1, err;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	for (unsigned i = 0; i < 100 && fd < 0; i++) {
+		snprintf(tmp, NAME_MAX + 1, TMP_PREFIX "%.200s.%08lx%02x", name,
+			 (unsigned long)((unsigned long)ts.tv_nsec ^ ((unsigned long)getpid() << 12)), i);
+		fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0 && errno != EEXIST)
+			break;
 	}
-	rel = tmp + strlen(dir) + 1;
-	fd = mkostemp(tmp, O_CLOEXEC); /* mode 0600 */
 	if (fd < 0) {
-		diag_errno(diag, errno, "could not create a file in spool directory \"%s\"", dir);
+		diag_write(diag, errno, dir, name);
 		return -1;
 	}
 	if (write_all(fd, text, len) < 0 || fsync(fd) < 0) {
@@ -287,27 +487,52 @@ static int write_file(int dirfd, const char *dir, const char *name, const char *
 		close(fd);
 		goto fail;
 	}
-	if (close(fd) < 0 || renameat(dirfd, rel, dirfd, name) < 0) {
+	if (close(fd) < 0) {
 		err = errno;
 		goto fail;
 	}
-	return sync_dir(dirfd, dir, diag);
+	return 0;
 fail:
-	unlinkat(dirfd, rel, 0);
-	diag_errno(diag, err, "could not write spool file \"%s\"", tmp);
+	unlinkat(dirfd, tmp, 0);
+	diag_write(diag, err, dir, name);
 	return -1;
 }
 
-int aif_spool_put(const char *dir, const char *cluster, const struct aif_proto_block *record,
-		  struct aif_diag *diag)
+/*
+ * Write text durably as dirfd/name: into a temporary file of the same directory, fsync()ed,
+ * renamed over name, then the directory fsync()ed. Returns 0, or -1 with diag (no temporary
+ * file left behind, an earlier dirfd/name unchanged).
+ */
+static int write_file(int dirfd, const char *dir, const char *name, const char *text, size_t len,
+		      struct aif_diag *diag)
+{
+	char tmp[NAME_MAX + 1];
+
+	if (write_tmp(dirfd, dir, name, text, len, tmp, diag) < 0)
+		return -1;
+	if (renameat(dirfd, tmp, dirfd, name) < 0) {
+		int err = errno;
+		unlinkat(dirfd, tmp, 0);
+		diag_write(diag, err, dir, name);
+		return -1;
+	}
+	return sync_dir(dirfd, dir, diag);
+}
+
+/*
+ * The text of a spool file holding record of cluster (*text, *len, to free) and its file name.
+ * Returns 0, or -1 with diag: *text is then set only when the record could be encoded but is
+ * not valid (name then "invalid.usage").
+ */
+static int encode_record(const char *cluster, const struct aif_proto_block *record, char **text,
+			 size_t *len, char name[NAME_MAX + 1], struct aif_diag *diag)
 {
 	struct aif_proto_msg m;
 	struct aif_proto_block *r;
-	char name[NAME_MAX + 1], *text = NULL;
-	size_t len = 0;
-	bool missing;
-	int dirfd, rc = -1;
+	int rc = -1;
 
+	*text = NULL;
+	*len = 0;
 	aif_diag_clear(diag);
 	aif_proto_msg_init(&m, AIF_PROTO_USAGE);
 	if (aif_proto_set(&m.header, "cluster", cluster) < 0 || !(r = aif_proto_add_record(&m)) ||
@@ -316,7 +541,8 @@ int aif_spool_put(const char *dir, const char *cluster, const struct aif_proto_b
 		goto out;
 	}
 	/* the file's text has no nonce: each sending gets a new one */
-	if (aif_proto_encode(&m, &text, &len) < 0) {
+	if (aif_proto_encode(&m, text, len) < 0) {
+		*text = NULL;
 		aif_diag_message(diag, "could not encode the usage record");
 		goto out;
 	}
@@ -324,17 +550,84 @@ int aif_spool_put(const char *dir, const char *cluster, const struct aif_proto_b
 		char why[sizeof(diag->message)];
 		snprintf(why, sizeof(why), "%s", diag->message);
 		aif_diag_message(diag, "invalid usage record: %s", why);
+		snprintf(name, NAME_MAX + 1, "invalid" SUFFIX);
 		goto out;
 	}
-	dirfd = open_spool(dir, true, &missing, diag);
+	rc = 0;
+out:
+	aif_proto_msg_free(&m);
+	return rc;
+}
+
+int aif_spool_put(const char *dir, const char *cluster, const struct aif_proto_block *record,
+		  struct aif_diag *diag)
+{
+	char name[NAME_MAX + 1], *text;
+	size_t len;
+	bool missing;
+	int dirfd, rc = -1;
+
+	if (encode_record(cluster, record, &text, &len, name, diag) < 0)
+		goto out;
+	dirfd = aif_spool_open(dir, true, &missing, diag);
 	if (dirfd < 0)
 		goto out;
 	rc = write_file(dirfd, dir, name, text, len, diag);
 	close(dirfd);
 out:
 	free(text);
-	aif_proto_msg_free(&m);
 	return rc;
+}
+
+/* ---- bad/: what can never be sent ---- */
+
+/*
+ * Rename fromfd/from into bad/ as name, else as name~N (before the suffix), never over a file
+ * there (RENAME_NOREPLACE: a plugin and a flusher may put there at once). The name taken is
+ * left in target. Returns 0, or -1 with diag.
+ */
+static int place_bad(int fromfd, const char *from, int badfd, const char *badpath, const char *name,
+		     char target[NAME_MAX + 1], struct aif_diag *diag)
+{
+	size_t stem = has_suffix(name, SUFFIX) ? strlen(name) - strlen(SUFFIX) : strlen(name);
+	struct stat st;
+
+	for (int copy = 0; copy <= BAD_COPIES; copy++) {
+		int rc;
+		if (copy == 0)
+			snprintf(target, NAME_MAX + 1, "%s", name);
+		else
+			snprintf(target, NAME_MAX + 1, "%.*s~%d%s", (int)(stem < NAME_MAX - 16 ? stem : NAME_MAX - 16),
+				 name, copy, name + stem);
+		rc = renameat2(fromfd, from, badfd, target, RENAME_NOREPLACE);
+		if (rc < 0 && errno == EINVAL && fstatat(badfd, target, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			rc = renameat(fromfd, from, badfd, target); /* a file system without NOREPLACE */
+		else if (rc < 0 && errno == EINVAL)
+			errno = EEXIST;
+		if (rc == 0)
+			return 0;
+		if (errno != EEXIST) {
+			diag_errno(diag, errno, "could not move spool file \"%s\" to \"%s\"", from, badpath);
+			return -1;
+		}
+	}
+	aif_diag_clear(diag);
+	aif_diag_message(diag, "could not move \"%s\" to \"%s\": %d copies are there already", name, badpath,
+			 BAD_COPIES);
+	aif_diag_hint(diag, "Remove the copies of \"%s\" in \"%s\" once their cause is fixed.", name, badpath);
+	return -1;
+}
+
+/* bad/target.why, durably: why target is there. Returns 0, or -1 with diag. */
+static int write_why(int badfd, const char *badpath, const char *target, const struct aif_diag *why,
+		     struct aif_diag *diag)
+{
+	char whyname[NAME_MAX + 1], text[1200];
+
+	snprintf(whyname, sizeof(whyname), "%.*s%s", NAME_MAX - 4, target, WHY_SUFFIX);
+	aif_diag_format(why, text, sizeof(text) - 1);
+	strcat(text, "\n"); /* room kept above */
+	return write_file(badfd, badpath, whyname, text, strlen(text), diag);
 }
 
 /* ---- flushing ---- */
@@ -386,64 +679,31 @@ static bool past_deadline(struct flush *f)
 /*
  * Move dirfd/name to bad/ (as name, else name~N before the suffix, never over an earlier one),
  * with a NAME.why file next to it that says why. Returns 0, or -1 (recorded in f): the file
- * then stays where it is.
+ * then stays where it is. A .why that could not be written is recorded in f too; the record
+ * is in bad/ all the same (never sent again, and the log says why).
  */
 static int move_bad(struct flush *f, const char *name, const struct aif_diag *why)
 {
-	char target[NAME_MAX + 1], whyname[NAME_MAX + 1];
+	char target[NAME_MAX + 1], badpath[PATH_MAX];
 	struct aif_diag d;
-	struct stat st;
-	int fd, copy = 0;
 
-	if (f->badfd < 0) {
-		if (mkdirat(f->dirfd, BAD_DIR, 0700) < 0 && errno != EEXIST) {
-			diag_errno(&d, errno, "could not create directory \"%s/" BAD_DIR "\"", f->dir);
-			fail(f, &d);
-			return -1;
-		}
-		f->badfd = openat(f->dirfd, BAD_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-		if (f->badfd < 0) {
-			diag_errno(&d, errno, "could not open directory \"%s/" BAD_DIR "\"", f->dir);
-			fail(f, &d);
-			return -1;
-		}
-	}
-	snprintf(target, sizeof(target), "%s", name);
-	/* only the lock holder moves files here: what fstatat() sees stays true */
-	while (fstatat(f->badfd, target, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-		size_t stem = has_suffix(name, SUFFIX) ? strlen(name) - strlen(SUFFIX) : strlen(name);
-		if (++copy > BAD_COPIES) {
-			aif_diag_clear(&d);
-			aif_diag_message(&d, "could not move \"%s\" to \"%s/" BAD_DIR "\": %d copies are there already",
-					 name, f->dir, BAD_COPIES);
-			fail(f, &d);
-			return -1;
-		}
-		snprintf(target, sizeof(target), "%.*s~%d%s", (int)(stem < NAME_MAX - 16 ? stem : NAME_MAX - 16),
-			 name, copy, name + stem);
-	}
-	if (renameat(f->dirfd, name, f->badfd, target) < 0) {
-		diag_errno(&d, errno, "could not move spool file \"%s\" to bad/", name);
+	snprintf(badpath, sizeof(badpath), "%s/" BAD_DIR, f->dir);
+	if (f->badfd < 0 && (f->badfd = aif_spool_open_sub(f->dirfd, f->dir, BAD_DIR, true, &d)) < 0) {
 		fail(f, &d);
 		return -1;
 	}
-	snprintf(whyname, sizeof(whyname), "%.*s%s", NAME_MAX - 4, target, WHY_SUFFIX);
-	fd = openat(f->badfd, whyname, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd >= 0) {
-		char text[1200];
-		aif_diag_format(why, text, sizeof(text) - 1);
-		strcat(text, "\n"); /* room kept above */
-		if (write_all(fd, text, strlen(text)) == 0)
-			fsync(fd);
-		close(fd);
+	if (place_bad(f->dirfd, name, f->badfd, badpath, name, target, &d) < 0) {
+		fail(f, &d);
+		return -1;
 	}
-	fsync(f->badfd);
-	fsync(f->dirfd);
+	if (sync_dir(f->badfd, badpath, &d) < 0 || sync_dir(f->dirfd, f->dir, &d) < 0 ||
+	    write_why(f->badfd, badpath, target, why, &d) < 0)
+		fail(f, &d);
 	if (!f->stats->bad) {
 		d = *why;
 		aif_diag_message(&d, "spooled usage record moved aside: %s", why->message);
-		aif_diag_hint(&d, "It is now %s/" BAD_DIR "/%s. Once the cause is fixed, move it back into %s to send it again.",
-			      f->dir, target, f->dir);
+		aif_diag_hint(&d, "It is now %s/%s. Once the cause is fixed, move it back into %s to send it again.",
+			      badpath, target, f->dir);
 		f->stats->bad_diag = d;
 	}
 	f->stats->bad++;
@@ -774,26 +1034,20 @@ int aif_spool_flush(const char *dir, struct aif_client *client, size_t max_recor
 	struct entry *entries = NULL, **batch = NULL;
 	size_t n = 0, limit;
 	bool missing;
-	int lockfd = -1;
 
 	memset(stats, 0, sizeof(*stats));
 	aif_diag_clear(diag);
 	if (max_records == 0)
 		max_records = AIF_SPOOL_FLUSH_MAX;
-	f.dirfd = open_spool(dir, false, &missing, diag);
+	f.dirfd = aif_spool_open(dir, false, &missing, diag);
 	if (f.dirfd < 0) {
 		if (!missing)
 			return -1;
 		aif_diag_clear(diag);
 		return 0; /* nothing was ever spooled here */
 	}
-	lockfd = openat(f.dirfd, LOCK_NAME, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (lockfd < 0) {
-		diag_errno(diag, errno, "could not open the lock file of spool directory \"%s\"", dir);
-		close(f.dirfd);
-		return -1;
-	}
-	while (flock(lockfd, LOCK_EX | LOCK_NB) < 0) {
+	/* the directory itself is the lock: no file to create, even on a full file system */
+	while (flock(f.dirfd, LOCK_EX | LOCK_NB) < 0) {
 		if (errno == EINTR)
 			continue;
 		if (errno != EWOULDBLOCK) {
@@ -831,8 +1085,7 @@ out:
 	free(batch);
 	if (f.badfd >= 0)
 		close(f.badfd);
-	if (lockfd >= 0)
-		close(lockfd); /* releases the lock */
-	close(f.dirfd);
+	close(f.dirfd); /* releases the lock */
 	return f.failed ? -1 : 0;
 }
+

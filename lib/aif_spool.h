@@ -11,9 +11,17 @@
  * refused by aifd) are moved to the subdirectory bad/, next to a NAME.why file that says why;
  * an operator who fixed the cause moves them back.
  *
+ * The path is checked, as MUNGE checks its own (src/munged/path.c): every directory from / to
+ * the spool's parent belongs to root or to us and is writable by nobody else unless sticky
+ * (/tmp); a symbolic link on it is followed only when it belongs to root or to us; the spool
+ * itself is ours and 0700 (no group or other write). The walk goes down one directory fd at a
+ * time (O_PATH, O_NOFOLLOW), and every file is opened relative to the spool's fd, never by
+ * path, so that nobody can swap a component between the check and the use.
+ *
  * Plugin-safe: no global state, no signals, never exits; the flush is bounded by a deadline
  * (and the file system's own waits). Putting needs no lock (rename is atomic); flushing takes
- * a non-blocking lock, so that of concurrent flushers (the prolog of one job, the epilog of
+ * a non-blocking lock (flock() of the spool directory itself: nothing to create when the file
+ * system is full), so that of concurrent flushers (the prolog of one job, the epilog of
  * another, the systemd timer) one flushes and the others skip.
  */
 #ifndef AIF_SPOOL_H
@@ -30,6 +38,15 @@
 #define AIF_SPOOL_DEFAULT_DIR "/var/spool/aif"
 /* Records one flush reads at most (0 given to aif_spool_flush): a few requests' worth. */
 #define AIF_SPOOL_FLUSH_MAX 10000
+
+/*
+ * Open the spool dir (O_RDONLY | O_DIRECTORY) after checking its path (above); if create, its
+ * last component is created (0700) when missing. Returns the fd, or -1 with diag (*missing when
+ * the spool, or a directory above it, does not exist).
+ */
+int aif_spool_open(const char *dir, bool create, bool *missing, struct aif_diag *diag);
+/* Open sub, a subdirectory of the spool dirfd (at path dir), checked as the spool; -1 with diag. */
+int aif_spool_open_sub(int dirfd, const char *dir, const char *sub, bool create, struct aif_diag *diag);
 
 /*
  * Spool one usage record of cluster (the record's fields as in a "usage" request) durably in

@@ -10,7 +10,8 @@
  * file creation, which waits for the file system's journal on a busy node (measured: 1.4 ms
  * at the median, 13 ms at p99, under bench_plugin.sh), out of the common prolog.
  * Not fsync()ed: after a crash of the node there is no epilog to read it, and reconciliation
- * closes the interval.
+ * closes the interval. Opened relative to the spool's checked directory fd (aif_spool_open),
+ * never by path: a symbolic link planted by a user is never followed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,78 +19,105 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <slurm/spank.h>
 
 #include "aif_proto.h"
+#include "aif_spool.h"
 #include "plugin.h"
 
 #define RUNS_SUBDIR "runs"
 
-static int run_path(const char *spool_dir, const char *node, uint32_t job, const char *suffix,
-		    char *path, size_t size)
+/* NODE.JOB (suffix), or -1 when node cannot be part of a file name. */
+static int run_name(const char *node, uint32_t job, const char *suffix, char name[NAME_MAX + 1])
 {
 	int n;
 
 	if (strchr(node, '/'))
 		return -1;
-	n = snprintf(path, size, "%s/" RUNS_SUBDIR "/%s.%" PRIu32 "%s", spool_dir, node, job, suffix);
+	n = snprintf(name, NAME_MAX + 1, "%s.%" PRIu32 "%s", node, job, suffix);
+	return n < 0 || n > NAME_MAX ? -1 : 0;
+}
 
-	return n < 0 || (size_t)n >= size ? -1 : 0;
+/*
+ * spool_dir/runs, opened through the spool's checked path (lib/aif_spool.h: no symbolic link
+ * of another user is followed); -1 with diag when unsafe, or missing (*missing, if not create).
+ */
+static int open_runs(const char *spool_dir, bool create, bool *missing, struct aif_diag *diag)
+{
+	int fd, dirfd = aif_spool_open(spool_dir, create, missing, diag);
+
+	if (dirfd < 0)
+		return -1;
+	fd = aif_spool_open_sub(dirfd, spool_dir, RUNS_SUBDIR, create, diag);
+	*missing = fd < 0 && errno == ENOENT;
+	close(dirfd);
+	return fd;
 }
 
 void aif_run_remember(const char *spool_dir, const char *node, uint32_t job, uint32_t restart)
 {
-	char dir[PATH_MAX], tmp[PATH_MAX], path[PATH_MAX], text[16];
-	int fd, len = snprintf(text, sizeof(text), "%" PRIu32 "\n", restart);
+	char tmp[NAME_MAX + 1], name[NAME_MAX + 1], text[16];
+	int fd, runs, len = snprintf(text, sizeof(text), "%" PRIu32 "\n", restart);
+	struct aif_diag diag;
+	bool missing;
 
-	if (restart == 0) {
-		/* No file is count 0; one left by a crashed node under a reused job id goes. */
-		if (run_path(spool_dir, node, job, "", path, sizeof(path)) == 0)
-			unlink(path);
-		return;
-	}
-	if (snprintf(dir, sizeof(dir), "%s/" RUNS_SUBDIR, spool_dir) >= (int)sizeof(dir) ||
-	    run_path(spool_dir, node, job, ".tmp", tmp, sizeof(tmp)) < 0 ||
-	    run_path(spool_dir, node, job, "", path, sizeof(path)) < 0) {
+	if (run_name(node, job, ".tmp", tmp) < 0 || run_name(node, job, "", name) < 0) {
 		slurm_error("aif: job %" PRIu32 ": no file name for the run in %s", job, spool_dir);
 		return;
 	}
-	if ((mkdir(spool_dir, 0700) < 0 && errno != EEXIST) || (mkdir(dir, 0700) < 0 && errno != EEXIST)) {
-		slurm_error("aif: job %" PRIu32 ": could not create %s: %s", job, dir, strerror(errno));
+	if (restart == 0) {
+		/* No file is count 0; one left by a crashed node under a reused job id goes. */
+		if ((runs = open_runs(spool_dir, false, &missing, &diag)) >= 0) {
+			unlinkat(runs, name, 0);
+			close(runs);
+		}
 		return;
 	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0 || write(fd, text, (size_t)len) != len || close(fd) < 0 || rename(tmp, path) < 0) {
-		slurm_error("aif: job %" PRIu32 ": could not write %s: %s", job, path, strerror(errno));
-		if (fd >= 0)
-			unlink(tmp);
+	if ((runs = open_runs(spool_dir, true, &missing, &diag)) < 0) {
+		aif_log_diag(true, &diag);
+		return;
 	}
+	fd = openat(runs, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, text, (size_t)len) != len || close(fd) < 0 || renameat(runs, tmp, runs, name) < 0) {
+		slurm_error("aif: job %" PRIu32 ": could not write %s/" RUNS_SUBDIR "/%s: %s", job, spool_dir, name,
+			    strerror(errno));
+		if (fd >= 0)
+			unlinkat(runs, tmp, 0);
+	}
+	close(runs);
 }
 
 uint32_t aif_run_recall(const char *spool_dir, const char *node, uint32_t job, uint32_t fallback)
 {
-	char path[PATH_MAX], text[16] = "";
+	char name[NAME_MAX + 1], text[16] = "";
+	struct aif_diag diag;
+	bool missing;
 	uint64_t v;
 	ssize_t got;
-	int fd;
+	int fd, runs;
 
-	if (run_path(spool_dir, node, job, "", path, sizeof(path)) < 0)
+	if (run_name(node, job, "", name) < 0)
 		return fallback;
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
+	if ((runs = open_runs(spool_dir, false, &missing, &diag)) < 0)
+		return missing ? 0 : fallback; /* no runs/: no run after a requeue on this node */
+	fd = openat(runs, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		close(runs);
 		return errno == ENOENT ? 0 : fallback; /* no file: a first run's prolog */
+	}
 	got = read(fd, text, sizeof(text) - 1);
 	close(fd);
-	unlink(path);
+	unlinkat(runs, name, 0);
+	close(runs);
 	if (got <= 0)
 		return fallback;
 	text[got] = '\0';
 	text[strcspn(text, "\n")] = '\0';
 	if (aif_proto_parse_u64(text, UINT32_MAX, &v) < 0) {
-		slurm_error("aif: job %" PRIu32 ": %s is not a restart count; using the environment's", job, path);
+		slurm_error("aif: job %" PRIu32 ": %s/" RUNS_SUBDIR "/%s is not a restart count; using the environment's",
+			    job, spool_dir, name);
 		return fallback;
 	}
 	return (uint32_t)v;

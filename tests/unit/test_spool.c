@@ -421,7 +421,7 @@ static void test_flush_ok_removes_sent(void **state)
 	assert_int_equal(st.kept, 1);
 	assert_int_equal(st.bad, 0);
 	assert_false(st.busy);
-	assert_string_equal(names(sp->dir, NULL), ".lock\nREADME\nlumi.3.0.n1.start.usage");
+	assert_string_equal(names(sp->dir, NULL), "README\nlumi.3.0.n1.start.usage");
 	/* then the rest; then nothing */
 	assert_int_equal(flush(sp->dir, s.net.path, aif_clock_ms() + 5000, 0, &st, &d), 0);
 	assert_int_equal(st.sent, 1);
@@ -435,7 +435,7 @@ static void test_flush_ok_removes_sent(void **state)
 	assert_int_equal(s.stored_jobs[0], 1);
 	assert_int_equal(s.stored_jobs[1], 2);
 	assert_int_equal(s.stored_jobs[2], 3);
-	assert_string_equal(names(sp->dir, NULL), ".lock\nREADME");
+	assert_string_equal(names(sp->dir, NULL), "README");
 }
 
 static void test_flush_missing_dir(void **state)
@@ -625,13 +625,12 @@ static void test_flush_busy(void **state)
 	struct fake_aifd s;
 	struct aif_spool_stats st;
 	struct aif_diag d;
-	char path[256];
 	int fd;
 
 	put(sp->dir, "lumi", 1, "n1", "start", NULL);
 	put(sp->dir, "lumi", 2, "n1", "start", NULL);
-	snprintf(path, sizeof(path), "%s/.lock", sp->dir);
-	fd = open(path, O_RDWR | O_CREAT, 0600);
+	/* the lock is the directory itself: no file to create on a full file system */
+	fd = open(sp->dir, O_RDONLY | O_DIRECTORY);
 	assert_true(fd >= 0);
 	assert_int_equal(flock(fd, LOCK_EX), 0);
 	server_start(&s, ANSWER_OK);
@@ -701,6 +700,119 @@ static void test_flush_unsafe_dir(void **state)
 	assert_non_null(strstr(d.message, "\" belongs to uid 12345, not to uid 0"));
 }
 
+/* ---- the spool's path: every component checked, no link of another user followed ---- */
+
+#define OTHER_UID 12345 /* an ordinary user, for the tests that need root */
+
+/* aif_spool_put of one record into dir: 0, or -1 with d. */
+static int try_put(const char *dir, struct aif_diag *d)
+{
+	struct aif_proto_block b;
+	int rc;
+
+	make_record(&b, 1, "n1", "start", NULL);
+	rc = aif_spool_put(dir, "lumi", &b, d);
+	block_free(&b);
+	return rc;
+}
+
+static void test_path_parents(void **state)
+{
+	struct spool *sp = *state;
+	struct aif_diag d;
+	char parent[128], dir[160], expect[200];
+
+	/* a parent that group or others may write into, not sticky: refused, nothing created */
+	snprintf(parent, sizeof(parent), "%s/shared", sp->base);
+	snprintf(dir, sizeof(dir), "%s/spool", parent);
+	assert_int_equal(mkdir(parent, 0755), 0);
+	assert_int_equal(chmod(parent, 0777), 0);
+	assert_int_equal(try_put(dir, &d), -1);
+	snprintf(expect, sizeof(expect), "unsafe spool directory \"%s\"", dir);
+	assert_string_equal(d.message, expect);
+	assert_int_equal(access(dir, F_OK), -1);
+	assert_non_null(strstr(d.detail, "/shared\" on its path is writable by group or others without the sticky bit (mode 0777)"));
+	assert_non_null(strstr(d.hint, "such as /var/spool/aif"));
+	assert_int_equal(chmod(parent, 0775), 0);
+	assert_int_equal(try_put(dir, &d), -1);
+	/* sticky, as /tmp: nobody can rename what is ours there */
+	assert_int_equal(chmod(parent, 01777), 0);
+	assert_int_equal(try_put(dir, &d), 0);
+	/* a flush and a listing check the same path */
+	assert_int_equal(chmod(parent, 0777), 0);
+	{
+		struct aif_spool_stats st;
+		assert_int_equal(flush(dir, "/nonexistent/aifd.sock", aif_clock_ms() + 1000, 0, &st, &d), -1);
+		assert_non_null(strstr(d.message, "unsafe spool directory"));
+	}
+	assert_int_equal(chmod(parent, 0755), 0);
+	if (geteuid() != 0)
+		return;
+	/* a parent of another user's: they could rename the spool away and put theirs there */
+	assert_int_equal(chown(parent, OTHER_UID, OTHER_UID), 0);
+	assert_int_equal(try_put(dir, &d), -1);
+	assert_non_null(strstr(d.detail, "/shared\" on its path belongs to uid 12345"));
+}
+
+static void test_path_links(void **state)
+{
+	struct spool *sp = *state;
+	struct aif_diag d;
+	char real[128], link[128], dir[256], target[192];
+
+	snprintf(real, sizeof(real), "%s/real", sp->base);
+	assert_int_equal(mkdir(real, 0755), 0);
+	/* a link of ours (or root's) is followed, relative or absolute, also as the spool itself */
+	snprintf(link, sizeof(link), "%s/link", sp->base);
+	assert_int_equal(symlink("real", link), 0);
+	snprintf(dir, sizeof(dir), "%s/spool", link);
+	assert_int_equal(try_put(dir, &d), 0);
+	snprintf(target, sizeof(target), "%s/real/spool/lumi.1.0.n1.start.usage", sp->base);
+	assert_int_equal(access(target, F_OK), 0);
+	snprintf(link, sizeof(link), "%s/alias", sp->base);
+	snprintf(target, sizeof(target), "%s/real/spool", sp->base);
+	assert_int_equal(symlink(target, link), 0);
+	assert_int_equal(try_put(link, &d), 0);
+	/* a loop */
+	snprintf(link, sizeof(link), "%s/loop", sp->base);
+	assert_int_equal(symlink("loop", link), 0);
+	assert_int_equal(try_put(link, &d), -1);
+	assert_non_null(strstr(d.message, "Too many levels of symbolic links"));
+	/* not a directory on the way */
+	snprintf(target, sizeof(target), "%s/file", sp->base);
+	write_text(target, "x\n");
+	snprintf(dir, sizeof(dir), "%s/spool", target);
+	assert_int_equal(try_put(dir, &d), -1);
+	assert_non_null(strstr(d.message, "/file\" is not a directory"));
+}
+
+/* A link planted by an ordinary user (in a sticky directory, say): never followed. */
+static void test_path_user_link(void **state)
+{
+	struct spool *sp = *state;
+	struct aif_diag d;
+	char real[128], link[128], dir[256];
+
+	if (geteuid() != 0)
+		skip();
+	snprintf(real, sizeof(real), "%s/real", sp->base);
+	assert_int_equal(mkdir(real, 0755), 0);
+	snprintf(link, sizeof(link), "%s/planted", sp->base);
+	assert_int_equal(symlink("real", link), 0);
+	assert_int_equal(lchown(link, OTHER_UID, OTHER_UID), 0);
+	snprintf(dir, sizeof(dir), "%s/spool", link);
+	assert_int_equal(try_put(dir, &d), -1);
+	assert_non_null(strstr(d.detail, "/planted\" on its path is a symbolic link that belongs to uid 12345"));
+	assert_int_equal(try_put(link, &d), -1); /* as the spool itself */
+	{
+		struct aif_spool_stats st;
+		assert_int_equal(flush(dir, "/nonexistent/aifd.sock", aif_clock_ms() + 1000, 0, &st, &d), -1);
+		assert_non_null(strstr(d.message, "unsafe spool directory"));
+	}
+	assert_int_equal(count(real, NULL), 0); /* nothing written through it */
+}
+
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -718,6 +830,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_flush_busy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flush_batches, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flush_unsafe_dir, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_path_parents, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_path_links, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_path_user_link, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
