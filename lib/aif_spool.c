@@ -630,6 +630,43 @@ static int write_why(int badfd, const char *badpath, const char *target, const s
 	return write_file(badfd, badpath, whyname, text, strlen(text), diag);
 }
 
+int aif_spool_put_bad(const char *dir, const char *cluster, const struct aif_proto_block *record,
+		      const struct aif_diag *why, char *where, size_t where_size, struct aif_diag *diag)
+{
+	char name[NAME_MAX + 1], target[NAME_MAX + 1], tmp[NAME_MAX + 1], badpath[PATH_MAX], *text;
+	size_t len;
+	bool missing;
+	int dirfd, badfd = -1, rc = -1;
+
+	snprintf(where, where_size, "%s/" BAD_DIR, dir);
+	/* an invalid record is kept all the same (as "invalid.usage"): aifd's word is what counts */
+	if (encode_record(cluster, record, &text, &len, name, diag) < 0 && !text)
+		return -1;
+	snprintf(badpath, sizeof(badpath), "%s/" BAD_DIR, dir);
+	dirfd = aif_spool_open(dir, true, &missing, diag);
+	if (dirfd < 0)
+		goto out;
+	badfd = aif_spool_open_sub(dirfd, dir, BAD_DIR, true, diag);
+	if (badfd < 0 || write_tmp(badfd, badpath, name, text, len, tmp, diag) < 0)
+		goto out;
+	if (place_bad(badfd, tmp, badfd, badpath, name, target, diag) < 0) {
+		unlinkat(badfd, tmp, 0);
+		goto out;
+	}
+	snprintf(where, where_size, "%s/%s", badpath, target);
+	if (sync_dir(badfd, badpath, diag) < 0 || sync_dir(dirfd, dir, diag) < 0 ||
+	    write_why(badfd, badpath, target, why, diag) < 0)
+		goto out;
+	rc = 0;
+out:
+	if (badfd >= 0)
+		close(badfd);
+	if (dirfd >= 0)
+		close(dirfd);
+	free(text);
+	return rc;
+}
+
 /* ---- flushing ---- */
 
 enum entry_state {
@@ -1089,3 +1126,118 @@ out:
 	return f.failed ? -1 : 0;
 }
 
+/* ---- listing ---- */
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * The names of fd's entries, sorted (*names, *n; free each and the array): in the spool, its
+ * record files; in bad/, every file but the .why files. Returns 0, or -1 (errno).
+ */
+static int sorted_names(int fd, bool bad, char ***names, size_t *n)
+{
+	size_t cap = 0;
+	struct dirent *de;
+	DIR *dp;
+	int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	*names = NULL;
+	*n = 0;
+	if (dfd < 0 || !(dp = fdopendir(dfd))) {
+		if (dfd >= 0)
+			close(dfd);
+		return -1;
+	}
+	while ((de = readdir(dp))) {
+		bool wanted = bad ? strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0 &&
+					    !has_suffix(de->d_name, WHY_SUFFIX)
+				  : de->d_name[0] != '.' && has_suffix(de->d_name, SUFFIX);
+		if (!wanted)
+			continue;
+		if (*n == cap) {
+			char **grown = realloc(*names, (cap = cap ? cap * 2 : 16) * sizeof(**names));
+			if (!grown)
+				break;
+			*names = grown;
+		}
+		if (!((*names)[*n] = strdup(de->d_name)))
+			break;
+		(*n)++;
+	}
+	closedir(dp);
+	if (*n)
+		qsort(*names, *n, sizeof(**names), cmp_name);
+	return 0;
+}
+
+/* bad/name.why's text (at most size - 1 bytes), or NULL when there is none. */
+static const char *read_why(int badfd, const char *name, char *buf, size_t size)
+{
+	char whyname[NAME_MAX + 1];
+	ssize_t got;
+	int fd;
+
+	snprintf(whyname, sizeof(whyname), "%.*s%s", NAME_MAX - 4, name, WHY_SUFFIX);
+	fd = openat(badfd, whyname, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	got = read(fd, buf, size - 1);
+	close(fd);
+	if (got < 0)
+		return NULL;
+	buf[got] = '\0';
+	return buf;
+}
+
+/* Call fn for each name of fd (bad: with its .why). Returns 0, or -1 with diag. */
+static int list_dir(int fd, const char *path, bool bad, aif_spool_list_fn *fn, void *arg, struct aif_diag *diag)
+{
+	char **names, why[2048];
+	size_t n;
+
+	if (sorted_names(fd, bad, &names, &n) < 0) {
+		diag_errno(diag, errno, "could not read spool directory \"%s\"", path);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct aif_spool_item item = {.name = names[i], .bad = bad};
+		if (bad)
+			item.why = read_why(fd, names[i], why, sizeof(why));
+		fn(arg, &item);
+		free(names[i]);
+	}
+	free(names);
+	return 0;
+}
+
+int aif_spool_list(const char *dir, aif_spool_list_fn *fn, void *arg, struct aif_diag *diag)
+{
+	char badpath[PATH_MAX];
+	bool missing;
+	int rc, badfd, dirfd = aif_spool_open(dir, false, &missing, diag);
+
+	if (dirfd < 0) {
+		if (!missing)
+			return -1;
+		aif_diag_clear(diag);
+		return 0;
+	}
+	rc = list_dir(dirfd, dir, false, fn, arg, diag);
+	snprintf(badpath, sizeof(badpath), "%s/" BAD_DIR, dir);
+	badfd = openat(dirfd, BAD_DIR, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (rc == 0 && badfd >= 0) {
+		close(badfd);
+		badfd = aif_spool_open_sub(dirfd, dir, BAD_DIR, false, diag);
+		rc = badfd < 0 ? -1 : list_dir(badfd, badpath, true, fn, arg, diag);
+	} else if (rc == 0 && errno != ENOENT) {
+		diag_errno(diag, errno, "could not open directory \"%s\"", badpath);
+		rc = -1;
+	}
+	if (badfd >= 0)
+		close(badfd);
+	close(dirfd);
+	return rc;
+}

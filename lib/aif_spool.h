@@ -9,7 +9,8 @@
  * in its header and the one record, written to a temporary file, fsync()ed and renamed into
  * place: a record file is either complete or absent. Files that can never be sent (corrupt, or
  * refused by aifd) are moved to the subdirectory bad/, next to a NAME.why file that says why;
- * an operator who fixed the cause moves them back.
+ * an operator who fixed the cause moves them back. A record aifd refused at once (the prolog's
+ * or epilog's own) is put straight into bad/ (aif_spool_put_bad): kept, never sent again.
  *
  * The path is checked, as MUNGE checks its own (src/munged/path.c): every directory from / to
  * the spool's parent belongs to root or to us and is writable by nobody else unless sticky
@@ -57,6 +58,15 @@ int aif_spool_open_sub(int dirfd, const char *dir, const char *sub, bool create,
 int aif_spool_put(const char *dir, const char *cluster, const struct aif_proto_block *record,
 		  struct aif_diag *diag);
 
+/*
+ * Keep a record aifd refused (why: its answer) durably in dir/bad/, next to a .why file, as a
+ * flush moves its refused records there: never sent again, never lost. A record that is not
+ * even valid is kept too, as "invalid.usage" (its copies as invalid~N.usage). where gets the
+ * record file's path (or bad/'s, on failure). Returns 0, or -1 with diag.
+ */
+int aif_spool_put_bad(const char *dir, const char *cluster, const struct aif_proto_block *record,
+		      const struct aif_diag *why, char *where, size_t where_size, struct aif_diag *diag);
+
 struct aif_spool_stats {
 	size_t sent;  /* records aifd acknowledged, removed from the spool */
 	size_t kept;  /* records left in the spool (unsent, unanswered, or beyond max_records) */
@@ -80,5 +90,20 @@ struct aif_spool_stats {
  */
 int aif_spool_flush(const char *dir, struct aif_client *client, size_t max_records,
 		    int64_t deadline_ms, struct aif_spool_stats *stats, struct aif_diag *diag);
+
+/* One file of a spool, for aif_spool_list. */
+struct aif_spool_item {
+	const char *name; /* its file name, in the spool or in bad/ */
+	bool bad;         /* in bad/: never sent */
+	const char *why;  /* bad/ only: its .why file's text, NULL when it has none */
+};
+typedef void aif_spool_list_fn(void *arg, const struct aif_spool_item *item);
+
+/*
+ * Call fn for each record waiting in the spool dir, then for each file of dir/bad/, both sorted
+ * by name. Reads only (no lock: a flush may be removing them). A missing dir is an empty spool.
+ * Returns 0, or -1 with diag (an unsafe path, an unreadable directory).
+ */
+int aif_spool_list(const char *dir, aif_spool_list_fn *fn, void *arg, struct aif_diag *diag);
 
 #endif

@@ -15,6 +15,7 @@
  * (indices), SLURM_JOB_USER, and SPANK_AIF_PROJECT / SPANK_AIF_SECTOR from the submit-time
  * check (a convenience: aifd charges the project the job was admitted for when it has one).
  */
+#include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,38 @@ static int build_record(spank_t sp, bool end, uint32_t job, const char *node, ui
 	return 0;
 }
 
+/* Spool the record for a later flush; a failure (a full disk, an unsafe spool) is logged only. */
+static void spool(const struct aif_plugin_settings *s, const char *cluster, const struct aif_proto_block *r)
+{
+	struct aif_diag diag;
+
+	if (aif_spool_put(s->spool_dir, cluster, r, &diag) == 0)
+		return;
+	slurm_error("aif: the usage of job %s on %s is neither sent nor spooled", aif_proto_get(r, "job"),
+		    aif_proto_get(r, "node"));
+	aif_log_diag(true, &diag);
+}
+
+/*
+ * A record aifd refused (it can never store it as it is): kept in spool_dir/bad/ with aifd's
+ * reason for the operators (aifctl spool list), never sent again.
+ */
+static void keep_refused(const struct aif_plugin_settings *s, const char *cluster,
+			 const struct aif_proto_block *r, const struct aif_diag *why)
+{
+	char where[PATH_MAX];
+	struct aif_diag diag;
+
+	if (aif_spool_put_bad(s->spool_dir, cluster, r, why, where, sizeof(where), &diag) == 0) {
+		slurm_error("aif: aifd refused the usage of job %s on %s; kept in %s: %s", aif_proto_get(r, "job"),
+			    aif_proto_get(r, "node"), where, why->message);
+		return;
+	}
+	slurm_error("aif: aifd refused the usage of job %s on %s (%s), and it could not be kept in %s",
+		    aif_proto_get(r, "job"), aif_proto_get(r, "node"), why->message, where);
+	aif_log_diag(true, &diag);
+}
+
 static void send_or_spool(const struct aif_plugin_settings *s, const char *cluster,
 			  struct aif_proto_msg *req, int64_t deadline_ms)
 {
@@ -95,11 +128,10 @@ static void send_or_spool(const struct aif_plugin_settings *s, const char *clust
 		return;
 	}
 	if (ans.kind == AIF_PROTO_REFUSE) {
-		/* Never storable as it is (an unknown project): spooling it would not help. */
+		/* Never storable as it is: spooling it would send it again forever. */
 		aif_proto_response_diag(&ans, &diag);
-		slurm_error("aif: usage of job %s on %s not recorded: %s", aif_proto_get(r, "job"),
-			    aif_proto_get(r, "node"), diag.message);
 		aif_proto_msg_free(&ans);
+		keep_refused(s, cluster, r, &diag);
 		return;
 	}
 	if (ans.kind == AIF_PROTO_ERROR)
@@ -107,9 +139,7 @@ static void send_or_spool(const struct aif_plugin_settings *s, const char *clust
 	aif_proto_msg_free(&ans);
 	slurm_info("aif: aifd did not take the usage of job %s (%s); spooled in %s",
 		   aif_proto_get(r, "job"), diag.message, s->spool_dir);
-	if (aif_spool_put(s->spool_dir, cluster, r, &diag) < 0)
-		slurm_error("aif: could not spool the usage of job %s: %s", aif_proto_get(r, "job"),
-			    diag.message);
+	spool(s, cluster, r);
 }
 
 /*
@@ -141,8 +171,10 @@ static bool flush_spool(const struct aif_plugin_settings *s, int64_t deadline_ms
 	}
 	if (stats.sent)
 		slurm_info("aif: sent %zu spooled usage records", stats.sent);
-	if (left && !stats.busy)
+	if (left && !stats.busy && stats.kept)
 		slurm_info("aif: %zu usage records stay in %s: %s", stats.kept, s->spool_dir, diag.message);
+	else if (left && !stats.busy)
+		aif_log_diag(true, &diag); /* the spool itself failed: unsafe, unreadable */
 	if (stats.bad)
 		slurm_error("aif: %zu spooled usage records moved to %s/bad: %s", stats.bad,
 			    s->spool_dir, stats.bad_diag.message);
@@ -158,7 +190,6 @@ void aif_account(spank_t sp, const struct aif_plugin_settings *s, bool end)
 	bool behind = flush_spool(s, deadline_ms);
 	uint32_t job, restart = env_restart();
 	struct aif_proto_msg req;
-	struct aif_diag diag;
 
 	/* GPU-hours only: an allocation without GPUs on this node uses none. */
 	if (gpus == 0 || !cluster)
@@ -176,12 +207,10 @@ void aif_account(spank_t sp, const struct aif_plugin_settings *s, bool end)
 	aif_proto_msg_init(&req, AIF_PROTO_USAGE);
 	if (aif_proto_set(&req.header, "cluster", cluster) == 0 && aif_proto_add_record(&req) &&
 	    build_record(sp, end, job, node, restart, &req.records[0], gpus) == 0) {
-		aif_diag_clear(&diag);
 		if (!behind)
 			send_or_spool(s, cluster, &req, deadline_ms);
-		else if (aif_spool_put(s->spool_dir, cluster, &req.records[0], &diag) < 0)
-			slurm_error("aif: could not spool the usage of job %s: %s",
-				    aif_proto_get(&req.records[0], "job"), diag.message);
+		else
+			spool(s, cluster, &req.records[0]);
 	}
 	aif_proto_msg_free(&req);
 }

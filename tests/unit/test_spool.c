@@ -812,6 +812,97 @@ static void test_path_user_link(void **state)
 	assert_int_equal(count(real, NULL), 0); /* nothing written through it */
 }
 
+/* ---- bad/: refused records kept ---- */
+
+static void test_put_bad(void **state)
+{
+	struct spool *sp = *state;
+	struct aif_proto_block b;
+	struct aif_spool_stats st;
+	struct fake_aifd s;
+	struct aif_diag why, d;
+	char where[512], bad[160], path[512];
+
+	aif_diag_clear(&why);
+	aif_diag_message(&why, "usage record 1 (job 5, node n1): cannot be stored");
+	aif_diag_detail(&why, "A detail.");
+	make_record(&b, 5, "n1", "end", NULL);
+	/* kept durably in bad/ with its reason; the same record again is kept beside it */
+	assert_int_equal(aif_spool_put_bad(sp->dir, "lumi", &b, &why, where, sizeof(where), &d), 0);
+	snprintf(bad, sizeof(bad), "%s/bad", sp->dir);
+	snprintf(path, sizeof(path), "%s/lumi.5.0.n1.end.usage", bad);
+	assert_string_equal(where, path);
+	assert_int_equal(aif_spool_put_bad(sp->dir, "lumi", &b, &why, where, sizeof(where), &d), 0);
+	assert_non_null(strstr(where, "/bad/lumi.5.0.n1.end~1.usage"));
+	assert_string_equal(names(bad, NULL), "lumi.5.0.n1.end.usage\nlumi.5.0.n1.end.usage.why\n"
+					      "lumi.5.0.n1.end~1.usage\nlumi.5.0.n1.end~1.usage.why");
+	assert_string_equal(read_text(path), "AIF/1 usage\ncluster=lumi\n\nevent=end\njob=5\nnode=n1\nrestart=0\n"
+					     "gpus=4\ntime=1767225600\nuid=1001\n");
+	snprintf(path, sizeof(path), "%s/lumi.5.0.n1.end.usage.why", bad);
+	assert_string_equal(read_text(path), "usage record 1 (job 5, node n1): cannot be stored\nDETAIL:  A detail.\n");
+	/* even a record that is not valid is kept, under a name of its own */
+	assert_int_equal(aif_proto_set(&b, "gpus", "four"), 0);
+	assert_int_equal(aif_spool_put_bad(sp->dir, "lumi", &b, &why, where, sizeof(where), &d), 0);
+	assert_non_null(strstr(where, "/bad/invalid.usage"));
+	block_free(&b);
+	/* never sent: a flush sees an empty spool */
+	server_start(&s, ANSWER_OK);
+	assert_int_equal(flush(sp->dir, s.net.path, aif_clock_ms() + 5000, 0, &st, &d), 0);
+	server_stop(&s);
+	assert_int_equal(st.sent + st.kept + st.bad, 0);
+	assert_int_equal(s.requests, 0);
+	assert_int_equal(count(bad, ".usage"), 3);
+	/* an unsafe spool: refused, said so */
+	assert_int_equal(chmod(sp->dir, 0777), 0);
+	make_record(&b, 6, "n1", "end", NULL);
+	assert_int_equal(aif_spool_put_bad(sp->dir, "lumi", &b, &why, where, sizeof(where), &d), -1);
+	block_free(&b);
+	assert_non_null(strstr(d.message, "unsafe spool directory"));
+}
+
+struct listing {
+	char text[4096];
+	size_t len;
+};
+
+static void list_one(void *arg, const struct aif_spool_item *item)
+{
+	struct listing *l = arg;
+
+	l->len += (size_t)snprintf(l->text + l->len, sizeof(l->text) - l->len, "%s%s|%s;", item->bad ? "bad/" : "",
+				   item->name, item->why ? item->why : "-");
+}
+
+static void test_list(void **state)
+{
+	struct spool *sp = *state;
+	struct listing l = {0};
+	struct fake_aifd s;
+	struct aif_spool_stats st;
+	struct aif_diag d;
+	char path[256];
+
+	/* a missing spool is an empty one */
+	assert_int_equal(aif_spool_list(sp->dir, list_one, &l, &d), 0);
+	assert_string_equal(l.text, "");
+	put(sp->dir, "lumi", 2, "n1", "start", NULL);
+	put(sp->dir, "lumi", 4, "n1", "start", "nope");
+	server_start(&s, ANSWER_REFUSE);
+	assert_int_equal(flush(sp->dir, s.net.path, aif_clock_ms() + 5000, 0, &st, &d), 0);
+	server_stop(&s);
+	put(sp->dir, "lumi", 3, "n1", "end", NULL);
+	put(sp->dir, "lumi", 1, "n1", "end", NULL);
+	/* a file in bad/ without its .why (an operator removed it) */
+	snprintf(path, sizeof(path), "%s/bad/other.usage", sp->dir);
+	write_text(path, "x");
+	assert_int_equal(aif_spool_list(sp->dir, list_one, &l, &d), 0);
+	assert_string_equal(l.text, "lumi.1.0.n1.end.usage|-;lumi.3.0.n1.end.usage|-;"
+				    "bad/lumi.4.0.n1.start.usage|usage record 1 (job 4, node n1): unknown project \"nope\"\n;"
+				    "bad/other.usage|-;");
+	assert_int_equal(chmod(sp->dir, 0777), 0);
+	assert_int_equal(aif_spool_list(sp->dir, list_one, &l, &d), -1);
+	assert_non_null(strstr(d.message, "unsafe spool directory"));
+}
 
 int main(void)
 {
@@ -833,6 +924,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_path_parents, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_path_links, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_path_user_link, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_put_bad, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
