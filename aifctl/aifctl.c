@@ -31,6 +31,8 @@ static void usage(FILE *out)
 		"  report --by KEY     GPU-hours by factory, sector, project or month\n"
 		"  db migrate          create or upgrade the database schema\n"
 		"  spool flush         send this node's spooled usage records to aifd (as root)\n"
+		"  spool list          the records waiting in this node's spool, and those in\n"
+		"                      its bad/ (never sent) with the reason (as root)\n"
 		"\n"
 		"Options:\n"
 		"  -d, --db=CONNINFO       database connection string (default: \"db\" in the\n"
@@ -44,7 +46,7 @@ static void usage(FILE *out)
 		"  -f, --format=FORMAT     output as table (default), csv or json\n"
 		"  -b, --by=KEY            report: factory, sector, project or month\n"
 		"  -p, --period=PERIOD     status, report: only this budget period\n"
-		"      --spool-dir=DIR     spool flush: the spool directory (default: \"spool_dir\"\n"
+		"      --spool-dir=DIR     spool flush, list: the spool directory (default: \"spool_dir\"\n"
 		"                          in the config file, else %s)\n"
 		"  -h, --help              show this help, then exit\n"
 		"  -V, --version           output version information, then exit\n"
@@ -97,7 +99,7 @@ int main(int argc, char **argv)
 		{"report", aifctl_cmd_report, 0, ""},
 		{"db", aifctl_cmd_db, 1, "migrate"},
 		{"projects", aifctl_cmd_projects, 0, ""},
-		{"spool", aifctl_cmd_spool, 1, "flush"},
+		{"spool", aifctl_cmd_spool, 1, "flush|list"},
 	};
 	struct aifctl ctl = {.format = AIFCTL_FORMAT_TABLE};
 	int c;
@@ -163,7 +165,7 @@ int main(int argc, char **argv)
 		if (ctl.period && commands[i].run != aifctl_cmd_report && commands[i].run != aifctl_cmd_status)
 			return bad_usage("--period is only for \"%s\"", "status and report");
 		if (ctl.spool_dir_option && commands[i].run != aifctl_cmd_spool)
-			return bad_usage("--spool-dir is only for \"%s\"", "spool flush");
+			return bad_usage("--spool-dir is only for \"%s\"", "spool flush\" and \"spool list");
 		return commands[i].run(&ctl);
 	}
 	return bad_usage("unknown command \"%s\"", argv[optind]);

@@ -2,7 +2,9 @@
  * aifctl spool flush: send the usage records spooled on this node (lib/aif_spool.c) to aifd,
  * as the prolog and epilog do, for the systemd timer conf/aif-spool-flush.timer: records whose
  * job left no more prolog or epilog on the node are delivered too.
+ * aifctl spool list: what the spool holds, and what is in its bad/ and why, for operators.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -70,6 +72,45 @@ static int flush(const char *dir, struct aif_client *client)
 	return rc < 0 || st.kept ? AIFCTL_FAILURE : AIFCTL_OK;
 }
 
+struct listing {
+	size_t waiting, bad;
+};
+
+/* One line per file, its name in the spool; a bad/ file's reason below it, indented. */
+static void list_item(void *arg, const struct aif_spool_item *item)
+{
+	struct listing *l = arg;
+	const char *why = item->why;
+
+	if (!item->bad) {
+		l->waiting++;
+		printf("%s\n", item->name);
+		return;
+	}
+	l->bad++;
+	printf("bad/%s\n", item->name);
+	if (!why || !*why)
+		why = "(no .why file: the reason is in the log of the prolog, epilog or flush that put it there)\n";
+	while (*why) {
+		size_t n = strcspn(why, "\n");
+		printf("    %.*s\n", (int)n, why);
+		why += n + (why[n] == '\n');
+	}
+}
+
+static int list(const char *dir)
+{
+	struct listing l = {0};
+	struct aif_diag diag;
+
+	if (aif_spool_list(dir, list_item, &l, &diag) < 0) {
+		aifctl_report_error(&diag);
+		return AIFCTL_FAILURE;
+	}
+	printf("%s: %zu usage record%s waiting, %zu in bad/\n", dir, l.waiting, plural(l.waiting), l.bad);
+	return AIFCTL_OK;
+}
+
 int aifctl_cmd_spool(const struct aifctl *ctl)
 {
 	struct aifctl_config config;
@@ -79,8 +120,10 @@ int aifctl_cmd_spool(const struct aifctl *ctl)
 	const char *dir;
 	int rc;
 
-	if (strcmp(ctl->args[0], "flush") != 0) {
-		fprintf(stderr, "aifctl: unknown spool command \"%s\"; expected \"flush\"\n", ctl->args[0]);
+	bool flushing = strcmp(ctl->args[0], "flush") == 0;
+
+	if (!flushing && strcmp(ctl->args[0], "list") != 0) {
+		fprintf(stderr, "aifctl: unknown spool command \"%s\"; expected \"flush\" or \"list\"\n", ctl->args[0]);
 		return AIFCTL_INVALID;
 	}
 	if (aifctl_read_config(ctl, &config) < 0)
@@ -91,6 +134,8 @@ int aifctl_cmd_spool(const struct aifctl *ctl)
 		aifctl_error("invalid spool directory \"%s\": not an absolute path", dir);
 		return AIFCTL_INVALID;
 	}
+	if (!flushing)
+		return list(dir);
 	opts.server = ctl->server_option ? ctl->server_option : config.server[0] ? config.server : NULL;
 	opts.munge_socket = config.munge_socket[0] ? config.munge_socket : NULL;
 	client = aif_client_new(&opts, &diag);
