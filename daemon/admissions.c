@@ -17,16 +17,26 @@ struct admissions {
 	PGconn *conn; /* NULL or bad: connect at the next call */
 };
 
+/*
+ * Only the current admission of the job: the same uid, recent (aif.admission_current(), sql/
+ * 009): a job id repeats after MaxJobId wraps or a slurmctld state reset, and an earlier job's
+ * decision must neither answer nor charge a later job of another user.
+ */
 static const char RECALL_SQL[] =
 	"SELECT verdict, coalesce(project_id, ''), coalesce(sector_id, ''), message, detail, hint,"
 	" reason"
-	" FROM aif.admissions WHERE cluster = $1 AND job_id = $2";
+	" FROM aif.admissions a WHERE cluster = $1 AND job_id = $2 AND aif.admission_current(a, $3)";
 
+/* The first decision wins, unless the kept one is an earlier job's: then it is replaced. */
 static const char KEEP_SQL[] =
-	"INSERT INTO aif.admissions (cluster, job_id, uid, verdict, project_id, sector_id, message,"
-	" detail, hint, reason) VALUES ($1, $2, $3, $4, nullif($5, ''), nullif($6, ''), $7, $8, $9,"
-	" $10)"
-	" ON CONFLICT (cluster, job_id) DO NOTHING";
+	"INSERT INTO aif.admissions AS a (cluster, job_id, uid, verdict, project_id, sector_id,"
+	" message, detail, hint, reason) VALUES ($1, $2, $3, $4, nullif($5, ''), nullif($6, ''),"
+	" $7, $8, $9, $10)"
+	" ON CONFLICT (cluster, job_id) DO UPDATE SET uid = excluded.uid, verdict = excluded.verdict,"
+	"  project_id = excluded.project_id, sector_id = excluded.sector_id,"
+	"  message = excluded.message, detail = excluded.detail, hint = excluded.hint,"
+	"  reason = excluded.reason, decided_at = now()"
+	" WHERE NOT aif.admission_current(a, excluded.uid)";
 
 struct admissions *admissions_open(const char *conninfo)
 {
@@ -78,10 +88,11 @@ static bool connected(struct admissions *a)
 }
 
 /* Under the lock: 1 found, 0 none, -1 failed. */
-static int recall(struct admissions *a, const char *cluster, const char *job, struct admission *out)
+static int recall(struct admissions *a, const char *cluster, const char *job, const char *uid,
+		  struct admission *out)
 {
-	const char *params[] = {cluster, job};
-	PGresult *res = PQexecParams(a->conn, RECALL_SQL, 2, NULL, params, NULL, NULL, 0);
+	const char *params[] = {cluster, job, uid};
+	PGresult *res = PQexecParams(a->conn, RECALL_SQL, 3, NULL, params, NULL, NULL, 0);
 	int rc = 0;
 
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -102,15 +113,17 @@ static int recall(struct admissions *a, const char *cluster, const char *job, st
 	return rc;
 }
 
-int admissions_recall(struct admissions *a, const char *cluster, uint32_t job, struct admission *out)
+int admissions_recall(struct admissions *a, const char *cluster, uint32_t job, uint32_t uid,
+		      struct admission *out)
 {
-	char id[16];
+	char id[16], uid_text[16];
 	int rc = -1;
 
 	snprintf(id, sizeof(id), "%u", job);
+	snprintf(uid_text, sizeof(uid_text), "%u", uid);
 	pthread_mutex_lock(&a->lock);
 	if (connected(a))
-		rc = recall(a, cluster, id, out);
+		rc = recall(a, cluster, id, uid_text, out);
 	pthread_mutex_unlock(&a->lock);
 	return rc;
 }
@@ -133,7 +146,7 @@ static int keep(struct admissions *a, const char *cluster, const char *id, uint3
 	else if (strcmp(PQcmdTuples(res), "1") == 0)
 		rc = 0;
 	else /* decided first elsewhere (another node's request, another aifd) */
-		rc = recall(a, cluster, id, decided) == 1 ? 0 : -1;
+		rc = recall(a, cluster, id, uid_text, decided) == 1 ? 0 : -1;
 	PQclear(res);
 	return rc;
 }

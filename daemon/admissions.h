@@ -27,8 +27,13 @@ struct admissions;
 struct admissions *admissions_open(const char *conninfo);
 void admissions_close(struct admissions *a);
 
-/* The job's admission: 1 with *out, 0 when none yet, -1 when the database failed (logged). */
-int admissions_recall(struct admissions *a, const char *cluster, uint32_t job, struct admission *out);
+/*
+ * The job's current admission for uid: 1 with *out, 0 when none yet (or only an earlier job's
+ * of the same id: another uid, or older than any job runs), -1 when the database failed
+ * (logged).
+ */
+int admissions_recall(struct admissions *a, const char *cluster, uint32_t job, uint32_t uid,
+		      struct admission *out);
 
 /*
  * Keep *decided as the job's admission unless one is kept already: then *decided becomes that

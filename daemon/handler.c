@@ -172,7 +172,7 @@ static void handle_decision(struct handler *h, struct request *req, const struct
 		aif_proto_get_u64(&m->header, "job", UINT32_MAX, &job, NULL);
 		aif_proto_get_u64(&m->header, "uid", UINT32_MAX, &uid, NULL);
 		aif_proto_get_u64(&m->header, "gid", UINT32_MAX, &gid, NULL);
-		if (admissions_recall(h->admissions, h->cluster, (uint32_t)job, &adm) == 1) {
+		if (admissions_recall(h->admissions, h->cluster, (uint32_t)job, (uint32_t)uid, &adm) == 1) {
 			log_debug("admission of job %llu: %s, as decided before",
 				  (unsigned long long)job, adm.verdict);
 			reply_admission(h, req, nonce, &adm);
@@ -332,7 +332,8 @@ static bool charge_admitted(struct handler *h, struct usage_record *u, struct he
 	struct admission adm;
 	struct held_name *n;
 
-	if (admissions_recall(h->admissions, h->cluster, u->job, &adm) != 1 || !admission_charges(&adm))
+	if (admissions_recall(h->admissions, h->cluster, u->job, u->uid, &adm) != 1 ||
+	    !admission_charges(&adm))
 		return false;
 	if (!held->names && !(held->names = calloc(held->cap, sizeof(*held->names))))
 		return false;
@@ -351,43 +352,53 @@ static bool charge_admitted(struct handler *h, struct usage_record *u, struct he
  * project in a record is the prolog's SPANK_AIF_PROJECT, which the user controls. In order:
  * the one sent, when the user may use it; the job's admission's; the user's only project.
  * The store then charges the admission's project wherever the job has one (store.c), so that
- * a job is charged to the project it was admitted for. Returns 0, or -1 with diag.
+ * a job is charged to the project it was admitted for. When none can be charged, the record
+ * is unattributed (u->unattributed: the reason), with diag saying why: the GPUs were used,
+ * and the usage is kept (aif.unattributed_intervals), never refused and lost.
  */
-static int resolve_project(struct handler *h, const struct snapshot *snap, struct usage_record *u,
-			   struct held_names *held, struct aif_diag *diag)
+static void resolve_project(struct handler *h, const struct snapshot *snap, struct usage_record *u,
+			    struct held_names *held, struct aif_diag *diag)
 {
+	bool named = u->project && u->project[0], charged = false;
+	enum decide_reason why = DECIDE_R_OK; /* set wherever nothing charges */
 	struct decision dec;
 	struct identity id;
-	int rc = 0;
 
 	/* The record has no gid: the passwd entry's primary group counts. */
 	identity_lookup((uid_t)u->uid, (gid_t)-1, &id);
-	if (u->project && u->project[0]) {
+	if (named) {
 		decide_for(h, snap, u, &id, u->project, u->sector, &dec);
-		if (!charges(&dec)) {
-			*diag = dec.diag; /* why not the one sent, should nothing else do either */
-			if (charge_admitted(h, u, held)) {
-				identity_free(&id);
-				return 0;
-			}
-			decide_for(h, snap, u, &id, NULL, NULL, &dec);
+		charged = charges(&dec);
+		if (!charged) { /* why not the one sent, should nothing else do either */
+			*diag = dec.diag;
+			why = dec.reason;
 		}
-	} else {
-		decide_for(h, snap, u, &id, NULL, NULL, &dec);
-		*diag = dec.diag;
 	}
-	if (charges(&dec)) {
+	if (!charged && charge_admitted(h, u, held)) {
+		identity_free(&id);
+		return;
+	}
+	if (!charged) {
+		decide_for(h, snap, u, &id, NULL, NULL, &dec);
+		charged = charges(&dec);
+		if (!charged && !named) {
+			*diag = dec.diag;
+			why = dec.reason;
+		}
+	}
+	if (charged) {
 		u->project = dec.project;
 		u->sector = dec.sector;
 	} else {
-		rc = -1;
+		u->unattributed = decide_reason_name(why);
+		u->sector = NULL;
 	}
 	identity_free(&id);
-	return rc;
 }
 
+/* A validated record (aif_proto_validate_request) as the store takes it; -1 with diag. */
 static int parse_record(const struct aif_proto_block *b, const char *cluster,
-			struct usage_record *u)
+			struct usage_record *u, struct aif_diag *diag)
 {
 	uint64_t v;
 
@@ -403,7 +414,7 @@ static int parse_record(const struct aif_proto_block *b, const char *cluster,
 	u->gpus = (uint32_t)v;
 	aif_proto_get_u64(b, "uid", UINT32_MAX, &v, NULL);
 	u->uid = (uint32_t)v;
-	if (aif_proto_get_u64(b, "time", INT64_MAX, &v, NULL) < 0)
+	if (aif_proto_get_u64(b, "time", INT64_MAX, &v, diag) < 0)
 		return -1;
 	if (u->event == USAGE_START) {
 		u->start = (int64_t)v;
@@ -411,7 +422,7 @@ static int parse_record(const struct aif_proto_block *b, const char *cluster,
 		u->end = (int64_t)v;
 		u->start = USAGE_TIME_UNKNOWN;
 		if (aif_proto_get(b, "start")) {
-			if (aif_proto_get_u64(b, "start", INT64_MAX, &v, NULL) < 0)
+			if (aif_proto_get_u64(b, "start", INT64_MAX, &v, diag) < 0)
 				return -1;
 			u->start = (int64_t)v;
 		}
@@ -428,10 +439,11 @@ static void handle_usage(struct handler *h, struct request *req, const struct ai
 	struct usage_record *recs = calloc(m->nrecords, sizeof(*recs));
 	struct held_names held = {m->nrecords, 0, NULL};
 	const struct snapshot *snap;
-	struct aif_diag d;
+	struct aif_diag d, why;
 	int rc = 0;
 
 	aif_diag_clear(&d);
+	aif_diag_clear(&why);
 	if (!recs) {
 		aif_diag_message(&d, "aifd is out of memory");
 		reply_diag(h, req, AIF_PROTO_ERROR, nonce, &d);
@@ -439,23 +451,24 @@ static void handle_usage(struct handler *h, struct request *req, const struct ai
 	}
 	snap = refresh_hold(h->refresh); /* resolved names point into it until queued */
 	for (size_t i = 0; i < m->nrecords && rc == 0; i++) {
-		if (parse_record(&m->records[i], h->cluster, &recs[i]) < 0) {
-			aif_diag_message(&d, "usage record %zu: invalid time", i + 1);
+		if (parse_record(&m->records[i], h->cluster, &recs[i], &why) < 0) {
+			aif_diag_message(&d, "usage record %zu: %s", i + 1, why.message);
+			aif_diag_detail(&d, "%s", why.detail);
 			rc = STORE_REFUSED;
-		} else if (resolve_project(h, snap, &recs[i], &held, &d) < 0) {
-			char why[sizeof(d.message)];
-			snprintf(why, sizeof(why), "%s", d.message);
-			aif_diag_message(&d, "usage record %zu (job %u, node %s): %s", i + 1, recs[i].job,
-					 recs[i].node, why);
-			rc = STORE_REFUSED;
+			break;
+		}
+		resolve_project(h, snap, &recs[i], &held, &why);
+		if (recs[i].unattributed) {
+			/* One line per record: rare, and what operators must see. */
+			log_msg(LOG_LEVEL_WARNING, "usage of job %u on node %s (uid %u) is unattributed (%s): %s",
+				recs[i].job, recs[i].node, recs[i].uid, recs[i].unattributed, why.message);
 		}
 	}
 	if (rc == 0) {
 		snprintf(req->nonce, sizeof(req->nonce), "%s", nonce);
 		req->records = m->nrecords;
 		req->handler = h;
-		if (store_submit(h->store, recs, m->nrecords, usage_done, req, &d) < 0)
-			rc = -1;
+		rc = store_submit(h->store, recs, m->nrecords, usage_done, req, &d);
 	}
 	refresh_release(h->refresh);
 	free(recs);

@@ -32,39 +32,73 @@
 
 /* The largest time to_timestamp() takes without error: 9999-12-31 23:59:59 UTC. */
 #define STORE_MAX_TIME 253402300799LL
+/*
+ * The longest name (cluster, node, project, sector, user) stored: far above any Slurm name
+ * (node names are host names, at most 64 bytes), far below what a B-tree entry holds.
+ */
+#define STORE_MAX_NAME 255
 
 /* Settling rounds start at most this often (settler()). */
 #define SETTLE_ROUND_MS 1000
 
-#define STORE_NPARAMS 14                      /* the records' arrays */
+#define STORE_NPARAMS 15                      /* the records' arrays */
 #define WRITE_NPARAMS (STORE_NPARAMS + 1)     /* and the reasons of admissions that charge */
 
 /*
  * $1 is_end, $2 cluster, $3 job, $4 node, $5 restart, $6 project, $7 sector, $8 uid, $9 user,
- * $10 gpus, $11 start (NULL: unknown), $12 end (NULL for starts), $13 exact, $14 final; $15
- * the reasons of an admission that charges its project (decide_charging_reasons()).
+ * $10 gpus, $11 start (NULL: unknown), $12 end (NULL for starts), $13 exact, $14 final, $15
+ * unattributed (why no project can be charged, NULL when one is); $16 the reasons of an
+ * admission that charges its project (decide_charging_reasons()).
+ * An unattributed record goes to aif.unattributed_intervals (start and end merged per key,
+ * the nodes' times, never settled), unless its key is an interval opened for a project
+ * already: then it is that interval's, with its project (a start charged, an end that no
+ * longer can be).
  * An end that is not final (not settled yet) only goes to aif.usage_end_inbox; a final end
  * closes its interval and leaves the inbox (store.h). Per key the first start and the first
  * final end of the group count (WITH ORDINALITY keeps the order of arrival). The start record
  * gives project, sector, uid, user and gpus; an end alone gives its own. An exact end (a
  * settled one) gives the interval's start too (slurmctld's), whatever the start record said.
- * The project and sector are the job's admission's wherever it has one that charges ($15): a
- * job is charged to what it was admitted for, and the close re-tags an interval opened before
- * the admission. Integers travel as bigint and are cast where stored, so that an out-of-range
+ * The project and sector are the job's current admission's wherever it has one that charges
+ * ($16, aif.admission_current(): the same uid): a job is charged to what it was admitted for,
+ * and the close re-tags an interval opened before the admission. Integers travel as bigint and are cast where stored, so that an out-of-range
  * value is a data error (22003).
  */
 static const char WRITE_SQL[] =
-	"WITH r AS ("
+	"WITH r0 AS ("
 	" SELECT * FROM unnest($1::boolean[], $2::text[], $3::bigint[], $4::text[], $5::bigint[],"
 	"  $6::text[], $7::text[], $8::bigint[], $9::text[], $10::bigint[], $11::bigint[],"
-	"  $12::bigint[], $13::boolean[], $14::boolean[]) WITH ORDINALITY"
+	"  $12::bigint[], $13::boolean[], $14::boolean[], $15::text[]) WITH ORDINALITY"
 	"  AS r(is_end, cluster, job_id, node, restart_count, project_id, sector_id, uid,"
-	"   user_name, gpus, st, en, exact, final, i)"
+	"   user_name, gpus, st, en, exact, final, why, i)"
+	"), ru AS ("
+	" SELECT r0.*, o.project_id AS o_project, o.sector_id AS o_sector FROM r0"
+	" LEFT JOIN aif.usage_intervals o ON o.cluster = r0.cluster AND o.job_id = r0.job_id"
+	"  AND o.node = r0.node AND o.restart_count = r0.restart_count"
+	" WHERE r0.why IS NOT NULL"
+	"), un AS ("
+	" INSERT INTO aif.unattributed_intervals AS x (cluster, job_id, node, restart_count, reason,"
+	"  project_asked, uid, user_name, gpus, started_at, ended_at)"
+	" SELECT cluster, job_id, node, restart_count::int, why, project_id, uid, user_name,"
+	"  gpus::int, to_timestamp(st),"
+	"  CASE WHEN en IS NULL THEN NULL ELSE to_timestamp(greatest(en, st)) END"
+	" FROM (SELECT cluster, job_id, node, restart_count, min(why) AS why,"
+	"   min(project_id) AS project_id, max(uid) AS uid, min(user_name) AS user_name,"
+	"   max(gpus) AS gpus, min(en) AS en,"
+	"   coalesce(min(st) FILTER (WHERE NOT is_end), min(st), min(en)) AS st"
+	"  FROM ru WHERE o_project IS NULL GROUP BY cluster, job_id, node, restart_count) g"
+	" ON CONFLICT (cluster, job_id, node, restart_count) DO UPDATE SET ended_at = excluded.ended_at"
+	" WHERE x.ended_at IS NULL AND excluded.ended_at IS NOT NULL"
+	"), r AS ("
+	" SELECT is_end, cluster, job_id, node, restart_count, project_id, sector_id, uid, user_name,"
+	"  gpus, st, en, exact, final, i FROM r0 WHERE why IS NULL"
+	" UNION ALL"
+	" SELECT is_end, cluster, job_id, node, restart_count, o_project, o_sector, uid, user_name,"
+	"  gpus, st, en, exact, final, i FROM ru WHERE o_project IS NOT NULL"
 	"), inbox AS ("
 	" INSERT INTO aif.usage_end_inbox (cluster, job_id, node, restart_count, project_id,"
 	"  sector_id, uid, user_name, gpus, started_at, ended_at)"
 	" SELECT DISTINCT ON (cluster, job_id, node, restart_count) cluster, job_id, node,"
-	"  restart_count::int, project_id, sector_id, uid::int, user_name, gpus::int,"
+	"  restart_count::int, project_id, sector_id, uid, user_name, gpus::int,"
 	"  to_timestamp(st), to_timestamp(en)"
 	" FROM r WHERE is_end AND NOT final ORDER BY cluster, job_id, node, restart_count, i"
 	" ON CONFLICT DO NOTHING"
@@ -97,11 +131,12 @@ static const char WRITE_SQL[] =
 	" INSERT INTO aif.usage_intervals AS u (cluster, job_id, node, restart_count, project_id,"
 	"  sector_id, uid, user_name, gpus, started_at, ended_at, end_source, exact)"
 	" SELECT k.cluster, k.job_id, k.node, k.restart_count::int,"
-	"  coalesce(a.project_id, k.project_id), coalesce(a.sector_id, k.sector_id), k.uid::int,"
+	"  coalesce(a.project_id, k.project_id), coalesce(a.sector_id, k.sector_id), k.uid,"
 	"  k.user_name, k.gpus::int, to_timestamp(k.st),"
 	"  CASE WHEN k.en IS NULL THEN NULL ELSE to_timestamp(greatest(k.en, k.st)) END, k.src, k.exact"
 	" FROM k LEFT JOIN aif.admissions a ON a.cluster = k.cluster AND a.job_id = k.job_id"
-	"  AND a.sector_id IS NOT NULL AND a.reason = ANY ($15::text[])"
+	"  AND a.sector_id IS NOT NULL AND a.reason = ANY ($16::text[])"
+	"  AND aif.admission_current(a, k.uid)"
 	" ORDER BY k.cluster, k.job_id, k.node, k.restart_count"
 	" ON CONFLICT (cluster, job_id, node, restart_count) DO UPDATE"
 	" SET project_id = excluded.project_id, sector_id = excluded.sector_id,"
@@ -175,7 +210,7 @@ struct store {
 	struct batch_list settling; /* written, not final */
 	bool settle_stopping;
 
-	char charging_reasons[512]; /* $15, decide_charging_reasons() */
+	char charging_reasons[512]; /* $16, decide_charging_reasons() */
 
 	/* Writer thread only. */
 	struct buf params[STORE_NPARAMS];
@@ -298,7 +333,7 @@ static void put_int(struct buf *b, int64_t v)
 	buf_put(b, text, (size_t)len);
 }
 
-/* The fourteen arrays of batches[lo, hi); false when out of memory. */
+/* The record arrays of batches[lo, hi); false when out of memory. */
 static bool build_params(struct store *s, struct batch **batches, size_t lo, size_t hi)
 {
 	struct buf *p = s->params;
@@ -335,6 +370,7 @@ static bool build_params(struct store *s, struct batch **batches, size_t lo, siz
 			put_int(&p[11], is_end ? r->end : -1);
 			buf_char(&p[12], r->exact ? 't' : 'f');
 			buf_char(&p[13], final ? 't' : 'f');
+			put_text(&p[14], r->unattributed);
 		}
 	}
 	for (int j = 0; j < STORE_NPARAMS; j++) {
@@ -365,9 +401,10 @@ static enum outcome classify(PGconn *conn, const PGresult *res)
 	    strncmp(code, "57", 2) == 0 || strncmp(code, "53", 2) == 0 ||
 	    strncmp(code, "58", 2) == 0 || strcmp(code, "55P03") == 0)
 		return OUTCOME_RETRY;
-	/* The data: out of range, unknown project or sector, a closed interval. */
+	/* The data: out of range, unknown project or sector, a closed interval, a value beyond
+	 * the server's limits (an index row too large: 54000). */
 	if (strncmp(code, "22", 2) == 0 || strncmp(code, "23", 2) == 0 ||
-	    strcmp(code, "55000") == 0)
+	    strncmp(code, "54", 2) == 0 || strcmp(code, "55000") == 0)
 		return OUTCOME_DATA;
 	return OUTCOME_FAIL;
 }
@@ -935,7 +972,7 @@ fail:
 
 static bool valid_name(const char *v)
 {
-	return v && v[0] != '\0';
+	return v && v[0] != '\0' && strlen(v) <= STORE_MAX_NAME;
 }
 
 static bool valid_time(int64_t t)
@@ -952,10 +989,12 @@ static const char *check_record(const struct usage_record *r)
 		return "no cluster";
 	if (!valid_name(r->node))
 		return "no node";
-	if (!valid_name(r->project))
+	if (r->unattributed ? !valid_name(r->unattributed) : !valid_name(r->project))
 		return "no project";
-	if (!valid_name(r->sector))
+	if (!r->unattributed && !valid_name(r->sector))
 		return "no sector";
+	if (r->user && strlen(r->user) > STORE_MAX_NAME)
+		return "user name too long";
 	if (r->event == USAGE_START)
 		return valid_time(r->start) ? NULL : "invalid start time";
 	if (!valid_time(r->end))
@@ -983,8 +1022,12 @@ static const char *copy_str(char **pool, const char *v)
 	return copy;
 }
 
-/* A batch of copies of recs[0..n), after checking them; NULL with diag. */
-static struct batch *make_batch(const struct usage_record *recs, size_t n, struct aif_diag *diag)
+/*
+ * A batch of copies of recs[0..n), after checking them; NULL with diag (*invalid set when a
+ * record can never be stored, may be NULL).
+ */
+static struct batch *make_batch(const struct usage_record *recs, size_t n, bool *invalid,
+				struct aif_diag *diag)
 {
 	struct batch *b;
 	size_t strings = 0;
@@ -999,13 +1042,15 @@ static struct batch *make_batch(const struct usage_record *recs, size_t n, struc
 		const char *why = check_record(r);
 
 		if (why) {
+			if (invalid)
+				*invalid = true;
 			aif_diag_message(diag, "invalid usage record %zu: %s", i + 1, why);
 			aif_diag_detail(diag, "Job %u, node %s, restart %u.", r->job,
 					r->node ? r->node : "(none)", r->restart);
 			return NULL;
 		}
 		strings += str_size(r->cluster) + str_size(r->node) + str_size(r->project) +
-			   str_size(r->sector) + str_size(r->user);
+			   str_size(r->sector) + str_size(r->user) + str_size(r->unattributed);
 	}
 	b = calloc(1, sizeof(*b) + n * sizeof(b->recs[0]) + strings);
 	if (!b) {
@@ -1023,6 +1068,7 @@ static struct batch *make_batch(const struct usage_record *recs, size_t n, struc
 		r->project = copy_str(&pool, recs[i].project);
 		r->sector = copy_str(&pool, recs[i].sector);
 		r->user = copy_str(&pool, recs[i].user);
+		r->unattributed = copy_str(&pool, recs[i].unattributed);
 		if (r->event == USAGE_START)
 			r->end = 0;
 	}
@@ -1077,7 +1123,7 @@ static int load_inbox(struct store *s, struct aif_diag *diag)
 						  : strtoll(PQgetvalue(res, i, 9), NULL, 10);
 		r->end = strtoll(PQgetvalue(res, i, 10), NULL, 10);
 	}
-	b = make_batch(recs, (size_t)rows, diag);
+	b = make_batch(recs, (size_t)rows, NULL, diag);
 	if (!b) {
 		aif_diag_message(diag, "could not read the unsettled usage ends");
 		goto out;
@@ -1102,11 +1148,12 @@ int store_submit(struct store *s, const struct usage_record *recs, size_t n, sto
 		 void *arg, struct aif_diag *diag)
 {
 	struct batch *b;
+	bool invalid = false;
 
 	aif_diag_clear(diag);
-	b = make_batch(recs, n, diag);
+	b = make_batch(recs, n, &invalid, diag);
 	if (!b)
-		return -1;
+		return invalid ? STORE_REFUSED : -1;
 	b->done = done;
 	b->arg = arg;
 	pthread_mutex_lock(&s->lock);

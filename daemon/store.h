@@ -89,6 +89,11 @@ struct usage_record {
 	uint32_t uid;
 	const char *user; /* may be NULL */
 	/*
+	 * NULL, or why no project can be charged (decide_reason_name(): "no-project", ...): the
+	 * record goes to aif.unattributed_intervals, project (may be NULL) is only what it named.
+	 */
+	const char *unattributed;
+	/*
 	 * start (and end, for an end record) are slurmctld's StartTime (and EndTime) of this run
 	 * (daemon/jobtimes.h), not the node's clock: an exact end also settles the stored start.
 	 */
@@ -144,8 +149,9 @@ int store_start_opts(const char *conninfo, const struct store_options *opts, str
 
 /*
  * Queue n >= 1 records as one batch; thread-safe, never waits for the database. Returns 0
- * (done will be called exactly once), or -1 with diag and done is never called: an invalid
- * record (diag names it), the queue is full, or the store is stopping.
+ * (done will be called exactly once), or, with diag, and done is never called: STORE_REFUSED
+ * when a record can never be stored (diag names it: no node, a name over 255 bytes, a time
+ * past 9999, a start after its end), -1 when the queue is full or the store is stopping.
  */
 int store_submit(struct store *s, const struct usage_record *recs, size_t n, store_done_fn done,
 		 void *arg, struct aif_diag *diag);

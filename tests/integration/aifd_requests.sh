@@ -194,14 +194,78 @@ aifd_wait_settled "job 10"
 assert_eq "pwarn|health|$start|$end|4" \
 	"$(psql -d "$AIFD_DB" -Atc "SELECT project_id, sector_id, extract(epoch FROM started_at)::bigint,
 	 extract(epoch FROM ended_at)::bigint, gpus FROM aif.usage_intervals WHERE job_id = 10")" "job 10"
-# A record of an unknown project is refused, the whole request with it.
+# A record no project can be charged for (an unknown project, and its user has two) is kept
+# unattributed with its reason, not refused and lost; the other record is charged as usual.
 answer=$(aif_send root a usage cluster=aiftest \
 	-- event=start job=11 node=n1 restart=0 gpus=1 time=$now uid="$a1" project=proja \
-	-- event=start job=11 node=n2 restart=0 gpus=1 time=$now uid="$a1" project=nope)
-assert_eq "refuse 0" "$(head -1 <<<"$answer") $(field acked "$answer")" "unknown project: $answer"
-assert_match "usage record 2 \(job 11, node n2\): unknown project \"nope\"" "$(field message "$answer")" "message"
-assert_eq 0 "$(psql -d "$AIFD_DB" -Atc "SELECT count(*) FROM aif.usage_intervals WHERE job_id = 11")" \
-	"nothing of a refused request stored"
+	-- event=start job=11 node=n2 restart=0 gpus=1 time=$now uid="$a1" project=nope \
+	-- event=end job=11 node=n2 restart=0 gpus=1 time=$((now + 3600)) uid="$a1" project=nope)
+assert_eq "ok 3" "$(head -1 <<<"$answer") $(field acked "$answer")" "unknown project: $answer"
+assert_eq "n1|proja" "$(psql -d "$AIFD_DB" -Atc "SELECT node || '|' || project_id FROM aif.usage_intervals
+	WHERE job_id = 11")" "job 11: the record with a project it may use"
+assert_eq "n2|unknown-project|nope|$a1|1|3600" "$(psql -d "$AIFD_DB" -Atc "SELECT node, reason, project_asked, uid,
+	gpus, extract(epoch FROM ended_at - started_at)::int FROM aif.unattributed_intervals WHERE job_id = 11")" \
+	"job 11: the unattributed record"
+aifd_wait_log a "usage of job 11 on node n2 \(uid $a1\) is unattributed \(unknown-project\): unknown project \"nope\"" \
+	"the unattributed record in aifd's log"
+assert_eq "aiftest|unknown-project|1|1" "$(psql -d "$AIFD_DB" -Atc "SELECT cluster, reason, gpu_hours, jobs
+	FROM aif_report.unattributed_daily")" "funders see it counted"
+
+# Records the store can never hold are refused (the node keeps them in spool_dir/bad/), never
+# answered "error" (retried forever), and never crash aifd: a time beyond INT64_MAX, a time past
+# 9999, a start after its end, a node name of 3,000 bytes.
+long_node=$(printf 'n%.0s' $(seq 3000))
+while IFS='|' read -r what fields regex; do
+	regex=${regex# }
+	# shellcheck disable=SC2086
+	answer=$(aif_send root a usage cluster=aiftest -- event=end job=12 restart=0 gpus=1 uid="$a1" project=proja $fields)
+	assert_eq "refuse 0" "$(head -1 <<<"$answer") $(field acked "$answer")" "$what: $answer"
+	assert_match "$regex" "$(field message "$answer")" "$what"
+done <<TABLE
+time > INT64_MAX | node=n1 time=9223372036854775808 | ^usage record 1: line [0-9]+: invalid value for field "time"
+start > INT64_MAX | node=n1 time=$now start=9223372036854775808 | ^usage record 1: line [0-9]+: invalid value for field "start"
+time past 9999 | node=n1 time=253402300800 | ^invalid usage record 1: invalid end time$
+start after end | node=n1 time=$now start=$((now + 10)) | ^invalid usage record 1: invalid start time$
+3000-byte node | node=$long_node time=$now | ^invalid usage record 1: no node$
+TABLE
+assert_eq 0 "$(psql -d "$AIFD_DB" -Atc "SELECT count(*) FROM aif.usage_intervals WHERE job_id = 12")" \
+	"nothing of the refused records stored"
+
+# Job ids repeat (MaxJobId wraps, a slurmctld state reset): an admission is the job's only for
+# the same uid and while recent. Job 500 of aiftest, then job 500 of uid 4242: its own decision,
+# and its usage (no project named) charged to its own project, never to aiftest's.
+answer=$(aif_send root a admit job=500 uid="$a1" gid="$g1" project=proja)
+assert_match "^(ok|warn) proja$" "$(head -1 <<<"$answer") $(field project "$answer")" "job 500 of aiftest"
+answer=$(aif_send root a admit job=500 uid=4242 gid="$grp" project=projb)
+assert_eq "ok projb" "$(head -1 <<<"$answer") $(field project "$answer")" "job 500 again, of uid 4242: $answer"
+answer=$(aif_send root a admit job=500 uid=4242 gid=4242 project=projb)
+assert_eq "ok projb" "$(head -1 <<<"$answer") $(field project "$answer")" "job 500 of uid 4242, decided once: $answer"
+answer=$(aif_send root a usage cluster=aiftest -- event=end job=500 node=n1 restart=0 gpus=1 time=$now start=$now uid=4242)
+assert_eq "ok 1" "$(head -1 <<<"$answer") $(field acked "$answer")" "job 500's usage: $answer"
+aifd_wait_settled "job 500"
+assert_eq "projb|4242" "$(psql -d "$AIFD_DB" -Atc "SELECT project_id, uid FROM aif.usage_intervals WHERE job_id = 500")" \
+	"job 500's usage charged to its own user's project"
+# A refusal of a reused id shows its own user, not the earlier one's.
+answer=$(aif_send root a admit job=2 uid=4242 gid=4242 project=proja)
+assert_eq refuse "$(head -1 <<<"$answer")" "job 2 again, of uid 4242: $answer"
+assert_match '^uid 4242 is not a member of project "proja"$' "$(field message "$answer")" "job 2 of uid 4242"
+# The same uid with an admission older than any job runs (30 days): decided again.
+psql -d "$AIFD_DB" -qc "UPDATE aif.admissions SET decided_at = now() - interval '31 days' WHERE job_id = 500"
+answer=$(aif_send root a admit job=500 uid=4242 gid=4242 project=projb)
+assert_eq "refuse" "$(head -1 <<<"$answer")" "job 500 of uid 4242 after 31 days, decided again: $answer"
+assert_eq "refuse|t" "$(psql -d "$AIFD_DB" -Atc "SELECT verdict, decided_at > now() - interval '1 minute'
+	FROM aif.admissions WHERE job_id = 500")" "job 500's admission replaced"
+
+# A uid of 2^31 and above (large directory uid ranges) is stored, not refused forever.
+big=2147483653
+answer=$(aif_send root a admit job=501 uid=$big gid="$grp" project=projb)
+assert_eq "ok projb" "$(head -1 <<<"$answer") $(field project "$answer")" "job 501 of uid $big: $answer"
+answer=$(aif_send root a usage cluster=aiftest \
+	-- event=end job=501 node=n1 restart=0 gpus=1 time=$now start=$now uid=$big project=projb)
+assert_eq "ok 1" "$(head -1 <<<"$answer") $(field acked "$answer")" "usage of uid $big: $answer"
+aifd_wait_settled "job 501"
+assert_eq "projb|$big" "$(psql -d "$AIFD_DB" -Atc "SELECT project_id, uid FROM aif.usage_intervals WHERE job_id = 501")" \
+	"usage of uid $big stored"
 
 # status: the caller's own projects; running jobs count up to now. Job 9 used 3 GPU-hours of
 # proja on n2 and runs on n1 with 2 GPUs since two hours (4), job 8 with 4 GPUs since a minute.

@@ -109,6 +109,10 @@ FROM jobs, generate_series(1, nodes) AS n WHERE job_id > 300;
 INSERT INTO aif.usage_intervals (cluster, job_id, node, restart_count, project_id, sector_id, uid,
 	user_name, gpus, started_at) VALUES
 	('jupiter', 1000, 'n1', 0, 'eu-llm-pretrain', 'language', 1000, 'aiftest', 4, now() - interval '3 hours');
+-- Usage no project could be charged for (a user of none who bypassed the checks).
+INSERT INTO aif.unattributed_intervals (cluster, job_id, node, restart_count, reason, uid, gpus,
+	started_at, ended_at) VALUES
+	('jean-zay', 2000, 'n1', 0, 'no-project', 4242, 2, now() - interval '2 days', now() - interval '1 day');
 EOF
 
 funder=aif_t_funder_$$

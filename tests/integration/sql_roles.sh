@@ -90,7 +90,7 @@ assert_eq "" "$(as "$operator" 'SELECT * FROM aif.rollup_verify()')" "operator v
 # aif_funder: every aif_report view, nothing in aif.
 views=$(q -c "SELECT string_agg(c.relname, ' ' ORDER BY c.relname) FROM pg_class c
 	WHERE c.relnamespace = 'aif_report'::regnamespace")
-assert_eq "budget_status factories periods projects sectors usage_daily usage_monthly" "$views" "aif_report views"
+assert_eq "budget_status factories periods projects sectors unattributed_daily usage_daily usage_monthly" "$views" "aif_report views"
 for v in $views; do
 	as "$funder" "SELECT * FROM aif_report.$v" >/dev/null || fail "funder cannot read aif_report.$v"
 done
