@@ -1,20 +1,35 @@
 #include "admissions.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libpq-fe.h>
 
+#include "aif_client.h"
 #include "aif_db.h"
 #include "log.h"
+
+/*
+ * Every worker shares the one connection, so a database that stops answering (stopped, a
+ * network black hole) must not hold them: one call waits at most ADMISSIONS_WAIT_MS for the
+ * lock and the database together, and after a call that timed out the database is left alone
+ * for ADMISSIONS_SICK_MS (admissions are decided without their history meanwhile, as when it
+ * is down). A job start then costs at most that wait, well inside the plugin's timeout.
+ */
+#define ADMISSIONS_WAIT_MS 500
+#define ADMISSIONS_SICK_MS 5000
 
 struct admissions {
 	pthread_mutex_t lock;
 	char *conninfo;
-	PGconn *conn; /* NULL or bad: connect at the next call */
+	PGconn *conn;          /* NULL or bad: connect at the next call */
+	int64_t sick_until_ms; /* aif_clock_ms(): no database until then */
 };
 
 /*
@@ -74,13 +89,58 @@ static void failed(struct admissions *a, const char *what, const PGresult *res)
 	}
 }
 
+/* Under the lock: the database did not answer by the deadline. Drop it for a while (logged). */
+static void timed_out(struct admissions *a, const char *what)
+{
+	struct aif_diag d;
+
+	PQfinish(a->conn);
+	a->conn = NULL;
+	a->sick_until_ms = aif_clock_ms() + ADMISSIONS_SICK_MS;
+	aif_diag_clear(&d);
+	aif_diag_message(&d, "%s: the aif database did not answer within %d ms", what, ADMISSIONS_WAIT_MS);
+	aif_diag_detail(&d, "Admissions are decided without the jobs' earlier decisions for the next %d s.",
+			ADMISSIONS_SICK_MS / 1000);
+	aif_diag_hint(&d, "Check that PostgreSQL is running and reachable from aifd's host.");
+	log_diag(LOG_LEVEL_WARNING, NULL, &d);
+}
+
+/*
+ * Take the lock by deadline, unless the database was found sick lately; false: go on without
+ * it. Returns with the lock held only when true.
+ */
+static bool enter(struct admissions *a, int64_t deadline_ms)
+{
+	struct timespec until;
+	int64_t left = deadline_ms - aif_clock_ms();
+
+	clock_gettime(CLOCK_REALTIME, &until); /* pthread_mutex_timedlock's clock */
+	until.tv_sec += left / 1000;
+	until.tv_nsec += (left % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	if (left <= 0 || pthread_mutex_timedlock(&a->lock, &until) != 0)
+		return false; /* another worker is waiting for the database */
+	if (aif_clock_ms() < a->sick_until_ms) {
+		pthread_mutex_unlock(&a->lock);
+		return false;
+	}
+	return true;
+}
+
 /* Under the lock: a working connection, or false (logged). */
-static bool connected(struct admissions *a)
+static bool connected(struct admissions *a, int64_t deadline_ms)
 {
 	if (a->conn && PQstatus(a->conn) == CONNECTION_OK)
 		return true;
 	PQfinish(a->conn);
-	a->conn = aif_db_connect(a->conninfo, "aifd-admissions");
+	a->conn = aif_db_connect_by(a->conninfo, "aifd-admissions", deadline_ms);
+	if (!a->conn) {
+		timed_out(a, "could not connect to the aif database for admissions");
+		return false;
+	}
 	if (PQstatus(a->conn) == CONNECTION_OK)
 		return true;
 	failed(a, "could not connect to the aif database for admissions", NULL);
@@ -89,13 +149,16 @@ static bool connected(struct admissions *a)
 
 /* Under the lock: 1 found, 0 none, -1 failed. */
 static int recall(struct admissions *a, const char *cluster, const char *job, const char *uid,
-		  struct admission *out)
+		  struct admission *out, int64_t deadline_ms)
 {
 	const char *params[] = {cluster, job, uid};
-	PGresult *res = PQexecParams(a->conn, RECALL_SQL, 3, NULL, params, NULL, NULL, 0);
+	PGresult *res = aif_db_exec_by(a->conn, RECALL_SQL, 3, params, deadline_ms);
 	int rc = 0;
 
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+	if (!res) {
+		timed_out(a, "could not read a job's admission");
+		rc = -1;
+	} else if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		failed(a, "could not read a job's admission", res);
 		rc = -1;
 	} else if (PQntuples(res) == 1) {
@@ -117,20 +180,22 @@ int admissions_recall(struct admissions *a, const char *cluster, uint32_t job, u
 		      struct admission *out)
 {
 	char id[16], uid_text[16];
+	int64_t deadline = aif_clock_ms() + ADMISSIONS_WAIT_MS;
 	int rc = -1;
 
 	snprintf(id, sizeof(id), "%u", job);
 	snprintf(uid_text, sizeof(uid_text), "%u", uid);
-	pthread_mutex_lock(&a->lock);
-	if (connected(a))
-		rc = recall(a, cluster, id, uid_text, out);
+	if (!enter(a, deadline))
+		return -1;
+	if (connected(a, deadline))
+		rc = recall(a, cluster, id, uid_text, out, deadline);
 	pthread_mutex_unlock(&a->lock);
 	return rc;
 }
 
 /* Under the lock, connected: 0 kept (or decided before: *decided is that), -1 failed. */
 static int keep(struct admissions *a, const char *cluster, const char *id, uint32_t uid,
-		struct admission *decided)
+		struct admission *decided, int64_t deadline_ms)
 {
 	char uid_text[16];
 	const char *params[] = {cluster, id, uid_text, decided->verdict, decided->project,
@@ -140,13 +205,15 @@ static int keep(struct admissions *a, const char *cluster, const char *id, uint3
 	int rc = -1;
 
 	snprintf(uid_text, sizeof(uid_text), "%u", uid);
-	res = PQexecParams(a->conn, KEEP_SQL, 10, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+	res = aif_db_exec_by(a->conn, KEEP_SQL, 10, params, deadline_ms);
+	if (!res)
+		timed_out(a, "could not keep a job's admission");
+	else if (PQresultStatus(res) != PGRES_COMMAND_OK)
 		failed(a, "could not keep a job's admission", res);
 	else if (strcmp(PQcmdTuples(res), "1") == 0)
 		rc = 0;
 	else /* decided first elsewhere (another node's request, another aifd) */
-		rc = recall(a, cluster, id, uid_text, decided) == 1 ? 0 : -1;
+		rc = recall(a, cluster, id, uid_text, decided, deadline_ms) == 1 ? 0 : -1;
 	PQclear(res);
 	return rc;
 }
@@ -155,12 +222,14 @@ int admissions_keep(struct admissions *a, const char *cluster, uint32_t job, uin
 		    struct admission *decided)
 {
 	char id[16];
+	int64_t deadline = aif_clock_ms() + ADMISSIONS_WAIT_MS;
 	int rc = -1;
 
 	snprintf(id, sizeof(id), "%u", job);
-	pthread_mutex_lock(&a->lock);
-	if (connected(a))
-		rc = keep(a, cluster, id, uid, decided);
+	if (!enter(a, deadline))
+		return -1;
+	if (connected(a, deadline))
+		rc = keep(a, cluster, id, uid, decided, deadline);
 	pthread_mutex_unlock(&a->lock);
 	return rc;
 }

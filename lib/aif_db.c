@@ -1,7 +1,10 @@
 #include "aif_db.h"
+#include "aif_client.h" /* aif_clock_ms */
 
 #include <ctype.h>
 #include <errno.h>
+#include <poll.h>
+#include <stdint.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -390,14 +393,94 @@ int aif_db_migrate(PGconn *conn, int *applied, struct aif_diag *diag)
 	return 0;
 }
 
+/*
+ * Keywords before "dbname" are defaults: the expanded conninfo overrides them. TCP keepalives
+ * and tcp_user_timeout let the kernel notice a peer that vanished (a network black hole)
+ * within a minute instead of hours, on every connection of aif's.
+ */
+static const char *const connect_keywords[] = {
+	"connect_timeout", "fallback_application_name", "options", "keepalives", "keepalives_idle",
+	"keepalives_interval", "keepalives_count", "tcp_user_timeout", "dbname", NULL};
+
+static void connect_values(const char **values, const char *conninfo, const char *application_name)
+{
+	const char *v[] = {"10", application_name, "-c jit=off", "1", "30", "10", "3", "60000",
+			   conninfo, NULL};
+
+	memcpy(values, v, sizeof(v));
+}
+
 PGconn *aif_db_connect(const char *conninfo, const char *application_name)
 {
-	/* Keywords before "dbname" are defaults: the expanded conninfo overrides them. */
-	static const char *const keywords[] = {"connect_timeout", "fallback_application_name",
-					       "options", "dbname", NULL};
-	const char *values[] = {"10", application_name, "-c jit=off", conninfo, NULL};
+	const char *values[sizeof(connect_keywords) / sizeof(connect_keywords[0])];
 
-	return PQconnectdbParams(keywords, values, 1);
+	connect_values(values, conninfo, application_name);
+	return PQconnectdbParams(connect_keywords, values, 1);
+}
+
+/* Wait until fd is ready for events or deadline_ms; true when ready. */
+static bool wait_ready(int fd, short events, int64_t deadline_ms)
+{
+	for (;;) {
+		struct pollfd p = {fd, events, 0};
+		int64_t left = deadline_ms - aif_clock_ms();
+		int n;
+
+		if (left <= 0)
+			return false;
+		n = poll(&p, 1, left > INT32_MAX ? INT32_MAX : (int)left);
+		if (n > 0)
+			return true;
+		if (n < 0 && errno != EINTR)
+			return false;
+	}
+}
+
+PGconn *aif_db_connect_by(const char *conninfo, const char *application_name, int64_t deadline_ms)
+{
+	const char *values[sizeof(connect_keywords) / sizeof(connect_keywords[0])];
+	PGconn *conn;
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+
+	connect_values(values, conninfo, application_name);
+	conn = PQconnectStartParams(connect_keywords, values, 1);
+	if (!conn || PQstatus(conn) == CONNECTION_BAD)
+		return conn;
+	while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+		if (!wait_ready(PQsocket(conn), st == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline_ms)) {
+			PQfinish(conn);
+			return NULL;
+		}
+		st = PQconnectPoll(conn);
+	}
+	return conn;
+}
+
+PGresult *aif_db_exec_by(PGconn *conn, const char *sql, int nparams, const char *const *params,
+			 int64_t deadline_ms)
+{
+	PGresult *last = NULL, *res;
+	int flushed;
+
+	if (!PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0))
+		return NULL;
+	while ((flushed = PQflush(conn)) == 1)
+		if (!wait_ready(PQsocket(conn), POLLIN | POLLOUT, deadline_ms) || !PQconsumeInput(conn))
+			return NULL;
+	if (flushed < 0)
+		return NULL;
+	for (;;) {
+		while (PQisBusy(conn))
+			if (!wait_ready(PQsocket(conn), POLLIN, deadline_ms) || !PQconsumeInput(conn)) {
+				PQclear(last);
+				return NULL;
+			}
+		res = PQgetResult(conn);
+		if (!res)
+			return last;
+		PQclear(last);
+		last = res;
+	}
 }
 
 int aif_db_check_schema(PGconn *conn, struct aif_diag *diag)

@@ -16,6 +16,7 @@
 #define AIF_DB_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <libpq-fe.h>
 
@@ -57,10 +58,26 @@ int aif_db_migrate(PGconn *conn, int *applied, struct aif_diag *diag);
 /*
  * Connect a long-lived connection of aifd (never NULL; check PQstatus). Defaults that the
  * conninfo may override: connect_timeout=10 (an unreachable host would otherwise hold the
- * caller for the kernel's TCP timeouts), fallback_application_name (for pg_stat_activity) and
- * jit=off (JIT compiling aifd's short queries costs more than running them).
+ * caller for the kernel's TCP timeouts), fallback_application_name (for pg_stat_activity),
+ * jit=off (JIT compiling aifd's short queries costs more than running them), and TCP
+ * keepalives with tcp_user_timeout=60s (a peer behind a network black hole is noticed).
  */
 PGconn *aif_db_connect(const char *conninfo, const char *application_name);
+
+/*
+ * The same, given up at deadline_ms (aif_clock_ms()): a server that accepts the connection and
+ * then says nothing (stopped, a network black hole) must not hold the caller longer. NULL when
+ * the deadline passed (or out of memory); else check PQstatus().
+ */
+PGconn *aif_db_connect_by(const char *conninfo, const char *application_name, int64_t deadline_ms);
+
+/*
+ * PQexecParams() (text parameters and results), given up at deadline_ms (aif_clock_ms()).
+ * NULL when the server did not answer in time or the connection failed: the connection is then
+ * in an unknown state, and the caller must drop it (PQfinish).
+ */
+PGresult *aif_db_exec_by(PGconn *conn, const char *sql, int nparams, const char *const *params,
+			 int64_t deadline_ms);
 
 /*
  * 0 when the database's schema is exactly AIF_SCHEMA_VERSION; otherwise -1 with a diag that

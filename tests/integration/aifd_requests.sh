@@ -256,6 +256,37 @@ assert_eq "refuse" "$(head -1 <<<"$answer")" "job 500 of uid 4242 after 31 days,
 assert_eq "refuse|t" "$(psql -d "$AIFD_DB" -Atc "SELECT verdict, decided_at > now() - interval '1 minute'
 	FROM aif.admissions WHERE job_id = 500")" "job 500's admission replaced"
 
+# A database that stops answering (its backend stopped: SIGSTOP, as a hung server or a network
+# black hole looks to aifd) holds no request: an admission is decided without its history
+# within the admissions' wait (500 ms), a check is answered from the snapshot.
+backend=$(psql -d "$AIFD_DB" -Atc "SELECT pid FROM pg_stat_activity
+	WHERE datname = current_database() AND application_name = 'aifd-admissions'")
+[[ $backend =~ ^[0-9]+$ ]] || fail "no backend of aifd's admissions connection: '$backend'"
+kill -STOP "$backend"
+trap 'kill -CONT "$backend" 2>/dev/null; aifd_cleanup' EXIT
+for job in 600 601 602; do
+	t0=$(date +%s%N)
+	answer=$(aif_send root a admit job=$job uid="$a1" gid="$g1" project=projb)
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	assert_eq "ok projb" "$(head -1 <<<"$answer") $(field project "$answer")" "admit of job $job, database hung: $answer"
+	((ms < 2000)) || fail "admit of job $job took $ms ms with the database hung (goal < 2000)"
+done
+t0=$(date +%s%N)
+answer=$(aif_send aiftest a check project=projb)
+ms=$((($(date +%s%N) - t0) / 1000000))
+assert_match "^(ok|warn)$" "$(head -1 <<<"$answer")" "check, database hung: $answer"
+((ms < 2000)) || fail "check took $ms ms with the database hung (goal < 2000)"
+aifd_wait_log a "the aif database did not answer within 500 ms" "the hung database in aifd's log"
+kill -CONT "$backend"
+trap aifd_cleanup EXIT
+# aifd leaves the database alone for 5 s after it stopped answering, then uses it again.
+deadline=$((SECONDS + 15))
+until [[ $(psql -d "$AIFD_DB" -Atc "SELECT count(*) FROM aif.admissions WHERE job_id = 603") == 1 ]]; do
+	((SECONDS < deadline)) || fail "admissions not kept again within 15 s after the database answered again"
+	aif_send root a admit job=603 uid="$a1" gid="$g1" project=projb >/dev/null
+	sleep 0.5
+done
+
 # A uid of 2^31 and above (large directory uid ranges) is stored, not refused forever.
 big=2147483653
 answer=$(aif_send root a admit job=501 uid=$big gid="$grp" project=projb)
