@@ -25,8 +25,7 @@ struct aifd {
 	PGconn *db;                 /* checked at start-up, then handed to refresh */
 	struct listener unix_listener;
 	struct listener tcp_listener; /* not open with listen = none */
-	struct conn_list conns;     /* open connections */
-	struct conn_list closed;    /* closed in this round of events; freed after it */
+	struct conns conns;         /* the connections, and their limits */
 	int epoll_fd;               /* -1 until the loop runs */
 	int signal_fd;
 	int spare_fd;               /* kept free for accept() when out of fds: see loop.c */

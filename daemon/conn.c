@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -17,6 +18,17 @@
 #include "log.h"
 #include "pool.h"
 #include "request.h"
+
+/* Connections per uid on the Unix socket. */
+struct conn_uid_count {
+	struct conn_uid_count *next;
+	uid_t uid;
+	unsigned long count;
+};
+
+/* The loop thread's: a frame's bytes land here first, so that its body grows only with the
+ * bytes that really arrived. */
+static char scratch[64 * 1024];
 
 static void list_push(struct conn_list *list, struct conn *conn)
 {
@@ -40,32 +52,220 @@ static void list_remove(struct conn_list *list, struct conn *conn)
 	list->count--;
 }
 
-/* The peer for messages; for the Unix socket what the kernel says, not yet what MUNGE says. */
-static void describe_peer(int fd, char *buf, size_t size)
+static void queue_append(struct conn_queue *q, struct conn_link *l)
+{
+	l->queue = q;
+	l->next = NULL;
+	l->prev = q->tail;
+	if (q->tail)
+		q->tail->next = l;
+	else
+		q->head = l;
+	q->tail = l;
+	q->count++;
+}
+
+static void queue_remove(struct conn_link *l)
+{
+	struct conn_queue *q = l->queue;
+
+	if (!q)
+		return;
+	if (l->prev)
+		l->prev->next = l->next;
+	else
+		q->head = l->next;
+	if (l->next)
+		l->next->prev = l->prev;
+	else
+		q->tail = l->prev;
+	l->prev = l->next = NULL;
+	l->queue = NULL;
+	q->count--;
+}
+
+static struct conn *queue_oldest(const struct conn_queue *q)
+{
+	return q->head ? q->head->conn : NULL;
+}
+
+/* Enter a state whose deadline starts now; the clock is monotonic, so queues stay in order. */
+static void set_state(struct aifd *aifd, struct conn *conn, enum conn_state state, int64_t now)
+{
+	struct conn_queue *q = NULL;
+
+	queue_remove(&conn->by_state);
+	conn->state = state;
+	conn->since_ms = now;
+	if (state == CONN_READING)
+		q = &aifd->conns.reading;
+	else if (state == CONN_IDLE)
+		q = &aifd->conns.idle;
+	else if (state == CONN_WRITING)
+		q = &aifd->conns.writing;
+	if (q)
+		queue_append(q, &conn->by_state);
+}
+
+/* ---- connections per uid ---- */
+
+static struct conn_uid_count **uid_slot(struct conns *cs, uid_t uid)
+{
+	struct conn_uid_count **p = &cs->uids[uid % CONN_UID_BUCKETS];
+
+	while (*p && (*p)->uid != uid)
+		p = &(*p)->next;
+	return p;
+}
+
+static unsigned long uid_count(struct conns *cs, uid_t uid)
+{
+	const struct conn_uid_count *u = *uid_slot(cs, uid);
+
+	return u ? u->count : 0;
+}
+
+static bool uid_add(struct conns *cs, uid_t uid)
+{
+	struct conn_uid_count **p = uid_slot(cs, uid);
+
+	if (!*p) {
+		*p = calloc(1, sizeof(**p));
+		if (!*p)
+			return false;
+		(*p)->uid = uid;
+	}
+	(*p)->count++;
+	return true;
+}
+
+static void uid_release(struct conns *cs, uid_t uid)
+{
+	struct conn_uid_count **p = uid_slot(cs, uid);
+	struct conn_uid_count *u = *p;
+
+	if (u && --u->count == 0) {
+		*p = u->next;
+		free(u);
+	}
+}
+
+/* Root and SlurmUser: every slurmstepd, prolog and epilog of the node connects as one of them. */
+static bool uid_unlimited(const struct conns *cs, uid_t uid)
+{
+	return uid == 0 || uid == cs->slurm_uid;
+}
+
+/* ---- warnings, at most one of a kind per CONN_LOG_EVERY_MS ---- */
+
+/* "N more connections ..." */
+static const char *const log_summaries[CONN_LOG_KINDS] = {
+	[CONN_LOG_EVICTED] = "closed to make room for new ones",
+	[CONN_LOG_FULL] = "refused: every connection had a request in progress",
+	[CONN_LOG_PER_UID] = "refused: their user held as many as a user may on the Unix socket",
+	[CONN_LOG_BUDGET] = "closed: requests not yet answered held too much memory",
+	[CONN_LOG_FRAME] = "closed: their request was not complete in time",
+	[CONN_LOG_WRITE] = "closed: their client did not read its answer in time",
+	[CONN_LOG_LENGTH] = "closed: they announced an invalid frame length",
+};
+
+static void log_summary(struct conn_ratelog *rl, enum conn_log_kind kind, int64_t now)
+{
+	struct aif_diag diag;
+
+	aif_diag_clear(&diag);
+	aif_diag_message(&diag, "%lu more connections %s", rl->more, log_summaries[kind]);
+	aif_diag_detail(&diag, "In the last %lld s. aifd logs one warning of a kind at most every %d s, and counts the others.",
+			(long long)((now - rl->next_ms + CONN_LOG_EVERY_MS + 999) / 1000), CONN_LOG_EVERY_MS / 1000);
+	log_diag(LOG_LEVEL_WARNING, NULL, &diag);
+	rl->more = 0;
+}
+
+/* Whether to log a warning of this kind now; if not, it is counted for a summary. */
+static bool log_now(struct aifd *aifd, enum conn_log_kind kind, int64_t now)
+{
+	struct conn_ratelog *rl = &aifd->conns.logs[kind];
+
+	if (!log_enabled(LOG_LEVEL_WARNING))
+		return false;
+	if (now < rl->next_ms) {
+		rl->more++;
+		return false;
+	}
+	if (rl->more)
+		log_summary(rl, kind, now);
+	rl->next_ms = now + CONN_LOG_EVERY_MS;
+	return true;
+}
+
+/* Summaries of the warnings not logged, once their period is over; the next one's time. */
+static int64_t log_flush(struct aifd *aifd, int64_t now, int64_t next)
+{
+	for (int kind = 0; kind < CONN_LOG_KINDS; kind++) {
+		struct conn_ratelog *rl = &aifd->conns.logs[kind];
+		if (!rl->more)
+			continue;
+		if (now >= rl->next_ms) {
+			log_summary(rl, (enum conn_log_kind)kind, now);
+			rl->next_ms = now + CONN_LOG_EVERY_MS;
+		} else if (rl->next_ms < next) {
+			next = rl->next_ms;
+		}
+	}
+	return next;
+}
+
+/* What a connection had done, for the DETAIL of a warning: "it had sent 5 of 512 bytes ...". */
+static void describe_progress(const struct conn *conn, int64_t now, char *buf, size_t size)
+{
+	double secs = (double)(now - conn->since_ms) / 1000.0;
+
+	if (conn->state == CONN_IDLE)
+		snprintf(buf, size, "it had been idle for %.1f s since its last answer", secs);
+	else if (conn->state != CONN_READING)
+		snprintf(buf, size, "it had a request in progress");
+	else if (conn->header_got == 0)
+		snprintf(buf, size, "it had sent nothing in %.1f s since it connected", secs);
+	else if (conn->header_got < sizeof(conn->header))
+		snprintf(buf, size, "it had sent %zu of the 4 bytes of a frame length in %.1f s",
+			 conn->header_got, secs);
+	else
+		snprintf(buf, size, "it had sent %zu of the %zu bytes of its request in %.1f s",
+			 conn->body_got, conn->body_len, secs);
+}
+
+/* ---- peers ---- */
+
+/* The peer for messages; on the Unix socket also its uid, from the kernel (SO_PEERCRED). */
+static void identify_peer(int fd, struct conn *conn)
 {
 	struct sockaddr_storage addr;
 	socklen_t len = sizeof(addr);
 	char host[INET6_ADDRSTRLEN];
 
 	if (getpeername(fd, (struct sockaddr *)&addr, &len) < 0) {
-		snprintf(buf, size, "unknown peer");
+		snprintf(conn->peer, sizeof(conn->peer), "unknown peer");
 		return;
 	}
 	if (addr.ss_family == AF_INET) {
 		const struct sockaddr_in *in = (const struct sockaddr_in *)&addr;
 		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-		snprintf(buf, size, "%s:%u", host, ntohs(in->sin_port));
+		snprintf(conn->peer, sizeof(conn->peer), "%s:%u", host, ntohs(in->sin_port));
 	} else if (addr.ss_family == AF_INET6) {
 		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&addr;
 		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-		snprintf(buf, size, "[%s]:%u", host, ntohs(in6->sin6_port));
+		snprintf(conn->peer, sizeof(conn->peer), "[%s]:%u", host, ntohs(in6->sin6_port));
 	} else {
 		struct ucred cred;
 		socklen_t cred_len = sizeof(cred);
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) == 0)
-			snprintf(buf, size, "local uid %u pid %ld", (unsigned)cred.uid, (long)cred.pid);
-		else
-			snprintf(buf, size, "local peer");
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) == 0) {
+			conn->local = true;
+			conn->uid = cred.uid;
+			snprintf(conn->peer, sizeof(conn->peer), "local uid %u pid %ld", (unsigned)cred.uid,
+				 (long)cred.pid);
+		} else {
+			snprintf(conn->peer, sizeof(conn->peer), "local peer");
+		}
 	}
 }
 
@@ -74,19 +274,145 @@ static struct conn *conn_of(struct watch *watch)
 	return (struct conn *)((char *)watch - offsetof(struct conn, watch));
 }
 
+static int set_events(struct aifd *aifd, struct conn *conn, uint32_t events)
+{
+	if (loop_modify(aifd, &conn->watch, events) < 0) {
+		conn_close(aifd, conn, "could not change the events watched");
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- the memory of incomplete frames ---- */
+
+static void warn_budget(struct aifd *aifd, const struct conn *victim, bool alone, int64_t now)
+{
+	struct aif_diag diag;
+	char progress[160];
+
+	if (!log_now(aifd, CONN_LOG_BUDGET, now))
+		return;
+	describe_progress(victim, now, progress, sizeof(progress));
+	aif_diag_clear(&diag);
+	aif_diag_message(&diag, "requests not yet answered hold %zu MiB: closed connection %llu from %s",
+			 CONN_BUFFER_BUDGET >> 20, (unsigned long long)victim->id, victim->peer);
+	aif_diag_detail(&diag, "aifd holds at most %zu bytes of requests not yet answered. %s: %s.",
+			CONN_BUFFER_BUDGET,
+			alone ? "No other connection has an incomplete request" :
+				"It had the oldest incomplete request",
+			progress);
+	log_diag(LOG_LEVEL_WARNING, NULL, &diag);
+}
+
+/*
+ * Make room for more bytes of conn's frame within CONN_BUFFER_BUDGET: close the connections
+ * with the oldest incomplete frames, or conn itself when no other has one. Returns whether
+ * conn is still open.
+ */
+static bool within_budget(struct aifd *aifd, struct conn *conn, size_t more, int64_t now)
+{
+	struct conns *cs = &aifd->conns;
+
+	while (cs->buffered + more > CONN_BUFFER_BUDGET) {
+		struct conn *victim = queue_oldest(&cs->bodies);
+		if (victim == conn)
+			victim = conn->by_body.next ? conn->by_body.next->conn : NULL;
+		if (!victim) {
+			warn_budget(aifd, conn, true, now);
+			conn_close(aifd, conn, "requests not yet answered hold too much memory");
+			return false;
+		}
+		warn_budget(aifd, victim, false, now);
+		conn_close(aifd, victim, "requests not yet answered hold too much memory");
+	}
+	return true;
+}
+
+/* Room for need bytes of body: doubled as bytes arrive, never beyond the frame. 0, or -1 closed. */
+static int body_reserve(struct aifd *aifd, struct conn *conn, size_t need, int64_t now)
+{
+	size_t cap = conn->body_cap * 2;
+	char *body;
+
+	if (need <= conn->body_cap)
+		return 0;
+	if (cap < need)
+		cap = need;
+	if (cap < 1024)
+		cap = 1024;
+	if (cap > conn->body_len + 1)
+		cap = conn->body_len + 1;
+	if (!within_budget(aifd, conn, cap - conn->body_cap, now))
+		return -1;
+	body = realloc(conn->body, cap);
+	if (!body) {
+		conn_close(aifd, conn, "out of memory");
+		return -1;
+	}
+	aifd->conns.buffered += cap - conn->body_cap;
+	conn->body = body;
+	conn->body_cap = cap;
+	if (!conn->by_body.queue)
+		queue_append(&aifd->conns.bodies, &conn->by_body);
+	return 0;
+}
+
+/* ---- reading a frame ---- */
+
+/* The 4 bytes of a frame length, n of them just read. 0, or -1 closed. */
+static int header_read(struct aifd *aifd, struct conn *conn, size_t n, int64_t now)
+{
+	uint32_t len;
+
+	conn->header_got += n;
+	if (conn->header_got < sizeof(conn->header))
+		return 0;
+	len = aif_proto_frame_length(conn->header);
+	if (len == 0 || len > AIF_PROTO_MAX_FRAME) {
+		if (log_now(aifd, CONN_LOG_LENGTH, now))
+			log_warning("connection %llu from %s: frame of %lu bytes (allowed: 1 to %u); closing",
+				    (unsigned long long)conn->id, conn->peer, (unsigned long)len,
+				    AIF_PROTO_MAX_FRAME);
+		conn_close(aifd, conn, "invalid frame length");
+		return -1;
+	}
+	conn->body_len = len;
+	conn->body_got = 0;
+	return 0;
+}
+
+/* n bytes of body, in scratch. 1 when the frame is complete, 0 to wait, -1 closed. */
+static int body_read(struct aifd *aifd, struct conn *conn, size_t n, int64_t now)
+{
+	bool complete = conn->body_got + n == conn->body_len;
+
+	/* The NUL once complete: munge_decode() takes a string. */
+	if (body_reserve(aifd, conn, conn->body_got + n + (complete ? 1 : 0), now) < 0)
+		return -1;
+	memcpy(conn->body + conn->body_got, scratch, n);
+	conn->body_got += n;
+	if (!complete)
+		return 0;
+	conn->body[conn->body_len] = '\0';
+	return 1;
+}
+
 /* Read what is there of the frame; returns 1 when it is complete, 0 to wait, -1 closed. */
 static int read_frame(struct aifd *aifd, struct conn *conn)
 {
+	int64_t now = aif_clock_ms();
+
 	for (;;) {
-		ssize_t n;
 		bool in_header = conn->header_got < sizeof(conn->header);
+		size_t want = in_header ? sizeof(conn->header) - conn->header_got
+					: conn->body_len - conn->body_got;
+		ssize_t n;
+		int rc;
 
 		if (in_header)
-			n = read(conn->watch.fd, conn->header + conn->header_got,
-				 sizeof(conn->header) - conn->header_got);
+			n = read(conn->watch.fd, conn->header + conn->header_got, want);
 		else
-			n = read(conn->watch.fd, conn->body + conn->body_got,
-				 conn->body_len - conn->body_got);
+			n = read(conn->watch.fd, scratch, want < sizeof(scratch) ? want : sizeof(scratch));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -100,57 +426,32 @@ static int read_frame(struct aifd *aifd, struct conn *conn)
 								: "closed by the client");
 			return -1;
 		}
-		if (in_header) {
-			uint32_t len;
-			conn->header_got += (size_t)n;
-			if (conn->header_got < sizeof(conn->header))
-				continue;
-			len = aif_proto_frame_length(conn->header);
-			if (len == 0 || len > AIF_PROTO_MAX_FRAME) {
-				log_warning("connection %llu from %s: frame of %lu bytes (allowed: 1 to %u); closing",
-					    (unsigned long long)conn->id, conn->peer, (unsigned long)len,
-					    AIF_PROTO_MAX_FRAME);
-				conn_close(aifd, conn, "invalid frame length");
-				return -1;
-			}
-			conn->body = malloc((size_t)len + 1);
-			if (!conn->body) {
-				conn_close(aifd, conn, "out of memory");
-				return -1;
-			}
-			conn->body_len = len;
-			conn->body_got = 0;
-			continue;
-		}
-		conn->body_got += (size_t)n;
-		if (conn->body_got == conn->body_len) {
-			conn->body[conn->body_len] = '\0'; /* munge_decode() takes a string */
-			return 1;
-		}
+		rc = in_header ? header_read(aifd, conn, (size_t)n, now)
+			       : body_read(aifd, conn, (size_t)n, now);
+		if (rc != 0)
+			return rc;
 	}
-}
-
-static int set_events(struct aifd *aifd, struct conn *conn, uint32_t events)
-{
-	if (loop_modify(aifd, &conn->watch, events) < 0) {
-		conn_close(aifd, conn, "could not change the events watched");
-		return -1;
-	}
-	return 0;
 }
 
 /* A complete frame: to the workers, and stop reading until it is answered. */
 static void dispatch(struct aifd *aifd, struct conn *conn)
 {
-	struct request *req = request_new(conn->body, conn->body_len);
+	size_t held = conn->body_cap; /* still counted in buffered, until the answer */
+	struct request *req;
 
+	queue_remove(&conn->by_body);
+	req = request_new(conn->body, conn->body_len);
 	conn->body = NULL;
+	conn->body_cap = 0;
 	conn->header_got = 0;
 	if (!req) {
+		aifd->conns.buffered -= held;
 		conn_close(aifd, conn, "out of memory");
 		return;
 	}
+	req->held = held;
 	if (set_events(aifd, conn, 0) < 0) {
+		aifd->conns.buffered -= held;
 		request_free(req);
 		return;
 	}
@@ -159,12 +460,14 @@ static void dispatch(struct aifd *aifd, struct conn *conn)
 	memcpy(req->peer, conn->peer, sizeof(req->peer));
 	req->received_ms = aif_clock_ms();
 	conn->req = req;
-	conn->state = CONN_BUSY;
+	set_state(aifd, conn, CONN_BUSY, req->received_ms);
 	aifd->inflight++;
 	pool_submit(aifd->pool, req);
 }
 
-/* Send what is left of the answer; back to reading when it is all sent. */
+/* ---- writing an answer ---- */
+
+/* Send what is left of the answer; then wait for the next request (or close, when stopping). */
 static void write_answer(struct aifd *aifd, struct conn *conn)
 {
 	while (conn->out_sent < conn->out_len) {
@@ -173,8 +476,9 @@ static void write_answer(struct aifd *aifd, struct conn *conn)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			/* The deadline runs from the first time the client's window was full. */
 			if (conn->state != CONN_WRITING) {
-				conn->state = CONN_WRITING;
+				set_state(aifd, conn, CONN_WRITING, aif_clock_ms());
 				set_events(aifd, conn, EPOLLOUT);
 			}
 			return;
@@ -184,11 +488,14 @@ static void write_answer(struct aifd *aifd, struct conn *conn)
 			return;
 		}
 		conn->out_sent += (size_t)n;
-		conn->active_ms = aif_clock_ms();
 	}
 	free(conn->out);
 	conn->out = NULL;
-	conn->state = CONN_READING;
+	if (aifd->conns.stop_ms) {
+		conn_close(aifd, conn, "aifd is stopping");
+		return;
+	}
+	set_state(aifd, conn, CONN_IDLE, aif_clock_ms());
 	set_events(aifd, conn, EPOLLIN | EPOLLRDHUP);
 }
 
@@ -197,8 +504,11 @@ static void conn_ready(struct aifd *aifd, struct watch *watch, uint32_t events)
 	struct conn *conn = conn_of(watch);
 
 	switch (conn->state) {
+	case CONN_IDLE:
+		/* The next request's first bytes (or a close): its frame deadline starts. */
+		set_state(aifd, conn, CONN_READING, aif_clock_ms());
+		/* fall through */
 	case CONN_READING:
-		conn->active_ms = aif_clock_ms();
 		if (read_frame(aifd, conn) == 1)
 			dispatch(aifd, conn);
 		break;
@@ -218,6 +528,8 @@ void conn_answered(struct aifd *aifd, struct request *req)
 	struct conn *conn = req->conn;
 
 	aifd->inflight--;
+	aifd->conns.buffered -= req->held;
+	req->held = 0;
 	if (log_enabled(LOG_LEVEL_DEBUG))
 		log_debug("connection %llu from %s: answered in %lld ms", (unsigned long long)req->conn_id,
 			  req->peer, (long long)(aif_clock_ms() - req->received_ms));
@@ -245,25 +557,217 @@ void conn_answered(struct aifd *aifd, struct request *req)
 	write_answer(aifd, conn);
 }
 
-void conn_sweep(struct aifd *aifd, int64_t now_ms, bool stopping)
-{
-	struct conn *conn = aifd->conns.head;
+/* ---- deadlines ---- */
 
-	while (conn) {
-		struct conn *next = conn->next;
-		if (conn->state == CONN_READING) {
-			if (stopping)
-				conn_close(aifd, conn, "aifd is stopping");
-			else if (now_ms - conn->active_ms > CONN_IDLE_MS)
-				conn_close(aifd, conn, "idle");
-		}
-		conn = next;
+static void frame_expired(struct aifd *aifd, struct conn *conn, int64_t now)
+{
+	if (log_now(aifd, CONN_LOG_FRAME, now)) {
+		struct aif_diag diag;
+		char progress[160];
+		describe_progress(conn, now, progress, sizeof(progress));
+		aif_diag_clear(&diag);
+		if (conn->header_got)
+			aif_diag_message(&diag, "connection %llu from %s: request not complete after %d s; closing it",
+					 (unsigned long long)conn->id, conn->peer, CONN_FRAME_MS / 1000);
+		else
+			aif_diag_message(&diag, "connection %llu from %s: no request within %d s of connecting; closing it",
+					 (unsigned long long)conn->id, conn->peer, CONN_FRAME_MS / 1000);
+		aif_diag_detail(&diag, "A request must be sent whole within %d s; %s.", CONN_FRAME_MS / 1000,
+				progress);
+		log_diag(LOG_LEVEL_WARNING, NULL, &diag);
 	}
+	conn_close(aifd, conn, "request not complete in time");
+}
+
+static void write_expired(struct aifd *aifd, struct conn *conn, int64_t now)
+{
+	const struct conns *cs = &aifd->conns;
+	int limit_ms = cs->stop_ms ? CONN_STOP_WRITE_MS : CONN_WRITE_MS;
+
+	if (log_now(aifd, CONN_LOG_WRITE, now)) {
+		struct aif_diag diag;
+		aif_diag_clear(&diag);
+		aif_diag_message(&diag, "connection %llu from %s: answer not read within %d ms%s; closing it",
+				 (unsigned long long)conn->id, conn->peer, limit_ms,
+				 cs->stop_ms ? " while aifd is stopping" : "");
+		aif_diag_detail(&diag, "%zu of the answer's %zu bytes could not be sent: the client does not read.",
+				conn->out_len - conn->out_sent, conn->out_len);
+		log_diag(LOG_LEVEL_WARNING, NULL, &diag);
+	}
+	conn_close(aifd, conn, "answer not read in time");
+}
+
+/* Once stopping, an answer gets CONN_STOP_WRITE_MS from the stop, or from when it was ready. */
+static int64_t write_deadline(const struct conns *cs, const struct conn *conn)
+{
+	int64_t deadline = conn->since_ms + CONN_WRITE_MS;
+
+	if (cs->stop_ms) {
+		int64_t start = conn->since_ms > cs->stop_ms ? conn->since_ms : cs->stop_ms;
+		if (start + CONN_STOP_WRITE_MS < deadline)
+			deadline = start + CONN_STOP_WRITE_MS;
+	}
+	return deadline;
+}
+
+int conn_sweep(struct aifd *aifd, int64_t now, int max_wait_ms)
+{
+	struct conns *cs = &aifd->conns;
+	int64_t next = now + max_wait_ms;
+	struct conn *c;
+
+	while ((c = queue_oldest(&cs->reading))) {
+		if (cs->stop_ms) {
+			conn_close(aifd, c, "aifd is stopping");
+			continue;
+		}
+		if (c->since_ms + CONN_FRAME_MS > now) {
+			next = c->since_ms + CONN_FRAME_MS < next ? c->since_ms + CONN_FRAME_MS : next;
+			break;
+		}
+		frame_expired(aifd, c, now);
+	}
+	while ((c = queue_oldest(&cs->idle))) {
+		if (!cs->stop_ms && c->since_ms + CONN_IDLE_MS > now) {
+			next = c->since_ms + CONN_IDLE_MS < next ? c->since_ms + CONN_IDLE_MS : next;
+			break;
+		}
+		conn_close(aifd, c, cs->stop_ms ? "aifd is stopping" : "idle");
+	}
+	while ((c = queue_oldest(&cs->writing))) {
+		int64_t deadline = write_deadline(cs, c);
+		if (deadline > now) {
+			next = deadline < next ? deadline : next;
+			break;
+		}
+		write_expired(aifd, c, now);
+	}
+	next = log_flush(aifd, now, next);
+	return next > now ? (int)(next - now) : 0;
+}
+
+void conn_stop(struct aifd *aifd, int64_t now_ms)
+{
+	aifd->conns.stop_ms = now_ms > 0 ? now_ms : 1;
+}
+
+/* ---- opening: the limits ---- */
+
+void conn_limits_init(struct aifd *aifd)
+{
+	struct conns *cs = &aifd->conns;
+	struct rlimit rl;
+	unsigned long nofile = 1024;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		nofile = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > CONN_MAX_CEILING + CONN_FD_RESERVE
+				 ? CONN_MAX_CEILING + CONN_FD_RESERVE
+				 : (unsigned long)rl.rlim_cur;
+	cs->nofile = nofile;
+	cs->max_conns = nofile >= 2 * CONN_FD_RESERVE ? nofile - CONN_FD_RESERVE : nofile / 2;
+	if (cs->max_conns < 4)
+		cs->max_conns = 4; /* so that max_per_uid is at least 1 */
+	cs->max_per_uid = cs->max_conns / 4 < CONN_MAX_PER_UID ? cs->max_conns / 4 : CONN_MAX_PER_UID;
+	cs->slurm_uid = aifd->config.slurm_uid;
+	log_info("accepting at most %lu connections (open-file limit %lu), %lu per user on the Unix socket",
+		 cs->max_conns, nofile, cs->max_per_uid);
+	if (cs->max_conns < 1024) {
+		struct aif_diag diag;
+		aif_diag_clear(&diag);
+		aif_diag_message(&diag, "the open-file limit of %lu leaves room for only %lu connections",
+				 nofile, cs->max_conns);
+		aif_diag_hint(&diag, "Raise aifd's open-file limit, e.g. LimitNOFILE=65536 in aifd.service "
+				     "(the unit aif ships sets it).");
+		log_diag(LOG_LEVEL_WARNING, NULL, &diag);
+	}
+}
+
+/* The Unix socket's uid is known: one ordinary uid may not hold more than max_per_uid. */
+static bool uid_within_limit(struct aifd *aifd, const struct conn *conn,
+			     const struct listener *listener, int64_t now)
+{
+	struct conns *cs = &aifd->conns;
+	struct aif_diag diag;
+
+	if (!conn->local || uid_unlimited(cs, conn->uid) || uid_count(cs, conn->uid) < cs->max_per_uid)
+		return true;
+	if (log_now(aifd, CONN_LOG_PER_UID, now)) {
+		aif_diag_clear(&diag);
+		aif_diag_message(&diag, "too many connections from uid %u: refused a new connection on %s",
+				 (unsigned)conn->uid, listener->name);
+		aif_diag_detail(&diag, "A user may hold %lu connections on the Unix socket at once (root and "
+				       "SlurmUser are not limited); this one was from %s.",
+				cs->max_per_uid, conn->peer);
+		log_diag(LOG_LEVEL_WARNING, NULL, &diag);
+	}
+	return false;
+}
+
+/* The one to close for room: the oldest that waits for a request or is still sending one. */
+static struct conn *eviction_victim(const struct conns *cs)
+{
+	struct conn *reading = queue_oldest(&cs->reading), *idle = queue_oldest(&cs->idle);
+
+	if (!reading || !idle)
+		return reading ? reading : idle;
+	return reading->since_ms <= idle->since_ms ? reading : idle;
+}
+
+static void warn_evicted(struct aifd *aifd, const struct conn *victim,
+			 const struct listener *listener, int64_t now)
+{
+	const struct conns *cs = &aifd->conns;
+	struct aif_diag diag;
+	char progress[160];
+
+	describe_progress(victim, now, progress, sizeof(progress));
+	aif_diag_clear(&diag);
+	aif_diag_message(&diag, "too many connections: closed connection %llu from %s to make room for a new one on %s",
+			 (unsigned long long)victim->id, victim->peer, listener->name);
+	aif_diag_detail(&diag, "aifd keeps at most %lu connections (its open-file limit is %lu). Connection "
+			       "%llu was the oldest without a request in progress: %s.",
+			cs->max_conns, cs->nofile, (unsigned long long)victim->id, progress);
+	aif_diag_hint(&diag, "If the clients are legitimate, raise aifd's open-file limit (LimitNOFILE in aifd.service).");
+	log_diag(LOG_LEVEL_WARNING, NULL, &diag);
+}
+
+/*
+ * Room for one more connection: when all max_conns are open, the oldest one without a request
+ * in progress is closed (over TCP nothing is known of a sender before its request is read, so
+ * age is what tells a fresh request from a slow attacker). Returns false when every
+ * connection has a request in progress.
+ */
+static bool make_room(struct aifd *aifd, const struct listener *listener, int64_t now)
+{
+	struct conns *cs = &aifd->conns;
+	struct conn *victim;
+
+	if (cs->all.count < cs->max_conns)
+		return true;
+	victim = eviction_victim(cs);
+	if (!victim) {
+		if (log_now(aifd, CONN_LOG_FULL, now)) {
+			struct aif_diag diag;
+			aif_diag_clear(&diag);
+			aif_diag_message(&diag, "too many connections: refused a new connection on %s", listener->name);
+			aif_diag_detail(&diag, "All %lu connections (the most aifd keeps with its open-file limit of %lu) have a request in progress.",
+					cs->max_conns, cs->nofile);
+			aif_diag_hint(&diag, "If the clients are legitimate, raise aifd's open-file limit (LimitNOFILE in aifd.service).");
+			log_diag(LOG_LEVEL_WARNING, NULL, &diag);
+		}
+		return false;
+	}
+	if (log_now(aifd, CONN_LOG_EVICTED, now))
+		warn_evicted(aifd, victim, listener, now);
+	conn_close(aifd, victim, "closed to make room for a new connection");
+	return true;
 }
 
 struct conn *conn_open(struct aifd *aifd, int fd, const struct listener *listener)
 {
 	static uint64_t last_id;
+	struct conns *cs = &aifd->conns;
+	int64_t now = aif_clock_ms();
 	struct conn *conn = calloc(1, sizeof(*conn));
 
 	if (!conn) {
@@ -274,15 +778,19 @@ struct conn *conn_open(struct aifd *aifd, int fd, const struct listener *listene
 	conn->id = ++last_id;
 	conn->watch.fd = fd;
 	conn->watch.ready = conn_ready;
-	conn->state = CONN_READING;
-	conn->active_ms = aif_clock_ms();
-	describe_peer(fd, conn->peer, sizeof(conn->peer));
-	if (loop_watch(aifd, &conn->watch, EPOLLIN | EPOLLRDHUP) < 0) {
+	conn->by_state.conn = conn->by_body.conn = conn;
+	identify_peer(fd, conn);
+	if (!uid_within_limit(aifd, conn, listener, now) || !make_room(aifd, listener, now) ||
+	    loop_watch(aifd, &conn->watch, EPOLLIN | EPOLLRDHUP) < 0) {
 		close(fd);
 		free(conn);
 		return NULL;
 	}
-	list_push(&aifd->conns, conn);
+	/* Not counted when out of memory: then only the overall limit applies to it. */
+	if (conn->local && !uid_unlimited(cs, conn->uid))
+		conn->uid_counted = uid_add(cs, conn->uid);
+	list_push(&cs->all, conn);
+	set_state(aifd, conn, CONN_READING, now); /* the first request's deadline */
 	log_debug("connection %llu from %s on %s", (unsigned long long)conn->id, conn->peer,
 		  listener->name);
 	return conn;
@@ -290,6 +798,8 @@ struct conn *conn_open(struct aifd *aifd, int fd, const struct listener *listene
 
 void conn_close(struct aifd *aifd, struct conn *conn, const char *why)
 {
+	struct conns *cs = &aifd->conns;
+
 	if (conn->watch.fd < 0)
 		return;
 	log_debug("closing connection %llu from %s: %s", (unsigned long long)conn->id, conn->peer, why);
@@ -299,26 +809,33 @@ void conn_close(struct aifd *aifd, struct conn *conn, const char *why)
 	if (conn->req)
 		conn->req->conn = NULL; /* answered later into the void */
 	conn->req = NULL;
+	queue_remove(&conn->by_state);
+	queue_remove(&conn->by_body);
+	cs->buffered -= conn->body_cap;
+	conn->body_cap = 0;
+	if (conn->uid_counted)
+		uid_release(cs, conn->uid);
+	conn->uid_counted = false;
 	free(conn->body);
 	free(conn->out);
 	conn->body = conn->out = NULL;
-	list_remove(&aifd->conns, conn);
-	list_push(&aifd->closed, conn);
+	list_remove(&cs->all, conn);
+	list_push(&cs->closed, conn);
 }
 
 void conn_free_closed(struct aifd *aifd)
 {
 	struct conn *conn;
 
-	while ((conn = aifd->closed.head)) {
-		list_remove(&aifd->closed, conn);
+	while ((conn = aifd->conns.closed.head)) {
+		list_remove(&aifd->conns.closed, conn);
 		free(conn);
 	}
 }
 
 void conn_close_all(struct aifd *aifd, const char *why)
 {
-	while (aifd->conns.head)
-		conn_close(aifd, aifd->conns.head, why);
+	while (aifd->conns.all.head)
+		conn_close(aifd, aifd->conns.all.head, why);
 	conn_free_closed(aifd);
 }

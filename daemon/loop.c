@@ -69,15 +69,19 @@ static void refuse_one(struct aifd *aifd, struct listener *l)
 	aifd->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
+/* Accepted per readiness of a listener: a flood of connections must not starve the others. */
+#define ACCEPT_BATCH 64
+
 static void listener_ready(struct aifd *aifd, struct watch *watch, uint32_t events)
 {
 	struct listener *l = (struct listener *)((char *)watch - offsetof(struct listener, watch));
 
 	(void)events;
-	for (;;) {
+	for (int accepted = 0; accepted < ACCEPT_BATCH;) {
 		int fd = accept4(l->watch.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
 			conn_open(aifd, fd, l);
+			accepted++;
 			continue;
 		}
 		switch (errno) {
@@ -89,7 +93,7 @@ static void listener_ready(struct aifd *aifd, struct watch *watch, uint32_t even
 		case EMFILE:
 		case ENFILE:
 			log_warning("out of file descriptors with %lu connections open; refusing a connection on %s",
-				    aifd->conns.count, l->name);
+				    aifd->conns.all.count, l->name);
 			refuse_one(aifd, l);
 			return;
 		default:
@@ -129,6 +133,7 @@ static void signal_ready(struct aifd *aifd, struct watch *watch, uint32_t events
 				 info.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
 			aifd->stopping = true;
 			stop_accepting(aifd);
+			conn_stop(aifd, aif_clock_ms());
 			break;
 		}
 	}
@@ -173,24 +178,18 @@ static int open_signal_fd(struct aifd *aifd)
 /*
  * Once stopping: how long to wait for the answers to requests already received. The store
  * keeps retrying a lost database for its stop_timeout; this is a last resort beyond it.
+ * Answers that are not read get CONN_STOP_WRITE_MS (conn.c).
  */
 #define STOP_WAIT_MS (60 * 1000)
-#define SWEEP_EVERY_MS 10000
-
-static bool busy_writing(const struct aifd *aifd)
-{
-	for (const struct conn *c = aifd->conns.head; c; c = c->next)
-		if (c->state == CONN_WRITING)
-			return true;
-	return false;
-}
+#define WAIT_MAX_MS 10000
+#define STOP_POLL_MS 100
 
 int loop_run(struct aifd *aifd)
 {
 	struct watch signals = {-1, signal_ready};
 	struct watch answers = {-1, answers_ready};
 	struct epoll_event events[MAX_EVENTS];
-	int64_t last_sweep = aif_clock_ms(), stop_deadline = 0;
+	int64_t stop_deadline = 0;
 
 	aifd->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	if (aifd->epoll_fd < 0) {
@@ -214,21 +213,23 @@ int loop_run(struct aifd *aifd)
 		if (loop_watch(aifd, &aifd->tcp_listener.watch, EPOLLIN) < 0)
 			return 1;
 	}
+	conn_limits_init(aifd);
 	log_info("aifd is ready (cluster \"%s\")", aifd->config.cluster);
 
 	for (;;) {
-		int64_t now;
+		int wait_ms;
 		int n;
 
+		/* Deadlines first: the wait below lasts until the next one. */
+		wait_ms = conn_sweep(aifd, aif_clock_ms(), aifd->stopping ? STOP_POLL_MS : WAIT_MAX_MS);
+		conn_free_closed(aifd);
 		if (aifd->stopping) {
 			if (!stop_deadline) {
 				stop_deadline = aif_clock_ms() + STOP_WAIT_MS;
 				if (aifd->inflight)
 					log_info("answering %lu requests already received", aifd->inflight);
 			}
-			conn_sweep(aifd, aif_clock_ms(), true);
-			conn_free_closed(aifd);
-			if (!aifd->inflight && !busy_writing(aifd))
+			if (!aifd->inflight && !aifd->conns.writing.count)
 				break;
 			if (aif_clock_ms() > stop_deadline) {
 				log_error("stopping with %lu requests unanswered after %d s; their senders will send them again",
@@ -236,7 +237,7 @@ int loop_run(struct aifd *aifd)
 				break;
 			}
 		}
-		n = epoll_wait(aifd->epoll_fd, events, MAX_EVENTS, aifd->stopping ? 100 : SWEEP_EVERY_MS);
+		n = epoll_wait(aifd->epoll_fd, events, MAX_EVENTS, wait_ms);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -247,11 +248,6 @@ int loop_run(struct aifd *aifd)
 			struct watch *watch = events[i].data.ptr;
 			if (watch->fd >= 0) /* not closed earlier in this round */
 				watch->ready(aifd, watch, events[i].events);
-		}
-		now = aif_clock_ms();
-		if (now - last_sweep >= SWEEP_EVERY_MS) {
-			conn_sweep(aifd, now, false);
-			last_sweep = now;
 		}
 		conn_free_closed(aifd);
 	}

@@ -17,6 +17,7 @@ struct request {
 	char peer[96];          /* for messages: the connection's peer */
 	char *frame;            /* the received frame body (a MUNGE credential), frame_len bytes */
 	size_t frame_len;
+	size_t held;            /* bytes counted in conns.buffered until the answer (loop thread) */
 	char *response;         /* the response body to send, response_len bytes */
 	size_t response_len;
 	int64_t received_ms;    /* monotonic, for the debug log's timing */
