@@ -71,11 +71,34 @@ static void join(char *buf, size_t size, const char *const *items, size_t n)
 	}
 }
 
-/* GPU-hours for people: at most 2 decimals, rounded down, no trailing zeros ("40012.5"). */
+/*
+ * The decimals GPU-hours are shown with: 2, or as many as a value below 0.01 needs (a budget of
+ * 0.004 GPU-hours is allowed), up to 6, the precision of the funder views; never "0" for a
+ * value that is not 0.
+ */
+static int hours_decimals(double h)
+{
+	int decimals = 2;
+
+	while (decimals < 6 && h != 0 && fabs(h) < pow(10, -decimals))
+		decimals++;
+	return decimals;
+}
+
+const char *decide_hours_field(char *buf, size_t size, double h)
+{
+	snprintf(buf, size, "%.*f", hours_decimals(h), h);
+	return buf;
+}
+
+/* GPU-hours for people: rounded down, no trailing zeros ("40012.5", "0.004"). */
 static const char *hours(char *buf, size_t size, double h)
 {
+	int decimals = hours_decimals(h);
+	double scale = pow(10, decimals);
 	char *dot;
-	snprintf(buf, size, "%.2f", floor(h * 100.0 + 1e-9) / 100.0);
+
+	snprintf(buf, size, "%.*f", decimals, floor(h * scale + 1e-9) / scale);
 	dot = strchr(buf, '.');
 	if (dot) {
 		char *end = buf + strlen(buf) - 1;

@@ -131,4 +131,10 @@ int decide_charging_reasons(char *buf, size_t size);
 const char *decide_verdict_name(enum decide_verdict v); /* "ok", "warn", "refuse" */
 const char *decide_reason_name(enum decide_reason r);   /* "unknown-project", ... */
 
+/*
+ * GPU-hours as a protocol field: 2 decimals, more for a value below 0.01 (up to 6), so that a
+ * tiny budget does not read as 0. buf: at least 32 bytes.
+ */
+const char *decide_hours_field(char *buf, size_t size, double h);
+
 #endif

@@ -221,6 +221,7 @@ static void add_status(void *arg, const struct project_status *st)
 {
 	struct aif_proto_msg *m = arg;
 	struct aif_proto_block *r = aif_proto_add_record(m);
+	char h[32];
 
 	if (!r)
 		return; /* more than AIF_PROTO_MAX_RECORDS lines: the rest is left out */
@@ -228,9 +229,11 @@ static void add_status(void *arg, const struct project_status *st)
 	aif_proto_set(r, "factory", st->factory);
 	aif_proto_set(r, "period", st->period);
 	aif_proto_set(r, "scope", st->scope);
-	aif_proto_setf(r, "budget_gpu_hours", "%.2f", st->budget_gpu_hours);
-	aif_proto_setf(r, "used_gpu_hours", "%.2f", st->used_gpu_hours);
-	aif_proto_setf(r, "remaining_gpu_hours", "%.2f", st->budget_gpu_hours - st->used_gpu_hours);
+
+	aif_proto_set(r, "budget_gpu_hours", decide_hours_field(h, sizeof(h), st->budget_gpu_hours));
+	aif_proto_set(r, "used_gpu_hours", decide_hours_field(h, sizeof(h), st->used_gpu_hours));
+	aif_proto_set(r, "remaining_gpu_hours",
+		      decide_hours_field(h, sizeof(h), st->budget_gpu_hours - st->used_gpu_hours));
 	aif_proto_set(r, "state", st->state);
 }
 

@@ -131,6 +131,13 @@ assert_match "2026-08 +20\.0" "$(cat "$work/out")" "report by month"
 run 0 "$aifctl" report --by project --period 2026-h1 --format json
 assert_eq "[]" "$(jq -c . "$work/out")" "no usage in 2026-h1"
 
+# A budget below 0.05 GPU-hours (the YAML allows it) does not read as 0.0.
+psql -X -q -v ON_ERROR_STOP=1 -c "UPDATE aif.project_budgets SET gpu_hours = 0.004
+	WHERE project_id = 'genomics-eu' AND period_id = '2026-h2'"
+run 0 "$aifctl" status --period 2026-h2
+assert_match "genomics-eu +0\.004 +20\.0 +-20\.0 +500000\.0 +exhausted" "$(cat "$work/out")" "status of a tiny budget"
+run 0 "$aifctl" apply "$data/budgets-v2.yaml"
+
 # Bad input: exit 2 with a clear message.
 run 2 "$aifctl" report --by cluster
 assert_match 'invalid --by "cluster"' "$(cat "$work/err")" "bad --by"

@@ -54,7 +54,7 @@ static const struct snap_factory factories[] = {
 };
 
 /* Projects, sorted by id as decide() requires. */
-enum { AUTO, CLIMATE, EDGE, GENOMICS, GRID, LUMI_LLM, LUMI_NOB, MIMER_P, OLD, ROBO };
+enum { AUTO, CLIMATE, EDGE, GENOMICS, GRID, LUMI_LLM, LUMI_NOB, MIMER_P, OLD, ROBO, TINY };
 static const char *const auto_sectors[] = {"automotive", "robotics"};
 static const char *const auto_users[] = {"bob"};
 static const char *const auto_groups[] = {"auto"};
@@ -79,6 +79,8 @@ static const char *const mimer_users[] = {"dave"};
 static const char *const robo_sectors[] = {"robotics"};
 static const char *const robo_users[] = {"gina"};
 static const struct snap_budget robo_budgets[] = {{P2026, 500}, {P2026H2, 1000}};
+static const char *const tiny_users[] = {"ivan"};
+static const struct snap_budget tiny_budgets[] = {{P2026H2, 0.004}}; /* below 0.01: the YAML allows it */
 
 #define LIST(field, a) .field = a, .n_##field = N(a)
 static const struct snap_project projects[] = {
@@ -102,6 +104,8 @@ static const struct snap_project projects[] = {
 	[OLD] = {"old-proj", AI2F, .retired = true, LIST(users, genomics_users)},
 	[ROBO] = {"robo", AI2F, LIST(sectors, robo_sectors), LIST(users, robo_users),
 		  .policy = {WARN(80, 95)}, LIST(budgets, robo_budgets)},
+	[TINY] = {"tiny", AI2F, LIST(sectors, robo_sectors), LIST(users, tiny_users),
+		  .policy = {WARN(80, 95)}, LIST(budgets, tiny_budgets)},
 };
 
 static const struct snap_usage usage[] = {
@@ -115,6 +119,7 @@ static const struct snap_usage usage[] = {
 	{P2026, MIMER_P, H(600), 0},       {P2026H2, MIMER_P, H(600), 0},
 	{P2026H1, ROBO, H(300), 0},        {P2026, ROBO, H(500), 0},
 	{P2026H2, ROBO, H(200), 0},
+	{P2026H2, TINY, H(0.005), 0},
 };
 
 static const struct snapshot snap = {
@@ -219,6 +224,10 @@ static const struct row rows[] = {
 	 DECIDE_REFUSE, DECIDE_R_PROJECT_EXHAUSTED, "genomics-eu", "life-sciences",
 	 "project \"genomics-eu\" has used all its GPU-hours for period 2026-h2",
 	 "Used 40012.5 of 40000 GPU-hours.", ASK_AI2F},
+	{"project exhausted: a budget below 0.01 GPU-hours does not read as 0", DECIDE_CHECK, "jean-zay",
+	 "ivan", {"ivan"}, "tiny", NULL, 0, DECIDE_REFUSE, DECIDE_R_PROJECT_EXHAUSTED, "tiny", "robotics",
+	 "project \"tiny\" has used all its GPU-hours for period 2026-h2",
+	 "Used 0.005 of 0.004 GPU-hours.", ASK_AI2F},
 	{"project exhausted: used == budget", DECIDE_CHECK, "jean-zay", "hank", {"hank"}, "edge", NULL, 0,
 	 DECIDE_REFUSE, DECIDE_R_PROJECT_EXHAUSTED, "edge", "space",
 	 "project \"edge\" has used all its GPU-hours for period 2026-h2",
@@ -389,12 +398,27 @@ static void test_status(void **state)
 	req.cluster = "jean-zay";
 	req.user = "root";
 	l.n = 0;
-	assert_int_equal(10, decide_status(&snap, &req, 1, collect, &l));
+	assert_int_equal(12, decide_status(&snap, &req, 1, collect, &l)); /* tiny: one more project, two periods */
 	for (size_t i = 0; i < l.n; i++)
 		assert_string_not_equal("old-proj", l.line[i].project);
 }
 
 /* Which kept admissions charge their project: by enum, by name, and as the store's array. */
+/* Status fields: 2 decimals, more below 0.01 so that a tiny budget does not read as 0. */
+static void test_hours_field(void **state)
+{
+	static const struct {
+		double h;
+		const char *want;
+	} cases[] = {{0, "0.00"}, {40012.5, "40012.50"}, {0.01, "0.01"}, {0.004, "0.004"},
+		     {0.00025, "0.0003"}, {-0.004, "-0.004"}, {0.0000001, "0.000000"}};
+	char buf[32];
+
+	(void)state;
+	for (size_t i = 0; i < N(cases); i++)
+		assert_string_equal(decide_hours_field(buf, sizeof(buf), cases[i].h), cases[i].want);
+}
+
 static void test_charging_reasons(void **state)
 {
 	char buf[512], tiny[8];
@@ -420,6 +444,7 @@ int main(void)
 		cmocka_unit_test(test_now_before_snapshot),
 		cmocka_unit_test(test_status),
 		cmocka_unit_test(test_charging_reasons),
+		cmocka_unit_test(test_hours_field),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
