@@ -153,6 +153,7 @@ struct batch {
 	store_done_fn done; /* NULL for a settled batch: acknowledged before */
 	void *arg;
 	size_t n;
+	size_t bytes; /* what it holds in memory, for max_queued_bytes */
 	bool final;   /* settled, or nothing to settle: its ends close their intervals */
 	bool written; /* committed (not refused), by the last write_group() */
 	bool refused;
@@ -200,6 +201,7 @@ struct store {
 	pthread_cond_t wake;
 	struct batch_list queue;
 	size_t queued;             /* records in the queue */
+	size_t queued_bytes;       /* and the bytes they hold */
 	bool stopping;
 	struct store_stats stats;
 
@@ -227,6 +229,7 @@ void store_options_init(struct store_options *opts)
 	opts->rollup_flush_interval_ms = 5000;
 	opts->max_group_records = 20000;
 	opts->max_queued_records = 1000000;
+	opts->max_queued_bytes = 64u << 20;
 	opts->backoff_min_ms = 50;
 	opts->backoff_max_ms = 2000;
 	opts->stop_timeout_ms = 15000;
@@ -694,6 +697,7 @@ static void enqueue(struct store *s, struct batch *b)
 {
 	list_append(&s->queue, b);
 	s->queued += b->n;
+	s->queued_bytes += b->bytes;
 	pthread_cond_signal(&s->wake);
 }
 
@@ -823,7 +827,7 @@ static void *writer(void *arg)
 
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
-		size_t nb = 0, records = 0;
+		size_t nb = 0, records = 0, bytes = 0;
 		struct batch *b;
 
 		while (!s->queue.head && !s->stopping) {
@@ -856,6 +860,7 @@ static void *writer(void *arg)
 			}
 			group[nb++] = b;
 			records += b->n;
+			bytes += b->bytes;
 		}
 		if (nb == 0) { /* out of memory for the group array: wait and try again */
 			pthread_mutex_unlock(&s->lock);
@@ -867,6 +872,7 @@ static void *writer(void *arg)
 		if (!b)
 			s->queue.tail = NULL;
 		s->queued -= records;
+		s->queued_bytes -= bytes;
 		pthread_mutex_unlock(&s->lock);
 
 		write_group(s, group, nb);
@@ -1058,6 +1064,7 @@ static struct batch *make_batch(const struct usage_record *recs, size_t n, bool 
 		return NULL;
 	}
 	b->n = n;
+	b->bytes = sizeof(*b) + n * sizeof(b->recs[0]) + strings;
 	pool = (char *)&b->recs[n];
 	for (size_t i = 0; i < n; i++) {
 		struct usage_record *r = &b->recs[i];
@@ -1157,8 +1164,12 @@ int store_submit(struct store *s, const struct usage_record *recs, size_t n, sto
 	b->done = done;
 	b->arg = arg;
 	pthread_mutex_lock(&s->lock);
-	if (s->stopping || s->queued + n > s->opts.max_queued_records) {
+	/* Bounded in records and in bytes (names make a record up to about 1.3 kB); a batch
+	 * larger than the byte bound still goes when nothing else waits. */
+	if (s->stopping || s->queued + n > s->opts.max_queued_records ||
+	    (s->queued_bytes && s->queued_bytes + b->bytes > s->opts.max_queued_bytes)) {
 		bool stopping = s->stopping;
+		size_t records = s->queued, bytes = s->queued_bytes;
 
 		pthread_mutex_unlock(&s->lock);
 		free(b);
@@ -1166,8 +1177,8 @@ int store_submit(struct store *s, const struct usage_record *recs, size_t n, sto
 			aif_diag_message(diag, "aifd is stopping");
 		} else {
 			aif_diag_message(diag, "too many usage records waiting to be written");
-			aif_diag_detail(diag, "%zu records are queued for the database.",
-					s->opts.max_queued_records);
+			aif_diag_detail(diag, "%zu records (%zu bytes) are queued for the database; the limits are %zu records and %zu bytes.",
+					records, bytes, s->opts.max_queued_records, s->opts.max_queued_bytes);
 			aif_diag_hint(diag, "Send them again later; the database may be slow or unreachable.");
 		}
 		return -1;

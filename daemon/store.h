@@ -124,6 +124,7 @@ struct store_options {
 	unsigned rollup_flush_interval_ms; /* 0: never flush; default 5000 */
 	size_t max_group_records;          /* records per statement (whole batches); default 20000 */
 	size_t max_queued_records;         /* store_submit refuses beyond; default 1000000 */
+	size_t max_queued_bytes;           /* and beyond these bytes queued; default 64 MiB */
 	unsigned backoff_min_ms;           /* reconnect backoff, doubled up to max; default 50 */
 	unsigned backoff_max_ms;           /* default 2000 */
 	unsigned stop_timeout_ms;          /* store_stop keeps retrying a lost database so long; default 15000 */

@@ -141,6 +141,15 @@ missing=$(q -c "CREATE TEMP TABLE acked (job bigint)" -c "\\copy acked FROM '$wo
 assert_eq 0 "$missing" "acknowledged jobs not stored exactly once after the restart"
 check_rows "load across the restart" 1000001 $m pair
 
+# The queue is bounded in bytes too (names make records of up to about 1.3 kB): with a
+# bound of 64 kB, 8 clients of 4 requests of 100 records each find it full, wait, and every
+# record is still written once.
+run_load 4000 0 -n 4000 -k 8 -b 100 -w 4 --mode start --job-base 900000 --max-queued-bytes 65536
+queue_full=$(sed -n 's/.* queue_full \([0-9]*\)$/\1/p' <<<"$out")
+((queue_full > 0)) || fail "no submission found the queue full at 64 kB: $out"
+check_rows "starts under a bound of 64 kB" 900000 4000 start
+echo "starts, queue bounded at 64 kB: $out"
+
 # The rollups stay exact (the writer flushed them on the way).
 assert_eq "" "$(q -c 'SELECT * FROM aif.rollup_verify()')" "rollup_verify"
 echo "store: all checks passed"

@@ -7,7 +7,7 @@
  * thread keeping at most W batches unacknowledged (W = 1: a client waiting for its answer).
  * Waits for every answer, then prints one line:
  *
- *   acked N refused R batches_refused X elapsed S rate Q groups G reconnects C
+ *   acked N refused R batches_refused X elapsed S rate Q groups G reconnects C queue_full F
  *
  * (rate: acknowledged records per second). Record i (0 <= i < M) is fully determined by i,
  * so that a test can recompute it in SQL:
@@ -21,6 +21,8 @@
  * records without a start time), pair (a start and its end, in the same batch: 2 records per
  * i). --bad-every N: every N-th batch (batch index % N == N - 1) names the project
  * "no-such-project" instead. --acked-out FILE: the job ids of every acknowledged record.
+ * --max-queued-bytes N: the store's bound on queued bytes; queue_full counts the submissions
+ * it refused as full (each is retried a millisecond later).
  * Exit status: 0, or 1 when the store could not start, 2 on bad usage.
  */
 #include <getopt.h>
@@ -54,6 +56,7 @@ struct worker {
 	pthread_cond_t cond;
 	size_t inflight;
 	size_t acked, refused, refused_batches;
+	size_t queue_full; /* submissions the store refused as too many queued (then retried) */
 	size_t *acked_batches; /* indices of acknowledged batches */
 	size_t nacked_batches;
 	struct aif_diag first_refusal;
@@ -151,6 +154,7 @@ static void *work(void *arg)
 				w->failed = true;
 				goto out;
 			}
+			w->queue_full++;
 			nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
 		}
 	}
@@ -224,6 +228,7 @@ int main(int argc, char **argv)
 		{"time-base", required_argument, NULL, 't'}, {"cluster", required_argument, NULL, 'c'},
 		{"projects", required_argument, NULL, 'p'}, {"bad-every", required_argument, NULL, 'x'},
 		{"flush-ms", required_argument, NULL, 'f'}, {"acked-out", required_argument, NULL, 'o'},
+		{"max-queued-bytes", required_argument, NULL, 'q'},
 		{NULL, 0, NULL, 0},
 	};
 	struct load l = {.mode = MODE_START, .m = 10000, .batch = 1, .threads = 8, .window = 1,
@@ -236,7 +241,7 @@ int main(int argc, char **argv)
 	struct store_stats stats;
 	struct aif_diag diag;
 	struct timespec t0, t1;
-	size_t acked = 0, refused = 0, refused_batches = 0;
+	size_t acked = 0, refused = 0, refused_batches = 0, queue_full = 0;
 	double elapsed;
 	int c, rc = 0;
 
@@ -254,6 +259,7 @@ int main(int argc, char **argv)
 		case 'x': l.bad_every = strtoul(optarg, NULL, 10); break;
 		case 'f': opts.rollup_flush_interval_ms = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'o': acked_out = optarg; break;
+		case 'q': opts.max_queued_bytes = strtoul(optarg, NULL, 10); break;
 		case 'm':
 			if (strcmp(optarg, "start") == 0)
 				l.mode = MODE_START;
@@ -320,13 +326,14 @@ int main(int argc, char **argv)
 				aif_diag_format(&ws[t].first_refusal, buf, sizeof(buf)));
 		}
 		refused_batches += ws[t].refused_batches;
+		queue_full += ws[t].queue_full;
 		if (ws[t].failed)
 			rc = 1;
 	}
 	printf("acked %zu refused %zu batches_refused %zu elapsed %.3f rate %.0f groups %llu "
-	       "reconnects %llu\n",
+	       "reconnects %llu queue_full %zu\n",
 	       acked, refused, refused_batches, elapsed, elapsed > 0 ? (double)acked / elapsed : 0.0,
-	       (unsigned long long)stats.groups, (unsigned long long)stats.reconnects);
+	       (unsigned long long)stats.groups, (unsigned long long)stats.reconnects, queue_full);
 	if (acked_out && write_acked(acked_out, &l, ws) < 0)
 		rc = 1;
 	for (size_t t = 0; t < l.threads; t++) {
