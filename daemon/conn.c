@@ -161,7 +161,7 @@ static bool uid_unlimited(const struct conns *cs, uid_t uid)
 /* "N more connections ..." */
 static const char *const log_summaries[CONN_LOG_KINDS] = {
 	[CONN_LOG_EVICTED] = "closed to make room for new ones",
-	[CONN_LOG_FULL] = "refused: every connection had a request in progress",
+	[CONN_LOG_FULL] = "refused: every connection had a request being handled",
 	[CONN_LOG_PER_UID] = "refused: their user held as many as a user may on the Unix socket",
 	[CONN_LOG_BUDGET] = "closed: requests not yet answered held too much memory",
 	[CONN_LOG_FRAME] = "closed: their request was not complete in time",
@@ -222,6 +222,8 @@ static void describe_progress(const struct conn *conn, int64_t now, char *buf, s
 
 	if (conn->state == CONN_IDLE)
 		snprintf(buf, size, "it had been idle for %.1f s since its last answer", secs);
+	else if (conn->state == CONN_WRITING)
+		snprintf(buf, size, "its client had not read its answer for %.1f s", secs);
 	else if (conn->state != CONN_READING)
 		snprintf(buf, size, "it had a request in progress");
 	else if (conn->header_got == 0)
@@ -703,14 +705,22 @@ static bool uid_within_limit(struct aifd *aifd, const struct conn *conn,
 	return false;
 }
 
-/* The one to close for room: the oldest that waits for a request or is still sending one. */
+static struct conn *older(struct conn *a, struct conn *b)
+{
+	if (!a || !b)
+		return a ? a : b;
+	return a->since_ms <= b->since_ms ? a : b;
+}
+
+/*
+ * The one to close for room: the oldest that is still sending its request, is idle, or does
+ * not read its answer (a client that reads takes milliseconds; one that does not could
+ * otherwise hold its place for CONN_WRITE_MS). Not one whose request a worker handles.
+ */
 static struct conn *eviction_victim(const struct conns *cs)
 {
-	struct conn *reading = queue_oldest(&cs->reading), *idle = queue_oldest(&cs->idle);
-
-	if (!reading || !idle)
-		return reading ? reading : idle;
-	return reading->since_ms <= idle->since_ms ? reading : idle;
+	return older(older(queue_oldest(&cs->reading), queue_oldest(&cs->idle)),
+		     queue_oldest(&cs->writing));
 }
 
 static void warn_evicted(struct aifd *aifd, const struct conn *victim,
@@ -725,7 +735,7 @@ static void warn_evicted(struct aifd *aifd, const struct conn *victim,
 	aif_diag_message(&diag, "too many connections: closed connection %llu from %s to make room for a new one on %s",
 			 (unsigned long long)victim->id, victim->peer, listener->name);
 	aif_diag_detail(&diag, "aifd keeps at most %lu connections (its open-file limit is %lu). Connection "
-			       "%llu was the oldest without a request in progress: %s.",
+			       "%llu was the oldest without a request being handled: %s.",
 			cs->max_conns, cs->nofile, (unsigned long long)victim->id, progress);
 	aif_diag_hint(&diag, "If the clients are legitimate, raise aifd's open-file limit (LimitNOFILE in aifd.service).");
 	log_diag(LOG_LEVEL_WARNING, NULL, &diag);
@@ -733,9 +743,9 @@ static void warn_evicted(struct aifd *aifd, const struct conn *victim,
 
 /*
  * Room for one more connection: when all max_conns are open, the oldest one without a request
- * in progress is closed (over TCP nothing is known of a sender before its request is read, so
- * age is what tells a fresh request from a slow attacker). Returns false when every
- * connection has a request in progress.
+ * being handled is closed (over TCP nothing is known of a sender before its request is read,
+ * so age is what tells a fresh request from a slow attacker). Returns false when a worker
+ * handles the request of every connection.
  */
 static bool make_room(struct aifd *aifd, const struct listener *listener, int64_t now)
 {
@@ -750,7 +760,7 @@ static bool make_room(struct aifd *aifd, const struct listener *listener, int64_
 			struct aif_diag diag;
 			aif_diag_clear(&diag);
 			aif_diag_message(&diag, "too many connections: refused a new connection on %s", listener->name);
-			aif_diag_detail(&diag, "All %lu connections (the most aifd keeps with its open-file limit of %lu) have a request in progress.",
+			aif_diag_detail(&diag, "All %lu connections (the most aifd keeps with its open-file limit of %lu) have a request being handled.",
 					cs->max_conns, cs->nofile);
 			aif_diag_hint(&diag, "If the clients are legitimate, raise aifd's open-file limit (LimitNOFILE in aifd.service).");
 			log_diag(LOG_LEVEL_WARNING, NULL, &diag);

@@ -15,8 +15,9 @@
  *   for CONN_IDLE_MS. Bytes that trickle in do not extend either;
  * - an answer must be read within CONN_WRITE_MS (CONN_STOP_WRITE_MS once aifd is stopping);
  * - at most max_conns connections, from the open-file limit aifd gets; when they are all
- *   open, the oldest one without a request in progress (one still sending its request, or
- *   idle) is closed to make room, so that old slow connections lose to a fresh request;
+ *   open, the oldest one without a request being handled (one still sending its request,
+ *   idle, or not reading its answer) is closed to make room, so that old slow connections
+ *   lose to a fresh request;
  * - at most max_per_uid connections of one uid on the Unix socket (root and SlurmUser are
  *   not limited); more are refused;
  * - at most CONN_BUFFER_BUDGET bytes of frames received and not yet answered; beyond it the
@@ -101,7 +102,7 @@ struct conn_ratelog {
 
 enum conn_log_kind {
 	CONN_LOG_EVICTED,  /* closed to make room for a new connection */
-	CONN_LOG_FULL,     /* refused: every connection has a request in progress */
+	CONN_LOG_FULL,     /* refused: a worker handles every connection's request */
 	CONN_LOG_PER_UID,  /* refused: the uid holds max_per_uid */
 	CONN_LOG_BUDGET,   /* closed: CONN_BUFFER_BUDGET reached */
 	CONN_LOG_FRAME,    /* closed: its frame was not complete in time */
