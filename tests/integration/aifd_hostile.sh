@@ -155,9 +155,10 @@ stop_attacks
 sample_rss
 growth=$(((max_rss - base_rss) / 1024))
 echo "RSS: $base_rss kB before the attacks, at most $max_rss kB during them (+$growth MiB)"
-# docs/aifd.md "Limits": 64 MiB of frames and 256 connections, plus ASan's share (its 16 MB
-# quarantine, the heap's shadow, its allocator's caches); without the limits, +200 MiB.
-((growth < 128)) || fail "aifd's RSS grew by $growth MiB under attack (bound: 128 MiB)"
+# docs/aifd.md "Limits": 64 MiB of frames and 256 connections (+64 MiB without sanitizers),
+# plus ASan's share: its 16 MB quarantine, the heap's shadow, its allocator's caches after
+# tens of thousands of connections (+97 to +115 MiB measured). Without the limits: +235 MiB.
+((growth < 144)) || fail "aifd's RSS grew by $growth MiB under attack (bound: 144 MiB)"
 
 # 4. A client that never reads its answers is closed 10 s after it stopped reading.
 attack noread --server="$sock" noread --count=1000 --duration=30
