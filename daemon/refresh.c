@@ -15,6 +15,13 @@
 #include "log.h"
 #include "wakeup.h"
 
+/*
+ * A load may take at most one part in LOAD_SHARE of the time between loads: with a million
+ * open intervals one takes seconds, and reloading every refresh_interval (1 s) would keep a
+ * core busy. Only a budget change (aifctl apply) is loaded at once, whatever the last load took.
+ */
+#define LOAD_SHARE 5
+
 struct refresh {
 	PGconn *conn;                 /* the thread's alone once it runs */
 	char *conninfo;
@@ -83,15 +90,18 @@ static bool wait_for_change(struct refresh *r, int64_t deadline_ms)
 static void *refresh_thread(void *arg)
 {
 	struct refresh *r = arg;
-	int64_t last = aif_clock_ms();
+	int64_t last = aif_clock_ms(), load_ms = 0;
 
 	while (!atomic_load(&r->stopping)) {
 		int64_t now = aif_clock_ms();
+		int64_t spacing = load_ms * (LOAD_SHARE - 1);
 		int64_t due = last + atomic_load(&r->interval_ms);
 		const char *why = NULL;
 
 		if (atomic_load(&r->poked) && last + r->min_interval_ms < due)
 			due = last + r->min_interval_ms;
+		if (due < last + spacing)
+			due = last + spacing;
 		if (now < due && wait_for_change(r, due))
 			why = "budgets changed";
 		if (atomic_load(&r->stopping))
@@ -108,9 +118,14 @@ static void *refresh_thread(void *arg)
 		if (!why)
 			why = atomic_load(&r->poked) ? "usage recorded" : "periodic";
 		atomic_store(&r->poked, false);
+		now = aif_clock_ms();
 		if (load(r, why) < 0 && PQstatus(r->conn) != CONNECTION_OK)
 			continue; /* reconnect at once */
 		last = aif_clock_ms();
+		load_ms = last - now;
+		if (load_ms * (LOAD_SHARE - 1) > (int64_t)atomic_load(&r->interval_ms))
+			log_debug("the budget snapshot took %lld ms to load: the next in %lld ms at the earliest",
+				  (long long)load_ms, (long long)(load_ms * (LOAD_SHARE - 1)));
 	}
 	return NULL;
 }

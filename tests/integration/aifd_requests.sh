@@ -346,6 +346,18 @@ assert_eq ok "$(aif_send root a admit cluster=aiftest job=30 uid="$(uid_of aifte
 assert_eq refuse "$(aif_send root a admit cluster=aiftest job=31 uid="$(uid_of aiftest2)" gid="$(gid_of aiftest2)" project=pexh | head -1)" \
 	"a new job of exhausted pexh"
 
+# A snapshot that takes long to load (here: the usage table locked for 3 s) spaces the next
+# loads out (4 times the load's time), instead of keeping a core busy at every refresh_interval.
+psql -d "$AIFD_DB" -qc "BEGIN; LOCK TABLE aif.usage_intervals IN ACCESS EXCLUSIVE MODE;
+	SELECT pg_sleep(3); COMMIT;" >/dev/null &
+lock_pid=$!
+aifd_wait_log a "the budget snapshot took [0-9]{4} ms to load: the next in [0-9]+ ms at the earliest" "a slow load"
+wait "$lock_pid"
+periodic() { grep -c "budgets and usage loaded (periodic)" "$AIFD_WORK/a.log"; }
+before=$(periodic)
+sleep 4
+assert_eq "$before" "$(periodic)" "periodic loads within 4 s of a load of over 1 s (refresh_interval 1s)"
+
 # SIGTERM: exits 0 soon, its socket gone.
 kill -TERM "$AIFD_PID_a"
 rc=0
