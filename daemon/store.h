@@ -71,9 +71,9 @@ enum usage_event {
 
 /*
  * One usage record (docs/protocol.md, "usage"). Times are Unix seconds, UTC. An end record
- * carries the allocation's start time too (the epilog knows it: SLURM job start time, or the
- * node's spooled start record), so that an end alone is a complete interval when its start
- * never arrived. The strings are copied by store_submit().
+ * may carry the allocation's start time too, from a sender that knows it, so that an end alone
+ * is a complete interval when its start never arrived (aif.so's epilog does not know it: a
+ * settled end takes slurmctld's StartTime instead). The strings are copied by store_submit().
  */
 struct usage_record {
 	enum usage_event event;
