@@ -191,5 +191,5 @@ echo "aifd stopped $stop_ms ms after SIGTERM with a client that does not read"
 ((stop_ms < 3000)) || fail "aifd took $stop_ms ms to stop (at most 3000)"
 stop_attacks
 
-grep -qs "AddressSanitizer\|runtime error" "$AIFD_WORK"/a.log* && fail "sanitizer report in aifd's log: $(grep -A20 "AddressSanitizer\|runtime error" "$AIFD_WORK"/a.log*)"
+grep -qs "AddressSanitizer\|LeakSanitizer\|runtime error" "$AIFD_WORK"/a.log* && fail "sanitizer report in aifd's log: $(grep -A20 "Sanitizer\|runtime error" "$AIFD_WORK"/a.log*)"
 echo "aifd hostile: all checks passed"
