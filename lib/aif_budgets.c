@@ -315,8 +315,7 @@ bool aif_valid_cluster_name(const char *name)
 	return valid_name(name, "abcdefghijklmnopqrstuvwxyz0123456789_-");
 }
 
-/* Unix user and group names vary by site (LDAP, AD); refuse only what can never be one. */
-static bool valid_member(const char *s)
+bool aif_budgets_valid_member(const char *s)
 {
 	size_t len = strlen(s);
 	if (len < 1 || len > 255)
@@ -762,7 +761,7 @@ static void read_members_list(struct loader *L, const struct ynode *node, bool g
 			      what, quote(item->text).text, owner, dup->node->line);
 			continue;
 		}
-		if (!valid_member(item->text)) {
+		if (!aif_budgets_valid_member(item->text)) {
 			error(L, item, "invalid %s name %s in members of %s; " MEMBER_RULE, what,
 			      quote(item->text).text, owner);
 			continue;

@@ -115,4 +115,11 @@ bool aif_valid_cluster_name(const char *name);
 /* "error" or "warning", then "file:line:column: " as compilers print it; for aifctl check. */
 const char *aif_budgets_issue_format(const struct aif_budgets_issue *issue, char *buf, size_t size);
 
+/*
+ * Whether a name can be a Unix user or group of a project's members: 1 to 255 bytes, no
+ * space, control character, ':' or '/'. Names vary by site (LDAP, AD): only what can never
+ * be one is refused.
+ */
+bool aif_budgets_valid_member(const char *name);
+
 #endif

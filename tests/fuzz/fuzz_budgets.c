@@ -98,16 +98,6 @@ static bool id_ok(const char *s, const char *charset)
 
 #define ID_CHARS "abcdefghijklmnopqrstuvwxyz0123456789._-"
 
-static bool member_ok(const char *s)
-{
-	size_t len = strlen(s);
-	if (len < 1 || len > 255)
-		return false;
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-		if (*p <= 0x20 || *p == 0x7f || *p == ':' || *p == '/')
-			return false;
-	return true;
-}
 
 static bool in(const char *const *list, size_t n, const char *s)
 {
@@ -210,9 +200,9 @@ static void check_model(const struct aif_budgets *b)
 			CHECK(unique((const char *const *)p->users, p->n_users));
 			CHECK(unique((const char *const *)p->groups, p->n_groups));
 			for (size_t k = 0; k < p->n_users; k++)
-				CHECK(member_ok(p->users[k]));
+				CHECK(aif_budgets_valid_member(p->users[k]));
 			for (size_t k = 0; k < p->n_groups; k++)
-				CHECK(member_ok(p->groups[k]));
+				CHECK(aif_budgets_valid_member(p->groups[k]));
 			check_policy(&p->policy);
 		}
 		/* Projects have a budget only in periods where their factory has one, within it. */
