@@ -87,6 +87,20 @@ budgets_head() {
 		"$(IFS=,; echo "$*" | sed 's/,/, /g')" "$(utc_day -30)" "$(utc_day 30)"
 }
 
+# apply_proja: budgets of one AI Factory "fa" on cluster aiftest (1000 GPU-hours) and its
+# project "proja" (health, 100 GPU-hours, member aiftest), applied to the test's database.
+apply_proja() {
+	{ budgets_head health; cat; } >"$AIFD_WORK/budgets.yaml" <<YAML
+factories:
+  - id: fa
+    clusters: [aiftest]
+    budgets: {cur: 1000}
+    projects:
+      - {id: proja, sectors: [health], budgets: {cur: 100}, members: {users: [aiftest]}}
+YAML
+	"$AIF_BUILD_DIR/aifctl/aifctl" --db "$AIFD_CONNINFO" apply "$AIFD_WORK/budgets.yaml" >/dev/null
+}
+
 # plugin_cluster_start [PLUGSTACK ARG]...: a harness run of the test's own whose
 # plugstack.conf loads this build's aif.so (copied, readable by the test users) talking to
 # the aifd "a" that aifd_start will start, with the extra arguments; then aifd_setup. The run

@@ -8,15 +8,7 @@ source "$(dirname "$0")/../lib.sh"
 load_harness
 aifd_setup
 
-{ budgets_head health; cat; } >"$AIFD_WORK/budgets.yaml" <<YAML
-factories:
-  - id: fa
-    clusters: [aiftest]
-    budgets: {cur: 1000}
-    projects:
-      - {id: proja, sectors: [health], budgets: {cur: 100}, members: {users: [aiftest]}}
-YAML
-"$AIF_BUILD_DIR/aifctl/aifctl" --db "$AIFD_CONNINFO" apply "$AIFD_WORK/budgets.yaml" >/dev/null
+apply_proja
 
 spool=$AIFD_WORK/spool
 now=$(date +%s)

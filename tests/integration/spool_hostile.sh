@@ -15,15 +15,7 @@ aifd_setup
 fs=$AIFD_WORK/fs
 trap 'umount "$fs" 2>/dev/null || true; aifd_cleanup' EXIT
 
-{ budgets_head health; cat; } >"$AIFD_WORK/budgets.yaml" <<YAML
-factories:
-  - id: fa
-    clusters: [aiftest]
-    budgets: {cur: 1000}
-    projects:
-      - {id: proja, sectors: [health], budgets: {cur: 100}, members: {users: [aiftest]}}
-YAML
-"$AIF_BUILD_DIR/aifctl/aifctl" --db "$AIFD_CONNINFO" apply "$AIFD_WORK/budgets.yaml" >/dev/null
+apply_proja
 
 now=$(date +%s)
 start=$((now - 7200))
