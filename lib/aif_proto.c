@@ -106,6 +106,11 @@ static bool utf8_valid(const unsigned char *s, size_t n)
 	return true;
 }
 
+bool aif_proto_utf8_valid(const char *s)
+{
+	return utf8_valid((const unsigned char *)s, strlen(s));
+}
+
 static bool must_encode(unsigned char c)
 {
 	return c < 0x20 || c == 0x7F || c == '%';

@@ -91,6 +91,9 @@ int aif_proto_set_u64(struct aif_proto_block *b, const char *key, uint64_t value
 /* A new empty record at the end; NULL with errno E2BIG (AIF_PROTO_MAX_RECORDS) or ENOMEM. */
 struct aif_proto_block *aif_proto_add_record(struct aif_proto_msg *m);
 
+/* Whether s is strict UTF-8 (what a value must be; no overlong forms, no surrogates). */
+bool aif_proto_utf8_valid(const char *s);
+
 /* The value of key in the block, or NULL. */
 const char *aif_proto_get(const struct aif_proto_block *b, const char *key);
 /* The value of key; NULL with diag "missing field" if absent. */

@@ -9,7 +9,7 @@
  * The times are the node's clock; aifd replaces them with slurmctld's StartTime and EndTime
  * when it still knows the run (daemon/jobtimes.h).
  *
- * What this context has (../shared/SLURM-NOTES.md): S_JOB_ID, S_JOB_UID, S_JOB_GID, and the
+ * What this context has (docs/slurm.md): S_JOB_ID, S_JOB_UID, S_JOB_GID, and the
  * environment: SLURM_CLUSTER_NAME, SLURMD_NODENAME, SLURM_JOB_RESTART_COUNT (the epilog's is
  * the next run's after a requeue: runs.c), SLURM_JOB_GPUS
  * (indices), SLURM_JOB_USER, and SPANK_AIF_PROJECT / SPANK_AIF_SECTOR from the submit-time
@@ -56,13 +56,30 @@ static uint32_t env_restart(void)
 	return v && aif_proto_parse_u64(v, UINT32_MAX, &n) == 0 ? (uint32_t)n : 0;
 }
 
+/*
+ * SPANK_AIF_PROJECT or SPANK_AIF_SECTOR, unless the user made it something that is no name
+ * (too long, a control character, not UTF-8): then it is left out, never the record. The user
+ * controls these (docs/slurm.md), and a record that failed over them would leave the job's GPU
+ * time uncharged; aifd charges the job's admitted project, or keeps the usage unattributed.
+ */
+static const char *env_name(const char *var, uint32_t job)
+{
+	const char *v = env(var);
+
+	if (v && !aif_option_name_valid(v)) {
+		slurm_info("aif: job %u: %s is not a valid name; left out of the usage record", job, var);
+		return NULL;
+	}
+	return v;
+}
+
 /* The record of run restart of job on node, or -1 when this context lacks what it needs (logged). */
 static int build_record(spank_t sp, bool end, uint32_t job, const char *node, uint32_t restart,
 			struct aif_proto_block *r, unsigned gpus)
 {
 	uint32_t uid;
 	const char *user = env("SLURM_JOB_USER");
-	const char *project = env("SPANK_AIF_PROJECT"), *sector = env("SPANK_AIF_SECTOR");
+	const char *project = env_name("SPANK_AIF_PROJECT", job), *sector = env_name("SPANK_AIF_SECTOR", job);
 
 	if (spank_get_item(sp, S_JOB_UID, &uid) != ESPANK_SUCCESS) {
 		slurm_error("aif: %s: no uid for job %u; usage not recorded", end ? "epilog" : "prolog", job);

@@ -36,7 +36,12 @@ static bool has_control(const char *v)
 /* A project or sector name as aifd takes it: 1 to MAX_NAME bytes, no control characters. */
 static bool valid_name(const char *v)
 {
-	return v && v[0] && strlen(v) <= MAX_NAME && !has_control(v);
+	return v && v[0] && strlen(v) <= MAX_NAME && !has_control(v) && aif_proto_utf8_valid(v);
+}
+
+bool aif_option_name_valid(const char *v)
+{
+	return valid_name(v);
 }
 
 /*

@@ -53,6 +53,8 @@ const char *aif_option_sector(spank_t sp);
  * environment. Such a step is refused: the user controls these values.
  */
 bool aif_options_valid(spank_t sp, struct aif_diag *diag);
+/* Whether v is a project or sector name aifd takes: 1 to 128 bytes of UTF-8, no control character. */
+bool aif_option_name_valid(const char *v);
 
 /* Allocator/local context, init_post_opt: 0, or -1 after printing the refusal. */
 int aif_submit_check(spank_t sp, const struct aif_plugin_settings *s);

@@ -85,6 +85,10 @@ forge() { # forge NAME CONF [VAR=VALUE | --SBATCH-OPTION]...: sbatch as $user, p
 # AIF_PROJECT (aif.so not loaded): admitted for "mine", so charged to "mine".
 opt_job=$(forge forge-opt forge-aif --aif-project=mine)
 env_job=$(forge forge-env forge AIF_PROJECT=mine)
+# ... and a forged value that is no name at all (a control character; 5,000 bytes): the usage
+# records leave it out rather than fail, so the job is still charged.
+ctl_job=$(forge forge-ctl forge-aif --aif-project=mine FORGE_PROJECT=$'bad\x01')
+long_job=$(forge forge-long forge-aif --aif-project=mine FORGE_PROJECT="$(printf 'x%.0s' $(seq 5000))")
 # 2. No project, and two of their own: the admission refuses the job.
 none_job=$(forge forge-none forge)
 charged() { # charged JOB: the job's usage intervals, node|project|open or closed, comma-separated
@@ -92,7 +96,7 @@ charged() { # charged JOB: the job's usage intervals, node|project|open or close
 		|| CASE WHEN ended_at IS NULL THEN 'open' ELSE 'closed' END
 		FROM aif.usage_intervals WHERE job_id = $1 ORDER BY node, restart_count" | paste -sd,
 }
-for job in "$opt_job" "$env_job"; do
+for job in "$opt_job" "$env_job" "$ctl_job" "$long_job"; do
 	assert_eq COMPLETED "$(wait_job "$job")" "the forging job $job"
 	assert_eq "ok|mine" "$(psql -d "$AIFD_DB" -Atc \
 		"SELECT verdict, project_id FROM aif.admissions WHERE job_id = $job")" "the admission of the forging job $job"
