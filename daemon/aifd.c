@@ -79,12 +79,16 @@ static void aifd_close(struct aifd *aifd)
 	conn_close_all(aifd, "aifd is stopping");
 	listener_close(aifd, &aifd->unix_listener);
 	listener_close(aifd, &aifd->tcp_listener);
-	/* Workers first (they submit to the store), then the store (it pokes refresh). */
-	pool_stop(aifd->pool);
-	aifd->pool = NULL;
+	/*
+	 * Workers first (they submit to the store), then the store (it pokes refresh, and answers
+	 * what it could not write through pool_done()), then the pool's memory.
+	 */
+	pool_join(aifd->pool);
 	if (aifd->store)
 		store_stop(aifd->store);
 	aifd->store = NULL;
+	pool_stop(aifd->pool);
+	aifd->pool = NULL;
 	handler_free(aifd->handler);
 	aifd->handler = NULL;
 	jobtimes_free(aifd->jobtimes);

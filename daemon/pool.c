@@ -140,10 +140,8 @@ struct request *pool_take_done(struct pool *pool)
 	return list;
 }
 
-void pool_stop(struct pool *pool)
+void pool_join(struct pool *pool)
 {
-	struct request *req;
-
 	if (!pool)
 		return;
 	pthread_mutex_lock(&pool->lock);
@@ -152,6 +150,16 @@ void pool_stop(struct pool *pool)
 	pthread_mutex_unlock(&pool->lock);
 	for (unsigned i = 0; i < pool->n_threads; i++)
 		pthread_join(pool->threads[i], NULL);
+	pool->n_threads = 0;
+}
+
+void pool_stop(struct pool *pool)
+{
+	struct request *req;
+
+	if (!pool)
+		return;
+	pool_join(pool);
 	while ((req = pop(&pool->done)))
 		request_free(req);
 	if (pool->event_fd >= 0)

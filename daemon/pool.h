@@ -38,8 +38,10 @@ void pool_done(struct pool *pool, struct request *req);
 int pool_fd(const struct pool *pool);
 struct request *pool_take_done(struct pool *pool);
 
-/* Let the workers finish the queue, join them and free the pool. Answered requests not taken
- * are freed with request_free(). */
+/* Let the workers finish the queue and join them; pool_done() still works after it. */
+void pool_join(struct pool *pool);
+/* pool_join() if not done yet, then free the pool. Answered requests not taken are freed with
+ * request_free(). */
 void pool_stop(struct pool *pool);
 
 #endif
