@@ -27,6 +27,7 @@
 
 #include <libpq-fe.h>
 
+#include "aif_client.h" /* aif_clock_ms */
 #include "aif_db.h"
 #include "decide.h"
 
@@ -37,6 +38,16 @@
  * (node names are host names, at most 64 bytes), far below what a B-tree entry holds.
  */
 #define STORE_MAX_NAME 255
+
+/*
+ * A database that stops answering (stopped, a network black hole: TCP keepalives do not see a
+ * stopped server) must not hold the writer for ever: a statement not answered within
+ * STATEMENT_MS drops the connection, and the group is written again on a new one (the writes
+ * are idempotent). While one group has been writing for STALL_MS, new usage is answered
+ * "error" at once: the senders spool it, rather than wait for their own timeouts.
+ */
+#define STATEMENT_MS 20000
+#define STALL_MS 10000
 
 /* Settling rounds start at most this often (settler()). */
 #define SETTLE_ROUND_MS 1000
@@ -202,6 +213,7 @@ struct store {
 	struct batch_list queue;
 	size_t queued;             /* records in the queue */
 	size_t queued_bytes;       /* and the bytes they hold */
+	int64_t writing_since_ms;  /* aif_clock_ms() when the group being written was taken; 0: idle */
 	bool stopping;
 	struct store_stats stats;
 
@@ -412,11 +424,39 @@ static enum outcome classify(PGconn *conn, const PGresult *res)
 	return OUTCOME_FAIL;
 }
 
+static void disconnect(struct store *s);
+
+/*
+ * The result of a statement sent with PQsend*() (sent: what that returned), by STATEMENT_MS;
+ * NULL, with diag and the connection dropped, when the database did not answer in time.
+ */
+static PGresult *result_by(struct store *s, int sent, const char *what, struct aif_diag *diag)
+{
+	PGresult *res = aif_db_result_by(s->conn, sent, aif_clock_ms() + STATEMENT_MS);
+
+	if (!res) {
+		aif_db_diag(diag, s->conn, NULL, what);
+		if (sent && PQstatus(s->conn) == CONNECTION_OK) {
+			aif_diag_clear(diag);
+			aif_diag_message(diag, "%s: the aif database did not answer within %d s", what,
+					 STATEMENT_MS / 1000);
+			aif_diag_hint(diag, "The usage is written again on a new connection.");
+			store_log(s, 1, diag);
+		}
+		disconnect(s);
+	}
+	return res;
+}
+
 /* Run a statement without parameters; the outcome, diag on failure. */
 static enum outcome run(struct store *s, const char *sql, struct aif_diag *diag)
 {
-	PGresult *res = PQexec(s->conn, sql);
-	enum outcome o = classify(s->conn, res);
+	PGresult *res = result_by(s, PQsendQuery(s->conn, sql), sql, diag);
+	enum outcome o;
+
+	if (!res)
+		return OUTCOME_RETRY;
+	o = classify(s->conn, res);
 
 	if (o != OUTCOME_OK)
 		aif_db_diag(diag, s->conn, res, sql);
@@ -439,7 +479,10 @@ static enum outcome write_range(struct store *s, struct batch **batches, size_t 
 	for (int j = 0; j < STORE_NPARAMS; j++)
 		values[j] = s->params[j].data;
 	values[STORE_NPARAMS] = s->charging_reasons;
-	res = PQexecPrepared(s->conn, WRITE_NAME, WRITE_NPARAMS, values, NULL, NULL, 0);
+	res = result_by(s, PQsendQueryPrepared(s->conn, WRITE_NAME, WRITE_NPARAMS, values, NULL, NULL, 0),
+			"could not write usage", diag);
+	if (!res)
+		return OUTCOME_RETRY;
 	o = classify(s->conn, res);
 	if (o != OUTCOME_OK)
 		aif_db_diag(diag, s->conn, res, "could not write usage");
@@ -516,10 +559,11 @@ static PGconn *connect_db(const char *conninfo)
  */
 static bool prepare(struct store *s, struct aif_diag *diag)
 {
-	PGresult *res = PQprepare(s->conn, WRITE_NAME, WRITE_SQL, WRITE_NPARAMS, NULL);
-	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+	PGresult *res = result_by(s, PQsendPrepare(s->conn, WRITE_NAME, WRITE_SQL, WRITE_NPARAMS, NULL),
+				  "could not prepare the usage statement", diag);
+	bool ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;
 
-	if (!ok)
+	if (res && !ok)
 		aif_db_diag(diag, s->conn, res, "could not prepare the usage statement");
 	PQclear(res);
 	return ok;
@@ -556,9 +600,10 @@ static void recover(struct store *s, const struct aif_diag *why)
 {
 	if (s->conn && PQstatus(s->conn) == CONNECTION_OK &&
 	    PQtransactionStatus(s->conn) != PQTRANS_IDLE) {
-		PGresult *res = PQexec(s->conn, "ROLLBACK");
+		struct aif_diag ignored;
+		PGresult *res = result_by(s, PQsendQuery(s->conn, "ROLLBACK"), "ROLLBACK", &ignored);
 
-		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		if (res && PQresultStatus(res) != PGRES_COMMAND_OK)
 			disconnect(s);
 		PQclear(res);
 	}
@@ -873,9 +918,13 @@ static void *writer(void *arg)
 			s->queue.tail = NULL;
 		s->queued -= records;
 		s->queued_bytes -= bytes;
+		s->writing_since_ms = aif_clock_ms();
 		pthread_mutex_unlock(&s->lock);
 
 		write_group(s, group, nb);
+		pthread_mutex_lock(&s->lock);
+		s->writing_since_ms = 0;
+		pthread_mutex_unlock(&s->lock);
 		for (size_t i = 0; i < nb; i++)
 			to_settle(s, group[i]);
 		maybe_flush(s, false);
@@ -1156,6 +1205,7 @@ int store_submit(struct store *s, const struct usage_record *recs, size_t n, sto
 {
 	struct batch *b;
 	bool invalid = false;
+	int64_t stalled;
 
 	aif_diag_clear(diag);
 	b = make_batch(recs, n, &invalid, diag);
@@ -1166,7 +1216,8 @@ int store_submit(struct store *s, const struct usage_record *recs, size_t n, sto
 	pthread_mutex_lock(&s->lock);
 	/* Bounded in records and in bytes (names make a record up to about 1.3 kB); a batch
 	 * larger than the byte bound still goes when nothing else waits. */
-	if (s->stopping || s->queued + n > s->opts.max_queued_records ||
+	stalled = s->writing_since_ms ? aif_clock_ms() - s->writing_since_ms : 0;
+	if (s->stopping || stalled > STALL_MS || s->queued + n > s->opts.max_queued_records ||
 	    (s->queued_bytes && s->queued_bytes + b->bytes > s->opts.max_queued_bytes)) {
 		bool stopping = s->stopping;
 		size_t records = s->queued, bytes = s->queued_bytes;
@@ -1175,6 +1226,10 @@ int store_submit(struct store *s, const struct usage_record *recs, size_t n, sto
 		free(b);
 		if (stopping) {
 			aif_diag_message(diag, "aifd is stopping");
+		} else if (stalled > STALL_MS) {
+			aif_diag_message(diag, "the aif database has not taken usage for %lld s",
+					 (long long)(stalled / 1000));
+			aif_diag_hint(diag, "Send the records again later; aifd keeps trying the database.");
 		} else {
 			aif_diag_message(diag, "too many usage records waiting to be written");
 			aif_diag_detail(diag, "%zu records (%zu bytes) are queued for the database; the limits are %zu records and %zu bytes.",

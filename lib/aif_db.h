@@ -78,6 +78,11 @@ PGconn *aif_db_connect_by(const char *conninfo, const char *application_name, in
  */
 PGresult *aif_db_exec_by(PGconn *conn, const char *sql, int nparams, const char *const *params,
 			 int64_t deadline_ms);
+/*
+ * The same for any query sent with libpq's PQsend*() functions: sent is what that returned.
+ * E.g. aif_db_result_by(conn, PQsendQueryPrepared(conn, ...), deadline).
+ */
+PGresult *aif_db_result_by(PGconn *conn, int sent, int64_t deadline_ms);
 
 /*
  * 0 when the database's schema is exactly AIF_SCHEMA_VERSION; otherwise -1 with a diag that

@@ -287,6 +287,35 @@ until [[ $(psql -d "$AIFD_DB" -Atc "SELECT count(*) FROM aif.admissions WHERE jo
 	sleep 0.5
 done
 
+# The usage writer's backend stopped too: usage is not answered while the writer waits; after
+# 10 s new usage is answered "error" at once (the nodes spool it); after 20 s the writer drops
+# the connection and writes everything on a new one.
+backend=$(psql -d "$AIFD_DB" -Atc "SELECT pid FROM pg_stat_activity
+	WHERE datname = current_database() AND application_name = 'aifd-store'")
+[[ $backend =~ ^[0-9]+$ ]] || fail "no backend of aifd's usage writer: '$backend'"
+kill -STOP "$backend"
+trap 'kill -CONT "$backend" 2>/dev/null; aifd_cleanup' EXIT
+t0=$SECONDS
+aif_send root a --timeout=2000 usage cluster=aiftest \
+	-- event=start job=700 node=n1 restart=0 gpus=1 time=$now uid="$a1" project=proja >/dev/null 2>&1 || true
+sleep $((11 - (SECONDS - t0)))
+ms=$(date +%s%N)
+answer=$(aif_send root a usage cluster=aiftest -- event=start job=701 node=n1 restart=0 gpus=1 time=$now uid="$a1" project=proja)
+ms=$((($(date +%s%N) - ms) / 1000000))
+assert_eq "error" "$(head -1 <<<"$answer")" "usage while the writer waits for a stopped database: $answer"
+assert_match "^the aif database has not taken usage for 1[0-9] s$" "$(field message "$answer")" "its message"
+((ms < 2000)) || fail "usage with the database stopped was answered in $ms ms (goal < 2000)"
+aifd_wait_log a "could not write usage: the aif database did not answer within 20 s" "the writer's deadline"
+kill -CONT "$backend"
+trap aifd_cleanup EXIT
+deadline=$((SECONDS + 15))
+until [[ $(psql -d "$AIFD_DB" -Atc "SELECT count(*) FROM aif.usage_intervals WHERE job_id = 700") == 1 ]]; do
+	((SECONDS < deadline)) || fail "job 700's start not written after the writer's new connection"
+	sleep 0.2
+done
+answer=$(aif_send root a usage cluster=aiftest -- event=start job=701 node=n1 restart=0 gpus=1 time=$now uid="$a1" project=proja)
+assert_eq "ok 1" "$(head -1 <<<"$answer") $(field acked "$answer")" "usage once the writer has a new connection: $answer"
+
 # A uid of 2^31 and above (large directory uid ranges) is stored, not refused forever.
 big=2147483653
 answer=$(aif_send root a admit job=501 uid=$big gid="$grp" project=projb)
