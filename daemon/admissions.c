@@ -83,9 +83,10 @@ static void failed(struct admissions *a, const char *what, const PGresult *res)
 	aif_db_diag(&d, a->conn, res, what);
 	aif_diag_hint(&d, "The admission is decided without the job's earlier decisions.");
 	log_diag(LOG_LEVEL_WARNING, NULL, &d);
-	if (PQstatus(a->conn) != CONNECTION_OK) {
+	if (PQstatus(a->conn) != CONNECTION_OK) { /* down: leave it alone a while, as timed_out() */
 		PQfinish(a->conn);
 		a->conn = NULL;
+		a->sick_until_ms = aif_clock_ms() + ADMISSIONS_SICK_MS;
 	}
 }
 
@@ -114,14 +115,14 @@ static bool enter(struct admissions *a, int64_t deadline_ms)
 	struct timespec until;
 	int64_t left = deadline_ms - aif_clock_ms();
 
-	clock_gettime(CLOCK_REALTIME, &until); /* pthread_mutex_timedlock's clock */
+	clock_gettime(CLOCK_MONOTONIC, &until); /* a clock the wall clock's steps do not move */
 	until.tv_sec += left / 1000;
 	until.tv_nsec += (left % 1000) * 1000000;
 	if (until.tv_nsec >= 1000000000) {
 		until.tv_sec++;
 		until.tv_nsec -= 1000000000;
 	}
-	if (left <= 0 || pthread_mutex_timedlock(&a->lock, &until) != 0)
+	if (left <= 0 || pthread_mutex_clocklock(&a->lock, CLOCK_MONOTONIC, &until) != 0)
 		return false; /* another worker is waiting for the database */
 	if (aif_clock_ms() < a->sick_until_ms) {
 		pthread_mutex_unlock(&a->lock);
