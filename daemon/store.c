@@ -61,9 +61,9 @@
  * unattributed (why no project can be charged, NULL when one is); $16 the reasons of an
  * admission that charges its project (decide_charging_reasons()).
  * An unattributed record goes to aif.unattributed_intervals (start and end merged per key,
- * the nodes' times, never settled), unless its key is an interval opened for a project
- * already: then it is that interval's, with its project (a start charged, an end that no
- * longer can be).
+ * the nodes' times, never settled), unless its key is an interval of the same uid stored for
+ * a project already: then it is that interval's, with its project (a start charged, an end
+ * that no longer can be). Another uid's interval is an earlier job of a reused id.
  * An end that is not final (not settled yet) only goes to aif.usage_end_inbox; a final end
  * closes its interval and leaves the inbox (store.h). Per key the first start and the first
  * final end of the group count (WITH ORDINALITY keeps the order of arrival). The start record
@@ -84,7 +84,7 @@ static const char WRITE_SQL[] =
 	"), ru AS ("
 	" SELECT r0.*, o.project_id AS o_project, o.sector_id AS o_sector FROM r0"
 	" LEFT JOIN aif.usage_intervals o ON o.cluster = r0.cluster AND o.job_id = r0.job_id"
-	"  AND o.node = r0.node AND o.restart_count = r0.restart_count"
+	"  AND o.node = r0.node AND o.restart_count = r0.restart_count AND o.uid = r0.uid"
 	" WHERE r0.why IS NOT NULL"
 	"), un AS ("
 	" INSERT INTO aif.unattributed_intervals AS x (cluster, job_id, node, restart_count, reason,"

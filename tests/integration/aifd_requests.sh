@@ -245,6 +245,13 @@ assert_eq "ok 1" "$(head -1 <<<"$answer") $(field acked "$answer")" "job 500's u
 aifd_wait_settled "job 500"
 assert_eq "projb|4242" "$(psql -d "$AIFD_DB" -Atc "SELECT project_id, uid FROM aif.usage_intervals WHERE job_id = 500")" \
 	"job 500's usage charged to its own user's project"
+# Usage of a later job of the same id, node and run by another uid that nothing can be charged
+# for is kept unattributed: never merged into (and lost in) the earlier job's closed interval.
+answer=$(aif_send root a usage cluster=aiftest -- event=end job=500 node=n1 restart=0 gpus=2 time=$now \
+	start=$((now - 60)) uid=2147483654)
+assert_eq "ok 1" "$(head -1 <<<"$answer") $(field acked "$answer")" "a reused job id's usage: $answer"
+assert_eq "no-project|2|60" "$(psql -d "$AIFD_DB" -Atc "SELECT reason, gpus, extract(epoch FROM ended_at - started_at)::int
+	FROM aif.unattributed_intervals WHERE job_id = 500 AND uid = 2147483654")" "a reused job id's unattributed usage"
 # A refusal of a reused id shows its own user, not the earlier one's.
 answer=$(aif_send root a admit job=2 uid=4242 gid=4242 project=proja)
 assert_eq refuse "$(head -1 <<<"$answer")" "job 2 again, of uid 4242: $answer"
