@@ -317,37 +317,88 @@ static void decide_for(const struct handler *h, const struct snapshot *snap,
 }
 
 /*
- * The names records point to until they are queued, when they come from the database (an
- * admission's) rather than the snapshot: one slot per record of the request, allocated at
- * the first need, which is rare.
+ * The project and sector names records point to until they are queued: copies, so that no
+ * snapshot (nor admission) has to be held meanwhile. A request names few distinct pairs:
+ * each is copied once, and the copies never move.
  */
-struct held_names {
-	size_t cap, used;
-	struct held_name {
-		char project[sizeof(((struct admission *)0)->project)];
-		char sector[sizeof(((struct admission *)0)->sector)];
-	} *names;
+struct names {
+	size_t n, cap;
+	struct name_pair {
+		char *project, *sector;
+	} **pairs;
 };
 
+/* The copy of (project, sector); NULL when out of memory. */
+static const struct name_pair *intern(struct names *names, const char *project, const char *sector)
+{
+	struct name_pair *p;
+
+	for (size_t i = 0; i < names->n; i++)
+		if (strcmp(names->pairs[i]->project, project) == 0 &&
+		    strcmp(names->pairs[i]->sector, sector) == 0)
+			return names->pairs[i];
+	if (names->n == names->cap) {
+		size_t cap = names->cap ? names->cap * 2 : 4;
+		struct name_pair **pairs = realloc(names->pairs, cap * sizeof(*pairs));
+
+		if (!pairs)
+			return NULL;
+		names->pairs = pairs;
+		names->cap = cap;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p || !(p->project = strdup(project)) || !(p->sector = strdup(sector))) {
+		if (p)
+			free(p->project);
+		free(p);
+		return NULL;
+	}
+	names->pairs[names->n++] = p;
+	return p;
+}
+
+static void names_free(struct names *names)
+{
+	for (size_t i = 0; i < names->n; i++) {
+		free(names->pairs[i]->project);
+		free(names->pairs[i]->sector);
+		free(names->pairs[i]);
+	}
+	free(names->pairs);
+}
+
+/* Charge u to (project, sector); false when out of memory. */
+static bool charge(struct usage_record *u, struct names *names, const char *project, const char *sector)
+{
+	const struct name_pair *p = intern(names, project, sector);
+
+	if (!p)
+		return false;
+	u->project = p->project;
+	u->sector = p->sector;
+	return true;
+}
+
+/* decide_for() on the current snapshot, held for this decision only; dec's names are copied. */
+static bool decide_charging(struct handler *h, const struct usage_record *u, const struct identity *id,
+			    const char *project, const char *sector, struct decision *dec,
+			    struct names *names, const struct name_pair **charged)
+{
+	const struct snapshot *snap = refresh_hold(h->refresh);
+
+	decide_for(h, snap, u, id, project, sector, dec);
+	*charged = charges(dec) ? intern(names, dec->project, dec->sector) : NULL;
+	refresh_release(h->refresh);
+	return *charged != NULL;
+}
+
 /* Charge u to the project of its job's admission, if that names one its user may use. */
-static bool charge_admitted(struct handler *h, struct usage_record *u, struct held_names *held)
+static bool charge_admitted(struct handler *h, struct usage_record *u, struct names *names)
 {
 	struct admission adm;
-	struct held_name *n;
 
-	if (admissions_recall(h->admissions, h->cluster, u->job, u->uid, &adm) != 1 ||
-	    !admission_charges(&adm))
-		return false;
-	if (!held->names && !(held->names = calloc(held->cap, sizeof(*held->names))))
-		return false;
-	if (held->used == held->cap)
-		return false;
-	n = &held->names[held->used++];
-	memcpy(n->project, adm.project, sizeof(n->project));
-	memcpy(n->sector, adm.sector, sizeof(n->sector));
-	u->project = n->project;
-	u->sector = n->sector;
-	return true;
+	return admissions_recall(h->admissions, h->cluster, u->job, u->uid, &adm) == 1 &&
+	       admission_charges(&adm) && charge(u, names, adm.project, adm.sector);
 }
 
 /*
@@ -358,45 +409,44 @@ static bool charge_admitted(struct handler *h, struct usage_record *u, struct he
  * a job is charged to the project it was admitted for. When none can be charged, the record
  * is unattributed (u->unattributed: the reason), with diag saying why: the GPUs were used,
  * and the usage is kept (aif.unattributed_intervals), never refused and lost.
+ * Neither the user's lookup (NSS) nor the admission's (the database) runs while a snapshot
+ * is held: a slow one must not hold up the refresh, and every decision queued behind it.
+ * -1 only when out of memory.
  */
-static void resolve_project(struct handler *h, const struct snapshot *snap, struct usage_record *u,
-			    struct held_names *held, struct aif_diag *diag)
+static int resolve_project(struct handler *h, struct usage_record *u, struct names *names,
+			   struct aif_diag *diag)
 {
-	bool named = u->project && u->project[0], charged = false;
+	bool named = u->project && u->project[0];
 	enum decide_reason why = DECIDE_R_OK; /* set wherever nothing charges */
+	const struct name_pair *charged = NULL;
 	struct decision dec;
 	struct identity id;
 
 	/* The record has no gid: the passwd entry's primary group counts. */
 	identity_lookup((uid_t)u->uid, (gid_t)-1, &id);
-	if (named) {
-		decide_for(h, snap, u, &id, u->project, u->sector, &dec);
-		charged = charges(&dec);
-		if (!charged) { /* why not the one sent, should nothing else do either */
-			*diag = dec.diag;
-			why = dec.reason;
-		}
+	if (named && !decide_charging(h, u, &id, u->project, u->sector, &dec, names, &charged)) {
+		*diag = dec.diag; /* why not the one sent, should nothing else do either */
+		why = dec.reason;
 	}
-	if (!charged && charge_admitted(h, u, held)) {
+	if (!charged && charge_admitted(h, u, names)) {
 		identity_free(&id);
-		return;
+		return 0;
 	}
-	if (!charged) {
-		decide_for(h, snap, u, &id, NULL, NULL, &dec);
-		charged = charges(&dec);
-		if (!charged && !named) {
-			*diag = dec.diag;
-			why = dec.reason;
-		}
+	if (!charged && !decide_charging(h, u, &id, NULL, NULL, &dec, names, &charged) && !named) {
+		*diag = dec.diag;
+		why = dec.reason;
 	}
+	identity_free(&id);
 	if (charged) {
-		u->project = dec.project;
-		u->sector = dec.sector;
+		u->project = charged->project;
+		u->sector = charged->sector;
+	} else if (charges(&dec)) {
+		return -1; /* it charges, but its names could not be copied */
 	} else {
 		u->unattributed = decide_reason_name(why);
 		u->sector = NULL;
 	}
-	identity_free(&id);
+	return 0;
 }
 
 /* A validated record (aif_proto_validate_request) as the store takes it; -1 with diag. */
@@ -440,8 +490,7 @@ static void handle_usage(struct handler *h, struct request *req, const struct ai
 {
 	const char *nonce = aif_proto_get(&m->header, "nonce");
 	struct usage_record *recs = calloc(m->nrecords, sizeof(*recs));
-	struct held_names held = {m->nrecords, 0, NULL};
-	const struct snapshot *snap;
+	struct names names = {0};
 	struct aif_diag d, why;
 	int rc = 0;
 
@@ -452,7 +501,6 @@ static void handle_usage(struct handler *h, struct request *req, const struct ai
 		reply_diag(h, req, AIF_PROTO_ERROR, nonce, &d);
 		return;
 	}
-	snap = refresh_hold(h->refresh); /* resolved names point into it until queued */
 	for (size_t i = 0; i < m->nrecords && rc == 0; i++) {
 		if (parse_record(&m->records[i], h->cluster, &recs[i], &why) < 0) {
 			aif_diag_message(&d, "usage record %zu: %s", i + 1, why.message);
@@ -460,7 +508,11 @@ static void handle_usage(struct handler *h, struct request *req, const struct ai
 			rc = STORE_REFUSED;
 			break;
 		}
-		resolve_project(h, snap, &recs[i], &held, &why);
+		if (resolve_project(h, &recs[i], &names, &why) < 0) {
+			aif_diag_message(&d, "aifd is out of memory");
+			rc = -1;
+			break;
+		}
 		if (recs[i].unattributed) {
 			/* One line per record: rare, and what operators must see. */
 			log_msg(LOG_LEVEL_WARNING, "usage of job %u on node %s (uid %u) is unattributed (%s): %s",
@@ -473,9 +525,8 @@ static void handle_usage(struct handler *h, struct request *req, const struct ai
 		req->handler = h;
 		rc = store_submit(h->store, recs, m->nrecords, usage_done, req, &d);
 	}
-	refresh_release(h->refresh);
 	free(recs);
-	free(held.names);
+	names_free(&names);
 	if (rc == 0)
 		return; /* usage_done() answers */
 	log_request(LOG_LEVEL_WARNING, req, 0, "usage records not stored", &d);
