@@ -52,7 +52,10 @@
 static const char OPEN_RUNS_SQL[] =
 	"SELECT job_id, restart_count FROM aif.usage_intervals"
 	" WHERE cluster = $1 AND ended_at IS NULL"
-	" GROUP BY job_id, restart_count ORDER BY job_id, restart_count";
+	" UNION"
+	" SELECT job_id, restart_count FROM aif.unattributed_intervals"
+	" WHERE cluster = $1 AND ended_at IS NULL"
+	" ORDER BY job_id, restart_count";
 
 /* $2 jobs and $3 restarts were running when the pass began, at $4 (Unix seconds). */
 static const char SEEN_SQL[] =
@@ -91,6 +94,14 @@ static const char CLOSE_SQL[] =
 	"  AND s.restart_count = c.restart_count"
 	" ORDER BY i.job_id, i.node, i.restart_count"
 	" FOR UPDATE OF i"
+	"), ua AS (" /* unattributed usage of the same runs: the nodes' start, the same end */
+	" UPDATE aif.unattributed_intervals x"
+	" SET ended_at = greatest(x.started_at,"
+	"  CASE WHEN c.end_at IS NULL THEN s.seen_at ELSE to_timestamp(c.end_at) END)"
+	" FROM c LEFT JOIN aif.job_last_seen s ON s.cluster = $1 AND s.job_id = c.job_id"
+	"  AND s.restart_count = c.restart_count"
+	" WHERE x.cluster = $1 AND x.job_id = c.job_id AND x.restart_count = c.restart_count"
+	"  AND x.ended_at IS NULL"
 	")"
 	" UPDATE aif.usage_intervals u"
 	" SET started_at = l.started_at,"
@@ -109,7 +120,9 @@ static const char CLOSE_SQL[] =
 static const char FORGET_SQL[] =
 	"DELETE FROM aif.job_last_seen s WHERE s.cluster = $1 AND NOT EXISTS ("
 	" SELECT 1 FROM aif.usage_intervals i WHERE i.cluster = s.cluster AND i.job_id = s.job_id"
-	"  AND i.restart_count = s.restart_count AND i.ended_at IS NULL)";
+	"  AND i.restart_count = s.restart_count AND i.ended_at IS NULL) AND NOT EXISTS ("
+	" SELECT 1 FROM aif.unattributed_intervals x WHERE x.cluster = s.cluster"
+	"  AND x.job_id = s.job_id AND x.restart_count = s.restart_count AND x.ended_at IS NULL)";
 
 /*
  * What on_exhausted: cancel applies to now, on cluster $1: one row per running job (open

@@ -63,7 +63,9 @@
  * An unattributed record goes to aif.unattributed_intervals (start and end merged per key,
  * the nodes' times, never settled), unless its key is an interval of the same uid stored for
  * a project already: then it is that interval's, with its project (a start charged, an end
- * that no longer can be). Another uid's interval is an earlier job of a reused id.
+ * that no longer can be). Another uid's interval is an earlier job of a reused id. A final end
+ * that is charged moves an open unattributed row of its key and uid into its interval (mv:
+ * the row's start serves when the end has none): the job's admission came after its start.
  * An end that is not final (not settled yet) only goes to aif.usage_end_inbox; a final end
  * closes its interval and leaves the inbox (store.h). Per key the first start and the first
  * final end of the group count (WITH ORDINALITY keeps the order of arrival). The start record
@@ -123,6 +125,12 @@ static const char WRITE_SQL[] =
 	"), e AS ("
 	" SELECT DISTINCT ON (cluster, job_id, node, restart_count) * FROM r WHERE is_end AND final"
 	" ORDER BY cluster, job_id, node, restart_count, i"
+	"), mv AS ("
+	" DELETE FROM aif.unattributed_intervals x USING e"
+	" WHERE x.cluster = e.cluster AND x.job_id = e.job_id AND x.node = e.node"
+	"  AND x.restart_count = e.restart_count AND x.uid = e.uid AND x.ended_at IS NULL"
+	" RETURNING x.cluster, x.job_id, x.node, x.restart_count,"
+	"  extract(epoch FROM x.started_at)::bigint AS st"
 	"), k AS ("
 	" SELECT coalesce(s.cluster, e.cluster) AS cluster, coalesce(s.job_id, e.job_id) AS job_id,"
 	"  coalesce(s.node, e.node) AS node,"
@@ -132,12 +140,14 @@ static const char WRITE_SQL[] =
 	"  CASE WHEN s.i IS NULL THEN e.uid ELSE s.uid END AS uid,"
 	"  CASE WHEN s.i IS NULL THEN e.user_name ELSE s.user_name END AS user_name,"
 	"  CASE WHEN s.i IS NULL THEN e.gpus ELSE s.gpus END AS gpus,"
-	"  CASE WHEN e.exact THEN e.st ELSE coalesce(s.st, e.st, e.en) END AS st, e.en,"
+	"  CASE WHEN e.exact THEN e.st ELSE coalesce(s.st, e.st, mv.st, e.en) END AS st, e.en,"
 	"  coalesce(e.exact, false) AS exact,"
 	"  CASE WHEN e.i IS NULL THEN NULL"
-	"   WHEN coalesce(s.st, e.st) IS NULL THEN 'epilog-no-start' ELSE 'epilog' END AS src"
+	"   WHEN coalesce(s.st, e.st, mv.st) IS NULL THEN 'epilog-no-start' ELSE 'epilog' END AS src"
 	" FROM s FULL JOIN e ON e.cluster = s.cluster AND e.job_id = s.job_id"
 	"  AND e.node = s.node AND e.restart_count = s.restart_count"
+	" LEFT JOIN mv ON mv.cluster = e.cluster AND mv.job_id = e.job_id AND mv.node = e.node"
+	"  AND mv.restart_count = e.restart_count"
 	")"
 	" INSERT INTO aif.usage_intervals AS u (cluster, job_id, node, restart_count, project_id,"
 	"  sector_id, uid, user_name, gpus, started_at, ended_at, end_source, exact)"

@@ -24,8 +24,10 @@ GRANT UPDATE ON aif.admissions TO aif_daemon;
 --    checks, a project its user may no longer use, ...) is kept here, with its reason, instead
 --    of being refused and lost: the GPUs were used. One row per job, node and run, like
 --    aif.usage_intervals, with the nodes' times (never settled with slurmctld's: no project's
---    budget depends on them). Operators read it; funders see it counted, without personal
---    data, in aif_report.unattributed_daily.
+--    budget depends on them). An open row whose end can be charged (the job's admission came
+--    meanwhile) moves to aif.usage_intervals; one whose end never arrives is closed by aifd's
+--    reconciliation as an interval is. Operators read it; funders see it counted, without
+--    personal data, in aif_report.unattributed_daily.
 CREATE TABLE IF NOT EXISTS aif.unattributed_intervals (
 	cluster text NOT NULL,
 	job_id bigint NOT NULL,
@@ -44,8 +46,12 @@ CREATE TABLE IF NOT EXISTS aif.unattributed_intervals (
 );
 COMMENT ON TABLE aif.unattributed_intervals IS
 	'GPU usage no project could be charged for, with the reason; the nodes'' times';
+-- Open rows (running jobs), read by aifd's reconciliation as aif.usage_intervals' are.
+CREATE INDEX IF NOT EXISTS unattributed_intervals_open ON aif.unattributed_intervals (cluster, job_id)
+	WHERE ended_at IS NULL;
 REVOKE ALL ON aif.unattributed_intervals FROM PUBLIC;
-GRANT SELECT, INSERT, UPDATE ON aif.unattributed_intervals TO aif_daemon;
+-- DELETE: an open row whose end turns out chargeable moves to aif.usage_intervals (store.c).
+GRANT SELECT, INSERT, UPDATE, DELETE ON aif.unattributed_intervals TO aif_daemon;
 GRANT SELECT ON aif.unattributed_intervals TO aif_operator;
 
 -- Per UTC day, cluster and reason: GPU-hours (split at UTC midnight, open intervals up to

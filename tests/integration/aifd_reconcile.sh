@@ -162,6 +162,12 @@ wait_sql "SELECT count(*) FROM aif.usage_intervals WHERE job_id = $ghost AND end
 assert_eq "$ghost_start|$ghost_start|reconciled-last-seen" "$(interval "$ghost" n2)" "unknown job $ghost"
 aifd_wait_log a "job $ghost on node n2 .*" "unknown job's log line"
 
+# 2b. The same for usage nobody could be charged for (kept unattributed), whose end never comes.
+q -c "INSERT INTO aif.unattributed_intervals (cluster, job_id, node, restart_count, reason, uid, gpus,
+	started_at) VALUES ('$cluster', 4000002, 'n1', 0, 'no-project', 4242, 2, to_timestamp($ghost_start))"
+wait_sql "SELECT count(*) FROM aif.unattributed_intervals WHERE job_id = 4000002 AND ended_at = started_at" 1 \
+	"unknown job's unattributed usage closed"
+
 # 1b, continued: passes have run since its end went to the inbox (they closed the ghost).
 sleep 2
 assert_eq 1 "$(is_open "$job_b")" "job $job_b, its end in the inbox, left open by reconciliation"

@@ -252,6 +252,22 @@ answer=$(aif_send root a usage cluster=aiftest -- event=end job=500 node=n1 rest
 assert_eq "ok 1" "$(head -1 <<<"$answer") $(field acked "$answer")" "a reused job id's usage: $answer"
 assert_eq "no-project|2|60" "$(psql -d "$AIFD_DB" -Atc "SELECT reason, gpus, extract(epoch FROM ended_at - started_at)::int
 	FROM aif.unattributed_intervals WHERE job_id = 500 AND uid = 2147483654")" "a reused job id's unattributed usage"
+# A start nobody could be charged for (no admission yet), whose end can be (the job's admission
+# came meanwhile): the usage moves to the job's project, nothing stays unattributed.
+# (No GPUs: projb's figures below must stay as they are.)
+answer=$(aif_send root a usage cluster=aiftest -- event=start job=800 node=n1 restart=0 gpus=0 \
+	time=$((now - 120)) uid=4242)
+assert_eq "ok 1" "$(head -1 <<<"$answer") $(field acked "$answer")" "job 800's start: $answer"
+assert_eq "no-project" "$(psql -d "$AIFD_DB" -Atc "SELECT reason FROM aif.unattributed_intervals WHERE job_id = 800")" \
+	"job 800's start unattributed"
+answer=$(aif_send root a admit job=800 uid=4242 gid="$grp" project=projb)
+assert_eq "ok projb" "$(head -1 <<<"$answer") $(field project "$answer")" "job 800's admission: $answer"
+answer=$(aif_send root a usage cluster=aiftest -- event=end job=800 node=n1 restart=0 gpus=0 time=$now uid=4242)
+assert_eq "ok 1" "$(head -1 <<<"$answer") $(field acked "$answer")" "job 800's end: $answer"
+aifd_wait_settled "job 800"
+assert_eq "projb|120|0" "$(psql -d "$AIFD_DB" -Atc "SELECT project_id, extract(epoch FROM ended_at - started_at)::int,
+	(SELECT count(*) FROM aif.unattributed_intervals WHERE job_id = 800) FROM aif.usage_intervals WHERE job_id = 800")" \
+	"job 800: charged whole to its project, nothing left unattributed"
 # A refusal of a reused id shows its own user, not the earlier one's.
 answer=$(aif_send root a admit job=2 uid=4242 gid=4242 project=proja)
 assert_eq refuse "$(head -1 <<<"$answer")" "job 2 again, of uid 4242: $answer"
