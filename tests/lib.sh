@@ -87,6 +87,17 @@ budgets_head() {
 		"$(IFS=,; echo "$*" | sed 's/,/, /g')" "$(utc_day -30)" "$(utc_day 30)"
 }
 
+# wait_sql SQL EXPECTED WHAT [SECONDS]: until SQL on the test's database answers EXPECTED (20 s).
+wait_sql() {
+	local deadline=$((SECONDS + ${4:-20})) got
+	while :; do
+		got=$(psql -X -q -At -d "$AIFD_DB" -c "$1")
+		[[ $got != "$2" ]] || return 0
+		((SECONDS < deadline)) || fail "$3: expected '$2', got '$got' after ${4:-20} s"
+		sleep 0.2
+	done
+}
+
 # apply_proja: budgets of one AI Factory "fa" on cluster aiftest (1000 GPU-hours) and its
 # project "proja" (health, 100 GPU-hours, member aiftest), applied to the test's database.
 apply_proja() {

@@ -76,16 +76,6 @@ aifd_start a "cluster = $cluster" "user = $slurm_user" "slurm_user = $slurm_user
 pid=$AIFD_PID_a
 assert_eq "$slurm_user" "$(ps -o user= -p "$pid")" "aifd's user"
 
-# wait_sql SQL EXPECTED WHAT [SECONDS]: until SQL answers EXPECTED.
-wait_sql() {
-	local deadline=$((SECONDS + ${4:-20})) got
-	while :; do
-		got=$(q -c "$1")
-		[[ $got != "$2" ]] || return 0
-		((SECONDS < deadline)) || fail "$3: expected '$2', got '$got' after ${4:-20} s"
-		sleep 0.2
-	done
-}
 
 submit() { # submit ARGS...: an ordinary user's batch job; prints its id (cancelled at exit)
 	local id

@@ -282,26 +282,31 @@ assert_eq "refuse|t" "$(psql -d "$AIFD_DB" -Atc "SELECT verdict, decided_at > no
 # A database that stops answering (its backend stopped: SIGSTOP, as a hung server or a network
 # black hole looks to aifd) holds no request: an admission is decided without its history
 # within the admissions' wait (500 ms), a check is answered from the snapshot.
-backend=$(psql -d "$AIFD_DB" -Atc "SELECT pid FROM pg_stat_activity
-	WHERE datname = current_database() AND application_name = 'aifd-admissions'")
-[[ $backend =~ ^[0-9]+$ ]] || fail "no backend of aifd's admissions connection: '$backend'"
-kill -STOP "$backend"
-trap 'kill -CONT "$backend" 2>/dev/null; aifd_cleanup' EXIT
-for job in 600 601 602; do
+stop_backend() { # stop_backend APP: SIGSTOP the backend of aifd's connection APP; cont_backend
+	backend=$(psql -d "$AIFD_DB" -Atc "SELECT pid FROM pg_stat_activity
+		WHERE datname = current_database() AND application_name = '$1'")
+	[[ $backend =~ ^[0-9]+$ ]] || fail "no backend of aifd's connection $1: '$backend'"
+	kill -STOP "$backend"
+	trap 'kill -CONT "$backend" 2>/dev/null; aifd_cleanup' EXIT
+}
+cont_backend() { kill -CONT "$backend"; trap aifd_cleanup EXIT; }
+timed_send() { # timed_send ARG...: aif_send ARG..., its answer in $answer, its time in $ms
+	local t0
 	t0=$(date +%s%N)
-	answer=$(aif_send root a admit job=$job uid="$a1" gid="$g1" project=projb)
+	answer=$(aif_send "$@")
 	ms=$((($(date +%s%N) - t0) / 1000000))
+}
+stop_backend aifd-admissions
+for job in 600 601 602; do
+	timed_send root a admit job=$job uid="$a1" gid="$g1" project=projb
 	assert_eq "ok projb" "$(head -1 <<<"$answer") $(field project "$answer")" "admit of job $job, database hung: $answer"
 	((ms < 2000)) || fail "admit of job $job took $ms ms with the database hung (goal < 2000)"
 done
-t0=$(date +%s%N)
-answer=$(aif_send aiftest a check project=projb)
-ms=$((($(date +%s%N) - t0) / 1000000))
+timed_send aiftest a check project=projb
 assert_match "^(ok|warn)$" "$(head -1 <<<"$answer")" "check, database hung: $answer"
 ((ms < 2000)) || fail "check took $ms ms with the database hung (goal < 2000)"
 aifd_wait_log a "the aif database did not answer within 500 ms" "the hung database in aifd's log"
-kill -CONT "$backend"
-trap aifd_cleanup EXIT
+cont_backend
 # aifd leaves the database alone for 5 s after it stopped answering, then uses it again.
 deadline=$((SECONDS + 15))
 until [[ $(psql -d "$AIFD_DB" -Atc "SELECT count(*) FROM aif.admissions WHERE job_id = 603") == 1 ]]; do
@@ -313,29 +318,19 @@ done
 # The usage writer's backend stopped too: usage is not answered while the writer waits; after
 # 10 s new usage is answered "error" at once (the nodes spool it); after 20 s the writer drops
 # the connection and writes everything on a new one.
-backend=$(psql -d "$AIFD_DB" -Atc "SELECT pid FROM pg_stat_activity
-	WHERE datname = current_database() AND application_name = 'aifd-store'")
-[[ $backend =~ ^[0-9]+$ ]] || fail "no backend of aifd's usage writer: '$backend'"
-kill -STOP "$backend"
-trap 'kill -CONT "$backend" 2>/dev/null; aifd_cleanup' EXIT
+stop_backend aifd-store
 t0=$SECONDS
 aif_send root a --timeout=2000 usage cluster=aiftest \
 	-- event=start job=700 node=n1 restart=0 gpus=1 time=$now uid="$a1" project=proja >/dev/null 2>&1 || true
 sleep $((11 - (SECONDS - t0)))
-ms=$(date +%s%N)
-answer=$(aif_send root a usage cluster=aiftest -- event=start job=701 node=n1 restart=0 gpus=1 time=$now uid="$a1" project=proja)
-ms=$((($(date +%s%N) - ms) / 1000000))
+timed_send root a usage cluster=aiftest -- event=start job=701 node=n1 restart=0 gpus=1 time=$now uid="$a1" project=proja
 assert_eq "error" "$(head -1 <<<"$answer")" "usage while the writer waits for a stopped database: $answer"
 assert_match "^the aif database has not taken usage for 1[0-9] s$" "$(field message "$answer")" "its message"
 ((ms < 2000)) || fail "usage with the database stopped was answered in $ms ms (goal < 2000)"
 aifd_wait_log a "could not write usage: the aif database did not answer within 20 s" "the writer's deadline"
-kill -CONT "$backend"
-trap aifd_cleanup EXIT
-deadline=$((SECONDS + 15))
-until [[ $(psql -d "$AIFD_DB" -Atc "SELECT count(*) FROM aif.usage_intervals WHERE job_id = 700") == 1 ]]; do
-	((SECONDS < deadline)) || fail "job 700's start not written after the writer's new connection"
-	sleep 0.2
-done
+cont_backend
+wait_sql "SELECT count(*) FROM aif.usage_intervals WHERE job_id = 700" 1 \
+	"job 700's start written on the writer's new connection" 15
 answer=$(aif_send root a usage cluster=aiftest -- event=start job=701 node=n1 restart=0 gpus=1 time=$now uid="$a1" project=proja)
 assert_eq "ok 1" "$(head -1 <<<"$answer") $(field acked "$answer")" "usage once the writer has a new connection: $answer"
 
