@@ -160,58 +160,26 @@ static bool uid_unlimited(const struct conns *cs, uid_t uid)
 
 /* "N more connections ..." */
 static const char *const log_summaries[CONN_LOG_KINDS] = {
-	[CONN_LOG_EVICTED] = "closed to make room for new ones",
-	[CONN_LOG_FULL] = "refused: every connection had a request being handled",
-	[CONN_LOG_PER_UID] = "refused: their user held as many as a user may on the Unix socket",
-	[CONN_LOG_BUDGET] = "closed: requests not yet answered held too much memory",
-	[CONN_LOG_FRAME] = "closed: their request was not complete in time",
-	[CONN_LOG_WRITE] = "closed: their client did not read its answer in time",
-	[CONN_LOG_LENGTH] = "closed: they announced an invalid frame length",
+	[CONN_LOG_EVICTED] = "connections closed to make room for new ones",
+	[CONN_LOG_FULL] = "connections refused: every connection had a request being handled",
+	[CONN_LOG_PER_UID] = "connections refused: their user held as many as a user may on the Unix socket",
+	[CONN_LOG_BUDGET] = "connections closed: requests not yet answered held too much memory",
+	[CONN_LOG_FRAME] = "connections closed: their request was not complete in time",
+	[CONN_LOG_WRITE] = "connections closed: their client did not read its answer in time",
+	[CONN_LOG_LENGTH] = "connections closed: they announced an invalid frame length",
 };
-
-static void log_summary(struct conn_ratelog *rl, enum conn_log_kind kind, int64_t now)
-{
-	struct aif_diag diag;
-
-	aif_diag_clear(&diag);
-	aif_diag_message(&diag, "%lu more connections %s", rl->more, log_summaries[kind]);
-	aif_diag_detail(&diag, "In the last %lld s. aifd logs one warning of a kind at most every %d s, and counts the others.",
-			(long long)((now - rl->next_ms + CONN_LOG_EVERY_MS + 999) / 1000), CONN_LOG_EVERY_MS / 1000);
-	log_diag(LOG_LEVEL_WARNING, NULL, &diag);
-	rl->more = 0;
-}
 
 /* Whether to log a warning of this kind now; if not, it is counted for a summary. */
 static bool log_now(struct aifd *aifd, enum conn_log_kind kind, int64_t now)
 {
-	struct conn_ratelog *rl = &aifd->conns.logs[kind];
-
-	if (!log_enabled(LOG_LEVEL_WARNING))
-		return false;
-	if (now < rl->next_ms) {
-		rl->more++;
-		return false;
-	}
-	if (rl->more)
-		log_summary(rl, kind, now);
-	rl->next_ms = now + CONN_LOG_EVERY_MS;
-	return true;
+	return log_limit_pass(&aifd->conns.logs[kind], now);
 }
 
 /* Summaries of the warnings not logged, once their period is over; the next one's time. */
 static int64_t log_flush(struct aifd *aifd, int64_t now, int64_t next)
 {
-	for (int kind = 0; kind < CONN_LOG_KINDS; kind++) {
-		struct conn_ratelog *rl = &aifd->conns.logs[kind];
-		if (!rl->more)
-			continue;
-		if (now >= rl->next_ms) {
-			log_summary(rl, (enum conn_log_kind)kind, now);
-			rl->next_ms = now + CONN_LOG_EVERY_MS;
-		} else if (rl->next_ms < next) {
-			next = rl->next_ms;
-		}
-	}
+	for (int kind = 0; kind < CONN_LOG_KINDS; kind++)
+		next = log_limit_flush(&aifd->conns.logs[kind], now, next);
 	return next;
 }
 
@@ -661,6 +629,8 @@ void conn_limits_init(struct aifd *aifd)
 	struct rlimit rl;
 	unsigned long nofile = 1024;
 
+	for (int kind = 0; kind < CONN_LOG_KINDS; kind++)
+		log_limit_init(&cs->logs[kind], log_summaries[kind], CONN_LOG_EVERY_MS);
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
 		nofile = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > CONN_MAX_CEILING + CONN_FD_RESERVE
 				 ? CONN_MAX_CEILING + CONN_FD_RESERVE

@@ -31,6 +31,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "log.h"
 #include "loop.h"
 
 #define CONN_IDLE_MS (5 * 60 * 1000)
@@ -94,12 +95,6 @@ struct conn_list {
 	unsigned long count;
 };
 
-/* One kind of warning, logged at most once per CONN_LOG_EVERY_MS; the rest are counted. */
-struct conn_ratelog {
-	int64_t next_ms;
-	unsigned long more;
-};
-
 enum conn_log_kind {
 	CONN_LOG_EVICTED,  /* closed to make room for a new connection */
 	CONN_LOG_FULL,     /* refused: a worker handles every connection's request */
@@ -126,7 +121,7 @@ struct conns {
 	uid_t slurm_uid;            /* not limited per uid, as root */
 	struct conn_uid_count *uids[CONN_UID_BUCKETS];
 	int64_t stop_ms;            /* when aifd began stopping; 0 before */
-	struct conn_ratelog logs[CONN_LOG_KINDS];
+	struct log_limit logs[CONN_LOG_KINDS]; /* one warning of a kind per CONN_LOG_EVERY_MS */
 };
 
 /* Derive the limits from the open-file limit aifd runs with, and log them. */

@@ -10,13 +10,31 @@
 #include <munge.h>
 
 #include "admissions.h"
+#include "aif_client.h" /* aif_clock_ms */
 #include "aif_proto.h"
 #include "decide.h"
 #include "identity.h"
 #include "log.h"
 #include "request.h"
 
+/* What a sender can repeat at will is logged at most every 10 s, the rest counted. */
+#define HANDLER_LOG_EVERY_MS 10000
+
+enum handler_log_kind {
+	HANDLER_LOG_CREDENTIAL, /* a credential MUNGE rejects */
+	HANDLER_LOG_REFUSED,    /* an invalid request, another cluster, no permission */
+	HANDLER_LOG_UNATTRIBUTED,
+	HANDLER_LOG_KINDS
+};
+
+static const char *const handler_log_what[HANDLER_LOG_KINDS] = {
+	[HANDLER_LOG_CREDENTIAL] = "requests refused for their MUNGE credential",
+	[HANDLER_LOG_REFUSED] = "requests refused as invalid, for another cluster or not permitted",
+	[HANDLER_LOG_UNATTRIBUTED] = "usage records unattributed (all are in aif.unattributed_intervals)",
+};
+
 struct handler {
+	struct log_limit logs[HANDLER_LOG_KINDS];
 	char cluster[64];
 	uid_t slurm_uid;
 	char slurm_user[64];
@@ -121,7 +139,8 @@ static int authenticate(struct handler *h, munge_ctx_t munge, struct request *re
 		aif_diag_hint(&d, "Sender and aifd must share the MUNGE key of this cluster.");
 		break;
 	}
-	log_request(LOG_LEVEL_WARNING, req, (uid_t)-1, "credential refused", &d);
+	if (log_limit_pass(&h->logs[HANDLER_LOG_CREDENTIAL], aif_clock_ms()))
+		log_request(LOG_LEVEL_WARNING, req, (uid_t)-1, "credential refused", &d);
 	reply_diag(h, req, AIF_PROTO_ERROR, NULL, &d);
 	return -1;
 }
@@ -513,8 +532,7 @@ static void handle_usage(struct handler *h, struct request *req, const struct ai
 			rc = -1;
 			break;
 		}
-		if (recs[i].unattributed) {
-			/* One line per record: rare, and what operators must see. */
+		if (recs[i].unattributed && log_limit_pass(&h->logs[HANDLER_LOG_UNATTRIBUTED], aif_clock_ms())) {
 			log_msg(LOG_LEVEL_WARNING, "usage of job %u on node %s (uid %u) is unattributed (%s): %s",
 				recs[i].job, recs[i].node, recs[i].uid, recs[i].unattributed, why.message);
 		}
@@ -574,7 +592,8 @@ static void handle(void *arg, void *thread_state, struct request *req)
 		snprintf(why, sizeof(why), "%s", d.message);
 		aif_diag_message(&d, "invalid request: %s", why);
 		free(payload);
-		log_request(LOG_LEVEL_WARNING, req, uid, "request refused", &d);
+		if (log_limit_pass(&h->logs[HANDLER_LOG_REFUSED], aif_clock_ms()))
+			log_request(LOG_LEVEL_WARNING, req, uid, "request refused", &d);
 		/* The request is at fault and will be again: a refusal, where its nonce can be
 		 * echoed (a response without one can only be "error"). */
 		nonce = aif_proto_get(&m.header, "nonce");
@@ -591,14 +610,16 @@ static void handle(void *arg, void *thread_state, struct request *req)
 		aif_diag_message(&d, "request for cluster \"%s\" sent to the aifd of cluster \"%s\"",
 				 cluster, h->cluster);
 		aif_diag_hint(&d, "Point the plugin's \"server\" setting at this cluster's aifd.");
-		log_request(LOG_LEVEL_WARNING, req, uid, "request refused", &d);
+		if (log_limit_pass(&h->logs[HANDLER_LOG_REFUSED], aif_clock_ms()))
+			log_request(LOG_LEVEL_WARNING, req, uid, "request refused", &d);
 		reply_diag(h, req, AIF_PROTO_REFUSE, nonce, &d);
 	} else if ((m.kind == AIF_PROTO_ADMIT || m.kind == AIF_PROTO_USAGE) && !privileged(h, uid)) {
 		aif_diag_message(&d, "permission denied to %s",
 				 m.kind == AIF_PROTO_ADMIT ? "admit jobs" : "record usage");
 		aif_diag_detail(&d, "The request came from uid %lu; only root and SlurmUser (%s) may send \"%s\" requests.",
 				(unsigned long)uid, h->slurm_user, aif_proto_kind_name(m.kind));
-		log_request(LOG_LEVEL_WARNING, req, uid, "request refused", &d);
+		if (log_limit_pass(&h->logs[HANDLER_LOG_REFUSED], aif_clock_ms()))
+			log_request(LOG_LEVEL_WARNING, req, uid, "request refused", &d);
 		reply_diag(h, req, AIF_PROTO_REFUSE, nonce, &d);
 	} else if (m.kind == AIF_PROTO_USAGE) {
 		handle_usage(h, req, &m);
@@ -649,6 +670,8 @@ struct handler *handler_new(const struct handler_settings *settings, struct refr
 
 	if (!h)
 		return NULL;
+	for (int kind = 0; kind < HANDLER_LOG_KINDS; kind++)
+		log_limit_init(&h->logs[kind], handler_log_what[kind], HANDLER_LOG_EVERY_MS);
 	snprintf(h->cluster, sizeof(h->cluster), "%s", settings->cluster);
 	snprintf(h->slurm_user, sizeof(h->slurm_user), "%s", settings->slurm_user);
 	h->slurm_uid = settings->slurm_uid;
@@ -679,4 +702,11 @@ void handler_free(struct handler *h)
 		free(h->munge_socket);
 		free(h);
 	}
+}
+
+int64_t handler_log_flush(struct handler *h, int64_t now_ms, int64_t next)
+{
+	for (int kind = 0; kind < HANDLER_LOG_KINDS; kind++)
+		next = log_limit_flush(&h->logs[kind], now_ms, next);
+	return next;
 }

@@ -13,6 +13,7 @@
 #ifndef AIFD_HANDLER_H
 #define AIFD_HANDLER_H
 
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "pool.h"
@@ -38,5 +39,11 @@ void handler_pool_ops(struct handler *h, struct pool_ops *ops);
 void handler_set_pool(struct handler *h, struct pool *pool);
 
 void handler_free(struct handler *h);
+
+/*
+ * The summaries of the warnings the handler left out (a sender can repeat them at will: one a
+ * kind every 10 s), once due; the sooner of next and when the next is due (aif_clock_ms()).
+ */
+int64_t handler_log_flush(struct handler *h, int64_t now_ms, int64_t next);
 
 #endif

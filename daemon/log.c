@@ -141,3 +141,57 @@ void log_diag(enum log_level level, const char *where, const struct aif_diag *di
 		log_text(level, "HINT", text);
 	}
 }
+
+void log_limit_init(struct log_limit *l, const char *what, int every_ms)
+{
+	pthread_mutex_init(&l->lock, NULL);
+	l->what = what;
+	l->every_ms = every_ms;
+	l->next_ms = 0;
+	l->more = 0;
+}
+
+/* Under l->lock, l->more > 0. */
+static void limit_summary(struct log_limit *l, int64_t now_ms)
+{
+	struct aif_diag diag;
+
+	aif_diag_clear(&diag);
+	aif_diag_message(&diag, "%lu more %s", l->more, l->what);
+	aif_diag_detail(&diag, "In the last %lld s. aifd logs one warning of a kind at most every %d s, and counts the others.",
+			(long long)((now_ms - l->next_ms + l->every_ms + 999) / 1000), l->every_ms / 1000);
+	log_diag(LOG_LEVEL_WARNING, NULL, &diag);
+	l->more = 0;
+}
+
+bool log_limit_pass(struct log_limit *l, int64_t now_ms)
+{
+	bool pass = false;
+
+	if (!log_enabled(LOG_LEVEL_WARNING))
+		return false;
+	pthread_mutex_lock(&l->lock);
+	if (now_ms < l->next_ms) {
+		l->more++;
+	} else {
+		if (l->more)
+			limit_summary(l, now_ms);
+		l->next_ms = now_ms + l->every_ms;
+		pass = true;
+	}
+	pthread_mutex_unlock(&l->lock);
+	return pass;
+}
+
+int64_t log_limit_flush(struct log_limit *l, int64_t now_ms, int64_t next)
+{
+	pthread_mutex_lock(&l->lock);
+	if (l->more && now_ms >= l->next_ms) {
+		limit_summary(l, now_ms);
+		l->next_ms = now_ms + l->every_ms;
+	} else if (l->more && l->next_ms < next) {
+		next = l->next_ms;
+	}
+	pthread_mutex_unlock(&l->lock);
+	return next;
+}

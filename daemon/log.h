@@ -9,7 +9,9 @@
 #ifndef AIFD_LOG_H
 #define AIFD_LOG_H
 
+#include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "aif_diag.h"
 
@@ -38,6 +40,26 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
 
 /* The message, then its DETAIL and HINT as lines of their own; where ("file:line") prefixes it. */
 void log_diag(enum log_level level, const char *where, const struct aif_diag *diag);
+
+/*
+ * A kind of warning that a hostile peer could repeat at will: logged at most once per
+ * every_ms, the others counted and said in one line, "N more <what>", when the next passes or
+ * log_limit_flush() finds the period over. Any thread.
+ */
+struct log_limit {
+	pthread_mutex_t lock;
+	const char *what; /* "connections closed to make room for new ones" */
+	int every_ms;
+	int64_t next_ms;  /* aif_clock_ms() */
+	unsigned long more;
+};
+#define LOG_LIMIT_INIT(what, every_ms) {PTHREAD_MUTEX_INITIALIZER, (what), (every_ms), 0, 0}
+void log_limit_init(struct log_limit *l, const char *what, int every_ms);
+
+/* Whether to log one now (after the summary of those left out); if not, it is counted. */
+bool log_limit_pass(struct log_limit *l, int64_t now_ms);
+/* The summary of those left out once their period is over; the sooner of next and when it is due. */
+int64_t log_limit_flush(struct log_limit *l, int64_t now_ms, int64_t next);
 
 #define log_error(...) log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
 #define log_warning(...) log_msg(LOG_LEVEL_WARNING, __VA_ARGS__)

@@ -18,6 +18,7 @@
 #include "refresh.h"
 #include "request.h"
 #include "conn.h"
+#include "handler.h"
 #include "log.h"
 
 #define MAX_EVENTS 64
@@ -217,11 +218,14 @@ int loop_run(struct aifd *aifd)
 	log_info("aifd is ready (cluster \"%s\")", aifd->config.cluster);
 
 	for (;;) {
+		int64_t now;
 		int wait_ms;
 		int n;
 
 		/* Deadlines first: the wait below lasts until the next one. */
-		wait_ms = conn_sweep(aifd, aif_clock_ms(), aifd->stopping ? STOP_POLL_MS : WAIT_MAX_MS);
+		now = aif_clock_ms();
+		wait_ms = conn_sweep(aifd, now, aifd->stopping ? STOP_POLL_MS : WAIT_MAX_MS);
+		wait_ms = (int)(handler_log_flush(aifd->handler, now, now + wait_ms) - now);
 		conn_free_closed(aifd);
 		if (aifd->stopping) {
 			if (!stop_deadline) {

@@ -167,6 +167,11 @@ aifd_wait_log a "WARNING:  connection [0-9]+ from local uid $(id -u aiftest) pid
 wait "${attack_pids[-1]}" || true
 assert_eq 1 "$(count closed_by_aifd noread)" "the client that did not read was closed"
 attack_pids=()
+# What a sender repeats at will is logged once every 10 s, then counted: its bogus requests
+# made a few warnings and a count, not a line each.
+aifd_wait_log a "[0-9]+ more requests refused for their MUNGE credential" "the count of bogus requests"
+refused=$(cat "$AIFD_WORK"/a.log* | grep -c "credential refused")
+((refused <= 10)) || fail "$refused warnings for bogus credentials in aifd's log (at most one per 10 s)"
 
 # 5. SIGTERM while a client does not read its answers: aifd stops within seconds.
 attack noread2 --server="$sock" noread --count=1000 --duration=60
