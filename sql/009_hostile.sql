@@ -8,12 +8,16 @@ ALTER TABLE aif.usage_intervals ALTER COLUMN uid TYPE bigint;
 ALTER TABLE aif.usage_end_inbox ALTER COLUMN uid TYPE bigint;
 
 -- 2. An admission is a job's only while it is current: a Slurm job id repeats after MaxJobId
---    wraps and after a slurmctld state reset. An admission decided for another uid, or longer
---    ago than any job runs (30 days), belongs to an earlier job of that id: it is decided
---    again (aifd's KEEP statement replaces it) and never charges the later job's usage.
+--    wraps and after a slurmctld state reset. An admission decided for another uid, or 30 days
+--    ago for a job that aifd's reconciliation has not seen running in the last day, belongs to
+--    an earlier job of that id: it is decided again (aifd's KEEP statement replaces it) and
+--    never charges the later job's usage. (A job still running after 30 days keeps its
+--    admission: reconciliation sees it at every pass, aif.job_last_seen.)
 CREATE OR REPLACE FUNCTION aif.admission_current(adm aif.admissions, job_uid bigint)
 RETURNS boolean LANGUAGE sql STABLE PARALLEL SAFE
-AS $$ SELECT adm.uid = job_uid AND adm.decided_at > now() - interval '30 days' $$;
+AS $$ SELECT adm.uid = job_uid AND (adm.decided_at > now() - interval '30 days'
+	OR EXISTS (SELECT 1 FROM aif.job_last_seen s WHERE s.cluster = adm.cluster
+		   AND s.job_id = adm.job_id AND s.seen_at > now() - interval '1 day')) $$;
 COMMENT ON FUNCTION aif.admission_current(aif.admissions, bigint) IS
 	'whether a kept admission is the one of the job its uid runs now (job ids repeat)';
 REVOKE ALL ON FUNCTION aif.admission_current(aif.admissions, bigint) FROM PUBLIC;

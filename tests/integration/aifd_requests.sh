@@ -344,6 +344,14 @@ assert_eq "ok 1" "$(head -1 <<<"$answer") $(field acked "$answer")" "usage of ui
 aifd_wait_settled "job 501"
 assert_eq "projb|$big" "$(psql -d "$AIFD_DB" -Atc "SELECT project_id, uid FROM aif.usage_intervals WHERE job_id = 501")" \
 	"usage of uid $big stored"
+# An admission 31 days old stays the job's while reconciliation sees the job running: a job
+# that runs for more than 30 days is not decided again in a later step.
+psql -d "$AIFD_DB" -qc "UPDATE aif.admissions SET decided_at = now() - interval '31 days' WHERE job_id = 501;
+	INSERT INTO aif.job_last_seen (cluster, job_id, restart_count, seen_at) VALUES ('aiftest', 501, 0, now())"
+answer=$(aif_send root a admit job=501 uid=$big gid="$grp" project=projb)
+assert_eq "ok projb" "$(head -1 <<<"$answer") $(field project "$answer")" "job 501 after 31 days, still running: $answer"
+assert_eq t "$(psql -d "$AIFD_DB" -Atc "SELECT decided_at < now() - interval '30 days' FROM aif.admissions
+	WHERE job_id = 501")" "job 501's admission kept, not decided again"
 
 # status: the caller's own projects; running jobs count up to now. Job 9 used 3 GPU-hours of
 # proja on n2 and runs on n1 with 2 GPUs since two hours (4), job 8 with 4 GPUs since a minute.
