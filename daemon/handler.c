@@ -100,6 +100,14 @@ static void log_request(enum log_level level, const struct request *req, uid_t u
 	log_diag(level, where, diag);
 }
 
+/* A warning of a kind a sender can repeat at will: at most one per HANDLER_LOG_EVERY_MS. */
+static void log_limited(struct handler *h, enum handler_log_kind kind, const struct request *req,
+			uid_t uid, const char *what, const struct aif_diag *diag)
+{
+	if (log_limit_pass(&h->logs[kind], aif_clock_ms()))
+		log_request(LOG_LEVEL_WARNING, req, uid, what, diag);
+}
+
 /* Step 1: the credential. Returns 0 with the payload (free it), or -1 (answered). */
 static int authenticate(struct handler *h, munge_ctx_t munge, struct request *req, void **payload,
 			int *len, uid_t *uid, gid_t *gid)
@@ -139,8 +147,7 @@ static int authenticate(struct handler *h, munge_ctx_t munge, struct request *re
 		aif_diag_hint(&d, "Sender and aifd must share the MUNGE key of this cluster.");
 		break;
 	}
-	if (log_limit_pass(&h->logs[HANDLER_LOG_CREDENTIAL], aif_clock_ms()))
-		log_request(LOG_LEVEL_WARNING, req, (uid_t)-1, "credential refused", &d);
+	log_limited(h, HANDLER_LOG_CREDENTIAL, req, (uid_t)-1, "credential refused", &d);
 	reply_diag(h, req, AIF_PROTO_ERROR, NULL, &d);
 	return -1;
 }
@@ -558,14 +565,6 @@ static void handle_usage(struct handler *h, struct request *req, const struct ai
 	}
 }
 
-/* What the codec takes as a nonce (16 lower-case hex digits). */
-static bool nonce_valid(const char *nonce)
-{
-	size_t n = strspn(nonce, "0123456789abcdef");
-
-	return n == AIF_PROTO_NONCE_LEN && nonce[n] == '\0';
-}
-
 static void handle(void *arg, void *thread_state, struct request *req)
 {
 	struct handler *h = arg;
@@ -592,12 +591,11 @@ static void handle(void *arg, void *thread_state, struct request *req)
 		snprintf(why, sizeof(why), "%s", d.message);
 		aif_diag_message(&d, "invalid request: %s", why);
 		free(payload);
-		if (log_limit_pass(&h->logs[HANDLER_LOG_REFUSED], aif_clock_ms()))
-			log_request(LOG_LEVEL_WARNING, req, uid, "request refused", &d);
+		log_limited(h, HANDLER_LOG_REFUSED, req, uid, "request refused", &d);
 		/* The request is at fault and will be again: a refusal, where its nonce can be
 		 * echoed (a response without one can only be "error"). */
 		nonce = aif_proto_get(&m.header, "nonce");
-		if (nonce && !nonce_valid(nonce))
+		if (nonce && !aif_proto_nonce_valid(nonce))
 			nonce = NULL;
 		reply_diag(h, req, nonce ? AIF_PROTO_REFUSE : AIF_PROTO_ERROR, nonce, &d);
 		aif_proto_msg_free(&m);
@@ -610,16 +608,14 @@ static void handle(void *arg, void *thread_state, struct request *req)
 		aif_diag_message(&d, "request for cluster \"%s\" sent to the aifd of cluster \"%s\"",
 				 cluster, h->cluster);
 		aif_diag_hint(&d, "Point the plugin's \"server\" setting at this cluster's aifd.");
-		if (log_limit_pass(&h->logs[HANDLER_LOG_REFUSED], aif_clock_ms()))
-			log_request(LOG_LEVEL_WARNING, req, uid, "request refused", &d);
+		log_limited(h, HANDLER_LOG_REFUSED, req, uid, "request refused", &d);
 		reply_diag(h, req, AIF_PROTO_REFUSE, nonce, &d);
 	} else if ((m.kind == AIF_PROTO_ADMIT || m.kind == AIF_PROTO_USAGE) && !privileged(h, uid)) {
 		aif_diag_message(&d, "permission denied to %s",
 				 m.kind == AIF_PROTO_ADMIT ? "admit jobs" : "record usage");
 		aif_diag_detail(&d, "The request came from uid %lu; only root and SlurmUser (%s) may send \"%s\" requests.",
 				(unsigned long)uid, h->slurm_user, aif_proto_kind_name(m.kind));
-		if (log_limit_pass(&h->logs[HANDLER_LOG_REFUSED], aif_clock_ms()))
-			log_request(LOG_LEVEL_WARNING, req, uid, "request refused", &d);
+		log_limited(h, HANDLER_LOG_REFUSED, req, uid, "request refused", &d);
 		reply_diag(h, req, AIF_PROTO_REFUSE, nonce, &d);
 	} else if (m.kind == AIF_PROTO_USAGE) {
 		handle_usage(h, req, &m);

@@ -106,6 +106,11 @@ static bool utf8_valid(const unsigned char *s, size_t n)
 	return true;
 }
 
+bool aif_proto_nonce_valid(const char *s)
+{
+	return strlen(s) == AIF_PROTO_NONCE_LEN && strspn(s, "0123456789abcdef") == AIF_PROTO_NONCE_LEN;
+}
+
 bool aif_proto_utf8_valid(const char *s)
 {
 	return utf8_valid((const unsigned char *)s, strlen(s));
@@ -752,7 +757,7 @@ static int check_field(const struct aif_proto_block *b, const struct fspec *f,
 		detail = "The value must be a whole number from 0 to 10000.";
 		break;
 	case T_NONCE:
-		ok = strlen(v) == AIF_PROTO_NONCE_LEN && strspn(v, "0123456789abcdef") == strlen(v);
+		ok = aif_proto_nonce_valid(v);
 		detail = "The value must be 16 lower-case hexadecimal digits.";
 		break;
 	case T_EVENT:

@@ -91,6 +91,9 @@ int aif_proto_set_u64(struct aif_proto_block *b, const char *key, uint64_t value
 /* A new empty record at the end; NULL with errno E2BIG (AIF_PROTO_MAX_RECORDS) or ENOMEM. */
 struct aif_proto_block *aif_proto_add_record(struct aif_proto_msg *m);
 
+/* Whether s is a nonce as the protocol has them: AIF_PROTO_NONCE_LEN lower-case hex digits. */
+bool aif_proto_nonce_valid(const char *s);
+
 /* Whether s is strict UTF-8 (what a value must be; no overlong forms, no surrogates). */
 bool aif_proto_utf8_valid(const char *s);
 

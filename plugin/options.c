@@ -33,15 +33,10 @@ static bool has_control(const char *v)
 	return false;
 }
 
-/* A project or sector name as aifd takes it: 1 to MAX_NAME bytes, no control characters. */
-static bool valid_name(const char *v)
-{
-	return v && v[0] && strlen(v) <= MAX_NAME && !has_control(v) && aif_proto_utf8_valid(v);
-}
-
+/* A project or sector name as aifd takes it: 1 to MAX_NAME bytes of UTF-8, no control characters. */
 bool aif_option_name_valid(const char *v)
 {
-	return valid_name(v);
+	return v && v[0] && strlen(v) <= MAX_NAME && !has_control(v) && aif_proto_utf8_valid(v);
 }
 
 /*
@@ -71,7 +66,7 @@ static int option_cb(int val, const char *optarg, int remote)
 {
 	char *dst = val == OPT_PROJECT ? project : sector;
 
-	if (!valid_name(optarg)) {
+	if (!aif_option_name_valid(optarg)) {
 		/* Only on the user's side is an error harmless (and helpful). */
 		if (!remote) {
 			report_invalid(val == OPT_PROJECT ? "--aif-project" : "--aif-sector", optarg);
@@ -110,7 +105,7 @@ int aif_options_register(spank_t sp)
 		static const char *const vars[] = {"AIF_PROJECT", "AIF_SECTOR"};
 		for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
 			const char *v = getenv(vars[i]);
-			if (v && v[0] && !valid_name(v)) {
+			if (v && v[0] && !aif_option_name_valid(v)) {
 				report_invalid(vars[i], v);
 				return -1;
 			}
@@ -161,7 +156,7 @@ bool aif_options_valid(spank_t sp, struct aif_diag *diag)
 		if (names[i].option[0])
 			continue; /* the option wins over the variable */
 		e = spank_getenv(sp, names[i].var, buf, (int)sizeof(buf));
-		if (e == ESPANK_NOSPACE || (e == ESPANK_SUCCESS && buf[0] && !valid_name(buf))) {
+		if (e == ESPANK_NOSPACE || (e == ESPANK_SUCCESS && buf[0] && !aif_option_name_valid(buf))) {
 			invalid_diag(diag, names[i].var, e == ESPANK_SUCCESS ? buf : NULL);
 			return false;
 		}
