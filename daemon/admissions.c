@@ -1,13 +1,11 @@
 #include "admissions.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <libpq-fe.h>
 
@@ -112,17 +110,10 @@ static void timed_out(struct admissions *a, const char *what)
  */
 static bool enter(struct admissions *a, int64_t deadline_ms)
 {
-	struct timespec until;
-	int64_t left = deadline_ms - aif_clock_ms();
+	/* On the monotonic clock: a step of the wall clock does not move the deadline. */
+	struct timespec until = aif_clock_timespec(deadline_ms);
 
-	clock_gettime(CLOCK_MONOTONIC, &until); /* a clock the wall clock's steps do not move */
-	until.tv_sec += left / 1000;
-	until.tv_nsec += (left % 1000) * 1000000;
-	if (until.tv_nsec >= 1000000000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000;
-	}
-	if (left <= 0 || pthread_mutex_clocklock(&a->lock, CLOCK_MONOTONIC, &until) != 0)
+	if (pthread_mutex_clocklock(&a->lock, CLOCK_MONOTONIC, &until) != 0)
 		return false; /* another worker is waiting for the database */
 	if (aif_clock_ms() < a->sick_until_ms) {
 		pthread_mutex_unlock(&a->lock);

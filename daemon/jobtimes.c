@@ -386,11 +386,8 @@ void jobtimes_settle(void *arg, struct usage_record *const *recs, size_t n)
 	    !(jt->busy_since_ms && now - jt->busy_since_ms >= JOBTIMES_WAIT_MS) &&
 	    enqueue(jt, w, m, missing)) {
 		uint64_t gen = ++jt->asked_gen;
-		struct timespec until;
-		int64_t deadline = now + JOBTIMES_WAIT_MS;
+		struct timespec until = aif_clock_timespec(now + JOBTIMES_WAIT_MS);
 
-		until.tv_sec = (time_t)(deadline / 1000);
-		until.tv_nsec = (long)(deadline % 1000) * 1000000L;
 		pthread_cond_signal(&jt->asked);
 		while (jt->answered_gen < gen && !jt->stopping &&
 		       pthread_cond_timedwait(&jt->answered, &jt->lock, &until) == 0)

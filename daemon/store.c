@@ -1095,7 +1095,7 @@ static struct batch *make_batch(const struct usage_record *recs, size_t n, bool 
 				struct aif_diag *diag)
 {
 	struct batch *b;
-	size_t strings = 0;
+	size_t strings = 0, size;
 	char *pool;
 
 	if (n == 0) {
@@ -1117,13 +1117,14 @@ static struct batch *make_batch(const struct usage_record *recs, size_t n, bool 
 		strings += str_size(r->cluster) + str_size(r->node) + str_size(r->project) +
 			   str_size(r->sector) + str_size(r->user) + str_size(r->unattributed);
 	}
-	b = calloc(1, sizeof(*b) + n * sizeof(b->recs[0]) + strings);
+	size = sizeof(*b) + n * sizeof(b->recs[0]) + strings;
+	b = calloc(1, size);
 	if (!b) {
 		aif_diag_message(diag, "could not queue usage records: out of memory");
 		return NULL;
 	}
 	b->n = n;
-	b->bytes = sizeof(*b) + n * sizeof(b->recs[0]) + strings;
+	b->bytes = size;
 	pool = (char *)&b->recs[n];
 	for (size_t i = 0; i < n; i++) {
 		struct usage_record *r = &b->recs[i];

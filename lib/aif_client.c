@@ -43,6 +43,13 @@ int64_t aif_clock_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+struct timespec aif_clock_timespec(int64_t deadline_ms)
+{
+	struct timespec ts = {.tv_sec = (time_t)(deadline_ms / 1000),
+			      .tv_nsec = (long)(deadline_ms % 1000) * 1000000L};
+	return ts;
+}
+
 static const char *errstr(int err, char *buf, size_t size)
 {
 	return strerror_r(err, buf, size); /* the GNU strerror_r (_GNU_SOURCE) */

@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "aif_diag.h"
 #include "aif_proto.h"
@@ -68,6 +69,9 @@ int aif_client_request_by(struct aif_client *c, const struct aif_proto_msg *requ
 
 /* CLOCK_MONOTONIC in milliseconds: deadlines below are on this clock. */
 int64_t aif_clock_ms(void);
+/* Such a deadline as the absolute time of a wait on CLOCK_MONOTONIC (pthread_cond_timedwait
+ * with a monotonic condattr, pthread_mutex_clocklock). */
+struct timespec aif_clock_timespec(int64_t deadline_ms);
 
 /*
  * Write one frame (header and body), waiting with poll() until deadline_ms at most. Works on
