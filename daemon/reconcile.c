@@ -48,7 +48,7 @@
 #include "wakeup.h"
 
 
-/* The open runs of cluster $1, one row per (job, restart), through usage_intervals_open. */
+/* The open runs of cluster $1, one row per (job, restart), through usage_intervals_open_run. */
 static const char OPEN_RUNS_SQL[] =
 	"SELECT job_id, restart_count FROM aif.usage_intervals"
 	" WHERE cluster = $1 AND ended_at IS NULL"

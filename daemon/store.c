@@ -30,6 +30,7 @@
 #include "aif_client.h" /* aif_clock_ms */
 #include "aif_db.h"
 #include "decide.h"
+#include "jobtimes.h" /* JOBTIMES_TOLERANCE */
 
 /* The largest time to_timestamp() takes without error: 9999-12-31 23:59:59 UTC. */
 #define STORE_MAX_TIME 253402300799LL
@@ -53,13 +54,16 @@
 #define SETTLE_ROUND_MS 1000
 
 #define STORE_NPARAMS 15                      /* the records' arrays */
-#define WRITE_NPARAMS (STORE_NPARAMS + 1)     /* and the reasons of admissions that charge */
+#define WRITE_NPARAMS (STORE_NPARAMS + 2)     /* the reasons of admissions that charge, the tolerance */
 
 /*
  * $1 is_end, $2 cluster, $3 job, $4 node, $5 restart, $6 project, $7 sector, $8 uid, $9 user,
  * $10 gpus, $11 start (NULL: unknown), $12 end (NULL for starts), $13 exact, $14 final, $15
  * unattributed (why no project can be charged, NULL when one is); $16 the reasons of an
- * admission that charges its project (decide_charging_reasons()).
+ * admission that charges its project (decide_charging_reasons()); $17 how far a node's clock
+ * may be from slurmctld's (JOBTIMES_TOLERANCE).
+ * Each row goes to its key's run (sql/010_job_runs.sql, aif.usage_run()): the latest when the
+ * record is that job's (a repeat, or the run is open), else the next: a job id used again.
  * An unattributed record goes to aif.unattributed_intervals (start and end merged per key,
  * the nodes' times, never settled), unless its key is an interval of the same uid stored for
  * a project already: then it is that interval's, with its project (a start charged, an end
@@ -85,21 +89,28 @@ static const char WRITE_SQL[] =
 	"   user_name, gpus, st, en, exact, final, why, i)"
 	"), ru AS ("
 	" SELECT r0.*, o.project_id AS o_project, o.sector_id AS o_sector FROM r0"
-	" LEFT JOIN aif.usage_intervals o ON o.cluster = r0.cluster AND o.job_id = r0.job_id"
-	"  AND o.node = r0.node AND o.restart_count = r0.restart_count AND o.uid = r0.uid"
+	" LEFT JOIN LATERAL (SELECT * FROM aif.usage_intervals l WHERE l.cluster = r0.cluster"
+	"  AND l.job_id = r0.job_id AND l.node = r0.node AND l.restart_count = r0.restart_count"
+	"  ORDER BY l.run DESC LIMIT 1) o ON o.uid = r0.uid"
+	"  AND aif.usage_run(o.run, o.started_at, o.ended_at, o.uid, r0.uid, to_timestamp(coalesce(r0.st, r0.en)),"
+	"   $17::interval) = o.run"
 	" WHERE r0.why IS NOT NULL"
 	"), un AS ("
-	" INSERT INTO aif.unattributed_intervals AS x (cluster, job_id, node, restart_count, reason,"
-	"  project_asked, uid, user_name, gpus, started_at, ended_at)"
-	" SELECT cluster, job_id, node, restart_count::int, why, project_id, uid, user_name,"
-	"  gpus::int, to_timestamp(st),"
-	"  CASE WHEN en IS NULL THEN NULL ELSE to_timestamp(greatest(en, st)) END"
+	" INSERT INTO aif.unattributed_intervals AS x (cluster, job_id, node, restart_count, run,"
+	"  reason, project_asked, uid, user_name, gpus, started_at, ended_at)"
+	" SELECT g.cluster, g.job_id, g.node, g.restart_count::int,"
+	"  aif.usage_run(l.run, l.started_at, l.ended_at, l.uid, g.uid, to_timestamp(g.st), $17::interval),"
+	"  g.why, g.project_id, g.uid, g.user_name, g.gpus::int, to_timestamp(g.st),"
+	"  CASE WHEN g.en IS NULL THEN NULL ELSE to_timestamp(greatest(g.en, g.st)) END"
 	" FROM (SELECT cluster, job_id, node, restart_count, min(why) AS why,"
 	"   min(project_id) AS project_id, max(uid) AS uid, min(user_name) AS user_name,"
 	"   max(gpus) AS gpus, min(en) AS en,"
 	"   coalesce(min(st) FILTER (WHERE NOT is_end), min(st), min(en)) AS st"
 	"  FROM ru WHERE o_project IS NULL GROUP BY cluster, job_id, node, restart_count) g"
-	" ON CONFLICT (cluster, job_id, node, restart_count) DO UPDATE SET ended_at = excluded.ended_at"
+	" LEFT JOIN LATERAL (SELECT run, started_at, ended_at, uid FROM aif.unattributed_intervals l"
+	"  WHERE l.cluster = g.cluster AND l.job_id = g.job_id AND l.node = g.node"
+	"  AND l.restart_count = g.restart_count ORDER BY l.run DESC LIMIT 1) l ON true"
+	" ON CONFLICT (cluster, job_id, node, restart_count, run) DO UPDATE SET ended_at = excluded.ended_at"
 	" WHERE x.ended_at IS NULL AND excluded.ended_at IS NOT NULL"
 	"), r AS ("
 	" SELECT is_end, cluster, job_id, node, restart_count, project_id, sector_id, uid, user_name,"
@@ -149,23 +160,31 @@ static const char WRITE_SQL[] =
 	" LEFT JOIN mv ON mv.cluster = e.cluster AND mv.job_id = e.job_id AND mv.node = e.node"
 	"  AND mv.restart_count = e.restart_count"
 	")"
-	" INSERT INTO aif.usage_intervals AS u (cluster, job_id, node, restart_count, project_id,"
+	" INSERT INTO aif.usage_intervals AS u (cluster, job_id, node, restart_count, run, project_id,"
 	"  sector_id, uid, user_name, gpus, started_at, ended_at, end_source, exact)"
 	" SELECT k.cluster, k.job_id, k.node, k.restart_count::int,"
+	"  aif.usage_run(l.run, l.started_at, l.ended_at, l.uid, k.uid, to_timestamp(k.st), $17::interval),"
 	"  coalesce(a.project_id, k.project_id), coalesce(a.sector_id, k.sector_id), k.uid,"
 	"  k.user_name, k.gpus::int, to_timestamp(k.st),"
 	"  CASE WHEN k.en IS NULL THEN NULL ELSE to_timestamp(greatest(k.en, k.st)) END, k.src, k.exact"
-	" FROM k LEFT JOIN aif.admissions a ON a.cluster = k.cluster AND a.job_id = k.job_id"
+	" FROM k LEFT JOIN LATERAL (SELECT run, started_at, ended_at, uid FROM aif.usage_intervals l"
+	"  WHERE l.cluster = k.cluster AND l.job_id = k.job_id AND l.node = k.node"
+	"  AND l.restart_count = k.restart_count ORDER BY l.run DESC LIMIT 1) l ON true"
+	" LEFT JOIN aif.admissions a ON a.cluster = k.cluster AND a.job_id = k.job_id"
 	"  AND a.sector_id IS NOT NULL AND a.reason = ANY ($16::text[])"
 	"  AND aif.admission_current(a, k.uid)"
 	" ORDER BY k.cluster, k.job_id, k.node, k.restart_count"
-	" ON CONFLICT (cluster, job_id, node, restart_count) DO UPDATE"
+	" ON CONFLICT (cluster, job_id, node, restart_count, run) DO UPDATE"
 	" SET project_id = excluded.project_id, sector_id = excluded.sector_id,"
 	"  started_at = CASE WHEN excluded.exact THEN excluded.started_at ELSE u.started_at END,"
 	"  ended_at = greatest(excluded.ended_at,"
 	"   CASE WHEN excluded.exact THEN excluded.started_at ELSE u.started_at END),"
 	"  end_source = 'epilog', exact = excluded.exact"
 	" WHERE u.ended_at IS NULL AND excluded.ended_at IS NOT NULL";
+
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
+#define TOLERANCE_TEXT STRINGIFY(JOBTIMES_TOLERANCE) " seconds" /* $17 */
 
 #define WRITE_NAME "aif_store_write" /* WRITE_SQL, prepared on each connection */
 
@@ -489,6 +508,7 @@ static enum outcome write_range(struct store *s, struct batch **batches, size_t 
 	for (int j = 0; j < STORE_NPARAMS; j++)
 		values[j] = s->params[j].data;
 	values[STORE_NPARAMS] = s->charging_reasons;
+	values[STORE_NPARAMS + 1] = TOLERANCE_TEXT;
 	res = result_by(s, PQsendQueryPrepared(s->conn, WRITE_NAME, WRITE_NPARAMS, values, NULL, NULL, 0),
 			"could not write usage", diag);
 	if (!res)

@@ -252,6 +252,37 @@ answer=$(aif_send root a usage cluster=aiftest -- event=end job=500 node=n1 rest
 assert_eq "ok 1" "$(head -1 <<<"$answer") $(field acked "$answer")" "a reused job id's usage: $answer"
 assert_eq "no-project|2|60" "$(psql -d "$AIFD_DB" -Atc "SELECT reason, gpus, extract(epoch FROM ended_at - started_at)::int
 	FROM aif.unattributed_intervals WHERE job_id = 500 AND uid = 2147483654")" "a reused job id's unattributed usage"
+# A job id reused on the same node by the same uid, as after a slurmctld state reset: the later
+# job is a run of its own, never taken for a repeat of the earlier one's records; a repeat of
+# them (a spool sent again) changes nothing. (No GPUs: projb's figures below stay as they are.)
+answer=$(aif_send root a admit job=510 uid=4242 gid="$grp" project=projb)
+assert_eq "ok projb" "$(head -1 <<<"$answer") $(field project "$answer")" "job 510's admission: $answer"
+reuse_send() { # reuse_send EVENT TIME [START]: a usage record of job 510 of uid 4242 on n1
+	answer=$(aif_send root a usage cluster=aiftest -- event="$1" job=510 node=n1 restart=0 gpus=0 \
+		time="$2" ${3:+start=$3} uid=4242)
+	assert_eq "ok 1" "$(head -1 <<<"$answer") $(field acked "$answer")" "job 510 $1 at $2: $answer"
+}
+runs_of() { # runs_of TABLE JOB: the seconds of each interval of the job, the earliest first
+	psql -d "$AIFD_DB" -Atc "SELECT string_agg(extract(epoch FROM ended_at - started_at)::int::text,
+		' ' ORDER BY started_at) FROM aif.$1 WHERE job_id = $2"
+}
+reuse_send start $((now - 7200))
+reuse_send end $((now - 3600))
+aifd_wait_settled "job 510, first"
+reuse_send start $((now - 60))
+reuse_send end "$now"
+aifd_wait_settled "job 510, again"
+reuse_send start $((now - 7200))
+reuse_send end $((now - 3600))
+aifd_wait_settled "job 510's first records again"
+assert_eq "3600 60" "$(runs_of usage_intervals 510)" "job 510: two jobs, two runs"
+# Likewise for usage nobody can be charged for (uid 2147483654 has no project).
+for t in $((now - 3600)) "$now" $((now - 3600)); do
+	answer=$(aif_send root a usage cluster=aiftest -- event=end job=520 node=n1 restart=0 gpus=1 \
+		time="$t" start=$((t - 60)) uid=2147483654)
+	assert_eq "ok 1" "$(head -1 <<<"$answer") $(field acked "$answer")" "job 520 at $t: $answer"
+done
+assert_eq "60 60" "$(runs_of unattributed_intervals 520)" "job 520: two unattributed runs"
 # A start nobody could be charged for (no admission yet), whose end can be (the job's admission
 # came meanwhile): the usage moves to the job's project, nothing stays unattributed.
 # (No GPUs: projb's figures below must stay as they are.)
@@ -331,7 +362,15 @@ aifd_wait_log a "could not write usage: the aif database did not answer within 2
 cont_backend
 wait_sql "SELECT count(*) FROM aif.usage_intervals WHERE job_id = 700" 1 \
 	"job 700's start written on the writer's new connection" 15
-answer=$(aif_send root a usage cluster=aiftest -- event=start job=701 node=n1 restart=0 gpus=1 time=$now uid="$a1" project=proja)
+# (The continued backend may itself run the write it had read before it sees aifd gone: job
+# 700 can be there before the writer's own write on its new connection returned.)
+deadline=$((SECONDS + 10))
+until answer=$(aif_send root a usage cluster=aiftest \
+	-- event=start job=701 node=n1 restart=0 gpus=1 time=$now uid="$a1" project=proja) &&
+	[[ $(head -1 <<<"$answer") == ok ]]; do
+	((SECONDS < deadline)) || fail "usage not taken within 10 s of the database answering again: $answer"
+	sleep 0.2
+done
 assert_eq "ok 1" "$(head -1 <<<"$answer") $(field acked "$answer")" "usage once the writer has a new connection: $answer"
 
 # A uid of 2^31 and above (large directory uid ranges) is stored, not refused forever.

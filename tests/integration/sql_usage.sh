@@ -139,7 +139,7 @@ assert_fails 'usage refers to an unknown sector "nope"' "usage of an unknown sec
 	insert c1 99 n1 0 p1 nope 1 '2025-01-10 10:00Z' '2025-01-10 12:00Z'
 
 # Closed intervals are immutable in what the rollups hold, and nothing is deleted.
-assert_fails 'usage interval \(cluster c1, job 1, node n1, restart 0\) is closed and cannot be changed' \
+assert_fails 'usage interval \(cluster c1, job 1, node n1, restart 0, run 0\) is closed and cannot be changed' \
 	"correcting ended_at" q -c "UPDATE aif.usage_intervals SET ended_at = ended_at + interval '1 hour'
 		WHERE cluster = 'c1' AND job_id = 1 AND node = 'n1' AND restart_count = 0"
 assert_fails 'is closed and cannot be changed' "changing the gpus of a closed interval" \
@@ -305,5 +305,22 @@ q -c 'SELECT aif.rollup_rebuild()' >/dev/null
 assert_eq "$before" "$(q -c "SELECT md5(string_agg(concat_ws(' ', day, cluster, project_id, sector_id, gpu_us, jobs), ',' ORDER BY day, cluster, project_id, sector_id)) FROM aif.usage_daily_rollup")" \
 	"daily rollup after aif.rollup_rebuild()"
 verify "after rebuild"
+
+# A reused job id: runs 0 and 1 of one key (010). One statement may change both (the closed one
+# only where the rollups ignore it); at most one run of a key is open.
+q -c "INSERT INTO aif.usage_intervals (cluster, job_id, node, restart_count, run, project_id, sector_id,
+		uid, user_name, gpus, started_at, ended_at, end_source)
+	VALUES ('c1', 987654, 'n1', 0, 0, 'p1', 's1', 1000, 'alice', 2, now() - interval '3 hours',
+		now() - interval '2 hours', 'epilog'),
+	       ('c1', 987654, 'n1', 0, 1, 'p1', 's1', 1000, 'alice', 1, now() - interval '1 hour', NULL, NULL)" >/dev/null
+assert_eq "UPDATE 2" "$(psql -X -v ON_ERROR_STOP=1 -c "UPDATE aif.usage_intervals SET user_name = 'alice2',
+	gpus = CASE WHEN run = 1 THEN 3 ELSE gpus END WHERE job_id = 987654")" "changing two runs of a key in one statement"
+assert_fails 'duplicate key value violates unique constraint "usage_intervals_open_run"' "a second open run" \
+	q -c "INSERT INTO aif.usage_intervals (cluster, job_id, node, restart_count, run, project_id, sector_id,
+		gpus, started_at) VALUES ('c1', 987654, 'n1', 0, 2, 'p1', 's1', 1, now())"
+q -c "UPDATE aif.usage_intervals SET ended_at = now(), end_source = 'epilog' WHERE job_id = 987654 AND ended_at IS NULL" >/dev/null
+verify "two runs of a reused job id"
+assert_eq "0|2|alice2 1|3|alice2" "$(q -c "SELECT string_agg(concat_ws('|', run, gpus, user_name), ' ' ORDER BY run)
+	FROM aif.usage_intervals WHERE job_id = 987654 AND ended_at IS NOT NULL")" "both runs closed"
 
 echo "sql usage: ok"
