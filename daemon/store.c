@@ -77,8 +77,12 @@
  * settled one) gives the interval's start too (slurmctld's), whatever the start record said.
  * The project and sector are the job's current admission's wherever it has one that charges
  * ($16, aif.admission_current(): the same uid): a job is charged to what it was admitted for,
- * and the close re-tags an interval opened before the admission. Integers travel as bigint and are cast where stored, so that an out-of-range
- * value is a data error (22003).
+ * and the close re-tags an interval opened before the admission. An end whose start nobody
+ * knows (no start record, slurmctld has forgotten the job) starts at the job's admission: the
+ * job was running then, on all its nodes. Not for a requeued run (the admission is the first
+ * run's) nor a reused id (it may be the earlier job's): those start at their end.
+ * Integers travel as bigint and are cast where stored, so that an out-of-range value is a data
+ * error (22003).
  */
 static const char WRITE_SQL[] =
 	"WITH r0 AS ("
@@ -165,7 +169,9 @@ static const char WRITE_SQL[] =
 	" SELECT k.cluster, k.job_id, k.node, k.restart_count::int,"
 	"  aif.usage_run(l.run, l.started_at, l.ended_at, l.uid, k.uid, to_timestamp(k.st), $17::interval),"
 	"  coalesce(a.project_id, k.project_id), coalesce(a.sector_id, k.sector_id), k.uid,"
-	"  k.user_name, k.gpus::int, to_timestamp(k.st),"
+	"  k.user_name, k.gpus::int,"
+	"  CASE WHEN k.src = 'epilog-no-start' AND k.restart_count = 0 AND l.run IS NULL"
+	"   AND a.decided_at < to_timestamp(k.en) THEN a.decided_at ELSE to_timestamp(k.st) END,"
 	"  CASE WHEN k.en IS NULL THEN NULL ELSE to_timestamp(greatest(k.en, k.st)) END, k.src, k.exact"
 	" FROM k LEFT JOIN LATERAL (SELECT run, started_at, ended_at, uid FROM aif.usage_intervals l"
 	"  WHERE l.cluster = k.cluster AND l.job_id = k.job_id AND l.node = k.node"

@@ -283,6 +283,17 @@ for t in $((now - 3600)) "$now" $((now - 3600)); do
 	assert_eq "ok 1" "$(head -1 <<<"$answer") $(field acked "$answer")" "job 520 at $t: $answer"
 done
 assert_eq "60 60" "$(runs_of unattributed_intervals 520)" "job 520: two unattributed runs"
+# An end whose start never arrived, of a job slurmctld does not know: it starts at the job's
+# admission (a lower bound), not at its end.
+answer=$(aif_send root a admit job=530 uid=4242 gid="$grp" project=projb)
+assert_eq "ok projb" "$(head -1 <<<"$answer") $(field project "$answer")" "job 530's admission: $answer"
+sleep 2
+answer=$(aif_send root a usage cluster=aiftest -- event=end job=530 node=n1 restart=0 gpus=0 time="$(date +%s)" uid=4242)
+assert_eq "ok 1" "$(head -1 <<<"$answer") $(field acked "$answer")" "job 530's end: $answer"
+aifd_wait_settled "job 530"
+assert_eq "epilog-no-start|t" "$(psql -d "$AIFD_DB" -Atc "SELECT i.end_source, i.started_at = a.decided_at
+	AND i.ended_at > i.started_at FROM aif.usage_intervals i JOIN aif.admissions a USING (cluster, job_id)
+	WHERE job_id = 530")" "job 530: from its admission to its end"
 # A start nobody could be charged for (no admission yet), whose end can be (the job's admission
 # came meanwhile): the usage moves to the job's project, nothing stays unattributed.
 # (No GPUs: projb's figures below must stay as they are.)
