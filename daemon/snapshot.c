@@ -51,26 +51,45 @@ static const char *const queries[Q_COUNT] = {
 	 * Per period and project: GPU-microseconds used up to $1 (folded rollups + the queue +
 	 * open intervals up to $1, as aif_report.budget_status computes them up to now()), and
 	 * the GPUs of the intervals open at $1 for the periods not over at $1.
+	 * The open intervals (a busy cluster's many) are summed first per project and span of
+	 * start times between consecutive period bounds and $1 (width_bucket()): every interval
+	 * of a span starts before a period, or within it and before its end, so a period's share
+	 * of a span is its GPUs times a common length, or its GPUs' summed time to $1 less the
+	 * time after the period's end. One cheap pass over them, not one row per interval and
+	 * period (1 M open intervals: 0.5 s instead of 1.6 s here). Rows of nothing are left out:
+ * decide() reads them all.
 	 */
 	[Q_USAGE] =
 		"WITH t AS (SELECT to_timestamp($1::bigint) AS t),"
 		" per AS (SELECT id, starts_on::timestamp AT TIME ZONE 'UTC' AS t0,"
 		"  ends_on::timestamp AT TIME ZONE 'UTC' AS t1 FROM aif.periods),"
-		" pend AS (SELECT q.project_id, q.gpus, q.started_at, q.ended_at FROM aif.usage_queue q"
-		"  UNION ALL SELECT i.project_id, i.gpus, i.started_at, t.t"
-		"  FROM aif.usage_intervals i, t WHERE i.ended_at IS NULL)"
+		" xs AS (SELECT array_agg(x ORDER BY x) AS xs FROM ("
+		"  SELECT t0 AS x FROM per UNION SELECT t1 FROM per UNION SELECT t FROM t) b),"
+		" o AS (SELECT i.project_id, width_bucket(i.started_at, xs.xs) AS k,"
+		"  sum(i.gpus) FILTER (WHERE i.started_at < t.t) AS g,"
+		"  sum(i.gpus * round(date_part('epoch', t.t - i.started_at) * 1000000)::bigint)"
+		"   FILTER (WHERE i.started_at < t.t) AS g_us,"
+		"  sum(i.gpus) FILTER (WHERE i.started_at <= t.t) AS g_now"
+		"  FROM aif.usage_intervals i, xs, t WHERE i.ended_at IS NULL GROUP BY 1, 2)"
 		" SELECT x.period_id, x.project_id, sum(x.gpu_us)::bigint, sum(x.gpus)::bigint FROM ("
 		"  SELECT r.period_id, r.project_id, r.gpu_us, 0 AS gpus FROM aif.usage_period_rollup r"
 		"  UNION ALL"
 		"  SELECT per.id, u.project_id, u.gpus * round(date_part('epoch',"
 		"   least(u.ended_at, per.t1) - greatest(u.started_at, per.t0)) * 1000000)::bigint, 0"
-		"  FROM pend u JOIN per ON u.started_at < per.t1 AND u.ended_at > per.t0"
+		"  FROM aif.usage_queue u JOIN per ON u.started_at < per.t1 AND u.ended_at > per.t0"
 		"   AND u.ended_at > u.started_at"
 		"  UNION ALL"
-		"  SELECT per.id, i.project_id, 0, i.gpus"
-		"  FROM aif.usage_intervals i, t, per"
-		"  WHERE i.ended_at IS NULL AND i.started_at <= t.t AND per.t1 > t.t"
-		" ) x GROUP BY x.period_id, x.project_id",
+		"  SELECT per.id, o.project_id,"
+		"   CASE WHEN per.t0 >= t.t OR o.g IS NULL OR (o.k > 0 AND xs.xs[o.k] >= least(t.t, per.t1))"
+		"    THEN 0"
+		"    WHEN o.k = 0 OR xs.xs[o.k + 1] <= per.t0"
+		"    THEN o.g * round(date_part('epoch', least(t.t, per.t1) - per.t0) * 1000000)::bigint"
+		"    ELSE o.g_us - o.g * round(date_part('epoch', t.t - least(t.t, per.t1)) * 1000000)::bigint"
+		"   END,"
+		"   CASE WHEN per.t1 > t.t THEN coalesce(o.g_now, 0) ELSE 0 END"
+		"  FROM o, xs, t, per"
+		" ) x GROUP BY x.period_id, x.project_id"
+		" HAVING sum(x.gpu_us) <> 0 OR sum(x.gpus) <> 0",
 };
 
 /* The snapshot and what it points into: the results' strings stay where libpq put them. */

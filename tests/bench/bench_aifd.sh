@@ -16,7 +16,8 @@
 #   - submit-time checks: latency with 1, 2, 4 and 8 clients (goal p50 < 0.5 ms, p99 < 2 ms);
 #   - usage, acknowledged only after the commit: 1 start record per request, then batches of
 #     32 records (16 intervals, start and end) per request, 32 clients each (goal >= 10,000
-#     records/s); then batches of 32 start records until 100,000 intervals are open;
+#     records/s); then batches of 32 start records until 100,000 intervals are open
+#     (AIF_BENCH_OPEN=N: N of them, e.g. 1000000 for a very busy cluster's snapshot);
 #   - the rows in PostgreSQL compared with what was acknowledged;
 #   - checks again, with those 100,000 open intervals in the budgets' usage, and the time one
 #     snapshot load takes then (tests/aif-decide);
@@ -40,7 +41,7 @@ for tool in "$aifd" "$load" "$migrate" "$aifctl" "$decide"; do
 	[[ -x $tool ]] || { echo "bench: $tool not found; build first (cmake --build $build)" >&2; exit 1; }
 done
 
-check_clients=8 usage_clients=32 batch=32 open_goal=100000 phase_seconds=10
+check_clients=8 usage_clients=32 batch=32 open_goal=${AIF_BENCH_OPEN:-100000} phase_seconds=10
 bench_start=$(date +%s)
 # shellcheck source=tests/bench/bench_lib.sh
 source "$src/tests/bench/bench_lib.sh"

@@ -152,4 +152,43 @@ sed -i '/id: p-ex/,/members/ s/budgets: {cur: 10}/budgets: {cur: 30}/' "$work/bu
 "$aifctl" apply "$work/budgets.yaml" >/dev/null
 decision --project=p-ex "$conninfo" c1 "$user1"
 assert_eq "ok ok p-ex" "$verdict $reason $project" "after raising the budget"
+
+# The snapshot's usage per period and project, against a per-interval computation of the same
+# at the snapshot's time: periods before, around and after today, and running intervals that
+# start before every period, in one and running into the next, on a period's first instant,
+# within a second of the snapshot and after it (a node's clock ahead), besides the closed ones
+# above (rollups and queue).
+prev_from=$(date -u -d '-90 days' +%F)
+next_to=$(date -u -d '+90 days' +%F)
+sed -i "s/^  cur: {start: $from, end: $to}\$/  prev: {start: $prev_from, end: $from}\n&\n  next: {start: $to, end: $next_to}/" \
+	"$work/budgets.yaml"
+"$aifctl" apply "$work/budgets.yaml" >/dev/null
+open_at() { # open_at JOB PROJECT SECTOR GPUS START(SQL)
+	psql -X -q -v ON_ERROR_STOP=1 -c "INSERT INTO aif.usage_intervals (cluster, job_id, node,
+		restart_count, project_id, sector_id, gpus, started_at) VALUES ('c1', $1, 'n1', 0, '$2', '$3', $4, $5)"
+}
+open_at 20 p-ok health 3 "'$(date -u -d '-120 days' +%F)'"
+open_at 21 p-ok health 5 "'$from 00:00Z'"
+open_at 25 p-ok health 1 "'$from 00:00Z'::timestamptz - interval '1 day'"
+open_at 22 p-ok language 7 "now() - interval '0.5 seconds'"
+open_at 24 p-warn energy 4 "now() + interval '1 hour'"
+"$decide_tool" --usage "$conninfo" >"$work/usage" 2>"$work/err" || fail "aif-decide --usage: $(cat "$work/err")"
+taken_at=$(sed -n 's/^taken_at=//p' "$work/usage")
+expected=$(psql -X -At -F ' ' -c "WITH t AS (SELECT to_timestamp($taken_at) AS t),
+	per AS (SELECT id, starts_on::timestamp AT TIME ZONE 'UTC' AS t0, ends_on::timestamp AT TIME ZONE 'UTC' AS t1
+		FROM aif.periods),
+	u AS (SELECT i.project_id, i.gpus, i.started_at, coalesce(i.ended_at, t.t) AS e, i.ended_at IS NULL AS running
+		FROM aif.usage_intervals i, t)
+	SELECT per.id, u.project_id,
+	       sum(CASE WHEN u.e > u.started_at AND u.started_at < per.t1 AND u.e > per.t0
+		   THEN u.gpus * round(date_part('epoch', least(u.e, per.t1) - greatest(u.started_at, per.t0)) * 1000000)::bigint
+		   ELSE 0 END),
+	       sum(CASE WHEN u.running AND u.started_at <= t.t AND per.t1 > t.t THEN u.gpus ELSE 0 END)
+	FROM u, per, t GROUP BY 1, 2 HAVING sum(CASE WHEN u.e > u.started_at AND u.started_at < per.t1
+		AND u.e > per.t0 THEN 1 ELSE 0 END) > 0 OR sum(CASE WHEN u.running AND u.started_at <= t.t
+		AND per.t1 > t.t THEN u.gpus ELSE 0 END) > 0
+" | LC_ALL=C sort)
+assert_eq "$expected" "$(grep -v '^taken_at=' "$work/usage" | LC_ALL=C sort)" "the snapshot's usage, per period and project"
+[[ $(grep -c '^next ' <<<"$expected") -ge 1 && $(grep -c '^prev ' <<<"$expected") -ge 1 ]] ||
+	fail "the usage compared covers no earlier or later period: $expected"
 echo "aifd.snapshot: ok"

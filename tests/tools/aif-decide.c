@@ -4,10 +4,13 @@
  *
  *   aif-decide [--admit] [--now=EPOCH] [--groups=G1,G2] [--project=P] [--sector=S]
  *              CONNINFO CLUSTER USER
+ *   aif-decide --usage CONNINFO
  *
  * Without --groups, USER's groups are resolved through NSS (getpwnam_r, getgrouplist), as
  * aifd does. Prints verdict=, reason=, project=, sector=, message=, detail= and hint= lines
  * and exits 0 whatever the verdict; 1 when the snapshot cannot be loaded, 2 on bad usage.
+ * With --usage, prints the snapshot's time (taken_at=), then its usage rows, one per period
+ * and project: "PERIOD PROJECT USED_US RUNNING_GPUS".
  */
 #include <grp.h>
 #include <pwd.h>
@@ -28,7 +31,8 @@
 static int usage(void)
 {
 	fprintf(stderr, "usage: aif-decide [--admit] [--now=EPOCH] [--groups=G1,G2] [--project=P] "
-			"[--sector=S] CONNINFO CLUSTER USER\n");
+			"[--sector=S] CONNINFO CLUSTER USER\n"
+			"       aif-decide --usage CONNINFO\n");
 	return 2;
 }
 
@@ -67,7 +71,7 @@ int main(int argc, char **argv)
 	const char *groups[MAX_GROUPS];
 	static char store[65536];
 	char *list = NULL;
-	int i, n = 0, admit = 0;
+	int i, n = 0, admit = 0, show_usage = 0;
 	struct aif_diag diag;
 	struct snapshot *s;
 	struct decision d;
@@ -77,6 +81,8 @@ int main(int argc, char **argv)
 		const char *a = argv[i];
 		if (strcmp(a, "--admit") == 0)
 			admit = 1;
+		else if (strcmp(a, "--usage") == 0)
+			show_usage = 1;
 		else if (strncmp(a, "--now=", 6) == 0)
 			req.now = strtoll(a + 6, NULL, 10);
 		else if (strncmp(a, "--groups=", 9) == 0)
@@ -88,16 +94,16 @@ int main(int argc, char **argv)
 		else
 			return usage();
 	}
-	if (argc - i != 3)
+	if (argc - i != (show_usage ? 1 : 3))
 		return usage();
 	req.kind = admit ? DECIDE_ADMIT : DECIDE_CHECK;
-	req.cluster = argv[i + 1];
-	req.user = argv[i + 2];
+	req.cluster = show_usage ? "" : argv[i + 1];
+	req.user = show_usage ? "" : argv[i + 2];
 	if (list) {
 		char *save = NULL;
 		for (char *g = strtok_r(list, ",", &save); g && n < MAX_GROUPS; g = strtok_r(NULL, ",", &save))
 			groups[n++] = g;
-	} else if ((n = nss_groups(req.user, store, sizeof(store), groups)) < 0) {
+	} else if (!show_usage && (n = nss_groups(req.user, store, sizeof(store), groups)) < 0) {
 		n = 0;
 	}
 	req.groups = groups;
@@ -118,6 +124,16 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	PQfinish(conn);
+	if (show_usage) {
+		printf("taken_at=%lld\n", (long long)s->taken_at);
+		for (size_t u = 0; u < s->n_usage; u++)
+			printf("%s %s %lld %lld\n", s->periods[s->usage[u].period].id,
+			       s->projects[s->usage[u].project].id, (long long)s->usage[u].used_us,
+			       (long long)s->usage[u].running_gpus);
+		snapshot_free(s);
+		free(list);
+		return 0;
+	}
 	decide(s, &req, &d);
 	printf("verdict=%s\nreason=%s\nproject=%s\nsector=%s\nmessage=%s\ndetail=%s\nhint=%s\n",
 	       decide_verdict_name(d.verdict), decide_reason_name(d.reason),
