@@ -9,7 +9,7 @@
  * (starts and ends of the same key, duplicates), so that its result does not depend on the
  * order of the records, and so that an INSERT ... ON CONFLICT never touches a row twice.
  *
- * When the statement fails on the data (SQLSTATE classes 22 and 23, and 55000 from the usage
+ * When the statement fails on the data (SQLSTATE classes 22, 23 and 54, and 55000 from the usage
  * triggers), some batch of the group is bad: the group is written again in one transaction,
  * bisected under savepoints (each half in a savepoint; a half that fails is split again) down
  * to the single batches that fail, which are refused; the others commit. A bad batch costs

@@ -211,6 +211,9 @@ aifd_wait_settled() {
 	done
 }
 
+# aif_field KEY ANSWER: the value of KEY= in the first block of an answer aif-send printed.
+aif_field() { sed -n "0,/^\$/s/^$1=//p" <<<"$2"; }
+
 # aif_send USER NAME ARG...: tests/tools/aif-send as USER (or root) to aifd NAME.
 aif_send() {
 	local user=$1 name=$2

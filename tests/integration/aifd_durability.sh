@@ -140,5 +140,32 @@ assert_eq "3|3|0" "$(psql -d "$AIFD_DB" -Atc "SELECT count(*), count(*) FILTER (
 	FROM aif.usage_intervals WHERE job_id > 300000 AND ended_at IS NOT NULL")" \
 	"intervals closed from the inbox (closed, at the inbox's end, exact: slurmctld knows no such job)"
 
+# 6. PostgreSQL down (stopped: its port refuses connections) in the middle of a load: a check
+# is answered from the last snapshot and an admission without its history, each within 2 s
+# (the plugin waits 5 s); usage is retried by its senders (the nodes' spools), and once the
+# database is back every record of the load is stored.
+trap '"$AIF_HARNESS" pg-start "$AIF_HARNESS_DIR" >/dev/null 2>&1 || true; aifd_cleanup' EXIT
+run_load pgdown 400000
+wait_acked "$AIFD_WORK/pgdown.acked" 400
+"$AIF_HARNESS" pg-stop "$AIF_HARNESS_DIR" >/dev/null
+down_at=$SECONDS
+for request in "check project=pload" "admit job=499999 uid=0 gid=0 project=pload"; do
+	t0=$(date +%s%N)
+	# shellcheck disable=SC2086 # the request's words
+	answer=$(aif_send root a $request)
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	assert_eq "ok pload" "$(head -1 <<<"$answer") $(aif_field project "$answer")" "${request%% *} with the database down: $answer"
+	((ms < 2000)) || fail "${request%% *} with the database down answered in $ms ms (goal < 2000)"
+done
+sleep $((6 - (SECONDS - down_at)))
+before=$(acked_lines "$AIFD_WORK/pgdown.acked")
+"$AIF_HARNESS" pg-start "$AIF_HARNESS_DIR" >/dev/null
+trap aifd_cleanup EXIT
+finish_load pgdown
+((before < 4800)) || fail "the load was over before PostgreSQL was back; make it longer"
+check_stored pgdown
+assert_eq 4800 "$(psql -d "$AIFD_DB" -Atc "SELECT count(*) FROM aif.usage_intervals WHERE job_id >= 400000")" \
+	"records of the load stored once PostgreSQL was back"
+
 grep -qs "AddressSanitizer\|runtime error" "$AIFD_WORK"/a.log* && fail "sanitizer report in aifd's logs"
 echo "aifd durability: all checks passed"

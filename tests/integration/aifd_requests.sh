@@ -59,7 +59,6 @@ apply "$AIFD_WORK/b1.yaml"
 aifd_start a
 
 # field KEY ANSWER: the value of KEY in an answer's header
-field() { sed -n "0,/^\$/s/^$1=//p" <<<"$2"; }
 
 # Usage: closed intervals of H hours x 1 GPU, ended an hour ago, so that the budgets are where
 # the table needs them. Sent by root.
@@ -71,7 +70,7 @@ record() { # record PROJECT GPU_HOURS [USER]
 		-- event=start job=$job node=n1 restart=0 gpus=1 time=$start uid="$(uid_of "$user")" project="$1" \
 		-- event=end job=$job node=n1 restart=0 gpus=1 time=$((now - 3600)) uid="$(uid_of "$user")" project="$1")
 	assert_eq ok "$(head -1 <<<"$answer")" "usage for $1: $answer"
-	assert_eq 2 "$(field acked "$answer")" "acked records for $1"
+	assert_eq 2 "$(aif_field acked "$answer")" "acked records for $1"
 }
 record pexh 2
 record pwarn 6
@@ -96,10 +95,10 @@ while IFS='|' read -r sender kind fields expected regex; do
 	answer=$(aif_send "$sender" a "$kind" cluster=aiftest $fields)
 	what="$sender $kind $fields"
 	assert_eq "$expected" "$(head -1 <<<"$answer")" "$what: $answer"
-	assert_eq 0123456789abcdef "$(field nonce "$answer")" "$what: nonce echoed"
+	assert_eq 0123456789abcdef "$(aif_field nonce "$answer")" "$what: nonce echoed"
 	case $expected in
-	ok) assert_match "$regex" "project=$(field project "$answer") sector=$(field sector "$answer")" "$what" ;;
-	*) assert_match "$regex" "$(field message "$answer")" "$what" ;;
+	ok) assert_match "$regex" "project=$(aif_field project "$answer") sector=$(aif_field sector "$answer")" "$what" ;;
+	*) assert_match "$regex" "$(aif_field message "$answer")" "$what" ;;
 	esac
 done <<TABLE
 aiftest  | check | project=proja                  | ok     | ^project=proja sector=health$
@@ -133,10 +132,10 @@ assert_eq 0 "$(psql -d "$AIFD_DB" -Atc "SELECT count(*) FROM aif.usage_intervals
 # An admission is decided once per job: later admits of the same job (other nodes, later steps)
 # get the first answer, whatever they ask for; a job not permitted to ask left no trace.
 answer=$(aif_send root a admit cluster=aiftest job=2 uid="$a1" gid="$g1" project=projb)
-assert_eq "ok proja" "$(head -1 <<<"$answer") $(field project "$answer")" "job 2 admitted again: $answer"
+assert_eq "ok proja" "$(head -1 <<<"$answer") $(aif_field project "$answer")" "job 2 admitted again: $answer"
 answer=$(aif_send aiftest2 a admit cluster=aiftest job=5 uid=4242 gid="$grp" project=projb)
 assert_eq refuse "$(head -1 <<<"$answer")" "job 5 refused again: $answer"
-assert_match '^uid 4242 is not a member of project "projb"$' "$(field message "$answer")" "job 5's first reason"
+assert_match '^uid 4242 is not a member of project "projb"$' "$(aif_field message "$answer")" "job 5's first reason"
 assert_eq "1|refuse||65534
 2|ok|proja|$a1
 3|ok|projb|$a1
@@ -149,15 +148,15 @@ assert_eq "1|refuse||65534
 # Without a cluster, the admit is for aifd's own (the plugin sends none).
 answer=$(aif_send root a admit cluster=bogus job=908 uid="$a1" gid="$g1" project=proja)
 assert_eq refuse "$(head -1 <<<"$answer")" "admit for another cluster: $answer"
-assert_match '^request for cluster "bogus" sent to the aifd of cluster "aiftest"$' "$(field message "$answer")" \
+assert_match '^request for cluster "bogus" sent to the aifd of cluster "aiftest"$' "$(aif_field message "$answer")" \
 	"admit for another cluster"
 answer=$(aif_send root a admit job=909 uid="$a1" gid="$g1" project=$'\x01')
 assert_eq refuse "$(head -1 <<<"$answer")" "admit with a control character in the project: $answer"
-assert_eq 0123456789abcdef "$(field nonce "$answer")" "the invalid admit's nonce echoed"
-assert_match '^invalid request: .*invalid value for field "project"' "$(field message "$answer")" \
+assert_eq 0123456789abcdef "$(aif_field nonce "$answer")" "the invalid admit's nonce echoed"
+assert_match '^invalid request: .*invalid value for field "project"' "$(aif_field message "$answer")" \
 	"admit with a control character in the project"
 answer=$(aif_send root a admit job=910 uid="$a1" gid="$g1" project=proja)
-assert_eq "ok|proja" "$(head -1 <<<"$answer")|$(field project "$answer")" "admit without a cluster: $answer"
+assert_eq "ok|proja" "$(head -1 <<<"$answer")|$(aif_field project "$answer")" "admit without a cluster: $answer"
 
 # A replayed credential is refused, and the replay changes nothing.
 answer=$(aif_send root a --replay usage cluster=aiftest \
@@ -165,7 +164,7 @@ answer=$(aif_send root a --replay usage cluster=aiftest \
 assert_eq ok "$(head -1 <<<"$answer")" "first use of a credential: $answer"
 replayed=$(sed '1,/^----$/d' <<<"$answer")
 assert_eq error "$(head -1 <<<"$replayed")" "replayed credential: $replayed"
-assert_match "^request refused: its MUNGE credential was already used$" "$(field message "$replayed")" "replay message"
+assert_match "^request refused: its MUNGE credential was already used$" "$(aif_field message "$replayed")" "replay message"
 aifd_wait_log a "WARNING:  connection [0-9]+ from .*credential refused" "replay logged"
 
 # The same usage records sent again (a new credential each time), and twice in one request:
@@ -177,7 +176,7 @@ for _ in 1 2; do
 		-- event=start job=9 node=n2 restart=0 gpus=3 time=$start uid="$a1" project=proja \
 		-- event=start job=9 node=n2 restart=0 gpus=3 time=$start uid="$a1" project=proja \
 		-- event=end job=9 node=n2 restart=0 gpus=3 time=$end uid="$a1" project=proja)
-	assert_eq "ok 4" "$(head -1 <<<"$answer") $(field acked "$answer")" "usage sent again: $answer"
+	assert_eq "ok 4" "$(head -1 <<<"$answer") $(aif_field acked "$answer")" "usage sent again: $answer"
 done
 aifd_wait_settled "job 9"
 assert_eq "n1|2|proja|health||
@@ -189,7 +188,7 @@ n2|3|proja|health|$end|epilog" \
 # project is charged to the user's only project (aiftest3: pwarn).
 answer=$(aif_send aiftest2 a usage cluster=aiftest \
 	-- event=end job=10 node=n1 restart=1 gpus=4 time=$end start=$start uid="$(uid_of aiftest3)")
-assert_eq "ok 1" "$(head -1 <<<"$answer") $(field acked "$answer")" "end with start: $answer"
+assert_eq "ok 1" "$(head -1 <<<"$answer") $(aif_field acked "$answer")" "end with start: $answer"
 aifd_wait_settled "job 10"
 assert_eq "pwarn|health|$start|$end|4" \
 	"$(psql -d "$AIFD_DB" -Atc "SELECT project_id, sector_id, extract(epoch FROM started_at)::bigint,
@@ -200,7 +199,7 @@ answer=$(aif_send root a usage cluster=aiftest \
 	-- event=start job=11 node=n1 restart=0 gpus=1 time=$now uid="$a1" project=proja \
 	-- event=start job=11 node=n2 restart=0 gpus=1 time=$now uid="$a1" project=nope \
 	-- event=end job=11 node=n2 restart=0 gpus=1 time=$((now + 3600)) uid="$a1" project=nope)
-assert_eq "ok 3" "$(head -1 <<<"$answer") $(field acked "$answer")" "unknown project: $answer"
+assert_eq "ok 3" "$(head -1 <<<"$answer") $(aif_field acked "$answer")" "unknown project: $answer"
 assert_eq "n1|proja" "$(psql -d "$AIFD_DB" -Atc "SELECT node || '|' || project_id FROM aif.usage_intervals
 	WHERE job_id = 11")" "job 11: the record with a project it may use"
 assert_eq "n2|unknown-project|nope|$a1|1|3600" "$(psql -d "$AIFD_DB" -Atc "SELECT node, reason, project_asked, uid,
@@ -219,8 +218,8 @@ while IFS='|' read -r what fields regex; do
 	regex=${regex# }
 	# shellcheck disable=SC2086
 	answer=$(aif_send root a usage cluster=aiftest -- event=end job=12 restart=0 gpus=1 uid="$a1" project=proja $fields)
-	assert_eq "refuse 0" "$(head -1 <<<"$answer") $(field acked "$answer")" "$what: $answer"
-	assert_match "$regex" "$(field message "$answer")" "$what"
+	assert_eq "refuse 0" "$(head -1 <<<"$answer") $(aif_field acked "$answer")" "$what: $answer"
+	assert_match "$regex" "$(aif_field message "$answer")" "$what"
 done <<TABLE
 time > INT64_MAX | node=n1 time=9223372036854775808 | ^usage record 1: line [0-9]+: invalid value for field "time"
 start > INT64_MAX | node=n1 time=$now start=9223372036854775808 | ^usage record 1: line [0-9]+: invalid value for field "start"
@@ -235,13 +234,13 @@ assert_eq 0 "$(psql -d "$AIFD_DB" -Atc "SELECT count(*) FROM aif.usage_intervals
 # the same uid and while recent. Job 500 of aiftest, then job 500 of uid 4242: its own decision,
 # and its usage (no project named) charged to its own project, never to aiftest's.
 answer=$(aif_send root a admit job=500 uid="$a1" gid="$g1" project=proja)
-assert_match "^(ok|warn) proja$" "$(head -1 <<<"$answer") $(field project "$answer")" "job 500 of aiftest"
+assert_match "^(ok|warn) proja$" "$(head -1 <<<"$answer") $(aif_field project "$answer")" "job 500 of aiftest"
 answer=$(aif_send root a admit job=500 uid=4242 gid="$grp" project=projb)
-assert_eq "ok projb" "$(head -1 <<<"$answer") $(field project "$answer")" "job 500 again, of uid 4242: $answer"
+assert_eq "ok projb" "$(head -1 <<<"$answer") $(aif_field project "$answer")" "job 500 again, of uid 4242: $answer"
 answer=$(aif_send root a admit job=500 uid=4242 gid=4242 project=projb)
-assert_eq "ok projb" "$(head -1 <<<"$answer") $(field project "$answer")" "job 500 of uid 4242, decided once: $answer"
+assert_eq "ok projb" "$(head -1 <<<"$answer") $(aif_field project "$answer")" "job 500 of uid 4242, decided once: $answer"
 answer=$(aif_send root a usage cluster=aiftest -- event=end job=500 node=n1 restart=0 gpus=1 time=$now start=$now uid=4242)
-assert_eq "ok 1" "$(head -1 <<<"$answer") $(field acked "$answer")" "job 500's usage: $answer"
+assert_eq "ok 1" "$(head -1 <<<"$answer") $(aif_field acked "$answer")" "job 500's usage: $answer"
 aifd_wait_settled "job 500"
 assert_eq "projb|4242" "$(psql -d "$AIFD_DB" -Atc "SELECT project_id, uid FROM aif.usage_intervals WHERE job_id = 500")" \
 	"job 500's usage charged to its own user's project"
@@ -249,18 +248,18 @@ assert_eq "projb|4242" "$(psql -d "$AIFD_DB" -Atc "SELECT project_id, uid FROM a
 # for is kept unattributed: never merged into (and lost in) the earlier job's closed interval.
 answer=$(aif_send root a usage cluster=aiftest -- event=end job=500 node=n1 restart=0 gpus=2 time=$now \
 	start=$((now - 60)) uid=2147483654)
-assert_eq "ok 1" "$(head -1 <<<"$answer") $(field acked "$answer")" "a reused job id's usage: $answer"
+assert_eq "ok 1" "$(head -1 <<<"$answer") $(aif_field acked "$answer")" "a reused job id's usage: $answer"
 assert_eq "no-project|2|60" "$(psql -d "$AIFD_DB" -Atc "SELECT reason, gpus, extract(epoch FROM ended_at - started_at)::int
 	FROM aif.unattributed_intervals WHERE job_id = 500 AND uid = 2147483654")" "a reused job id's unattributed usage"
 # A job id reused on the same node by the same uid, as after a slurmctld state reset: the later
 # job is a run of its own, never taken for a repeat of the earlier one's records; a repeat of
 # them (a spool sent again) changes nothing. (No GPUs: projb's figures below stay as they are.)
 answer=$(aif_send root a admit job=510 uid=4242 gid="$grp" project=projb)
-assert_eq "ok projb" "$(head -1 <<<"$answer") $(field project "$answer")" "job 510's admission: $answer"
+assert_eq "ok projb" "$(head -1 <<<"$answer") $(aif_field project "$answer")" "job 510's admission: $answer"
 reuse_send() { # reuse_send EVENT TIME [START]: a usage record of job 510 of uid 4242 on n1
 	answer=$(aif_send root a usage cluster=aiftest -- event="$1" job=510 node=n1 restart=0 gpus=0 \
 		time="$2" ${3:+start=$3} uid=4242)
-	assert_eq "ok 1" "$(head -1 <<<"$answer") $(field acked "$answer")" "job 510 $1 at $2: $answer"
+	assert_eq "ok 1" "$(head -1 <<<"$answer") $(aif_field acked "$answer")" "job 510 $1 at $2: $answer"
 }
 runs_of() { # runs_of TABLE JOB: the seconds of each interval of the job, the earliest first
 	psql -d "$AIFD_DB" -Atc "SELECT string_agg(extract(epoch FROM ended_at - started_at)::int::text,
@@ -280,16 +279,16 @@ assert_eq "3600 60" "$(runs_of usage_intervals 510)" "job 510: two jobs, two run
 for t in $((now - 3600)) "$now" $((now - 3600)); do
 	answer=$(aif_send root a usage cluster=aiftest -- event=end job=520 node=n1 restart=0 gpus=1 \
 		time="$t" start=$((t - 60)) uid=2147483654)
-	assert_eq "ok 1" "$(head -1 <<<"$answer") $(field acked "$answer")" "job 520 at $t: $answer"
+	assert_eq "ok 1" "$(head -1 <<<"$answer") $(aif_field acked "$answer")" "job 520 at $t: $answer"
 done
 assert_eq "60 60" "$(runs_of unattributed_intervals 520)" "job 520: two unattributed runs"
 # An end whose start never arrived, of a job slurmctld does not know: it starts at the job's
 # admission (a lower bound), not at its end.
 answer=$(aif_send root a admit job=530 uid=4242 gid="$grp" project=projb)
-assert_eq "ok projb" "$(head -1 <<<"$answer") $(field project "$answer")" "job 530's admission: $answer"
+assert_eq "ok projb" "$(head -1 <<<"$answer") $(aif_field project "$answer")" "job 530's admission: $answer"
 sleep 2
 answer=$(aif_send root a usage cluster=aiftest -- event=end job=530 node=n1 restart=0 gpus=0 time="$(date +%s)" uid=4242)
-assert_eq "ok 1" "$(head -1 <<<"$answer") $(field acked "$answer")" "job 530's end: $answer"
+assert_eq "ok 1" "$(head -1 <<<"$answer") $(aif_field acked "$answer")" "job 530's end: $answer"
 aifd_wait_settled "job 530"
 assert_eq "epilog-no-start|t" "$(psql -d "$AIFD_DB" -Atc "SELECT i.end_source, i.started_at = a.decided_at
 	AND i.ended_at > i.started_at FROM aif.usage_intervals i JOIN aif.admissions a USING (cluster, job_id)
@@ -299,13 +298,13 @@ assert_eq "epilog-no-start|t" "$(psql -d "$AIFD_DB" -Atc "SELECT i.end_source, i
 # (No GPUs: projb's figures below must stay as they are.)
 answer=$(aif_send root a usage cluster=aiftest -- event=start job=800 node=n1 restart=0 gpus=0 \
 	time=$((now - 120)) uid=4242)
-assert_eq "ok 1" "$(head -1 <<<"$answer") $(field acked "$answer")" "job 800's start: $answer"
+assert_eq "ok 1" "$(head -1 <<<"$answer") $(aif_field acked "$answer")" "job 800's start: $answer"
 assert_eq "no-project" "$(psql -d "$AIFD_DB" -Atc "SELECT reason FROM aif.unattributed_intervals WHERE job_id = 800")" \
 	"job 800's start unattributed"
 answer=$(aif_send root a admit job=800 uid=4242 gid="$grp" project=projb)
-assert_eq "ok projb" "$(head -1 <<<"$answer") $(field project "$answer")" "job 800's admission: $answer"
+assert_eq "ok projb" "$(head -1 <<<"$answer") $(aif_field project "$answer")" "job 800's admission: $answer"
 answer=$(aif_send root a usage cluster=aiftest -- event=end job=800 node=n1 restart=0 gpus=0 time=$now uid=4242)
-assert_eq "ok 1" "$(head -1 <<<"$answer") $(field acked "$answer")" "job 800's end: $answer"
+assert_eq "ok 1" "$(head -1 <<<"$answer") $(aif_field acked "$answer")" "job 800's end: $answer"
 aifd_wait_settled "job 800"
 assert_eq "projb|120|0" "$(psql -d "$AIFD_DB" -Atc "SELECT project_id, extract(epoch FROM ended_at - started_at)::int,
 	(SELECT count(*) FROM aif.unattributed_intervals WHERE job_id = 800) FROM aif.usage_intervals WHERE job_id = 800")" \
@@ -313,7 +312,7 @@ assert_eq "projb|120|0" "$(psql -d "$AIFD_DB" -Atc "SELECT project_id, extract(e
 # A refusal of a reused id shows its own user, not the earlier one's.
 answer=$(aif_send root a admit job=2 uid=4242 gid=4242 project=proja)
 assert_eq refuse "$(head -1 <<<"$answer")" "job 2 again, of uid 4242: $answer"
-assert_match '^uid 4242 is not a member of project "proja"$' "$(field message "$answer")" "job 2 of uid 4242"
+assert_match '^uid 4242 is not a member of project "proja"$' "$(aif_field message "$answer")" "job 2 of uid 4242"
 # The same uid with an admission older than any job runs (30 days): decided again.
 psql -d "$AIFD_DB" -qc "UPDATE aif.admissions SET decided_at = now() - interval '31 days' WHERE job_id = 500"
 answer=$(aif_send root a admit job=500 uid=4242 gid=4242 project=projb)
@@ -341,7 +340,7 @@ timed_send() { # timed_send ARG...: aif_send ARG..., its answer in $answer, its 
 stop_backend aifd-admissions
 for job in 600 601 602; do
 	timed_send root a admit job=$job uid="$a1" gid="$g1" project=projb
-	assert_eq "ok projb" "$(head -1 <<<"$answer") $(field project "$answer")" "admit of job $job, database hung: $answer"
+	assert_eq "ok projb" "$(head -1 <<<"$answer") $(aif_field project "$answer")" "admit of job $job, database hung: $answer"
 	((ms < 2000)) || fail "admit of job $job took $ms ms with the database hung (goal < 2000)"
 done
 timed_send aiftest a check project=projb
@@ -367,7 +366,7 @@ aif_send root a --timeout=2000 usage cluster=aiftest \
 sleep $((11 - (SECONDS - t0)))
 timed_send root a usage cluster=aiftest -- event=start job=701 node=n1 restart=0 gpus=1 time=$now uid="$a1" project=proja
 assert_eq "error" "$(head -1 <<<"$answer")" "usage while the writer waits for a stopped database: $answer"
-assert_match "^the aif database has not taken usage for 1[0-9] s$" "$(field message "$answer")" "its message"
+assert_match "^the aif database has not taken usage for 1[0-9] s$" "$(aif_field message "$answer")" "its message"
 ((ms < 2000)) || fail "usage with the database stopped was answered in $ms ms (goal < 2000)"
 aifd_wait_log a "could not write usage: the aif database did not answer within 20 s" "the writer's deadline"
 cont_backend
@@ -382,15 +381,15 @@ until answer=$(aif_send root a usage cluster=aiftest \
 	((SECONDS < deadline)) || fail "usage not taken within 10 s of the database answering again: $answer"
 	sleep 0.2
 done
-assert_eq "ok 1" "$(head -1 <<<"$answer") $(field acked "$answer")" "usage once the writer has a new connection: $answer"
+assert_eq "ok 1" "$(head -1 <<<"$answer") $(aif_field acked "$answer")" "usage once the writer has a new connection: $answer"
 
 # A uid of 2^31 and above (large directory uid ranges) is stored, not refused forever.
 big=2147483653
 answer=$(aif_send root a admit job=501 uid=$big gid="$grp" project=projb)
-assert_eq "ok projb" "$(head -1 <<<"$answer") $(field project "$answer")" "job 501 of uid $big: $answer"
+assert_eq "ok projb" "$(head -1 <<<"$answer") $(aif_field project "$answer")" "job 501 of uid $big: $answer"
 answer=$(aif_send root a usage cluster=aiftest \
 	-- event=end job=501 node=n1 restart=0 gpus=1 time=$now start=$now uid=$big project=projb)
-assert_eq "ok 1" "$(head -1 <<<"$answer") $(field acked "$answer")" "usage of uid $big: $answer"
+assert_eq "ok 1" "$(head -1 <<<"$answer") $(aif_field acked "$answer")" "usage of uid $big: $answer"
 aifd_wait_settled "job 501"
 assert_eq "projb|$big" "$(psql -d "$AIFD_DB" -Atc "SELECT project_id, uid FROM aif.usage_intervals WHERE job_id = 501")" \
 	"usage of uid $big stored"
@@ -399,7 +398,7 @@ assert_eq "projb|$big" "$(psql -d "$AIFD_DB" -Atc "SELECT project_id, uid FROM a
 psql -d "$AIFD_DB" -qc "UPDATE aif.admissions SET decided_at = now() - interval '31 days' WHERE job_id = 501;
 	INSERT INTO aif.job_last_seen (cluster, job_id, restart_count, seen_at) VALUES ('aiftest', 501, 0, now())"
 answer=$(aif_send root a admit job=501 uid=$big gid="$grp" project=projb)
-assert_eq "ok projb" "$(head -1 <<<"$answer") $(field project "$answer")" "job 501 after 31 days, still running: $answer"
+assert_eq "ok projb" "$(head -1 <<<"$answer") $(aif_field project "$answer")" "job 501 after 31 days, still running: $answer"
 assert_eq t "$(psql -d "$AIFD_DB" -Atc "SELECT decided_at < now() - interval '30 days' FROM aif.admissions
 	WHERE job_id = 501")" "job 501's admission kept, not decided again"
 
