@@ -67,7 +67,10 @@
  * An unattributed record goes to aif.unattributed_intervals (start and end merged per key,
  * the nodes' times, never settled), unless its key is an interval of the same uid stored for
  * a project already: then it is that interval's, with its project (a start charged, an end
- * that no longer can be). Another uid's interval is an earlier job of a reused id. A final end
+ * that no longer can be). Another uid's interval is an earlier job of a reused id; while it
+ * is open (its end not yet arrived), a record of another uid cannot be its next run (one run
+ * of a key is open at a time) nor merged into it: it is unattributed, "job-id-in-use", and
+ * moves to its own run when its charged end comes (mv) after the earlier run closed. A final end
  * that is charged moves an open unattributed row of its key and uid into its interval (mv:
  * the row's start serves when the end has none): the job's admission came after its start.
  * An end that is not final (not settled yet) only goes to aif.usage_end_inbox; a final end
@@ -80,7 +83,8 @@
  * and the close re-tags an interval opened before the admission. An end whose start nobody
  * knows (no start record, slurmctld has forgotten the job) starts at the job's admission: the
  * job was running then, on all its nodes. Not for a requeued run (the admission is the first
- * run's) nor a reused id (it may be the earlier job's): those start at their end.
+ * run's) nor a reused id (it may be the earlier job's: the key has a run, or the job id an
+ * interval that ended well before this end): those start at their end.
  * Integers travel as bigint and are cast where stored, so that an out-of-range value is a data
  * error (22003).
  */
@@ -91,14 +95,21 @@ static const char WRITE_SQL[] =
 	"  $12::bigint[], $13::boolean[], $14::boolean[], $15::text[]) WITH ORDINALITY"
 	"  AS r(is_end, cluster, job_id, node, restart_count, project_id, sector_id, uid,"
 	"   user_name, gpus, st, en, exact, final, why, i)"
+	"), r1 AS (" /* the key's latest run; a record of another uid while it is open clashes */
+	" SELECT r0.is_end, r0.cluster, r0.job_id, r0.node, r0.restart_count, r0.project_id,"
+	"  r0.sector_id, r0.uid, r0.user_name, r0.gpus, r0.st, r0.en, r0.exact, r0.final, r0.i,"
+	"  CASE WHEN r0.why IS NULL AND l.run IS NOT NULL AND l.ended_at IS NULL"
+	"   AND l.uid IS DISTINCT FROM r0.uid THEN 'job-id-in-use' ELSE r0.why END AS why,"
+	"  l.uid = r0.uid AND aif.usage_run(l.run, l.started_at, l.ended_at, l.uid, r0.uid,"
+	"   to_timestamp(coalesce(r0.st, r0.en)), $17::interval) = l.run AS of_latest,"
+	"  l.project_id AS l_project, l.sector_id AS l_sector"
+	" FROM r0 LEFT JOIN LATERAL (SELECT run, started_at, ended_at, uid, project_id, sector_id"
+	"  FROM aif.usage_intervals l WHERE l.cluster = r0.cluster AND l.job_id = r0.job_id"
+	"  AND l.node = r0.node AND l.restart_count = r0.restart_count"
+	"  ORDER BY l.run DESC LIMIT 1) l ON true"
 	"), ru AS ("
-	" SELECT r0.*, o.project_id AS o_project, o.sector_id AS o_sector FROM r0"
-	" LEFT JOIN LATERAL (SELECT * FROM aif.usage_intervals l WHERE l.cluster = r0.cluster"
-	"  AND l.job_id = r0.job_id AND l.node = r0.node AND l.restart_count = r0.restart_count"
-	"  ORDER BY l.run DESC LIMIT 1) o ON o.uid = r0.uid"
-	"  AND aif.usage_run(o.run, o.started_at, o.ended_at, o.uid, r0.uid, to_timestamp(coalesce(r0.st, r0.en)),"
-	"   $17::interval) = o.run"
-	" WHERE r0.why IS NOT NULL"
+	" SELECT r1.*, CASE WHEN of_latest THEN l_project END AS o_project,"
+	"  CASE WHEN of_latest THEN l_sector END AS o_sector FROM r1 WHERE why IS NOT NULL"
 	"), un AS ("
 	" INSERT INTO aif.unattributed_intervals AS x (cluster, job_id, node, restart_count, run,"
 	"  reason, project_asked, uid, user_name, gpus, started_at, ended_at)"
@@ -118,7 +129,7 @@ static const char WRITE_SQL[] =
 	" WHERE x.ended_at IS NULL AND excluded.ended_at IS NOT NULL"
 	"), r AS ("
 	" SELECT is_end, cluster, job_id, node, restart_count, project_id, sector_id, uid, user_name,"
-	"  gpus, st, en, exact, final, i FROM r0 WHERE why IS NULL"
+	"  gpus, st, en, exact, final, i FROM r1 WHERE why IS NULL"
 	" UNION ALL"
 	" SELECT is_end, cluster, job_id, node, restart_count, o_project, o_sector, uid, user_name,"
 	"  gpus, st, en, exact, final, i FROM ru WHERE o_project IS NOT NULL"
@@ -171,7 +182,10 @@ static const char WRITE_SQL[] =
 	"  coalesce(a.project_id, k.project_id), coalesce(a.sector_id, k.sector_id), k.uid,"
 	"  k.user_name, k.gpus::int,"
 	"  CASE WHEN k.src = 'epilog-no-start' AND k.restart_count = 0 AND l.run IS NULL"
-	"   AND a.decided_at < to_timestamp(k.en) THEN a.decided_at ELSE to_timestamp(k.st) END,"
+	"   AND a.decided_at < to_timestamp(k.en) AND NOT EXISTS (SELECT 1 FROM aif.usage_intervals o"
+	"    WHERE o.cluster = k.cluster AND o.job_id = k.job_id"
+	"    AND o.ended_at < to_timestamp(k.en) - $17::interval)"
+	"   THEN a.decided_at ELSE to_timestamp(k.st) END,"
 	"  CASE WHEN k.en IS NULL THEN NULL ELSE to_timestamp(greatest(k.en, k.st)) END, k.src, k.exact"
 	" FROM k LEFT JOIN LATERAL (SELECT run, started_at, ended_at, uid FROM aif.usage_intervals l"
 	"  WHERE l.cluster = k.cluster AND l.job_id = k.job_id AND l.node = k.node"

@@ -35,7 +35,7 @@ DROP INDEX IF EXISTS aif.unattributed_intervals_open;
 CREATE OR REPLACE FUNCTION aif.usage_run(latest_run int, latest_start timestamptz,
 					 latest_end timestamptz, latest_uid bigint, job_uid bigint,
 					 at timestamptz, tolerance interval)
-RETURNS int LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURNS int LANGUAGE sql STABLE PARALLEL SAFE
 AS $$ SELECT CASE WHEN latest_run IS NULL THEN 0
 		  WHEN latest_run > 0 AND at < latest_start - tolerance THEN latest_run - 1
 		  WHEN latest_end IS NULL THEN latest_run

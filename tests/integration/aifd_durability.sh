@@ -144,11 +144,12 @@ assert_eq "3|3|0" "$(psql -d "$AIFD_DB" -Atc "SELECT count(*), count(*) FILTER (
 # is answered from the last snapshot and an admission without its history, each within 2 s
 # (the plugin waits 5 s); usage is retried by its senders (the nodes' spools), and once the
 # database is back every record of the load is stored.
-trap '"$AIF_HARNESS" pg-start "$AIF_HARNESS_DIR" >/dev/null 2>&1 || true; aifd_cleanup' EXIT
 run_load pgdown 400000
 wait_acked "$AIFD_WORK/pgdown.acked" 400
+trap 'kill "$load_pid" 2>/dev/null; "$AIF_HARNESS" pg-start "$AIF_HARNESS_DIR" >/dev/null 2>&1 || true; aifd_cleanup' EXIT
 "$AIF_HARNESS" pg-stop "$AIF_HARNESS_DIR" >/dev/null
 down_at=$SECONDS
+pg_isready -q -h "$PGHOST" -p "$PGPORT" && fail "PostgreSQL still answers after pg-stop"
 for request in "check project=pload" "admit job=499999 uid=0 gid=0 project=pload"; do
 	t0=$(date +%s%N)
 	# shellcheck disable=SC2086 # the request's words
@@ -157,8 +158,9 @@ for request in "check project=pload" "admit job=499999 uid=0 gid=0 project=pload
 	assert_eq "ok pload" "$(head -1 <<<"$answer") $(aif_field project "$answer")" "${request%% *} with the database down: $answer"
 	((ms < 2000)) || fail "${request%% *} with the database down answered in $ms ms (goal < 2000)"
 done
-sleep $((6 - (SECONDS - down_at)))
+while ((SECONDS - down_at < 6)); do sleep 0.5; done
 before=$(acked_lines "$AIFD_WORK/pgdown.acked")
+aifd_wait_log a "could not write usage|usage records not stored" "the writer meeting the stopped database"
 "$AIF_HARNESS" pg-start "$AIF_HARNESS_DIR" >/dev/null
 trap aifd_cleanup EXIT
 finish_load pgdown

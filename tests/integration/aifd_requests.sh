@@ -293,6 +293,42 @@ aifd_wait_settled "job 530"
 assert_eq "epilog-no-start|t" "$(psql -d "$AIFD_DB" -Atc "SELECT i.end_source, i.started_at = a.decided_at
 	AND i.ended_at > i.started_at FROM aif.usage_intervals i JOIN aif.admissions a USING (cluster, job_id)
 	WHERE job_id = 530")" "job 530: from its admission to its end"
+# ... but not from an admission that may be an earlier job's: job 550's id ran on n2 and ended
+# long before this end.
+answer=$(aif_send root a admit job=550 uid=4242 gid="$grp" project=projb)
+assert_eq "ok projb" "$(head -1 <<<"$answer") $(aif_field project "$answer")" "job 550's admission: $answer"
+for rec in "event=start time=$((now - 3600))" "event=end time=$((now - 3000))"; do
+	# shellcheck disable=SC2086 # the record's fields
+	answer=$(aif_send root a usage cluster=aiftest -- $rec job=550 node=n2 restart=0 gpus=0 uid=4242)
+	assert_eq "ok 1" "$(head -1 <<<"$answer") $(aif_field acked "$answer")" "job 550 on n2, $rec: $answer"
+done
+sleep 2
+answer=$(aif_send root a usage cluster=aiftest -- event=end job=550 node=n1 restart=0 gpus=0 time="$(date +%s)" uid=4242)
+assert_eq "ok 1" "$(head -1 <<<"$answer") $(aif_field acked "$answer")" "job 550's end on n1: $answer"
+aifd_wait_settled "job 550"
+assert_eq "epilog-no-start|0" "$(psql -d "$AIFD_DB" -Atc "SELECT end_source, extract(epoch FROM ended_at - started_at)::int
+	FROM aif.usage_intervals WHERE job_id = 550 AND node = 'n1'")" "job 550 on n1: not from the admission"
+# A job id in use by another uid on the same node while the earlier job's run is still open
+# (its end arrives late): the later job's usage waits unattributed, then becomes its own run.
+job540() { # job540 EVENT TIME UID [PROJECT]
+	answer=$(aif_send root a usage cluster=aiftest -- event="$1" job=540 node=n1 restart=0 gpus=0 \
+		time="$2" uid="$3" ${4:+project=$4})
+	assert_eq "ok 1" "$(head -1 <<<"$answer") $(aif_field acked "$answer")" "job 540 $1 of uid $3: $answer"
+}
+answer=$(aif_send root a admit job=540 uid=4242 gid="$grp" project=projb)
+assert_eq "ok projb" "$(head -1 <<<"$answer") $(aif_field project "$answer")" "job 540's admission: $answer"
+job540 start $((now - 900)) 4242
+job540 start $((now - 600)) "$a1" proja
+assert_eq "job-id-in-use|$a1" "$(psql -d "$AIFD_DB" -Atc "SELECT reason, uid FROM aif.unattributed_intervals
+	WHERE job_id = 540")" "job 540 of $a1 while 4242's run is open"
+job540 end $((now - 700)) 4242
+aifd_wait_settled "job 540 of 4242"
+job540 end $((now - 100)) "$a1" proja
+aifd_wait_settled "job 540 of $a1"
+assert_eq "0|4242|projb|200 1|$a1|proja|500 0" "$(psql -d "$AIFD_DB" -Atc "SELECT string_agg(concat_ws('|', run, uid,
+	project_id, extract(epoch FROM ended_at - started_at)::int), ' ' ORDER BY run)
+	FROM aif.usage_intervals WHERE job_id = 540") $(psql -d "$AIFD_DB" -Atc "SELECT count(*)
+	FROM aif.unattributed_intervals WHERE job_id = 540")" "job 540: two runs, each its own user's, nothing left unattributed"
 # A start nobody could be charged for (no admission yet), whose end can be (the job's admission
 # came meanwhile): the usage moves to the job's project, nothing stays unattributed.
 # (No GPUs: projb's figures below must stay as they are.)

@@ -48,7 +48,7 @@ for attempt in 1 2; do
 		sector_id, uid, user_name, gpus, started_at, ended_at, end_source)
 		VALUES ('jean-zay', 2, 'n1', 0, 'genomics-eu', 'health', 1000, 'alice', 2, '2026-02-02 10:00Z',
 		'2026-02-02 11:00Z', 'epilog')
-		ON CONFLICT (cluster, job_id, node, restart_count) DO UPDATE
+		ON CONFLICT (cluster, job_id, node, restart_count, run) DO UPDATE
 		SET ended_at = excluded.ended_at, end_source = excluded.end_source WHERE u.ended_at IS NULL" >/dev/null
 done
 assert_eq 2 "$(q -c 'SELECT count(*) FROM aif.usage_queue')" "queued intervals after open, close and upserts"
