@@ -109,7 +109,7 @@ static bool fresh_enough(const struct answer *a, const struct wanted *w, int64_t
 /* slurmctld did not answer: no RPC for a while. Called with the lock held. */
 static void pause_asking(struct jobtimes *jt, const char *what, int64_t now)
 {
-	int err = slurm_get_errno();
+	int err = slurm_compat_errno();
 	struct aif_diag d;
 
 	jt->paused_until_ms = now + JOBTIMES_PAUSE_MS;
@@ -158,11 +158,11 @@ static void ask(struct jobtimes *jt, struct wanted *w, size_t n)
 		slurm_free_job_info_msg(msg);
 	} else {
 		for (size_t i = 0; i < n; i++) {
-			if (slurm_load_job(&msg, w[i].job, SLURMCTLD_SHOW) == 0) {
+			if (slurm_compat_load_job(&msg, w[i].job, SLURMCTLD_SHOW) == 0) {
 				answer_from(&w[i].answer, w[i].job, slurmctld_job_of(msg, w[i].job), now);
 				slurm_free_job_info_msg(msg);
 				msg = NULL;
-			} else if (slurm_get_errno() == ESLURM_INVALID_JOB_ID) {
+			} else if (slurm_compat_errno() == ESLURM_INVALID_JOB_ID) {
 				answer_from(&w[i].answer, w[i].job, NULL, now);
 			} else {
 				pthread_mutex_lock(&jt->lock);

@@ -227,7 +227,7 @@ struct reconcile {
 /* slurmctld did not answer: a warning the first time, then quiet until it answers again. */
 static void slurm_failed(struct reconcile *r, const char *what)
 {
-	int err = slurm_get_errno();
+	int err = slurm_compat_errno();
 	struct aif_diag d;
 
 	aif_diag_clear(&d);
@@ -275,7 +275,7 @@ static void judge_alone(struct reconcile *r, struct run *run)
 	job_info_msg_t *msg = NULL;
 	int err;
 
-	if (slurm_load_job(&msg, run->job, SLURMCTLD_SHOW) == 0) {
+	if (slurm_compat_load_job(&msg, run->job, SLURMCTLD_SHOW) == 0) {
 		/* An array's id answers with all its tasks: the job is the one with this id. */
 		const slurm_job_info_t *job = slurmctld_job_of(msg, run->job);
 
@@ -284,7 +284,7 @@ static void judge_alone(struct reconcile *r, struct run *run)
 		slurm_free_job_info_msg(msg);
 		return;
 	}
-	err = slurm_get_errno();
+	err = slurm_compat_errno();
 	if (err == ESLURM_INVALID_JOB_ID) {
 		run->verdict = RUN_UNKNOWN;
 		return;
@@ -324,7 +324,7 @@ static bool jobs_hidden(struct reconcile *r, const job_info_msg_t *msg)
 		log_diag(LOG_LEVEL_WARNING, NULL, &d);
 		r->hidden_said = true;
 	}
-	slurm_free_ctl_conf(conf);
+	slurm_compat_free_conf(conf);
 	return hidden;
 }
 
@@ -643,13 +643,13 @@ static const char *cancel_job(uint32_t job, const char *project, const char *rea
 	int err;
 
 	aif_diag_clear(&d);
-	if (slurm_kill_job(job, SIGKILL, 0) == 0) {
+	if (slurm_compat_kill_job(job, SIGKILL, 0) == 0) {
 		aif_diag_message(&d, "cancelled job %" PRIu32 " of project \"%s\"", job, project);
 		aif_diag_detail(&d, "%s; on_exhausted is cancel.", reason);
 		log_diag(LOG_LEVEL_INFO, NULL, &d);
 		return "cancelled";
 	}
-	err = slurm_get_errno();
+	err = slurm_compat_errno();
 	if (err == ESLURM_ALREADY_DONE || err == ESLURM_INVALID_JOB_ID) {
 		log_info("job %" PRIu32 " of project \"%s\" had already ended when it was to be cancelled",
 			 job, project);

@@ -15,6 +15,8 @@
 
 #include <slurm/slurm.h>
 
+#include "slurm_compat.h" /* what differs between Slurm releases */
+
 /*
  * Load libslurm's configuration (slurm.conf) for one more user. Returns 0, or -1 (logged) when
  * no slurm.conf can be read: slurm_init() would otherwise exit the process.

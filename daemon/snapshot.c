@@ -111,9 +111,8 @@ static void *owned_calloc(struct owned *o, size_t n, size_t size)
 	return p;
 }
 
-void snapshot_free(struct snapshot *s)
+static void owned_free(struct owned *o)
 {
-	struct owned *o = (struct owned *)s;
 	if (!o)
 		return;
 	for (size_t i = 0; i < Q_COUNT; i++)
@@ -121,6 +120,11 @@ void snapshot_free(struct snapshot *s)
 	for (size_t i = 0; i < o->n_arrays; i++)
 		free(o->arrays[i]);
 	free(o);
+}
+
+void snapshot_free(struct snapshot *s)
+{
+	owned_free((struct owned *)s);
 }
 
 static int parse_i64(const char *text, int64_t *out)
@@ -381,7 +385,7 @@ int snapshot_load(PGconn *conn, struct snapshot **out, struct aif_diag *diag)
 	}
 	if (exec_simple(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", diag,
 			"could not load the budgets") < 0) {
-		snapshot_free(&o->s);
+		owned_free(o);
 		return -1;
 	}
 	for (int q = 0; q < Q_COUNT; q++) {
@@ -393,12 +397,12 @@ int snapshot_load(PGconn *conn, struct snapshot **out, struct aif_diag *diag)
 		if (PQresultStatus(o->res[q]) != PGRES_TUPLES_OK) {
 			aif_db_diag(diag, conn, o->res[q], "could not load the budgets");
 			PQclear(PQexec(conn, "ROLLBACK"));
-			snapshot_free(&o->s);
+			owned_free(o);
 			return -1;
 		}
 	}
 	if (exec_simple(conn, "COMMIT", diag, "could not load the budgets") < 0) {
-		snapshot_free(&o->s);
+		owned_free(o);
 		return -1;
 	}
 	rc = build(o);
@@ -407,7 +411,7 @@ int snapshot_load(PGconn *conn, struct snapshot **out, struct aif_diag *diag)
 			aif_diag_message(diag, "could not load the budgets: out of memory");
 		else
 			aif_diag_message(diag, "could not load the budgets: unexpected data in the database");
-		snapshot_free(&o->s);
+		owned_free(o);
 		return -1;
 	}
 	*out = &o->s;

@@ -849,7 +849,7 @@ int aif_proto_validate_response(const struct aif_proto_msg *m, enum aif_proto_ki
 	const struct fspec *header = NULL, *records = NULL;
 	bool allowed = m->kind == AIF_PROTO_OK || m->kind == AIF_PROTO_WARN;
 	struct fspec nonce = {"nonce", T_NONCE, m->kind != AIF_PROTO_ERROR};
-	struct fspec text[] = {{"message", T_TEXT, !allowed || m->kind == AIF_PROTO_WARN},
+	const struct fspec text[] = {{"message", T_TEXT, !allowed || m->kind == AIF_PROTO_WARN},
 			       {"detail", T_TEXT, false},
 			       {"hint", T_TEXT, false},
 			       {NULL, T_TEXT, false}};

@@ -212,7 +212,8 @@ int aif_settings_read_file(const struct aif_setting *table, size_t n, void *dst,
 		return -1;
 	}
 	while (fgets(line, sizeof(line), f)) {
-		char *hash, *eq, *key, *value;
+		char *hash, *eq, *key;
+		const char *value;
 		lineno++;
 		aif_diag_clear(&diag);
 		if (!strchr(line, '\n') && !feof(f)) {

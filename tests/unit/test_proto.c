@@ -318,6 +318,7 @@ static void test_limits(void **state)
 	char *value = malloc(3 * AIF_PROTO_MAX_VALUE + 64), *text;
 	size_t len;
 	(void)state;
+	assert_non_null(value);
 
 	/* a value of the maximum length, all of it percent-encoded */
 	memset(value, '\n', AIF_PROTO_MAX_VALUE);
@@ -392,6 +393,7 @@ static void test_limits(void **state)
 	/* a message larger than a frame can be neither encoded nor decoded */
 	aif_proto_msg_init(&m, AIF_PROTO_STATUS);
 	value = malloc(AIF_PROTO_MAX_VALUE + 1);
+	assert_non_null(value);
 	memset(value, '\x01', AIF_PROTO_MAX_VALUE);
 	value[AIF_PROTO_MAX_VALUE] = '\0';
 	for (int i = 0; i < 100; i++) {
