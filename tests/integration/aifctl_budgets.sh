@@ -117,15 +117,17 @@ psql -X -q -v ON_ERROR_STOP=1 <<-SQL
 		'2026-09-01 00:00:00+00', '2026-09-01 05:00:00+00', 'epilog');
 SQL
 run 0 "$aifctl" status --period 2026-h2 --format json
-assert_eq "20 13.3 ok" "$(jq -r '.[] | select(.project == "genomics-eu") | "\(.used_gpu_hours) \(.pct_used) \(.state)"' "$work/out")" "genomics-eu status"
-assert_eq "20" "$(jq -r '.[] | select(.factory == "ai2f" and .project == null) | .used_gpu_hours' "$work/out")" "ai2f status"
+# (Numbers through "+ 0": jq 1.7, Debian 13's, prints a number as it was written, 20.0; jq 1.6
+# prints 20.)
+assert_eq "20 13.3 ok" "$(jq -r '.[] | select(.project == "genomics-eu") | "\(.used_gpu_hours + 0) \(.pct_used + 0) \(.state)"' "$work/out")" "genomics-eu status"
+assert_eq "20" "$(jq -r '.[] | select(.factory == "ai2f" and .project == null) | .used_gpu_hours + 0' "$work/out")" "ai2f status"
 assert_eq "number" "$(jq -r '.[0].budget_gpu_hours | type' "$work/out")" "json numbers"
 run 0 "$aifctl" status
 assert_match "genomics-eu +150\.0 +20\.0 +130\.0 +13\.3 +ok" "$(cat "$work/out")" "status table"
 run 0 "$aifctl" report --by sector --format csv
 assert_eq $'sector,gpu_hours,pct\nhealth,20.0,50.0\nlanguage,20.0,50.0' "$(tr -d '\r' <"$work/out")" "report by sector"
 run 0 "$aifctl" report --by factory --period 2026-h2 --format json
-assert_eq "ai2f=20 jaif=20" "$(jq -r 'sort_by(.factory) | map("\(.factory)=\(.gpu_hours)") | join(" ")' "$work/out")" "report by factory"
+assert_eq "ai2f=20 jaif=20" "$(jq -r 'sort_by(.factory) | map("\(.factory)=\(.gpu_hours + 0)") | join(" ")' "$work/out")" "report by factory"
 run 0 "$aifctl" report --by month
 assert_match "2026-08 +20\.0" "$(cat "$work/out")" "report by month"
 run 0 "$aifctl" report --by project --period 2026-h1 --format json

@@ -81,7 +81,8 @@ settle() {
 		state=$(wait_job "$job" 30) || exit 1
 		line=$(job_line "$job")
 		nn=$(kv "$line" NumNodes) tpn=$(kv "$line" TresPerNode) total=$(kv "$line" JOB_GRES)
-		[[ $tpn =~ ^gres:gpu:([0-9]+)$ ]] || fail "job $job: TresPerNode '$tpn' is not gres:gpu:N"
+		# 22.05 spells it gres:gpu:N, 24.11 and later gres/gpu:N (docs/slurm.md).
+		[[ $tpn =~ ^gres[:/]gpu:([0-9]+)$ ]] || fail "job $job: TresPerNode '$tpn' is not gres:gpu:N or gres/gpu:N"
 		gpn=${BASH_REMATCH[1]}
 		assert_eq "gpu:$((nn * gpn))" "$total" "job $job: Slurm's GPUs in all (JOB_GRES), $nn nodes x $gpn"
 		assert_eq 0 "$(kv "$line" Restarts)" "job $job: restarts"

@@ -33,19 +33,33 @@ assert_eq COMPLETED "$(wait_job "$job_a")" "run A's job while run B is busy"
 psql -X -q -c "CREATE TABLE only_in_a(x int)"
 assert_eq "" "$(source "$env_b" && psql -X -At -c "SELECT to_regclass('only_in_a')")" "run B's database"
 
-# Everything run B started, directly or through Slurm, and still alive now.
+# Everything run B started, directly or through Slurm, and still alive now: its daemons, what
+# carries its marker, what is in its cgroup, and every slurmstepd of its job. (On 24.11 a
+# slurmstepd carries neither slurmd's environment nor the job's: found by the run's cgroup.)
 marker="AIF_HARNESS_DIR=$run_b"
 b_pids=$(cat "$run_b"/pids/*)
 for p in /proc/[0-9]*; do
 	tr '\0' '\n' 2>/dev/null <"$p/environ" | grep -qxF "$marker" && b_pids+=" ${p#/proc/}"
 done
+[[ ! -e $run_b/cgroup ]] || b_pids+=" $(cat "$(cat "$run_b/cgroup")/cgroup.procs")"
+stepds=0
+for p in $(pgrep -f "^slurmstepd: \[$job_b\." || true); do
+	if grep -qw "$p" <<<"$b_pids" ||
+		tr '\0' '\n' 2>/dev/null <"/proc/$p/environ" | grep -qxF "SLURM_CONF=$run_b/slurm/slurm.conf"; then
+		stepds=$((stepds + 1)) b_pids+=" $p"
+	fi
+done
+((stepds > 0)) || fail "no slurmstepd of job $job_b of run B found (neither in its cgroup nor by its environment)"
+b_pids=$(tr ' ' '\n' <<<"$b_pids" | sort -un | paste -sd' ')
 job_procs=$(wc -w <<<"$b_pids")
 ((job_procs > 7)) || fail "expected the daemons and the running job's processes, found only: $b_pids"
 
 AIF_HARNESS_QUIET=1 "$AIF_HARNESS" stop "$env_b"
 trap - EXIT
 for p in $b_pids; do
-	! kill -0 "$p" 2>/dev/null || fail "process $p of run B survived stop: $(tr '\0' ' ' <"/proc/$p/cmdline")"
+	# (A zombie is dead: its parent, which may be the host's init, has not reaped it yet.)
+	state=$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null || true)
+	[[ -z $state || $state == Z ]] || fail "process $p of run B survived stop: $(tr '\0' ' ' <"/proc/$p/cmdline")"
 done
 [[ ! -e $run_b ]] || fail "run B's directory $run_b was not removed"
 ! grep -rlxF "$run_b" /tmp/aif-harness-ports/*/owner 2>/dev/null || fail "run B's ports are still claimed"
