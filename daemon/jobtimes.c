@@ -369,6 +369,7 @@ void jobtimes_settle(void *arg, struct usage_record *const *recs, size_t n)
 	struct wanted *w = calloc(n, sizeof(*w));
 	size_t m, missing;
 	int64_t now = aif_clock_ms();
+	bool late;
 
 	if (!w) {
 		log_warning("out of memory: usage recorded at the nodes' times");
@@ -394,11 +395,14 @@ void jobtimes_settle(void *arg, struct usage_record *const *recs, size_t n)
 			;
 		known_answers(jt, w, m, aif_clock_ms());
 	}
+	/* Paused (slurmctld did not answer an RPC): the nodes' times, no waiting for it. */
+	late = aif_clock_ms() >= jt->paused_until_ms;
 	pthread_mutex_unlock(&jt->lock);
 	for (size_t i = 0; i < n; i++) {
 		struct wanted key = {.job = recs[i]->job};
 		const struct wanted *found = bsearch(&key, w, m, sizeof(*w), by_job);
 
+		recs[i]->unanswered = late && !(found && found->have);
 		if (found && found->have)
 			apply(&found->answer, recs[i]);
 	}

@@ -35,7 +35,9 @@ void jobtimes_free(struct jobtimes *jt);
 #define JOBTIMES_WAIT_MS 500
 
 /*
- * Replace the times of *recs[0..n) with slurmctld's where they are the run's, setting exact.
+ * Replace the times of *recs[0..n) with slurmctld's where they are the run's, setting exact;
+ * set unanswered on those whose job slurmctld was asked for and has not answered yet (the
+ * store settles them again: an answer late under load still makes the interval exact).
  * arg is the struct jobtimes: this is the usage writer's settle callback (store.h), called
  * once per round of acknowledged records, so that one round of RPCs serves everything
  * acknowledged meanwhile.

@@ -215,6 +215,7 @@ struct batch {
 	size_t n;
 	size_t bytes; /* what it holds in memory, for max_queued_bytes */
 	bool final;   /* settled, or nothing to settle: its ends close their intervals */
+	int64_t settling_since_ms; /* aif_clock_ms() of its first settling round; 0 before */
 	bool written; /* committed (not refused), by the last write_group() */
 	bool refused;
 	struct aif_diag diag; /* why, when refused */
@@ -880,7 +881,18 @@ static void *settler(void *arg)
 
 		pthread_mutex_lock(&s->lock);
 		for (b = round; b; b = next) {
+			int64_t t = aif_clock_ms();
+			bool again = false;
+
 			next = b->next;
+			if (!b->settling_since_ms)
+				b->settling_since_ms = t;
+			for (size_t i = 0; i < b->n && !again; i++)
+				again = b->recs[i].unanswered;
+			if (again && t - b->settling_since_ms < STORE_SETTLE_PATIENCE_MS) {
+				list_append(&s->settling, b); /* slurmctld is late: the next round */
+				continue;
+			}
 			b->final = true;
 			b->done = NULL;
 			enqueue(s, b);

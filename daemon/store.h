@@ -98,7 +98,16 @@ struct usage_record {
 	 * (daemon/jobtimes.h), not the node's clock: an exact end also settles the stored start.
 	 */
 	bool exact;
+	/*
+	 * Set by the settle function: slurmctld was asked for this record's job and has not
+	 * answered yet (it is slow, not down). The record is settled again in the next round,
+	 * for at most STORE_SETTLE_PATIENCE_MS; then it keeps the nodes' times.
+	 */
+	bool unanswered;
 };
+
+/* How long a batch waits for slurmctld's late answers before its ends close at the nodes' times. */
+#define STORE_SETTLE_PATIENCE_MS 15000
 
 /* The status of a batch that can never be written as it is (see "refused" above). */
 #define STORE_REFUSED (-2)
@@ -115,8 +124,8 @@ typedef void (*store_log_fn)(void *arg, int is_error, const struct aif_diag *dia
 
 /*
  * Called by the store's settling thread with the end records of each round, after they were
- * acknowledged; may change their start, end and exact (jobtimes.h), and may wait (for
- * slurmctld) as long as it must.
+ * acknowledged; may change their start, end, exact and unanswered (jobtimes.h), and may wait
+ * (for slurmctld) as long as it must.
  */
 typedef void (*store_settle_fn)(void *arg, struct usage_record *const *recs, size_t n);
 

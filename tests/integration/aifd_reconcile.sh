@@ -130,6 +130,25 @@ assert_eq "t" "$(q -c "SELECT bool_and(exact) FROM aif.usage_intervals WHERE job
 aifd_wait_log a "closed the usage interval of job $job_a on node n1 \(restart 0\) at " "job $job_a's log line"
 echo "ended job $job_a: closed at slurmctld's end time $end_a"
 
+# 1a. An epilog's end that slurmctld answers for late (stopped for 2 s, as a busy controller
+# completing jobs is slow): its settlement waits for the answer, rather than closing the
+# interval at the node's times after the first round's 500 ms. Only the end is recorded (no
+# start: reconciliation has no interval of it to close); slurmctld's times give both.
+job_e=$(submit -N1 --gpus-per-node=1 --wrap 'sleep 1')
+assert_eq COMPLETED "$(wait_job "$job_e")" "job $job_e"
+start_e=$(epoch "$(field "$job_e" StartTime)") end_e=$(epoch "$(field "$job_e" EndTime)")
+ctld_stopped=$(cat "$AIF_HARNESS_DIR/pids/slurmctld")
+kill -STOP "$ctld_stopped"
+out=$(aif_send root a usage cluster="$cluster" -- event=end job="$job_e" node=n1 restart=0 gpus=1 \
+	time="$end_e" uid="$uid" project=roomy 2>&1) || fail "aif-send for job $job_e's end: $out"
+assert_eq "ok" "$(head -n 1 <<<"$out")" "aifd's answer to job $job_e's end, slurmctld stopped"
+sleep 2
+kill -CONT "$ctld_stopped"
+ctld_stopped=
+aifd_wait_settled "job $job_e's end"
+assert_eq "$start_e|$end_e|epilog|t" "$(interval "$job_e" n1)|$(q -c "SELECT exact FROM aif.usage_intervals
+	WHERE job_id = $job_e")" "job $job_e: slurmctld's late answer settles it"
+
 # 1b. A job that ended whose epilog's end was acknowledged and waits in aif.usage_end_inbox for
 # the usage writer's round (put there by hand, while the job runs, since once it ends the next
 # pass would close the interval; this aifd's writer does not know the row): not
