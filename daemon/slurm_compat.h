@@ -21,7 +21,8 @@ static inline int slurm_compat_errno(void)
 	return errno;
 }
 
-#if SLURM_VERSION_NUMBER >= SLURM_VERSION_NUM(26, 5, 0)
+/* SLURM_VERSION_NUM(26, 5, 0), spelt out: cppcheck, which reads no system header, knows no macro. */
+#if SLURM_VERSION_NUMBER >= 0x1a0500
 /* 26.05: a job is named by a slurm_step_id_t, by value (its step fields NO_VAL: the job). */
 static inline slurm_step_id_t slurm_compat_job(uint32_t job)
 {

@@ -414,7 +414,7 @@ static int munge_payload(struct aif_client *c, const char *payload, size_t len, 
 	return 0;
 }
 
-static void make_nonce(struct aif_client *c, char out[AIF_PROTO_NONCE_LEN + 1])
+static void make_nonce(const struct aif_client *c, char out[AIF_PROTO_NONCE_LEN + 1])
 {
 	uint64_t v;
 	ssize_t n;
@@ -436,7 +436,7 @@ static void make_nonce(struct aif_client *c, char out[AIF_PROTO_NONCE_LEN + 1])
  * The request's text, with nonce= as the header's first field unless it has one already.
  * Returns 0, or -1 with diag.
  */
-static int build_payload(struct aif_client *c, const struct aif_proto_msg *request,
+static int build_payload(const struct aif_client *c, const struct aif_proto_msg *request,
 			 char nonce[AIF_PROTO_NONCE_LEN + 1], char **out, size_t *outlen,
 			 struct aif_diag *diag)
 {

@@ -615,6 +615,7 @@ int aif_proto_decode(const char *buf, size_t len, struct aif_proto_msg *m, struc
 			return decode_error(diag, line, "missing newline at the end of the message");
 		if (line == 1) {
 			m->header.line = 2;
+		// cppcheck-suppress knownConditionTrueFalse ; an empty line (n is 0 when s is a newline)
 		} else if (n == 0) {
 			if (block->record && block->n == 0)
 				goto empty_line;

@@ -1140,7 +1140,7 @@ static int cmp_name(const void *a, const void *b)
 static int sorted_names(int fd, bool bad, char ***names, size_t *n)
 {
 	size_t cap = 0;
-	struct dirent *de;
+	const struct dirent *de;
 	DIR *dp;
 	int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
