@@ -1188,6 +1188,7 @@ static struct batch *make_batch(const struct usage_record *recs, size_t n, bool 
 		r->sector = copy_str(&pool, recs[i].sector);
 		r->user = copy_str(&pool, recs[i].user);
 		r->unattributed = copy_str(&pool, recs[i].unattributed);
+		r->unanswered = false; /* the settle function's to say */
 		if (r->event == USAGE_START)
 			r->end = 0;
 	}
