@@ -18,7 +18,8 @@
 /*
  * A load may take at most one part in LOAD_SHARE of the time between loads: with a million
  * open intervals one takes half a second (snapshot.c), and reloading every refresh_interval
- * (down to 100 ms) would keep a core busy. Only a budget change (aifctl apply) is loaded at once, whatever the last load took.
+ * (down to 100 ms) would keep a core busy. Only a budget change (aifctl apply) is loaded at
+ * once, whatever the last load took.
  */
 #define LOAD_SHARE 5
 

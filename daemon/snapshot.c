@@ -57,7 +57,7 @@ static const char *const queries[Q_COUNT] = {
 	 * of a span is its GPUs times a common length, or its GPUs' summed time to $1 less the
 	 * time after the period's end. One cheap pass over them, not one row per interval and
 	 * period (1 M open intervals: 0.5 s instead of 1.6 s here). Rows of nothing are left out:
- * decide() reads them all.
+	 * decide() reads them all.
 	 */
 	[Q_USAGE] =
 		"WITH t AS (SELECT to_timestamp($1::bigint) AS t),"
