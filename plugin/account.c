@@ -1,19 +1,22 @@
 /*
  * job_script context (`slurmstepd spank prolog|epilog`, root, a fresh process per node and
- * job): the allocation's start (prolog) or end (epilog) on this node, with the node's GPU
- * count, as one usage record. Sent to aifd; when aifd cannot take it now, spooled durably on
- * the node (lib/aif_spool.h) and sent later. Then, in the time left, the node's spool is
- * flushed. Never fails (a failing prolog or epilog drains the node) and never waits beyond
- * the timeout setting in all.
+ * job; or aif-pelog, run as Prolog= and Epilog= under PrologFlags=RunInJob): the
+ * allocation's start (prolog) or end (epilog) on this node, with the node's GPU count, as one
+ * usage record. Sent to aifd; when aifd cannot take it now, spooled durably on the node
+ * (lib/aif_spool.h) and sent later. Then, in the time left, the node's spool is flushed.
+ * Never fails (a failing prolog or epilog drains the node) and never waits beyond the timeout
+ * setting in all.
  *
  * The times are the node's clock; aifd replaces them with slurmctld's StartTime and EndTime
  * when it still knows the run (daemon/jobtimes.h).
  *
- * What this context has (docs/slurm.md): S_JOB_ID, S_JOB_UID, S_JOB_GID, and the
- * environment: SLURM_CLUSTER_NAME, SLURMD_NODENAME, SLURM_JOB_RESTART_COUNT (the epilog's is
- * the next run's after a requeue: runs.c), SLURM_JOB_GPUS
- * (indices), SLURM_JOB_USER, and SPANK_AIF_PROJECT / SPANK_AIF_SECTOR from the submit-time
- * check (a convenience: aifd charges the project the job was admitted for when it has one).
+ * What the prolog and epilog have (docs/slurm.md), from Slurm, whichever of them runs this:
+ * the job's id and uid, and the environment: SLURM_CLUSTER_NAME, SLURMD_NODENAME,
+ * SLURM_JOB_RESTART_COUNT (the epilog's is the next run's after a requeue: runs.c),
+ * SLURM_JOB_GPUS (indices), SLURM_JOB_USER, and SPANK_AIF_PROJECT / SPANK_AIF_SECTOR from the
+ * submit-time check (a convenience: aifd charges the project the job was admitted for when it
+ * has one). Only the SPANK_ variables are the user's: Slurm sets the others after them.
+ * No SPANK call here: aif-pelog links this file.
  */
 #include <limits.h>
 #include <poll.h>
@@ -73,18 +76,13 @@ static const char *env_name(const char *var, uint32_t job)
 	return v;
 }
 
-/* The record of run restart of job on node, or -1 when this context lacks what it needs (logged). */
-static int build_record(spank_t sp, bool end, uint32_t job, const char *node, uint32_t restart,
+/* The record of run restart of job on node, or -1 when a field is invalid (logged). */
+static int build_record(bool end, uint32_t job, uint32_t uid, const char *node, uint32_t restart,
 			struct aif_proto_block *r, unsigned gpus)
 {
-	uint32_t uid;
 	const char *user = env("SLURM_JOB_USER");
 	const char *project = env_name("SPANK_AIF_PROJECT", job), *sector = env_name("SPANK_AIF_SECTOR", job);
 
-	if (spank_get_item(sp, S_JOB_UID, &uid) != ESPANK_SUCCESS) {
-		slurm_error("aif: %s: no uid for job %u; usage not recorded", end ? "epilog" : "prolog", job);
-		return -1;
-	}
 	if (aif_proto_set(r, "event", end ? "end" : "start") < 0 ||
 	    aif_proto_set_u64(r, "job", job) < 0 || aif_proto_set(r, "node", node) < 0 ||
 	    aif_proto_set_u64(r, "restart", restart) < 0 ||
@@ -199,21 +197,21 @@ static bool flush_spool(const struct aif_plugin_settings *s, int64_t deadline_ms
 	return left;
 }
 
-void aif_account(spank_t sp, const struct aif_plugin_settings *s, bool end)
+void aif_account(const struct aif_plugin_settings *s, uint32_t job, uint32_t uid, bool end)
 {
 	int64_t deadline_ms = aif_clock_ms() + (int64_t)s->timeout_ms;
 	const char *cluster = env("SLURM_CLUSTER_NAME"), *node = env("SLURMD_NODENAME");
 	unsigned gpus = count_gpus(env("SLURM_JOB_GPUS"));
 	bool behind = flush_spool(s, deadline_ms);
-	uint32_t job, restart = env_restart();
+	uint32_t restart = env_restart();
 	struct aif_proto_msg req;
 
 	/* GPU-hours only: an allocation without GPUs on this node uses none. */
 	if (gpus == 0 || !cluster)
 		return;
-	if (spank_get_item(sp, S_JOB_ID, &job) != ESPANK_SUCCESS || !node) {
-		slurm_error("aif: %s: no job id or SLURMD_NODENAME; usage not recorded",
-			    end ? "epilog" : "prolog");
+	if (!node) {
+		slurm_error("aif: %s of job %u: no SLURMD_NODENAME; usage not recorded",
+			    end ? "epilog" : "prolog", job);
 		return;
 	}
 	/* The epilog ends the run the prolog started, whatever a requeue did meanwhile (runs.c). */
@@ -223,7 +221,7 @@ void aif_account(spank_t sp, const struct aif_plugin_settings *s, bool end)
 		aif_run_remember(s->spool_dir, node, job, restart);
 	aif_proto_msg_init(&req, AIF_PROTO_USAGE);
 	if (aif_proto_set(&req.header, "cluster", cluster) == 0 && aif_proto_add_record(&req) &&
-	    build_record(sp, end, job, node, restart, &req.records[0], gpus) == 0) {
+	    build_record(end, job, uid, node, restart, &req.records[0], gpus) == 0) {
 		if (!behind)
 			send_or_spool(s, cluster, &req, deadline_ms);
 		else

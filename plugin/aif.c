@@ -66,9 +66,16 @@ int slurm_spank_task_init(spank_t sp, int ac, char **av)
 static int account(spank_t sp, int ac, char **av, bool end)
 {
 	struct aif_plugin_settings s;
+	uint32_t job, uid;
 
-	if (aif_settings_parse(ac, av, &s) == 0)
-		aif_account(sp, &s, end);
+	if (aif_settings_parse(ac, av, &s) != 0)
+		return 0;
+	if (spank_get_item(sp, S_JOB_ID, &job) != ESPANK_SUCCESS ||
+	    spank_get_item(sp, S_JOB_UID, &uid) != ESPANK_SUCCESS) {
+		slurm_error("aif: %s: no job id or uid; usage not recorded", end ? "epilog" : "prolog");
+		return 0;
+	}
+	aif_account(&s, job, uid, end);
 	return 0;
 }
 

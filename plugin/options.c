@@ -11,33 +11,17 @@
 
 #include "plugin.h"
 
-#define MAX_NAME 128 /* longer values are refused as they are given */
-
 enum { OPT_PROJECT = 1, OPT_SECTOR };
 
 /* Set by the option callbacks, in this process (allocator, local, or slurmstepd with remote=1). */
-static char project[MAX_NAME + 1];
-static char sector[MAX_NAME + 1];
+static char project[AIF_NAME_MAX + 1];
+static char sector[AIF_NAME_MAX + 1];
 /*
  * In slurmstepd: the option that arrived with an invalid value, or NULL. The user controls
  * that value (a private SLURM_CONF skips the submit-time check), so it is never passed over
  * for the environment's: the admission refuses the step (aif_options_valid()).
  */
 static const char *remote_invalid;
-
-static bool has_control(const char *v)
-{
-	for (; *v; v++)
-		if ((unsigned char)*v < 0x20 || *v == 0x7f)
-			return true;
-	return false;
-}
-
-/* A project or sector name as aifd takes it: 1 to MAX_NAME bytes of UTF-8, no control characters. */
-bool aif_option_name_valid(const char *v)
-{
-	return v && v[0] && strlen(v) <= MAX_NAME && !has_control(v) && aif_proto_utf8_valid(v);
-}
 
 /*
  * "invalid value for --aif-project" / "... for AIF_PROJECT", with the rule as DETAIL; v NULL
@@ -46,12 +30,13 @@ bool aif_option_name_valid(const char *v)
 static void invalid_diag(struct aif_diag *d, const char *what, const char *v)
 {
 	aif_diag_clear(d);
-	if (!v || has_control(v) || strlen(v) > MAX_NAME) /* not printed: it could garble the terminal */
+	/* Not printed when it could garble the terminal. */
+	if (!v || aif_name_has_control(v) || strlen(v) > AIF_NAME_MAX)
 		aif_diag_message(d, "invalid value for %s", what);
 	else
 		aif_diag_message(d, "invalid value for %s: \"%s\"", what, v);
 	aif_diag_detail(d, "A name has 1 to %d characters, none of them a control character.",
-			MAX_NAME);
+			AIF_NAME_MAX);
 }
 
 static void report_invalid(const char *what, const char *v)
@@ -129,13 +114,13 @@ static const char *value(spank_t sp, const char *option, const char *var, char *
 
 const char *aif_option_project(spank_t sp)
 {
-	static char buf[MAX_NAME + 1];
+	static char buf[AIF_NAME_MAX + 1];
 	return value(sp, project, "AIF_PROJECT", buf, sizeof(buf));
 }
 
 const char *aif_option_sector(spank_t sp)
 {
-	static char buf[MAX_NAME + 1];
+	static char buf[AIF_NAME_MAX + 1];
 	return value(sp, sector, "AIF_SECTOR", buf, sizeof(buf));
 }
 
@@ -144,7 +129,7 @@ bool aif_options_valid(spank_t sp, struct aif_diag *diag)
 	static const struct {
 		const char *option, *var;
 	} names[] = {{project, "AIF_PROJECT"}, {sector, "AIF_SECTOR"}};
-	char buf[MAX_NAME + 1];
+	char buf[AIF_NAME_MAX + 1];
 
 	if (remote_invalid) {
 		invalid_diag(diag, remote_invalid, NULL);

@@ -3,11 +3,18 @@
  * them:
  *   settings.c  the plugstack.conf arguments (every context)
  *   options.c   --aif-project and --aif-sector, with AIF_PROJECT / AIF_SECTOR as defaults
+ *   names.c     what a project or sector name is
  *   submit.c    allocator and local context: the submit-time check, a courtesy
  *   admit.c     remote context (slurmstepd): the authoritative admission; the refusal in task_init
  *   account.c   job_script context (prolog/epilog): per-node usage records, and the spool
  *   runs.c      job_script context: the run a node's prolog started, for its epilog
  *   client.c    one request to aifd
+ * and aif-pelog, the program that records usage as Prolog= and Epilog= under
+ * PrologFlags=RunInJob, where Slurm calls no SPANK job_prolog or job_epilog (docs/slurm.md):
+ *   pelog.c     its main: which job, prolog or epilog, then account.c
+ *   plugstack.c the aif.so line of plugstack.conf: aif-pelog's settings are aif.so's
+ *   pelog_log.c what account.c, runs.c and settings.c call of their host (Slurm's logging)
+ * account.c, runs.c, client.c, settings.c and names.c make no SPANK call, so that both link them.
  *
  * Nothing here may abort, exit or wait without a bound: the plugin runs inside Slurm's
  * processes. Only submit.c (the user's own sbatch/salloc/srun) and the refusal in task_init
@@ -16,6 +23,7 @@
 #ifndef AIF_PLUGIN_H
 #define AIF_PLUGIN_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -53,8 +61,10 @@ const char *aif_option_sector(spank_t sp);
  * environment. Such a step is refused: the user controls these values.
  */
 bool aif_options_valid(spank_t sp, struct aif_diag *diag);
+#define AIF_NAME_MAX 128
 /* Whether v is a project or sector name aifd takes: 1 to 128 bytes of UTF-8, no control character. */
 bool aif_option_name_valid(const char *v);
+bool aif_name_has_control(const char *v);
 
 /* Allocator/local context, init_post_opt: 0, or -1 after printing the refusal. */
 int aif_submit_check(spank_t sp, const struct aif_plugin_settings *s);
@@ -63,8 +73,11 @@ int aif_submit_check(spank_t sp, const struct aif_plugin_settings *s);
 void aif_admit_step(spank_t sp, const struct aif_plugin_settings *s);
 int aif_admit_task(spank_t sp);
 
-/* job_script context: the allocation's start (prolog) or end (epilog) on this node. Never fails. */
-void aif_account(spank_t sp, const struct aif_plugin_settings *s, bool end);
+/*
+ * job_script context: the start (prolog) or end (epilog) of job's allocation on this node,
+ * for uid, the rest from the environment Slurm gives the prolog and epilog. Never fails.
+ */
+void aif_account(const struct aif_plugin_settings *s, uint32_t job, uint32_t uid, bool end);
 
 /*
  * The restart count of the run of job whose prolog ran on node, kept in spool_dir for
@@ -74,6 +87,21 @@ void aif_account(spank_t sp, const struct aif_plugin_settings *s, bool end);
  */
 void aif_run_remember(const char *spool_dir, const char *node, uint32_t job, uint32_t restart);
 uint32_t aif_run_recall(const char *spool_dir, const char *node, uint32_t job, uint32_t fallback);
+
+/* aif-pelog: the arguments of aif.so's line in plugstack.conf, and where that line is. */
+#define AIF_PLUGSTACK_MAX_ARGS 64
+struct aif_plugstack {
+	int ac;
+	char *av[AIF_PLUGSTACK_MAX_ARGS];
+	char where[PATH_MAX + 32];
+};
+/*
+ * The plugstack.conf that slurm_conf names (PlugStackConfig, else the one beside it), with the
+ * files it includes, searched for the line that loads aif.so: 0 with *out (free it with
+ * aif_plugstack_free), or -1 with diag naming the file and line.
+ */
+int aif_plugstack_find(const char *slurm_conf, struct aif_plugstack *out, struct aif_diag *diag);
+void aif_plugstack_free(struct aif_plugstack *p);
 
 struct aif_client;
 

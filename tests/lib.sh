@@ -114,7 +114,9 @@ YAML
 
 # plugin_cluster_start [PLUGSTACK ARG]...: a harness run of the test's own whose
 # plugstack.conf loads this build's aif.so (copied, readable by the test users) talking to
-# the aifd "a" that aifd_start will start, with the extra arguments; then aifd_setup. The run
+# the aifd "a" that aifd_start will start, with the extra arguments; then aifd_setup. With
+# AIF_PROLOG_FLAGS set, slurm.conf has PrologFlags=$AIF_PROLOG_FLAGS and aif-pelog as
+# Prolog= and Epilog=, its stderr in $AIFD_WORK/pelog.log. The run
 # is stopped on exit. Tests that use it hold RESOURCE_LOCK slurm-cluster.
 plugin_cluster_start() {
 	AIFD_WORK=$(mktemp -d)
@@ -122,7 +124,16 @@ plugin_cluster_start() {
 	install -m 755 "$AIF_BUILD_DIR/plugin/aif.so" "$AIFD_WORK/aif.so"
 	install -m 644 /dev/null "$AIFD_WORK/plugstack.conf" # filled once munged's socket is known
 	AIF_HARNESS_ENV=$AIFD_WORK/harness.env
-	"$AIF_HARNESS" start --plugstack "$AIFD_WORK/plugstack.conf" --env-out "$AIF_HARNESS_ENV" >/dev/null
+	local prolog=()
+	if [[ -n ${AIF_PROLOG_FLAGS:-} ]]; then # aif-pelog records the usage under RunInJob
+		# Slurm keeps no prolog's stderr: the wrapper keeps aif-pelog's in pelog.log.
+		install -m 755 "$AIF_BUILD_DIR/plugin/aif-pelog" "$AIFD_WORK/aif-pelog"
+		printf '#!/bin/sh\nexec %s 2>>%s\n' "$AIFD_WORK/aif-pelog" "$AIFD_WORK/pelog.log" >"$AIFD_WORK/pelog"
+		chmod 755 "$AIFD_WORK/pelog"
+		prolog=(--prolog-flags "$AIF_PROLOG_FLAGS" --pelog "$AIFD_WORK/pelog")
+	fi
+	"$AIF_HARNESS" start --plugstack "$AIFD_WORK/plugstack.conf" "${prolog[@]}" \
+		--env-out "$AIF_HARNESS_ENV" >/dev/null
 	PLUGIN_CLUSTER=1 AIFD_PIDS=() AIFD_DB=""
 	trap aifd_cleanup EXIT
 	load_harness

@@ -1,0 +1,128 @@
+/*
+ * aif-pelog: aif.so's accounting of a job's start and end on a node, run as slurm.conf's
+ * Prolog= and Epilog= where Slurm calls no SPANK job_prolog or job_epilog: with
+ * PrologFlags=RunInJob (24.05 and later), the prolog and epilog run inside the job's extern
+ * slurmstepd, which runs the Prolog= and Epilog= programs but never aif.so's job_prolog
+ * (docs/slurm.md "RunInJob"). The same code as aif.so's (account.c), with aif.so's settings
+ * (its line of plugstack.conf: plugstack.c), on the same environment Slurm gives both.
+ *
+ * Run by slurmd itself (without RunInJob), aif.so records the job already: aif-pelog then
+ * records nothing, so that no usage is counted twice. Its exit status is always 0 when run by
+ * Slurm: a failing prolog or epilog fails the job or drains the node.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "aif_proto.h"
+#include "plugin.h"
+
+#define ANCESTORS_MAX 16
+
+/* The parent and the command name of pid, from /proc/PID/stat; -1 when it is gone. */
+static int process_parent(pid_t pid, pid_t *parent, char *comm, size_t size)
+{
+	char path[64], buf[512];
+	const char *open_paren, *close_paren;
+	FILE *f;
+	size_t n;
+	int ppid;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (!(f = fopen(path, "re")))
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* "PID (COMM) STATE PPID ...": COMM may hold blanks and parentheses. */
+	if (!(open_paren = strchr(buf, '(')) || !(close_paren = strrchr(buf, ')')) ||
+	    sscanf(close_paren + 1, " %*c %d", &ppid) != 1)
+		return -1;
+	snprintf(comm, size, "%.*s", (int)(close_paren - open_paren - 1), open_paren + 1);
+	*parent = (pid_t)ppid;
+	return 0;
+}
+
+/*
+ * Which Slurm daemon runs this prolog or epilog, directly or through a site's script:
+ * "slurmstepd" (RunInJob), "slurmd", or NULL when neither is among the first ancestors.
+ */
+static const char *run_by(void)
+{
+	static char comm[64];
+	pid_t pid = getppid();
+
+	for (int i = 0; i < ANCESTORS_MAX && pid > 1; i++) {
+		if (process_parent(pid, &pid, comm, sizeof(comm)) < 0)
+			return NULL;
+		if (strcmp(comm, "slurmstepd") == 0 || strcmp(comm, "slurmd") == 0)
+			return comm;
+	}
+	return NULL;
+}
+
+/* A job id or uid that Slurm set in the environment; -1 (logged) when absent or invalid. */
+static int env_u32(const char *name, uint32_t *out)
+{
+	const char *v = getenv(name);
+	uint64_t n;
+
+	if (!v || aif_proto_parse_u64(v, UINT32_MAX, &n) != 0) {
+		slurm_error("aif: %s is %s%s%s; usage not recorded", name, v ? "\"" : "not set",
+			    v ? v : "", v ? "\", not a number" : "");
+		return -1;
+	}
+	*out = (uint32_t)n;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *context = getenv("SLURM_SCRIPT_CONTEXT"), *daemon, *slurm_conf;
+	struct aif_plugin_settings settings;
+	struct aif_plugstack line;
+	struct aif_diag diag;
+	uint32_t job, uid;
+	bool end;
+
+	if (argc > 1 || !context ||
+	    (strcmp(context, "prolog_slurmd") != 0 && strcmp(context, "epilog_slurmd") != 0)) {
+		fprintf(stderr, "Usage: %s (no arguments), as slurm.conf's Prolog= and Epilog= with "
+				"PrologFlags=RunInJob.\nSlurm runs it with SLURM_SCRIPT_CONTEXT=prolog_slurmd "
+				"or epilog_slurmd; docs/operators.md says how to install it.\n", argv[0]);
+		return 2;
+	}
+	end = strcmp(context, "epilog_slurmd") == 0;
+	openlog("aif-pelog", LOG_PID, LOG_DAEMON);
+	if (env_u32("SLURM_JOB_ID", &job) < 0 || env_u32("SLURM_JOB_UID", &uid) < 0)
+		return 0;
+	aif_diag_clear(&diag);
+	if (!(daemon = run_by()) || strcmp(daemon, "slurmstepd") != 0) {
+		aif_diag_message(&diag, "the %s of job %u was run %s; nothing recorded",
+				 end ? "epilog" : "prolog", job,
+				 daemon ? "by slurmd, not in the job's slurmstepd"
+					: "by neither slurmd nor slurmstepd");
+		aif_diag_detail(&diag, "aif-pelog records usage only with PrologFlags=RunInJob; without "
+				       "it, aif.so records it itself.");
+		aif_diag_hint(&diag, "Remove aif-pelog from Prolog= and Epilog=, or set "
+				     "PrologFlags=RunInJob.");
+		aif_log_diag(true, &diag);
+		return 0;
+	}
+	slurm_conf = getenv("SLURM_CONF");
+	if (aif_plugstack_find(slurm_conf && slurm_conf[0] ? slurm_conf : AIF_SLURM_CONF, &line,
+			       &diag) < 0) {
+		slurm_error("aif: the %s of job %u: usage not recorded", end ? "epilog" : "prolog", job);
+		aif_log_diag(true, &diag);
+		return 0;
+	}
+	if (aif_settings_parse(line.ac, line.av, &settings) == 0)
+		aif_account(&settings, job, uid, end);
+	else
+		slurm_error("aif: the %s of job %u: invalid settings in %s; usage not recorded",
+			    end ? "epilog" : "prolog", job, line.where);
+	aif_plugstack_free(&line);
+	return 0;
+}

@@ -1,0 +1,201 @@
+/*
+ * aif-pelog's settings are aif.so's: the arguments of the line of plugstack.conf that loads
+ * aif.so, found as Slurm finds it (docs/slurm.md "plugstack.conf"): PlugStackConfig in
+ * slurm.conf, else plugstack.conf beside slurm.conf; "#" starts a comment; a line is
+ * "required|optional PATH ARG..." or "include GLOB" (relative to the including file's
+ * directory), words split at blanks. The line whose PATH's last component is aif.so is aif's.
+ * Both files are root's: the bounds here guard against mistakes, not attacks.
+ */
+#include <errno.h>
+#include <glob.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "plugin.h"
+
+#define LINE_MAX_BYTES 8192
+#define INCLUDE_DEPTH 8
+#define BLANKS " \t\r\n"
+
+struct search {
+	struct aif_plugstack *out;
+	bool found;
+	struct aif_diag *diag;
+};
+
+/* The next line of f into buf, without its comment; 1, 0 at the end, -1 when too long. */
+static int read_line(FILE *f, char *buf, size_t size)
+{
+	char *hash;
+	size_t n;
+
+	if (!fgets(buf, (int)size, f))
+		return 0;
+	n = strlen(buf);
+	if (n == size - 1 && buf[n - 1] != '\n' && !feof(f))
+		return -1;
+	if ((hash = strchr(buf, '#')))
+		*hash = '\0';
+	return 1;
+}
+
+static int load(struct search *s, const char *path, int depth);
+
+/* "include GLOB" of file: each match in turn, until aif's line is found. */
+static int include(struct search *s, const char *file, int line, const char *pattern, int depth)
+{
+	char full[LINE_MAX_BYTES + PATH_MAX];
+	const char *slash = strrchr(file, '/');
+	glob_t g;
+	int rc = 0;
+
+	if (depth >= INCLUDE_DEPTH) {
+		aif_diag_message(s->diag, "%s, line %d: includes nested deeper than %d", file, line,
+				 INCLUDE_DEPTH);
+		return -1;
+	}
+	if (pattern[0] != '/' && slash)
+		snprintf(full, sizeof(full), "%.*s/%s", (int)(slash - file), file, pattern);
+	else
+		snprintf(full, sizeof(full), "%s", pattern);
+	if (glob(full, 0, NULL, &g) != 0)
+		return 0; /* no match is no file, as Slurm takes it */
+	for (size_t i = 0; i < g.gl_pathc && rc == 0 && !s->found; i++)
+		rc = load(s, g.gl_pathv[i], depth + 1);
+	globfree(&g);
+	return rc;
+}
+
+/* aif.so's arguments from the words after its path. */
+static int take_args(struct search *s, const char *file, int line, char **save)
+{
+	char *w;
+
+	s->out->ac = 0;
+	while ((w = strtok_r(NULL, BLANKS, save))) {
+		if (s->out->ac == AIF_PLUGSTACK_MAX_ARGS) {
+			aif_diag_message(s->diag, "%s, line %d: more than %d arguments for aif.so", file,
+					 line, AIF_PLUGSTACK_MAX_ARGS);
+			return -1;
+		}
+		if (!(s->out->av[s->out->ac] = strdup(w))) {
+			aif_diag_message(s->diag, "out of memory");
+			return -1;
+		}
+		s->out->ac++;
+	}
+	snprintf(s->out->where, sizeof(s->out->where), "%s, line %d", file, line);
+	s->found = true;
+	return 0;
+}
+
+static int load(struct search *s, const char *path, int depth)
+{
+	char buf[LINE_MAX_BYTES];
+	FILE *f = fopen(path, "re");
+	int rc = 0, line = 0, got;
+
+	if (!f) {
+		if (errno == ENOENT)
+			return 0; /* as Slurm: a missing plugstack.conf is an empty one */
+		aif_diag_message(s->diag, "could not open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	while (rc == 0 && !s->found && (got = read_line(f, buf, sizeof(buf))) != 0) {
+		char *save, *type, *word;
+		const char *base;
+
+		line++;
+		if (got < 0) {
+			aif_diag_message(s->diag, "%s, line %d: longer than %d bytes", path, line,
+					 LINE_MAX_BYTES - 2);
+			rc = -1;
+		} else if (!(type = strtok_r(buf, BLANKS, &save))) {
+			continue;
+		} else if (!(word = strtok_r(NULL, BLANKS, &save))) {
+			continue; /* Slurm refuses the file; nothing of aif's here */
+		} else if (strcmp(type, "include") == 0) {
+			rc = include(s, path, line, word, depth);
+		} else if (strcmp(type, "required") == 0 || strcmp(type, "optional") == 0) {
+			base = strrchr(word, '/');
+			if (strcmp(base ? base + 1 : word, "aif.so") == 0)
+				rc = take_args(s, path, line, &save);
+		}
+	}
+	fclose(f);
+	return rc;
+}
+
+/* PlugStackConfig from slurm_conf into out; "" when it has none. */
+static int plugstack_setting(const char *slurm_conf, char *out, size_t size, struct aif_diag *diag)
+{
+	char buf[LINE_MAX_BYTES];
+	FILE *f = fopen(slurm_conf, "re");
+	int got, line = 0;
+
+	out[0] = '\0';
+	if (!f) {
+		aif_diag_message(diag, "could not open %s: %s", slurm_conf, strerror(errno));
+		return -1;
+	}
+	while ((got = read_line(f, buf, sizeof(buf))) != 0) {
+		char *p = buf + strspn(buf, BLANKS);
+
+		line++;
+		if (got < 0) {
+			aif_diag_message(diag, "%s, line %d: longer than %d bytes", slurm_conf, line,
+					 LINE_MAX_BYTES - 2);
+			fclose(f);
+			return -1;
+		}
+		if (strncasecmp(p, "PlugStackConfig", 15) != 0)
+			continue;
+		p += 15 + strspn(p + 15, " \t");
+		if (*p++ != '=')
+			continue;
+		p += strspn(p, " \t");
+		p[strcspn(p, BLANKS)] = '\0';
+		snprintf(out, size, "%s", p);
+	}
+	fclose(f);
+	return 0;
+}
+
+int aif_plugstack_find(const char *slurm_conf, struct aif_plugstack *out, struct aif_diag *diag)
+{
+	char path[PATH_MAX];
+	struct search s = {.out = out, .diag = diag};
+
+	memset(out, 0, sizeof(*out));
+	if (plugstack_setting(slurm_conf, path, sizeof(path), diag) < 0)
+		return -1;
+	if (!path[0]) {
+		const char *slash = strrchr(slurm_conf, '/');
+
+		snprintf(path, sizeof(path), "%.*splugstack.conf", slash ? (int)(slash - slurm_conf + 1) : 0,
+			 slurm_conf);
+	}
+	if (load(&s, path, 0) < 0) {
+		aif_plugstack_free(out);
+		return -1;
+	}
+	if (!s.found) {
+		aif_diag_message(diag, "no line loads aif.so in %s", path);
+		aif_diag_detail(diag, "It was read with the files it includes, as slurm.conf %s names it.",
+				slurm_conf);
+		aif_diag_hint(diag, "aif-pelog takes aif.so's settings from its line: "
+				    "\"required /path/to/aif.so key=value ...\".");
+		return -1;
+	}
+	return 0;
+}
+
+void aif_plugstack_free(struct aif_plugstack *p)
+{
+	for (int i = 0; i < p->ac; i++)
+		free(p->av[i]);
+	p->ac = 0;
+}
