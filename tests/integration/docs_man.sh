@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The man pages aifd(8) and aifctl(1): "cmake --install" puts them where man looks, with the
-# version filled in; groff renders them without a single warning; and they cannot drift from
-# the programs: every --option that aifd --help and aifctl --help print, every aifctl command,
-# and every config key of aifd and aifctl (their settings tables) is in the page.
+# The man pages aifd(8), aifctl(1) and aif-pelog(8): "cmake --install" puts them where man
+# looks, with the version filled in; groff renders them without a single warning; and they
+# cannot drift from the programs: every --option that aifd --help and aifctl --help print, every
+# aifctl command, and every config key of aifd and aifctl (their settings tables) is in the page.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 build=${1:?usage: docs_man.sh BUILD_DIR VERSION}
@@ -15,6 +15,7 @@ cmake --install "$build" --prefix "$prefix" >"$prefix/install.log" 2>&1 ||
 	fail "cmake --install failed: $(cat "$prefix/install.log")"
 aifd_page=$prefix/share/man/man8/aifd.8
 aifctl_page=$prefix/share/man/man1/aifctl.1
+pelog_page=$prefix/share/man/man8/aif-pelog.8
 
 # The page's text as written, with roff's escapes for "-" and fonts undone, so that "\-\-db"
 # in the page is found as "--db".
@@ -27,10 +28,10 @@ entries() {
 	plain "$1" | awk '/^\.TP/ { if ((getline line) > 0) print line }'
 }
 
-for page in "$aifd_page" "$aifctl_page"; do
+for page in "$aifd_page" "$aifctl_page" "$pelog_page"; do
 	name=$(basename "$page")
 	[[ -f $page ]] || fail "$name not installed at ${page#"$prefix"/}"
-	assert_match "^\\.TH [A-Z]+ [18] \"\" \"aif $version\"" "$(grep '^\.TH' "$page")" "$name: .TH with the version"
+	assert_match "^\\.TH [A-Z-]+ [18] \"\" \"aif $version\"" "$(grep '^\.TH' "$page")" "$name: .TH with the version"
 	! grep -n '@[A-Z_]*@' "$page" || fail "$name: a configure placeholder is left"
 	warnings=$(groff -man -ww -z "$page" 2>&1) || fail "$name: groff failed: $warnings"
 	assert_eq "" "$warnings" "$name: groff -man -ww warnings"
