@@ -126,9 +126,16 @@ plugin_cluster_start() {
 	AIF_HARNESS_ENV=$AIFD_WORK/harness.env
 	local prolog=()
 	if [[ -n ${AIF_PROLOG_FLAGS:-} ]]; then # aif-pelog records the usage under RunInJob
-		# Slurm keeps no prolog's stderr: the wrapper keeps aif-pelog's in pelog.log.
+		# Slurm keeps no prolog's output: a site's prolog script runs aif-pelog, and keeps
+		# what it did in pelog.log.
 		install -m 755 "$AIF_BUILD_DIR/plugin/aif-pelog" "$AIFD_WORK/aif-pelog"
-		printf '#!/bin/sh\nexec %s 2>>%s\n' "$AIFD_WORK/aif-pelog" "$AIFD_WORK/pelog.log" >"$AIFD_WORK/pelog"
+		cat >"$AIFD_WORK/pelog" <<-EOF
+			#!/bin/sh
+			log=$AIFD_WORK/pelog.log
+			echo "\$(date +%T.%N) \$SLURMD_NODENAME \$SLURM_SCRIPT_CONTEXT job \$SLURM_JOB_ID restart \${SLURM_JOB_RESTART_COUNT:-0}" >>"\$log"
+			$AIFD_WORK/aif-pelog 2>>"\$log"
+			echo "\$(date +%T.%N) \$SLURMD_NODENAME \$SLURM_SCRIPT_CONTEXT job \$SLURM_JOB_ID: exit \$?" >>"\$log"
+		EOF
 		chmod 755 "$AIFD_WORK/pelog"
 		prolog=(--prolog-flags "$AIF_PROLOG_FLAGS" --pelog "$AIFD_WORK/pelog")
 	fi

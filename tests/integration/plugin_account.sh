@@ -50,7 +50,7 @@ wait_closed() { # wait_closed JOB COUNT: until COUNT intervals of JOB were close
 	local deadline=$((SECONDS + 20))
 	until [[ $(intervals "$1" | grep -c '|epilog|') == "$2" ]]; do
 		((SECONDS < deadline)) || fail "job $1: not $2 closed intervals: $(intervals "$1")" \
-			"$(tail -n 20 "$AIFD_WORK/pelog.log" 2>/dev/null)"
+			"$(tail -n 40 "$AIFD_WORK/pelog.log" 2>/dev/null)"
 		sleep 0.2
 	done
 }
@@ -111,13 +111,17 @@ assert_eq COMPLETED "$(wait_job "$requeued")" "the requeued job"
 wait_closed "$requeued" $((2 * nodes))
 rows=$(intervals "$requeued")
 echo "requeued job $requeued: first run from $s0, requeued at $requeued_at; $(paste -sd' ' <<<"$rows")"
+# Under RunInJob the epilog runs in the extern slurmstepd once the job's other steps are gone,
+# which it SIGKILLs after 2 s: 3 to 4 s after the requeue on 24.11 (docs/slurm.md "RunInJob").
+late=2
+[[ -z $AIF_PROLOG_FLAGS ]] || late=5
 while IFS='|' read -r node restart g start end src exact; do
 	# The first run's times are the node's clock: slurmctld forgets them at the requeue, and a
 	# start is settled only with its end. The prolog starts after slurmctld's StartTime, within
 	# a second (on 24.11 it crossed a second boundary 1 run in 5).
 	assert_eq "1 epilog f" "$g $src $exact" "job $requeued run 0 on $node: GPUs, end source, exact"
 	((start >= s0 && start <= s0 + 1)) || fail "job $requeued run 0 on $node: start $start, slurmctld's $s0"
-	((end >= requeued_at - 2 && end <= requeued_at + 2)) || fail "job $requeued run 0 on $node: end $end, requeued at $requeued_at"
+	((end >= requeued_at - 2 && end <= requeued_at + late)) || fail "job $requeued run 0 on $node: end $end, requeued at $requeued_at"
 done < <(grep '^n.|0|' <<<"$rows")
 assert_eq "$nodes" "$(grep -c '^n.|1|1|[0-9]*|[0-9]*|epilog|t$' <<<"$rows")" "job $requeued: the second run's intervals"
 read -r s e r < <(slurm_times "$requeued")
