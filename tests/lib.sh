@@ -116,7 +116,7 @@ YAML
 # plugstack.conf loads this build's aif.so (copied, readable by the test users) talking to
 # the aifd "a" that aifd_start will start, with the extra arguments; then aifd_setup. With
 # AIF_PROLOG_FLAGS set, slurm.conf has PrologFlags=$AIF_PROLOG_FLAGS and aif-pelog as
-# Prolog= and Epilog=, its stderr in $AIFD_WORK/pelog.log. The run
+# Prolog= and Epilog=, its stderr in $AIFD_WORK/pelog.log; with AIF_PELOG set, aif-pelog too. The run
 # is stopped on exit. Tests that use it hold RESOURCE_LOCK slurm-cluster.
 plugin_cluster_start() {
 	AIFD_WORK=$(mktemp -d)
@@ -125,7 +125,7 @@ plugin_cluster_start() {
 	install -m 644 /dev/null "$AIFD_WORK/plugstack.conf" # filled once munged's socket is known
 	AIF_HARNESS_ENV=$AIFD_WORK/harness.env
 	local prolog=()
-	if [[ -n ${AIF_PROLOG_FLAGS:-} ]]; then # aif-pelog records the usage under RunInJob
+	if [[ -n ${AIF_PROLOG_FLAGS:-}${AIF_PELOG:-} ]]; then # aif-pelog records the usage under RunInJob
 		# Slurm keeps no prolog's output: a site's prolog script runs aif-pelog, and keeps
 		# what it did in pelog.log.
 		install -m 755 "$AIF_BUILD_DIR/plugin/aif-pelog" "$AIFD_WORK/aif-pelog"
@@ -137,7 +137,7 @@ plugin_cluster_start() {
 			echo "\$(date +%T.%N) \$SLURMD_NODENAME \$SLURM_SCRIPT_CONTEXT job \$SLURM_JOB_ID: exit \$?" >>"\$log"
 		EOF
 		chmod 755 "$AIFD_WORK/pelog"
-		prolog=(--prolog-flags "$AIF_PROLOG_FLAGS" --pelog "$AIFD_WORK/pelog")
+		prolog=(--prolog-flags "${AIF_PROLOG_FLAGS:-Alloc}" --pelog "$AIFD_WORK/pelog")
 	fi
 	"$AIF_HARNESS" start --plugstack "$AIFD_WORK/plugstack.conf" "${prolog[@]}" \
 		--env-out "$AIF_HARNESS_ENV" >/dev/null

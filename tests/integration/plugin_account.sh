@@ -6,11 +6,12 @@
 # (the next job's prolog flushes the spool), each exactly once and still exact; each task of a
 # job array is its own job; a requeued job gives one interval per node and run (restart
 # count), the first run's closed by its epilog although the requeue raised the count before it.
+# aif-pelog is Prolog= and Epilog= too: run by slurmd, as here, it records nothing.
 # plugin_account.sh RunInJob: the same with PrologFlags=RunInJob, where aif-pelog records the
-# usage as Prolog= and Epilog= (plugin/pelog.c).
+# usage (plugin/pelog.c).
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
-AIF_PROLOG_FLAGS=${1:-}
+AIF_PROLOG_FLAGS=${1:-} AIF_PELOG=1
 plugin_cluster_start timeout=2s
 user=$AIF_TEST_USER
 # Jobs on both nodes; with RunInJob before Slurm 25.11 on one: there, the extern slurmstepd of
@@ -152,4 +153,11 @@ check_job "$job2" 1 $nodes
 check_job "$job3" 1 $nodes
 assert_eq "" "$(find "$AIFD_WORK/spool" -maxdepth 1 -type f -name '*.usage')" "records left in the spool"
 [[ ! -d $AIFD_WORK/spool/bad ]] || fail "records moved aside: $(ls "$AIFD_WORK/spool/bad")"
+if [[ -z $AIF_PROLOG_FLAGS ]]; then # run by slurmd: aif.so recorded, aif-pelog nothing
+	runs=$(grep -c ': exit 0$' "$AIFD_WORK/pelog.log")
+	((runs >= 16)) || fail "aif-pelog ran $runs times: $(cat "$AIFD_WORK/pelog.log")"
+	assert_eq "$runs" "$(grep -c 'error: aif: the \(prolog\|epilog\) of job [0-9]* was run by slurmd, not in the job.s slurmstepd; nothing recorded$' "$AIFD_WORK/pelog.log")" \
+		"aif-pelog runs by slurmd that said they recorded nothing"
+	! grep -E 'spooled|sent|usage records' "$AIFD_WORK/pelog.log" || fail "aif-pelog recorded usage when run by slurmd"
+fi
 echo "plugin accounting: all checks passed"
