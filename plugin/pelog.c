@@ -7,13 +7,13 @@
  * (its line of plugstack.conf: plugstack.c), on the same environment Slurm gives both.
  *
  * Run by slurmd itself (without RunInJob), aif.so records the job already: aif-pelog then
- * records nothing, so that no usage is counted twice. Its exit status is always 0 when run by
- * Slurm: a failing prolog or epilog fails the job or drains the node.
+ * records nothing, so that no usage is counted twice. Its exit status is always 0 in a job's
+ * prolog or epilog (SLURM_JOB_ID set): a failing one fails the job or drains the node.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <syslog.h>
 #include <unistd.h>
 
 #include "aif_proto.h"
@@ -69,60 +69,87 @@ static int env_u32(const char *name, uint32_t *out)
 	const char *v = getenv(name);
 	uint64_t n;
 
-	if (!v || aif_proto_parse_u64(v, UINT32_MAX, &n) != 0) {
-		slurm_error("aif: %s is %s%s%s; usage not recorded", name, v ? "\"" : "not set",
-			    v ? v : "", v ? "\", not a number" : "");
+	if (!v) {
+		slurm_error("aif: %s is not set; usage not recorded", name);
+		return -1;
+	}
+	if (aif_proto_parse_u64(v, UINT32_MAX, &n) != 0) {
+		slurm_error("aif: %s is \"%.40s\", not a number; usage not recorded", name, v);
 		return -1;
 	}
 	*out = (uint32_t)n;
 	return 0;
 }
 
+/* Why this run records nothing, when it is not the job's slurmstepd's prolog or epilog. */
+static void not_in_job(struct aif_diag *diag, const char *what, uint32_t job, const char *daemon)
+{
+	if (daemon) {
+		aif_diag_message(diag, "the %s of job %u was run by slurmd, not in the job's slurmstepd; "
+				       "nothing recorded", what, job);
+		aif_diag_detail(diag, "aif-pelog records usage only with PrologFlags=RunInJob; without "
+				      "it, aif.so records it itself.");
+		aif_diag_hint(diag, "Remove aif-pelog from Prolog= and Epilog=, or set "
+				    "PrologFlags=RunInJob.");
+	} else {
+		aif_diag_message(diag, "the %s of job %u was run by neither slurmd nor slurmstepd; "
+				       "nothing recorded", what, job);
+		aif_diag_detail(diag, "None of its first %d ancestors is: it was detached (setsid, nohup "
+				      "... &) or run by hand.", ANCESTORS_MAX);
+		aif_diag_hint(diag, "Run it in the foreground, from the Prolog= and Epilog= programs.");
+	}
+}
+
 int main(int argc, char **argv)
 {
-	const char *context = getenv("SLURM_SCRIPT_CONTEXT"), *daemon, *slurm_conf;
+	const char *context = getenv("SLURM_SCRIPT_CONTEXT"), *daemon, *slurm_conf, *what;
 	struct aif_plugin_settings settings;
 	struct aif_plugstack line;
 	struct aif_diag diag;
 	uint32_t job, uid;
 	bool end;
 
-	if (argc > 1 || !context ||
-	    (strcmp(context, "prolog_slurmd") != 0 && strcmp(context, "epilog_slurmd") != 0)) {
+	/* munged, or a site script's log pipe, gone: an error of one record, never a killed prolog. */
+	signal(SIGPIPE, SIG_IGN);
+	if (!getenv("SLURM_JOB_ID")) {
 		fprintf(stderr, "Usage: %s (no arguments), as slurm.conf's Prolog= and Epilog= with "
-				"PrologFlags=RunInJob.\nSlurm runs it with SLURM_SCRIPT_CONTEXT=prolog_slurmd "
-				"or epilog_slurmd; docs/operators.md says how to install it.\n", argv[0]);
+				"PrologFlags=RunInJob.\nSlurm runs it with SLURM_JOB_ID and "
+				"SLURM_SCRIPT_CONTEXT set; see aif-pelog(8).\n", argv[0]);
 		return 2;
 	}
+	/* From here on a job's prolog or epilog: exit 0, whatever happens (pelog.c's comment). */
+	aif_pelog_log_open();
+	if (argc > 1 || !context ||
+	    (strcmp(context, "prolog_slurmd") != 0 && strcmp(context, "epilog_slurmd") != 0)) {
+		slurm_error("aif: not run as slurmd's prolog or epilog (SLURM_SCRIPT_CONTEXT is \"%.40s\"%s); "
+			    "nothing recorded", context ? context : "", argc > 1 ? ", with arguments" : "");
+		return 0;
+	}
 	end = strcmp(context, "epilog_slurmd") == 0;
-	openlog("aif-pelog", LOG_PID, LOG_DAEMON);
+	what = end ? "epilog" : "prolog";
 	if (env_u32("SLURM_JOB_ID", &job) < 0 || env_u32("SLURM_JOB_UID", &uid) < 0)
 		return 0;
 	aif_diag_clear(&diag);
 	if (!(daemon = run_by()) || strcmp(daemon, "slurmstepd") != 0) {
-		aif_diag_message(&diag, "the %s of job %u was run %s; nothing recorded",
-				 end ? "epilog" : "prolog", job,
-				 daemon ? "by slurmd, not in the job's slurmstepd"
-					: "by neither slurmd nor slurmstepd");
-		aif_diag_detail(&diag, "aif-pelog records usage only with PrologFlags=RunInJob; without "
-				       "it, aif.so records it itself.");
-		aif_diag_hint(&diag, "Remove aif-pelog from Prolog= and Epilog=, or set "
-				     "PrologFlags=RunInJob.");
+		not_in_job(&diag, what, job, daemon);
 		aif_log_diag(true, &diag);
 		return 0;
 	}
 	slurm_conf = getenv("SLURM_CONF");
 	if (aif_plugstack_find(slurm_conf && slurm_conf[0] ? slurm_conf : AIF_SLURM_CONF, &line,
 			       &diag) < 0) {
-		slurm_error("aif: the %s of job %u: usage not recorded", end ? "epilog" : "prolog", job);
+		char why[sizeof(diag.message)];
+
+		snprintf(why, sizeof(why), "%s", diag.message);
+		aif_diag_message(&diag, "the %s of job %u recorded nothing: %s", what, job, why);
 		aif_log_diag(true, &diag);
 		return 0;
 	}
 	if (aif_settings_parse(line.ac, line.av, &settings) == 0)
 		aif_account(&settings, job, uid, end);
 	else
-		slurm_error("aif: the %s of job %u: invalid settings in %s; usage not recorded",
-			    end ? "epilog" : "prolog", job, line.where);
+		slurm_error("aif: the %s of job %u recorded nothing: invalid settings in %s", what, job,
+			    line.where);
 	aif_plugstack_free(&line);
 	return 0;
 }

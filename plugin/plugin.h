@@ -102,6 +102,8 @@ struct aif_plugstack {
  */
 int aif_plugstack_find(const char *slurm_conf, struct aif_plugstack *out, struct aif_diag *diag);
 void aif_plugstack_free(struct aif_plugstack *p);
+/* aif-pelog: its log lines go to syslog too from here on (pelog_log.c). */
+void aif_pelog_log_open(void);
 
 struct aif_client;
 

@@ -1,7 +1,8 @@
 /*
  * aif-pelog's settings are aif.so's: the arguments of the line of plugstack.conf that loads
  * aif.so, found as Slurm finds it (docs/slurm.md "plugstack.conf"): PlugStackConfig in
- * slurm.conf, else plugstack.conf beside slurm.conf; "#" starts a comment; a line is
+ * slurm.conf or a file it includes, else plugstack.conf beside slurm.conf; in plugstack.conf,
+ * "#" starts a comment, lines are read as Slurm reads them (at most 8 KiB), and a line is
  * "required|optional PATH ARG..." or "include GLOB" (relative to the including file's
  * directory), words split at blanks. The line whose PATH's last component is aif.so is aif's.
  * Both files are root's: the bounds here guard against mistakes, not attacks.
@@ -82,7 +83,8 @@ static int take_args(struct search *s, const char *file, int line, char **save)
 			return -1;
 		}
 		if (!(s->out->av[s->out->ac] = strdup(w))) {
-			aif_diag_message(s->diag, "out of memory");
+			aif_diag_message(s->diag, "%s, line %d: out of memory for aif.so's arguments", file,
+					 line);
 			return -1;
 		}
 		s->out->ac++;
@@ -129,39 +131,91 @@ static int load(struct search *s, const char *path, int depth)
 	return rc;
 }
 
-/* PlugStackConfig from slurm_conf into out; "" when it has none. */
-static int plugstack_setting(const char *slurm_conf, char *out, size_t size, struct aif_diag *diag)
+/*
+ * The value of "PlugStackConfig = VALUE" (any case, blanks around "=", VALUE quoted or not)
+ * anywhere in line, as Slurm's parser finds a key among others on one line; NULL when absent.
+ */
+static char *plugstack_key(char *line)
 {
-	char buf[LINE_MAX_BYTES];
-	FILE *f = fopen(slurm_conf, "re");
-	int got, line = 0;
+	static const char key[] = "PlugStackConfig";
+	char *p = line, *v;
 
-	out[0] = '\0';
-	if (!f) {
-		aif_diag_message(diag, "could not open %s: %s", slurm_conf, strerror(errno));
+	for (; (p = strcasestr(p, key)); p += sizeof(key) - 1) {
+		if (p != line && !strchr(BLANKS, p[-1]))
+			continue;
+		v = p + sizeof(key) - 1;
+		v += strspn(v, " \t");
+		if (*v++ != '=')
+			continue;
+		v += strspn(v, " \t");
+		if (*v == '"') {
+			v++;
+			v[strcspn(v, "\"")] = '\0';
+		} else {
+			v[strcspn(v, BLANKS)] = '\0';
+		}
+		return v;
+	}
+	return NULL;
+}
+
+static int plugstack_setting(const char *conf, const char *dir, int depth, char *out, size_t size,
+			     struct aif_diag *diag);
+
+/* "Include FILE" at line of conf (FILE relative to slurm.conf's directory dir, as Slurm takes it). */
+static int conf_include(const char *conf, int line, const char *file, const char *dir, int depth,
+			char *out, size_t size, struct aif_diag *diag)
+{
+	char path[PATH_MAX];
+	size_t n = strcspn(file, BLANKS);
+
+	if (!n)
+		return 0;
+	if (depth >= INCLUDE_DEPTH) {
+		aif_diag_message(diag, "%s, line %d: includes nested deeper than %d", conf, line,
+				 INCLUDE_DEPTH);
 		return -1;
 	}
-	while ((got = read_line(f, buf, sizeof(buf))) != 0) {
-		char *p = buf + strspn(buf, BLANKS);
+	if (snprintf(path, sizeof(path), "%s%s%.*s", file[0] == '/' ? "" : dir,
+		     file[0] == '/' ? "" : "/", (int)n, file) >= (int)sizeof(path)) {
+		aif_diag_message(diag, "%s, line %d: the included file's path is too long", conf, line);
+		return -1;
+	}
+	return plugstack_setting(path, dir, depth + 1, out, size, diag);
+}
+
+/*
+ * PlugStackConfig from conf into out, the last one read winning, through its Include lines;
+ * out stays as it was when none sets it. Lines of any length: slurm.conf's may be long (a
+ * partition's list of accounts).
+ */
+static int plugstack_setting(const char *conf, const char *dir, int depth, char *out, size_t size,
+			     struct aif_diag *diag)
+{
+	FILE *f = fopen(conf, "re");
+	char *buf = NULL;
+	size_t cap = 0;
+	int rc = 0, line = 0;
+
+	if (!f) {
+		aif_diag_message(diag, "could not open %s: %s", conf, strerror(errno));
+		return -1;
+	}
+	while (rc == 0 && getline(&buf, &cap, f) >= 0) {
+		char *p = buf + strspn(buf, BLANKS), *hash = strchr(p, '#'), *value;
 
 		line++;
-		if (got < 0) {
-			aif_diag_message(diag, "%s, line %d: longer than %d bytes", slurm_conf, line,
-					 LINE_MAX_BYTES - 2);
-			fclose(f);
-			return -1;
-		}
-		if (strncasecmp(p, "PlugStackConfig", 15) != 0)
-			continue;
-		p += 15 + strspn(p + 15, " \t");
-		if (*p++ != '=')
-			continue;
-		p += strspn(p, " \t");
-		p[strcspn(p, BLANKS)] = '\0';
-		snprintf(out, size, "%s", p);
+		if (hash)
+			*hash = '\0';
+		if (strncasecmp(p, "include", 7) == 0 && p[7] && strchr(" \t", p[7]))
+			rc = conf_include(conf, line, p + 7 + strspn(p + 7, " \t"), dir, depth, out, size,
+					  diag);
+		else if ((value = plugstack_key(p)))
+			snprintf(out, size, "%s", value);
 	}
+	free(buf);
 	fclose(f);
-	return 0;
+	return rc;
 }
 
 int aif_plugstack_find(const char *slurm_conf, struct aif_plugstack *out, struct aif_diag *diag)
@@ -169,14 +223,17 @@ int aif_plugstack_find(const char *slurm_conf, struct aif_plugstack *out, struct
 	char path[PATH_MAX];
 	struct search s = {.out = out, .diag = diag};
 
-	memset(out, 0, sizeof(*out));
-	if (plugstack_setting(slurm_conf, path, sizeof(path), diag) < 0)
-		return -1;
-	if (!path[0]) {
-		const char *slash = strrchr(slurm_conf, '/');
+	const char *slash = strrchr(slurm_conf, '/');
+	char dir[PATH_MAX];
 
-		snprintf(path, sizeof(path), "%.*splugstack.conf", slash ? (int)(slash - slurm_conf + 1) : 0,
-			 slurm_conf);
+	memset(out, 0, sizeof(*out));
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - slurm_conf) : 1, slash ? slurm_conf : ".");
+	path[0] = '\0';
+	if (plugstack_setting(slurm_conf, dir, 0, path, sizeof(path), diag) < 0)
+		return -1;
+	if (!path[0] && snprintf(path, sizeof(path), "%s/plugstack.conf", dir) >= (int)sizeof(path)) {
+		aif_diag_message(diag, "the directory of %s is too long a path", slurm_conf);
+		return -1;
 	}
 	if (load(&s, path, 0) < 0) {
 		aif_plugstack_free(out);

@@ -78,18 +78,28 @@ static void test_default_beside(void **state)
 	aif_plugstack_free(&p);
 }
 
-/* PlugStackConfig (any case, blanks around "="), then an include glob relative to its file. */
+/*
+ * PlugStackConfig (any case, blanks around "=", quoted, after another key on its line) in a
+ * file slurm.conf includes after a line longer than 8 KiB; then an include glob relative to
+ * plugstack.conf's own directory.
+ */
 static void test_setting_and_include(void **state)
 {
 	struct aif_plugstack p;
 	struct aif_diag diag;
-	char text[256];
+	char text[256], *long_line = malloc(20000);
 
 	(void)state;
+	assert_non_null(long_line);
 	assert_int_equal(mkdir(strcat(strcpy(text, dir), "/sub"), 0755), 0);
 	assert_int_equal(mkdir(strcat(strcpy(text, dir), "/sub/d"), 0755), 0);
-	snprintf(text, sizeof(text), "plugstackconfig = %s/sub/stack.conf\n", dir);
-	put("slurm.conf", text);
+	memcpy(long_line, "PartitionName=p AllowAccounts=", 30);
+	memset(long_line + 30, 'a', 19000);
+	strcpy(long_line + 19030, "\nInclude more.conf # the site's\nClusterName=x\n");
+	put("slurm.conf", long_line);
+	free(long_line);
+	snprintf(text, sizeof(text), "SlurmctldPort=6817 plugstackconfig = \"%s/sub/stack.conf\"\n", dir);
+	put("more.conf", text);
 	put("plugstack.conf", "required /x/aif.so server=wrong\n"); /* not the one named */
 	put("sub/stack.conf", "include d/*.conf\n");
 	put("sub/d/10-pyxis.conf", "required /p/pyxis.so\n");
