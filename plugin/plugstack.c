@@ -73,7 +73,7 @@ static int include(struct search *s, const char *file, int line, const char *pat
 /* aif.so's arguments from the words after its path. */
 static int take_args(struct search *s, const char *file, int line, char **save)
 {
-	char *w;
+	const char *w;
 
 	s->out->ac = 0;
 	while ((w = strtok_r(NULL, BLANKS, save))) {
@@ -107,8 +107,8 @@ static int load(struct search *s, const char *path, int depth)
 		return -1;
 	}
 	while (rc == 0 && !s->found && (got = read_line(f, buf, sizeof(buf))) != 0) {
-		char *save, *type, *word;
-		const char *base;
+		char *save;
+		const char *type, *word;
 
 		line++;
 		if (got < 0) {
@@ -122,7 +122,8 @@ static int load(struct search *s, const char *path, int depth)
 		} else if (strcmp(type, "include") == 0) {
 			rc = include(s, path, line, word, depth);
 		} else if (strcmp(type, "required") == 0 || strcmp(type, "optional") == 0) {
-			base = strrchr(word, '/');
+			const char *base = strrchr(word, '/');
+
 			if (strcmp(base ? base + 1 : word, "aif.so") == 0)
 				rc = take_args(s, path, line, &save);
 		}
@@ -202,7 +203,8 @@ static int plugstack_setting(const char *conf, const char *dir, int depth, char 
 		return -1;
 	}
 	while (rc == 0 && getline(&buf, &cap, f) >= 0) {
-		char *p = buf + strspn(buf, BLANKS), *hash = strchr(p, '#'), *value;
+		char *p = buf + strspn(buf, BLANKS), *hash = strchr(p, '#');
+		const char *value;
 
 		line++;
 		if (hash)
