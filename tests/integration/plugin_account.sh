@@ -17,8 +17,7 @@ user=$AIF_TEST_USER
 # Jobs on both nodes; with RunInJob before Slurm 25.11 on one: there, the extern slurmstepd of
 # every node but the first crashes on a job with GPUs on several nodes (docs/slurm.md).
 nodes=2
-release=$(slurmd -V | sed -n 's/^[^0-9]*\([0-9]*\.[0-9]*\)\..*/\1/p')
-if [[ -n $AIF_PROLOG_FLAGS && $(printf '%s\n' 25.11 "$release" | sort -V | head -1) != 25.11 ]]; then
+if [[ -n $AIF_PROLOG_FLAGS ]] && ! "$AIF_HARNESS" slurm-at-least 25.11; then
 	nodes=1
 fi
 
