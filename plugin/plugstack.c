@@ -2,7 +2,7 @@
  * aif-pelog's settings are aif.so's: the arguments of the line of plugstack.conf that loads
  * aif.so, found as Slurm finds it (docs/slurm.md "plugstack.conf"): PlugStackConfig in
  * slurm.conf or a file it includes, else plugstack.conf beside slurm.conf; in plugstack.conf,
- * "#" starts a comment, lines are read as Slurm reads them (at most 8 KiB), and a line is
+ * "#" starts a comment, a line has at most 8 KiB, and a line is
  * "required|optional PATH ARG..." or "include GLOB" (relative to the including file's
  * directory), words split at blanks. The line whose PATH's last component is aif.so is aif's.
  * Both files are root's: the bounds here guard against mistakes, not attacks.
@@ -17,7 +17,7 @@
 
 #include "plugin.h"
 
-#define LINE_MAX_BYTES 8192
+#define PLUGSTACK_LINE_MAX 8190 /* bytes of a plugstack.conf line, its newline not counted */
 #define INCLUDE_DEPTH 8
 #define BLANKS " \t\r\n"
 
@@ -27,20 +27,45 @@ struct search {
 	struct aif_diag *diag;
 };
 
-/* The next line of f into buf, without its comment; 1, 0 at the end, -1 when too long. */
-static int read_line(FILE *f, char *buf, size_t size)
+/*
+ * The next line of f into *buf, without its comment: 1, 0 at the end, -1 when longer than max
+ * bytes without its newline (0: any length, as Slurm reads slurm.conf).
+ */
+static int read_line(FILE *f, char **buf, size_t *cap, size_t max)
 {
+	ssize_t n = getline(buf, cap, f);
 	char *hash;
-	size_t n;
 
-	if (!fgets(buf, (int)size, f))
+	if (n < 0)
 		return 0;
-	n = strlen(buf);
-	if (n == size - 1 && buf[n - 1] != '\n' && !feof(f))
+	if (max && (size_t)n - ((*buf)[n - 1] == '\n') > max)
 		return -1;
-	if ((hash = strchr(buf, '#')))
+	if ((hash = strchr(*buf, '#')))
 		*hash = '\0';
 	return 1;
+}
+
+/*
+ * The file an include at line of file names: name_len bytes of name, taken from dir
+ * (dir_len bytes) unless absolute. -1 with diag when too deep or too long a path.
+ */
+static int included_path(char out[PATH_MAX], const char *file, int line, int depth, const char *dir,
+			 int dir_len, const char *name, int name_len, struct aif_diag *diag)
+{
+	int n;
+
+	if (depth >= INCLUDE_DEPTH) {
+		aif_diag_message(diag, "%s, line %d: includes nested deeper than %d", file, line,
+				 INCLUDE_DEPTH);
+		return -1;
+	}
+	n = name[0] == '/' ? snprintf(out, PATH_MAX, "%.*s", name_len, name)
+			   : snprintf(out, PATH_MAX, "%.*s/%.*s", dir_len, dir, name_len, name);
+	if (n >= PATH_MAX) {
+		aif_diag_message(diag, "%s, line %d: the included file's path is too long", file, line);
+		return -1;
+	}
+	return 0;
 }
 
 static int load(struct search *s, const char *path, int depth);
@@ -48,20 +73,14 @@ static int load(struct search *s, const char *path, int depth);
 /* "include GLOB" of file: each match in turn, until aif's line is found. */
 static int include(struct search *s, const char *file, int line, const char *pattern, int depth)
 {
-	char full[LINE_MAX_BYTES + PATH_MAX];
+	char full[PATH_MAX];
 	const char *slash = strrchr(file, '/');
 	glob_t g;
 	int rc = 0;
 
-	if (depth >= INCLUDE_DEPTH) {
-		aif_diag_message(s->diag, "%s, line %d: includes nested deeper than %d", file, line,
-				 INCLUDE_DEPTH);
+	if (included_path(full, file, line, depth, slash ? file : ".", slash ? (int)(slash - file) : 1,
+			  pattern, (int)strlen(pattern), s->diag) < 0)
 		return -1;
-	}
-	if (pattern[0] != '/' && slash)
-		snprintf(full, sizeof(full), "%.*s/%s", (int)(slash - file), file, pattern);
-	else
-		snprintf(full, sizeof(full), "%s", pattern);
 	if (glob(full, 0, NULL, &g) != 0)
 		return 0; /* no match is no file, as Slurm takes it */
 	for (size_t i = 0; i < g.gl_pathc && rc == 0 && !s->found; i++)
@@ -96,7 +115,8 @@ static int take_args(struct search *s, const char *file, int line, char **save)
 
 static int load(struct search *s, const char *path, int depth)
 {
-	char buf[LINE_MAX_BYTES];
+	char *buf = NULL;
+	size_t cap = 0;
 	FILE *f = fopen(path, "re");
 	int rc = 0, line = 0, got;
 
@@ -106,14 +126,14 @@ static int load(struct search *s, const char *path, int depth)
 		aif_diag_message(s->diag, "could not open %s: %s", path, strerror(errno));
 		return -1;
 	}
-	while (rc == 0 && !s->found && (got = read_line(f, buf, sizeof(buf))) != 0) {
+	while (rc == 0 && !s->found && (got = read_line(f, &buf, &cap, PLUGSTACK_LINE_MAX)) != 0) {
 		char *save;
 		const char *type, *word;
 
 		line++;
 		if (got < 0) {
 			aif_diag_message(s->diag, "%s, line %d: longer than %d bytes", path, line,
-					 LINE_MAX_BYTES - 2);
+					 PLUGSTACK_LINE_MAX);
 			rc = -1;
 		} else if (!(type = strtok_r(buf, BLANKS, &save))) {
 			continue;
@@ -128,6 +148,7 @@ static int load(struct search *s, const char *path, int depth)
 				rc = take_args(s, path, line, &save);
 		}
 	}
+	free(buf);
 	fclose(f);
 	return rc;
 }
@@ -163,7 +184,7 @@ static char *plugstack_key(char *line)
 static int plugstack_setting(const char *conf, const char *dir, int depth, char *out, size_t size,
 			     struct aif_diag *diag);
 
-/* "Include FILE" at line of conf (FILE relative to slurm.conf's directory dir, as Slurm takes it). */
+/* "Include FILE" at line of conf: FILE relative to slurm.conf's directory dir, as for Slurm. */
 static int conf_include(const char *conf, int line, const char *file, const char *dir, int depth,
 			char *out, size_t size, struct aif_diag *diag)
 {
@@ -172,16 +193,8 @@ static int conf_include(const char *conf, int line, const char *file, const char
 
 	if (!n)
 		return 0;
-	if (depth >= INCLUDE_DEPTH) {
-		aif_diag_message(diag, "%s, line %d: includes nested deeper than %d", conf, line,
-				 INCLUDE_DEPTH);
+	if (included_path(path, conf, line, depth, dir, (int)strlen(dir), file, (int)n, diag) < 0)
 		return -1;
-	}
-	if (snprintf(path, sizeof(path), "%s%s%.*s", file[0] == '/' ? "" : dir,
-		     file[0] == '/' ? "" : "/", (int)n, file) >= (int)sizeof(path)) {
-		aif_diag_message(diag, "%s, line %d: the included file's path is too long", conf, line);
-		return -1;
-	}
 	return plugstack_setting(path, dir, depth + 1, out, size, diag);
 }
 
@@ -202,13 +215,11 @@ static int plugstack_setting(const char *conf, const char *dir, int depth, char 
 		aif_diag_message(diag, "could not open %s: %s", conf, strerror(errno));
 		return -1;
 	}
-	while (rc == 0 && getline(&buf, &cap, f) >= 0) {
-		char *p = buf + strspn(buf, BLANKS), *hash = strchr(p, '#');
+	while (rc == 0 && read_line(f, &buf, &cap, 0) > 0) {
+		char *p = buf + strspn(buf, BLANKS);
 		const char *value;
 
 		line++;
-		if (hash)
-			*hash = '\0';
 		if (strncasecmp(p, "include", 7) == 0 && p[7] && strchr(" \t", p[7]))
 			rc = conf_include(conf, line, p + 7 + strspn(p + 7, " \t"), dir, depth, out, size,
 					  diag);
@@ -229,7 +240,8 @@ int aif_plugstack_find(const char *slurm_conf, struct aif_plugstack *out, struct
 	char dir[PATH_MAX];
 
 	memset(out, 0, sizeof(*out));
-	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - slurm_conf) : 1, slash ? slurm_conf : ".");
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - slurm_conf) : 1,
+		 slash ? slurm_conf : ".");
 	path[0] = '\0';
 	if (plugstack_setting(slurm_conf, dir, 0, path, sizeof(path), diag) < 0)
 		return -1;
