@@ -32,7 +32,11 @@ int aif_ask_by(const struct aif_plugin_settings *s, const struct aif_proto_msg *
 int aif_ask(const struct aif_plugin_settings *s, const struct aif_proto_msg *request,
 	    struct aif_proto_msg *answer, struct aif_diag *diag)
 {
-	return aif_ask_by(s, request, answer, aif_clock_ms() + (int64_t)s->timeout_ms, diag);
+	/*
+	 * No deadline of ours: the client's own timeout bounds the request, so a timeout says
+	 * "after <timeout> ms", not the millisecond less left once the client was made.
+	 */
+	return aif_ask_by(s, request, answer, INT64_MAX, diag);
 }
 
 bool aif_answer_is_no_project(const struct aif_proto_msg *answer)
