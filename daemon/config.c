@@ -8,7 +8,7 @@
 
 #include <libpq-fe.h>
 
-#include "aif_budgets.h"
+#include "aif_names.h"
 #include "aif_proto.h"
 #include "aif_settings.h"
 #include "listener.h"
@@ -162,7 +162,7 @@ static void validate(struct load *load, struct aifd_config *config)
 	check_required(load, "db", config->db);
 
 	aif_diag_clear(&diag);
-	if (config->cluster[0] && !aif_valid_cluster_name(config->cluster)) {
+	if (config->cluster[0] && !aif_name_valid_cluster(config->cluster)) {
 		aif_diag_message(&diag, "invalid value for setting \"cluster\": \"%s\"", config->cluster);
 		aif_diag_detail(&diag, "A cluster name is 1 to 63 lower-case letters, digits, \"_\" and "
 				       "\"-\", starting with a letter or digit.");

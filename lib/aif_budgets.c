@@ -6,6 +6,7 @@
  * when no error was found. docs/budgets-yaml.md lists every rule and message.
  */
 #include "aif_budgets.h"
+#include "aif_names.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -291,28 +292,6 @@ static struct shown describe(const struct ynode *node)
 		format_cut(out.text, sizeof(out.text), "%s%s", node->quoted ? "the string " : "",
 			 quote(node->text).text);
 	return out;
-}
-
-/* 1 to 63 bytes from charset, starting with a lower-case letter or a digit. */
-static bool valid_name(const char *s, const char *charset)
-{
-	size_t len = strlen(s);
-	if (len < 1 || len > 63)
-		return false;
-	if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9')))
-		return false;
-	return strspn(s, charset) == len;
-}
-
-static bool valid_id(const char *s)
-{
-	return valid_name(s, "abcdefghijklmnopqrstuvwxyz0123456789._-");
-}
-
-/* Slurm's ClusterName, as aif accepts it: Slurm lower-cases it anyway. */
-bool aif_valid_cluster_name(const char *name)
-{
-	return valid_name(name, "abcdefghijklmnopqrstuvwxyz0123456789_-");
 }
 
 bool aif_budgets_valid_member(const char *s)
@@ -891,7 +870,7 @@ static const char *read_id(struct loader *L, const struct ynode *map, const char
 		      dup->node->line, unique_note);
 		return NULL;
 	}
-	if (!valid_id(id->text)) {
+	if (!aif_name_valid_id(id->text)) {
 		error(L, id, "invalid %s id %s; " ID_RULE, kind, name.text);
 		return NULL;
 	}
@@ -988,7 +967,7 @@ static void read_clusters(struct loader *L, const struct ynode *node, const char
 			      name.text, owner, dup->node->line);
 			continue;
 		}
-		if (!aif_valid_cluster_name(item->text)) {
+		if (!aif_name_valid_cluster(item->text)) {
 			error(L, item,
 			      "invalid cluster name %s in \"clusters\" of %s; " CLUSTER_RULE,
 			      name.text, owner);
@@ -1158,7 +1137,7 @@ static void read_sectors(struct loader *L, const struct ynode *node)
 			continue;
 		}
 		struct shown name = quote(item->text);
-		valid = valid_id(item->text);
+		valid = aif_name_valid_id(item->text);
 		if ((dup = name_set_add(L, &L->sectors, item->text, item,
 					valid ? m->n_sectors : NO_INDEX))) {
 			error(L, item,
@@ -1259,7 +1238,7 @@ static void read_periods(struct loader *L, const struct ynode *node)
 			continue;
 		}
 		struct shown name = quote(k->text);
-		valid = valid_id(k->text);
+		valid = aif_name_valid_id(k->text);
 		if ((dup = name_set_add(L, &L->periods, k->text, k,
 					valid ? m->n_periods : NO_INDEX))) {
 			error(L, k, "duplicate period id %s; first given at line %u", name.text,

@@ -109,9 +109,6 @@ int aif_budgets_load(const char *path, const struct aif_budgets_options *options
 
 void aif_budgets_free(struct aif_budgets *budgets);
 
-/* A Slurm ClusterName as aif accepts it, in the budgets file and in aifd's config alike. */
-bool aif_valid_cluster_name(const char *name);
-
 /* "error" or "warning", then "file:line:column: " as compilers print it; for aifctl check. */
 const char *aif_budgets_issue_format(const struct aif_budgets_issue *issue, char *buf, size_t size);
 

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "aif_diag.h"
+#include "aif_clock.h"
 #include "aif_proto.h"
 
 #define AIF_CLIENT_DEFAULT_TIMEOUT_MS 5000
@@ -64,30 +65,5 @@ int aif_client_request(struct aif_client *c, const struct aif_proto_msg *request
  */
 int aif_client_request_by(struct aif_client *c, const struct aif_proto_msg *request,
 			  struct aif_proto_msg *response, int64_t deadline_ms, struct aif_diag *diag);
-
-/* ---- framed I/O on a connected stream socket, for the client and for aifd ---- */
-
-/* CLOCK_MONOTONIC in milliseconds: deadlines below are on this clock. */
-int64_t aif_clock_ms(void);
-/* Such a deadline as the absolute time of a wait on CLOCK_MONOTONIC (pthread_cond_timedwait
- * with a monotonic condattr, pthread_mutex_clocklock). */
-struct timespec aif_clock_timespec(int64_t deadline_ms);
-
-/*
- * Write one frame (header and body), waiting with poll() until deadline_ms at most. Works on
- * blocking and non-blocking sockets alike (MSG_DONTWAIT | MSG_NOSIGNAL). Returns 0, or -1 with
- * errno (ETIMEDOUT, EPIPE, ...) and diag; peer names the other side in messages ("aifd at X").
- */
-int aif_proto_write_frame(int fd, const char *body, size_t len, int64_t deadline_ms,
-			  const char *peer, struct aif_diag *diag);
-
-/*
- * Read one frame of at most max bytes (at most AIF_PROTO_MAX_FRAME) into a new malloc()ed,
- * NUL-terminated *body. Returns 1; 0 when the peer closed the connection before the frame's
- * first byte (a clean end); -1 with errno (ETIMEDOUT, EMSGSIZE: too large, EPROTO: the
- * connection ended inside a frame, ...) and diag.
- */
-int aif_proto_read_frame(int fd, char **body, size_t *len, uint32_t max, int64_t deadline_ms,
-			 const char *peer, struct aif_diag *diag);
 
 #endif

@@ -141,4 +141,23 @@ void aif_proto_response_diag(const struct aif_proto_msg *m, struct aif_diag *dia
 void aif_proto_frame_header(uint32_t len, unsigned char out[4]);
 uint32_t aif_proto_frame_length(const unsigned char in[4]);
 
+/* ---- framed I/O on a connected stream socket (aif_frame.c), for the client and for aifd ---- */
+
+/*
+ * Write one frame (header and body), waiting with poll() until deadline_ms at most. Works on
+ * blocking and non-blocking sockets alike (MSG_DONTWAIT | MSG_NOSIGNAL). Returns 0, or -1 with
+ * errno (ETIMEDOUT, EPIPE, ...) and diag; peer names the other side in messages ("aifd at X").
+ */
+int aif_proto_write_frame(int fd, const char *body, size_t len, int64_t deadline_ms,
+			  const char *peer, struct aif_diag *diag);
+
+/*
+ * Read one frame of at most max bytes (at most AIF_PROTO_MAX_FRAME) into a new malloc()ed,
+ * NUL-terminated *body. Returns 1; 0 when the peer closed the connection before the frame's
+ * first byte (a clean end); -1 with errno (ETIMEDOUT, EMSGSIZE: too large, EPROTO: the
+ * connection ended inside a frame, ...) and diag.
+ */
+int aif_proto_read_frame(int fd, char **body, size_t *len, uint32_t max, int64_t deadline_ms,
+			 const char *peer, struct aif_diag *diag);
+
 #endif

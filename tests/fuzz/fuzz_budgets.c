@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "aif_budgets.h"
+#include "aif_names.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -179,7 +180,7 @@ static void check_model(const struct aif_budgets *b)
 		CHECK(!f->name || f->name[0]);
 		CHECK(f->n_clusters >= 1 && unique((const char *const *)f->clusters, f->n_clusters));
 		for (size_t j = 0; j < f->n_clusters; j++)
-			CHECK(aif_valid_cluster_name(f->clusters[j]));
+			CHECK(aif_name_valid_cluster(f->clusters[j]));
 		check_budget_list(b, f->budgets, f->n_budgets, own);
 		check_policy(&f->policy);
 		for (size_t j = 0; j < f->n_projects; j++) {
