@@ -3,9 +3,10 @@
  * (aif.admissions, sql/006_admissions.sql), so that every later "admit" of the same job
  * (the other nodes, later srun steps, another aifd, after a restart) gets the same answer.
  *
- * One connection, shared by the workers under a mutex: admissions are one per job step start,
- * far fewer than checks and usage records. When the database is unreachable the caller decides
- * without memory (and says so in the log); nothing waits longer than the connect timeout.
+ * Over the calling worker's own connection (db.h; ADMISSIONS_TIMEOUT_MS): no worker waits for
+ * another's database. When the database is unreachable, or does not answer within that
+ * timeout, the caller decides without memory (and the log says so): a job start never waits
+ * for a sick database longer than that, well inside the plugin's timeout.
  */
 #ifndef AIFD_ADMISSIONS_H
 #define AIFD_ADMISSIONS_H
@@ -13,6 +14,10 @@
 #include <stdint.h>
 
 #include "aif_diag.h"
+#include "db.h"
+
+/* The bound on each admission statement, connecting included. */
+#define ADMISSIONS_TIMEOUT_MS 500
 
 struct admission {
 	char verdict[8];   /* "ok", "warn", "refuse" */
@@ -22,24 +27,19 @@ struct admission {
 	struct aif_diag diag;
 };
 
-struct admissions;
-
-struct admissions *admissions_open(const char *conninfo);
-void admissions_close(struct admissions *a);
-
 /*
  * The job's current admission for uid: 1 with *out, 0 when none yet (or only an earlier job's
  * of the same id: another uid, or older than any job runs), -1 when the database failed
  * (logged).
  */
-int admissions_recall(struct admissions *a, const char *cluster, uint32_t job, uint32_t uid,
+int admissions_recall(struct db *db, const char *cluster, uint32_t job, uint32_t uid,
 		      struct admission *out);
 
 /*
  * Keep *decided as the job's admission unless one is kept already: then *decided becomes that
  * one (the first decision wins). Returns 0, or -1 when the database failed (logged).
  */
-int admissions_keep(struct admissions *a, const char *cluster, uint32_t job, uint32_t uid,
+int admissions_keep(struct db *db, const char *cluster, uint32_t job, uint32_t uid,
 		    struct admission *decided);
 
 #endif

@@ -18,25 +18,66 @@
  * aifd always runs in the foreground, as daemons under systemd do; it does not fork.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
+
+#include "aif_clock.h"
 #include "aif_version.h"
-#include "aifd.h"
 #include "config.h"
+#include "conn.h"
 #include "db.h"
+#include "handler.h"
+#include "jobtimes.h"
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
+#include "pool.h"
 #include "privs.h"
+#include "reconcile.h"
+#include "refresh.h"
+#include "store.h"
 
 #define EXIT_CONFIG 2 /* a bad command line or config file */
+
+/*
+ * Once stopping: how long to wait for the answers to requests already received. The store
+ * keeps retrying a lost database for its stop_timeout; this is a last resort beyond it.
+ * Answers that are not read get CONN_STOP_WRITE_MS (conn.c).
+ */
+#define STOP_WAIT_MS (60 * 1000)
+#define WAIT_MAX_MS 10000
+#define STOP_POLL_MS 100
+
+/* The running daemon: main() owns the one struct aifd, opens what it holds in start-up order
+ * and closes all of it in aifd_close(). */
+struct aifd {
+	const char *config_path;
+	struct aifd_config config;  /* the running configuration; SIGHUP updates it */
+	PGconn *db;                 /* checked at start-up, then handed to refresh */
+	struct listener unix_listener;
+	struct listener tcp_listener; /* not open with listen = none */
+	struct loop loop;
+	struct watch signals;       /* signalfd: SIGHUP, SIGTERM, SIGINT */
+	struct conns conns;         /* the connections, and their limits */
+	struct refresh *refresh;    /* the budget snapshot (owns the start-up connection) */
+	struct store *store;        /* the usage writer */
+	struct handler *handler;    /* what a request means */
+	struct pool *pool;          /* the worker threads */
+	struct reconcile *reconcile; /* open intervals and cancellations against slurmctld */
+	struct jobtimes *jobtimes;  /* slurmctld's times for usage records */
+	bool conns_ready;           /* conns initialized (its watch on the pool) */
+	bool stopping;
+};
 
 static void usage(FILE *out)
 {
@@ -63,22 +104,16 @@ static void aifd_init(struct aifd *aifd, const char *config_path)
 	aifd->config_path = config_path;
 	listener_init(&aifd->unix_listener);
 	listener_init(&aifd->tcp_listener);
-	aifd->epoll_fd = aifd->signal_fd = aifd->spare_fd = -1;
-}
-
-static void close_fd(int *fd)
-{
-	if (*fd >= 0)
-		close(*fd);
-	*fd = -1;
+	aifd->loop.epoll_fd = aifd->signals.fd = -1;
 }
 
 /* Close whatever start-up opened, in any state it reached. */
 static void aifd_close(struct aifd *aifd)
 {
-	conn_close_all(aifd, "aifd is stopping");
-	listener_close(aifd, &aifd->unix_listener);
-	listener_close(aifd, &aifd->tcp_listener);
+	if (aifd->conns_ready)
+		conn_close_all(&aifd->conns, "aifd is stopping");
+	listener_close(&aifd->unix_listener);
+	listener_close(&aifd->tcp_listener);
 	/*
 	 * Workers first (they submit to the store), then the store (it pokes refresh, and answers
 	 * what it could not write through pool_done()), then the pool's memory.
@@ -100,9 +135,10 @@ static void aifd_close(struct aifd *aifd)
 	if (aifd->db)
 		PQfinish(aifd->db);
 	aifd->db = NULL;
-	close_fd(&aifd->epoll_fd);
-	close_fd(&aifd->signal_fd);
-	close_fd(&aifd->spare_fd);
+	if (aifd->signals.fd >= 0)
+		close(aifd->signals.fd);
+	aifd->signals.fd = -1;
+	loop_close(&aifd->loop);
 }
 
 static int check_config(const char *path)
@@ -189,6 +225,117 @@ static int start_threads(struct aifd *aifd)
 	return rc;
 }
 
+/* ---- signals: the reload and stop policy ---- */
+
+static struct aifd *aifd_of_signals(struct watch *watch)
+{
+	return (struct aifd *)((char *)watch - offsetof(struct aifd, signals));
+}
+
+static void signal_ready(struct watch *watch, uint32_t events)
+{
+	struct aifd *aifd = aifd_of_signals(watch);
+	struct signalfd_siginfo info;
+
+	(void)events;
+	while (read(watch->fd, &info, sizeof(info)) == (ssize_t)sizeof(info)) {
+		switch (info.ssi_signo) {
+		case SIGHUP:
+			log_info("received SIGHUP; reloading configuration file \"%s\"", aifd->config_path);
+			if (config_reload(aifd->config_path, &aifd->config) == 0) {
+				refresh_set_interval(aifd->refresh,
+						     (unsigned)aifd->config.refresh_interval_ms);
+				reconcile_set_interval(aifd->reconcile,
+						       (unsigned)aifd->config.reconcile_interval_ms);
+			}
+			break;
+		case SIGTERM:
+		case SIGINT:
+			if (aifd->stopping)
+				break;
+			log_info("received %s; no longer accepting connections, stopping",
+				 info.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+			aifd->stopping = true;
+			listener_close(&aifd->unix_listener);
+			listener_close(&aifd->tcp_listener);
+			conn_stop(&aifd->conns, aif_clock_ms());
+			break;
+		}
+	}
+}
+
+static int open_signals(struct aifd *aifd)
+{
+	sigset_t mask;
+
+	/* SIGHUP was blocked since start-up (main()); SIGTERM and SIGINT only from now on: until
+	 * the loop runs there is nothing to finish, so their default action is the right one. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0) {
+		log_error("could not block signals: %s", strerror(errno));
+		return -1;
+	}
+	aifd->signals.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (aifd->signals.fd < 0) {
+		log_error("could not create a signalfd: %s", strerror(errno));
+		return -1;
+	}
+	aifd->signals.ready = signal_ready;
+	return loop_watch(&aifd->loop, &aifd->signals, EPOLLIN);
+}
+
+/* ---- the main loop ---- */
+
+/*
+ * Serve until SIGTERM or SIGINT: then stop accepting (the listeners are closed), answer every
+ * request already received (usage only once committed), close the connections and return 0.
+ * Returns 1 when the loop cannot run at all (logged).
+ */
+static int run(struct aifd *aifd)
+{
+	int64_t stop_deadline = 0;
+
+	if (loop_open(&aifd->loop) < 0 || open_signals(aifd) < 0 ||
+	    conn_init(&aifd->conns, &aifd->loop, aifd->pool, aifd->config.slurm_uid) < 0)
+		return 1;
+	aifd->conns_ready = true;
+	if (listener_start(&aifd->unix_listener, &aifd->loop, conn_accept, &aifd->conns) < 0 ||
+	    listener_start(&aifd->tcp_listener, &aifd->loop, conn_accept, &aifd->conns) < 0)
+		return 1;
+	log_info("aifd is ready (cluster \"%s\")", aifd->config.cluster);
+
+	for (;;) {
+		/* Deadlines first: the wait below lasts until the next one. */
+		int64_t now = aif_clock_ms();
+		int wait_ms = conn_sweep(&aifd->conns, now, aifd->stopping ? STOP_POLL_MS : WAIT_MAX_MS);
+
+		wait_ms = (int)(handler_log_flush(aifd->handler, now, now + wait_ms) - now);
+		conn_free_closed(&aifd->conns);
+		if (aifd->stopping) {
+			if (!stop_deadline) {
+				stop_deadline = aif_clock_ms() + STOP_WAIT_MS;
+				if (aifd->conns.inflight)
+					log_info("answering %lu requests already received", aifd->conns.inflight);
+			}
+			if (!aifd->conns.inflight && !aifd->conns.writing.count)
+				break;
+			if (aif_clock_ms() > stop_deadline) {
+				log_error("stopping with %lu requests unanswered after %d s; their senders will send them again",
+					  aifd->conns.inflight, STOP_WAIT_MS / 1000);
+				break;
+			}
+		}
+		if (loop_run_once(&aifd->loop, wait_ms) < 0)
+			return 1;
+		conn_free_closed(&aifd->conns);
+	}
+	conn_close_all(&aifd->conns, "aifd is stopping");
+	return 0;
+}
+
 static int serve(struct aifd *aifd)
 {
 	struct aifd_config *config = &aifd->config;
@@ -213,11 +360,11 @@ static int serve(struct aifd *aifd)
 		return EXIT_FAILURE;
 	if (privs_drop(config) < 0)
 		return EXIT_FAILURE;
-	aifd->db = db_connect(config);
+	aifd->db = db_connect_checked(config->db);
 	if (!aifd->db || start_threads(aifd) < 0)
 		return EXIT_FAILURE;
 
-	rc = loop_run(aifd);
+	rc = run(aifd);
 	if (rc == 0)
 		log_info("aifd stopped");
 	return rc;

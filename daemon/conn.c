@@ -12,9 +12,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "aif_client.h"
+#include "aif_clock.h"
 #include "aif_proto.h"
-#include "aifd.h"
+#include "listener.h"
 #include "log.h"
 #include "pool.h"
 #include "request.h"
@@ -90,7 +90,7 @@ static struct conn *queue_oldest(const struct conn_queue *q)
 }
 
 /* Enter a state whose deadline starts now; the clock is monotonic, so queues stay in order. */
-static void set_state(struct aifd *aifd, struct conn *conn, enum conn_state state, int64_t now)
+static void set_state(struct conns *cs, struct conn *conn, enum conn_state state, int64_t now)
 {
 	struct conn_queue *q = NULL;
 
@@ -98,11 +98,11 @@ static void set_state(struct aifd *aifd, struct conn *conn, enum conn_state stat
 	conn->state = state;
 	conn->since_ms = now;
 	if (state == CONN_READING)
-		q = &aifd->conns.reading;
+		q = &cs->reading;
 	else if (state == CONN_IDLE)
-		q = &aifd->conns.idle;
+		q = &cs->idle;
 	else if (state == CONN_WRITING)
-		q = &aifd->conns.writing;
+		q = &cs->writing;
 	if (q)
 		queue_append(q, &conn->by_state);
 }
@@ -170,16 +170,16 @@ static const char *const log_summaries[CONN_LOG_KINDS] = {
 };
 
 /* Whether to log a warning of this kind now; if not, it is counted for a summary. */
-static bool log_now(struct aifd *aifd, enum conn_log_kind kind, int64_t now)
+static bool log_now(struct conns *cs, enum conn_log_kind kind, int64_t now)
 {
-	return log_limit_pass(&aifd->conns.logs[kind], now);
+	return log_limit_pass(&cs->logs[kind], now);
 }
 
 /* Summaries of the warnings not logged, once their period is over; the next one's time. */
-static int64_t log_flush(struct aifd *aifd, int64_t now, int64_t next)
+static int64_t log_flush(struct conns *cs, int64_t now, int64_t next)
 {
 	for (int kind = 0; kind < CONN_LOG_KINDS; kind++)
-		next = log_limit_flush(&aifd->conns.logs[kind], now, next);
+		next = log_limit_flush(&cs->logs[kind], now, next);
 	return next;
 }
 
@@ -244,10 +244,10 @@ static struct conn *conn_of(struct watch *watch)
 	return (struct conn *)((char *)watch - offsetof(struct conn, watch));
 }
 
-static int set_events(struct aifd *aifd, struct conn *conn, uint32_t events)
+static int set_events(struct conns *cs, struct conn *conn, uint32_t events)
 {
-	if (loop_modify(aifd, &conn->watch, events) < 0) {
-		conn_close(aifd, conn, "could not change the events watched");
+	if (loop_modify(cs->loop, &conn->watch, events) < 0) {
+		conn_close(cs, conn, "could not change the events watched");
 		return -1;
 	}
 	return 0;
@@ -255,12 +255,12 @@ static int set_events(struct aifd *aifd, struct conn *conn, uint32_t events)
 
 /* ---- the memory of incomplete frames ---- */
 
-static void warn_budget(struct aifd *aifd, const struct conn *victim, bool alone, int64_t now)
+static void warn_budget(struct conns *cs, const struct conn *victim, bool alone, int64_t now)
 {
 	struct aif_diag diag;
 	char progress[160];
 
-	if (!log_now(aifd, CONN_LOG_BUDGET, now))
+	if (!log_now(cs, CONN_LOG_BUDGET, now))
 		return;
 	describe_progress(victim, now, progress, sizeof(progress));
 	aif_diag_clear(&diag);
@@ -279,27 +279,26 @@ static void warn_budget(struct aifd *aifd, const struct conn *victim, bool alone
  * with the oldest incomplete frames, or conn itself when no other has one. Returns whether
  * conn is still open.
  */
-static bool within_budget(struct aifd *aifd, struct conn *conn, size_t more, int64_t now)
+static bool within_budget(struct conns *cs, struct conn *conn, size_t more, int64_t now)
 {
-	struct conns *cs = &aifd->conns;
 
 	while (cs->buffered + more > CONN_BUFFER_BUDGET) {
 		struct conn *victim = queue_oldest(&cs->bodies);
 		if (victim == conn)
 			victim = conn->by_body.next ? conn->by_body.next->conn : NULL;
 		if (!victim) {
-			warn_budget(aifd, conn, true, now);
-			conn_close(aifd, conn, "requests not yet answered hold too much memory");
+			warn_budget(cs, conn, true, now);
+			conn_close(cs, conn, "requests not yet answered hold too much memory");
 			return false;
 		}
-		warn_budget(aifd, victim, false, now);
-		conn_close(aifd, victim, "requests not yet answered hold too much memory");
+		warn_budget(cs, victim, false, now);
+		conn_close(cs, victim, "requests not yet answered hold too much memory");
 	}
 	return true;
 }
 
 /* Room for need bytes of body: doubled as bytes arrive, never beyond the frame. 0, or -1 closed. */
-static int body_reserve(struct aifd *aifd, struct conn *conn, size_t need, int64_t now)
+static int body_reserve(struct conns *cs, struct conn *conn, size_t need, int64_t now)
 {
 	size_t cap = conn->body_cap * 2;
 	char *body;
@@ -312,25 +311,25 @@ static int body_reserve(struct aifd *aifd, struct conn *conn, size_t need, int64
 		cap = 1024;
 	if (cap > conn->body_len + 1)
 		cap = conn->body_len + 1;
-	if (!within_budget(aifd, conn, cap - conn->body_cap, now))
+	if (!within_budget(cs, conn, cap - conn->body_cap, now))
 		return -1;
 	body = realloc(conn->body, cap);
 	if (!body) {
-		conn_close(aifd, conn, "out of memory");
+		conn_close(cs, conn, "out of memory");
 		return -1;
 	}
-	aifd->conns.buffered += cap - conn->body_cap;
+	cs->buffered += cap - conn->body_cap;
 	conn->body = body;
 	conn->body_cap = cap;
 	if (!conn->by_body.queue)
-		queue_append(&aifd->conns.bodies, &conn->by_body);
+		queue_append(&cs->bodies, &conn->by_body);
 	return 0;
 }
 
 /* ---- reading a frame ---- */
 
 /* The 4 bytes of a frame length, n of them just read. 0, or -1 closed. */
-static int header_read(struct aifd *aifd, struct conn *conn, size_t n, int64_t now)
+static int header_read(struct conns *cs, struct conn *conn, size_t n, int64_t now)
 {
 	uint32_t len;
 
@@ -339,11 +338,11 @@ static int header_read(struct aifd *aifd, struct conn *conn, size_t n, int64_t n
 		return 0;
 	len = aif_proto_frame_length(conn->header);
 	if (len == 0 || len > AIF_PROTO_MAX_FRAME) {
-		if (log_now(aifd, CONN_LOG_LENGTH, now))
+		if (log_now(cs, CONN_LOG_LENGTH, now))
 			log_warning("connection %llu from %s: frame of %lu bytes (allowed: 1 to %u); closing",
 				    (unsigned long long)conn->id, conn->peer, (unsigned long)len,
 				    AIF_PROTO_MAX_FRAME);
-		conn_close(aifd, conn, "invalid frame length");
+		conn_close(cs, conn, "invalid frame length");
 		return -1;
 	}
 	conn->body_len = len;
@@ -352,12 +351,12 @@ static int header_read(struct aifd *aifd, struct conn *conn, size_t n, int64_t n
 }
 
 /* n bytes of body, in scratch. 1 when the frame is complete, 0 to wait, -1 closed. */
-static int body_read(struct aifd *aifd, struct conn *conn, size_t n, int64_t now)
+static int body_read(struct conns *cs, struct conn *conn, size_t n, int64_t now)
 {
 	bool complete = conn->body_got + n == conn->body_len;
 
 	/* The NUL once complete: munge_decode() takes a string. */
-	if (body_reserve(aifd, conn, conn->body_got + n + (complete ? 1 : 0), now) < 0)
+	if (body_reserve(cs, conn, conn->body_got + n + (complete ? 1 : 0), now) < 0)
 		return -1;
 	memcpy(conn->body + conn->body_got, scratch, n);
 	conn->body_got += n;
@@ -368,7 +367,7 @@ static int body_read(struct aifd *aifd, struct conn *conn, size_t n, int64_t now
 }
 
 /* Read what is there of the frame; returns 1 when it is complete, 0 to wait, -1 closed. */
-static int read_frame(struct aifd *aifd, struct conn *conn)
+static int read_frame(struct conns *cs, struct conn *conn)
 {
 	int64_t now = aif_clock_ms();
 
@@ -388,23 +387,23 @@ static int read_frame(struct aifd *aifd, struct conn *conn)
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return 0;
 		if (n < 0) {
-			conn_close(aifd, conn, strerror(errno));
+			conn_close(cs, conn, strerror(errno));
 			return -1;
 		}
 		if (n == 0) {
-			conn_close(aifd, conn, conn->header_got ? "the client closed the connection in the middle of a request"
+			conn_close(cs, conn, conn->header_got ? "the client closed the connection in the middle of a request"
 								: "closed by the client");
 			return -1;
 		}
-		rc = in_header ? header_read(aifd, conn, (size_t)n, now)
-			       : body_read(aifd, conn, (size_t)n, now);
+		rc = in_header ? header_read(cs, conn, (size_t)n, now)
+			       : body_read(cs, conn, (size_t)n, now);
 		if (rc != 0)
 			return rc;
 	}
 }
 
 /* A complete frame: to the workers, and stop reading until it is answered. */
-static void dispatch(struct aifd *aifd, struct conn *conn)
+static void dispatch(struct conns *cs, struct conn *conn)
 {
 	size_t held = conn->body_cap; /* still counted in buffered, until the answer */
 	struct request *req;
@@ -415,13 +414,13 @@ static void dispatch(struct aifd *aifd, struct conn *conn)
 	conn->body_cap = 0;
 	conn->header_got = 0;
 	if (!req) {
-		aifd->conns.buffered -= held;
-		conn_close(aifd, conn, "out of memory");
+		cs->buffered -= held;
+		conn_close(cs, conn, "out of memory");
 		return;
 	}
 	req->held = held;
-	if (set_events(aifd, conn, 0) < 0) {
-		aifd->conns.buffered -= held;
+	if (set_events(cs, conn, 0) < 0) {
+		cs->buffered -= held;
 		request_free(req);
 		return;
 	}
@@ -430,15 +429,15 @@ static void dispatch(struct aifd *aifd, struct conn *conn)
 	memcpy(req->peer, conn->peer, sizeof(req->peer));
 	req->received_ms = aif_clock_ms();
 	conn->req = req;
-	set_state(aifd, conn, CONN_BUSY, req->received_ms);
-	aifd->inflight++;
-	pool_submit(aifd->pool, req);
+	set_state(cs, conn, CONN_BUSY, req->received_ms);
+	cs->inflight++;
+	pool_submit(cs->pool, req);
 }
 
 /* ---- writing an answer ---- */
 
 /* Send what is left of the answer; then wait for the next request (or close, when stopping). */
-static void write_answer(struct aifd *aifd, struct conn *conn)
+static void write_answer(struct conns *cs, struct conn *conn)
 {
 	while (conn->out_sent < conn->out_len) {
 		ssize_t n = send(conn->watch.fd, conn->out + conn->out_sent,
@@ -448,57 +447,59 @@ static void write_answer(struct aifd *aifd, struct conn *conn)
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			/* The deadline runs from the first time the client's window was full. */
 			if (conn->state != CONN_WRITING) {
-				set_state(aifd, conn, CONN_WRITING, aif_clock_ms());
-				set_events(aifd, conn, EPOLLOUT);
+				set_state(cs, conn, CONN_WRITING, aif_clock_ms());
+				set_events(cs, conn, EPOLLOUT);
 			}
 			return;
 		}
 		if (n < 0) {
-			conn_close(aifd, conn, strerror(errno));
+			conn_close(cs, conn, strerror(errno));
 			return;
 		}
 		conn->out_sent += (size_t)n;
 	}
 	free(conn->out);
 	conn->out = NULL;
-	if (aifd->conns.stop_ms) {
-		conn_close(aifd, conn, "aifd is stopping");
+	if (cs->stop_ms) {
+		conn_close(cs, conn, "aifd is stopping");
 		return;
 	}
-	set_state(aifd, conn, CONN_IDLE, aif_clock_ms());
-	set_events(aifd, conn, EPOLLIN | EPOLLRDHUP);
+	set_state(cs, conn, CONN_IDLE, aif_clock_ms());
+	set_events(cs, conn, EPOLLIN | EPOLLRDHUP);
 }
 
-static void conn_ready(struct aifd *aifd, struct watch *watch, uint32_t events)
+static void conn_ready(struct watch *watch, uint32_t events)
 {
 	struct conn *conn = conn_of(watch);
+	struct conns *cs = conn->owner;
 
 	switch (conn->state) {
 	case CONN_IDLE:
 		/* The next request's first bytes (or a close): its frame deadline starts. */
-		set_state(aifd, conn, CONN_READING, aif_clock_ms());
+		set_state(cs, conn, CONN_READING, aif_clock_ms());
 		/* fall through */
 	case CONN_READING:
-		if (read_frame(aifd, conn) == 1)
-			dispatch(aifd, conn);
+		if (read_frame(cs, conn) == 1)
+			dispatch(cs, conn);
 		break;
 	case CONN_BUSY:
 		/* Not watching input; only a hang-up or an error is reported here. */
 		if (events & (EPOLLHUP | EPOLLERR))
-			conn_close(aifd, conn, "the connection failed while its request was handled");
+			conn_close(cs, conn, "the connection failed while its request was handled");
 		break;
 	case CONN_WRITING:
-		write_answer(aifd, conn);
+		write_answer(cs, conn);
 		break;
 	}
 }
 
-void conn_answered(struct aifd *aifd, struct request *req)
+/* A worker answered req: send the answer on its connection, or drop it if that is closed. */
+static void answered(struct conns *cs, struct request *req)
 {
 	struct conn *conn = req->conn;
 
-	aifd->inflight--;
-	aifd->conns.buffered -= req->held;
+	cs->inflight--;
+	cs->buffered -= req->held;
 	req->held = 0;
 	if (log_enabled(LOG_LEVEL_DEBUG))
 		log_debug("connection %llu from %s: answered in %lld ms", (unsigned long long)req->conn_id,
@@ -510,13 +511,13 @@ void conn_answered(struct aifd *aifd, struct request *req)
 	conn->req = NULL;
 	if (!req->response) {
 		request_free(req);
-		conn_close(aifd, conn, "out of memory for the answer");
+		conn_close(cs, conn, "out of memory for the answer");
 		return;
 	}
 	conn->out = malloc(req->response_len + 4);
 	if (!conn->out) {
 		request_free(req);
-		conn_close(aifd, conn, "out of memory for the answer");
+		conn_close(cs, conn, "out of memory for the answer");
 		return;
 	}
 	aif_proto_frame_header((uint32_t)req->response_len, (unsigned char *)conn->out);
@@ -524,14 +525,29 @@ void conn_answered(struct aifd *aifd, struct request *req)
 	conn->out_len = req->response_len + 4;
 	conn->out_sent = 0;
 	request_free(req);
-	write_answer(aifd, conn);
+	write_answer(cs, conn);
+}
+
+/* The answers the workers (and the usage writer) handed back. */
+static void answers_ready(struct watch *watch, uint32_t events)
+{
+	struct conns *cs = (struct conns *)((char *)watch - offsetof(struct conns, answers));
+	struct request *req = pool_take_done(cs->pool);
+
+	(void)events;
+	while (req) {
+		struct request *next = req->next;
+
+		answered(cs, req);
+		req = next;
+	}
 }
 
 /* ---- deadlines ---- */
 
-static void frame_expired(struct aifd *aifd, struct conn *conn, int64_t now)
+static void frame_expired(struct conns *cs, struct conn *conn, int64_t now)
 {
-	if (log_now(aifd, CONN_LOG_FRAME, now)) {
+	if (log_now(cs, CONN_LOG_FRAME, now)) {
 		struct aif_diag diag;
 		char progress[160];
 		describe_progress(conn, now, progress, sizeof(progress));
@@ -546,15 +562,14 @@ static void frame_expired(struct aifd *aifd, struct conn *conn, int64_t now)
 				progress);
 		log_diag(LOG_LEVEL_WARNING, NULL, &diag);
 	}
-	conn_close(aifd, conn, "request not complete in time");
+	conn_close(cs, conn, "request not complete in time");
 }
 
-static void write_expired(struct aifd *aifd, struct conn *conn, int64_t now)
+static void write_expired(struct conns *cs, struct conn *conn, int64_t now)
 {
-	const struct conns *cs = &aifd->conns;
 	int limit_ms = cs->stop_ms ? CONN_STOP_WRITE_MS : CONN_WRITE_MS;
 
-	if (log_now(aifd, CONN_LOG_WRITE, now)) {
+	if (log_now(cs, CONN_LOG_WRITE, now)) {
 		struct aif_diag diag;
 		aif_diag_clear(&diag);
 		aif_diag_message(&diag, "connection %llu from %s: answer not read within %d ms%s; closing it",
@@ -564,7 +579,7 @@ static void write_expired(struct aifd *aifd, struct conn *conn, int64_t now)
 				conn->out_len - conn->out_sent, conn->out_len);
 		log_diag(LOG_LEVEL_WARNING, NULL, &diag);
 	}
-	conn_close(aifd, conn, "answer not read in time");
+	conn_close(cs, conn, "answer not read in time");
 }
 
 /* Once stopping, an answer gets CONN_STOP_WRITE_MS from the stop, or from when it was ready. */
@@ -580,29 +595,28 @@ static int64_t write_deadline(const struct conns *cs, const struct conn *conn)
 	return deadline;
 }
 
-int conn_sweep(struct aifd *aifd, int64_t now, int max_wait_ms)
+int conn_sweep(struct conns *cs, int64_t now, int max_wait_ms)
 {
-	struct conns *cs = &aifd->conns;
 	int64_t next = now + max_wait_ms;
 	struct conn *c;
 
 	while ((c = queue_oldest(&cs->reading))) {
 		if (cs->stop_ms) {
-			conn_close(aifd, c, "aifd is stopping");
+			conn_close(cs, c, "aifd is stopping");
 			continue;
 		}
 		if (c->since_ms + CONN_FRAME_MS > now) {
 			next = c->since_ms + CONN_FRAME_MS < next ? c->since_ms + CONN_FRAME_MS : next;
 			break;
 		}
-		frame_expired(aifd, c, now);
+		frame_expired(cs, c, now);
 	}
 	while ((c = queue_oldest(&cs->idle))) {
 		if (!cs->stop_ms && c->since_ms + CONN_IDLE_MS > now) {
 			next = c->since_ms + CONN_IDLE_MS < next ? c->since_ms + CONN_IDLE_MS : next;
 			break;
 		}
-		conn_close(aifd, c, cs->stop_ms ? "aifd is stopping" : "idle");
+		conn_close(cs, c, cs->stop_ms ? "aifd is stopping" : "idle");
 	}
 	while ((c = queue_oldest(&cs->writing))) {
 		int64_t deadline = write_deadline(cs, c);
@@ -610,25 +624,32 @@ int conn_sweep(struct aifd *aifd, int64_t now, int max_wait_ms)
 			next = deadline < next ? deadline : next;
 			break;
 		}
-		write_expired(aifd, c, now);
+		write_expired(cs, c, now);
 	}
-	next = log_flush(aifd, now, next);
+	next = log_flush(cs, now, next);
 	return next > now ? (int)(next - now) : 0;
 }
 
-void conn_stop(struct aifd *aifd, int64_t now_ms)
+void conn_stop(struct conns *cs, int64_t now_ms)
 {
-	aifd->conns.stop_ms = now_ms > 0 ? now_ms : 1;
+	cs->stop_ms = now_ms > 0 ? now_ms : 1;
 }
 
 /* ---- opening: the limits ---- */
 
-void conn_limits_init(struct aifd *aifd)
+int conn_init(struct conns *cs, struct loop *loop, struct pool *pool, uid_t slurm_uid)
 {
-	struct conns *cs = &aifd->conns;
 	struct rlimit rl;
 	unsigned long nofile = 1024;
 
+	memset(cs, 0, sizeof(*cs));
+	cs->loop = loop;
+	cs->pool = pool;
+	cs->slurm_uid = slurm_uid;
+	cs->answers.fd = pool_fd(pool);
+	cs->answers.ready = answers_ready;
+	if (loop_watch(loop, &cs->answers, EPOLLIN) < 0)
+		return -1;
 	for (int kind = 0; kind < CONN_LOG_KINDS; kind++)
 		log_limit_init(&cs->logs[kind], log_summaries[kind], CONN_LOG_EVERY_MS);
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
@@ -640,8 +661,7 @@ void conn_limits_init(struct aifd *aifd)
 	if (cs->max_conns < 4)
 		cs->max_conns = 4; /* so that max_per_uid is at least 1 */
 	cs->max_per_uid = cs->max_conns / 4 < CONN_MAX_PER_UID ? cs->max_conns / 4 : CONN_MAX_PER_UID;
-	cs->slurm_uid = aifd->config.slurm_uid;
-	log_info("accepting at most %lu connections (open-file limit %lu), %lu per user on the Unix socket",
+		log_info("accepting at most %lu connections (open-file limit %lu), %lu per user on the Unix socket",
 		 cs->max_conns, nofile, cs->max_per_uid);
 	if (cs->max_conns < 1024) {
 		struct aif_diag diag;
@@ -652,18 +672,18 @@ void conn_limits_init(struct aifd *aifd)
 				     "(the unit aif ships sets it).");
 		log_diag(LOG_LEVEL_WARNING, NULL, &diag);
 	}
+	return 0;
 }
 
 /* The Unix socket's uid is known: one ordinary uid may not hold more than max_per_uid. */
-static bool uid_within_limit(struct aifd *aifd, const struct conn *conn,
+static bool uid_within_limit(struct conns *cs, const struct conn *conn,
 			     const struct listener *listener, int64_t now)
 {
-	struct conns *cs = &aifd->conns;
 	struct aif_diag diag;
 
 	if (!conn->local || uid_unlimited(cs, conn->uid) || uid_count(cs, conn->uid) < cs->max_per_uid)
 		return true;
-	if (log_now(aifd, CONN_LOG_PER_UID, now)) {
+	if (log_now(cs, CONN_LOG_PER_UID, now)) {
 		aif_diag_clear(&diag);
 		aif_diag_message(&diag, "too many connections from uid %u: refused a new connection on %s",
 				 (unsigned)conn->uid, listener->name);
@@ -693,10 +713,9 @@ static struct conn *eviction_victim(const struct conns *cs)
 		     queue_oldest(&cs->writing));
 }
 
-static void warn_evicted(struct aifd *aifd, const struct conn *victim,
+static void warn_evicted(struct conns *cs, const struct conn *victim,
 			 const struct listener *listener, int64_t now)
 {
-	const struct conns *cs = &aifd->conns;
 	struct aif_diag diag;
 	char progress[160];
 
@@ -717,16 +736,15 @@ static void warn_evicted(struct aifd *aifd, const struct conn *victim,
  * so age is what tells a fresh request from a slow attacker). Returns false when a worker
  * handles the request of every connection.
  */
-static bool make_room(struct aifd *aifd, const struct listener *listener, int64_t now)
+static bool make_room(struct conns *cs, const struct listener *listener, int64_t now)
 {
-	struct conns *cs = &aifd->conns;
 	struct conn *victim;
 
 	if (cs->all.count < cs->max_conns)
 		return true;
 	victim = eviction_victim(cs);
 	if (!victim) {
-		if (log_now(aifd, CONN_LOG_FULL, now)) {
+		if (log_now(cs, CONN_LOG_FULL, now)) {
 			struct aif_diag diag;
 			aif_diag_clear(&diag);
 			aif_diag_message(&diag, "too many connections: refused a new connection on %s", listener->name);
@@ -737,16 +755,15 @@ static bool make_room(struct aifd *aifd, const struct listener *listener, int64_
 		}
 		return false;
 	}
-	if (log_now(aifd, CONN_LOG_EVICTED, now))
-		warn_evicted(aifd, victim, listener, now);
-	conn_close(aifd, victim, "closed to make room for a new connection");
+	if (log_now(cs, CONN_LOG_EVICTED, now))
+		warn_evicted(cs, victim, listener, now);
+	conn_close(cs, victim, "closed to make room for a new connection");
 	return true;
 }
 
-struct conn *conn_open(struct aifd *aifd, int fd, const struct listener *listener)
+static struct conn *conn_open(struct conns *cs, int fd, const struct listener *listener)
 {
 	static uint64_t last_id;
-	struct conns *cs = &aifd->conns;
 	int64_t now = aif_clock_ms();
 	struct conn *conn = calloc(1, sizeof(*conn));
 
@@ -756,12 +773,13 @@ struct conn *conn_open(struct aifd *aifd, int fd, const struct listener *listene
 		return NULL;
 	}
 	conn->id = ++last_id;
+	conn->owner = cs;
 	conn->watch.fd = fd;
 	conn->watch.ready = conn_ready;
 	conn->by_state.conn = conn->by_body.conn = conn;
 	identify_peer(fd, conn);
-	if (!uid_within_limit(aifd, conn, listener, now) || !make_room(aifd, listener, now) ||
-	    loop_watch(aifd, &conn->watch, EPOLLIN | EPOLLRDHUP) < 0) {
+	if (!uid_within_limit(cs, conn, listener, now) || !make_room(cs, listener, now) ||
+	    loop_watch(cs->loop, &conn->watch, EPOLLIN | EPOLLRDHUP) < 0) {
 		close(fd);
 		free(conn);
 		return NULL;
@@ -770,20 +788,19 @@ struct conn *conn_open(struct aifd *aifd, int fd, const struct listener *listene
 	if (conn->local && !uid_unlimited(cs, conn->uid))
 		conn->uid_counted = uid_add(cs, conn->uid);
 	list_push(&cs->all, conn);
-	set_state(aifd, conn, CONN_READING, now); /* the first request's deadline */
+	set_state(cs, conn, CONN_READING, now); /* the first request's deadline */
 	log_debug("connection %llu from %s on %s", (unsigned long long)conn->id, conn->peer,
 		  listener->name);
 	return conn;
 }
 
-void conn_close(struct aifd *aifd, struct conn *conn, const char *why)
+void conn_close(struct conns *cs, struct conn *conn, const char *why)
 {
-	struct conns *cs = &aifd->conns;
 
 	if (conn->watch.fd < 0)
 		return;
 	log_debug("closing connection %llu from %s: %s", (unsigned long long)conn->id, conn->peer, why);
-	loop_unwatch(aifd, &conn->watch);
+	loop_unwatch(cs->loop, &conn->watch);
 	close(conn->watch.fd);
 	conn->watch.fd = -1;
 	if (conn->req)
@@ -803,19 +820,24 @@ void conn_close(struct aifd *aifd, struct conn *conn, const char *why)
 	list_push(&cs->closed, conn);
 }
 
-void conn_free_closed(struct aifd *aifd)
+void conn_free_closed(struct conns *cs)
 {
 	struct conn *conn;
 
-	while ((conn = aifd->conns.closed.head)) {
-		list_remove(&aifd->conns.closed, conn);
+	while ((conn = cs->closed.head)) {
+		list_remove(&cs->closed, conn);
 		free(conn);
 	}
 }
 
-void conn_close_all(struct aifd *aifd, const char *why)
+void conn_close_all(struct conns *cs, const char *why)
 {
-	while (aifd->conns.all.head)
-		conn_close(aifd, aifd->conns.all.head, why);
-	conn_free_closed(aifd);
+	while (cs->all.head)
+		conn_close(cs, cs->all.head, why);
+	conn_free_closed(cs);
+}
+
+void conn_accept(void *conns, int fd, const struct listener *listener)
+{
+	conn_open(conns, fd, listener);
 }

@@ -1,6 +1,8 @@
 /*
  * conn: one client connection: the plugin on a node, aifctl, a benchmark. Each has a small
- * struct, owned by aifd->conns; its fd is non-blocking and watched by the loop.
+ * struct, owned by the struct conns it was opened in; its fd is non-blocking and watched by
+ * the loop. A complete frame goes to the worker pool; the answer comes back through
+ * conn_answered().
  *
  * A connection reads one frame (a request), hands it to the worker pool and stops reading
  * until the answer is sent: requests on one connection are answered in order, one at a time
@@ -33,6 +35,7 @@
 
 #include "log.h"
 #include "loop.h"
+#include "pool.h"
 
 #define CONN_IDLE_MS (5 * 60 * 1000)
 #define CONN_FRAME_MS (10 * 1000)        /* twice the plugin's own timeout */
@@ -69,8 +72,11 @@ struct conn_queue {
 	unsigned long count;
 };
 
+struct conns;
+
 struct conn {
 	struct watch watch;
+	struct conns *owner;
 	struct conn *prev, *next;   /* in conns.all, then conns.closed */
 	struct conn_link by_state;  /* in conns.reading, .idle or .writing, by since_ms */
 	struct conn_link by_body;   /* in conns.bodies while body holds bytes of a frame */
@@ -112,6 +118,10 @@ struct conn_uid_count;
 
 /* Every connection of aifd, and the limits on them. */
 struct conns {
+	struct loop *loop;          /* where the connections are watched */
+	struct pool *pool;          /* where their requests go */
+	struct watch answers;       /* pool_fd(): answers are ready */
+	unsigned long inflight;     /* requests received and not yet answered */
 	struct conn_list all;       /* open connections */
 	struct conn_list closed;    /* closed in this round of events; freed after it */
 	struct conn_queue reading, idle, writing, bodies;
@@ -124,34 +134,35 @@ struct conns {
 	struct log_limit logs[CONN_LOG_KINDS]; /* one warning of a kind per CONN_LOG_EVERY_MS */
 };
 
-/* Derive the limits from the open-file limit aifd runs with, and log them. */
-void conn_limits_init(struct aifd *aifd);
+/*
+ * Empty, with the limits derived from the open-file limit aifd runs with (logged): requests go
+ * to pool, whose answers, like the connections, are watched by loop; slurm_uid, as root, is
+ * not limited per uid. 0, or -1 (logged).
+ */
+int conn_init(struct conns *cs, struct loop *loop, struct pool *pool, uid_t slurm_uid);
 
 /*
- * Take over fd, just accepted on listener: within the limits (which may close another
- * connection to make room), watch it and link it into aifd->conns. Returns the connection,
- * or NULL (fd is closed; logged when a limit refused it).
+ * The listeners' accept function (listener_accept_fn; conns is the struct conns): take over
+ * fd, just accepted on listener: within the limits (which may close another connection to make
+ * room), watch it and link it into conns; else close it (logged when a limit refused it).
  */
-struct conn *conn_open(struct aifd *aifd, int fd, const struct listener *listener);
-
-/* A worker answered req: send the answer on its connection, or drop it if that is closed. */
-void conn_answered(struct aifd *aifd, struct request *req);
+void conn_accept(void *conns, int fd, const struct listener *listener);
 
 /* Close the fd now; the struct moves to conns.closed until the loop's round of events ends. */
-void conn_close(struct aifd *aifd, struct conn *conn, const char *why);
+void conn_close(struct conns *cs, struct conn *conn, const char *why);
 
 /*
  * Close the connections past their deadline (and, once stopping, all that wait for or send a
  * request, and the writers past CONN_STOP_WRITE_MS). Returns the milliseconds until the next
  * deadline, at most max_wait_ms.
  */
-int conn_sweep(struct aifd *aifd, int64_t now_ms, int max_wait_ms);
+int conn_sweep(struct conns *cs, int64_t now_ms, int max_wait_ms);
 
 /* aifd is stopping: from now on answers get CONN_STOP_WRITE_MS to be read. */
-void conn_stop(struct aifd *aifd, int64_t now_ms);
+void conn_stop(struct conns *cs, int64_t now_ms);
 
 /* Free the connections closed in the last round; close and free all with conn_close_all. */
-void conn_free_closed(struct aifd *aifd);
-void conn_close_all(struct aifd *aifd, const char *why);
+void conn_free_closed(struct conns *cs);
+void conn_close_all(struct conns *cs, const char *why);
 
 #endif

@@ -1,19 +1,44 @@
+/* db: the one way aifd holds a PostgreSQL connection (db.h has the rule). */
 #include "db.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-#include "aif_client.h"
+#include "aif_clock.h"
 #include "aif_db.h"
 #include "log.h"
-#include "wakeup.h"
 
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
+int db_init(struct db *db, const char *conninfo, const char *app, const char *who,
+	    unsigned timeout_ms)
+{
+	memset(db, 0, sizeof(*db));
+	db->conninfo = strdup(conninfo);
+	db->app = app;
+	db->who = who;
+	db->timeout_ms = timeout_ms;
+	db->backoff_ms = DB_BACKOFF_MIN_MS;
+	return db->conninfo ? 0 : -1;
+}
 
-PGconn *db_connect(const struct aifd_config *config)
+void db_set_setup(struct db *db, db_setup_fn setup, void *arg)
+{
+	db->setup = setup;
+	db->setup_arg = arg;
+}
+
+void db_close(struct db *db)
+{
+	PQfinish(db->conn);
+	db->conn = NULL;
+	free(db->conninfo);
+	db->conninfo = NULL;
+}
+
+PGconn *db_connect_checked(const char *conninfo)
 {
 	struct aif_diag diag;
-	PGconn *conn = aif_db_connect(config->db, "aifd");
+	PGconn *conn = aif_db_connect(conninfo, "aifd");
 
 	if (!conn) {
 		log_error("could not connect to the aif database: out of memory");
@@ -39,37 +64,137 @@ PGconn *db_connect(const struct aifd_config *config)
 	return conn;
 }
 
-void db_log_failure(enum log_level level, const char *what, PGconn *conn)
+void db_adopt(struct db *db, PGconn *conn)
 {
-	struct aif_diag d;
-
-	aif_diag_clear(&d);
-	aif_diag_message(&d, "%s", what);
-	aif_diag_detail(&d, "%s", conn ? PQerrorMessage(conn) : "out of memory");
-	log_diag(level, NULL, &d);
+	PQfinish(db->conn);
+	db->conn = conn;
 }
 
-PGconn *db_reconnect(PGconn *old, const char *conninfo, const char *application_name,
-		     const char *who, int wake_fd, atomic_bool *stopping, int (*setup)(PGconn *conn))
+void db_backoff(struct db *db)
 {
-	unsigned backoff = BACKOFF_MIN_MS;
-	PGconn *conn = old;
-	char what[128];
+	db->retry_at_ms = aif_clock_ms() + db->backoff_ms;
+	db->backoff_ms = db->backoff_ms * 2 > DB_BACKOFF_MAX_MS ? DB_BACKOFF_MAX_MS
+								  : db->backoff_ms * 2;
+}
 
-	log_warning("%s lost its database connection; reconnecting", who);
-	snprintf(what, sizeof(what), "%s could not reconnect to the database", who);
-	while (!atomic_load(stopping)) {
-		PQfinish(conn);
-		conn = aif_db_connect(conninfo, application_name);
-		if (PQstatus(conn) == CONNECTION_OK && (!setup || setup(conn) == 0)) {
-			log_info("%s reconnected to the database", who);
-			return conn;
-		}
-		if (PQstatus(conn) != CONNECTION_OK)
-			db_log_failure(LOG_LEVEL_WARNING, what, conn);
-		wakeup_wait(wake_fd, aif_clock_ms() + backoff); /* stopping wakes it */
-		backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+void db_lost(struct db *db, const struct aif_diag *why)
+{
+	char who[160];
+
+	PQfinish(db->conn);
+	db->conn = NULL;
+	db_backoff(db);
+	snprintf(who, sizeof(who), "%s lost its database connection; reconnecting", db->who);
+	if (!db->lost) {
+		db->lost = true;
+		if (why && why->message[0])
+			log_diag(LOG_LEVEL_WARNING, who, why);
+		else
+			log_warning("%s", who);
+	} else if (why && why->message[0]) {
+		log_diag(LOG_LEVEL_DEBUG, who, why);
 	}
-	PQfinish(conn);
+}
+
+int64_t db_retry_at(const struct db *db)
+{
+	return db->retry_at_ms;
+}
+
+bool db_broken(const struct db *db)
+{
+	return !db->conn || PQstatus(db->conn) != CONNECTION_OK;
+}
+
+/* "500 ms", "20 s": a bound as the config file writes it. */
+static const char *duration(char *buf, size_t size, unsigned ms)
+{
+	if (ms % 1000 == 0)
+		snprintf(buf, size, "%u s", ms / 1000);
+	else
+		snprintf(buf, size, "%u ms", ms);
+	return buf;
+}
+
+PGconn *db_get(struct db *db, struct aif_diag *diag)
+{
+	char within[32];
+
+	aif_diag_clear(diag);
+	if (db->conn && PQstatus(db->conn) == CONNECTION_OK)
+		return db->conn;
+	if (db->conn) {
+		aif_db_diag(diag, db->conn, NULL, "the database connection failed");
+		db_lost(db, diag);
+	}
+	if (aif_clock_ms() < db->retry_at_ms) {
+		aif_diag_message(diag, "the aif database is unreachable");
+		aif_diag_detail(diag, "%s tries it again in %lld ms.", db->who,
+				(long long)(db->retry_at_ms - aif_clock_ms()));
+		return NULL;
+	}
+	db->conn = aif_db_connect_by(db->conninfo, db->app, aif_clock_ms() + db->timeout_ms);
+	if (!db->conn) {
+		aif_diag_message(diag, "could not connect to the aif database: it did not answer within %s",
+				 duration(within, sizeof(within), db->timeout_ms));
+		db_lost(db, diag);
+		return NULL;
+	}
+	if (PQstatus(db->conn) != CONNECTION_OK) {
+		aif_db_diag(diag, db->conn, NULL, "could not connect to the aif database");
+		db_lost(db, diag);
+		return NULL;
+	}
+	if (db->setup && db->setup(db, db->setup_arg, diag) < 0) {
+		db_lost(db, diag);
+		return NULL;
+	}
+	db->backoff_ms = DB_BACKOFF_MIN_MS;
+	if (db->lost) {
+		db->lost = false;
+		db->reconnects++;
+		log_info("%s reconnected to the database", db->who);
+	}
+	return db->conn;
+}
+
+PGresult *db_result(struct db *db, const char *what, int sent, struct aif_diag *diag)
+{
+	int64_t deadline_ms = aif_clock_ms() + db->timeout_ms;
+	PGresult *res = aif_db_result_by(db->conn, sent, deadline_ms);
+	int64_t late = aif_clock_ms() - deadline_ms;
+	char within[32];
+
+	if (res && PQstatus(db->conn) == CONNECTION_OK) {
+		if (PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK)
+			db->backoff_ms = DB_BACKOFF_MIN_MS; /* the database works */
+		return res;
+	}
+	if (res) { /* the connection broke under the statement */
+		aif_db_diag(diag, db->conn, res, what);
+		PQclear(res);
+	} else if (late >= 0) {
+		aif_diag_clear(diag);
+		aif_diag_message(diag, "%s: the aif database did not answer within %s", what,
+				 duration(within, sizeof(within), db->timeout_ms));
+	} else {
+		aif_db_diag(diag, db->conn, NULL, what);
+	}
+	db_lost(db, diag);
 	return NULL;
+}
+
+PGresult *db_exec(struct db *db, const char *what, const char *sql, int nparams,
+		  const char *const *params, struct aif_diag *diag)
+{
+	struct aif_diag why;
+
+	if (!db_get(db, &why)) {
+		aif_diag_clear(diag);
+		aif_diag_message(diag, "%s: %s", what, why.message);
+		aif_diag_detail(diag, "%s", why.detail);
+		return NULL;
+	}
+	return db_result(db, what,
+			 PQsendQueryParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0), diag);
 }

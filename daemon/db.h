@@ -1,31 +1,112 @@
-/* db: aifd's connection to PostgreSQL. */
+/*
+ * db: the one way aifd holds a PostgreSQL connection (docs/aifd.md, "Database connections").
+ *
+ * Every owner of a connection (the usage writer, the budget refresh, reconciliation, each
+ * worker for admissions) has its own struct db, used by its own thread alone: no lock guards
+ * it, so nobody ever waits for another thread's database. The rule is the same for all:
+ *
+ *   - the schema version is checked once, at start-up (db_connect_checked()); a connection
+ *     made later is the same database's and is not checked again;
+ *   - connecting, and every statement, is given up after the owner's timeout_ms: a database
+ *     that stops answering (stopped, a network black hole) holds nobody longer than that;
+ *   - a connection that failed or did not answer in time is dropped (its state is unknown),
+ *     and no new one is tried before a backoff of 100 ms, doubled up to 5 s, has passed;
+ *     db_get() says "not now" at once meanwhile, and the owner decides what to do (wait for
+ *     db_retry_at(), or go on without the database);
+ *   - the first failure of an outage is a warning ("<who> lost its database connection"),
+ *     the connection made again an info line; those between are at debug.
+ */
 #ifndef AIFD_DB_H
 #define AIFD_DB_H
 
-#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 #include <libpq-fe.h>
 
-#include "config.h"
-#include "log.h"
+#include "aif_diag.h"
+
+#define DB_BACKOFF_MIN_MS 100
+#define DB_BACKOFF_MAX_MS 5000
+
+struct db;
+
+/* Run on every new connection before it is used (prepare a statement, LISTEN); 0 or -1 with diag. */
+typedef int (*db_setup_fn)(struct db *db, void *arg, struct aif_diag *diag);
+
+struct db {
+	char *conninfo;
+	const char *app; /* application_name, for pg_stat_activity: "aifd-store" */
+	const char *who; /* for the log: "the usage writer" */
+	unsigned timeout_ms; /* bound on connecting, and on each statement */
+	db_setup_fn setup;
+	void *setup_arg;
+	PGconn *conn;          /* NULL: none now */
+	unsigned backoff_ms;   /* the wait after the next failure */
+	int64_t retry_at_ms;   /* aif_clock_ms(): no connection is tried before */
+	bool lost;             /* an outage is under way: logged once */
+	uint64_t reconnects;   /* connections made after a loss */
+};
+
+/* app and who are kept as pointers (string literals). 0, or -1 when out of memory. */
+int db_init(struct db *db, const char *conninfo, const char *app, const char *who,
+	    unsigned timeout_ms);
+void db_set_setup(struct db *db, db_setup_fn setup, void *arg);
+
+/* Close the connection and free what db_init() took. */
+void db_close(struct db *db);
 
 /*
- * Connect with config->db and check that the database has aif's schema at this program's
- * version. Returns the connection, or NULL (logged, with what to do).
+ * Connect with the aifd defaults (aif_db_connect()) and check that the database has aif's
+ * schema at this program's version: start-up's one check. The connection, or NULL (logged as
+ * an error, with what to do).
  */
-PGconn *db_connect(const struct aifd_config *config);
+PGconn *db_connect_checked(const char *conninfo);
 
-/* Log that connecting failed: what, then libpq's reason as DETAIL. */
-void db_log_failure(enum log_level level, const char *what, PGconn *conn);
+/* Take a connection made by db_connect_checked() as db's own (setup is run on it). */
+void db_adopt(struct db *db, PGconn *conn);
 
 /*
- * For a thread whose own connection was lost (old, freed here): connect again as often as it
- * takes, with a capped exponential backoff whose waits wake_fd cuts short, until *stopping.
- * setup (NULL: none) runs on each new connection, such as a LISTEN; when it fails (it logs),
- * the connection counts as failed. Logs as "<who> lost its database connection; ...".
- * Returns the connection, or NULL once stopping.
+ * The connection, connected now if need be; NULL with diag when there is none: backing off
+ * after a failure, or the attempt failed (then backing off).
  */
-PGconn *db_reconnect(PGconn *old, const char *conninfo, const char *application_name,
-		     const char *who, int wake_fd, atomic_bool *stopping, int (*setup)(PGconn *conn));
+PGconn *db_get(struct db *db, struct aif_diag *diag);
+
+/*
+ * When the next attempt may be made (aif_clock_ms()); in the past when at once. After a
+ * failure the owner waits for it by its own means (a condition, an eventfd).
+ */
+int64_t db_retry_at(const struct db *db);
+
+/*
+ * The server answered, but asks for the statement to be run again later (a deadlock, a
+ * shutdown under way): the connection is kept, the next attempt waits for the backoff.
+ */
+void db_backoff(struct db *db);
+
+/*
+ * Run sql with text parameters (NULL for SQL NULL) on db's connection, connecting first if
+ * need be. The result when the server answered (check its status: a statement's error leaves
+ * the connection usable); NULL with diag ("<what>: ...") when there was no connection, it
+ * failed, or the server did not answer within timeout_ms: the connection is then dropped
+ * (db_lost()).
+ */
+PGresult *db_exec(struct db *db, const char *what, const char *sql, int nparams,
+		  const char *const *params, struct aif_diag *diag);
+
+/*
+ * The same for a statement sent with libpq's PQsend*() on db->conn (sent: what that
+ * returned), e.g. a prepared one, or several statements in one string.
+ */
+PGresult *db_result(struct db *db, const char *what, int sent, struct aif_diag *diag);
+
+/*
+ * The connection failed or is in an unknown state: drop it and back off. why (may be NULL)
+ * is logged as the warning when this starts an outage.
+ */
+void db_lost(struct db *db, const struct aif_diag *why);
+
+/* Whether the last statement's error was the connection's rather than the statement's. */
+bool db_broken(const struct db *db);
 
 #endif

@@ -127,36 +127,62 @@ static const struct snap_budget *budget_for(const struct snap_budget *b, size_t 
 	return NULL;
 }
 
-/* Usage of one row at now: the snapshot's figure plus the running GPUs since taken_at. */
-static double row_used_us(const struct snapshot *s, const struct snap_usage *u, int64_t now)
+/*
+ * GPU-microseconds of one row at now: the snapshot's figure plus the running GPUs since
+ * taken_at, within the period: what aif.gpu_us_within() gives their intervals up to now
+ * (whole seconds here, whole microseconds there: both exact).
+ */
+static int64_t row_used_us(const struct snapshot *s, const struct snap_usage *u, int64_t now)
 {
 	const struct snap_period *per = &s->periods[u->period];
 	int64_t from = s->taken_at > per->start ? s->taken_at : per->start;
 	int64_t to = now < per->end ? now : per->end;
-	double used = (double)u->used_us;
+	int64_t used = u->used_us;
 	if (to > from && u->running_gpus > 0)
-		used += (double)u->running_gpus * (double)(to - from) * 1e6;
+		used += u->running_gpus * (to - from) * 1000000;
 	return used;
 }
 
-/* GPU-hours used in periods[period] by project index proj, or by all projects of factory f. */
-static double project_used(const struct snapshot *s, size_t period, size_t proj, int64_t now)
+/* GPU-microseconds used in periods[period] by project index proj, or by all projects of factory f. */
+static int64_t project_used(const struct snapshot *s, size_t period, size_t proj, int64_t now)
 {
-	double us = 0;
+	int64_t us = 0;
 	for (size_t i = 0; i < s->n_usage; i++)
 		if (s->usage[i].period == period && s->usage[i].project == proj)
 			us += row_used_us(s, &s->usage[i], now);
-	return us / US_PER_HOUR;
+	return us;
 }
 
-static double factory_used(const struct snapshot *s, size_t period, size_t f, int64_t now)
+static int64_t factory_used(const struct snapshot *s, size_t period, size_t f, int64_t now)
 {
-	double us = 0;
+	int64_t us = 0;
 	for (size_t i = 0; i < s->n_usage; i++)
 		if (s->usage[i].period == period && s->usage[i].project < s->n_projects &&
 		    s->projects[s->usage[i].project].factory == f)
 			us += row_used_us(s, &s->usage[i], now);
-	return us / US_PER_HOUR;
+	return us;
+}
+
+static double to_hours(int64_t us)
+{
+	return (double)us / US_PER_HOUR;
+}
+
+/*
+ * The state of budget b of an owner with policy pol at used_us: 1 exhausted; else the highest
+ * warn_at percent reached (-(percent)), or 0. Only the thresholds the snapshot loaded from
+ * aif.budget_thresholds() are compared: the one definition, which budget_status shares.
+ */
+static int reached(const struct snap_budget *b, const struct snap_policy *pol, int64_t used_us)
+{
+	int at = 0;
+
+	if (used_us >= b->exhausted_us)
+		return 1;
+	for (size_t i = 0; i < pol->n_warn_at && i < SNAP_MAX_WARN_AT; i++)
+		if (pol->warn_at[i] > at && used_us >= b->warn_us[i])
+			at = pol->warn_at[i];
+	return -at;
 }
 
 static bool contains(const struct snap_period *p, int64_t now)
@@ -188,16 +214,6 @@ static int exhausted_msg(struct decision *out, const char *who, const char *per,
 			hours(b, sizeof(b), budget));
 	aif_diag_hint(d, "Ask your AI Factory (%s) for more GPU-hours, or use another project.", factory);
 	return refuse(out, DECIDE_R_PROJECT_EXHAUSTED);
-}
-
-/* The highest threshold of pol reached by used/budget, or 0. */
-static int threshold(const struct snap_policy *pol, double used, double budget)
-{
-	int reached = 0;
-	for (size_t i = 0; i < pol->n_warn_at && i < SNAP_MAX_WARN_AT; i++)
-		if (pol->warn_at[i] > reached && used * 100.0 >= (double)pol->warn_at[i] * budget)
-			reached = pol->warn_at[i];
-	return reached;
 }
 
 static void warn_msg(struct decision *out, const char *who, const char *per, double used,
@@ -258,48 +274,48 @@ static int check_budgets(const struct snapshot *s, const struct decide_request *
 	}
 	for (size_t i = 0; i < s->n_periods; i++) {
 		const struct snap_budget *pb = budget_for(p->budgets, p->n_budgets, i);
-		double used;
+		int64_t used;
 		if (!contains(&s->periods[i], req->now) || !pb)
 			continue;
 		used = project_used(s, i, pi, req->now);
-		if (used >= pb->gpu_hours)
-			return exhausted_msg(out, who_p, s->periods[i].id, used, pb->gpu_hours, f->id,
-					     false, p->id);
+		if (reached(pb, &p->policy, used) > 0)
+			return exhausted_msg(out, who_p, s->periods[i].id, to_hours(used), pb->gpu_hours,
+					     f->id, false, p->id);
 	}
 	for (size_t i = 0; i < s->n_periods; i++) {
 		const struct snap_budget *fb = budget_for(f->budgets, f->n_budgets, i);
-		double used;
+		int64_t used;
 		if (!contains(&s->periods[i], req->now))
 			continue;
 		used = factory_used(s, i, p->factory, req->now);
-		if (used >= fb->gpu_hours)
-			return exhausted_msg(out, who_f, s->periods[i].id, used, fb->gpu_hours, f->id,
-					     true, p->id);
+		if (reached(fb, &f->policy, used) > 0)
+			return exhausted_msg(out, who_f, s->periods[i].id, to_hours(used), fb->gpu_hours,
+					     f->id, true, p->id);
 	}
 	for (size_t i = 0; i < s->n_periods; i++) {
 		const struct snap_budget *pb = budget_for(p->budgets, p->n_budgets, i);
-		double used;
+		int64_t used;
 		int at;
 		if (!contains(&s->periods[i], req->now) || !pb)
 			continue;
 		used = project_used(s, i, pi, req->now);
-		at = threshold(&p->policy, used, pb->gpu_hours);
-		if (at) {
-			warn_msg(out, who_p, s->periods[i].id, used, pb->gpu_hours, at, f->id,
+		at = -reached(pb, &p->policy, used);
+		if (at > 0) {
+			warn_msg(out, who_p, s->periods[i].id, to_hours(used), pb->gpu_hours, at, f->id,
 				 DECIDE_R_PROJECT_WARNING);
 			return out->verdict;
 		}
 	}
 	for (size_t i = 0; i < s->n_periods; i++) {
 		const struct snap_budget *fb = budget_for(f->budgets, f->n_budgets, i);
-		double used;
+		int64_t used;
 		int at;
 		if (!contains(&s->periods[i], req->now))
 			continue;
 		used = factory_used(s, i, p->factory, req->now);
-		at = threshold(&f->policy, used, fb->gpu_hours);
-		if (at) {
-			warn_msg(out, who_f, s->periods[i].id, used, fb->gpu_hours, at, f->id,
+		at = -reached(fb, &f->policy, used);
+		if (at > 0) {
+			warn_msg(out, who_f, s->periods[i].id, to_hours(used), fb->gpu_hours, at, f->id,
 				 DECIDE_R_FACTORY_WARNING);
 			return out->verdict;
 		}
@@ -434,18 +450,12 @@ int decide(const struct snapshot *s, const struct decide_request *req, struct de
 	return check_budgets(s, req, p, out);
 }
 
-const char *decide_default_sector(const struct snapshot *s, const char *id)
+static const char *state_name(const struct snap_budget *b, const struct snap_policy *pol,
+			      int64_t used_us)
 {
-	const struct snap_project *p = find_project(s, id);
+	int r = reached(b, pol, used_us);
 
-	return p && p->n_sectors ? p->sectors[0] : NULL;
-}
-
-static const char *state_name(const struct snap_policy *pol, double used, double budget)
-{
-	if (used >= budget)
-		return "exhausted";
-	return pol->n_warn_at && used * 100.0 >= (double)pol->warn_at[0] * budget ? "warning" : "ok";
+	return r > 0 ? "exhausted" : r < 0 ? "warning" : "ok";
 }
 
 size_t decide_status(const struct snapshot *s, const struct decide_request *req, int all,
@@ -467,14 +477,18 @@ size_t decide_status(const struct snapshot *s, const struct decide_request *req,
 			if (!contains(&s->periods[i], req->now) || (!pb && !fb))
 				continue;
 			if (pb) {
+				int64_t used = project_used(s, i, pi, req->now);
+
 				st.budget_gpu_hours = pb->gpu_hours;
-				st.used_gpu_hours = project_used(s, i, pi, req->now);
-				st.state = state_name(&p->policy, st.used_gpu_hours, pb->gpu_hours);
+				st.used_gpu_hours = to_hours(used);
+				st.state = state_name(pb, &p->policy, used);
 			} else {
 				st.scope = "factory";
+				int64_t used = factory_used(s, i, p->factory, req->now);
+
 				st.budget_gpu_hours = fb->gpu_hours;
-				st.used_gpu_hours = factory_used(s, i, p->factory, req->now);
-				st.state = state_name(&f->policy, st.used_gpu_hours, fb->gpu_hours);
+				st.used_gpu_hours = to_hours(used);
+				st.state = state_name(fb, &f->policy, used);
 			}
 			fn(arg, &st);
 			lines++;

@@ -112,9 +112,6 @@ struct project_status {
 size_t decide_status(const struct snapshot *s, const struct decide_request *req, int all,
 		     void (*fn)(void *arg, const struct project_status *st), void *arg);
 
-/* The default (first) sector of project id; NULL for an unknown project or one without sectors. */
-const char *decide_default_sector(const struct snapshot *s, const char *id);
-
 /*
  * Whether a decision for this reason names a project and sector its user may use, and so be
  * charged for: every reason but the refusals before the budget checks (step 1 and 2 above).

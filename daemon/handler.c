@@ -10,7 +10,7 @@
 #include <munge.h>
 
 #include "admissions.h"
-#include "aif_client.h" /* aif_clock_ms */
+#include "aif_clock.h"
 #include "aif_proto.h"
 #include "decide.h"
 #include "identity.h"
@@ -39,10 +39,16 @@ struct handler {
 	uid_t slurm_uid;
 	char slurm_user[64];
 	char *munge_socket;
+	char *conninfo;
 	struct refresh *refresh;
 	struct store *store;
-	struct admissions *admissions;
 	struct pool *pool;
+};
+
+/* What each worker thread owns: its MUNGE context and its database connection (admissions). */
+struct worker {
+	munge_ctx_t munge;
+	struct db db;
 };
 
 /* Encode m as the answer to req and hand req back to the loop. */
@@ -180,8 +186,8 @@ static void reply_admission(struct handler *h, struct request *req, const char *
  * check and admit: the decision, on the current snapshot. An admission is decided once per
  * job (admissions.h): a later admit of the same job gets the first answer.
  */
-static void handle_decision(struct handler *h, struct request *req, const struct aif_proto_msg *m,
-			    uid_t sender, gid_t sender_gid)
+static void handle_decision(struct handler *h, struct worker *w, struct request *req,
+			    const struct aif_proto_msg *m, uid_t sender, gid_t sender_gid)
 {
 	const char *nonce = aif_proto_get(&m->header, "nonce");
 	struct decide_request dr = {0};
@@ -198,7 +204,7 @@ static void handle_decision(struct handler *h, struct request *req, const struct
 		aif_proto_get_u64(&m->header, "job", UINT32_MAX, &job, NULL);
 		aif_proto_get_u64(&m->header, "uid", UINT32_MAX, &uid, NULL);
 		aif_proto_get_u64(&m->header, "gid", UINT32_MAX, &gid, NULL);
-		if (admissions_recall(h->admissions, h->cluster, (uint32_t)job, (uint32_t)uid, &adm) == 1) {
+		if (admissions_recall(&w->db, h->cluster, (uint32_t)job, (uint32_t)uid, &adm) == 1) {
 			log_debug("admission of job %llu: %s, as decided before",
 				  (unsigned long long)job, adm.verdict);
 			reply_admission(h, req, nonce, &adm);
@@ -239,7 +245,7 @@ static void handle_decision(struct handler *h, struct request *req, const struct
 	identity_free(&id);
 	/* The first decision wins; without the database, this one stands alone (logged). */
 	if (admit)
-		admissions_keep(h->admissions, h->cluster, (uint32_t)job, (uint32_t)uid, &adm);
+		admissions_keep(&w->db, h->cluster, (uint32_t)job, (uint32_t)uid, &adm);
 	reply_admission(h, req, nonce, &adm);
 }
 
@@ -419,11 +425,12 @@ static bool decide_charging(struct handler *h, const struct usage_record *u, con
 }
 
 /* Charge u to the project of its job's admission, if that names one its user may use. */
-static bool charge_admitted(struct handler *h, struct usage_record *u, struct names *names)
+static bool charge_admitted(struct handler *h, struct worker *w, struct usage_record *u,
+			    struct names *names)
 {
 	struct admission adm;
 
-	return admissions_recall(h->admissions, h->cluster, u->job, u->uid, &adm) == 1 &&
+	return admissions_recall(&w->db, h->cluster, u->job, u->uid, &adm) == 1 &&
 	       admission_charges(&adm) && charge(u, names, adm.project, adm.sector);
 }
 
@@ -439,8 +446,8 @@ static bool charge_admitted(struct handler *h, struct usage_record *u, struct na
  * is held: a slow one must not hold up the refresh, and every decision queued behind it.
  * -1 only when out of memory.
  */
-static int resolve_project(struct handler *h, struct usage_record *u, struct names *names,
-			   struct aif_diag *diag)
+static int resolve_project(struct handler *h, struct worker *w, struct usage_record *u,
+			   struct names *names, struct aif_diag *diag)
 {
 	bool named = u->project && u->project[0];
 	enum decide_reason why = DECIDE_R_OK; /* set wherever nothing charges */
@@ -454,7 +461,7 @@ static int resolve_project(struct handler *h, struct usage_record *u, struct nam
 		*diag = dec.diag; /* why not the one sent, should nothing else do either */
 		why = dec.reason;
 	}
-	if (!charged && charge_admitted(h, u, names)) {
+	if (!charged && charge_admitted(h, w, u, names)) {
 		identity_free(&id);
 		return 0;
 	}
@@ -512,7 +519,8 @@ static int parse_record(const struct aif_proto_block *b, const char *cluster,
 	return 0;
 }
 
-static void handle_usage(struct handler *h, struct request *req, const struct aif_proto_msg *m)
+static void handle_usage(struct handler *h, struct worker *w, struct request *req,
+			 const struct aif_proto_msg *m)
 {
 	const char *nonce = aif_proto_get(&m->header, "nonce");
 	struct usage_record *recs = calloc(m->nrecords, sizeof(*recs));
@@ -534,7 +542,7 @@ static void handle_usage(struct handler *h, struct request *req, const struct ai
 			rc = STORE_REFUSED;
 			break;
 		}
-		if (resolve_project(h, &recs[i], &names, &why) < 0) {
+		if (resolve_project(h, w, &recs[i], &names, &why) < 0) {
 			aif_diag_message(&d, "aifd is out of memory");
 			rc = -1;
 			break;
@@ -568,6 +576,7 @@ static void handle_usage(struct handler *h, struct request *req, const struct ai
 static void handle(void *arg, void *thread_state, struct request *req)
 {
 	struct handler *h = arg;
+	struct worker *w = thread_state;
 	struct aif_proto_msg m;
 	struct aif_diag d;
 	void *payload;
@@ -577,13 +586,13 @@ static void handle(void *arg, void *thread_state, struct request *req)
 	const char *nonce, *cluster;
 
 	aif_diag_clear(&d);
-	if (!thread_state) {
+	if (!w) {
 		aif_diag_message(&d, "aifd could not check the request's MUNGE credential");
 		aif_diag_detail(&d, "This worker thread has no MUNGE context (see aifd's log).");
 		reply_diag(h, req, AIF_PROTO_ERROR, NULL, &d);
 		return;
 	}
-	if (authenticate(h, thread_state, req, &payload, &len, &uid, &gid) < 0)
+	if (authenticate(h, w->munge, req, &payload, &len, &uid, &gid) < 0)
 		return;
 	if (aif_proto_decode(payload, (size_t)len, &m, &d) < 0 ||
 	    aif_proto_validate_request(&m, &d) < 0) {
@@ -618,37 +627,47 @@ static void handle(void *arg, void *thread_state, struct request *req)
 		log_limited(h, HANDLER_LOG_REFUSED, req, uid, "request refused", &d);
 		reply_diag(h, req, AIF_PROTO_REFUSE, nonce, &d);
 	} else if (m.kind == AIF_PROTO_USAGE) {
-		handle_usage(h, req, &m);
+		handle_usage(h, w, req, &m);
 	} else if (m.kind == AIF_PROTO_STATUS) {
 		handle_status(h, req, &m, uid, gid);
 	} else {
-		handle_decision(h, req, &m, uid, gid);
+		handle_decision(h, w, req, &m, uid, gid);
 	}
 	aif_proto_msg_free(&m);
+}
+
+static void thread_stop(void *arg, void *thread_state)
+{
+	struct worker *w = thread_state;
+
+	(void)arg;
+	if (!w)
+		return;
+	db_close(&w->db);
+	if (w->munge)
+		munge_ctx_destroy(w->munge);
+	free(w);
 }
 
 static void *thread_start(void *arg)
 {
 	struct handler *h = arg;
-	munge_ctx_t ctx = munge_ctx_create();
+	struct worker *w = calloc(1, sizeof(*w));
 
-	if (!ctx) {
-		log_error("could not create a MUNGE context: out of memory");
+	/* The connection is made at the worker's first admission, not here. */
+	if (!w || db_init(&w->db, h->conninfo, "aifd-admissions", "admissions",
+			  ADMISSIONS_TIMEOUT_MS) < 0 || !(w->munge = munge_ctx_create())) {
+		log_error("could not start a worker: out of memory");
+		thread_stop(h, w);
 		return NULL;
 	}
-	if (h->munge_socket && munge_ctx_set(ctx, MUNGE_OPT_SOCKET, h->munge_socket) != EMUNGE_SUCCESS) {
+	if (h->munge_socket && munge_ctx_set(w->munge, MUNGE_OPT_SOCKET, h->munge_socket) != EMUNGE_SUCCESS) {
 		log_error("could not set the MUNGE socket \"%s\": %s", h->munge_socket,
-			  munge_ctx_strerror(ctx));
-		munge_ctx_destroy(ctx);
+			  munge_ctx_strerror(w->munge));
+		thread_stop(h, w);
 		return NULL;
 	}
-	return ctx;
-}
-
-static void thread_stop(void *arg, void *thread_state)
-{
-	(void)arg;
-	munge_ctx_destroy(thread_state);
+	return w;
 }
 
 void handler_pool_ops(struct handler *h, struct pool_ops *ops)
@@ -678,8 +697,7 @@ struct handler *handler_new(const struct handler_settings *settings, struct refr
 	}
 	h->refresh = refresh;
 	h->store = store;
-	h->admissions = admissions_open(settings->conninfo);
-	if (!h->admissions) {
+	if (!(h->conninfo = strdup(settings->conninfo))) {
 		handler_free(h);
 		return NULL;
 	}
@@ -694,7 +712,7 @@ void handler_set_pool(struct handler *h, struct pool *pool)
 void handler_free(struct handler *h)
 {
 	if (h) {
-		admissions_close(h->admissions);
+		free(h->conninfo);
 		free(h->munge_socket);
 		free(h);
 	}

@@ -24,7 +24,7 @@
 #include <slurm/slurm.h>
 #include <slurm/slurm_errno.h>
 
-#include "aif_client.h"
+#include "aif_clock.h"
 #include "aif_diag.h"
 #include "log.h"
 #include "slurmctld.h"

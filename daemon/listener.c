@@ -1,12 +1,15 @@
 #include "listener.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -14,10 +17,79 @@
 
 #include "log.h"
 
+/*
+ * Out of file descriptors, accept() fails and the listener stays readable: the loop would
+ * spin. This fd is given up to accept and close one connection, so that the client at least
+ * sees it refused, and taken again. The loop thread's, like the listeners.
+ */
+static int spare_fd = -1;
+
+/* Accepted per readiness of a listener: a flood of connections must not starve the others. */
+#define ACCEPT_BATCH 64
+
 void listener_init(struct listener *l)
 {
 	memset(l, 0, sizeof(*l));
 	l->watch.fd = -1;
+}
+
+static void refuse_one(struct listener *l)
+{
+	int fd;
+
+	if (spare_fd < 0)
+		return;
+	close(spare_fd);
+	fd = accept4(l->watch.fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd >= 0)
+		close(fd);
+	spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+static void listener_ready(struct watch *watch, uint32_t events)
+{
+	struct listener *l = (struct listener *)((char *)watch - offsetof(struct listener, watch));
+
+	(void)events;
+	for (int accepted = 0; accepted < ACCEPT_BATCH;) {
+		int fd = accept4(l->watch.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd >= 0) {
+			l->accepted(l->arg, fd, l);
+			accepted++;
+			continue;
+		}
+		switch (errno) {
+		case EAGAIN:
+			return;
+		case EINTR:
+		case ECONNABORTED: /* the client gave up before we accepted */
+			continue;
+		case EMFILE:
+		case ENFILE:
+			log_warning("out of file descriptors; refusing a connection on %s", l->name);
+			refuse_one(l);
+			return;
+		default:
+			log_error("could not accept a connection on %s: %s", l->name, strerror(errno));
+			return;
+		}
+	}
+}
+
+int listener_start(struct listener *l, struct loop *loop, listener_accept_fn accepted, void *arg)
+{
+	if (l->watch.fd < 0)
+		return 0;
+	if (spare_fd < 0)
+		spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	l->accepted = accepted;
+	l->arg = arg;
+	l->watch.ready = listener_ready;
+	if (loop_watch(loop, &l->watch, EPOLLIN) < 0)
+		return -1;
+	l->loop = loop;
+	return 0;
 }
 
 int listener_resolve_tcp(const char *text, struct addrinfo **res, struct aif_diag *diag)
@@ -135,7 +207,7 @@ static int socket_in_use(const char *path, bool *in_use)
 
 static int make_socket_dir(const char *path, uid_t owner, gid_t group)
 {
-	char copy[AIFD_SOCKET_PATH_SIZE];
+	char copy[sizeof(((struct listener *)0)->path)];
 	const char *dir;
 	struct stat st;
 
@@ -235,13 +307,14 @@ int listener_open_unix(struct listener *l, const char *path, uid_t owner, gid_t 
 	return 0;
 }
 
-void listener_close(struct aifd *aifd, struct listener *l)
+void listener_close(struct listener *l)
 {
 	struct stat st;
 
 	if (l->watch.fd < 0)
 		return;
-	loop_unwatch(aifd, &l->watch);
+	if (l->loop)
+		loop_unwatch(l->loop, &l->watch);
 	close(l->watch.fd);
 	l->watch.fd = -1;
 	if (!l->path[0])

@@ -1,6 +1,7 @@
 /*
  * listener: aifd's listening sockets, the Unix socket for local clients and the TCP one for
- * the other nodes. Both are non-blocking; the loop accepts on them.
+ * the other nodes. Both are non-blocking; once started, each accepts what the loop finds ready
+ * (at most 64 a round) and hands every connection to its accept function.
  */
 #ifndef AIFD_LISTENER_H
 #define AIFD_LISTENER_H
@@ -8,18 +9,26 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include <sys/un.h>
+
 #include "aif_diag.h"
-#include "config.h"
 #include "loop.h"
 
 struct addrinfo;
+struct listener;
+
+/* Called with each connection accepted (non-blocking, close-on-exec), which it owns from then on. */
+typedef void (*listener_accept_fn)(void *arg, int fd, const struct listener *l);
 
 struct listener {
 	struct watch watch;     /* watch.fd < 0: not open */
 	char name[160];         /* for messages: the socket's path, or "tcp ADDRESS:PORT" */
-	char path[AIFD_SOCKET_PATH_SIZE]; /* Unix socket: the path to remove when closing */
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* Unix socket: to remove when closing */
 	dev_t dev;              /* Unix socket: what was bound at path, to remove only that */
 	ino_t ino;
+	struct loop *loop;      /* NULL until started */
+	listener_accept_fn accepted;
+	void *arg;
 };
 
 /* A listener that is not open; listener_close() on it does nothing. */
@@ -41,7 +50,10 @@ int listener_open_tcp(struct listener *l, const char *text);
  */
 int listener_open_unix(struct listener *l, const char *path, uid_t owner, gid_t group);
 
+/* Accept on l (when it is open) from now on, in loop. 0, or -1 (logged). */
+int listener_start(struct listener *l, struct loop *loop, listener_accept_fn accepted, void *arg);
+
 /* Close; a Unix socket's path is removed if it is still the socket this listener bound. */
-void listener_close(struct aifd *aifd, struct listener *l);
+void listener_close(struct listener *l);
 
 #endif

@@ -40,7 +40,7 @@
 #include <slurm/slurm.h>
 #include <slurm/slurm_errno.h>
 
-#include "aif_client.h"
+#include "aif_clock.h"
 #include "aif_db.h"
 #include "db.h"
 #include "log.h"
@@ -210,10 +210,12 @@ struct run {
 	time_t end;
 };
 
+/* The longest one statement may take before the connection is dropped. */
+#define RECONCILE_STATEMENT_MS 20000
+
 struct reconcile {
-	char *conninfo;
 	char *cluster;
-	PGconn *conn;             /* the thread's alone once it runs */
+	struct db db;             /* the thread's alone once it runs */
 	atomic_uint interval_ms;
 	atomic_bool stopping;
 	int wake_fd;              /* eventfd: a new interval, or stopping */
@@ -372,13 +374,15 @@ static bool judge_runs(struct reconcile *r, struct run *runs, size_t n)
 static PGresult *exec(struct reconcile *r, const char *what, const char *sql, int n,
 		      const char *const *values, ExecStatusType want)
 {
-	PGresult *res = PQexecParams(r->conn, sql, n, NULL, values, NULL, NULL, 0);
 	struct aif_diag d;
+	PGresult *res = db_exec(&r->db, what, sql, n, values, &d);
 
 	if (PQresultStatus(res) == want)
 		return res;
-	aif_db_diag(&d, r->conn, res, what);
-	log_diag(LOG_LEVEL_WARNING, NULL, &d);
+	if (res) { /* else db_lost() logged it */
+		aif_db_diag(&d, r->db.conn, res, what);
+		log_diag(LOG_LEVEL_WARNING, NULL, &d);
+	}
 	PQclear(res);
 	return NULL;
 }
@@ -723,7 +727,7 @@ static void pass(struct reconcile *r)
 			closed = write_verdicts(r, runs, n, seen_at);
 	}
 	free(runs);
-	if (PQstatus(r->conn) != CONNECTION_OK || atomic_load(&r->stopping))
+	if (!r->db.conn || atomic_load(&r->stopping))
 		return;
 	forget_and_flush(r, closed);
 	if (n > 0) /* no running job, nothing to cancel (and no need to add up every budget) */
@@ -739,14 +743,11 @@ static void *reconcile_thread(void *arg)
 	while (!atomic_load(&r->stopping)) {
 		int64_t started = aif_clock_ms();
 
-		if (PQstatus(r->conn) != CONNECTION_OK)
-			r->conn = db_reconnect(r->conn, r->conninfo, "aifd-reconcile", "reconciliation",
-					       r->wake_fd, &r->stopping, NULL);
-		if (atomic_load(&r->stopping))
-			break;
 		pass(r);
-		if (PQstatus(r->conn) != CONNECTION_OK)
-			continue; /* reconnect and try again at once */
+		if (!r->db.conn) { /* lost: again once its backoff is over */
+			wakeup_wait(r->wake_fd, db_retry_at(&r->db));
+			continue;
+		}
 		/* A new interval wakes the wait: the next pass is due that long after this one. */
 		while (!atomic_load(&r->stopping) &&
 		       wakeup_wait(r->wake_fd, started + atomic_load(&r->interval_ms)))
@@ -760,9 +761,8 @@ static void reconcile_free(struct reconcile *r)
 {
 	if (r->wake_fd >= 0)
 		close(r->wake_fd);
-	PQfinish(r->conn);
+	db_close(&r->db);
 	free(r->cluster);
-	free(r->conninfo);
 	free(r);
 	slurmctld_release();
 }
@@ -770,7 +770,6 @@ static void reconcile_free(struct reconcile *r)
 struct reconcile *reconcile_start(const struct reconcile_options *opts)
 {
 	struct reconcile *r;
-	struct aif_diag d;
 	int e;
 
 	if (slurmctld_acquire() < 0)
@@ -784,23 +783,15 @@ struct reconcile *reconcile_start(const struct reconcile_options *opts)
 	atomic_init(&r->interval_ms, opts->interval_ms);
 	atomic_init(&r->stopping, false);
 	r->wake_fd = -1;
-	if (!(r->conninfo = strdup(opts->conninfo)) || !(r->cluster = strdup(opts->cluster))) {
+	if (db_init(&r->db, opts->conninfo, "aifd-reconcile", "reconciliation",
+		    RECONCILE_STATEMENT_MS) < 0 ||
+	    !(r->cluster = strdup(opts->cluster))) {
 		log_error("out of memory");
 		goto fail;
 	}
 	r->wake_fd = wakeup_open();
 	if (r->wake_fd < 0)
 		goto fail;
-	r->conn = aif_db_connect(r->conninfo, "aifd-reconcile");
-	if (!r->conn || PQstatus(r->conn) != CONNECTION_OK) {
-		db_log_failure(LOG_LEVEL_ERROR, "reconciliation could not connect to the aif database",
-			       r->conn);
-		goto fail;
-	}
-	if (aif_db_check_schema(r->conn, &d) < 0) {
-		log_diag(LOG_LEVEL_ERROR, NULL, &d);
-		goto fail;
-	}
 	e = pthread_create(&r->thread, NULL, reconcile_thread, r);
 	if (e) {
 		log_error("could not start the reconciliation thread: %s", strerror(e));

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "aif_client.h"
+#include "aif_clock.h"
 #include "aif_db.h"
 #include "db.h"
 #include "log.h"
@@ -23,9 +23,11 @@
  */
 #define LOAD_SHARE 5
 
+/* The longest one statement of a load may take before the connection is dropped. */
+#define REFRESH_STATEMENT_MS 20000
+
 struct refresh {
-	PGconn *conn;                 /* the thread's alone once it runs */
-	char *conninfo;
+	struct db db;                 /* the thread's alone once it runs */
 	unsigned min_interval_ms;
 	atomic_uint interval_ms;
 	pthread_rwlock_t lock;        /* readers: decisions; writer: the swap */
@@ -36,14 +38,17 @@ struct refresh {
 	pthread_t thread;
 };
 
-static int listen_config(PGconn *conn)
+/* db_setup_fn: every connection of the refresh listens for budget changes. */
+static int listen_config(struct db *db, void *arg, struct aif_diag *diag)
 {
-	PGresult *res = PQexec(conn, "LISTEN aif_config");
+	PGresult *res = db_result(db, "could not LISTEN for budget changes",
+				  PQsendQuery(db->conn, "LISTEN aif_config"), diag);
 	int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 
+	(void)arg;
+	if (res && !ok)
+		aif_db_diag(diag, db->conn, res, "could not LISTEN for budget changes");
 	PQclear(res);
-	if (!ok)
-		db_log_failure(LOG_LEVEL_WARNING, "could not LISTEN for budget changes", conn);
 	return ok ? 0 : -1;
 }
 
@@ -54,8 +59,9 @@ static int load(struct refresh *r, const char *why)
 	struct aif_diag diag;
 
 	aif_diag_clear(&diag);
-	if (snapshot_load(r->conn, &fresh, &diag) < 0) {
-		log_diag(LOG_LEVEL_WARNING, NULL, &diag);
+	if (snapshot_load(&r->db, &fresh, &diag) < 0) {
+		if (r->db.conn) /* else db_lost() logged it */
+			log_diag(LOG_LEVEL_WARNING, NULL, &diag);
 		return -1;
 	}
 	pthread_rwlock_wrlock(&r->lock);
@@ -69,19 +75,27 @@ static int load(struct refresh *r, const char *why)
 	return 0;
 }
 
-/* Wait for a notification, a poke or the timeout; true when budgets changed. */
+/*
+ * Wait for a notification, a poke or the timeout; true when budgets changed. Without a
+ * connection (the database lost), only for a poke or the timeout.
+ */
 static bool wait_for_change(struct refresh *r, int64_t deadline_ms)
 {
-	struct pollfd fds[2] = {{PQsocket(r->conn), POLLIN, 0}, {r->wake_fd, POLLIN, 0}};
+	PGconn *conn = r->db.conn;
+	struct pollfd fds[2] = {{r->wake_fd, POLLIN, 0}, {conn ? PQsocket(conn) : -1, POLLIN, 0}};
 	int64_t left = deadline_ms - aif_clock_ms();
 	bool changed = false;
 	PGnotify *n;
 
-	if (left > 0 && poll(fds, 2, (int)left) > 0 && (fds[1].revents & POLLIN))
+	if (left > 0 && poll(fds, conn ? 2 : 1, (int)left) > 0 && (fds[0].revents & POLLIN))
 		wakeup_drain(r->wake_fd);
-	if (PQconsumeInput(r->conn) == 0)
-		return false; /* the connection is gone: the caller sees it in PQstatus */
-	while ((n = PQnotifies(r->conn))) {
+	if (!conn)
+		return false;
+	if (PQconsumeInput(conn) == 0) {
+		db_lost(&r->db, NULL); /* gone: the next load connects again, after the backoff */
+		return false;
+	}
+	while ((n = PQnotifies(conn))) {
 		changed = true;
 		PQfreemem(n);
 	}
@@ -103,25 +117,21 @@ static void *refresh_thread(void *arg)
 			due = last + r->min_interval_ms;
 		if (due < last + spacing)
 			due = last + spacing;
+		if (!r->db.conn && due < db_retry_at(&r->db))
+			due = db_retry_at(&r->db); /* lost: not before its backoff */
 		if (now < due && wait_for_change(r, due))
 			why = "budgets changed";
 		if (atomic_load(&r->stopping))
 			break;
-		if (PQstatus(r->conn) != CONNECTION_OK) {
-			r->conn = db_reconnect(r->conn, r->conninfo, "aifd", "budget refresh", r->wake_fd,
-					       &r->stopping, listen_config);
-			if (!r->conn)
-				break; /* stopping */
-			why = "reconnected";
-		}
 		if (!why && aif_clock_ms() < due)
 			continue; /* woken early by a poke: wait for min_interval */
 		if (!why)
-			why = atomic_load(&r->poked) ? "usage recorded" : "periodic";
+			why = !r->db.conn ? "reconnected" : atomic_load(&r->poked) ? "usage recorded"
+										    : "periodic";
 		atomic_store(&r->poked, false);
 		now = aif_clock_ms();
-		if (load(r, why) < 0 && PQstatus(r->conn) != CONNECTION_OK)
-			continue; /* reconnect at once */
+		if (load(r, why) < 0 && !r->db.conn)
+			continue; /* lost: again after the backoff */
 		last = aif_clock_ms();
 		load_ms = last - now;
 		if (load_ms * (LOAD_SHARE - 1) > (int64_t)atomic_load(&r->interval_ms))
@@ -138,8 +148,7 @@ static void refresh_free(struct refresh *r)
 		close(r->wake_fd);
 	snapshot_free(r->current);
 	pthread_rwlock_destroy(&r->lock);
-	PQfinish(r->conn);
-	free(r->conninfo);
+	db_close(&r->db);
 	free(r);
 }
 
@@ -147,15 +156,19 @@ struct refresh *refresh_start(PGconn *conn, const struct refresh_options *opts)
 {
 	struct refresh *r = calloc(1, sizeof(*r));
 	pthread_rwlockattr_t attr;
+	struct aif_diag diag;
 	int e;
 
-	if (!r || !(r->conninfo = strdup(opts->conninfo))) {
+	if (!r || db_init(&r->db, opts->conninfo, "aifd", "budget refresh", REFRESH_STATEMENT_MS) < 0) {
 		log_error("out of memory");
+		if (r)
+			db_close(&r->db);
 		free(r);
 		PQfinish(conn);
 		return NULL;
 	}
-	r->conn = conn;
+	db_set_setup(&r->db, listen_config, NULL);
+	db_adopt(&r->db, conn);
 	r->min_interval_ms = opts->min_interval_ms;
 	atomic_init(&r->interval_ms, opts->interval_ms);
 	atomic_init(&r->poked, false);
@@ -168,7 +181,10 @@ struct refresh *refresh_start(PGconn *conn, const struct refresh_options *opts)
 	r->wake_fd = wakeup_open();
 	if (r->wake_fd < 0)
 		goto fail;
-	if (listen_config(conn) < 0 || load(r, "start-up") < 0) {
+	aif_diag_clear(&diag);
+	if (listen_config(&r->db, NULL, &diag) < 0 || load(r, "start-up") < 0) {
+		if (diag.message[0])
+			log_diag(LOG_LEVEL_ERROR, NULL, &diag);
 		log_error("could not load the budgets from the database; not starting");
 		goto fail;
 	}

@@ -37,19 +37,27 @@ static const char *const queries[Q_COUNT] = {
 			" retired_at IS NOT NULL FROM aif.factories ORDER BY id COLLATE \"C\"",
 	[Q_CLUSTERS] = "SELECT factory_id, cluster FROM aif.factory_clusters"
 		       " ORDER BY factory_id COLLATE \"C\", cluster COLLATE \"C\"",
-	[Q_FACTORY_BUDGETS] = "SELECT factory_id, period_id, gpu_hours::float8 FROM aif.factory_budgets"
-			      " ORDER BY factory_id COLLATE \"C\", period_id COLLATE \"C\"",
+	/* The thresholds in warn_at's order, as the policy lists them. */
+	[Q_FACTORY_BUDGETS] = "SELECT b.factory_id, b.period_id, b.gpu_hours::float8, t.exhausted_us,"
+			      " array_to_string(t.warn_us, ',')"
+			      " FROM aif.factory_budgets b JOIN aif.factories f ON f.id = b.factory_id,"
+			      " aif.budget_thresholds(b.gpu_hours, f.warn_at) t"
+			      " ORDER BY b.factory_id COLLATE \"C\", b.period_id COLLATE \"C\"",
 	[Q_PROJECTS] = "SELECT id, factory_id, on_exhausted, grace_seconds, array_to_string(warn_at, ','),"
 		       " retired_at IS NOT NULL FROM aif.projects ORDER BY id COLLATE \"C\"",
 	[Q_SECTORS] = "SELECT project_id, sector_id FROM aif.project_sectors"
 		      " ORDER BY project_id COLLATE \"C\", position",
 	[Q_MEMBERS] = "SELECT project_id, kind, name FROM aif.project_members"
 		      " ORDER BY project_id COLLATE \"C\", kind, name COLLATE \"C\"",
-	[Q_PROJECT_BUDGETS] = "SELECT project_id, period_id, gpu_hours::float8 FROM aif.project_budgets"
-			      " ORDER BY project_id COLLATE \"C\", period_id COLLATE \"C\"",
+	[Q_PROJECT_BUDGETS] = "SELECT b.project_id, b.period_id, b.gpu_hours::float8, t.exhausted_us,"
+			      " array_to_string(t.warn_us, ',')"
+			      " FROM aif.project_budgets b JOIN aif.projects p ON p.id = b.project_id,"
+			      " aif.budget_thresholds(b.gpu_hours, p.warn_at) t"
+			      " ORDER BY b.project_id COLLATE \"C\", b.period_id COLLATE \"C\"",
 	/*
 	 * Per period and project: GPU-microseconds used up to $1 (folded rollups + the queue +
-	 * open intervals up to $1, as aif_report.budget_status computes them up to now()), and
+	 * open intervals up to $1, as aif_report.budget_status computes them up to now(), each
+	 * interval's share of a period as aif.gpu_us_within() defines it), and
 	 * the GPUs of the intervals open at $1 for the periods not over at $1.
 	 * The open intervals (a busy cluster's many) are summed first per project and span of
 	 * start times between consecutive period bounds and $1 (width_bucket()): every interval
@@ -74,8 +82,8 @@ static const char *const queries[Q_COUNT] = {
 		" SELECT x.period_id, x.project_id, sum(x.gpu_us)::bigint, sum(x.gpus)::bigint FROM ("
 		"  SELECT r.period_id, r.project_id, r.gpu_us, 0 AS gpus FROM aif.usage_period_rollup r"
 		"  UNION ALL"
-		"  SELECT per.id, u.project_id, u.gpus * round(date_part('epoch',"
-		"   least(u.ended_at, per.t1) - greatest(u.started_at, per.t0)) * 1000000)::bigint, 0"
+		"  SELECT per.id, u.project_id,"
+		"   aif.gpu_us_within(u.gpus, u.started_at, u.ended_at, per.t0, per.t1), 0"
 		"  FROM aif.usage_queue u JOIN per ON u.started_at < per.t1 AND u.ended_at > per.t0"
 		"   AND u.ended_at > u.started_at"
 		"  UNION ALL"
@@ -139,24 +147,41 @@ static int parse_i64(const char *text, int64_t *out)
 	return 0;
 }
 
+/* "1,2,3" (array_to_string()) into out[SNAP_MAX_WARN_AT]: the count, or -1. */
+static int parse_list(const char *text, int64_t *out)
+{
+	const char *p = text;
+	int n = 0;
+
+	while (*p) {
+		char *end;
+		long long v;
+
+		errno = 0;
+		v = strtoll(p, &end, 10);
+		if (errno || end == p || (*end && *end != ',') || n == SNAP_MAX_WARN_AT)
+			return -1;
+		out[n++] = v;
+		p = *end == ',' ? end + 1 : end;
+	}
+	return n;
+}
+
 static int parse_policy(struct snap_policy *pol, const char *on_exhausted, const char *grace,
 			const char *warn_at)
 {
-	const char *p = warn_at;
+	int64_t pct[SNAP_MAX_WARN_AT];
+	int n = parse_list(warn_at, pct);
+
 	pol->on_exhausted = strcmp(on_exhausted, "cancel") == 0 ? SNAP_CANCEL : SNAP_DENY;
-	if (parse_i64(grace, &pol->grace_seconds) < 0)
+	if (n < 0 || parse_i64(grace, &pol->grace_seconds) < 0)
 		return -1;
-	pol->n_warn_at = 0;
-	while (*p) {
-		char *end;
-		long v = strtol(p, &end, 10);
-		if (end == p || v < 1 || v > 100 || pol->n_warn_at == SNAP_MAX_WARN_AT)
+	for (int i = 0; i < n; i++) {
+		if (pct[i] < 1 || pct[i] > 100)
 			return -1;
-		pol->warn_at[pol->n_warn_at++] = (int)v;
-		p = *end == ',' ? end + 1 : end;
-		if (*end && *end != ',')
-			return -1;
+		pol->warn_at[i] = (int)pct[i];
 	}
+	pol->n_warn_at = (size_t)n;
 	return 0;
 }
 
@@ -227,7 +252,8 @@ static int build_budgets(struct owned *o, enum q q, struct snap_factory *factori
 			return -1;
 		all[i].period = (size_t)per;
 		all[i].gpu_hours = strtod(PQgetvalue(r, i, 2), &end);
-		if (*end)
+		if (*end || parse_i64(PQgetvalue(r, i, 3), &all[i].exhausted_us) < 0 ||
+		    parse_list(PQgetvalue(r, i, 4), all[i].warn_us) < 0)
 			return -1;
 		if (of_projects) {
 			slice = &projects[k].budgets;
@@ -360,17 +386,18 @@ static int build(struct owned *o)
 	return 0;
 }
 
-static int exec_simple(PGconn *conn, const char *sql, struct aif_diag *diag, const char *what)
+static int exec_simple(struct db *db, const char *sql, struct aif_diag *diag)
 {
-	PGresult *res = PQexec(conn, sql);
+	PGresult *res = db_exec(db, "could not load the budgets", sql, 0, NULL, diag);
 	int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-	if (!ok)
-		aif_db_diag(diag, conn, res, what);
+
+	if (res && !ok)
+		aif_db_diag(diag, db->conn, res, "could not load the budgets");
 	PQclear(res);
 	return ok ? 0 : -1;
 }
 
-int snapshot_load(PGconn *conn, struct snapshot **out, struct aif_diag *diag)
+int snapshot_load(struct db *db, struct snapshot **out, struct aif_diag *diag)
 {
 	struct owned *o;
 	char taken[24];
@@ -383,8 +410,7 @@ int snapshot_load(PGconn *conn, struct snapshot **out, struct aif_diag *diag)
 		aif_diag_message(diag, "could not load the budgets: out of memory");
 		return -1;
 	}
-	if (exec_simple(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", diag,
-			"could not load the budgets") < 0) {
+	if (exec_simple(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", diag) < 0) {
 		owned_free(o);
 		return -1;
 	}
@@ -392,16 +418,20 @@ int snapshot_load(PGconn *conn, struct snapshot **out, struct aif_diag *diag)
 		int with_time = q == Q_USAGE;
 		if (with_time)
 			snprintf(taken, sizeof(taken), "%s", PQgetvalue(o->res[Q_NOW], 0, 0));
-		o->res[q] = PQexecParams(conn, queries[q], with_time, NULL, with_time ? params : NULL,
-					 NULL, NULL, 0);
+		o->res[q] = db_exec(db, "could not load the budgets", queries[q], with_time,
+				    with_time ? params : NULL, diag);
 		if (PQresultStatus(o->res[q]) != PGRES_TUPLES_OK) {
-			aif_db_diag(diag, conn, o->res[q], "could not load the budgets");
-			PQclear(PQexec(conn, "ROLLBACK"));
+			if (o->res[q]) {
+				struct aif_diag ignored;
+
+				aif_db_diag(diag, db->conn, o->res[q], "could not load the budgets");
+				PQclear(db_exec(db, "ROLLBACK", "ROLLBACK", 0, NULL, &ignored));
+			}
 			owned_free(o);
 			return -1;
 		}
 	}
-	if (exec_simple(conn, "COMMIT", diag, "could not load the budgets") < 0) {
+	if (exec_simple(db, "COMMIT", diag) < 0) {
 		owned_free(o);
 		return -1;
 	}

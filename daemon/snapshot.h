@@ -14,9 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <libpq-fe.h>
-
 #include "aif_diag.h"
+#include "db.h"
 
 #define SNAP_MAX_WARN_AT 8
 
@@ -32,10 +31,17 @@ struct snap_period {
 	int64_t end;
 };
 
-/* GPU-hours granted for one period: periods[period]. */
+/*
+ * GPU-hours granted for one period: periods[period], and the budget's thresholds in
+ * GPU-microseconds of usage, as aif.budget_thresholds() (sql/repeatable/30_budget.sql) gives
+ * them: the one definition of a budget's state. Usage (whole microseconds) is exhausted at
+ * exhausted_us, and reaches its owner's policy.warn_at[i] percent at warn_us[i].
+ */
 struct snap_budget {
 	size_t period;
 	double gpu_hours;
+	int64_t exhausted_us;
+	int64_t warn_us[SNAP_MAX_WARN_AT];
 };
 
 /* Effective policy (a project's is already inherited from its factory by aif.apply). */
@@ -100,12 +106,13 @@ struct snapshot {
 };
 
 /*
- * Read the whole configuration and the usage of every period and project from conn in one
- * REPEATABLE READ READ ONLY transaction (one consistent view, also of usage that other aifds
- * record meanwhile). conn must be idle (no transaction open); it is left idle. Returns 0 and
- * *out (free with snapshot_free), or -1 with diag (*out untouched).
+ * Read the whole configuration and the usage of every period and project over db (db.h: each
+ * statement within its timeout) in one REPEATABLE READ READ ONLY transaction (one consistent
+ * view, also of usage that other aifds record meanwhile). The connection must be idle (no
+ * transaction open); it is left idle, or dropped when it failed. Returns 0 and *out (free
+ * with snapshot_free), or -1 with diag (*out untouched).
  */
-int snapshot_load(PGconn *conn, struct snapshot **out, struct aif_diag *diag);
+int snapshot_load(struct db *db, struct snapshot **out, struct aif_diag *diag);
 
 /* Free a snapshot from snapshot_load; NULL is fine. Never pass a hand-built snapshot. */
 void snapshot_free(struct snapshot *s);

@@ -27,7 +27,7 @@
 
 #include <libpq-fe.h>
 
-#include "aif_client.h" /* aif_clock_ms */
+#include "aif_clock.h"
 #include "aif_db.h"
 #include "decide.h"
 #include "jobtimes.h" /* JOBTIMES_TOLERANCE */
@@ -255,9 +255,8 @@ enum outcome {
 
 struct store {
 	struct store_options opts;
-	char *conninfo;
 	char *cluster; /* opts.cluster's copy */
-	PGconn *conn; /* writer thread only, after start */
+	struct db db; /* writer thread only, after start */
 	pthread_t thread;
 
 	pthread_mutex_t lock;
@@ -284,7 +283,6 @@ struct store {
 	bool dirty;     /* closed intervals may wait for a rollup flush */
 	bool gave_up;   /* stopping and the database stayed unreachable */
 	struct timespec stop_deadline;
-	unsigned backoff_ms;
 };
 
 void store_options_init(struct store_options *opts)
@@ -294,8 +292,6 @@ void store_options_init(struct store_options *opts)
 	opts->max_group_records = 20000;
 	opts->max_queued_records = 1000000;
 	opts->max_queued_bytes = 64u << 20;
-	opts->backoff_min_ms = 50;
-	opts->backoff_max_ms = 2000;
 	opts->stop_timeout_ms = 15000;
 }
 
@@ -476,42 +472,24 @@ static enum outcome classify(PGconn *conn, const PGresult *res)
 	return OUTCOME_FAIL;
 }
 
-static void disconnect(struct store *s);
-
-/*
- * The result of a statement sent with PQsend*() (sent: what that returned), by STATEMENT_MS;
- * NULL, with diag and the connection dropped, when the database did not answer in time.
- */
+/* The result of a statement sent with PQsend*() on the writer's connection (db_result()). */
 static PGresult *result_by(struct store *s, int sent, const char *what, struct aif_diag *diag)
 {
-	PGresult *res = aif_db_result_by(s->conn, sent, aif_clock_ms() + STATEMENT_MS);
-
-	if (!res) {
-		aif_db_diag(diag, s->conn, NULL, what);
-		if (sent && PQstatus(s->conn) == CONNECTION_OK) {
-			aif_diag_clear(diag);
-			aif_diag_message(diag, "%s: the aif database did not answer within %d s", what,
-					 STATEMENT_MS / 1000);
-			aif_diag_hint(diag, "The usage is written again on a new connection.");
-			store_log(s, 1, diag);
-		}
-		disconnect(s);
-	}
-	return res;
+	return db_result(&s->db, what, sent, diag);
 }
 
 /* Run a statement without parameters; the outcome, diag on failure. */
 static enum outcome run(struct store *s, const char *sql, struct aif_diag *diag)
 {
-	PGresult *res = result_by(s, PQsendQuery(s->conn, sql), sql, diag);
+	PGresult *res = result_by(s, PQsendQuery(s->db.conn, sql), sql, diag);
 	enum outcome o;
 
 	if (!res)
 		return OUTCOME_RETRY;
-	o = classify(s->conn, res);
+	o = classify(s->db.conn, res);
 
 	if (o != OUTCOME_OK)
-		aif_db_diag(diag, s->conn, res, sql);
+		aif_db_diag(diag, s->db.conn, res, sql);
 	PQclear(res);
 	return o;
 }
@@ -532,13 +510,13 @@ static enum outcome write_range(struct store *s, struct batch **batches, size_t 
 		values[j] = s->params[j].data;
 	values[STORE_NPARAMS] = s->charging_reasons;
 	values[STORE_NPARAMS + 1] = TOLERANCE_TEXT;
-	res = result_by(s, PQsendQueryPrepared(s->conn, WRITE_NAME, WRITE_NPARAMS, values, NULL, NULL, 0),
+	res = result_by(s, PQsendQueryPrepared(s->db.conn, WRITE_NAME, WRITE_NPARAMS, values, NULL, NULL, 0),
 			"could not write usage", diag);
 	if (!res)
 		return OUTCOME_RETRY;
-	o = classify(s->conn, res);
+	o = classify(s->db.conn, res);
 	if (o != OUTCOME_OK)
-		aif_db_diag(diag, s->conn, res, "could not write usage");
+		aif_db_diag(diag, s->db.conn, res, "could not write usage");
 	PQclear(res);
 	return o;
 }
@@ -595,75 +573,50 @@ static enum outcome write_bisected(struct store *s, struct batch **batches, size
 	return o;
 }
 
-static void disconnect(struct store *s)
-{
-	PQfinish(s->conn);
-	s->conn = NULL;
-}
-
-static PGconn *connect_db(const char *conninfo)
-{
-	return aif_db_connect(conninfo, "aifd-store");
-}
-
 /*
- * Prepare WRITE_SQL on the connection: planning it (a few CTEs over unnest) cost as much as
- * running it for the small groups of a steady job stream. false with diag.
+ * db_setup_fn: prepare WRITE_SQL on each connection. Planning it (a few CTEs over unnest)
+ * cost as much as running it for the small groups of a steady job stream.
  */
-static bool prepare(struct store *s, struct aif_diag *diag)
+static int prepare(struct db *db, void *arg, struct aif_diag *diag)
 {
-	PGresult *res = result_by(s, PQsendPrepare(s->conn, WRITE_NAME, WRITE_SQL, WRITE_NPARAMS, NULL),
-				  "could not prepare the usage statement", diag);
-	bool ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;
+	static const char what[] = "could not prepare the usage statement";
+	PGresult *res = db_result(db, what,
+				  PQsendPrepare(db->conn, WRITE_NAME, WRITE_SQL, WRITE_NPARAMS, NULL),
+				  diag);
+	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 
+	(void)arg;
 	if (res && !ok)
-		aif_db_diag(diag, s->conn, res, "could not prepare the usage statement");
+		aif_db_diag(diag, db->conn, res, what);
 	PQclear(res);
-	return ok;
+	return ok ? 0 : -1;
 }
 
-/* Connect when not connected; false (diag) when the database cannot be reached now. */
+/* The writer's connection, made if need be; false (diag) when the database cannot be reached now. */
 static bool ensure_connected(struct store *s, struct aif_diag *diag)
 {
-	if (s->conn)
-		return true;
-	s->conn = connect_db(s->conninfo);
-	if (s->conn && PQstatus(s->conn) == CONNECTION_OK) {
-		struct aif_diag info;
+	bool ok = db_get(&s->db, diag) != NULL;
 
-		if (!prepare(s, diag)) {
-			disconnect(s);
-			return false;
-		}
-		aif_diag_clear(&info);
-		aif_diag_message(&info, "reconnected to the aif database");
-		store_log(s, 0, &info);
-		pthread_mutex_lock(&s->lock);
-		s->stats.reconnects++;
-		pthread_mutex_unlock(&s->lock);
-		return true;
-	}
-	aif_db_diag(diag, s->conn, NULL, "could not connect to the aif database");
-	disconnect(s);
-	return false;
+	pthread_mutex_lock(&s->lock);
+	s->stats.reconnects = s->db.reconnects;
+	pthread_mutex_unlock(&s->lock);
+	return ok;
 }
 
 /* After a RETRY outcome: keep a healthy connection (out of any transaction), else drop it. */
 static void recover(struct store *s, const struct aif_diag *why)
 {
-	if (s->conn && PQstatus(s->conn) == CONNECTION_OK &&
-	    PQtransactionStatus(s->conn) != PQTRANS_IDLE) {
+	if (s->db.conn && PQstatus(s->db.conn) == CONNECTION_OK &&
+	    PQtransactionStatus(s->db.conn) != PQTRANS_IDLE) {
 		struct aif_diag ignored;
-		PGresult *res = result_by(s, PQsendQuery(s->conn, "ROLLBACK"), "ROLLBACK", &ignored);
+		PGresult *res = result_by(s, PQsendQuery(s->db.conn, "ROLLBACK"), "ROLLBACK", &ignored);
 
 		if (res && PQresultStatus(res) != PGRES_COMMAND_OK)
-			disconnect(s);
+			db_lost(&s->db, why);
 		PQclear(res);
 	}
-	if (s->conn && PQstatus(s->conn) != CONNECTION_OK) {
-		store_log(s, 1, why);
-		disconnect(s);
-	}
+	if (s->db.conn && PQstatus(s->db.conn) != CONNECTION_OK)
+		db_lost(&s->db, why);
 }
 
 static bool stop_expired(struct store *s)
@@ -680,12 +633,16 @@ static bool stop_expired(struct store *s)
 	return ms_between(&s->stop_deadline, &t) >= 0;
 }
 
+/* Wait out the database's backoff before the group is written again (db.h). */
 static void backoff(struct store *s)
 {
-	sleep_ms(s->backoff_ms);
-	s->backoff_ms *= 2;
-	if (s->backoff_ms > s->opts.backoff_max_ms)
-		s->backoff_ms = s->opts.backoff_max_ms;
+	int64_t wait;
+
+	if (s->db.conn) /* the server asked for a retry (a deadlock, a shutdown) */
+		db_backoff(&s->db);
+	wait = db_retry_at(&s->db) - aif_clock_ms();
+	if (wait > 0)
+		sleep_ms((unsigned)wait);
 }
 
 /*
@@ -730,8 +687,6 @@ static void write_group(struct store *s, struct batch **batches, size_t nb)
 		}
 		backoff(s);
 	}
-	if (o == OUTCOME_OK)
-		s->backoff_ms = s->opts.backoff_min_ms;
 	if (o == OUTCOME_FAIL) {
 		store_log(s, 1, &diag);
 		recover(s, &diag);
@@ -1004,11 +959,6 @@ static void *writer(void *arg)
 
 static int load_inbox(struct store *s, struct aif_diag *diag);
 
-int store_start(const char *conninfo, struct store **out, struct aif_diag *diag)
-{
-	return store_start_opts(conninfo, NULL, out, diag);
-}
-
 int store_start_opts(const char *conninfo, const struct store_options *opts, struct store **out,
 		     struct aif_diag *diag)
 {
@@ -1019,13 +969,16 @@ int store_start_opts(const char *conninfo, const struct store_options *opts, str
 	aif_diag_clear(diag);
 	*out = NULL;
 	s = calloc(1, sizeof(*s));
-	if (!s || !(s->conninfo = strdup(conninfo))) {
+	if (!s || db_init(&s->db, conninfo, "aifd-store", "the usage writer", STATEMENT_MS) < 0) {
+		if (s)
+			db_close(&s->db);
 		free(s);
 		aif_diag_message(diag, "could not start the usage writer: out of memory");
 		return -1;
 	}
+	db_set_setup(&s->db, prepare, NULL);
 	if (decide_charging_reasons(s->charging_reasons, sizeof(s->charging_reasons)) < 0) {
-		free(s->conninfo);
+		db_close(&s->db);
 		free(s);
 		aif_diag_message(diag, "could not start the usage writer: reason names too long");
 		return -1;
@@ -1035,25 +988,15 @@ int store_start_opts(const char *conninfo, const struct store_options *opts, str
 	else
 		store_options_init(&s->opts);
 	if (s->opts.cluster && !(s->cluster = strdup(s->opts.cluster))) {
-		free(s->conninfo);
+		db_close(&s->db);
 		free(s);
 		aif_diag_message(diag, "could not start the usage writer: out of memory");
 		return -1;
 	}
 	if (!s->opts.max_group_records)
 		s->opts.max_group_records = 1;
-	if (!s->opts.backoff_min_ms)
-		s->opts.backoff_min_ms = 1;
-	if (s->opts.backoff_max_ms < s->opts.backoff_min_ms)
-		s->opts.backoff_max_ms = s->opts.backoff_min_ms;
-	s->backoff_ms = s->opts.backoff_min_ms;
-
-	s->conn = connect_db(s->conninfo);
-	if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
-		aif_db_diag(diag, s->conn, NULL, "could not connect to the aif database");
-		goto fail;
-	}
-	if (aif_db_check_schema(s->conn, diag) < 0 || !prepare(s, diag))
+	/* The schema was checked at start-up (db.h); the first connection is made now. */
+	if (!db_get(&s->db, diag))
 		goto fail;
 
 	if (s->opts.settle && load_inbox(s, diag) < 0)
@@ -1082,9 +1025,8 @@ int store_start_opts(const char *conninfo, const struct store_options *opts, str
 	return 0;
 fail:
 	free_batches(s->settling.head);
-	PQfinish(s->conn);
+	db_close(&s->db);
 	free(s->cluster);
-	free(s->conninfo);
 	free(s);
 	return -1;
 }
@@ -1209,13 +1151,13 @@ static int load_inbox(struct store *s, struct aif_diag *diag)
 		" FROM aif.usage_end_inbox WHERE $1::text IS NULL OR cluster = $1"
 		" ORDER BY received_at";
 	const char *values[1] = {s->cluster};
-	PGresult *res = PQexecParams(s->conn, sql, 1, NULL, values, NULL, NULL, 0);
+	PGresult *res = db_exec(&s->db, "could not read the unsettled usage ends", sql, 1, values, diag);
 	struct usage_record *recs = NULL;
 	struct batch *b = NULL;
 	int rows, rc = -1;
 
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		aif_db_diag(diag, s->conn, res, "could not read the unsettled usage ends");
+		aif_db_diag(diag, s->db.conn, res, "could not read the unsettled usage ends");
 		goto out;
 	}
 	rows = PQntuples(res);
@@ -1323,7 +1265,7 @@ void store_stop(struct store *s)
 	pthread_mutex_unlock(&s->lock);
 	pthread_join(s->thread, NULL);
 
-	PQfinish(s->conn);
+	db_close(&s->db);
 	for (int j = 0; j < STORE_NPARAMS; j++)
 		free(s->params[j].data);
 	free_batches(s->settling.head); /* their ends are in the inbox */
@@ -1331,7 +1273,6 @@ void store_stop(struct store *s)
 	pthread_cond_destroy(&s->wake);
 	pthread_mutex_destroy(&s->lock);
 	free(s->cluster);
-	free(s->conninfo);
 	free(s);
 }
 

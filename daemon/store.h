@@ -20,7 +20,7 @@
  *     records and sends them again (they are idempotent).
  *
  * A lost connection (PostgreSQL restarting, network) is not an answer: the writer reconnects
- * with a capped exponential backoff and writes the same group again. The writes are
+ * after db.h's backoff and writes the same group again. The writes are
  * idempotent, so a group whose COMMIT was in flight when the connection broke is simply
  * written again, and acknowledged once.
  *
@@ -134,8 +134,6 @@ struct store_options {
 	size_t max_group_records;          /* records per statement (whole batches); default 20000 */
 	size_t max_queued_records;         /* store_submit refuses beyond; default 1000000 */
 	size_t max_queued_bytes;           /* and beyond these bytes queued; default 64 MiB */
-	unsigned backoff_min_ms;           /* reconnect backoff, doubled up to max; default 50 */
-	unsigned backoff_max_ms;           /* default 2000 */
 	unsigned stop_timeout_ms;          /* store_stop keeps retrying a lost database so long; default 15000 */
 	store_log_fn log;                  /* may be NULL */
 	void *log_arg;
@@ -150,10 +148,10 @@ void store_options_init(struct store_options *opts);
 struct store;
 
 /*
- * Connect (conninfo as libpq takes it; connect_timeout defaults to 10 s), check the schema
- * version and start the writer thread. Returns 0, or -1 with diag (nothing to free).
+ * Connect (conninfo as libpq takes it) and start the writer thread; the connection is held
+ * by db.h's rule (its schema checked at start-up by the caller). Returns 0, or -1 with diag
+ * (nothing to free).
  */
-int store_start(const char *conninfo, struct store **out, struct aif_diag *diag);
 int store_start_opts(const char *conninfo, const struct store_options *opts, struct store **out,
 		     struct aif_diag *diag);
 

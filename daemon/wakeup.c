@@ -6,7 +6,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "aif_client.h"
+#include "aif_clock.h"
 #include "log.h"
 
 int wakeup_open(void)

@@ -1,5 +1,5 @@
 #include "aif_db.h"
-#include "aif_client.h" /* aif_clock_ms */
+#include "aif_clock.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -305,29 +305,40 @@ static int run_statements(PGconn *conn, const struct aif_migration *m, struct ai
 	return rc;
 }
 
-/* One migration in its own transaction, unless another migrator was first. */
-static int migrate_one(PGconn *conn, const struct aif_migration *m, int *applied,
-		       struct aif_diag *diag)
+/* BEGIN a migration's transaction and take the migration lock; -1 (rolled back) with diag. */
+static int begin_migration(PGconn *conn, struct aif_diag *diag)
 {
 	static const char *const lock[] = {STR(AIF_DB_LOCK_CLASS), STR(AIF_DB_LOCK_MIGRATE)};
 	PGresult *res;
-	int version;
 
 	if (command(conn, "BEGIN", "cannot start a migration", diag) < 0)
 		return -1;
 	/* IF NOT EXISTS notices are expected; names in migrations are schema-qualified. */
 	if (command(conn, "SET LOCAL client_min_messages = warning", "cannot start a migration", diag) < 0 ||
-	    command(conn, "SET LOCAL search_path = pg_catalog, pg_temp", "cannot start a migration", diag) < 0)
-		goto fail;
+	    command(conn, "SET LOCAL search_path = pg_catalog, pg_temp", "cannot start a migration", diag) < 0) {
+		rollback(conn);
+		return -1;
+	}
 	res = PQexecParams(conn, "SELECT pg_advisory_xact_lock($1::int4, $2::int4)", 2, NULL, lock,
 			   NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		aif_db_diag(diag, conn, res, "cannot take the migration lock");
 		PQclear(res);
-		goto fail;
+		rollback(conn);
+		return -1;
 	}
 	PQclear(res);
+	return 0;
+}
 
+/* One migration in its own transaction, unless another migrator was first. */
+static int migrate_one(PGconn *conn, const struct aif_migration *m, int *applied,
+		       struct aif_diag *diag)
+{
+	int version;
+
+	if (begin_migration(conn, diag) < 0)
+		return -1;
 	version = known_schema_version(conn, diag);
 	if (version < 0)
 		goto fail;
@@ -352,6 +363,61 @@ static int migrate_one(PGconn *conn, const struct aif_migration *m, int *applied
 	if (command(conn, "COMMIT", "cannot commit a migration", diag) < 0)
 		goto fail;
 	(*applied)++;
+	return 0;
+fail:
+	rollback(conn);
+	return -1;
+}
+
+/* The SHA-256 of the repeatable files the database last ran: 1 with it, 0 none yet, -1 error. */
+static int repeatable_sha(PGconn *conn, char *out, size_t size, struct aif_diag *diag)
+{
+	PGresult *res = PQexecParams(conn, "SELECT sha256 FROM aif.schema_repeatable", 0, NULL, NULL,
+				     NULL, NULL, 0);
+	int rc = 0;
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		aif_db_diag(diag, conn, res, "cannot read which functions and views the database has");
+		rc = -1;
+	} else if (PQntuples(res) == 1) {
+		snprintf(out, size, "%s", PQgetvalue(res, 0, 0));
+		rc = 1;
+	}
+	PQclear(res);
+	return rc;
+}
+
+/* The repeatable files, in one transaction under the migration lock, unless the database has them. */
+static int migrate_repeatables(PGconn *conn, struct aif_diag *diag)
+{
+	const char *sha[] = {AIF_SCHEMA_REPEATABLE_SHA256};
+	char have[80];
+	PGresult *res;
+	int rc;
+
+	if (begin_migration(conn, diag) < 0)
+		return -1;
+	rc = repeatable_sha(conn, have, sizeof(have), diag);
+	if (rc < 0)
+		goto fail;
+	if (rc == 1 && strcmp(have, sha[0]) == 0) {
+		rollback(conn); /* up to date, or another migrator was first */
+		return 0;
+	}
+	for (size_t i = 0; i < aif_n_repeatables; i++)
+		if (run_statements(conn, &aif_repeatables[i], diag) < 0)
+			goto fail;
+	res = PQexecParams(conn, "INSERT INTO aif.schema_repeatable (sha256) VALUES ($1)"
+			   " ON CONFLICT (id) DO UPDATE SET sha256 = excluded.sha256, applied_at = now()",
+			   1, NULL, sha, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		aif_db_diag(diag, conn, res, "cannot record the functions and views");
+		PQclear(res);
+		goto fail;
+	}
+	PQclear(res);
+	if (command(conn, "COMMIT", "cannot commit a migration", diag) < 0)
+		goto fail;
 	return 0;
 fail:
 	rollback(conn);
@@ -390,7 +456,7 @@ int aif_db_migrate(PGconn *conn, int *applied, struct aif_diag *diag)
 		if (migrate_one(conn, &aif_migrations[i], applied, diag) < 0)
 			return -1;
 	}
-	return 0;
+	return migrate_repeatables(conn, diag);
 }
 
 /*
@@ -421,19 +487,7 @@ PGconn *aif_db_connect(const char *conninfo, const char *application_name)
 /* Wait until fd is ready for events or deadline_ms; true when ready. */
 static bool wait_ready(int fd, short events, int64_t deadline_ms)
 {
-	for (;;) {
-		struct pollfd p = {fd, events, 0};
-		int64_t left = deadline_ms - aif_clock_ms();
-		int n;
-
-		if (left <= 0)
-			return false;
-		n = poll(&p, 1, left > INT32_MAX ? INT32_MAX : (int)left);
-		if (n > 0)
-			return true;
-		if (n < 0 && errno != EINTR)
-			return false;
-	}
+	return aif_clock_wait_fd(fd, events, deadline_ms) == 0;
 }
 
 PGconn *aif_db_connect_by(const char *conninfo, const char *application_name, int64_t deadline_ms)
@@ -491,7 +545,8 @@ PGresult *aif_db_result_by(PGconn *conn, int sent, int64_t deadline_ms)
 
 int aif_db_check_schema(PGconn *conn, struct aif_diag *diag)
 {
-	int version;
+	char have[80];
+	int version, rc;
 
 	aif_diag_clear(diag);
 	version = known_schema_version(conn, diag);
@@ -503,6 +558,18 @@ int aif_db_check_schema(PGconn *conn, struct aif_diag *diag)
 		else
 			aif_diag_message(diag, "the database's aif schema (version %d) is older than this program's (version %d)",
 					 version, AIF_SCHEMA_VERSION);
+		aif_diag_hint(diag, "Run \"aifctl db migrate\".");
+		return -1;
+	}
+	have[0] = '\0';
+	rc = repeatable_sha(conn, have, sizeof(have), diag);
+	if (rc < 0)
+		return -1;
+	if (strcmp(have, AIF_SCHEMA_REPEATABLE_SHA256) != 0) {
+		aif_diag_message(diag, "the database's aif functions and views are not this program's");
+		aif_diag_detail(diag, "The database has those of sql/repeatable/ with SHA-256 %.12s, this "
+				      "program those with SHA-256 %.12s.",
+				have[0] ? have : "(none)", AIF_SCHEMA_REPEATABLE_SHA256);
 		aif_diag_hint(diag, "Run \"aifctl db migrate\".");
 		return -1;
 	}

@@ -42,13 +42,22 @@ struct aif_migration {
 extern const struct aif_migration aif_migrations[];
 extern const size_t aif_n_migrations;
 
+/*
+ * The repeatable files sql/repeatable/NN_name.sql (version 0), in name order: the current
+ * definitions of the functions and views, run again after the migrations whenever the
+ * database's record of them (aif.schema_repeatable) is not AIF_SCHEMA_REPEATABLE_SHA256.
+ */
+extern const struct aif_migration aif_repeatables[];
+extern const size_t aif_n_repeatables;
+
 /* The database's schema version: 0 when aif's schema is absent, -1 on error. */
 int aif_db_schema_version(PGconn *conn, struct aif_diag *diag);
 
 /*
  * Bring the database up to AIF_SCHEMA_VERSION: apply each pending migration in its own
  * transaction, under the migration lock, re-checking the version under the lock (another
- * migrator may have been first). *applied is the number this call applied (0 when the schema
+ * migrator may have been first); then, when the database does not have this build's, the
+ * repeatable files, all in one transaction under the same lock. *applied is the number this call applied (0 when the schema
  * was up to date). Returns 0, or -1 with diag: a migration failed (that one is rolled back,
  * the ones before it stay), or the database is newer than this program, or the server is
  * older than PostgreSQL 15.
@@ -85,8 +94,9 @@ PGresult *aif_db_exec_by(PGconn *conn, const char *sql, int nparams, const char 
 PGresult *aif_db_result_by(PGconn *conn, int sent, int64_t deadline_ms);
 
 /*
- * 0 when the database's schema is exactly AIF_SCHEMA_VERSION; otherwise -1 with a diag that
- * says which side to upgrade (for aifd and aifctl at startup).
+ * 0 when the database's schema is exactly AIF_SCHEMA_VERSION and its functions and views are
+ * this build's (AIF_SCHEMA_REPEATABLE_SHA256); otherwise -1 with a diag that says which side
+ * to upgrade (for aifd and aifctl at startup).
  */
 int aif_db_check_schema(PGconn *conn, struct aif_diag *diag);
 

@@ -356,17 +356,20 @@ assert_eq "refuse" "$(head -1 <<<"$answer")" "job 500 of uid 4242 after 31 days,
 assert_eq "refuse|t" "$(psql -d "$AIFD_DB" -Atc "SELECT verdict, decided_at > now() - interval '1 minute'
 	FROM aif.admissions WHERE job_id = 500")" "job 500's admission replaced"
 
-# A database that stops answering (its backend stopped: SIGSTOP, as a hung server or a network
+# A database that stops answering (its backends stopped: SIGSTOP, as a hung server or a network
 # black hole looks to aifd) holds no request: an admission is decided without its history
-# within the admissions' wait (500 ms), a check is answered from the snapshot.
-stop_backend() { # stop_backend APP: SIGSTOP the backend of aifd's connection APP; cont_backend
+# within the admissions' timeout (500 ms), a check is answered from the snapshot. Each worker
+# has its own connection: every one that made one is stopped.
+stop_backend() { # stop_backend APP: SIGSTOP every backend of aifd's connections APP; cont_backend
 	backend=$(psql -d "$AIFD_DB" -Atc "SELECT pid FROM pg_stat_activity
-		WHERE datname = current_database() AND application_name = '$1'")
-	[[ $backend =~ ^[0-9]+$ ]] || fail "no backend of aifd's connection $1: '$backend'"
-	kill -STOP "$backend"
-	trap 'kill -CONT "$backend" 2>/dev/null; aifd_cleanup' EXIT
+		WHERE datname = current_database() AND application_name = '$1'" | xargs)
+	[[ $backend =~ ^[0-9]+( [0-9]+)*$ ]] || fail "no backend of aifd's connection $1: '$backend'"
+	# shellcheck disable=SC2086 # one pid per word
+	kill -STOP $backend
+	trap 'kill -CONT $backend 2>/dev/null; aifd_cleanup' EXIT
 }
-cont_backend() { kill -CONT "$backend"; trap aifd_cleanup EXIT; }
+# shellcheck disable=SC2086
+cont_backend() { kill -CONT $backend; trap aifd_cleanup EXIT; }
 timed_send() { # timed_send ARG...: aif_send ARG..., its answer in $answer, its time in $ms
 	local t0
 	t0=$(date +%s%N)
@@ -384,7 +387,7 @@ assert_match "^(ok|warn)$" "$(head -1 <<<"$answer")" "check, database hung: $ans
 ((ms < 2000)) || fail "check took $ms ms with the database hung (goal < 2000)"
 aifd_wait_log a "the aif database did not answer within 500 ms" "the hung database in aifd's log"
 cont_backend
-# aifd leaves the database alone for 5 s after it stopped answering, then uses it again.
+# aifd backs off the database after it stopped answering (at most 5 s), then uses it again.
 deadline=$((SECONDS + 15))
 until [[ $(psql -d "$AIFD_DB" -Atc "SELECT count(*) FROM aif.admissions WHERE job_id = 603") == 1 ]]; do
 	((SECONDS < deadline)) || fail "admissions not kept again within 15 s after the database answered again"

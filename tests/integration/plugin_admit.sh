@@ -168,6 +168,38 @@ for cluster_env in "-u SLURM_CLUSTER_NAME" "SLURM_CLUSTER_NAME=bogus"; do
 	assert_match "aif: user \"$user\" is not a member of project \"theirs\"" "$out" \
 		"env $cluster_env: the step's refusal"
 done
+# PostgreSQL stops answering while jobs start: every process of it stopped (SIGSTOP: a hung
+# server or a network black hole, not a shutdown that closes connections). Each start is
+# answered by aifd within the plugin's timeout, from its budget snapshot (docs/aifd.md,
+# "Database connections"): the jobs run, and none is let through by on_unreachable=allow
+# (slurmstepd logs "admitted without aifd" when it is). The prologs' and epilogs' usage waits
+# at most the plugin's timeout and stays in the nodes' spools; nothing is lost once the
+# database answers again.
+pg_main=$(head -1 "$AIF_HARNESS_DIR/pg/data/postmaster.pid")
+pg_pids="$pg_main $(ps -o pid= --ppid "$pg_main" | xargs)"
+# shellcheck disable=SC2086 # one pid per word
+kill -STOP $pg_pids
+trap 'kill -CONT $pg_pids 2>/dev/null; aifd_cleanup' EXIT
+hung=()
+for i in 1 2 3; do
+	hung+=("$(submit "hung$i" -N2 --gpus-per-node=1 --aif-project=mine --wrap 'srun -N2 true')")
+done
+for job in "${hung[@]}"; do
+	assert_eq COMPLETED "$(wait_job "$job" 90)" "job $job, started with the database hung"
+	if grep -h "job $job admitted without aifd" "$AIF_HARNESS_DIR"/slurm/log/slurmd.*.log; then
+		fail "job $job: aifd did not answer its admission within the plugin's timeout"
+	fi
+done
+aifd_wait_log a "admissions lost its database connection" "the hung database in aifd's log"
+# shellcheck disable=SC2086
+kill -CONT $pg_pids
+trap aifd_cleanup EXIT
+# The next job on both nodes sends what their spools kept.
+job=$(submit after-hung -N2 --gpus-per-node=1 --aif-project=mine --wrap 'true')
+assert_eq COMPLETED "$(wait_job "$job" 90)" "the job after the database answers again"
+jobs_list=$(IFS=,; echo "${hung[*]},$job")
+wait_sql "SELECT count(*) FROM aif.usage_intervals WHERE job_id IN ($jobs_list) AND ended_at IS NOT NULL" \
+	8 "every node's interval of the jobs started while the database was hung, closed" 60
 # The allocations' epilogs may still run (COMPLETING); never a drained node.
 deadline=$((SECONDS + 20))
 until [[ $(nodes_state) == "n1 idle,n2 idle" ]] || ((SECONDS >= deadline)); do sleep 0.2; done

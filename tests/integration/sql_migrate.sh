@@ -24,10 +24,11 @@ assert_eq "$(printf '%s\n' "${files[@]##*/}" | sed 's/\.sql$//' | paste -sd,)" \
 	"$(q -c 'SELECT string_agg(name, $$,$$ ORDER BY version) FROM aif.schema_migrations')" \
 	"recorded names"
 
-# By hand: every file twice, in order, each in one transaction; no error, same schema.
+# By hand: every file twice, in order, each in one transaction, then the repeatable ones; no
+# error, same schema.
 hand=aif_t_migrate_hand_$$
 createdb "$hand"
-for f in "${files[@]}"; do
+for f in "${files[@]}" "$sql"/repeatable/[0-9][0-9]_*.sql; do
 	for run in 1 2; do
 		psql -X -q -1 -v ON_ERROR_STOP=1 -d "$hand" -f "$f" >/dev/null 2>"$AIF_TEST_WORKDIR/migrate.$$.err" ||
 			{ dropdb --force "$hand"; fail "psql -1 -f ${f##*/} (run $run): $(cat "$AIF_TEST_WORKDIR/migrate.$$.err")"; }
@@ -58,6 +59,22 @@ rm -f "$AIF_TEST_WORKDIR"/conc.$$.*
 assert_eq "$latest" "$total" "migrations applied by four concurrent migrators"
 assert_eq "$latest" "$("$migrate" --version "$(sql_conninfo "$conc")")" "version after concurrent migration"
 dropdb --force "$conc"
+
+# The repeatable files run again when the database's record of them is not this build's (a
+# build with other functions and views migrated it last), and aifctl refuses such a database
+# until then. What they define comes back whole: a view dropped with its function, its rights.
+q -c "UPDATE aif.schema_repeatable SET sha256 = 'another build'" \
+	-c "DROP FUNCTION aif.budget_state(numeric, numeric, int[]) CASCADE"
+assert_fails "the database's aif functions and views are not this program's" \
+	"aifctl on a database with another build's functions and views" \
+	"$AIF_BUILD_DIR/aifctl/aifctl" --db "$(sql_conninfo)" status
+assert_eq "applied 0 version $latest" "$("$migrate" "$(sql_conninfo)" 2>&1)" \
+	"migration after the repeatable files changed"
+assert_eq "exhausted|t" "$(q -c "SELECT aif.budget_state(3600000000, 1, '{80}'),
+	has_table_privilege('aif_funder', 'aif_report.budget_status', 'SELECT')")" \
+	"budget_state and budget_status re-created, with the funders' right"
+"$AIF_BUILD_DIR/aifctl/aifctl" --db "$(sql_conninfo)" status >/dev/null ||
+	fail "aifctl status after the migration"
 
 # A database newer than this build is refused, and left alone.
 q -c "INSERT INTO aif.schema_migrations (version, name) VALUES ($latest + 1, 'from_the_future')"

@@ -75,7 +75,7 @@ int main(int argc, char **argv)
 	struct aif_diag diag;
 	struct snapshot *s;
 	struct decision d;
-	PGconn *conn;
+	struct db db;
 
 	for (i = 1; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
 		const char *a = argv[i];
@@ -109,21 +109,17 @@ int main(int argc, char **argv)
 	req.groups = groups;
 	req.n_groups = (size_t)n;
 
-	conn = aif_db_connect(argv[i], "aif-decide"); /* as aifd connects */
-	if (PQstatus(conn) != CONNECTION_OK) {
-		fprintf(stderr, "aif-decide: cannot connect: %s", PQerrorMessage(conn));
-		PQfinish(conn);
-		free(list);
-		return 1;
-	}
-	if (snapshot_load(conn, &s, &diag) < 0) {
+	aif_diag_clear(&diag);
+	/* As aifd's budget refresh connects and loads. */
+	if (db_init(&db, argv[i], "aif-decide", "aif-decide", 60000) < 0 ||
+	    snapshot_load(&db, &s, &diag) < 0) {
 		char buf[1200];
 		fprintf(stderr, "aif-decide: %s\n", aif_diag_format(&diag, buf, sizeof(buf)));
-		PQfinish(conn);
+		db_close(&db);
 		free(list);
 		return 1;
 	}
-	PQfinish(conn);
+	db_close(&db);
 	if (show_usage) {
 		printf("taken_at=%lld\n", (long long)s->taken_at);
 		for (size_t u = 0; u < s->n_usage; u++)

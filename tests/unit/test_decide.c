@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <math.h>
 
 #include "decide.h"
 
@@ -30,6 +31,8 @@ static const struct snap_period periods[] = {
 	[P2027H1] = {"2027-h1", 1798761600, 1814400000},
 };
 
+/* A budget: its thresholds are set by setup_thresholds(). */
+#define B(per, hours) {.period = (per), .gpu_hours = (hours)}
 #define WARN(...) .n_warn_at = N(((int[]){__VA_ARGS__})), .warn_at = {__VA_ARGS__}
 
 enum { AI2F, JAIF, LUMI, MIMER };
@@ -37,10 +40,10 @@ static const char *const ai2f_clusters[] = {"adastra", "jean-zay"};
 static const char *const jaif_clusters[] = {"jupiter"};
 static const char *const lumi_clusters[] = {"lumi"};
 static const char *const mimer_clusters[] = {"berzelius"};
-static const struct snap_budget ai2f_budgets[] = {{P2026, 200000}, {P2026H2, 100000}};
-static const struct snap_budget jaif_budgets[] = {{P2026, 5000}, {P2026H2, 1000}};
-static const struct snap_budget lumi_budgets[] = {{P2026, 100}}; /* none for 2026-h2 */
-static const struct snap_budget mimer_budgets[] = {{P2026, 5000}, {P2026H2, 1000}};
+static struct snap_budget ai2f_budgets[] = {B(P2026, 200000), B(P2026H2, 100000)};
+static struct snap_budget jaif_budgets[] = {B(P2026, 5000), B(P2026H2, 1000)};
+static struct snap_budget lumi_budgets[] = {B(P2026, 100)}; /* none for 2026-h2 */
+static struct snap_budget mimer_budgets[] = {B(P2026, 5000), B(P2026H2, 1000)};
 
 #define FACTORY(fid, ...)                                                            \
 	{ .id = #fid, .clusters = fid##_clusters, .n_clusters = N(fid##_clusters),   \
@@ -58,29 +61,29 @@ enum { AUTO, CLIMATE, EDGE, GENOMICS, GRID, LUMI_LLM, LUMI_NOB, MIMER_P, OLD, RO
 static const char *const auto_sectors[] = {"automotive", "robotics"};
 static const char *const auto_users[] = {"bob"};
 static const char *const auto_groups[] = {"auto"};
-static const struct snap_budget auto_budgets[] = {{P2026H2, 300}};
+static struct snap_budget auto_budgets[] = {B(P2026H2, 300)};
 static const char *const climate_sectors[] = {"energy"};
 static const char *const climate_users[] = {"alice"};
 static const char *const edge_sectors[] = {"space"};
 static const char *const edge_users[] = {"hank"};
-static const struct snap_budget edge_budgets[] = {{P2026H2, 100}};
+static struct snap_budget edge_budgets[] = {B(P2026H2, 100)};
 static const char *const genomics_sectors[] = {"health", "life-sciences"};
 static const char *const genomics_users[] = {"alice"};
 static const char *const genomics_groups[] = {"genomics"};
-static const struct snap_budget genomics_budgets[] = {{P2026H2, 40000}};
+static struct snap_budget genomics_budgets[] = {B(P2026H2, 40000)};
 static const char *const grid_sectors[] = {"energy"};
 static const char *const grid_users[] = {"carol"};
-static const struct snap_budget grid_budgets[] = {{P2026H2, 1000}};
+static struct snap_budget grid_budgets[] = {B(P2026H2, 1000)};
 static const char *const lumi_llm_sectors[] = {"language"};
 static const char *const lumi_users[] = {"alice"};
-static const struct snap_budget lumi_llm_budgets[] = {{P2026H2, 10}};
+static struct snap_budget lumi_llm_budgets[] = {B(P2026H2, 10)};
 static const char *const mimer_sectors[] = {"space"};
 static const char *const mimer_users[] = {"dave"};
 static const char *const robo_sectors[] = {"robotics"};
 static const char *const robo_users[] = {"gina"};
-static const struct snap_budget robo_budgets[] = {{P2026, 500}, {P2026H2, 1000}};
+static struct snap_budget robo_budgets[] = {B(P2026, 500), B(P2026H2, 1000)};
 static const char *const tiny_users[] = {"ivan"};
-static const struct snap_budget tiny_budgets[] = {{P2026H2, 0.004}}; /* below 0.01: the YAML allows it */
+static struct snap_budget tiny_budgets[] = {B(P2026H2, 0.004)}; /* below 0.01: the YAML allows it */
 
 #define LIST(field, a) .field = a, .n_##field = N(a)
 static const struct snap_project projects[] = {
@@ -435,6 +438,32 @@ static void test_charging_reasons(void **state)
 	assert_int_equal(-1, decide_charging_reasons(tiny, sizeof(tiny)));
 }
 
+/*
+ * The budgets' thresholds, as the snapshot loads them from aif.budget_thresholds()
+ * (sql/repeatable/30_budget.sql: whole microseconds, rounded up; the fixtures' figures are
+ * exact to well below a microsecond). Each budget array is its owner's alone.
+ */
+static void set_thresholds(const struct snap_budget *budgets, size_t n, const struct snap_policy *pol)
+{
+	struct snap_budget *b = (struct snap_budget *)budgets; /* the arrays above are not const */
+
+	for (size_t i = 0; i < n; i++) {
+		b[i].exhausted_us = (int64_t)ceil(b[i].gpu_hours * 3600000000.0 - 1e-6);
+		for (size_t w = 0; w < pol->n_warn_at; w++)
+			b[i].warn_us[w] = (int64_t)ceil(b[i].gpu_hours * pol->warn_at[w] * 36000000.0 - 1e-6);
+	}
+}
+
+static int setup_thresholds(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < N(factories); i++)
+		set_thresholds(factories[i].budgets, factories[i].n_budgets, &factories[i].policy);
+	for (size_t i = 0; i < N(projects); i++)
+		set_thresholds(projects[i].budgets, projects[i].n_budgets, &projects[i].policy);
+	return 0;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -446,5 +475,5 @@ int main(void)
 		cmocka_unit_test(test_charging_reasons),
 		cmocka_unit_test(test_hours_field),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, setup_thresholds, NULL);
 }

@@ -1,0 +1,348 @@
+-- sql/repeatable/40_rollup.sql: the report rollups: usage not yet folded (aif.usage_pending*),
+-- and folding it (aif.rollup_flush).
+--
+-- A repeatable file: the current definition of what it holds, run again by every
+-- "aifctl db migrate" after the versioned migrations (docs/database.md, "Migrations").
+-- Change a function or view here, never in a versioned migration.
+
+-- What the rollups do not hold yet: queued (closed, not folded) and open intervals, the open
+-- ones with ended_at = now().
+CREATE OR REPLACE VIEW aif.usage_pending AS
+SELECT q.cluster, q.job_id, q.node, q.restart_count, q.project_id, q.sector_id, q.gpus,
+       q.started_at, q.ended_at
+FROM aif.usage_queue q
+UNION ALL
+SELECT i.cluster, i.job_id, i.node, i.restart_count, i.project_id, i.sector_id, i.gpus,
+       i.started_at, now()
+FROM aif.usage_intervals i
+WHERE i.ended_at IS NULL;
+
+-- The closed intervals already folded into the rollups of the jobs that have pending usage: a
+-- pending job counts for a day (month) only if none of them covers it. (OFFSET 0: one index
+-- probe per pending job, never a scan of all usage.)
+CREATE OR REPLACE VIEW aif.usage_pending_folded AS
+SELECT o.cluster, o.job_id, o.project_id, o.sector_id, o.started_at, o.ended_at
+FROM (SELECT DISTINCT p.cluster, p.job_id FROM aif.usage_pending p) b
+CROSS JOIN LATERAL (
+	SELECT i.cluster, i.job_id, i.node, i.restart_count, i.project_id, i.sector_id,
+	       i.started_at, i.ended_at
+	FROM aif.usage_intervals i
+	WHERE i.cluster = b.cluster AND i.job_id = b.job_id AND i.ended_at > i.started_at
+	OFFSET 0) o
+WHERE NOT EXISTS (SELECT 1 FROM aif.usage_queue q
+		  WHERE q.cluster = o.cluster AND q.job_id = o.job_id AND q.node = o.node
+		    AND q.restart_count = o.restart_count);
+
+-- The pending usage per day, in the shape of aif.usage_daily_rollup. The days of an interval
+-- come from a recursive CTE rather than generate_series(), whose row estimate for timestamps
+-- (1000 per call) made the planner expect millions of rows and pay for JIT compilation and
+-- parallel workers on a few thousand. Only built-in functions: the funder views use this view,
+-- and functions in views are called with the rights of whoever reads them. Overlaps are
+-- rounded to whole microseconds from float8 seconds, which is exact for any overlap shorter
+-- than a century (timestamps are whole microseconds).
+CREATE OR REPLACE VIEW aif.usage_pending_daily AS
+WITH RECURSIVE sl AS (
+	SELECT u.cluster, u.job_id, u.project_id, u.sector_id, u.gpus,
+	       u.started_at AT TIME ZONE 'UTC' AS s, u.ended_at AT TIME ZONE 'UTC' AS e,
+	       date_trunc('day', u.started_at AT TIME ZONE 'UTC') AS t
+	FROM aif.usage_pending u
+	WHERE u.ended_at > u.started_at
+	UNION ALL
+	SELECT sl.cluster, sl.job_id, sl.project_id, sl.sector_id, sl.gpus, sl.s, sl.e,
+	       sl.t + interval '1 day'
+	FROM sl
+	WHERE sl.t + interval '1 day' < sl.e
+), jd AS (
+	SELECT sl.cluster, sl.job_id, sl.project_id, sl.sector_id, sl.t::date AS day,
+	       sum(sl.gpus * round(date_part('epoch', least(sl.e, sl.t + interval '1 day')
+						 - greatest(sl.s, sl.t)) * 1000000)::bigint) AS gpu_us
+	FROM sl
+	GROUP BY 1, 2, 3, 4, 5
+), covered AS (
+	SELECT DISTINCT jd.day, jd.cluster, jd.project_id, jd.sector_id, jd.job_id
+	FROM jd
+	JOIN aif.usage_pending_folded f ON f.cluster = jd.cluster AND f.job_id = jd.job_id
+		AND f.project_id = jd.project_id AND f.sector_id = jd.sector_id
+		AND f.started_at < (jd.day + 1)::timestamp AT TIME ZONE 'UTC'
+		AND f.ended_at > jd.day::timestamp AT TIME ZONE 'UTC'
+)
+SELECT jd.day, jd.cluster, jd.project_id, jd.sector_id, sum(jd.gpu_us)::bigint AS gpu_us,
+       count(*) FILTER (WHERE c.job_id IS NULL) AS jobs
+FROM jd
+LEFT JOIN covered c ON c.day = jd.day AND c.cluster = jd.cluster AND c.project_id = jd.project_id
+	AND c.sector_id = jd.sector_id AND c.job_id = jd.job_id
+GROUP BY jd.day, jd.cluster, jd.project_id, jd.sector_id;
+
+-- The same per month.
+CREATE OR REPLACE VIEW aif.usage_pending_monthly AS
+WITH RECURSIVE sl AS (
+	SELECT u.cluster, u.job_id, u.project_id, u.sector_id, u.gpus,
+	       u.started_at AT TIME ZONE 'UTC' AS s, u.ended_at AT TIME ZONE 'UTC' AS e,
+	       date_trunc('month', u.started_at AT TIME ZONE 'UTC') AS t
+	FROM aif.usage_pending u
+	WHERE u.ended_at > u.started_at
+	UNION ALL
+	SELECT sl.cluster, sl.job_id, sl.project_id, sl.sector_id, sl.gpus, sl.s, sl.e,
+	       sl.t + interval '1 month'
+	FROM sl
+	WHERE sl.t + interval '1 month' < sl.e
+), jm AS (
+	SELECT sl.cluster, sl.job_id, sl.project_id, sl.sector_id, sl.t::date AS month,
+	       sum(sl.gpus * round(date_part('epoch', least(sl.e, sl.t + interval '1 month')
+						 - greatest(sl.s, sl.t)) * 1000000)::bigint) AS gpu_us
+	FROM sl
+	GROUP BY 1, 2, 3, 4, 5
+), covered AS (
+	SELECT DISTINCT jm.month, jm.cluster, jm.project_id, jm.sector_id, jm.job_id
+	FROM jm
+	JOIN aif.usage_pending_folded f ON f.cluster = jm.cluster AND f.job_id = jm.job_id
+		AND f.project_id = jm.project_id AND f.sector_id = jm.sector_id
+		AND f.started_at < (jm.month + interval '1 month') AT TIME ZONE 'UTC'
+		AND f.ended_at > jm.month::timestamp AT TIME ZONE 'UTC'
+)
+SELECT jm.month, jm.cluster, jm.project_id, jm.sector_id, sum(jm.gpu_us)::bigint AS gpu_us,
+       count(*) FILTER (WHERE c.job_id IS NULL) AS jobs
+FROM jm
+LEFT JOIN covered c ON c.month = jm.month AND c.cluster = jm.cluster AND c.project_id = jm.project_id
+	AND c.sector_id = jm.sector_id AND c.job_id = jm.job_id
+GROUP BY jm.month, jm.cluster, jm.project_id, jm.sector_id;
+
+-- Fold the queue into the rollups. Returns the number of intervals folded. With wait false
+-- (what aifd calls every few seconds) it returns 0 at once when another flush is running.
+-- Safe to call at any time and from any transaction; readers see the queue and the rollups
+-- change together at commit. The planner settings keep the plan proportional to the batch
+-- (hash joins on batch-sized sides, index probes into usage) even when the statistics of the
+-- ever-changing queue are off; measured in tests/bench.
+CREATE OR REPLACE FUNCTION aif.rollup_flush(wait boolean DEFAULT false) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+SET enable_bitmapscan = off
+SET enable_mergejoin = off
+SET enable_sort = off
+SET work_mem = '64MB'
+AS $$
+DECLARE
+	n bigint;
+BEGIN
+	IF wait THEN
+		PERFORM pg_advisory_xact_lock(1634297344, 3);
+	ELSIF NOT pg_try_advisory_xact_lock(1634297344, 3) THEN
+		RETURN 0;
+	END IF;
+
+	-- One statement, one snapshot: the closed intervals not in this batch are exactly the
+	-- ones folded before.
+	WITH q AS (
+		DELETE FROM aif.usage_queue
+		RETURNING cluster, job_id, node, restart_count, project_id, sector_id, gpus,
+			  started_at AT TIME ZONE 'UTC' AS s, ended_at AT TIME ZONE 'UTC' AS e
+	), sl AS (
+		-- each interval's slices: one per UTC day it overlaps by a positive duration (most
+		-- intervals lie within one day: no series for them)
+		SELECT q.cluster, q.job_id, q.project_id, q.sector_id, q.s::date AS day,
+		       q.gpus * (extract(epoch FROM q.e - q.s) * 1000000)::bigint AS gpu_us
+		FROM q
+		WHERE q.e > q.s AND q.e <= date_trunc('day', q.s) + interval '1 day'
+		UNION ALL
+		SELECT q.cluster, q.job_id, q.project_id, q.sector_id, d.t::date,
+		       q.gpus * (extract(epoch FROM least(q.e, d.t + interval '1 day') - greatest(q.s, d.t))
+				 * 1000000)::bigint
+		FROM q
+		CROSS JOIN LATERAL generate_series(date_trunc('day', q.s), q.e, interval '1 day') AS d(t)
+		WHERE q.e > date_trunc('day', q.s) + interval '1 day'
+		  AND least(q.e, d.t + interval '1 day') > greatest(q.s, d.t)
+	), jd AS (
+		-- per job, project, sector and day
+		SELECT sl.day, sl.cluster, sl.project_id, sl.sector_id, sl.job_id, sum(sl.gpu_us) AS gpu_us
+		FROM sl
+		GROUP BY sl.day, sl.cluster, sl.project_id, sl.sector_id, sl.job_id
+	), earlier AS (
+		-- The closed intervals of this batch's jobs folded before: a job counts for a day
+		-- (month) only if none of them covers it already.
+		-- (OFFSET 0: one index probe per job, whatever the statistics of the queue say;
+		-- never a scan of all usage.)
+		SELECT o.cluster, o.job_id, o.project_id, o.sector_id, o.started_at, o.ended_at
+		FROM (SELECT DISTINCT q.cluster, q.job_id FROM q) b
+		CROSS JOIN LATERAL (
+			SELECT i.cluster, i.job_id, i.node, i.restart_count, i.project_id, i.sector_id,
+			       i.started_at, i.ended_at
+			FROM aif.usage_intervals i
+			WHERE i.cluster = b.cluster AND i.job_id = b.job_id AND i.ended_at > i.started_at
+			OFFSET 0) o
+		WHERE NOT EXISTS (SELECT 1 FROM q
+				  WHERE q.cluster = o.cluster AND q.job_id = o.job_id AND q.node = o.node
+				    AND q.restart_count = o.restart_count)
+	), covered_days AS (
+		SELECT DISTINCT jd.day, jd.cluster, jd.project_id, jd.sector_id, jd.job_id
+		FROM jd
+		JOIN earlier e ON e.cluster = jd.cluster AND e.job_id = jd.job_id
+			AND e.project_id = jd.project_id AND e.sector_id = jd.sector_id
+			AND e.started_at < (jd.day + 1)::timestamp AT TIME ZONE 'UTC'
+			AND e.ended_at > jd.day::timestamp AT TIME ZONE 'UTC'
+	), daily AS (
+		SELECT jd.day, jd.cluster, jd.project_id, jd.sector_id, sum(jd.gpu_us)::bigint AS gpu_us,
+		       count(*) FILTER (WHERE c.job_id IS NULL) AS jobs
+		FROM jd
+		LEFT JOIN covered_days c ON c.day = jd.day AND c.cluster = jd.cluster
+			AND c.project_id = jd.project_id AND c.sector_id = jd.sector_id AND c.job_id = jd.job_id
+		GROUP BY jd.day, jd.cluster, jd.project_id, jd.sector_id
+	), jm AS (
+		SELECT date_trunc('month', jd.day)::date AS month, jd.cluster, jd.project_id, jd.sector_id,
+		       jd.job_id, sum(jd.gpu_us) AS gpu_us
+		FROM jd
+		GROUP BY 1, 2, 3, 4, 5
+	), covered_months AS (
+		SELECT DISTINCT jm.month, jm.cluster, jm.project_id, jm.sector_id, jm.job_id
+		FROM jm
+		JOIN earlier e ON e.cluster = jm.cluster AND e.job_id = jm.job_id
+			AND e.project_id = jm.project_id AND e.sector_id = jm.sector_id
+			AND e.started_at < (jm.month + interval '1 month') AT TIME ZONE 'UTC'
+			AND e.ended_at > jm.month::timestamp AT TIME ZONE 'UTC'
+	), monthly AS (
+		SELECT jm.month, jm.cluster, jm.project_id, jm.sector_id, sum(jm.gpu_us)::bigint AS gpu_us,
+		       count(*) FILTER (WHERE c.job_id IS NULL) AS jobs
+		FROM jm
+		LEFT JOIN covered_months c ON c.month = jm.month AND c.cluster = jm.cluster
+			AND c.project_id = jm.project_id AND c.sector_id = jm.sector_id AND c.job_id = jm.job_id
+		GROUP BY jm.month, jm.cluster, jm.project_id, jm.sector_id
+	), ins_daily AS (
+		INSERT INTO aif.usage_daily_rollup AS r (day, cluster, project_id, sector_id, gpu_us, jobs)
+		SELECT d.day, d.cluster, d.project_id, d.sector_id, d.gpu_us, d.jobs
+		FROM daily d
+		ORDER BY 1, 2, 3, 4
+		ON CONFLICT (day, cluster, project_id, sector_id) DO UPDATE
+		SET gpu_us = r.gpu_us + excluded.gpu_us, jobs = r.jobs + excluded.jobs
+	), ins_monthly AS (
+		INSERT INTO aif.usage_monthly_rollup AS r (month, cluster, project_id, sector_id, gpu_us, jobs)
+		SELECT m.month, m.cluster, m.project_id, m.sector_id, m.gpu_us, m.jobs
+		FROM monthly m
+		ORDER BY 1, 2, 3, 4
+		ON CONFLICT (month, cluster, project_id, sector_id) DO UPDATE
+		SET gpu_us = r.gpu_us + excluded.gpu_us, jobs = r.jobs + excluded.jobs
+	), ins_period AS (
+		INSERT INTO aif.usage_period_rollup AS r (period_id, project_id, gpu_us)
+		SELECT p.id, d.project_id, sum(d.gpu_us)::bigint
+		FROM daily d
+		JOIN aif.periods p ON d.day >= p.starts_on AND d.day < p.ends_on
+		GROUP BY 1, 2
+		ORDER BY 1, 2
+		ON CONFLICT (period_id, project_id) DO UPDATE
+		SET gpu_us = r.gpu_us + excluded.gpu_us
+	)
+	SELECT count(*) INTO n FROM q;
+	RETURN n;
+END
+$$;
+
+-- Recompute the period rollup of the given periods from the daily rollup: for a period that
+-- was added or whose dates changed (aif.apply() calls it). Queued intervals are folded later
+-- by the flush, with the new dates.
+CREATE OR REPLACE FUNCTION aif.rollup_recompute_periods(period_ids text[]) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $$
+BEGIN
+	PERFORM pg_advisory_xact_lock(1634297344, 3);
+	DELETE FROM aif.usage_period_rollup r WHERE r.period_id = ANY (period_ids);
+	INSERT INTO aif.usage_period_rollup (period_id, project_id, gpu_us)
+	SELECT p.id, d.project_id, sum(d.gpu_us)::bigint
+	FROM aif.periods p
+	JOIN aif.usage_daily_rollup d ON d.day >= p.starts_on AND d.day < p.ends_on
+	WHERE p.id = ANY (period_ids)
+	GROUP BY 1, 2;
+END
+$$;
+
+-- Recompute every rollup from aif.usage_intervals (after an administrative correction). Blocks
+-- writers of usage while it runs.
+CREATE OR REPLACE FUNCTION aif.rollup_rebuild() RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $$
+BEGIN
+	PERFORM pg_advisory_xact_lock(1634297344, 3);
+	LOCK TABLE aif.usage_intervals IN SHARE MODE;
+	TRUNCATE aif.usage_queue, aif.usage_daily_rollup, aif.usage_monthly_rollup,
+		aif.usage_period_rollup;
+	INSERT INTO aif.usage_queue (cluster, job_id, node, restart_count, project_id, sector_id, gpus,
+				     started_at, ended_at)
+	SELECT i.cluster, i.job_id, i.node, i.restart_count, i.project_id, i.sector_id, i.gpus,
+	       i.started_at, i.ended_at
+	FROM aif.usage_intervals i
+	WHERE i.ended_at IS NOT NULL;
+	RETURN aif.rollup_flush(true);
+END
+$$;
+
+-- Flush, then compare every rollup with a recomputation from aif.usage_intervals. Returns the
+-- rows that differ: none when the rollups are exact. Blocks writers of usage while it runs.
+CREATE OR REPLACE FUNCTION aif.rollup_verify()
+RETURNS TABLE(rollup text, key text, gpu_us bigint, expected_gpu_us bigint, jobs bigint,
+	      expected_jobs bigint)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $$
+#variable_conflict use_column
+BEGIN
+	LOCK TABLE aif.usage_intervals IN SHARE MODE;
+	PERFORM aif.rollup_flush(true);
+	RETURN QUERY
+	WITH sl AS (
+		SELECT i.cluster, i.job_id, i.project_id, i.sector_id, d.t::date AS day,
+		       i.gpus * (extract(epoch FROM least(i.e, d.t + interval '1 day') - greatest(i.s, d.t))
+				 * 1000000)::bigint AS gpu_us
+		FROM (SELECT u.*, u.started_at AT TIME ZONE 'UTC' AS s, u.ended_at AT TIME ZONE 'UTC' AS e
+		      FROM aif.usage_intervals u WHERE u.ended_at IS NOT NULL) i
+		CROSS JOIN LATERAL generate_series(date_trunc('day', i.s), i.e, interval '1 day') AS d(t)
+		WHERE least(i.e, d.t + interval '1 day') > greatest(i.s, d.t)
+	), daily AS (
+		SELECT sl.day, sl.cluster, sl.project_id, sl.sector_id, sum(sl.gpu_us)::bigint AS gpu_us,
+		       count(DISTINCT sl.job_id) AS jobs
+		FROM sl GROUP BY 1, 2, 3, 4
+	), monthly AS (
+		SELECT date_trunc('month', sl.day)::date AS month, sl.cluster, sl.project_id, sl.sector_id,
+		       sum(sl.gpu_us)::bigint AS gpu_us, count(DISTINCT sl.job_id) AS jobs
+		FROM sl GROUP BY 1, 2, 3, 4
+	), period AS (
+		SELECT p.id AS period_id, d.project_id, sum(d.gpu_us)::bigint AS gpu_us
+		FROM daily d JOIN aif.periods p ON d.day >= p.starts_on AND d.day < p.ends_on
+		GROUP BY 1, 2
+	)
+	SELECT 'daily', concat_ws('/', coalesce(r.day, e.day), coalesce(r.cluster, e.cluster),
+				  coalesce(r.project_id, e.project_id), coalesce(r.sector_id, e.sector_id)),
+	       r.gpu_us, e.gpu_us, r.jobs, e.jobs
+	FROM aif.usage_daily_rollup r
+	FULL JOIN daily e ON e.day = r.day AND e.cluster = r.cluster AND e.project_id = r.project_id
+		AND e.sector_id = r.sector_id
+	WHERE r.gpu_us IS DISTINCT FROM e.gpu_us OR r.jobs IS DISTINCT FROM e.jobs
+	UNION ALL
+	SELECT 'monthly', concat_ws('/', coalesce(r.month, e.month), coalesce(r.cluster, e.cluster),
+				    coalesce(r.project_id, e.project_id), coalesce(r.sector_id, e.sector_id)),
+	       r.gpu_us, e.gpu_us, r.jobs, e.jobs
+	FROM aif.usage_monthly_rollup r
+	FULL JOIN monthly e ON e.month = r.month AND e.cluster = r.cluster
+		AND e.project_id = r.project_id AND e.sector_id = r.sector_id
+	WHERE r.gpu_us IS DISTINCT FROM e.gpu_us OR r.jobs IS DISTINCT FROM e.jobs
+	UNION ALL
+	SELECT 'period', concat_ws('/', coalesce(r.period_id, e.period_id), coalesce(r.project_id, e.project_id)),
+	       r.gpu_us, e.gpu_us, NULL::bigint, NULL::bigint
+	FROM aif.usage_period_rollup r
+	FULL JOIN period e ON e.period_id = r.period_id AND e.project_id = r.project_id
+	WHERE r.gpu_us IS DISTINCT FROM e.gpu_us;
+END
+$$;
+
+-- Rights.
+REVOKE ALL ON aif.usage_pending, aif.usage_pending_folded, aif.usage_pending_daily,
+	aif.usage_pending_monthly FROM PUBLIC;
+GRANT SELECT ON aif.usage_pending, aif.usage_pending_folded, aif.usage_pending_daily,
+	aif.usage_pending_monthly TO aif_operator, aif_daemon;
+REVOKE ALL ON FUNCTION aif.rollup_flush(boolean), aif.rollup_recompute_periods(text[]),
+	aif.rollup_rebuild(), aif.rollup_verify() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aif.rollup_flush(boolean) TO aif_operator, aif_daemon;
+GRANT EXECUTE ON FUNCTION aif.rollup_recompute_periods(text[]), aif.rollup_rebuild(),
+	aif.rollup_verify() TO aif_operator;

@@ -1,0 +1,152 @@
+-- sql/repeatable/60_report.sql: the funders' views, aif_report.* (docs/funders.md): what
+-- funders query in plain SQL.
+--
+-- A repeatable file: the current definition of what it holds, run again by every
+-- "aifctl db migrate" after the versioned migrations (docs/database.md, "Migrations").
+-- Change a function or view here, never in a versioned migration.
+
+-- Per UTC day, cluster, factory, project and sector. jobs = distinct (cluster, job_id) with
+-- usage (an interval overlapping the day by a positive duration) that day.
+CREATE OR REPLACE VIEW aif_report.usage_daily AS
+WITH l AS MATERIALIZED (SELECT * FROM aif.usage_pending_daily)
+SELECT u.day, u.cluster, p.factory_id AS factory, u.project_id AS project, u.sector_id AS sector,
+       trim_scale(round(u.gpu_us / 3600000000.0, 6)) AS gpu_hours, u.jobs
+FROM (
+	SELECT r.day, r.cluster, r.project_id, r.sector_id,
+	       r.gpu_us + coalesce(l.gpu_us, 0) AS gpu_us, r.jobs + coalesce(l.jobs, 0) AS jobs
+	FROM aif.usage_daily_rollup r
+	LEFT JOIN l ON l.day = r.day AND l.cluster = r.cluster
+		AND l.project_id = r.project_id AND l.sector_id = r.sector_id
+	UNION ALL
+	SELECT l.day, l.cluster, l.project_id, l.sector_id, l.gpu_us, l.jobs
+	FROM l
+	WHERE NOT EXISTS (SELECT 1 FROM aif.usage_daily_rollup r
+			  WHERE r.day = l.day AND r.cluster = l.cluster
+			    AND r.project_id = l.project_id AND r.sector_id = l.sector_id)
+) u
+JOIN aif.projects p ON p.id = u.project_id;
+COMMENT ON VIEW aif_report.usage_daily IS
+	'GPU-hours and distinct jobs per UTC day, cluster, factory, project and sector';
+
+-- The same per calendar month (UTC); jobs = distinct jobs with usage in that month.
+CREATE OR REPLACE VIEW aif_report.usage_monthly AS
+WITH l AS MATERIALIZED (SELECT * FROM aif.usage_pending_monthly)
+SELECT u.month, u.cluster, p.factory_id AS factory, u.project_id AS project, u.sector_id AS sector,
+       trim_scale(round(u.gpu_us / 3600000000.0, 6)) AS gpu_hours, u.jobs
+FROM (
+	SELECT r.month, r.cluster, r.project_id, r.sector_id,
+	       r.gpu_us + coalesce(l.gpu_us, 0) AS gpu_us, r.jobs + coalesce(l.jobs, 0) AS jobs
+	FROM aif.usage_monthly_rollup r
+	LEFT JOIN l ON l.month = r.month AND l.cluster = r.cluster
+		AND l.project_id = r.project_id AND l.sector_id = r.sector_id
+	UNION ALL
+	SELECT l.month, l.cluster, l.project_id, l.sector_id, l.gpu_us, l.jobs
+	FROM l
+	WHERE NOT EXISTS (SELECT 1 FROM aif.usage_monthly_rollup r
+			  WHERE r.month = l.month AND r.cluster = l.cluster
+			    AND r.project_id = l.project_id AND r.sector_id = l.sector_id)
+) u
+JOIN aif.projects p ON p.id = u.project_id;
+COMMENT ON VIEW aif_report.usage_monthly IS
+	'GPU-hours and distinct jobs per UTC calendar month (first day), cluster, factory, project and sector';
+
+-- One row per budget: per factory (project NULL) and per project, for every period it has a
+-- budget in. A factory's usage is the sum over all its projects (retired ones included), on
+-- every cluster. state: aif.budget_state() (30_budget.sql): exhausted when used >= budget,
+-- else warning when used reaches the lowest warn_at threshold, else ok.
+CREATE OR REPLACE VIEW aif_report.budget_status AS
+WITH per AS (
+	SELECT p.id, p.starts_on,
+	       p.starts_on::timestamp AT TIME ZONE 'UTC' AS t0, p.ends_on::timestamp AT TIME ZONE 'UTC' AS t1
+	FROM aif.periods p
+), used AS (
+	SELECT x.period_id, x.project_id, sum(x.gpu_us) AS gpu_us
+	FROM (
+		SELECT r.period_id, r.project_id, r.gpu_us
+		FROM aif.usage_period_rollup r
+		UNION ALL
+		SELECT per.id, u.project_id, aif.gpu_us_within(u.gpus, u.started_at, u.ended_at, per.t0, per.t1)
+		FROM aif.usage_pending u
+		JOIN per ON u.started_at < per.t1 AND u.ended_at > per.t0 AND u.ended_at > u.started_at
+	) x
+	GROUP BY x.period_id, x.project_id
+), by_factory AS (
+	SELECT u.period_id, p.factory_id, sum(u.gpu_us) AS gpu_us
+	FROM used u
+	JOIN aif.projects p ON p.id = u.project_id
+	GROUP BY u.period_id, p.factory_id
+), budgets AS (
+	SELECT b.period_id, f.id AS factory_id, NULL::text AS project_id, b.gpu_hours, f.warn_at,
+	       coalesce(u.gpu_us, 0) AS gpu_us
+	FROM aif.factory_budgets b
+	JOIN aif.factories f ON f.id = b.factory_id
+	LEFT JOIN by_factory u ON u.period_id = b.period_id AND u.factory_id = b.factory_id
+	UNION ALL
+	SELECT b.period_id, p.factory_id, p.id, b.gpu_hours, p.warn_at, coalesce(u.gpu_us, 0)
+	FROM aif.project_budgets b
+	JOIN aif.projects p ON p.id = b.project_id
+	LEFT JOIN used u ON u.period_id = b.period_id AND u.project_id = b.project_id
+)
+SELECT b.period_id AS period, b.factory_id AS factory, b.project_id AS project,
+       b.gpu_hours AS budget_gpu_hours,
+       trim_scale(round(b.gpu_us / 3600000000.0, 6)) AS used_gpu_hours,
+       trim_scale(b.gpu_hours - round(b.gpu_us / 3600000000.0, 6)) AS remaining_gpu_hours,
+       round(b.gpu_us / (b.gpu_hours * 36000000.0), 2) AS pct_used,
+       aif.budget_state(b.gpu_us, b.gpu_hours, b.warn_at) AS state
+FROM budgets b
+JOIN per ON per.id = b.period_id
+ORDER BY per.starts_on, b.period_id, b.factory_id, b.project_id NULLS FIRST;
+COMMENT ON VIEW aif_report.budget_status IS
+	'GPU-hour budgets per period and factory (project NULL) or project: used, remaining, state';
+
+-- Per UTC day, cluster and reason: GPU-hours (split at UTC midnight, open intervals up to
+-- now(), as usage_daily) and distinct jobs. No uid, no user name, no project name.
+CREATE OR REPLACE VIEW aif_report.unattributed_daily AS
+SELECT d.day, u.cluster, u.reason,
+       trim_scale(round(sum(u.gpus * extract(epoch FROM
+		least(coalesce(u.ended_at, now()), (d.day + 1)::timestamp AT TIME ZONE 'UTC')
+		- greatest(u.started_at, d.day::timestamp AT TIME ZONE 'UTC'))) / 3600.0, 6)) AS gpu_hours,
+       count(DISTINCT u.job_id) AS jobs
+FROM aif.unattributed_intervals u
+CROSS JOIN LATERAL (
+	-- the days the interval overlaps by a positive duration (as usage_daily counts jobs)
+	SELECT g::date AS day
+	FROM generate_series((u.started_at AT TIME ZONE 'UTC')::date,
+			     ((coalesce(u.ended_at, now()) - interval '1 microsecond') AT TIME ZONE 'UTC')::date,
+			     interval '1 day') g
+	WHERE coalesce(u.ended_at, now()) > u.started_at
+) d
+GROUP BY d.day, u.cluster, u.reason;
+COMMENT ON VIEW aif_report.unattributed_daily IS
+	'GPU-hours used that no project could be charged for, per UTC day, cluster and reason';
+
+-- The configuration, for joining and labelling (no members: those are personal data).
+CREATE OR REPLACE VIEW aif_report.periods AS
+SELECT p.id AS period, p.starts_on, p.ends_on
+FROM aif.periods p;
+COMMENT ON VIEW aif_report.periods IS 'budget periods: [starts_on, ends_on), whole UTC days';
+
+CREATE OR REPLACE VIEW aif_report.factories AS
+SELECT f.id AS factory, f.name,
+       ARRAY(SELECT c.cluster FROM aif.factory_clusters c WHERE c.factory_id = f.id
+	     ORDER BY c.cluster) AS clusters,
+       f.on_exhausted, f.warn_at, f.allow_overcommit, f.retired_at
+FROM aif.factories f;
+COMMENT ON VIEW aif_report.factories IS 'AI Factories; retired_at is set when a factory left the configuration';
+
+CREATE OR REPLACE VIEW aif_report.projects AS
+SELECT p.id AS project, p.name, p.factory_id AS factory,
+       ARRAY(SELECT s.sector_id FROM aif.project_sectors s WHERE s.project_id = p.id
+	     ORDER BY s.position) AS sectors,
+       p.on_exhausted, p.warn_at, p.retired_at
+FROM aif.projects p;
+COMMENT ON VIEW aif_report.projects IS 'projects; sectors[1] is the default sector';
+
+CREATE OR REPLACE VIEW aif_report.sectors AS
+SELECT s.id AS sector, s.retired_at
+FROM aif.sectors s;
+COMMENT ON VIEW aif_report.sectors IS 'sectors; retired_at is set when a sector left the configuration';
+
+-- Rights: the funders read every view of aif_report, and nothing else.
+REVOKE ALL ON ALL TABLES IN SCHEMA aif_report FROM PUBLIC;
+GRANT SELECT ON ALL TABLES IN SCHEMA aif_report TO aif_funder, aif_operator, aif_daemon;
