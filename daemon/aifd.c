@@ -45,6 +45,7 @@
 #include "privs.h"
 #include "reconcile.h"
 #include "refresh.h"
+#include "settle.h"
 #include "store.h"
 
 #define EXIT_CONFIG 2 /* a bad command line or config file */
@@ -75,6 +76,7 @@ struct aifd {
 	struct pool *pool;          /* the worker threads */
 	struct reconcile *reconcile; /* open intervals and cancellations against slurmctld */
 	struct jobtimes *jobtimes;  /* slurmctld's times for usage records */
+	struct settle *settle;      /* ends acknowledged: settled, then closed */
 	bool conns_ready;           /* conns initialized (its watch on the pool) */
 	bool stopping;
 };
@@ -126,6 +128,8 @@ static void aifd_close(struct aifd *aifd)
 	aifd->pool = NULL;
 	handler_free(aifd->handler);
 	aifd->handler = NULL;
+	settle_stop(aifd->settle); /* after the store, which pokes it */
+	aifd->settle = NULL;
 	jobtimes_free(aifd->jobtimes);
 	aifd->jobtimes = NULL;
 	reconcile_stop(aifd->reconcile);
@@ -161,6 +165,12 @@ static void store_log(void *arg, int is_error, const struct aif_diag *diag)
 	log_diag(is_error ? LOG_LEVEL_ERROR : LOG_LEVEL_INFO, NULL, diag);
 }
 
+/* The usage writer committed ends to the inbox: the settler's next round. */
+static void ends_written(void *settle)
+{
+	settle_poke(settle);
+}
+
 static int start_threads_blocked(struct aifd *aifd, const struct refresh_options *ropts,
 				 const struct handler_settings *hs)
 {
@@ -175,16 +185,18 @@ static int start_threads_blocked(struct aifd *aifd, const struct refresh_options
 	aifd->db = NULL; /* refresh owns it now, also after a failure */
 	if (!aifd->refresh)
 		return -1;
-	/* Before the store, whose writer settles usage times with it. */
+	/* Before the store, whose writer hands the ends it committed to the settler. */
 	aifd->jobtimes = jobtimes_new();
 	if (!aifd->jobtimes)
+		return -1;
+	aifd->settle = settle_start(config->db, config->cluster, aifd->jobtimes);
+	if (!aifd->settle)
 		return -1;
 	store_options_init(&sopts);
 	sopts.rollup_flush_interval_ms = (unsigned)config->flush_interval_ms;
 	sopts.log = store_log;
-	sopts.settle = jobtimes_settle;
-	sopts.settle_arg = aifd->jobtimes;
-	sopts.cluster = config->cluster;
+	sopts.ends_written = ends_written;
+	sopts.ends_arg = aifd->settle;
 	aif_diag_clear(&diag);
 	if (store_start_opts(config->db, &sopts, &aifd->store, &diag) < 0) {
 		log_diag(LOG_LEVEL_ERROR, NULL, &diag);

@@ -118,8 +118,6 @@ static const char *duration(char *buf, size_t size, unsigned ms)
 
 PGconn *db_get(struct db *db, struct aif_diag *diag)
 {
-	char within[32];
-
 	aif_diag_clear(diag);
 	if (db->conn && PQstatus(db->conn) == CONNECTION_OK)
 		return db->conn;
@@ -135,6 +133,8 @@ PGconn *db_get(struct db *db, struct aif_diag *diag)
 	}
 	db->conn = aif_db_connect_by(db->conninfo, db->app, aif_clock_ms() + db->timeout_ms);
 	if (!db->conn) {
+		char within[32];
+
 		aif_diag_message(diag, "could not connect to the aif database: it did not answer within %s",
 				 duration(within, sizeof(within), db->timeout_ms));
 		db_lost(db, diag);

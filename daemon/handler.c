@@ -94,6 +94,25 @@ static void reply_diag(struct handler *h, struct request *req, enum aif_proto_ki
 	reply(h, req, &m);
 }
 
+/*
+ * The answer to a request that is not valid: a refusal where its nonce can be echoed (a
+ * response without one can only be "error"); usage: none of its records is acknowledged (the
+ * sender moves them aside, as it does the records the database refuses).
+ */
+static void reply_invalid(struct handler *h, struct request *req, enum aif_proto_kind kind,
+			  const char *nonce, const struct aif_diag *diag)
+{
+	struct aif_proto_msg m;
+
+	aif_proto_msg_init(&m, nonce ? AIF_PROTO_REFUSE : AIF_PROTO_ERROR);
+	if (nonce)
+		aif_proto_set(&m.header, "nonce", nonce);
+	if (nonce && kind == AIF_PROTO_USAGE)
+		aif_proto_set(&m.header, "acked", "0");
+	set_diag(&m, diag);
+	reply(h, req, &m);
+}
+
 static void log_request(enum log_level level, const struct request *req, uid_t uid,
 			const char *what, const struct aif_diag *diag)
 {
@@ -424,30 +443,55 @@ static bool decide_charging(struct handler *h, const struct usage_record *u, con
 	return *charged != NULL;
 }
 
-/* Charge u to the project of its job's admission, if that names one its user may use. */
-static bool charge_admitted(struct handler *h, struct worker *w, struct usage_record *u,
-			    struct names *names)
-{
-	struct admission adm;
+/*
+ * The admissions a request's records look up: one query per job and uid in a request (a
+ * node's spool may send many records of few jobs), whatever its records.
+ */
+struct admitted {
+	size_t n;
+	struct admitted_job {
+		uint32_t job, uid;
+		bool charges;
+		struct admission adm;
+	} jobs[16]; /* beyond: looked up again */
+};
 
-	return admissions_recall(&w->db, h->cluster, u->job, u->uid, &adm) == 1 &&
-	       admission_charges(&adm) && charge(u, names, adm.project, adm.sector);
+/* Charge u to the project of its job's current admission, if that names one its user may use. */
+static bool charge_admitted(struct handler *h, struct worker *w, struct usage_record *u,
+			    struct names *names, struct admitted *cache)
+{
+	struct admitted_job *a = NULL;
+
+	for (size_t i = 0; i < cache->n && !a; i++)
+		if (cache->jobs[i].job == u->job && cache->jobs[i].uid == u->uid)
+			a = &cache->jobs[i];
+	if (!a) {
+		struct admitted_job found = {.job = u->job, .uid = u->uid};
+
+		found.charges = admissions_recall(&w->db, h->cluster, u->job, u->uid, &found.adm) == 1 &&
+				admission_charges(&found.adm);
+		a = cache->n < sizeof(cache->jobs) / sizeof(cache->jobs[0]) ? &cache->jobs[cache->n++]
+									  : &cache->jobs[0];
+		*a = found;
+	}
+	return a->charges && charge(u, names, a->adm.project, a->adm.sector);
 }
 
 /*
- * The project and sector a record is charged to: never one its user may not use, since the
- * project in a record is the prolog's SPANK_AIF_PROJECT, which the user controls. In order:
- * the one sent, when the user may use it; the job's admission's; the user's only project.
- * The store then charges the admission's project wherever the job has one (store.c), so that
- * a job is charged to the project it was admitted for. When none can be charged, the record
- * is unattributed (u->unattributed: the reason), with diag saying why: the GPUs were used,
- * and the usage is kept (aif.unattributed_intervals), never refused and lost.
+ * The project and sector a record is charged to, decided here and only here (the store
+ * stores what it is given): never one its user may not use, since the project in a record is
+ * the prolog's SPANK_AIF_PROJECT, which the user controls. In order: the project of the job's
+ * current admission (a job is charged to what it was admitted for: an end re-tags an interval
+ * opened before the admission); the one sent, when the user may use it; the user's only
+ * project. When none can be charged, the record is unattributed (u->unattributed: the
+ * reason), with diag saying why: the GPUs were used, and the usage is kept
+ * (aif.unattributed_intervals), never refused and lost.
  * Neither the user's lookup (NSS) nor the admission's (the database) runs while a snapshot
  * is held: a slow one must not hold up the refresh, and every decision queued behind it.
  * -1 only when out of memory.
  */
 static int resolve_project(struct handler *h, struct worker *w, struct usage_record *u,
-			   struct names *names, struct aif_diag *diag)
+			   struct names *names, struct admitted *cache, struct aif_diag *diag)
 {
 	bool named = u->project && u->project[0];
 	enum decide_reason why = DECIDE_R_OK; /* set wherever nothing charges */
@@ -455,15 +499,13 @@ static int resolve_project(struct handler *h, struct worker *w, struct usage_rec
 	struct decision dec;
 	struct identity id;
 
+	if (charge_admitted(h, w, u, names, cache))
+		return 0;
 	/* The record has no gid: the passwd entry's primary group counts. */
 	identity_lookup((uid_t)u->uid, (gid_t)-1, &id);
 	if (named && !decide_charging(h, u, &id, u->project, u->sector, &dec, names, &charged)) {
 		*diag = dec.diag; /* why not the one sent, should nothing else do either */
 		why = dec.reason;
-	}
-	if (!charged && charge_admitted(h, w, u, names)) {
-		identity_free(&id);
-		return 0;
 	}
 	if (!charged && !decide_charging(h, u, &id, NULL, NULL, &dec, names, &charged) && !named) {
 		*diag = dec.diag;
@@ -482,9 +524,8 @@ static int resolve_project(struct handler *h, struct worker *w, struct usage_rec
 	return 0;
 }
 
-/* A validated record (aif_proto_validate_request) as the store takes it; -1 with diag. */
-static int parse_record(const struct aif_proto_block *b, const char *cluster,
-			struct usage_record *u, struct aif_diag *diag)
+/* A record aif_proto_validate_request() checked (every field within its range), as the store takes it. */
+static void parse_record(const struct aif_proto_block *b, const char *cluster, struct usage_record *u)
 {
 	uint64_t v;
 
@@ -500,23 +541,20 @@ static int parse_record(const struct aif_proto_block *b, const char *cluster,
 	u->gpus = (uint32_t)v;
 	aif_proto_get_u64(b, "uid", UINT32_MAX, &v, NULL);
 	u->uid = (uint32_t)v;
-	if (aif_proto_get_u64(b, "time", INT64_MAX, &v, diag) < 0)
-		return -1;
+	aif_proto_get_u64(b, "time", AIF_PROTO_MAX_TIME, &v, NULL);
 	if (u->event == USAGE_START) {
 		u->start = (int64_t)v;
 	} else {
 		u->end = (int64_t)v;
 		u->start = USAGE_TIME_UNKNOWN;
 		if (aif_proto_get(b, "start")) {
-			if (aif_proto_get_u64(b, "start", INT64_MAX, &v, diag) < 0)
-				return -1;
+			aif_proto_get_u64(b, "start", AIF_PROTO_MAX_TIME, &v, NULL);
 			u->start = (int64_t)v;
 		}
 	}
 	u->project = aif_proto_get(b, "project");
 	u->sector = aif_proto_get(b, "sector");
 	u->user = aif_proto_get(b, "user");
-	return 0;
 }
 
 static void handle_usage(struct handler *h, struct worker *w, struct request *req,
@@ -525,6 +563,7 @@ static void handle_usage(struct handler *h, struct worker *w, struct request *re
 	const char *nonce = aif_proto_get(&m->header, "nonce");
 	struct usage_record *recs = calloc(m->nrecords, sizeof(*recs));
 	struct names names = {0};
+	struct admitted admitted = {0};
 	struct aif_diag d, why;
 	int rc = 0;
 
@@ -536,13 +575,8 @@ static void handle_usage(struct handler *h, struct worker *w, struct request *re
 		return;
 	}
 	for (size_t i = 0; i < m->nrecords && rc == 0; i++) {
-		if (parse_record(&m->records[i], h->cluster, &recs[i], &why) < 0) {
-			aif_diag_message(&d, "usage record %zu: %s", i + 1, why.message);
-			aif_diag_detail(&d, "%s", why.detail);
-			rc = STORE_REFUSED;
-			break;
-		}
-		if (resolve_project(h, w, &recs[i], &names, &why) < 0) {
+		parse_record(&m->records[i], h->cluster, &recs[i]);
+		if (resolve_project(h, w, &recs[i], &names, &admitted, &why) < 0) {
 			aif_diag_message(&d, "aifd is out of memory");
 			rc = -1;
 			break;
@@ -565,7 +599,7 @@ static void handle_usage(struct handler *h, struct worker *w, struct request *re
 	log_request(LOG_LEVEL_WARNING, req, 0, "usage records not stored", &d);
 	{
 		struct aif_proto_msg ans;
-		aif_proto_msg_init(&ans, rc == STORE_REFUSED ? AIF_PROTO_REFUSE : AIF_PROTO_ERROR);
+		aif_proto_msg_init(&ans, AIF_PROTO_ERROR); /* not stored now: the sender keeps them */
 		aif_proto_set(&ans.header, "nonce", nonce);
 		aif_proto_set(&ans.header, "acked", "0");
 		set_diag(&ans, &d);
@@ -601,12 +635,11 @@ static void handle(void *arg, void *thread_state, struct request *req)
 		aif_diag_message(&d, "invalid request: %s", why);
 		free(payload);
 		log_limited(h, HANDLER_LOG_REFUSED, req, uid, "request refused", &d);
-		/* The request is at fault and will be again: a refusal, where its nonce can be
-		 * echoed (a response without one can only be "error"). */
+		/* The request is at fault and will be again. */
 		nonce = aif_proto_get(&m.header, "nonce");
 		if (nonce && !aif_proto_nonce_valid(nonce))
 			nonce = NULL;
-		reply_diag(h, req, nonce ? AIF_PROTO_REFUSE : AIF_PROTO_ERROR, nonce, &d);
+		reply_invalid(h, req, m.kind, nonce, &d);
 		aif_proto_msg_free(&m);
 		return;
 	}

@@ -45,3 +45,54 @@ bool wakeup_wait(int fd, int64_t deadline_ms)
 	wakeup_drain(fd);
 	return true;
 }
+
+void waker_init(struct waker *w)
+{
+	w->fd = -1;
+	w->running = false;
+	atomic_init(&w->stopping, false);
+}
+
+int waker_start(struct waker *w, void *(*fn)(void *), void *arg, const char *what)
+{
+	int e;
+
+	w->fd = wakeup_open();
+	if (w->fd < 0)
+		return -1;
+	e = pthread_create(&w->thread, NULL, fn, arg);
+	if (e) {
+		log_error("could not start %s: %s", what, strerror(e));
+		return -1;
+	}
+	w->running = true;
+	return 0;
+}
+
+bool waker_stopping(struct waker *w)
+{
+	return atomic_load(&w->stopping);
+}
+
+bool waker_wait(struct waker *w, int64_t deadline_ms)
+{
+	return wakeup_wait(w->fd, deadline_ms);
+}
+
+void waker_poke(struct waker *w)
+{
+	wakeup_signal(w->fd);
+}
+
+void waker_stop(struct waker *w)
+{
+	atomic_store(&w->stopping, true);
+	if (w->running) {
+		wakeup_signal(w->fd);
+		pthread_join(w->thread, NULL);
+		w->running = false;
+	}
+	if (w->fd >= 0)
+		close(w->fd);
+	w->fd = -1;
+}

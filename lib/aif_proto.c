@@ -651,9 +651,10 @@ empty_line:
 
 enum ftype {
 	T_TEXT,   /* anything */
-	T_NAME,   /* not empty, no control characters */
+	T_NAME,   /* 1 to AIF_PROTO_MAX_NAME bytes, no control characters */
 	T_U32,    /* whole number < 2^32 */
 	T_U64,    /* whole number < 2^64 */
+	T_TIME,   /* Unix seconds, 0 to AIF_PROTO_MAX_TIME */
 	T_COUNT,  /* whole number <= AIF_PROTO_MAX_RECORDS */
 	T_NONCE,  /* 16 lower-case hex digits */
 	T_EVENT,  /* start | end */
@@ -680,9 +681,9 @@ static const struct fspec req_admit[] = {
 	{"project", T_NAME, false}, {"sector", T_NAME, false}, {NULL, T_TEXT, false}};
 static const struct fspec usage_record[] = {
 	{"event", T_EVENT, true},   {"job", T_U32, true},	   {"node", T_NAME, true},
-	{"restart", T_U32, true},   {"gpus", T_U32, true},	   {"time", T_U64, true},
+	{"restart", T_U32, true},   {"gpus", T_U32, true},	   {"time", T_TIME, true},
 	{"project", T_NAME, false}, {"sector", T_NAME, false}, {"uid", T_U32, true},
-	{"user", T_NAME, false},    {"start", T_U64, false},	   {NULL, T_TEXT, false}};
+	{"user", T_NAME, false},    {"start", T_TIME, false},	   {NULL, T_TEXT, false}};
 static const struct fspec resp_resolved[] = {
 	{"project", T_NAME, true}, {"sector", T_NAME, true}, {NULL, T_TEXT, false}};
 static const struct fspec resp_acked[] = {{"acked", T_COUNT, true}, {NULL, T_TEXT, false}};
@@ -740,10 +741,10 @@ static int check_field(const struct aif_proto_block *b, const struct fspec *f,
 	case T_TEXT:
 		break;
 	case T_NAME:
-		ok = *v != '\0';
+		ok = *v != '\0' && strlen(v) <= AIF_PROTO_MAX_NAME;
 		for (const char *p = v; *p && ok; p++)
 			ok = !must_encode((unsigned char)*p) || *p == '%';
-		detail = "The value must not be empty nor contain control characters.";
+		detail = "The value must be 1 to 255 bytes, without control characters.";
 		break;
 	case T_U32:
 		ok = aif_proto_parse_u64(v, UINT32_MAX, &number) == 0;
@@ -752,6 +753,10 @@ static int check_field(const struct aif_proto_block *b, const struct fspec *f,
 	case T_U64:
 		ok = aif_proto_parse_u64(v, UINT64_MAX, &number) == 0;
 		detail = "The value must be a whole number from 0 to 18446744073709551615.";
+		break;
+	case T_TIME:
+		ok = aif_proto_parse_u64(v, AIF_PROTO_MAX_TIME, &number) == 0;
+		detail = "The value must be a time in Unix seconds, from 0 to 253402300799 (the end of 9999).";
 		break;
 	case T_COUNT:
 		ok = aif_proto_parse_u64(v, AIF_PROTO_MAX_RECORDS, &number) == 0;
@@ -792,6 +797,23 @@ static int check_block(const struct aif_proto_block *b, const struct fspec *spec
 	return 0;
 }
 
+/* An end record's start (its allocation's, when the sender knows it) is not after its time. */
+static int check_usage_times(const struct aif_proto_block *b, struct aif_diag *diag)
+{
+	const char *start = aif_proto_get(b, "start");
+	uint64_t t = 0, st = 0;
+
+	if (!start || strcmp(aif_proto_get(b, "event"), "end") != 0)
+		return 0;
+	aif_proto_parse_u64(aif_proto_get(b, "time"), AIF_PROTO_MAX_TIME, &t);
+	aif_proto_parse_u64(start, AIF_PROTO_MAX_TIME, &st);
+	if (st <= t)
+		return 0;
+	invalid(b, "start", start, diag);
+	aif_diag_detail(diag, "The start of an end record must not be after its time (%" PRIu64 ").", t);
+	return -1;
+}
+
 static int check_records(const struct aif_proto_msg *m, const struct fspec *specs,
 			 const char *what, struct aif_diag *diag)
 {
@@ -803,7 +825,8 @@ static int check_records(const struct aif_proto_msg *m, const struct fspec *spec
 		return -1;
 	}
 	for (size_t i = 0; i < m->nrecords; i++)
-		if (check_block(&m->records[i], specs, diag) < 0)
+		if (check_block(&m->records[i], specs, diag) < 0 ||
+		    (specs == usage_record && check_usage_times(&m->records[i], diag) < 0))
 			return -1;
 	return 0;
 }

@@ -31,6 +31,8 @@
 #define AIF_PROTO_MAX_FIELDS 64     /* fields per block */
 #define AIF_PROTO_MAX_KEY 32        /* bytes of a key */
 #define AIF_PROTO_MAX_VALUE 4096    /* bytes of a value, once percent-decoded */
+#define AIF_PROTO_MAX_NAME 255      /* bytes of a name (node, project, ...), far above any Slurm name */
+#define AIF_PROTO_MAX_TIME 253402300799LL /* a time field: at most 9999-12-31 23:59:59 UTC */
 #define AIF_PROTO_NONCE_LEN 16      /* lower-case hex digits */
 
 enum aif_proto_kind {

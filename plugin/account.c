@@ -8,7 +8,7 @@
  * setting in all.
  *
  * The times are the node's clock; aifd replaces them with slurmctld's StartTime and EndTime
- * when it still knows the run (daemon/jobtimes.h).
+ * when it still knows the run (daemon/slurm/jobtimes.h).
  *
  * What the prolog and epilog have (docs/slurm.md), from Slurm, whichever of them runs this:
  * the job's id and uid, and the environment: SLURM_CLUSTER_NAME, SLURMD_NODENAME,

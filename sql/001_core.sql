@@ -204,55 +204,6 @@ CREATE TABLE IF NOT EXISTS aif.apply_log (
 COMMENT ON COLUMN aif.apply_log.applied_by IS 'the OS user aifctl reports';
 COMMENT ON COLUMN aif.apply_log.db_user IS 'session_user of the applying connection (set by trigger)';
 
--- applied_at and db_user are facts, not claims: whoever inserts cannot choose them.
-CREATE OR REPLACE FUNCTION aif.apply_log_stamp() RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	NEW.applied_at := now();
-	NEW.db_user := session_user;
-	RETURN NEW;
-END
-$$;
-CREATE OR REPLACE TRIGGER apply_log_stamp BEFORE INSERT ON aif.apply_log
-	FOR EACH ROW EXECUTE FUNCTION aif.apply_log_stamp();
-
--- Sectors, factories and projects are referenced by usage and cancellations: never deleted
--- (retired instead), and their ids never change.
-CREATE OR REPLACE FUNCTION aif.never_deleted() RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	what text := CASE TG_TABLE_NAME WHEN 'factories' THEN 'factory' WHEN 'projects' THEN 'project'
-				       ELSE 'sector' END;
-BEGIN
-	IF TG_OP = 'UPDATE' THEN
-		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
-			MESSAGE = format('the id of a %s cannot be changed', what),
-			DETAIL = format('The %s %s may be referenced by usage.', what, OLD.id),
-			HINT = 'Add the new id and retire the old one.';
-	END IF;
-	RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
-		MESSAGE = format('aif.%s: rows are never deleted', TG_TABLE_NAME),
-		DETAIL = 'Usage refers to them.',
-		HINT = 'Retire them instead: set retired_at (aif.apply() does it for what a budgets file leaves out).';
-END
-$$;
-CREATE OR REPLACE TRIGGER sectors_never_deleted BEFORE DELETE OR TRUNCATE ON aif.sectors
-	FOR EACH STATEMENT EXECUTE FUNCTION aif.never_deleted();
-CREATE OR REPLACE TRIGGER factories_never_deleted BEFORE DELETE OR TRUNCATE ON aif.factories
-	FOR EACH STATEMENT EXECUTE FUNCTION aif.never_deleted();
-CREATE OR REPLACE TRIGGER projects_never_deleted BEFORE DELETE OR TRUNCATE ON aif.projects
-	FOR EACH STATEMENT EXECUTE FUNCTION aif.never_deleted();
-CREATE OR REPLACE TRIGGER sectors_id_fixed BEFORE UPDATE OF id ON aif.sectors
-	FOR EACH ROW WHEN (OLD.id IS DISTINCT FROM NEW.id) EXECUTE FUNCTION aif.never_deleted();
-CREATE OR REPLACE TRIGGER factories_id_fixed BEFORE UPDATE OF id ON aif.factories
-	FOR EACH ROW WHEN (OLD.id IS DISTINCT FROM NEW.id) EXECUTE FUNCTION aif.never_deleted();
-CREATE OR REPLACE TRIGGER projects_id_fixed BEFORE UPDATE OF id ON aif.projects
-	FOR EACH ROW WHEN (OLD.id IS DISTINCT FROM NEW.id) EXECUTE FUNCTION aif.never_deleted();
-
 -- Rights. Funders get nothing in aif: the aif_report views (003) are owned by the schema owner.
 REVOKE ALL ON ALL TABLES IN SCHEMA aif FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA aif FROM PUBLIC;

@@ -2,7 +2,7 @@
 -- index for its cancellations.
 --
 -- An interval whose end never arrived (the node crashed, the epilog's message was lost) is
--- closed by aifd from slurmctld's record of the job (daemon/reconcile.c, docs/aifd.md):
+-- closed by aifd from slurmctld's record of the job (daemon/slurm/reconcile.c, docs/aifd.md):
 -- end_source 'reconciled-slurm' at the end time slurmctld reports, or, once slurmctld no longer
 -- knows the job (MinJobAge passed) or the job was requeued, 'reconciled-last-seen' at the last
 -- bound known: the latest time aifd saw that run of the job alive in slurmctld, kept here, or

@@ -13,7 +13,7 @@ CREATE TABLE IF NOT EXISTS aif.admissions (
 	job_id bigint NOT NULL,
 	uid bigint NOT NULL,
 	verdict text NOT NULL CHECK (verdict IN ('ok', 'warn', 'refuse')),
-	reason text NOT NULL,  -- which check decided: daemon/decide.c, docs/protocol.md
+	reason text NOT NULL,  -- which check decided: daemon/budgets/decide.c, docs/protocol.md
 	project_id text,     -- resolved (NULL when refused before the project was known)
 	sector_id text,
 	message text NOT NULL DEFAULT '',

@@ -3,7 +3,7 @@
 --
 -- The prolog and epilog report the node's clock, which is within about a second of the job's
 -- StartTime and EndTime in slurmctld. aifd asks slurmctld for those as it writes the records
--- (daemon/jobtimes.c) and stores them instead where slurmctld knows the run; reconciliation
+-- (daemon/slurm/jobtimes.c) and stores them instead where slurmctld knows the run; reconciliation
 -- does the same when it closes an interval from slurmctld's record. So an interval's
 -- GPU-hours are exactly what Slurm's own start and end times and GPU counts give.
 --
@@ -21,7 +21,7 @@ COMMENT ON COLUMN aif.usage_intervals.exact IS
 
 -- The usage writer settles an interval when it closes: started_at from slurmctld's StartTime,
 -- and the project and sector from the job's admission (a record names the project its user
--- claims; the job is charged to the one it was admitted for, daemon/store.c).
+-- claims; the job is charged to the one it was admitted for, daemon/usage/store.c).
 GRANT UPDATE (started_at, exact, project_id, sector_id) ON aif.usage_intervals TO aif_daemon;
 
 INSERT INTO aif.schema_migrations (version, name) VALUES (7, '007_exact_times') ON CONFLICT DO NOTHING;

@@ -35,10 +35,4 @@ COMMENT ON COLUMN aif.usage_end_inbox.started_at IS
 GRANT SELECT, INSERT, DELETE ON aif.usage_end_inbox TO aif_daemon;
 GRANT SELECT ON aif.usage_end_inbox TO aif_operator;
 
--- The settled ends of a round close their intervals in one UPDATE of hundreds of rows. The
--- UPDATE trigger (002) joins its transition tables, which the planner takes for one row each:
--- as nested loops, quadratic in the rows (measured: 123 ms for 250 closes, 3.7 ms with hash
--- joins).
-ALTER FUNCTION aif.usage_intervals_updated() SET enable_nestloop = off;
-
 INSERT INTO aif.schema_migrations (version, name) VALUES (8, '008_end_inbox') ON CONFLICT DO NOTHING;

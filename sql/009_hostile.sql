@@ -7,21 +7,8 @@
 ALTER TABLE aif.usage_intervals ALTER COLUMN uid TYPE bigint;
 ALTER TABLE aif.usage_end_inbox ALTER COLUMN uid TYPE bigint;
 
--- 2. An admission is a job's only while it is current: a Slurm job id repeats after MaxJobId
---    wraps and after a slurmctld state reset. An admission decided for another uid, or 30 days
---    ago for a job that aifd's reconciliation has not seen running in the last day, belongs to
---    an earlier job of that id: it is decided again (aifd's KEEP statement replaces it) and
---    never charges the later job's usage. (A job still running after 30 days keeps its
---    admission: reconciliation sees it at every pass, aif.job_last_seen.)
-CREATE OR REPLACE FUNCTION aif.admission_current(adm aif.admissions, job_uid bigint)
-RETURNS boolean LANGUAGE sql STABLE PARALLEL SAFE
-AS $$ SELECT adm.uid = job_uid AND (adm.decided_at > now() - interval '30 days'
-	OR EXISTS (SELECT 1 FROM aif.job_last_seen s WHERE s.cluster = adm.cluster
-		   AND s.job_id = adm.job_id AND s.seen_at > now() - interval '1 day')) $$;
-COMMENT ON FUNCTION aif.admission_current(aif.admissions, bigint) IS
-	'whether a kept admission is the one of the job its uid runs now (job ids repeat)';
-REVOKE ALL ON FUNCTION aif.admission_current(aif.admissions, bigint) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION aif.admission_current(aif.admissions, bigint) TO aif_daemon, aif_operator;
+-- 2. An admission is a job's only while it is current (aif.admission_current(),
+--    sql/repeatable/20_usage.sql): aifd replaces one kept for an earlier job of the same id.
 GRANT UPDATE ON aif.admissions TO aif_daemon;
 
 -- 3. Usage that no project can be charged for (a user with no project who bypassed the
@@ -57,28 +44,5 @@ REVOKE ALL ON aif.unattributed_intervals FROM PUBLIC;
 -- DELETE: an open row whose end turns out chargeable moves to aif.usage_intervals (store.c).
 GRANT SELECT, INSERT, UPDATE, DELETE ON aif.unattributed_intervals TO aif_daemon;
 GRANT SELECT ON aif.unattributed_intervals TO aif_operator;
-
--- Per UTC day, cluster and reason: GPU-hours (split at UTC midnight, open intervals up to
--- now(), as usage_daily) and distinct jobs. No uid, no user name, no project name.
-CREATE OR REPLACE VIEW aif_report.unattributed_daily AS
-SELECT d.day, u.cluster, u.reason,
-       trim_scale(round(sum(u.gpus * extract(epoch FROM
-		least(coalesce(u.ended_at, now()), (d.day + 1)::timestamp AT TIME ZONE 'UTC')
-		- greatest(u.started_at, d.day::timestamp AT TIME ZONE 'UTC'))) / 3600.0, 6)) AS gpu_hours,
-       count(DISTINCT u.job_id) AS jobs
-FROM aif.unattributed_intervals u
-CROSS JOIN LATERAL (
-	-- the days the interval overlaps by a positive duration (as usage_daily counts jobs)
-	SELECT g::date AS day
-	FROM generate_series((u.started_at AT TIME ZONE 'UTC')::date,
-			     ((coalesce(u.ended_at, now()) - interval '1 microsecond') AT TIME ZONE 'UTC')::date,
-			     interval '1 day') g
-	WHERE coalesce(u.ended_at, now()) > u.started_at
-) d
-GROUP BY d.day, u.cluster, u.reason;
-COMMENT ON VIEW aif_report.unattributed_daily IS
-	'GPU-hours used that no project could be charged for, per UTC day, cluster and reason';
-REVOKE ALL ON aif_report.unattributed_daily FROM PUBLIC;
-GRANT SELECT ON aif_report.unattributed_daily TO aif_funder, aif_operator, aif_daemon;
 
 INSERT INTO aif.schema_migrations (version, name) VALUES (9, '009_hostile') ON CONFLICT DO NOTHING;

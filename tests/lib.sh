@@ -68,12 +68,14 @@ stop_pid() { # stop_pid PID [SECONDS]: SIGTERM, then SIGKILL after SECONDS (10)
 	kill -KILL "$1" 2>/dev/null || true
 }
 
+# aifd_cleanup: stop the test's aifd, drop its database, remove its work directory (kept, with
+# aifd's logs, when AIF_KEEP_WORK is set: for debugging a failure).
 aifd_cleanup() {
 	local pid
 	for pid in "${AIFD_PIDS[@]}"; do stop_pid "$pid"; done
 	[[ -z $AIFD_DB ]] || dropdb --if-exists "$AIFD_DB" || true
 	[[ -z ${PLUGIN_CLUSTER:-} ]] || "$AIF_HARNESS" stop "$AIF_HARNESS_DIR" >/dev/null || true
-	rm -rf "$AIFD_WORK"
+	[[ -n ${AIF_KEEP_WORK:-} ]] && echo "kept $AIFD_WORK" >&2 || rm -rf "$AIFD_WORK"
 }
 
 utc_day() { # utc_day OFFSET: the UTC date OFFSET days from today, YYYY-MM-DD

@@ -9,7 +9,7 @@
 -- Which run of a key a record at time at of uid job_uid belongs to, given the key's latest run
 -- (latest_run NULL: none yet). A record from before the latest run began is a repeat of an
 -- earlier, closed run's (an old spool sent again): it goes to that run, where it changes
--- nothing. One rule for both tables (daemon/store.c).
+-- nothing. One rule for both tables (daemon/usage/store.c).
 CREATE OR REPLACE FUNCTION aif.usage_run(latest_run int, latest_start timestamptz,
 					 latest_end timestamptz, latest_uid bigint, job_uid bigint,
 					 at timestamptz, tolerance interval)
@@ -35,6 +35,164 @@ AS $$ SELECT adm.uid = job_uid AND (adm.decided_at > now() - interval '30 days'
 		   AND s.job_id = adm.job_id AND s.seen_at > now() - interval '1 day')) $$;
 COMMENT ON FUNCTION aif.admission_current(aif.admissions, bigint) IS
 	'whether a kept admission is the one of the job its uid runs now (job ids repeat)';
+
+-- Write a group of usage records (aifd's usage writer, daemon/usage/store.c, and its settler): one
+-- call per group, the records as arrays, so that a group costs one round trip whatever its
+-- size. $1 is_end, $2 cluster, $3 job, $4 node, $5 restart, $6 project, $7 sector, $8 uid,
+-- $9 user, $10 gpus, $11 start (NULL: unknown), $12 end (NULL for starts), $13 exact, $14
+-- final, $15 unattributed (why no project can be charged, NULL when one is); $16 how far a
+-- node's clock may be from slurmctld's. The project of each record is the one aifd charges
+-- (it decides it once, daemon/handler.c); this function only stores.
+-- The records are merged per interval key first (starts and ends of the same key,
+-- duplicates), so that the result does not depend on their order, and so that an INSERT ...
+-- ON CONFLICT never touches a row twice.
+-- Each row goes to its key's run (aif.usage_run()): the latest when the record is that job's
+-- (a repeat, or the run is open), else the next: a job id used again. An unattributed record
+-- goes to aif.unattributed_intervals (start and end merged per key, the nodes' times, never
+-- settled), unless its key is an interval of the same uid stored for a project already: then
+-- it is that interval's, with its project (a start charged, an end that no longer can be).
+-- Another uid's interval is an earlier job of a reused id; while it is open (its end not yet
+-- arrived), a record of another uid cannot be its next run (one run of a key is open at a
+-- time) nor merged into it: it is unattributed, "job-id-in-use", and moves to its own run
+-- when its charged end comes (mv) after the earlier run closed. A final end that is charged
+-- moves an open unattributed row of its key and uid into its interval (mv: the row's start
+-- serves when the end has none): the job's admission came after its start.
+-- An end that is not final (not settled yet) only goes to aif.usage_end_inbox; a final end
+-- closes its interval and leaves the inbox. Per key the first start and the first final end
+-- of the group count (WITH ORDINALITY keeps the order of arrival). The start record gives
+-- project, sector, uid, user and gpus; an end alone gives its own, and re-tags an interval
+-- opened before the job's admission with the project its end is charged to. An exact end (a
+-- settled one) gives the interval's start too (slurmctld's), whatever the start record said.
+-- An end whose start nobody knows (no start record, slurmctld has forgotten the job) starts
+-- at the job's current admission (aif.admission_current()): the job was running then, on all
+-- its nodes. Not for a requeued run (the admission is the first run's) nor a reused id (it
+-- may be the earlier job's: the key has a run, or the job id an interval that ended well
+-- before this end): those start at their end.
+-- Integers travel as bigint and are cast where stored, so that an out-of-range value is a
+-- data error (22003). PL/pgSQL: its plan is kept for the session, as a prepared statement's.
+CREATE OR REPLACE FUNCTION aif.record_usage(boolean[], text[], bigint[], text[], bigint[],
+					    text[], text[], bigint[], text[], bigint[], bigint[],
+					    bigint[], boolean[], boolean[], text[], interval)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	WITH r0 AS (
+	SELECT * FROM unnest($1::boolean[], $2::text[], $3::bigint[], $4::text[], $5::bigint[],
+	 $6::text[], $7::text[], $8::bigint[], $9::text[], $10::bigint[], $11::bigint[],
+	 $12::bigint[], $13::boolean[], $14::boolean[], $15::text[]) WITH ORDINALITY
+	 AS r(is_end, cluster, job_id, node, restart_count, project_id, sector_id, uid,
+	  user_name, gpus, st, en, exact, final, why, i)
+	), r1 AS (
+	SELECT r0.is_end, r0.cluster, r0.job_id, r0.node, r0.restart_count, r0.project_id,
+	 r0.sector_id, r0.uid, r0.user_name, r0.gpus, r0.st, r0.en, r0.exact, r0.final, r0.i,
+	 CASE WHEN r0.why IS NULL AND l.run IS NOT NULL AND l.ended_at IS NULL
+	  AND l.uid IS DISTINCT FROM r0.uid THEN 'job-id-in-use' ELSE r0.why END AS why,
+	 l.uid = r0.uid AND aif.usage_run(l.run, l.started_at, l.ended_at, l.uid, r0.uid,
+	  to_timestamp(coalesce(r0.st, r0.en)), $16) = l.run AS of_latest,
+	 l.project_id AS l_project, l.sector_id AS l_sector,
+	 l.run AS l_run, l.started_at AS l_start, l.ended_at AS l_end, l.uid AS l_uid
+	FROM r0 LEFT JOIN LATERAL (SELECT run, started_at, ended_at, uid, project_id, sector_id
+	 FROM aif.usage_intervals l WHERE l.cluster = r0.cluster AND l.job_id = r0.job_id
+	 AND l.node = r0.node AND l.restart_count = r0.restart_count
+	 ORDER BY l.run DESC LIMIT 1) l ON true
+	), ru AS (
+	SELECT r1.*, CASE WHEN of_latest THEN l_project END AS o_project,
+	 CASE WHEN of_latest THEN l_sector END AS o_sector FROM r1 WHERE why IS NOT NULL
+	), un AS (
+	INSERT INTO aif.unattributed_intervals AS x (cluster, job_id, node, restart_count, run,
+	 reason, project_asked, uid, user_name, gpus, started_at, ended_at)
+	SELECT g.cluster, g.job_id, g.node, g.restart_count::int,
+	 aif.usage_run(l.run, l.started_at, l.ended_at, l.uid, g.uid, to_timestamp(g.st), $16),
+	 g.why, g.project_id, g.uid, g.user_name, g.gpus::int, to_timestamp(g.st),
+	 CASE WHEN g.en IS NULL THEN NULL ELSE to_timestamp(greatest(g.en, g.st)) END
+	FROM (SELECT cluster, job_id, node, restart_count, min(why) AS why,
+	  min(project_id) AS project_id, max(uid) AS uid, min(user_name) AS user_name,
+	  max(gpus) AS gpus, min(en) AS en,
+	  coalesce(min(st) FILTER (WHERE NOT is_end), min(st), min(en)) AS st
+	 FROM ru WHERE o_project IS NULL GROUP BY cluster, job_id, node, restart_count) g
+	LEFT JOIN LATERAL (SELECT run, started_at, ended_at, uid FROM aif.unattributed_intervals l
+	 WHERE l.cluster = g.cluster AND l.job_id = g.job_id AND l.node = g.node
+	 AND l.restart_count = g.restart_count ORDER BY l.run DESC LIMIT 1) l ON true
+	ON CONFLICT (cluster, job_id, node, restart_count, run) DO UPDATE SET ended_at = excluded.ended_at
+	WHERE x.ended_at IS NULL AND excluded.ended_at IS NOT NULL
+	), r AS (
+	SELECT is_end, cluster, job_id, node, restart_count, project_id, sector_id, uid, user_name,
+	 gpus, st, en, exact, final, i, l_run, l_start, l_end, l_uid FROM r1 WHERE why IS NULL
+	UNION ALL
+	SELECT is_end, cluster, job_id, node, restart_count, o_project, o_sector, uid, user_name,
+	 gpus, st, en, exact, final, i, l_run, l_start, l_end, l_uid FROM ru WHERE o_project IS NOT NULL
+	), inbox AS (
+	INSERT INTO aif.usage_end_inbox (cluster, job_id, node, restart_count, project_id,
+	 sector_id, uid, user_name, gpus, started_at, ended_at)
+	SELECT DISTINCT ON (cluster, job_id, node, restart_count) cluster, job_id, node,
+	 restart_count::int, project_id, sector_id, uid, user_name, gpus::int,
+	 to_timestamp(st), to_timestamp(en)
+	FROM r WHERE is_end AND NOT final ORDER BY cluster, job_id, node, restart_count, i
+	ON CONFLICT DO NOTHING
+	), settled AS (
+	DELETE FROM aif.usage_end_inbox x USING r WHERE r.is_end AND r.final
+	 AND x.cluster = r.cluster AND x.job_id = r.job_id AND x.node = r.node
+	 AND x.restart_count = r.restart_count
+	), s AS (
+	SELECT DISTINCT ON (cluster, job_id, node, restart_count) * FROM r WHERE NOT is_end
+	ORDER BY cluster, job_id, node, restart_count, i
+	), e AS (
+	SELECT DISTINCT ON (cluster, job_id, node, restart_count) * FROM r WHERE is_end AND final
+	ORDER BY cluster, job_id, node, restart_count, i
+	), mv AS (
+	DELETE FROM aif.unattributed_intervals x USING e
+	WHERE x.cluster = e.cluster AND x.job_id = e.job_id AND x.node = e.node
+	 AND x.restart_count = e.restart_count AND x.uid = e.uid AND x.ended_at IS NULL
+	RETURNING x.cluster, x.job_id, x.node, x.restart_count,
+	 extract(epoch FROM x.started_at)::bigint AS st
+	), k AS (
+	SELECT coalesce(s.cluster, e.cluster) AS cluster, coalesce(s.job_id, e.job_id) AS job_id,
+	 coalesce(s.node, e.node) AS node,
+	 coalesce(s.restart_count, e.restart_count) AS restart_count,
+	 CASE WHEN s.i IS NULL THEN e.project_id ELSE s.project_id END AS project_id,
+	 CASE WHEN s.i IS NULL THEN e.sector_id ELSE s.sector_id END AS sector_id,
+	 CASE WHEN s.i IS NULL THEN e.uid ELSE s.uid END AS uid,
+	 CASE WHEN s.i IS NULL THEN e.user_name ELSE s.user_name END AS user_name,
+	 CASE WHEN s.i IS NULL THEN e.gpus ELSE s.gpus END AS gpus,
+	 CASE WHEN s.i IS NULL THEN e.l_run ELSE s.l_run END AS l_run,
+	 CASE WHEN s.i IS NULL THEN e.l_start ELSE s.l_start END AS l_start,
+	 CASE WHEN s.i IS NULL THEN e.l_end ELSE s.l_end END AS l_end,
+	 CASE WHEN s.i IS NULL THEN e.l_uid ELSE s.l_uid END AS l_uid,
+	 CASE WHEN e.exact THEN e.st ELSE coalesce(s.st, e.st, mv.st, e.en) END AS st, e.en,
+	 coalesce(e.exact, false) AS exact,
+	 CASE WHEN e.i IS NULL THEN NULL
+	  WHEN coalesce(s.st, e.st, mv.st) IS NULL THEN 'epilog-no-start' ELSE 'epilog' END AS src
+	FROM s FULL JOIN e ON e.cluster = s.cluster AND e.job_id = s.job_id
+	 AND e.node = s.node AND e.restart_count = s.restart_count
+	LEFT JOIN mv ON mv.cluster = e.cluster AND mv.job_id = e.job_id AND mv.node = e.node
+	 AND mv.restart_count = e.restart_count
+	)
+	INSERT INTO aif.usage_intervals AS u (cluster, job_id, node, restart_count, run, project_id,
+	 sector_id, uid, user_name, gpus, started_at, ended_at, end_source, exact)
+	SELECT k.cluster, k.job_id, k.node, k.restart_count::int,
+	 aif.usage_run(k.l_run, k.l_start, k.l_end, k.l_uid, k.uid, to_timestamp(k.st), $16),
+	 k.project_id, k.sector_id, k.uid,
+	 k.user_name, k.gpus::int,
+	 CASE WHEN k.src = 'epilog-no-start' AND k.restart_count = 0 AND k.l_run IS NULL
+	  AND a.decided_at < to_timestamp(k.en) AND NOT EXISTS (SELECT 1 FROM aif.usage_intervals o
+	   WHERE o.cluster = k.cluster AND o.job_id = k.job_id
+	   AND o.ended_at < to_timestamp(k.en) - $16)
+	  THEN a.decided_at ELSE to_timestamp(k.st) END,
+	 CASE WHEN k.en IS NULL THEN NULL ELSE to_timestamp(greatest(k.en, k.st)) END, k.src, k.exact
+	FROM k LEFT JOIN aif.admissions a ON a.cluster = k.cluster AND a.job_id = k.job_id
+	 AND a.sector_id IS NOT NULL
+	 AND aif.admission_current(a, k.uid)
+	ORDER BY k.cluster, k.job_id, k.node, k.restart_count
+	ON CONFLICT (cluster, job_id, node, restart_count, run) DO UPDATE
+	SET project_id = excluded.project_id, sector_id = excluded.sector_id,
+	 started_at = CASE WHEN excluded.exact THEN excluded.started_at ELSE u.started_at END,
+	 ended_at = greatest(excluded.ended_at,
+	  CASE WHEN excluded.exact THEN excluded.started_at ELSE u.started_at END),
+	 end_source = 'epilog', exact = excluded.exact
+	WHERE u.ended_at IS NULL AND excluded.ended_at IS NOT NULL;
+END
+$$;
 
 -- The project and the sector of new or changed rows must exist (what foreign keys would check,
 -- once per statement instead of twice per row; see sql/001_core.sql).
@@ -167,6 +325,19 @@ BEGIN
 END
 $$;
 
+-- The triggers on aif.usage_intervals. Statement-level with transition tables: one cheap
+-- INSERT per statement, whatever the batch size.
+CREATE OR REPLACE TRIGGER usage_intervals_inserted AFTER INSERT ON aif.usage_intervals
+	REFERENCING NEW TABLE AS new_rows
+	FOR EACH STATEMENT EXECUTE FUNCTION aif.usage_intervals_inserted();
+CREATE OR REPLACE TRIGGER usage_intervals_updated AFTER UPDATE ON aif.usage_intervals
+	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+	FOR EACH STATEMENT EXECUTE FUNCTION aif.usage_intervals_updated();
+CREATE OR REPLACE TRIGGER usage_intervals_no_delete BEFORE DELETE ON aif.usage_intervals
+	FOR EACH STATEMENT EXECUTE FUNCTION aif.usage_intervals_no_delete();
+CREATE OR REPLACE TRIGGER usage_intervals_truncated AFTER TRUNCATE ON aif.usage_intervals
+	FOR EACH STATEMENT EXECUTE FUNCTION aif.usage_intervals_truncated();
+
 -- Rights: what aifd and operators call; the trigger functions are called by their triggers.
 REVOKE ALL ON FUNCTION aif.usage_run(int, timestamptz, timestamptz, bigint, bigint, timestamptz, interval),
 	aif.admission_current(aif.admissions, bigint), aif.usage_check_references(text, text),
@@ -174,3 +345,9 @@ REVOKE ALL ON FUNCTION aif.usage_run(int, timestamptz, timestamptz, bigint, bigi
 	aif.usage_intervals_truncated() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION aif.usage_run(int, timestamptz, timestamptz, bigint, bigint, timestamptz, interval),
 	aif.admission_current(aif.admissions, bigint) TO aif_daemon, aif_operator;
+REVOKE ALL ON FUNCTION aif.record_usage(boolean[], text[], bigint[], text[], bigint[], text[],
+	text[], bigint[], text[], bigint[], bigint[], bigint[], boolean[], boolean[], text[], interval)
+	FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aif.record_usage(boolean[], text[], bigint[], text[], bigint[], text[],
+	text[], bigint[], text[], bigint[], bigint[], bigint[], boolean[], boolean[], text[], interval)
+	TO aif_daemon;

@@ -1,5 +1,5 @@
 -- sql/repeatable/30_budget.sql: the budget arithmetic, defined once. aifd's budget snapshot
--- (daemon/snapshot.c) loads the thresholds below for its decisions; cancellation (aifd's
+-- (daemon/budgets/snapshot.c) loads the thresholds below for its decisions; cancellation (aifd's
 -- reconciliation) and the funders read aif_report.budget_status, which uses the same
 -- functions. So an admission, a cancellation pass and budget_status never disagree at a
 -- threshold (docs/aifd.md, "The budget arithmetic").

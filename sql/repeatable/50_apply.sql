@@ -1,9 +1,64 @@
--- sql/repeatable/50_apply.sql: applying a budgets file: staging, checks, the plan and the
--- apply (aifctl plan, aifctl apply).
+-- sql/repeatable/50_apply.sql: the configuration: what no one may change in it (the apply
+-- log's stamps; sectors, factories and projects are never deleted), and applying a budgets
+-- file: staging, checks, the plan and the apply (aifctl plan, aifctl apply).
 --
 -- A repeatable file: the current definition of what it holds, run again by every
 -- "aifctl db migrate" after the versioned migrations (docs/database.md, "Migrations").
 -- Change a function or view here, never in a versioned migration.
+
+-- applied_at and db_user are facts, not claims: whoever inserts cannot choose them.
+CREATE OR REPLACE FUNCTION aif.apply_log_stamp() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	NEW.applied_at := now();
+	NEW.db_user := session_user;
+	RETURN NEW;
+END
+$$;
+
+-- Sectors, factories and projects are referenced by usage and cancellations: never deleted
+-- (retired instead), and their ids never change.
+CREATE OR REPLACE FUNCTION aif.never_deleted() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	what text := CASE TG_TABLE_NAME WHEN 'factories' THEN 'factory' WHEN 'projects' THEN 'project'
+				       ELSE 'sector' END;
+BEGIN
+	IF TG_OP = 'UPDATE' THEN
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = format('the id of a %s cannot be changed', what),
+			DETAIL = format('The %s %s may be referenced by usage.', what, OLD.id),
+			HINT = 'Add the new id and retire the old one.';
+	END IF;
+	RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+		MESSAGE = format('aif.%s: rows are never deleted', TG_TABLE_NAME),
+		DETAIL = 'Usage refers to them.',
+		HINT = 'Retire them instead: set retired_at (aif.apply() does it for what a budgets file leaves out).';
+END
+$$;
+
+-- The triggers.
+CREATE OR REPLACE TRIGGER apply_log_stamp BEFORE INSERT ON aif.apply_log
+	FOR EACH ROW EXECUTE FUNCTION aif.apply_log_stamp();
+CREATE OR REPLACE TRIGGER sectors_never_deleted BEFORE DELETE OR TRUNCATE ON aif.sectors
+	FOR EACH STATEMENT EXECUTE FUNCTION aif.never_deleted();
+CREATE OR REPLACE TRIGGER factories_never_deleted BEFORE DELETE OR TRUNCATE ON aif.factories
+	FOR EACH STATEMENT EXECUTE FUNCTION aif.never_deleted();
+CREATE OR REPLACE TRIGGER projects_never_deleted BEFORE DELETE OR TRUNCATE ON aif.projects
+	FOR EACH STATEMENT EXECUTE FUNCTION aif.never_deleted();
+CREATE OR REPLACE TRIGGER sectors_id_fixed BEFORE UPDATE OF id ON aif.sectors
+	FOR EACH ROW WHEN (OLD.id IS DISTINCT FROM NEW.id) EXECUTE FUNCTION aif.never_deleted();
+CREATE OR REPLACE TRIGGER factories_id_fixed BEFORE UPDATE OF id ON aif.factories
+	FOR EACH ROW WHEN (OLD.id IS DISTINCT FROM NEW.id) EXECUTE FUNCTION aif.never_deleted();
+CREATE OR REPLACE TRIGGER projects_id_fixed BEFORE UPDATE OF id ON aif.projects
+	FOR EACH ROW WHEN (OLD.id IS DISTINCT FROM NEW.id) EXECUTE FUNCTION aif.never_deleted();
+
+-- Rights: trigger functions are called by their triggers only.
+REVOKE ALL ON FUNCTION aif.apply_log_stamp(), aif.never_deleted() FROM PUBLIC;
 
 -- Helpers for plan details.
 CREATE OR REPLACE FUNCTION aif.plan_text(t text) RETURNS text

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# aifd's reconciliation with slurmctld and on_exhausted: cancel (daemon/reconcile.c), on the
+# aifd's reconciliation with slurmctld and on_exhausted: cancel (daemon/slurm/reconcile.c), on the
 # harness Slurm, with aifd running as SlurmUser and a 1 s reconcile_interval. Usage starts are
 # recorded through aifd (tests/tools/aif-send, as root); then, in aif.usage_intervals:
 #   - a real job that ended with only its starts recorded is closed at exactly slurmctld's end
@@ -116,7 +116,7 @@ is_open() { q -c "SELECT count(*) FROM aif.usage_intervals WHERE job_id = $1 AND
 job_a=$(submit -N2 --gpus-per-node=1 --wrap 'sleep 3')
 wait_running "$job_a"
 start_a=$(epoch "$(field "$job_a" StartTime)")
-# The nodes' clocks a second late: aifd keeps slurmctld's start instead (daemon/jobtimes.c).
+# The nodes' clocks a second late: aifd keeps slurmctld's start instead (daemon/slurm/jobtimes.c).
 start "$job_a" n1 "$((start_a + 1))" roomy
 start "$job_a" n2 "$((start_a + 1))" roomy
 assert_eq COMPLETED "$(wait_job "$job_a")" "job $job_a"

@@ -210,9 +210,10 @@ aifd_wait_log a "usage of job 11 on node n2 \(uid $a1\) is unattributed \(unknow
 assert_eq "aiftest|unknown-project|1|1" "$(psql -d "$AIFD_DB" -Atc "SELECT cluster, reason, gpu_hours, jobs
 	FROM aif_report.unattributed_daily")" "funders see it counted"
 
-# Records the store can never hold are refused (the node keeps them in spool_dir/bad/), never
-# answered "error" (retried forever), and never crash aifd: a time beyond INT64_MAX, a time past
-# 9999, a start after its end, a node name of 3,000 bytes.
+# Records the store can never hold are refused when the request is validated, once (the node
+# keeps them in spool_dir/bad/), never answered "error" (retried forever), and never crash
+# aifd: a time beyond INT64_MAX, a time past 9999, a start after its end, a node name of 3,000
+# bytes.
 long_node=$(printf 'n%.0s' $(seq 3000))
 while IFS='|' read -r what fields regex; do
 	regex=${regex# }
@@ -221,11 +222,11 @@ while IFS='|' read -r what fields regex; do
 	assert_eq "refuse 0" "$(head -1 <<<"$answer") $(aif_field acked "$answer")" "$what: $answer"
 	assert_match "$regex" "$(aif_field message "$answer")" "$what"
 done <<TABLE
-time > INT64_MAX | node=n1 time=9223372036854775808 | ^usage record 1: line [0-9]+: invalid value for field "time"
-start > INT64_MAX | node=n1 time=$now start=9223372036854775808 | ^usage record 1: line [0-9]+: invalid value for field "start"
-time past 9999 | node=n1 time=253402300800 | ^invalid usage record 1: invalid end time$
-start after end | node=n1 time=$now start=$((now + 10)) | ^invalid usage record 1: invalid start time$
-3000-byte node | node=$long_node time=$now | ^invalid usage record 1: no node$
+time > INT64_MAX | node=n1 time=9223372036854775808 | ^invalid request: line [0-9]+: invalid value for field "time"
+start > INT64_MAX | node=n1 time=$now start=9223372036854775808 | ^invalid request: line [0-9]+: invalid value for field "start"
+time past 9999 | node=n1 time=253402300800 | ^invalid request: line [0-9]+: invalid value for field "time": "253402300800"$
+start after end | node=n1 time=$now start=$((now + 10)) | ^invalid request: line [0-9]+: invalid value for field "start": "$((now + 10))"$
+3000-byte node | node=$long_node time=$now | ^invalid request: line [0-9]+: invalid value for field "node": "nnnn
 TABLE
 assert_eq 0 "$(psql -d "$AIFD_DB" -Atc "SELECT count(*) FROM aif.usage_intervals WHERE job_id = 12")" \
 	"nothing of the refused records stored"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # aifd's admission decisions on real data: a budgets file applied with aifctl, usage recorded
 # in aif.usage_intervals (flushed into the rollups, still queued, and running), then
-# daemon/snapshot.c loads it all and daemon/decide.c answers (through tests/tools/aif-decide):
+# daemon/budgets/snapshot.c loads it all and daemon/budgets/decide.c answers (through tests/tools/aif-decide):
 # ok, warn (running jobs counted), project exhausted, factory exhausted, not a member, the
 # default project of a member through an NSS group, a sector not allowed, an unknown project.
 set -euo pipefail

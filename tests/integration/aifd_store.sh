@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The usage writer (daemon/store.c) on the harness PostgreSQL, driven by tests/tools/aif-store-load:
+# The usage writer (daemon/usage/store.c) on the harness PostgreSQL, driven by tests/tools/aif-store-load:
 # every acknowledged record is stored exactly once with the right values; records sent again
 # change nothing; a start and its end (in one batch or apart) give the exact interval; an end
 # without its start stores the closed interval; batches naming an unknown project are refused

@@ -32,18 +32,12 @@ trap cleanup EXIT
 q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$AIFD_DB" "$@"; }
 
 hours=50000000
+# One AI Factory "big" of 100 million GPU-hours; its project "edge" of $hours, warned at 50 %,
+# its jobs cancelled once it is exhausted.
 { budgets_head health; cat; } >"$AIFD_WORK/budgets.yaml" <<YAML
-factories:
-  - id: big
-    clusters: [$cluster]
-    budgets: {cur: 100000000}
-    projects:
-      - id: edge
-        sectors: [health]
-        budgets: {cur: $hours}
-        warn_at: [50]
-        on_exhausted: cancel
-        members: {users: [$user]}
+factories: [{id: big, clusters: [$cluster], budgets: {cur: 100000000}, projects: [{id: edge,
+  sectors: [health], budgets: {cur: $hours}, warn_at: [50], on_exhausted: cancel,
+  members: {users: [$user]}}]}]
 YAML
 "$AIF_BUILD_DIR/aifctl/aifctl" apply "$AIFD_WORK/budgets.yaml" --db "$AIFD_CONNINFO" >/dev/null
 aifd_start a "cluster = $cluster" "user = $slurm_user" "slurm_user = $slurm_user" \

@@ -172,7 +172,7 @@ wait_closed() { # wait_closed JOB: until JOB's intervals are all closed (20 s)
 check_story() { wait_accounted && check_intervals && check_reports "$AIFD_CONNINFO" postgres; }
 
 # people_hours SECONDS: GPU-seconds as aifd's messages show GPU-hours: 2 decimals at most,
-# rounded down, no trailing zeros (daemon/decide.c, hours()).
+# rounded down, no trailing zeros (daemon/budgets/decide.c, hours()).
 people_hours() {
 	local c=$(($1 / 36))
 	printf '%d.%02d\n' $((c / 100)) $((c % 100)) | sed -e 's/0*$//' -e 's/\.$//'

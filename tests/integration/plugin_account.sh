@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Per-node accounting in the prolog and epilog (plugin/account.c), on a two-node cluster of the
 # test's own with aif.so and a real aifd: a two-node GPU job gives one interval per node with
-# that node's GPUs and exactly Slurm's own StartTime and EndTime (daemon/jobtimes.c); with aifd
+# that node's GPUs and exactly Slurm's own StartTime and EndTime (daemon/slurm/jobtimes.c); with aifd
 # stopped, jobs still run, their records wait in the node's spool, and arrive once aifd is back
 # (the next job's prolog flushes the spool), each exactly once and still exact; each task of a
 # job array is its own job; a requeued job gives one interval per node and run (restart

@@ -32,14 +32,14 @@ flush() { # flush: runs aifctl spool flush; sets rc, out, err
 	err=$(cat "$AIFD_WORK/err")
 }
 
-# aifd is not running yet: job 101 on two nodes, start and end; job 102 with a time past 9999,
-# which aifd can never store (usage no project can be charged for is stored unattributed: only
-# such a record is refused).
+# aifd is not running yet: job 101 on two nodes, start and end; job 102 with 3 billion GPUs,
+# which the database can never store, an integer out of range (usage no project can be charged
+# for is stored unattributed: only such a record is refused).
 for node in n1 n2; do
 	spool_put event=start job=101 node=$node restart=0 gpus=2 time=$start uid="$uid" project=proja
 	spool_put event=end job=101 node=$node restart=0 gpus=2 time=$end start=$start uid="$uid" project=proja
 done
-spool_put event=start job=102 node=n1 restart=0 gpus=1 time=253402300800 uid=4242 project=nope
+spool_put event=start job=102 node=n1 restart=0 gpus=3000000000 time=$start uid=4242 project=nope
 # the same record spooled again (a second epilog attempt): still one file
 spool_put event=end job=101 node=n1 restart=0 gpus=2 time=$end start=$start uid="$uid" project=proja
 assert_eq 5 "$(records)" "records spooled"
@@ -58,12 +58,12 @@ aifd_start a
 flush
 assert_eq 0 "$rc" "flush: exit status ($err)"
 assert_eq "$spool: 4 usage records sent, 1 moved to bad/, 0 left" "$out" "flush: summary"
-assert_match "WARNING:  spooled usage record moved aside: invalid usage record 1: invalid start time" \
+assert_match "WARNING:  spooled usage record moved aside: could not write usage: integer out of range" \
 	"$err" "flush: warning about the refused record"
 assert_match "HINT:  It is now $spool/bad/aiftest.102.0.n1.start.usage" "$err" "flush: where the refused record is"
 assert_eq 0 "$(records)" "spool empty after the flush"
 assert_eq "aiftest.102.0.n1.start.usage aiftest.102.0.n1.start.usage.why" "$(cd "$spool/bad" && echo *)" "bad/"
-assert_match "invalid start time" "$(cat "$spool/bad/aiftest.102.0.n1.start.usage.why")" "why file"
+assert_match "integer out of range" "$(cat "$spool/bad/aiftest.102.0.n1.start.usage.why")" "why file"
 aifd_wait_settled "job 101"
 assert_eq "n1|$start|$end|2|proja|1
 n2|$start|$end|2|proja|1" "$(rows 101)" "job 101 stored once per node"

@@ -70,7 +70,7 @@ mount -t tmpfs -o size=128k,nr_inodes=32,mode=0755 tmpfs "$fs" || fail "could no
 spool=$fs/spool
 put "$spool" 101
 put "$spool" 102
-put "$spool" 103 time=253402300800 # aifd refuses it: a time it can never store
+put "$spool" 103 gpus=3000000000 # aifd refuses it: a number the database can never store
 sums=$(cd "$spool" && sha256sum -- *.usage)
 # until the file system is full: no block and no inode left
 dd if=/dev/zero of="$fs/filler" bs=4k 2>/dev/null || true
@@ -91,14 +91,14 @@ assert_match "could not connect to aifd" "$err" "flush, aifd down, disk full: me
 aifd_start a
 run aifctl spool flush --spool-dir "$spool"
 assert_eq "0 $spool: 2 usage records sent, 1 moved to bad/, 0 left" "$rc $out" "flush, disk full ($err)"
-assert_match "WARNING:  spooled usage record moved aside: invalid usage record 1: invalid start time" "$err" \
+assert_match "WARNING:  spooled usage record moved aside: could not write usage: integer out of range" "$err" \
 	"flush, disk full: the refused record"
 aifd_wait_settled "jobs 101, 102"
 assert_eq "2" "$(psql -d "$AIFD_DB" -Atc "SELECT count(*) FROM aif.usage_intervals WHERE job_id IN (101, 102)")" \
 	"records sent from a full disk"
 # full again: a refused record still goes to bad/ (never resent); its .why cannot be written, which is said
 rm -r "$fs/inodes"
-put "$spool" 105 time=253402300800
+put "$spool" 105 gpus=3000000000
 dd if=/dev/zero of="$fs/filler2" bs=4k 2>/dev/null || true
 run aifctl spool flush --spool-dir "$spool"
 assert_eq "1 $spool: 0 usage records sent, 1 moved to bad/, 0 left" "$rc $out" "flush, disk full, refused ($err)"
@@ -107,8 +107,7 @@ assert_match "ERROR:  could not write spool file \"$spool/bad/aiftest.105.0.n1.s
 run aifctl spool list --spool-dir "$spool"
 assert_eq 0 "$rc" "list: exit status ($err)"
 assert_match "^bad/aiftest.103.0.n1.start.usage
-    invalid usage record 1: invalid start time
-    DETAIL:  Job 103, node n1, restart 0.
+    could not write usage: integer out of range
 bad/aiftest.105.0.n1.start.usage
     \(no .why file: the reason is in the log of the prolog, epilog or flush that put it there\)
 $spool: 0 usage records waiting, 2 in bad/$" "$out" "list: bad/ and why"

@@ -1,6 +1,6 @@
 /*
  * aif-decide: for tests only, aifd's admission decision on real data: loads a snapshot
- * (daemon/snapshot.c) from a database and runs decide() (daemon/decide.c) once.
+ * (daemon/budgets/snapshot.c) from a database and runs decide() (daemon/budgets/decide.c) once.
  *
  *   aif-decide [--admit] [--now=EPOCH] [--groups=G1,G2] [--project=P] [--sector=S]
  *              CONNINFO CLUSTER USER

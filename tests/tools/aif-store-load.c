@@ -1,5 +1,5 @@
 /*
- * aif-store-load: for tests and measurements, the usage writer (daemon/store.c) under load.
+ * aif-store-load: for tests and measurements, the usage writer (daemon/usage/store.c) under load.
  *
  *   aif-store-load [options] CONNINFO
  *

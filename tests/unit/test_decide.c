@@ -1,5 +1,5 @@
 /*
- * Unit tests for daemon/decide.c: a table of requests against one hand-built snapshot, each
+ * Unit tests for daemon/budgets/decide.c: a table of requests against one hand-built snapshot, each
  * with its verdict, reason, resolved project and sector, and the exact message, detail and
  * hint a user would read.
  */

@@ -477,6 +477,9 @@ static const char check_ok[] = "AIF/1 check\nnonce=0123456789abcdef\ncluster=lum
 	"\nevent=start\njob=12\nnode=nid001\nrestart=0\ngpus=4\ntime=1767225600\n" \
 	"project=genomics-eu\nsector=health\nuid=1001\nuser=alice\n"
 
+#define P16 "pppppppppppppppp"
+#define NAME256 P16 P16 P16 P16 P16 P16 P16 P16 P16 P16 P16 P16 P16 P16 P16 P16
+
 static void test_validate_requests(void **state)
 {
 	static const struct {
@@ -496,10 +499,10 @@ static void test_validate_requests(void **state)
 		 "The value must be 16 lower-case hexadecimal digits."},
 		{"AIF/1 check\nnonce=0123456789abcdef\ncluster=\n",
 		 "line 3: invalid value for field \"cluster\": \"\"",
-		 "The value must not be empty nor contain control characters."},
+		 "The value must be 1 to 255 bytes, without control characters."},
 		{"AIF/1 check\nnonce=0123456789abcdef\ncluster=a%0Ab\n",
 		 "line 3: invalid value for field \"cluster\": \"a%0Ab\"",
-		 "The value must not be empty nor contain control characters."},
+		 "The value must be 1 to 255 bytes, without control characters."},
 		{"AIF/1 check\nnonce=0123456789abcdef\ncluster=lumi\n\nx=1\n",
 		 "unexpected records in a check request", "The first record starts on line 5."},
 		{"AIF/1 admit\nnonce=0123456789abcdef\ncluster=lumi\njob=1\nuid=1001\ngid=1001\n", NULL, NULL},
@@ -517,6 +520,25 @@ static void test_validate_requests(void **state)
 		{"AIF/1 usage\nnonce=0123456789abcdef\ncluster=lumi\n" USAGE_RECORD
 		 "\nevent=end\nnode=n\nrestart=0\ngpus=4\ntime=1\nuid=1\n",
 		 "missing field \"job\" in record 2", "Record 2 starts on line 16."},
+		/* What the store can never hold is refused here, once: a time past 9999, a start after
+		 * its end, a name over 255 bytes. */
+		{"AIF/1 usage\nnonce=0123456789abcdef\ncluster=lumi\n"
+		 "\nevent=end\njob=12\nnode=n\nrestart=0\ngpus=4\ntime=253402300800\nuid=1\n",
+		 "line 10: invalid value for field \"time\": \"253402300800\"",
+		 "The value must be a time in Unix seconds, from 0 to 253402300799 (the end of 9999)."},
+		{"AIF/1 usage\nnonce=0123456789abcdef\ncluster=lumi\n"
+		 "\nevent=end\njob=12\nnode=n\nrestart=0\ngpus=4\ntime=253402300799\nuid=1\n", NULL, NULL},
+		{"AIF/1 usage\nnonce=0123456789abcdef\ncluster=lumi\n"
+		 "\nevent=end\njob=12\nnode=n\nrestart=0\ngpus=4\ntime=100\nstart=101\nuid=1\n",
+		 "line 11: invalid value for field \"start\": \"101\"",
+		 "The start of an end record must not be after its time (100)."},
+		{"AIF/1 usage\nnonce=0123456789abcdef\ncluster=lumi\n"
+		 "\nevent=end\njob=12\nnode=n\nrestart=0\ngpus=4\ntime=100\nstart=100\nuid=1\n", NULL, NULL},
+		{"AIF/1 usage\nnonce=0123456789abcdef\ncluster=lumi\n"
+		 "\nevent=start\njob=12\nnode=n\nrestart=0\ngpus=4\ntime=100\nuid=1\nproject="
+		 NAME256 "\n",
+		 "line 12: invalid value for field \"project\": \"pppppppppppppppppppppppppppppppppppppppp...\"",
+		 "The value must be 1 to 255 bytes, without control characters."},
 		{"AIF/1 ok\nnonce=0123456789abcdef\n", "a ok response where a request was expected", ""},
 	};
 	(void)state;

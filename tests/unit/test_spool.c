@@ -355,7 +355,7 @@ static void test_put_one_file_per_record(void **state)
 static void test_put_long_names_hashed(void **state)
 {
 	const struct spool *sp = *state;
-	char node[300];
+	char node[256]; /* the longest name aifd takes: a file name of more than 255 bytes */
 	const char *list;
 
 	memset(node, 'n', sizeof(node) - 1);
@@ -656,16 +656,20 @@ static void test_flush_batches(void **state)
 	struct fake_aifd s;
 	struct aif_spool_stats st;
 	struct aif_diag d;
-	char big[4001];
+	char big[251], key[8];
 	int total = 0;
 
-	/* ~4 KiB records: 200 of them do not fit one request (768 KiB - 4 KiB) */
-	memset(big, 'u', sizeof(big) - 1);
-	big[sizeof(big) - 1] = '\0';
+	/* ~4 KiB records (fields aifd ignores: 16 of 250 bytes): 200 of them do not fit one
+	 * request (768 KiB - 4 KiB) */
+	memset(big, 'u', 250);
+	big[250] = '\0';
 	for (unsigned job = 1; job <= 200; job++) {
 		struct aif_proto_block b;
 		make_record(&b, job, "n1", "end", NULL);
-		assert_int_equal(aif_proto_set(&b, "user", big), 0);
+		for (int k = 0; k < 16; k++) {
+			snprintf(key, sizeof(key), "x%d", k);
+			assert_int_equal(aif_proto_set(&b, key, big), 0);
+		}
 		assert_int_equal(aif_spool_put(sp->dir, "lumi", &b, &d), 0);
 		block_free(&b);
 	}

@@ -44,6 +44,7 @@
 #include "aif_db.h"
 #include "db.h"
 #include "log.h"
+#include "pgarray.h"
 #include "slurmctld.h"
 #include "wakeup.h"
 
@@ -217,11 +218,9 @@ struct reconcile {
 	char *cluster;
 	struct db db;             /* the thread's alone once it runs */
 	atomic_uint interval_ms;
-	atomic_bool stopping;
-	int wake_fd;              /* eventfd: a new interval, or stopping */
+	struct waker waker;       /* the thread: a new interval, or stopping */
 	bool slurm_down;          /* the last attempt failed: say so once, and when it is back */
 	bool hidden_said;         /* the PrivateData=jobs warning was logged */
-	pthread_t thread;
 };
 
 /* ---- libslurm ---- */
@@ -348,7 +347,7 @@ static bool judge_runs(struct reconcile *r, struct run *runs, size_t n)
 		slurm_free_job_info_msg(msg);
 		return false;
 	}
-	for (size_t i = 0; i < n && !atomic_load(&r->stopping); i++) {
+	for (size_t i = 0; i < n && !waker_stopping(&r->waker); i++) {
 		const slurm_job_info_t *found = slurmctld_find(index, msg->record_count, runs[i].job);
 
 		if (found)
@@ -439,71 +438,55 @@ static bool closes(enum verdict v)
 
 /*
  * Array parameters ("{1,2,NULL}") for the runs that are alive (to record as seen) or that
- * close: their jobs, restarts, and slurmctld's end times (NULL: close at the last bound).
+ * close: their jobs, restarts, and slurmctld's start and end times (NULL: close at the last
+ * bound).
  */
-/* The runs of one statement as PostgreSQL array literals; starts and ends NULL unless ended. */
 struct arrays {
-	char *jobs, *restarts, *ends, *starts;
+	struct pg_array jobs, restarts, ends, starts;
 	size_t count;
 };
 
 static void arrays_free(struct arrays *a)
 {
-	free(a->jobs);
-	free(a->restarts);
-	free(a->ends);
-	free(a->starts);
-	memset(a, 0, sizeof(*a));
+	pg_array_free(&a->jobs);
+	pg_array_free(&a->restarts);
+	pg_array_free(&a->ends);
+	pg_array_free(&a->starts);
 }
 
-/* false when out of memory (a is then empty). */
-static bool arrays_build(struct arrays *a, const struct run *runs, size_t n, bool alive)
+/* values[0..4): jobs, restarts, ends, starts; false when out of memory. */
+static bool arrays_build(struct arrays *a, const struct run *runs, size_t n, bool alive,
+			 const char **values)
 {
-	size_t len[4];
-	FILE *f[4];
-	bool ok = true;
-
-	memset(a, 0, sizeof(*a));
-	f[0] = open_memstream(&a->jobs, &len[0]);
-	f[1] = open_memstream(&a->restarts, &len[1]);
-	f[2] = open_memstream(&a->ends, &len[2]);
-	f[3] = open_memstream(&a->starts, &len[3]);
-	for (int j = 0; j < 4; j++)
-		if (f[j])
-			fputc('{', f[j]);
-		else
-			ok = false;
-	for (size_t i = 0; ok && i < n; i++) {
+	a->count = 0;
+	pg_array_start(&a->jobs);
+	pg_array_start(&a->restarts);
+	pg_array_start(&a->ends);
+	pg_array_start(&a->starts);
+	for (size_t i = 0; i < n; i++) {
 		const struct run *run = &runs[i];
-		const char *sep = a->count ? "," : "";
 
 		if (alive ? run->verdict != RUN_ALIVE : !closes(run->verdict))
 			continue;
-		fprintf(f[0], "%s%" PRIu32, sep, run->job);
-		fprintf(f[1], "%s%" PRIu32, sep, run->restart);
+		pg_array_int(&a->jobs, run->job);
+		pg_array_int(&a->restarts, run->restart);
 		if (run->verdict == RUN_ENDED) {
-			fprintf(f[2], "%s%lld", sep, (long long)run->end);
+			pg_array_int(&a->ends, run->end);
 			if (run->start > 0)
-				fprintf(f[3], "%s%lld", sep, (long long)run->start);
+				pg_array_int(&a->starts, run->start);
 			else
-				fprintf(f[3], "%sNULL", sep);
+				pg_array_null(&a->starts);
 		} else {
-			fprintf(f[2], "%sNULL", sep);
-			fprintf(f[3], "%sNULL", sep);
+			pg_array_null(&a->ends);
+			pg_array_null(&a->starts);
 		}
 		a->count++;
 	}
-	for (int j = 0; j < 4; j++) {
-		if (!f[j])
-			continue;
-		fputc('}', f[j]);
-		if (ferror(f[j]))
-			ok = false;
-		fclose(f[j]);
-	}
-	if (!ok)
-		arrays_free(a);
-	return ok;
+	values[0] = pg_array_end(&a->jobs);
+	values[1] = pg_array_end(&a->restarts);
+	values[2] = pg_array_end(&a->ends);
+	values[3] = pg_array_end(&a->starts);
+	return values[0] && values[1] && values[2] && values[3];
 }
 
 static int cmp_run(const void *a, const void *b)
@@ -562,16 +545,17 @@ static void log_closed(const PGresult *res, const struct run *runs, size_t n)
 /* Step 3: write down what slurmctld said. Returns the number of intervals closed, or -1. */
 static int write_verdicts(struct reconcile *r, const struct run *runs, size_t n, time_t seen_at)
 {
-	struct arrays a;
+	struct arrays a = {0};
+	const char *arr[4];
 	char seen[24];
 	PGresult *res;
 	int closed = 0;
 
 	snprintf(seen, sizeof(seen), "%lld", (long long)seen_at);
-	if (!arrays_build(&a, runs, n, true))
+	if (!arrays_build(&a, runs, n, true, arr))
 		goto oom;
 	if (a.count) {
-		const char *values[] = {r->cluster, a.jobs, a.restarts, seen};
+		const char *values[] = {r->cluster, arr[0], arr[1], seen};
 
 		res = exec(r, "could not record the running jobs", SEEN_SQL, 4, values,
 			   PGRES_COMMAND_OK);
@@ -581,11 +565,10 @@ static int write_verdicts(struct reconcile *r, const struct run *runs, size_t n,
 		}
 		PQclear(res);
 	}
-	arrays_free(&a);
-	if (!arrays_build(&a, runs, n, false))
+	if (!arrays_build(&a, runs, n, false, arr))
 		goto oom;
 	if (a.count) {
-		const char *values[] = {r->cluster, a.jobs, a.restarts, a.ends, a.starts};
+		const char *values[] = {r->cluster, arr[0], arr[1], arr[2], arr[3]};
 
 		res = exec(r, "could not close usage intervals", CLOSE_SQL, 5, values, PGRES_TUPLES_OK);
 		if (res) {
@@ -599,6 +582,7 @@ static int write_verdicts(struct reconcile *r, const struct run *runs, size_t n,
 	arrays_free(&a);
 	return closed;
 oom:
+	arrays_free(&a);
 	log_warning("could not reconcile open usage intervals: out of memory");
 	return -1;
 }
@@ -678,7 +662,7 @@ static void carry_out_cancellations(struct reconcile *r, bool slurm_ok)
 
 	if (!res)
 		return;
-	for (int i = 0; i < PQntuples(res) && !atomic_load(&r->stopping); i++) {
+	for (int i = 0; i < PQntuples(res) && !waker_stopping(&r->waker); i++) {
 		const char *id = PQgetvalue(res, i, 0), *project = PQgetvalue(res, i, 2);
 		bool running = PQgetvalue(res, i, 4)[0] == 't', applies = PQgetvalue(res, i, 5)[0] == 't';
 		const char *outcome = NULL;
@@ -723,11 +707,11 @@ static void pass(struct reconcile *r)
 		time_t seen_at = time(NULL);
 
 		slurm_ok = judge_runs(r, runs, n);
-		if (slurm_ok && !atomic_load(&r->stopping))
+		if (slurm_ok && !waker_stopping(&r->waker))
 			closed = write_verdicts(r, runs, n, seen_at);
 	}
 	free(runs);
-	if (!r->db.conn || atomic_load(&r->stopping))
+	if (!r->db.conn || waker_stopping(&r->waker))
 		return;
 	forget_and_flush(r, closed);
 	if (n > 0) /* no running job, nothing to cancel (and no need to add up every budget) */
@@ -740,27 +724,26 @@ static void *reconcile_thread(void *arg)
 {
 	struct reconcile *r = arg;
 
-	while (!atomic_load(&r->stopping)) {
+	while (!waker_stopping(&r->waker)) {
 		int64_t started = aif_clock_ms();
 
 		pass(r);
 		if (!r->db.conn) { /* lost: again once its backoff is over */
-			wakeup_wait(r->wake_fd, db_retry_at(&r->db));
+			waker_wait(&r->waker, db_retry_at(&r->db));
 			continue;
 		}
 		/* A new interval wakes the wait: the next pass is due that long after this one. */
-		while (!atomic_load(&r->stopping) &&
-		       wakeup_wait(r->wake_fd, started + atomic_load(&r->interval_ms)))
+		while (!waker_stopping(&r->waker) &&
+		       waker_wait(&r->waker, started + atomic_load(&r->interval_ms)))
 			;
 	}
 	return NULL;
 }
 
-/* Everything reconcile_start() took, the thread not running (or never started). */
+/* Everything reconcile_start() took, the thread stopped first. */
 static void reconcile_free(struct reconcile *r)
 {
-	if (r->wake_fd >= 0)
-		close(r->wake_fd);
+	waker_stop(&r->waker);
 	db_close(&r->db);
 	free(r->cluster);
 	free(r);
@@ -770,7 +753,6 @@ static void reconcile_free(struct reconcile *r)
 struct reconcile *reconcile_start(const struct reconcile_options *opts)
 {
 	struct reconcile *r;
-	int e;
 
 	if (slurmctld_acquire() < 0)
 		return NULL;
@@ -781,22 +763,15 @@ struct reconcile *reconcile_start(const struct reconcile_options *opts)
 		return NULL;
 	}
 	atomic_init(&r->interval_ms, opts->interval_ms);
-	atomic_init(&r->stopping, false);
-	r->wake_fd = -1;
+	waker_init(&r->waker);
 	if (db_init(&r->db, opts->conninfo, "aifd-reconcile", "reconciliation",
 		    RECONCILE_STATEMENT_MS) < 0 ||
 	    !(r->cluster = strdup(opts->cluster))) {
 		log_error("out of memory");
 		goto fail;
 	}
-	r->wake_fd = wakeup_open();
-	if (r->wake_fd < 0)
+	if (waker_start(&r->waker, reconcile_thread, r, "the reconciliation thread") < 0)
 		goto fail;
-	e = pthread_create(&r->thread, NULL, reconcile_thread, r);
-	if (e) {
-		log_error("could not start the reconciliation thread: %s", strerror(e));
-		goto fail;
-	}
 	return r;
 fail:
 	reconcile_free(r);
@@ -808,15 +783,12 @@ void reconcile_set_interval(struct reconcile *r, unsigned interval_ms)
 	if (!r)
 		return;
 	atomic_store(&r->interval_ms, interval_ms);
-	wakeup_signal(r->wake_fd);
+	waker_poke(&r->waker);
 }
 
 void reconcile_stop(struct reconcile *r)
 {
 	if (!r)
 		return;
-	atomic_store(&r->stopping, true);
-	wakeup_signal(r->wake_fd);
-	pthread_join(r->thread, NULL);
-	reconcile_free(r);
+	reconcile_free(r); /* the thread first */
 }

@@ -327,11 +327,11 @@ static void apply(const struct answer *a, struct usage_record *r)
 	if (!a->known || a->uid != r->uid || a->restart != r->restart || a->start <= 0)
 		return;
 	if (r->event == USAGE_START) {
-		if (distance(a->start, r->start) > JOBTIMES_TOLERANCE)
+		if (distance(a->start, r->start) > USAGE_CLOCK_TOLERANCE)
 			return;
 		r->start = a->start;
 	} else {
-		if (!a->ended || a->end < a->start || distance(a->end, r->end) > JOBTIMES_TOLERANCE)
+		if (!a->ended || a->end < a->start || distance(a->end, r->end) > USAGE_CLOCK_TOLERANCE)
 			return;
 		r->start = a->start;
 		r->end = a->end;
@@ -363,9 +363,8 @@ static size_t known_answers(struct jobtimes *jt, struct wanted *w, size_t m, int
 	return missing;
 }
 
-void jobtimes_settle(void *arg, struct usage_record *const *recs, size_t n)
+void jobtimes_settle(struct jobtimes *jt, struct usage_record *const *recs, size_t n)
 {
-	struct jobtimes *jt = arg;
 	struct wanted *w = calloc(n, sizeof(*w));
 	size_t m, missing;
 	int64_t now = aif_clock_ms();

@@ -32,10 +32,8 @@ struct refresh {
 	atomic_uint interval_ms;
 	pthread_rwlock_t lock;        /* readers: decisions; writer: the swap */
 	struct snapshot *current;
-	int wake_fd;                  /* eventfd: poked or stopping */
+	struct waker waker;           /* the thread: poked or stopping */
 	atomic_bool poked;
-	atomic_bool stopping;
-	pthread_t thread;
 };
 
 /* db_setup_fn: every connection of the refresh listens for budget changes. */
@@ -82,13 +80,13 @@ static int load(struct refresh *r, const char *why)
 static bool wait_for_change(struct refresh *r, int64_t deadline_ms)
 {
 	PGconn *conn = r->db.conn;
-	struct pollfd fds[2] = {{r->wake_fd, POLLIN, 0}, {conn ? PQsocket(conn) : -1, POLLIN, 0}};
+	struct pollfd fds[2] = {{r->waker.fd, POLLIN, 0}, {conn ? PQsocket(conn) : -1, POLLIN, 0}};
 	int64_t left = deadline_ms - aif_clock_ms();
 	bool changed = false;
 	PGnotify *n;
 
 	if (left > 0 && poll(fds, conn ? 2 : 1, (int)left) > 0 && (fds[0].revents & POLLIN))
-		wakeup_drain(r->wake_fd);
+		wakeup_drain(r->waker.fd);
 	if (!conn)
 		return false;
 	if (PQconsumeInput(conn) == 0) {
@@ -107,7 +105,7 @@ static void *refresh_thread(void *arg)
 	struct refresh *r = arg;
 	int64_t last = aif_clock_ms(), load_ms = 0;
 
-	while (!atomic_load(&r->stopping)) {
+	while (!waker_stopping(&r->waker)) {
 		int64_t now = aif_clock_ms();
 		int64_t spacing = load_ms * (LOAD_SHARE - 1);
 		int64_t due = last + atomic_load(&r->interval_ms);
@@ -121,7 +119,7 @@ static void *refresh_thread(void *arg)
 			due = db_retry_at(&r->db); /* lost: not before its backoff */
 		if (now < due && wait_for_change(r, due))
 			why = "budgets changed";
-		if (atomic_load(&r->stopping))
+		if (waker_stopping(&r->waker))
 			break;
 		if (!why && aif_clock_ms() < due)
 			continue; /* woken early by a poke: wait for min_interval */
@@ -141,11 +139,9 @@ static void *refresh_thread(void *arg)
 	return NULL;
 }
 
-/* Everything but the thread, which is joined first (or never started). */
+/* Everything but the thread, which is stopped first (or never started). */
 static void refresh_free(struct refresh *r)
 {
-	if (r->wake_fd >= 0)
-		close(r->wake_fd);
 	snapshot_free(r->current);
 	pthread_rwlock_destroy(&r->lock);
 	db_close(&r->db);
@@ -157,7 +153,6 @@ struct refresh *refresh_start(PGconn *conn, const struct refresh_options *opts)
 	struct refresh *r = calloc(1, sizeof(*r));
 	pthread_rwlockattr_t attr;
 	struct aif_diag diag;
-	int e;
 
 	if (!r || db_init(&r->db, opts->conninfo, "aifd", "budget refresh", REFRESH_STATEMENT_MS) < 0) {
 		log_error("out of memory");
@@ -172,15 +167,12 @@ struct refresh *refresh_start(PGconn *conn, const struct refresh_options *opts)
 	r->min_interval_ms = opts->min_interval_ms;
 	atomic_init(&r->interval_ms, opts->interval_ms);
 	atomic_init(&r->poked, false);
-	atomic_init(&r->stopping, false);
+	waker_init(&r->waker);
 	/* A steady stream of decisions must not starve the swap. */
 	pthread_rwlockattr_init(&attr);
 	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&r->lock, &attr);
 	pthread_rwlockattr_destroy(&attr);
-	r->wake_fd = wakeup_open();
-	if (r->wake_fd < 0)
-		goto fail;
 	aif_diag_clear(&diag);
 	if (listen_config(&r->db, NULL, &diag) < 0 || load(r, "start-up") < 0) {
 		if (diag.message[0])
@@ -188,13 +180,11 @@ struct refresh *refresh_start(PGconn *conn, const struct refresh_options *opts)
 		log_error("could not load the budgets from the database; not starting");
 		goto fail;
 	}
-	e = pthread_create(&r->thread, NULL, refresh_thread, r);
-	if (e) {
-		log_error("could not start the budget refresh thread: %s", strerror(e));
+	if (waker_start(&r->waker, refresh_thread, r, "the budget refresh thread") < 0)
 		goto fail;
-	}
 	return r;
 fail:
+	waker_stop(&r->waker);
 	refresh_free(r);
 	return NULL;
 }
@@ -213,21 +203,19 @@ void refresh_release(struct refresh *r)
 void refresh_poke(struct refresh *r)
 {
 	if (!atomic_exchange(&r->poked, true))
-		wakeup_signal(r->wake_fd);
+		waker_poke(&r->waker);
 }
 
 void refresh_set_interval(struct refresh *r, unsigned interval_ms)
 {
 	atomic_store(&r->interval_ms, interval_ms);
-	wakeup_signal(r->wake_fd);
+	waker_poke(&r->waker);
 }
 
 void refresh_stop(struct refresh *r)
 {
 	if (!r)
 		return;
-	atomic_store(&r->stopping, true);
-	wakeup_signal(r->wake_fd);
-	pthread_join(r->thread, NULL);
+	waker_stop(&r->waker);
 	refresh_free(r);
 }

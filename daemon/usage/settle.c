@@ -1,0 +1,255 @@
+/* settle: ends acknowledged, settled with slurmctld's times, then closed (settle.h). */
+#include "settle.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "aif_clock.h"
+#include "aif_db.h"
+#include "db.h"
+#include "log.h"
+#include "wakeup.h"
+
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
+
+/* The longest one statement may take before the connection is dropped. */
+#define SETTLE_STATEMENT_MS 20000
+/* Without a poke, the inbox is looked at this often all the same. */
+#define SETTLE_IDLE_MS 60000
+
+static const char READ_SQL[] =
+	"SELECT cluster, job_id, node, restart_count, project_id, sector_id, uid, user_name, gpus,"
+	" extract(epoch FROM started_at)::bigint, extract(epoch FROM ended_at)::bigint,"
+	" (extract(epoch FROM now() - received_at) * 1000)::bigint"
+	" FROM aif.usage_end_inbox WHERE cluster = $1 ORDER BY received_at LIMIT " STRINGIFY(SETTLE_ROUND_MAX);
+
+/* An end that cannot be closed: its interval is left to reconciliation. */
+static const char DROP_SQL[] =
+	"DELETE FROM aif.usage_end_inbox WHERE cluster = $1 AND job_id = $2 AND node = $3"
+	" AND restart_count = $4";
+
+struct settle {
+	char *cluster;
+	struct jobtimes *jobtimes;
+	struct db db;             /* the thread's alone */
+	struct usage_params params;
+	struct waker waker;       /* the thread: ends written, or stopping */
+	bool said_left;           /* the ends an earlier aifd left were logged */
+};
+
+static int64_t field_i64(const PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? USAGE_TIME_UNKNOWN
+					  : strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+/* The inbox rows as end records, pointing into res. */
+static void read_ends(const PGresult *res, struct usage_record *recs, int64_t *age_ms)
+{
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct usage_record *r = &recs[i];
+
+		memset(r, 0, sizeof(*r));
+		r->event = USAGE_END;
+		r->cluster = PQgetvalue(res, i, 0);
+		r->job = (uint32_t)strtoul(PQgetvalue(res, i, 1), NULL, 10);
+		r->node = PQgetvalue(res, i, 2);
+		r->restart = (uint32_t)strtoul(PQgetvalue(res, i, 3), NULL, 10);
+		r->project = PQgetvalue(res, i, 4);
+		r->sector = PQgetvalue(res, i, 5);
+		r->uid = (uint32_t)strtoul(PQgetvalue(res, i, 6), NULL, 10);
+		r->user = PQgetisnull(res, i, 7) ? NULL : PQgetvalue(res, i, 7);
+		r->gpus = (uint32_t)strtoul(PQgetvalue(res, i, 8), NULL, 10);
+		r->start = field_i64(res, i, 9);
+		r->end = field_i64(res, i, 10);
+		age_ms[i] = field_i64(res, i, 11);
+	}
+}
+
+/* Close recs[0..n) (final ends) in one statement. 1 closed, 0 the database refused them, -1 lost. */
+static int close_ends(struct settle *s, struct usage_record *const *recs, size_t n,
+		      struct aif_diag *diag)
+{
+	const char *const *values;
+	PGresult *res;
+	int rc;
+
+	usage_params_start(&s->params);
+	for (size_t i = 0; i < n; i++)
+		usage_params_add(&s->params, recs[i], true);
+	values = usage_params_end(&s->params);
+	if (!values) {
+		aif_diag_clear(diag);
+		aif_diag_message(diag, "could not close usage intervals: out of memory");
+		return -1;
+	}
+	res = db_exec(&s->db, "could not close usage intervals", usage_write_sql,
+		      USAGE_WRITE_NPARAMS, values, diag);
+	if (!res)
+		return -1;
+	rc = PQresultStatus(res) == PGRES_TUPLES_OK ? 1 : 0;
+	if (!rc)
+		aif_db_diag(diag, s->db.conn, res, "could not close a usage interval");
+	PQclear(res);
+	return rc;
+}
+
+/* The database refused ends in a group: each alone; one refused alone is left to reconciliation. */
+static void close_one_by_one(struct settle *s, struct usage_record *const *recs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct usage_record *r = recs[i];
+		char job[16], restart[16];
+		const char *key[] = {r->cluster, job, r->node, restart};
+		struct aif_diag d;
+
+		if (close_ends(s, &recs[i], 1, &d) != 0)
+			continue; /* closed, or the database lost: the next round */
+		aif_diag_hint(&d, "Reconciliation closes the interval of job %u on node %s at slurmctld's "
+				  "end time instead.", r->job, r->node);
+		log_diag(LOG_LEVEL_WARNING, NULL, &d);
+		snprintf(job, sizeof(job), "%u", r->job);
+		snprintf(restart, sizeof(restart), "%u", r->restart);
+		PQclear(db_exec(&s->db, "could not drop an end from the inbox", DROP_SQL, 4, key, &d));
+	}
+}
+
+/* One round. Returns true when ends are left for the next round (or the database failed). */
+static bool round_once(struct settle *s)
+{
+	const char *params[] = {s->cluster};
+	struct aif_diag d;
+	PGresult *res = db_exec(&s->db, "could not read the usage ends to settle", READ_SQL, 1,
+				params, &d);
+	struct usage_record *recs = NULL, **settle = NULL, **closing = NULL;
+	int64_t *age_ms = NULL;
+	size_t n, m = 0;
+	bool left;
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		if (res) { /* else db_lost() logged it */
+			aif_db_diag(&d, s->db.conn, res, "could not read the usage ends to settle");
+			log_diag(LOG_LEVEL_WARNING, NULL, &d);
+		}
+		PQclear(res);
+		return true;
+	}
+	n = (size_t)PQntuples(res);
+	if (n && !s->said_left)
+		log_info("closing %zu usage intervals whose ends an earlier aifd acknowledged", n);
+	s->said_left = true;
+	left = n == SETTLE_ROUND_MAX;
+	if (n == 0)
+		goto out;
+	recs = calloc(n, sizeof(*recs));
+	settle = calloc(n, sizeof(*settle));
+	closing = calloc(n, sizeof(*closing));
+	age_ms = calloc(n, sizeof(*age_ms));
+	if (!recs || !settle || !closing || !age_ms) {
+		log_warning("out of memory: usage ends left in the inbox for the next round");
+		left = true;
+		goto out;
+	}
+	read_ends(res, recs, age_ms);
+	for (size_t i = 0; i < n; i++)
+		settle[i] = &recs[i];
+	jobtimes_settle(s->jobtimes, settle, n);
+	for (size_t i = 0; i < n; i++) {
+		if (recs[i].unanswered && age_ms[i] < USAGE_SETTLE_PATIENCE_MS)
+			left = true; /* slurmctld is late: the next round */
+		else
+			closing[m++] = &recs[i];
+	}
+	if (m) {
+		int rc = close_ends(s, closing, m, &d);
+
+		if (rc < 0)
+			left = true;
+		else if (rc == 0)
+			close_one_by_one(s, closing, m);
+	}
+out:
+	free(age_ms);
+	free(closing);
+	free(settle);
+	free(recs);
+	PQclear(res);
+	return left;
+}
+
+static void *settle_thread(void *arg)
+{
+	struct settle *s = arg;
+	int64_t next_round = 0;
+	bool pending = true; /* what an earlier aifd left */
+
+	while (!waker_stopping(&s->waker)) {
+		int64_t now = aif_clock_ms();
+
+		if (!pending) {
+			waker_wait(&s->waker, now + SETTLE_IDLE_MS);
+			pending = true;
+			continue;
+		}
+		if (!s->db.conn && next_round < db_retry_at(&s->db))
+			next_round = db_retry_at(&s->db);
+		if (now < next_round) { /* one round per SETTLE_ROUND_MS: it serves many ends */
+			waker_wait(&s->waker, next_round);
+			continue;
+		}
+		next_round = now + SETTLE_ROUND_MS;
+		pending = round_once(s);
+	}
+	return NULL;
+}
+
+/* Everything settle_start() took, the thread stopped first. */
+static void settle_free(struct settle *s)
+{
+	waker_stop(&s->waker);
+	usage_params_free(&s->params);
+	db_close(&s->db);
+	free(s->cluster);
+	free(s);
+}
+
+struct settle *settle_start(const char *conninfo, const char *cluster, struct jobtimes *jt)
+{
+	struct settle *s = calloc(1, sizeof(*s));
+
+	if (!s) {
+		log_error("out of memory");
+		return NULL;
+	}
+	s->jobtimes = jt;
+	waker_init(&s->waker);
+	if (db_init(&s->db, conninfo, "aifd-settle", "the settler", SETTLE_STATEMENT_MS) < 0 ||
+	    !(s->cluster = strdup(cluster))) {
+		log_error("out of memory");
+		settle_free(s);
+		return NULL;
+	}
+	if (waker_start(&s->waker, settle_thread, s, "the settling thread") < 0) {
+		settle_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+void settle_poke(struct settle *s)
+{
+	waker_poke(&s->waker);
+}
+
+void settle_stop(struct settle *s)
+{
+	if (s)
+		settle_free(s); /* the thread first */
+}

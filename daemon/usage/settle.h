@@ -1,0 +1,38 @@
+/*
+ * settle: the second step of an end record, after the usage writer acknowledged it (store.h):
+ * its times from slurmctld (jobtimes.h), then its interval closed. One thread owns the step,
+ * with a database connection of its own (db.h). Its queue is aif.usage_end_inbox, where the
+ * writer commits the ends it acknowledges: nothing of it lives only in memory, and the ends an
+ * aifd acknowledged and did not close (it stopped first) are closed by the next one.
+ *
+ * A round, at most every SETTLE_ROUND_MS (settle_poke() after the writer committed ends; a
+ * look every minute in any case):
+ *   1. read the cluster's ends in the inbox, oldest first, at most SETTLE_ROUND_MAX;
+ *   2. settle their times (jobtimes_settle(): slurmctld's StartTime and EndTime where they are
+ *      the run's; it waits at most JOBTIMES_WAIT_MS);
+ *   3. close, in one aif.record_usage() call, those settled and those that waited longer than
+ *      USAGE_SETTLE_PATIENCE_MS for slurmctld (at the nodes' times); each close empties its
+ *      inbox row. The others are tried again in the next round.
+ * An end the database refuses to close even alone (it never should) is logged and left to
+ * reconciliation, which closes its interval at slurmctld's end time (its inbox row removed).
+ */
+#ifndef AIFD_SETTLE_H
+#define AIFD_SETTLE_H
+
+#include "jobtimes.h"
+
+#define SETTLE_ROUND_MS 1000
+#define SETTLE_ROUND_MAX 20000
+
+struct settle;
+
+/* Start the thread for cluster's ends, with jt for slurmctld's times. NULL (logged) on failure. */
+struct settle *settle_start(const char *conninfo, const char *cluster, struct jobtimes *jt);
+
+/* Ends were committed to the inbox: a round soon. Any thread; never blocks. */
+void settle_poke(struct settle *s);
+
+/* Stop the thread (a round in progress is finished); the ends left stay in the inbox. */
+void settle_stop(struct settle *s);
+
+#endif
