@@ -69,7 +69,7 @@ static const char *env_name(const char *var, uint32_t job)
 {
 	const char *v = env(var);
 
-	if (v && !aif_option_name_valid(v)) {
+	if (v && !name_valid(v)) {
 		slurm_info("aif: job %u: %s is not a valid name; left out of the usage record", job, var);
 		return NULL;
 	}
@@ -99,7 +99,7 @@ static int build_record(bool end, uint32_t job, uint32_t uid, const char *node, 
 }
 
 /* Spool the record for a later flush; a failure (a full disk, an unsafe spool) is logged only. */
-static void spool(const struct aif_plugin_settings *s, const char *cluster, const struct aif_proto_block *r)
+static void spool(const struct plugin_settings *s, const char *cluster, const struct aif_proto_block *r)
 {
 	struct aif_diag diag;
 
@@ -107,14 +107,14 @@ static void spool(const struct aif_plugin_settings *s, const char *cluster, cons
 		return;
 	slurm_error("aif: the usage of job %s on %s is neither sent nor spooled", aif_proto_get(r, "job"),
 		    aif_proto_get(r, "node"));
-	aif_log_diag(true, &diag);
+	log_diag(true, &diag);
 }
 
 /*
  * A record aifd refused (it can never store it as it is): kept in spool_dir/bad/ with aifd's
  * reason for the operators (aifctl spool list), never sent again.
  */
-static void keep_refused(const struct aif_plugin_settings *s, const char *cluster,
+static void keep_refused(const struct plugin_settings *s, const char *cluster,
 			 const struct aif_proto_block *r, const struct aif_diag *why)
 {
 	char where[PATH_MAX];
@@ -127,10 +127,10 @@ static void keep_refused(const struct aif_plugin_settings *s, const char *cluste
 	}
 	slurm_error("aif: aifd refused the usage of job %s on %s (%s), and it could not be kept in %s",
 		    aif_proto_get(r, "job"), aif_proto_get(r, "node"), why->message, where);
-	aif_log_diag(true, &diag);
+	log_diag(true, &diag);
 }
 
-static void send_or_spool(const struct aif_plugin_settings *s, const char *cluster,
+static void send_or_spool(const struct plugin_settings *s, const char *cluster,
 			  struct aif_proto_msg *req, int64_t deadline_ms)
 {
 	struct aif_proto_msg ans;
@@ -138,7 +138,7 @@ static void send_or_spool(const struct aif_plugin_settings *s, const char *clust
 	const struct aif_proto_block *r = &req->records[0];
 
 	aif_diag_clear(&diag);
-	if (aif_ask_by(s, req, &ans, deadline_ms, &diag) == 0 && ans.kind == AIF_PROTO_OK) {
+	if (client_ask_by(s, req, &ans, deadline_ms, &diag) == 0 && ans.kind == AIF_PROTO_OK) {
 		aif_proto_msg_free(&ans);
 		return;
 	}
@@ -163,7 +163,7 @@ static void send_or_spool(const struct aif_plugin_settings *s, const char *clust
  * still sending them): the new record then goes behind them, so that aifd never gets an
  * allocation's end before its start.
  */
-static bool flush_spool(const struct aif_plugin_settings *s, int64_t deadline_ms)
+static bool flush_spool(const struct plugin_settings *s, int64_t deadline_ms)
 {
 	struct aif_spool_stats stats = {0};
 	struct aif_diag diag;
@@ -171,7 +171,7 @@ static bool flush_spool(const struct aif_plugin_settings *s, int64_t deadline_ms
 	bool left;
 
 	aif_diag_clear(&diag);
-	if (!(client = aif_plugin_client(s, &diag)))
+	if (!(client = client_new(s, &diag)))
 		return false;
 	/* Another process flushing (the epilog of another job, the timer): wait for it, as long
 	 * as the deadline allows, rather than queue behind records it may be sending. Not when
@@ -189,7 +189,7 @@ static bool flush_spool(const struct aif_plugin_settings *s, int64_t deadline_ms
 	if (left && !stats.busy && stats.kept)
 		slurm_info("aif: %zu usage records stay in %s: %s", stats.kept, s->spool_dir, diag.message);
 	else if (left && !stats.busy)
-		aif_log_diag(true, &diag); /* the spool itself failed: unsafe, unreadable */
+		log_diag(true, &diag); /* the spool itself failed: unsafe, unreadable */
 	if (stats.bad)
 		slurm_error("aif: %zu spooled usage records moved to %s/bad: %s", stats.bad,
 			    s->spool_dir, stats.bad_diag.message);
@@ -197,7 +197,7 @@ static bool flush_spool(const struct aif_plugin_settings *s, int64_t deadline_ms
 	return left;
 }
 
-void aif_account(const struct aif_plugin_settings *s, uint32_t job, uint32_t uid, bool end)
+void account_record(const struct plugin_settings *s, uint32_t job, uint32_t uid, bool end)
 {
 	int64_t deadline_ms = aif_clock_ms() + (int64_t)s->timeout_ms;
 	const char *cluster = env("SLURM_CLUSTER_NAME"), *node = env("SLURMD_NODENAME");
@@ -216,9 +216,9 @@ void aif_account(const struct aif_plugin_settings *s, uint32_t job, uint32_t uid
 	}
 	/* The epilog ends the run the prolog started, whatever a requeue did meanwhile (runs.c). */
 	if (end)
-		restart = aif_run_recall(s->spool_dir, node, job, restart);
+		restart = runs_recall(s->spool_dir, node, job, restart);
 	else
-		aif_run_remember(s->spool_dir, node, job, restart);
+		runs_remember(s->spool_dir, node, job, restart);
 	aif_proto_msg_init(&req, AIF_PROTO_USAGE);
 	if (aif_proto_set(&req.header, "cluster", cluster) == 0 && aif_proto_add_record(&req) &&
 	    build_record(end, job, uid, node, restart, &req.records[0], gpus) == 0) {

@@ -38,7 +38,7 @@ static int item_u32(spank_t sp, spank_item_t item, uint32_t *out)
 }
 
 /* What aifd's silence means, by on_unreachable. */
-static void unreachable(const struct aif_plugin_settings *s, uint32_t job, const struct aif_diag *why)
+static void unreachable(const struct plugin_settings *s, uint32_t job, const struct aif_diag *why)
 {
 	struct aif_diag d;
 
@@ -66,10 +66,10 @@ static void not_admitted(const struct aif_proto_msg *ans)
 	refuse(&d);
 }
 
-void aif_admit_step(spank_t sp, const struct aif_plugin_settings *s)
+void admit_step(spank_t sp, const struct plugin_settings *s)
 {
 	uint32_t job, stepid, uid, gid;
-	const char *project = aif_option_project(sp), *sector = aif_option_sector(sp);
+	const char *project = options_project(sp), *sector = options_sector(sp);
 	struct aif_proto_msg req, ans;
 	struct aif_diag diag;
 
@@ -81,7 +81,7 @@ void aif_admit_step(spank_t sp, const struct aif_plugin_settings *s)
 	if (stepid == SLURM_EXTERN_CONT)
 		return; /* no tasks of the user's */
 	aif_diag_clear(&diag);
-	if (!aif_options_valid(sp, &diag)) {
+	if (!options_valid(sp, &diag)) {
 		aif_diag_hint(&diag, "Check --aif-project, --aif-sector, AIF_PROJECT and AIF_SECTOR.");
 		refuse(&diag);
 		slurm_info("aif: job %u step refused: %s", job, diag.message);
@@ -97,9 +97,9 @@ void aif_admit_step(spank_t sp, const struct aif_plugin_settings *s)
 		aif_diag_message(&diag, "invalid project or sector name");
 		aif_diag_hint(&diag, "Check --aif-project, --aif-sector, AIF_PROJECT and AIF_SECTOR.");
 		refuse(&diag);
-	} else if (aif_ask(s, &req, &ans, &diag) < 0) {
+	} else if (client_ask(s, &req, &ans, &diag) < 0) {
 		unreachable(s, job, &diag);
-	} else if (ans.kind == AIF_PROTO_REFUSE && !s->require_project && aif_answer_is_no_project(&ans)) {
+	} else if (ans.kind == AIF_PROTO_REFUSE && !s->require_project && client_answer_is_no_project(&ans)) {
 		slurm_info("aif: job %u runs untagged: its user is a member of no project (require_project=no)",
 			   job);
 	} else if (ans.kind == AIF_PROTO_REFUSE) {
@@ -114,7 +114,7 @@ void aif_admit_step(spank_t sp, const struct aif_plugin_settings *s)
 	aif_proto_msg_free(&req);
 }
 
-int aif_admit_task(spank_t sp)
+int admit_task(spank_t sp)
 {
 	(void)sp;
 	if (!step.refused)

@@ -16,7 +16,7 @@
 SPANK_PLUGIN(aif, 1);
 
 /* Per process: slurm_spank_init parses once for the callbacks that follow it. */
-static struct aif_plugin_settings settings;
+static struct plugin_settings settings;
 static bool settings_ok;
 
 static bool user_side(spank_context_t ctx)
@@ -32,9 +32,9 @@ int slurm_spank_init(spank_t sp, int ac, char **av)
 		return 0; /* slurmd: nothing to do */
 	/* The options first, whatever the settings: a job that carries --aif-project must still
 	 * find them registered in slurmstepd. */
-	if (aif_options_register(sp) != 0)
+	if (options_register(sp) != 0)
 		return user_side(ctx) ? -1 : 0;
-	settings_ok = aif_settings_parse(ac, av, &settings) == 0;
+	settings_ok = settings_parse(ac, av, &settings) == 0;
 	return settings_ok || !user_side(ctx) ? 0 : -1;
 }
 
@@ -47,9 +47,9 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 	if (!settings_ok)
 		return 0;
 	if (user_side(ctx))
-		return aif_submit_check(sp, &settings);
+		return submit_check(sp, &settings);
 	if (ctx == S_CTX_REMOTE)
-		aif_admit_step(sp, &settings);
+		admit_step(sp, &settings);
 	return 0;
 }
 
@@ -59,23 +59,23 @@ int slurm_spank_task_init(spank_t sp, int ac, char **av)
 	(void)av;
 	if (!settings_ok || spank_context() != S_CTX_REMOTE)
 		return 0;
-	return aif_admit_task(sp);
+	return admit_task(sp);
 }
 
 /* job_prolog and job_epilog: init is not called in this context; parse here. */
 static int account(spank_t sp, int ac, char **av, bool end)
 {
-	struct aif_plugin_settings s;
+	struct plugin_settings s;
 	uint32_t job, uid;
 
-	if (aif_settings_parse(ac, av, &s) != 0)
+	if (settings_parse(ac, av, &s) != 0)
 		return 0;
 	if (spank_get_item(sp, S_JOB_ID, &job) != ESPANK_SUCCESS ||
 	    spank_get_item(sp, S_JOB_UID, &uid) != ESPANK_SUCCESS) {
 		slurm_error("aif: %s: no job id or uid; usage not recorded", end ? "epilog" : "prolog");
 		return 0;
 	}
-	aif_account(&s, job, uid, end);
+	account_record(&s, job, uid, end);
 	return 0;
 }
 

@@ -4,7 +4,7 @@
 #include "aif_client.h"
 #include "plugin.h"
 
-struct aif_client *aif_plugin_client(const struct aif_plugin_settings *s, struct aif_diag *diag)
+struct aif_client *client_new(const struct plugin_settings *s, struct aif_diag *diag)
 {
 	struct aif_client_options opts = {0};
 
@@ -14,14 +14,14 @@ struct aif_client *aif_plugin_client(const struct aif_plugin_settings *s, struct
 	return aif_client_new(&opts, diag);
 }
 
-int aif_ask_by(const struct aif_plugin_settings *s, const struct aif_proto_msg *request,
+int client_ask_by(const struct plugin_settings *s, const struct aif_proto_msg *request,
 	       struct aif_proto_msg *answer, int64_t deadline_ms, struct aif_diag *diag)
 {
 	struct aif_client *client;
 	int rc;
 
 	aif_proto_msg_init(answer, AIF_PROTO_NONE);
-	client = aif_plugin_client(s, diag);
+	client = client_new(s, diag);
 	if (!client)
 		return -1;
 	rc = aif_client_request_by(client, request, answer, deadline_ms, diag);
@@ -29,17 +29,17 @@ int aif_ask_by(const struct aif_plugin_settings *s, const struct aif_proto_msg *
 	return rc;
 }
 
-int aif_ask(const struct aif_plugin_settings *s, const struct aif_proto_msg *request,
+int client_ask(const struct plugin_settings *s, const struct aif_proto_msg *request,
 	    struct aif_proto_msg *answer, struct aif_diag *diag)
 {
 	/*
 	 * No deadline of ours: the client's own timeout bounds the request, so a timeout says
 	 * "after <timeout> ms", not the millisecond less left once the client was made.
 	 */
-	return aif_ask_by(s, request, answer, INT64_MAX, diag);
+	return client_ask_by(s, request, answer, INT64_MAX, diag);
 }
 
-bool aif_answer_is_no_project(const struct aif_proto_msg *answer)
+bool client_answer_is_no_project(const struct aif_proto_msg *answer)
 {
 	const char *reason = aif_proto_get(&answer->header, "reason");
 

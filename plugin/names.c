@@ -8,7 +8,7 @@
 #include "aif_proto.h"
 #include "plugin.h"
 
-bool aif_name_has_control(const char *v)
+bool name_has_control(const char *v)
 {
 	for (; *v; v++)
 		if ((unsigned char)*v < 0x20 || *v == 0x7f)
@@ -16,8 +16,8 @@ bool aif_name_has_control(const char *v)
 	return false;
 }
 
-bool aif_option_name_valid(const char *v)
+bool name_valid(const char *v)
 {
-	return v && v[0] && strlen(v) <= AIF_NAME_MAX && !aif_name_has_control(v) &&
+	return v && v[0] && strlen(v) <= AIF_NAME_MAX && !name_has_control(v) &&
 	       aif_proto_utf8_valid(v);
 }

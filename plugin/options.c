@@ -19,7 +19,7 @@ static char sector[AIF_NAME_MAX + 1];
 /*
  * In slurmstepd: the option that arrived with an invalid value, or NULL. The user controls
  * that value (a private SLURM_CONF skips the submit-time check), so it is never passed over
- * for the environment's: the admission refuses the step (aif_options_valid()).
+ * for the environment's: the admission refuses the step (options_valid()).
  */
 static const char *remote_invalid;
 
@@ -31,7 +31,7 @@ static void invalid_diag(struct aif_diag *d, const char *what, const char *v)
 {
 	aif_diag_clear(d);
 	/* Not printed when it could garble the terminal. */
-	if (!v || aif_name_has_control(v) || strlen(v) > AIF_NAME_MAX)
+	if (!v || name_has_control(v) || strlen(v) > AIF_NAME_MAX)
 		aif_diag_message(d, "invalid value for %s", what);
 	else
 		aif_diag_message(d, "invalid value for %s: \"%s\"", what, v);
@@ -44,14 +44,14 @@ static void report_invalid(const char *what, const char *v)
 	struct aif_diag d;
 
 	invalid_diag(&d, what, v);
-	aif_log_diag(true, &d);
+	log_diag(true, &d);
 }
 
 static int option_cb(int val, const char *optarg, int remote)
 {
 	char *dst = val == OPT_PROJECT ? project : sector;
 
-	if (!aif_option_name_valid(optarg)) {
+	if (!name_valid(optarg)) {
 		/* Only on the user's side is an error harmless (and helpful). */
 		if (!remote) {
 			report_invalid(val == OPT_PROJECT ? "--aif-project" : "--aif-sector", optarg);
@@ -74,7 +74,7 @@ static struct spank_option options[] = {
 	 1, OPT_SECTOR, option_cb},
 };
 
-int aif_options_register(spank_t sp)
+int options_register(spank_t sp)
 {
 	spank_context_t ctx = spank_context();
 
@@ -90,7 +90,7 @@ int aif_options_register(spank_t sp)
 		static const char *const vars[] = {"AIF_PROJECT", "AIF_SECTOR"};
 		for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
 			const char *v = getenv(vars[i]);
-			if (v && v[0] && !aif_option_name_valid(v)) {
+			if (v && v[0] && !name_valid(v)) {
 				report_invalid(vars[i], v);
 				return -1;
 			}
@@ -112,19 +112,19 @@ static const char *value(spank_t sp, const char *option, const char *var, char *
 	}
 }
 
-const char *aif_option_project(spank_t sp)
+const char *options_project(spank_t sp)
 {
 	static char buf[AIF_NAME_MAX + 1];
 	return value(sp, project, "AIF_PROJECT", buf, sizeof(buf));
 }
 
-const char *aif_option_sector(spank_t sp)
+const char *options_sector(spank_t sp)
 {
 	static char buf[AIF_NAME_MAX + 1];
 	return value(sp, sector, "AIF_SECTOR", buf, sizeof(buf));
 }
 
-bool aif_options_valid(spank_t sp, struct aif_diag *diag)
+bool options_valid(spank_t sp, struct aif_diag *diag)
 {
 	static const struct {
 		const char *option, *var;
@@ -141,7 +141,7 @@ bool aif_options_valid(spank_t sp, struct aif_diag *diag)
 		if (names[i].option[0])
 			continue; /* the option wins over the variable */
 		e = spank_getenv(sp, names[i].var, buf, (int)sizeof(buf));
-		if (e == ESPANK_NOSPACE || (e == ESPANK_SUCCESS && buf[0] && !aif_option_name_valid(buf))) {
+		if (e == ESPANK_NOSPACE || (e == ESPANK_SUCCESS && buf[0] && !name_valid(buf))) {
 			invalid_diag(diag, names[i].var, e == ESPANK_SUCCESS ? buf : NULL);
 			return false;
 		}

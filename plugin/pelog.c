@@ -103,8 +103,8 @@ static void not_in_job(struct aif_diag *diag, const char *what, uint32_t job, co
 int main(int argc, char **argv)
 {
 	const char *context = getenv("SLURM_SCRIPT_CONTEXT"), *daemon, *slurm_conf, *what;
-	struct aif_plugin_settings settings;
-	struct aif_plugstack line;
+	struct plugin_settings settings;
+	struct plugstack line;
 	struct aif_diag diag;
 	uint32_t job, uid;
 	bool end;
@@ -118,7 +118,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	/* From here on a job's prolog or epilog: exit 0, whatever happens (pelog.c's comment). */
-	aif_pelog_log_open();
+	pelog_log_open();
 	if (argc > 1 || !context ||
 	    (strcmp(context, "prolog_slurmd") != 0 && strcmp(context, "epilog_slurmd") != 0)) {
 		slurm_error("aif: not run as slurmd's prolog or epilog (SLURM_SCRIPT_CONTEXT is \"%.40s\"%s); "
@@ -132,24 +132,24 @@ int main(int argc, char **argv)
 	aif_diag_clear(&diag);
 	if (!(daemon = run_by()) || strcmp(daemon, "slurmstepd") != 0) {
 		not_in_job(&diag, what, job, daemon);
-		aif_log_diag(true, &diag);
+		log_diag(true, &diag);
 		return 0;
 	}
 	slurm_conf = getenv("SLURM_CONF");
-	if (aif_plugstack_find(slurm_conf && slurm_conf[0] ? slurm_conf : AIF_SLURM_CONF, &line,
+	if (plugstack_find(slurm_conf && slurm_conf[0] ? slurm_conf : AIF_SLURM_CONF, &line,
 			       &diag) < 0) {
 		char why[sizeof(diag.message)];
 
 		snprintf(why, sizeof(why), "%s", diag.message);
 		aif_diag_message(&diag, "the %s of job %u recorded nothing: %s", what, job, why);
-		aif_log_diag(true, &diag);
+		log_diag(true, &diag);
 		return 0;
 	}
-	if (aif_settings_parse(line.ac, line.av, &settings) == 0)
-		aif_account(&settings, job, uid, end);
+	if (settings_parse(line.ac, line.av, &settings) == 0)
+		account_record(&settings, job, uid, end);
 	else
 		slurm_error("aif: the %s of job %u recorded nothing: invalid settings in %s", what, job,
 			    line.where);
-	aif_plugstack_free(&line);
+	plugstack_free(&line);
 	return 0;
 }

@@ -20,7 +20,7 @@
 
 static int log_fd = -1;
 
-void aif_pelog_log_open(void)
+void pelog_log_open(void)
 {
 	struct sockaddr_un addr = {.sun_family = AF_UNIX, .sun_path = "/dev/log"};
 

@@ -35,7 +35,7 @@
 enum aif_unreachable { AIF_UNREACHABLE_ALLOW, AIF_UNREACHABLE_DENY };
 
 /* The plugstack.conf arguments (docs/plugin.md lists them). */
-struct aif_plugin_settings {
+struct plugin_settings {
 	char server[256];          /* aifd: socket path, host, host:port, [IPv6]:port */
 	unsigned long timeout_ms;  /* bound on each exchange with aifd */
 	int on_unreachable;        /* enum aif_unreachable */
@@ -48,36 +48,36 @@ struct aif_plugin_settings {
  * Parse ac/av into *s (defaults first). Every invalid argument is reported with
  * slurm_error(), naming it; returns 0, or -1 when any was invalid.
  */
-int aif_settings_parse(int ac, char **av, struct aif_plugin_settings *s);
+int settings_parse(int ac, char **av, struct plugin_settings *s);
 
 /* Register --aif-project and --aif-sector (allocator, local and remote contexts). */
-int aif_options_register(spank_t sp);
+int options_register(spank_t sp);
 /* The project and sector asked for: the option, else AIF_PROJECT / AIF_SECTOR, else NULL. */
-const char *aif_option_project(spank_t sp);
-const char *aif_option_sector(spank_t sp);
+const char *options_project(spank_t sp);
+const char *options_sector(spank_t sp);
 /*
  * Remote context: false, with diag, when the job carried an invalid --aif-project or
  * --aif-sector, or (without the option) an invalid AIF_PROJECT or AIF_SECTOR in its
  * environment. Such a step is refused: the user controls these values.
  */
-bool aif_options_valid(spank_t sp, struct aif_diag *diag);
+bool options_valid(spank_t sp, struct aif_diag *diag);
 #define AIF_NAME_MAX 128
 /* Whether v is a project or sector name aifd takes: 1 to 128 bytes of UTF-8, no control character. */
-bool aif_option_name_valid(const char *v);
-bool aif_name_has_control(const char *v);
+bool name_valid(const char *v);
+bool name_has_control(const char *v);
 
 /* Allocator/local context, init_post_opt: 0, or -1 after printing the refusal. */
-int aif_submit_check(spank_t sp, const struct aif_plugin_settings *s);
+int submit_check(spank_t sp, const struct plugin_settings *s);
 
 /* Remote context: ask aifd in init_post_opt (never fails); refuse in task_init (0 or -1). */
-void aif_admit_step(spank_t sp, const struct aif_plugin_settings *s);
-int aif_admit_task(spank_t sp);
+void admit_step(spank_t sp, const struct plugin_settings *s);
+int admit_task(spank_t sp);
 
 /*
  * job_script context: the start (prolog) or end (epilog) of job's allocation on this node,
  * for uid, the rest from the environment Slurm gives the prolog and epilog. Never fails.
  */
-void aif_account(const struct aif_plugin_settings *s, uint32_t job, uint32_t uid, bool end);
+void account_record(const struct plugin_settings *s, uint32_t job, uint32_t uid, bool end);
 
 /*
  * The restart count of the run of job whose prolog ran on node, kept in spool_dir for
@@ -85,12 +85,12 @@ void aif_account(const struct aif_plugin_settings *s, uint32_t job, uint32_t uid
  * no file. Recall removes it and gives 0 when there is none, fallback when it cannot be read.
  * Both never fail (problems are logged).
  */
-void aif_run_remember(const char *spool_dir, const char *node, uint32_t job, uint32_t restart);
-uint32_t aif_run_recall(const char *spool_dir, const char *node, uint32_t job, uint32_t fallback);
+void runs_remember(const char *spool_dir, const char *node, uint32_t job, uint32_t restart);
+uint32_t runs_recall(const char *spool_dir, const char *node, uint32_t job, uint32_t fallback);
 
 /* aif-pelog: the arguments of aif.so's line in plugstack.conf, and where that line is. */
 #define AIF_PLUGSTACK_MAX_ARGS 64
-struct aif_plugstack {
+struct plugstack {
 	int ac;
 	char *av[AIF_PLUGSTACK_MAX_ARGS];
 	char where[PATH_MAX + 32];
@@ -98,40 +98,40 @@ struct aif_plugstack {
 /*
  * The plugstack.conf that slurm_conf names (PlugStackConfig, else the one beside it), with the
  * files it includes, searched for the line that loads aif.so: 0 with *out (free it with
- * aif_plugstack_free), or -1 with diag naming the file and line.
+ * plugstack_free), or -1 with diag naming the file and line.
  */
-int aif_plugstack_find(const char *slurm_conf, struct aif_plugstack *out, struct aif_diag *diag);
-void aif_plugstack_free(struct aif_plugstack *p);
+int plugstack_find(const char *slurm_conf, struct plugstack *out, struct aif_diag *diag);
+void plugstack_free(struct plugstack *p);
 /* aif-pelog: its log lines go to syslog too from here on (pelog_log.c). */
-void aif_pelog_log_open(void);
+void pelog_log_open(void);
 
 struct aif_client;
 
 /* A client for aifd with the settings' server, timeout and munge_socket; NULL with diag. */
-struct aif_client *aif_plugin_client(const struct aif_plugin_settings *s, struct aif_diag *diag);
+struct aif_client *client_new(const struct plugin_settings *s, struct aif_diag *diag);
 
 /*
  * Send request to aifd (server, timeout, munge_socket from s) and read its answer into
  * *answer (initialized here: free it in every case). 0 when aifd answered, whatever the
  * answer; -1 with diag when it did not within the timeout.
  */
-int aif_ask(const struct aif_plugin_settings *s, const struct aif_proto_msg *request,
+int client_ask(const struct plugin_settings *s, const struct aif_proto_msg *request,
 	    struct aif_proto_msg *answer, struct aif_diag *diag);
 /* The same, done by deadline_ms (aif_clock_ms()): for the prolog and epilog's one budget. */
-int aif_ask_by(const struct aif_plugin_settings *s, const struct aif_proto_msg *request,
+int client_ask_by(const struct plugin_settings *s, const struct aif_proto_msg *request,
 	       struct aif_proto_msg *answer, int64_t deadline_ms, struct aif_diag *diag);
 
 /*
  * aifd refused because no project was given and the user is a member of none (reason
  * "no-project"): with require_project=no such a job runs untagged.
  */
-bool aif_answer_is_no_project(const struct aif_proto_msg *answer);
+bool client_answer_is_no_project(const struct aif_proto_msg *answer);
 
 /*
  * A diagnostic in PostgreSQL's style: "error: aif: message" (slurm_error) or "warning: aif:
  * message", then DETAIL and HINT lines, all at error level (slurm_spank_log) so that sbatch,
  * salloc and srun always print them, prefixed with the program's name like Slurm's own lines.
  */
-void aif_log_diag(bool error, const struct aif_diag *diag);
+void log_diag(bool error, const struct aif_diag *diag);
 
 #endif

@@ -22,7 +22,7 @@
 #define BLANKS " \t\r\n"
 
 struct search {
-	struct aif_plugstack *out;
+	struct plugstack *out;
 	bool found;
 	struct aif_diag *diag;
 };
@@ -231,7 +231,7 @@ static int plugstack_setting(const char *conf, const char *dir, int depth, char 
 	return rc;
 }
 
-int aif_plugstack_find(const char *slurm_conf, struct aif_plugstack *out, struct aif_diag *diag)
+int plugstack_find(const char *slurm_conf, struct plugstack *out, struct aif_diag *diag)
 {
 	char path[PATH_MAX];
 	struct search s = {.out = out, .diag = diag};
@@ -250,7 +250,7 @@ int aif_plugstack_find(const char *slurm_conf, struct aif_plugstack *out, struct
 		return -1;
 	}
 	if (load(&s, path, 0) < 0) {
-		aif_plugstack_free(out);
+		plugstack_free(out);
 		return -1;
 	}
 	if (!s.found) {
@@ -264,7 +264,7 @@ int aif_plugstack_find(const char *slurm_conf, struct aif_plugstack *out, struct
 	return 0;
 }
 
-void aif_plugstack_free(struct aif_plugstack *p)
+void plugstack_free(struct plugstack *p)
 {
 	for (int i = 0; i < p->ac; i++)
 		free(p->av[i]);

@@ -56,7 +56,7 @@ static int open_runs(const char *spool_dir, bool create, bool *missing, struct a
 	return fd;
 }
 
-void aif_run_remember(const char *spool_dir, const char *node, uint32_t job, uint32_t restart)
+void runs_remember(const char *spool_dir, const char *node, uint32_t job, uint32_t restart)
 {
 	char tmp[NAME_MAX + 1], name[NAME_MAX + 1], text[16];
 	int fd, runs, len = snprintf(text, sizeof(text), "%" PRIu32 "\n", restart);
@@ -76,7 +76,7 @@ void aif_run_remember(const char *spool_dir, const char *node, uint32_t job, uin
 		return;
 	}
 	if ((runs = open_runs(spool_dir, true, &missing, &diag)) < 0) {
-		aif_log_diag(true, &diag);
+		log_diag(true, &diag);
 		return;
 	}
 	fd = openat(runs, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -89,7 +89,7 @@ void aif_run_remember(const char *spool_dir, const char *node, uint32_t job, uin
 	close(runs);
 }
 
-uint32_t aif_run_recall(const char *spool_dir, const char *node, uint32_t job, uint32_t fallback)
+uint32_t runs_recall(const char *spool_dir, const char *node, uint32_t job, uint32_t fallback)
 {
 	char name[NAME_MAX + 1], text[16] = "";
 	struct aif_diag diag;

@@ -13,8 +13,8 @@
 #include "aif_settings.h"
 #include "plugin.h"
 
-#define FIELD(name) offsetof(struct aif_plugin_settings, name), \
-	sizeof(((struct aif_plugin_settings *)0)->name)
+#define FIELD(name) offsetof(struct plugin_settings, name), \
+	sizeof(((struct plugin_settings *)0)->name)
 
 static const char *const unreachable_choices[] = {"allow", "deny", NULL};
 
@@ -27,7 +27,7 @@ static const struct aif_setting table[] = {
 	{"munge_socket", AIF_SETTING_STRING, FIELD(munge_socket), 0, 0, NULL},
 };
 
-static const struct aif_plugin_settings defaults = {
+static const struct plugin_settings defaults = {
 	.server = AIF_PROTO_DEFAULT_SOCKET,
 	.timeout_ms = 5000,
 	.on_unreachable = AIF_UNREACHABLE_ALLOW,
@@ -36,7 +36,7 @@ static const struct aif_plugin_settings defaults = {
 };
 
 /* What the table cannot say: a valid aifd address, absolute paths. 0, or -1 with diag. */
-static int check_value(const char *arg, const struct aif_plugin_settings *s, struct aif_diag *diag)
+static int check_value(const char *arg, const struct plugin_settings *s, struct aif_diag *diag)
 {
 	const char *eq = strchr(arg, '=');
 	size_t klen = (size_t)(eq - arg);
@@ -67,7 +67,7 @@ static int check_value(const char *arg, const struct aif_plugin_settings *s, str
 	return 0;
 }
 
-int aif_settings_parse(int ac, char **av, struct aif_plugin_settings *s)
+int settings_parse(int ac, char **av, struct plugin_settings *s)
 {
 	int errors = 0;
 
@@ -82,7 +82,7 @@ int aif_settings_parse(int ac, char **av, struct aif_plugin_settings *s)
 		/* The user of sbatch cannot fix this: say where it is. */
 		shown = diag;
 		aif_diag_message(&shown, "plugstack.conf: %s", diag.message);
-		aif_log_diag(true, &shown);
+		log_diag(true, &shown);
 		errors++;
 	}
 	return errors ? -1 : 0;
@@ -94,7 +94,7 @@ int aif_settings_parse(int ac, char **av, struct aif_plugin_settings *s)
  * DETAIL and HINT lines the same prefix, so that the message reads as one. Elsewhere (slurmd's
  * log, a job's stderr) "aif: " says whose they are.
  */
-void aif_log_diag(bool error, const struct aif_diag *diag)
+void log_diag(bool error, const struct aif_diag *diag)
 {
 	spank_context_t ctx = spank_context();
 	bool user = ctx == S_CTX_ALLOCATOR || ctx == S_CTX_LOCAL;

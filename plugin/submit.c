@@ -22,7 +22,7 @@
 #include "plugin.h"
 
 /* aifd said nothing useful: on_unreachable=allow submits with a warning, deny refuses. */
-static int unreachable(const struct aif_plugin_settings *s, const struct aif_diag *why)
+static int unreachable(const struct plugin_settings *s, const struct aif_diag *why)
 {
 	struct aif_diag d;
 
@@ -30,14 +30,14 @@ static int unreachable(const struct aif_plugin_settings *s, const struct aif_dia
 	if (s->on_unreachable == AIF_UNREACHABLE_ALLOW) {
 		/* One line: the job goes ahead, and the site's admins are the ones to act. */
 		aif_diag_message(&d, "%s; the job is submitted without a budget check", why->message);
-		aif_log_diag(false, &d);
+		log_diag(false, &d);
 		return 0;
 	}
 	aif_diag_message(&d, "job refused: %s", why->message);
 	aif_diag_detail(&d, "This cluster refuses jobs while aifd, which checks GPU-hour budgets, "
 			    "cannot answer (on_unreachable=deny).");
 	aif_diag_hint(&d, "Try again in a few minutes. If it persists, contact your site's support.");
-	aif_log_diag(true, &d);
+	log_diag(true, &d);
 	return -1;
 }
 
@@ -57,10 +57,10 @@ static void keep(spank_t sp, const char *project, const char *sector)
 	}
 }
 
-int aif_submit_check(spank_t sp, const struct aif_plugin_settings *s)
+int submit_check(spank_t sp, const struct plugin_settings *s)
 {
-	const char *project = aif_option_project(sp);
-	const char *sector = aif_option_sector(sp);
+	const char *project = options_project(sp);
+	const char *sector = options_sector(sp);
 	struct aif_proto_msg req, answer;
 	struct aif_diag diag;
 	int rc;
@@ -76,11 +76,11 @@ int aif_submit_check(spank_t sp, const struct aif_plugin_settings *s)
 		aif_diag_clear(&diag);
 		aif_diag_message(&diag, "invalid project or sector name");
 		aif_diag_hint(&diag, "Check --aif-project, --aif-sector, AIF_PROJECT and AIF_SECTOR.");
-		aif_log_diag(true, &diag);
+		log_diag(true, &diag);
 		aif_proto_msg_free(&req);
 		return -1;
 	}
-	rc = aif_ask(s, &req, &answer, &diag);
+	rc = client_ask(s, &req, &answer, &diag);
 	aif_proto_msg_free(&req);
 	if (rc < 0) {
 		rc = unreachable(s, &diag);
@@ -93,7 +93,7 @@ int aif_submit_check(spank_t sp, const struct aif_plugin_settings *s)
 	aif_proto_response_diag(&answer, &diag);
 	switch (answer.kind) {
 	case AIF_PROTO_WARN:
-		aif_log_diag(false, &diag);
+		log_diag(false, &diag);
 		/* fall through */
 	case AIF_PROTO_OK:
 		slurm_verbose("aif: project \"%s\", sector \"%s\"",
@@ -102,11 +102,11 @@ int aif_submit_check(spank_t sp, const struct aif_plugin_settings *s)
 		keep(sp, aif_proto_get(&answer.header, "project"), aif_proto_get(&answer.header, "sector"));
 		break;
 	case AIF_PROTO_REFUSE:
-		if (!project && !s->require_project && aif_answer_is_no_project(&answer)) {
+		if (!project && !s->require_project && client_answer_is_no_project(&answer)) {
 			slurm_verbose("aif: %s; the job is not an AI Factory job", diag.message);
 			break;
 		}
-		aif_log_diag(true, &diag);
+		log_diag(true, &diag);
 		rc = -1;
 		break;
 	default: /* AIF_PROTO_ERROR: aifd could not decide */

@@ -49,19 +49,19 @@ static int teardown(void **state)
 	return 0;
 }
 
-static int find(struct aif_plugstack *p, struct aif_diag *diag)
+static int find(struct plugstack *p, struct aif_diag *diag)
 {
 	char conf[128];
 
 	snprintf(conf, sizeof(conf), "%s/slurm.conf", dir);
 	aif_diag_clear(diag);
-	return aif_plugstack_find(conf, p, diag);
+	return plugstack_find(conf, p, diag);
 }
 
 /* Beside slurm.conf by default; comments and blanks as Slurm takes them. */
 static void test_default_beside(void **state)
 {
-	struct aif_plugstack p;
+	struct plugstack p;
 	struct aif_diag diag;
 
 	(void)state;
@@ -75,7 +75,7 @@ static void test_default_beside(void **state)
 	assert_string_equal(p.av[0], "server=/run/a.sock");
 	assert_string_equal(p.av[1], "timeout=2s");
 	assert_non_null(strstr(p.where, "plugstack.conf, line 4"));
-	aif_plugstack_free(&p);
+	plugstack_free(&p);
 }
 
 /*
@@ -85,7 +85,7 @@ static void test_default_beside(void **state)
  */
 static void test_setting_and_include(void **state)
 {
-	struct aif_plugstack p;
+	struct plugstack p;
 	struct aif_diag diag;
 	char text[256], *long_line = malloc(20000);
 
@@ -108,13 +108,13 @@ static void test_setting_and_include(void **state)
 	assert_int_equal(p.ac, 1);
 	assert_string_equal(p.av[0], "spool_dir=/var/spool/aif");
 	assert_non_null(strstr(p.where, "20-aif.conf, line 1"));
-	aif_plugstack_free(&p);
+	plugstack_free(&p);
 }
 
 /* No line of aif's: the file read is named, with a hint. */
 static void test_missing(void **state)
 {
-	struct aif_plugstack p;
+	struct plugstack p;
 	struct aif_diag diag;
 	char path[128];
 
@@ -134,7 +134,7 @@ static void test_missing(void **state)
 /* An include of itself stops at the depth bound, naming the file and line. */
 static void test_include_loop(void **state)
 {
-	struct aif_plugstack p;
+	struct plugstack p;
 	struct aif_diag diag;
 
 	(void)state;
@@ -147,7 +147,7 @@ static void test_include_loop(void **state)
 /* An unreadable slurm.conf is named. */
 static void test_no_slurm_conf(void **state)
 {
-	struct aif_plugstack p;
+	struct plugstack p;
 	struct aif_diag diag;
 
 	(void)state;
