@@ -22,7 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "aif_client.h"
+#include "aif_clock.h"
 #include "aif_proto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
