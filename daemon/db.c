@@ -77,23 +77,40 @@ void db_backoff(struct db *db)
 								  : db->backoff_ms * 2;
 }
 
-void db_lost(struct db *db, const struct aif_diag *why)
+/* An outage: its first failure a warning (what, then why), the others at debug; back off. */
+static void outage(struct db *db, const char *what, const struct aif_diag *why)
 {
-	char who[160];
-
-	PQfinish(db->conn);
-	db->conn = NULL;
 	db_backoff(db);
-	snprintf(who, sizeof(who), "%s lost its database connection; reconnecting", db->who);
 	if (!db->lost) {
 		db->lost = true;
 		if (why && why->message[0])
-			log_diag(LOG_LEVEL_WARNING, who, why);
+			log_diag(LOG_LEVEL_WARNING, what, why);
 		else
-			log_warning("%s", who);
+			log_warning("%s", what);
 	} else if (why && why->message[0]) {
-		log_diag(LOG_LEVEL_DEBUG, who, why);
+		log_diag(LOG_LEVEL_DEBUG, what, why);
 	}
+}
+
+void db_lost(struct db *db, const struct aif_diag *why)
+{
+	char what[160];
+
+	PQfinish(db->conn);
+	db->conn = NULL;
+	db->dropped = true;
+	snprintf(what, sizeof(what), "%s lost its database connection; reconnecting", db->who);
+	outage(db, what, why);
+}
+
+/* The server answered, but not as it can (db_result()): the connection is kept. */
+static void sick(struct db *db, const struct aif_diag *why)
+{
+	char what[160];
+
+	snprintf(what, sizeof(what), "%s: the database does not answer as it should; waiting",
+		 db->who);
+	outage(db, what, why);
 }
 
 int64_t db_retry_at(const struct db *db)
@@ -116,21 +133,37 @@ static const char *duration(char *buf, size_t size, unsigned ms)
 	return buf;
 }
 
+/* The server gives a statement up after the owner's timeout too. 0, or -1 with diag. */
+static int set_timeout(struct db *db, struct aif_diag *diag)
+{
+	char sql[64];
+	PGresult *res;
+	int ok;
+
+	snprintf(sql, sizeof(sql), "SET statement_timeout = %u", db->timeout_ms);
+	res = aif_db_result_by(db->conn, PQsendQuery(db->conn, sql), aif_clock_ms() + db->timeout_ms);
+	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+	if (!ok)
+		aif_db_diag(diag, db->conn, res, "could not set the statement timeout");
+	PQclear(res);
+	return ok ? 0 : -1;
+}
+
 PGconn *db_get(struct db *db, struct aif_diag *diag)
 {
 	aif_diag_clear(diag);
-	if (db->conn && PQstatus(db->conn) == CONNECTION_OK)
-		return db->conn;
-	if (db->conn) {
+	if (db->conn && PQstatus(db->conn) != CONNECTION_OK) {
 		aif_db_diag(diag, db->conn, NULL, "the database connection failed");
 		db_lost(db, diag);
 	}
-	if (aif_clock_ms() < db->retry_at_ms) {
-		aif_diag_message(diag, "the aif database is unreachable");
+	if (aif_clock_ms() < db->retry_at_ms) { /* backing off, with or without a connection */
+		aif_diag_message(diag, "the aif database failed lately");
 		aif_diag_detail(diag, "%s tries it again in %lld ms.", db->who,
 				(long long)(db->retry_at_ms - aif_clock_ms()));
 		return NULL;
 	}
+	if (db->conn)
+		return db->conn;
 	db->conn = aif_db_connect_by(db->conninfo, db->app, aif_clock_ms() + db->timeout_ms);
 	if (!db->conn) {
 		char within[32];
@@ -145,15 +178,11 @@ PGconn *db_get(struct db *db, struct aif_diag *diag)
 		db_lost(db, diag);
 		return NULL;
 	}
-	if (db->setup && db->setup(db, db->setup_arg, diag) < 0) {
+	if (db->lost)
+		db->reconnects++; /* before the setup, whose statement may end the outage */
+	if (set_timeout(db, diag) < 0 || (db->setup && db->setup(db, db->setup_arg, diag) < 0)) {
 		db_lost(db, diag);
 		return NULL;
-	}
-	db->backoff_ms = DB_BACKOFF_MIN_MS;
-	if (db->lost) {
-		db->lost = false;
-		db->reconnects++;
-		log_info("%s reconnected to the database", db->who);
 	}
 	return db->conn;
 }
@@ -166,8 +195,18 @@ PGresult *db_result(struct db *db, const char *what, int sent, struct aif_diag *
 	char within[32];
 
 	if (res && PQstatus(db->conn) == CONNECTION_OK) {
-		if (PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK)
+		if (PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK) {
 			db->backoff_ms = DB_BACKOFF_MIN_MS; /* the database works */
+			if (db->lost)
+				log_info(db->dropped ? "%s reconnected to the database"
+						     : "%s: the database answers again", db->who);
+			db->lost = db->dropped = false;
+		} else if (db_outcome(db, res) == DB_RETRY) {
+			/* The server's state, not the statement's (its statement_timeout, a
+			 * deadlock, too many connections): the connection stays, the owner waits. */
+			aif_db_diag(diag, db->conn, res, what);
+			sick(db, diag);
+		}
 		return res;
 	}
 	if (res) { /* the connection broke under the statement */
@@ -197,4 +236,31 @@ PGresult *db_exec(struct db *db, const char *what, const char *sql, int nparams,
 	}
 	return db_result(db, what,
 			 PQsendQueryParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0), diag);
+}
+
+enum db_outcome db_outcome(const struct db *db, const PGresult *res)
+{
+	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	const char *code;
+
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+		return DB_OK;
+	if (!res || db_broken(db))
+		return DB_RETRY;
+	code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	if (!code)
+		return DB_RETRY; /* libpq's own error: the connection */
+	/* Connection, transaction rollback (deadlock, serialization), operator intervention
+	 * (shutdown, cancel, statement timeout), resources, system errors, lock not available,
+	 * a read-only server (a standby being promoted). */
+	if (strncmp(code, "08", 2) == 0 || strncmp(code, "40", 2) == 0 ||
+	    strncmp(code, "57", 2) == 0 || strncmp(code, "53", 2) == 0 ||
+	    strncmp(code, "58", 2) == 0 || strcmp(code, "55P03") == 0 || strcmp(code, "25006") == 0)
+		return DB_RETRY;
+	/* The data: out of range, unknown project or sector, a closed interval, a value beyond
+	 * the server's limits (an index row too large: 54000). */
+	if (strncmp(code, "22", 2) == 0 || strncmp(code, "23", 2) == 0 ||
+	    strncmp(code, "54", 2) == 0 || strcmp(code, "55000") == 0)
+		return DB_DATA;
+	return DB_FAIL;
 }

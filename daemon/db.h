@@ -9,12 +9,19 @@
  *     made later is the same database's and is not checked again;
  *   - connecting, and every statement, is given up after the owner's timeout_ms: a database
  *     that stops answering (stopped, a network black hole) holds nobody longer than that;
+ *   - the server gives up a statement after the same timeout (statement_timeout), so that a
+ *     statement the client stopped waiting for does not go on holding a backend and its locks;
  *   - a connection that failed or did not answer in time is dropped (its state is unknown),
- *     and no new one is tried before a backoff of 100 ms, doubled up to 5 s, has passed;
+ *     and no new one is tried before a backoff of 100 ms, doubled up to 5 s, has passed; the
+ *     backoff is reset only by a statement that worked, not by a connection that was made;
  *     db_get() says "not now" at once meanwhile, and the owner decides what to do (wait for
  *     db_retry_at(), or go on without the database);
- *   - the first failure of an outage is a warning ("<who> lost its database connection"),
- *     the connection made again an info line; those between are at debug.
+ *   - an error of the server's state rather than the statement's (its statement_timeout, a
+ *     deadlock, too many connections: db_outcome() DB_RETRY) keeps the connection but backs
+ *     off too;
+ *   - the first failure of an outage is a warning ("<who> lost its database connection", or
+ *     "<who>: the database does not answer as it should"), the first statement that works
+ *     again an info line; those between are at debug.
  */
 #ifndef AIFD_DB_H
 #define AIFD_DB_H
@@ -45,6 +52,7 @@ struct db {
 	unsigned backoff_ms;   /* the wait after the next failure */
 	int64_t retry_at_ms;   /* aif_clock_ms(): no connection is tried before */
 	bool lost;             /* an outage is under way: logged once */
+	bool dropped;          /* and the connection was dropped in it */
 	uint64_t reconnects;   /* connections made after a loss */
 };
 
@@ -108,5 +116,16 @@ void db_lost(struct db *db, const struct aif_diag *why);
 
 /* Whether the last statement's error was the connection's rather than the statement's. */
 bool db_broken(const struct db *db);
+
+/* What a statement's result means for its owner. */
+enum db_outcome {
+	DB_OK,
+	DB_DATA,  /* the data sent: a value out of range, a unique or check violation, a closed interval */
+	DB_RETRY, /* the connection or the server's state (a deadlock, a shutdown, no resources): later */
+	DB_FAIL,  /* neither: no schema, no rights */
+};
+
+/* The outcome of res (NULL: the connection failed or did not answer) on db's connection. */
+enum db_outcome db_outcome(const struct db *db, const PGresult *res);
 
 #endif

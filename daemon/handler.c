@@ -456,9 +456,13 @@ struct admitted {
 	} jobs[16]; /* beyond: looked up again */
 };
 
-/* Charge u to the project of its job's current admission, if that names one its user may use. */
-static bool charge_admitted(struct handler *h, struct worker *w, struct usage_record *u,
-			    struct names *names, struct admitted *cache)
+/*
+ * Charge u to the project of its job's current admission, if that names one its user may use:
+ * 1 charged, 0 not (no such admission), -1 with diag when the admission could not be read: the
+ * record must not be charged by a guess meanwhile (the sender keeps it, and sends it again).
+ */
+static int charge_admitted(struct handler *h, struct worker *w, struct usage_record *u,
+			   struct names *names, struct admitted *cache, struct aif_diag *diag)
 {
 	struct admitted_job *a = NULL;
 
@@ -467,9 +471,18 @@ static bool charge_admitted(struct handler *h, struct worker *w, struct usage_re
 			a = &cache->jobs[i];
 	if (!a) {
 		struct admitted_job found = {.job = u->job, .uid = u->uid};
+		int rc = admissions_recall(&w->db, h->cluster, u->job, u->uid, &found.adm);
 
-		found.charges = admissions_recall(&w->db, h->cluster, u->job, u->uid, &found.adm) == 1 &&
-				admission_charges(&found.adm);
+		if (rc < 0) {
+			aif_diag_clear(diag);
+			aif_diag_message(diag, "could not read the admission of job %u", u->job);
+			aif_diag_detail(diag, "The project its usage is charged to depends on it; the "
+					      "database did not answer.");
+			aif_diag_hint(diag, "The node keeps the records and sends them again.");
+			return -1;
+		}
+		found.charges = rc == 1 && admission_charges(&found.adm);
+		/* beyond the cache's room, the first slot is used again */
 		a = cache->n < sizeof(cache->jobs) / sizeof(cache->jobs[0]) ? &cache->jobs[cache->n++]
 									  : &cache->jobs[0];
 		*a = found;
@@ -488,7 +501,7 @@ static bool charge_admitted(struct handler *h, struct worker *w, struct usage_re
  * (aif.unattributed_intervals), never refused and lost.
  * Neither the user's lookup (NSS) nor the admission's (the database) runs while a snapshot
  * is held: a slow one must not hold up the refresh, and every decision queued behind it.
- * -1 only when out of memory.
+ * -1 with diag when the admission could not be read, or out of memory.
  */
 static int resolve_project(struct handler *h, struct worker *w, struct usage_record *u,
 			   struct names *names, struct admitted *cache, struct aif_diag *diag)
@@ -499,8 +512,10 @@ static int resolve_project(struct handler *h, struct worker *w, struct usage_rec
 	struct decision dec;
 	struct identity id;
 
-	if (charge_admitted(h, w, u, names, cache))
-		return 0;
+	int admitted = charge_admitted(h, w, u, names, cache, diag);
+
+	if (admitted != 0)
+		return admitted > 0 ? 0 : -1;
 	/* The record has no gid: the passwd entry's primary group counts. */
 	identity_lookup((uid_t)u->uid, (gid_t)-1, &id);
 	if (named && !decide_charging(h, u, &id, u->project, u->sector, &dec, names, &charged)) {
@@ -516,7 +531,9 @@ static int resolve_project(struct handler *h, struct worker *w, struct usage_rec
 		u->project = charged->project;
 		u->sector = charged->sector;
 	} else if (charges(&dec)) {
-		return -1; /* it charges, but its names could not be copied */
+		aif_diag_clear(diag); /* it charges, but its names could not be copied */
+		aif_diag_message(diag, "aifd is out of memory");
+		return -1;
 	} else {
 		u->unattributed = decide_reason_name(why);
 		u->sector = NULL;
@@ -575,9 +592,10 @@ static void handle_usage(struct handler *h, struct worker *w, struct request *re
 		return;
 	}
 	for (size_t i = 0; i < m->nrecords && rc == 0; i++) {
+		aif_diag_clear(&why);
 		parse_record(&m->records[i], h->cluster, &recs[i]);
 		if (resolve_project(h, w, &recs[i], &names, &admitted, &why) < 0) {
-			aif_diag_message(&d, "aifd is out of memory");
+			d = why;
 			rc = -1;
 			break;
 		}

@@ -446,7 +446,8 @@ int aif_db_migrate(PGconn *conn, int *applied, struct aif_diag *diag)
 		return -1;
 	}
 
-	/* Up to date: no transaction, no lock. */
+	/* Migrations: only those not applied (a transaction and the lock each); then the
+	 * repeatable files, under the lock, when the database does not have this build's. */
 	version = known_schema_version(conn, diag);
 	if (version < 0)
 		return -1;
@@ -570,7 +571,8 @@ int aif_db_check_schema(PGconn *conn, struct aif_diag *diag)
 		aif_diag_detail(diag, "The database has those of sql/repeatable/ with SHA-256 %.12s, this "
 				      "program those with SHA-256 %.12s.",
 				have[0] ? have : "(none)", AIF_SCHEMA_REPEATABLE_SHA256);
-		aif_diag_hint(diag, "Run \"aifctl db migrate\".");
+		aif_diag_hint(diag, "Run \"aifctl db migrate\" with the newer aif, and that same aif "
+				    "everywhere on this database.");
 		return -1;
 	}
 	return 0;

@@ -36,8 +36,8 @@ static void failed(const struct db *db, const char *what, const PGresult *res,
 {
 	struct aif_diag d;
 
-	if (!res) {
-		log_diag(LOG_LEVEL_DEBUG, NULL, lost); /* db_lost() warned, once per outage */
+	if (!res || db_outcome(db, res) == DB_RETRY) {
+		log_diag(LOG_LEVEL_DEBUG, NULL, lost); /* db.c warned, once per outage */
 		return;
 	}
 	aif_db_diag(&d, db->conn, res, what);

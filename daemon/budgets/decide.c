@@ -137,10 +137,21 @@ static int64_t row_used_us(const struct snapshot *s, const struct snap_usage *u,
 	const struct snap_period *per = &s->periods[u->period];
 	int64_t from = s->taken_at > per->start ? s->taken_at : per->start;
 	int64_t to = now < per->end ? now : per->end;
-	int64_t used = u->used_us;
-	if (to > from && u->running_gpus > 0)
-		used += u->running_gpus * (to - from) * 1000000;
+	int64_t used = u->used_us, running;
+
+	if (to > from && u->running_gpus > 0 &&
+	    (__builtin_mul_overflow(u->running_gpus, (to - from) * 1000000, &running) ||
+	     __builtin_add_overflow(used, running, &used)))
+		used = INT64_MAX; /* no budget holds this much: exhausted */
 	return used;
+}
+
+/* a + b, at most INT64_MAX (usage only grows). */
+static int64_t add_used(int64_t a, int64_t b)
+{
+	int64_t sum;
+
+	return __builtin_add_overflow(a, b, &sum) ? INT64_MAX : sum;
 }
 
 /* GPU-microseconds used in periods[period] by project index proj, or by all projects of factory f. */
@@ -149,7 +160,7 @@ static int64_t project_used(const struct snapshot *s, size_t period, size_t proj
 	int64_t us = 0;
 	for (size_t i = 0; i < s->n_usage; i++)
 		if (s->usage[i].period == period && s->usage[i].project == proj)
-			us += row_used_us(s, &s->usage[i], now);
+			us = add_used(us, row_used_us(s, &s->usage[i], now));
 	return us;
 }
 
@@ -159,7 +170,7 @@ static int64_t factory_used(const struct snapshot *s, size_t period, size_t f, i
 	for (size_t i = 0; i < s->n_usage; i++)
 		if (s->usage[i].period == period && s->usage[i].project < s->n_projects &&
 		    s->projects[s->usage[i].project].factory == f)
-			us += row_used_us(s, &s->usage[i], now);
+			us = add_used(us, row_used_us(s, &s->usage[i], now));
 	return us;
 }
 

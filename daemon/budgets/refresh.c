@@ -115,8 +115,8 @@ static void *refresh_thread(void *arg)
 			due = last + r->min_interval_ms;
 		if (due < last + spacing)
 			due = last + spacing;
-		if (!r->db.conn && due < db_retry_at(&r->db))
-			due = db_retry_at(&r->db); /* lost: not before its backoff */
+		if (due < db_retry_at(&r->db))
+			due = db_retry_at(&r->db); /* the database failed: not before its backoff */
 		if (now < due && wait_for_change(r, due))
 			why = "budgets changed";
 		if (waker_stopping(&r->waker))

@@ -71,9 +71,9 @@ static const char SEEN_SQL[] =
  * Close the open intervals of the runs $2/$3: at $4, slurmctld's end time, from $5, its start
  * time of the same run (so the interval is exact, sql/007_exact_times.sql), or where $4 is NULL
  * at the last bound known (the run's last sighting, else the interval's start). The rows are
- * locked in key order first, the order in which the usage writer (store.c) writes, so that the
- * two never deadlock; an interval the epilog closed meanwhile is left alone, and so is one
- * whose epilog's end waits in aif.usage_end_inbox for the usage writer's next round (normally
+ * locked in key order first, the order in which aif.record_usage() writes (the usage writer's
+ * and the settler's), so that they never deadlock; an interval the epilog closed meanwhile is left alone, and so is one
+ * whose epilog's end waits in aif.usage_end_inbox for the settler's next round (normally
  * under a second): the job is over in slurmctld by then, but its end arrived. Only an end left
  * there for INBOX_GRACE (its aifd stopped, or cannot close it) no longer holds the interval.
  */
@@ -728,7 +728,7 @@ static void *reconcile_thread(void *arg)
 		int64_t started = aif_clock_ms();
 
 		pass(r);
-		if (!r->db.conn) { /* lost: again once its backoff is over */
+		if (db_retry_at(&r->db) > aif_clock_ms()) { /* the database failed: after its backoff */
 			waker_wait(&r->waker, db_retry_at(&r->db));
 			continue;
 		}

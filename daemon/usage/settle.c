@@ -23,6 +23,8 @@
 #define SETTLE_STATEMENT_MS 20000
 /* Without a poke, the inbox is looked at this often all the same. */
 #define SETTLE_IDLE_MS 60000
+/* A round that fails again and again says so this often. */
+#define SETTLE_LOG_EVERY_MS 60000
 
 static const char READ_SQL[] =
 	"SELECT cluster, job_id, node, restart_count, project_id, sector_id, uid, user_name, gpus,"
@@ -42,6 +44,7 @@ struct settle {
 	struct usage_params params;
 	struct waker waker;       /* the thread: ends written, or stopping */
 	bool said_left;           /* the ends an earlier aifd left were logged */
+	struct log_limit failures; /* one warning a minute while rounds fail */
 };
 
 static int64_t field_i64(const PGresult *res, int row, int col)
@@ -73,13 +76,13 @@ static void read_ends(const PGresult *res, struct usage_record *recs, int64_t *a
 	}
 }
 
-/* Close recs[0..n) (final ends) in one statement. 1 closed, 0 the database refused them, -1 lost. */
-static int close_ends(struct settle *s, struct usage_record *const *recs, size_t n,
-		      struct aif_diag *diag)
+/* Close recs[0..n) (final ends) in one statement: its outcome, diag when not DB_OK. */
+static enum db_outcome close_ends(struct settle *s, struct usage_record *const *recs, size_t n,
+				  struct aif_diag *diag)
 {
 	const char *const *values;
 	PGresult *res;
-	int rc;
+	enum db_outcome o;
 
 	usage_params_start(&s->params);
 	for (size_t i = 0; i < n; i++)
@@ -88,30 +91,35 @@ static int close_ends(struct settle *s, struct usage_record *const *recs, size_t
 	if (!values) {
 		aif_diag_clear(diag);
 		aif_diag_message(diag, "could not close usage intervals: out of memory");
-		return -1;
+		return DB_RETRY;
 	}
 	res = db_exec(&s->db, "could not close usage intervals", usage_write_sql,
 		      USAGE_WRITE_NPARAMS, values, diag);
-	if (!res)
-		return -1;
-	rc = PQresultStatus(res) == PGRES_TUPLES_OK ? 1 : 0;
-	if (!rc)
-		aif_db_diag(diag, s->db.conn, res, "could not close a usage interval");
+	o = db_outcome(&s->db, res);
+	if (res && o != DB_OK)
+		aif_db_diag(diag, s->db.conn, res, "could not close usage intervals");
 	PQclear(res);
-	return rc;
+	return o;
 }
 
-/* The database refused ends in a group: each alone; one refused alone is left to reconciliation. */
-static void close_one_by_one(struct settle *s, struct usage_record *const *recs, size_t n)
+/*
+ * The database refused a group for its data: each end alone, so that one cannot hold back the
+ * others. One refused alone for its data is left to reconciliation (its inbox row removed);
+ * any other failure stops here and keeps the rest for a later round. False when stopped early.
+ */
+static bool close_one_by_one(struct settle *s, struct usage_record *const *recs, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && !waker_stopping(&s->waker); i++) {
 		const struct usage_record *r = recs[i];
 		char job[16], restart[16];
 		const char *key[] = {r->cluster, job, r->node, restart};
 		struct aif_diag d;
+		enum db_outcome o = close_ends(s, &recs[i], 1, &d);
 
-		if (close_ends(s, &recs[i], 1, &d) != 0)
-			continue; /* closed, or the database lost: the next round */
+		if (o == DB_OK)
+			continue;
+		if (o != DB_DATA)
+			return false;
 		aif_diag_hint(&d, "Reconciliation closes the interval of job %u on node %s at slurmctld's "
 				  "end time instead.", r->job, r->node);
 		log_diag(LOG_LEVEL_WARNING, NULL, &d);
@@ -119,6 +127,17 @@ static void close_one_by_one(struct settle *s, struct usage_record *const *recs,
 		snprintf(restart, sizeof(restart), "%u", r->restart);
 		PQclear(db_exec(&s->db, "could not drop an end from the inbox", DROP_SQL, 4, key, &d));
 	}
+	return true;
+}
+
+/*
+ * A round's failure that is not the data's: logged at most every SETTLE_LOG_EVERY_MS (db.c
+ * backs off the database when that is what failed).
+ */
+static void round_failed(struct settle *s, const struct aif_diag *d)
+{
+	if (d->message[0] && log_limit_pass(&s->failures, aif_clock_ms()))
+		log_diag(LOG_LEVEL_WARNING, NULL, d);
 }
 
 /* One round. Returns true when ends are left for the next round (or the database failed). */
@@ -134,10 +153,9 @@ static bool round_once(struct settle *s)
 	bool left;
 
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		if (res) { /* else db_lost() logged it */
+		if (res) /* else db_exec() said why */
 			aif_db_diag(&d, s->db.conn, res, "could not read the usage ends to settle");
-			log_diag(LOG_LEVEL_WARNING, NULL, &d);
-		}
+		round_failed(s, &d);
 		PQclear(res);
 		return true;
 	}
@@ -168,12 +186,14 @@ static bool round_once(struct settle *s)
 			closing[m++] = &recs[i];
 	}
 	if (m) {
-		int rc = close_ends(s, closing, m, &d);
+		enum db_outcome o = close_ends(s, closing, m, &d);
 
-		if (rc < 0)
+		if (o == DB_DATA && close_one_by_one(s, closing, m))
+			o = DB_OK;
+		if (o != DB_OK) {
+			round_failed(s, &d); /* the ends stay in the inbox */
 			left = true;
-		else if (rc == 0)
-			close_one_by_one(s, closing, m);
+		}
 	}
 out:
 	free(age_ms);
@@ -198,7 +218,7 @@ static void *settle_thread(void *arg)
 			pending = true;
 			continue;
 		}
-		if (!s->db.conn && next_round < db_retry_at(&s->db))
+		if (next_round < db_retry_at(&s->db)) /* backing off the database */
 			next_round = db_retry_at(&s->db);
 		if (now < next_round) { /* one round per SETTLE_ROUND_MS: it serves many ends */
 			waker_wait(&s->waker, next_round);
@@ -230,6 +250,7 @@ struct settle *settle_start(const char *conninfo, const char *cluster, struct jo
 	}
 	s->jobtimes = jt;
 	waker_init(&s->waker);
+	log_limit_init(&s->failures, "settling rounds that failed", SETTLE_LOG_EVERY_MS);
 	if (db_init(&s->db, conninfo, "aifd-settle", "the settler", SETTLE_STATEMENT_MS) < 0 ||
 	    !(s->cluster = strdup(cluster))) {
 		log_error("out of memory");

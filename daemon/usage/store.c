@@ -155,30 +155,13 @@ static const char *const *build_params(struct store *s, struct batch **batches, 
 
 /* ---- talking to PostgreSQL ---- */
 
-static enum outcome classify(PGconn *conn, const PGresult *res)
+/* Which way a statement went: db_outcome()'s, in the writer's terms. */
+static enum outcome classify(const struct store *s, const PGresult *res)
 {
-	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-	const char *code;
+	static const enum outcome map[] = {[DB_OK] = OUTCOME_OK, [DB_DATA] = OUTCOME_DATA,
+					   [DB_RETRY] = OUTCOME_RETRY, [DB_FAIL] = OUTCOME_FAIL};
 
-	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
-		return OUTCOME_OK;
-	if (PQstatus(conn) == CONNECTION_BAD)
-		return OUTCOME_RETRY;
-	code = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-	if (!code)
-		return OUTCOME_RETRY; /* libpq's own error: the connection */
-	/* Connection, transaction rollback (deadlock, serialization), operator intervention
-	 * (shutdown, cancel), resources, system errors, lock not available. */
-	if (strncmp(code, "08", 2) == 0 || strncmp(code, "40", 2) == 0 ||
-	    strncmp(code, "57", 2) == 0 || strncmp(code, "53", 2) == 0 ||
-	    strncmp(code, "58", 2) == 0 || strcmp(code, "55P03") == 0)
-		return OUTCOME_RETRY;
-	/* The data: out of range, unknown project or sector, a closed interval, a value beyond
-	 * the server's limits (an index row too large: 54000). */
-	if (strncmp(code, "22", 2) == 0 || strncmp(code, "23", 2) == 0 ||
-	    strncmp(code, "54", 2) == 0 || strcmp(code, "55000") == 0)
-		return OUTCOME_DATA;
-	return OUTCOME_FAIL;
+	return map[db_outcome(&s->db, res)];
 }
 
 /* The result of a statement sent with PQsend*() on the writer's connection (db_result()). */
@@ -195,7 +178,7 @@ static enum outcome run(struct store *s, const char *sql, struct aif_diag *diag)
 
 	if (!res)
 		return OUTCOME_RETRY;
-	o = classify(s->db.conn, res);
+	o = classify(s, res);
 
 	if (o != OUTCOME_OK)
 		aif_db_diag(diag, s->db.conn, res, sql);
@@ -220,7 +203,7 @@ static enum outcome write_range(struct store *s, struct batch **batches, size_t 
 			"could not write usage", diag);
 	if (!res)
 		return OUTCOME_RETRY;
-	o = classify(s->db.conn, res);
+	o = classify(s, res);
 	if (o != OUTCOME_OK)
 		aif_db_diag(diag, s->db.conn, res, "could not write usage");
 	PQclear(res);
@@ -342,11 +325,9 @@ static bool stop_expired(struct store *s)
 /* Wait out the database's backoff before the group is written again (db.h). */
 static void backoff(struct store *s)
 {
-	int64_t wait;
+	/* db_result() backed off: the connection lost, or the server asked for a retry */
+	int64_t wait = db_retry_at(&s->db) - aif_clock_ms();
 
-	if (s->db.conn) /* the server asked for a retry (a deadlock, a shutdown) */
-		db_backoff(&s->db);
-	wait = db_retry_at(&s->db) - aif_clock_ms();
 	if (wait > 0)
 		sleep_ms((unsigned)wait);
 }

@@ -25,12 +25,14 @@ COMMENT ON FUNCTION aif.gpu_us_within(bigint, timestamptz, timestamptz, timestam
 -- The thresholds of a budget of gpu_hours, in GPU-microseconds of usage: exhausted_us, where
 -- it is exhausted (used >= budget), and warn_us[i], where it reaches warn_at[i] percent, in
 -- warn_at's order. Whole microseconds, rounded up: usage (whole microseconds) reaches a
--- threshold exactly when it is at least the threshold's integer.
+-- threshold exactly when it is at least the threshold's integer. A budget above 2.5 billion
+-- GPU-hours (the budgets file allows them) has its thresholds at the largest bigint, which
+-- no usage reaches.
 CREATE OR REPLACE FUNCTION aif.budget_thresholds(gpu_hours numeric, warn_at int[],
 						 OUT exhausted_us bigint, OUT warn_us bigint[])
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$ SELECT ceil(gpu_hours * 3600000000)::bigint,
-	coalesce(ARRAY(SELECT ceil(w * gpu_hours * 36000000)::bigint
+AS $$ SELECT least(ceil(gpu_hours * 3600000000), 9223372036854775807)::bigint,
+	coalesce(ARRAY(SELECT least(ceil(w * gpu_hours * 36000000), 9223372036854775807)::bigint
 		       FROM unnest(warn_at) WITH ORDINALITY AS t(w, i) ORDER BY i), '{}') $$;
 COMMENT ON FUNCTION aif.budget_thresholds(numeric, int[]) IS
 	'GPU-microseconds at which a budget is exhausted, and reaches each warn_at percent';
