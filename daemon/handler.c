@@ -461,7 +461,7 @@ struct admitted {
  * 1 charged, 0 not (no such admission), -1 with diag when the admission could not be read: the
  * record must not be charged by a guess meanwhile (the sender keeps it, and sends it again).
  */
-static int charge_admitted(struct handler *h, struct worker *w, struct usage_record *u,
+static int charge_admitted(const struct handler *h, struct worker *w, struct usage_record *u,
 			   struct names *names, struct admitted *cache, struct aif_diag *diag)
 {
 	struct admitted_job *a = NULL;

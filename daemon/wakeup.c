@@ -74,12 +74,12 @@ bool waker_stopping(struct waker *w)
 	return atomic_load(&w->stopping);
 }
 
-bool waker_wait(struct waker *w, int64_t deadline_ms)
+bool waker_wait(const struct waker *w, int64_t deadline_ms)
 {
 	return wakeup_wait(w->fd, deadline_ms);
 }
 
-void waker_poke(struct waker *w)
+void waker_poke(const struct waker *w)
 {
 	wakeup_signal(w->fd);
 }

@@ -39,9 +39,9 @@ void waker_init(struct waker *w);
 int waker_start(struct waker *w, void *(*fn)(void *), void *arg, const char *what);
 /* From the thread: whether to stop; wait until deadline_ms or a poke (true when poked). */
 bool waker_stopping(struct waker *w);
-bool waker_wait(struct waker *w, int64_t deadline_ms);
+bool waker_wait(const struct waker *w, int64_t deadline_ms);
 /* Any thread; never blocks. */
-void waker_poke(struct waker *w);
+void waker_poke(const struct waker *w);
 /* Tell the thread to stop, wake it, join it and close the eventfd. */
 void waker_stop(struct waker *w);
 
