@@ -493,10 +493,12 @@ static int charge_admitted(const struct handler *h, struct worker *w, struct usa
 /*
  * The project and sector a record is charged to, decided here and only here (the store
  * stores what it is given): never one its user may not use, since the project in a record is
- * the prolog's SPANK_AIF_PROJECT, which the user controls. In order: the project of the job's
- * current admission (a job is charged to what it was admitted for: an end re-tags an interval
- * opened before the admission); the one sent, when the user may use it; the user's only
- * project. When none can be charged, the record is unattributed (u->unattributed: the
+ * the prolog's SPANK_AIF_PROJECT, which the user controls. An end is charged to the project of
+ * its job's current admission, when it has one: a job is charged to what it was admitted for,
+ * and the end's close re-tags its interval, whatever its start named. Then, for an end without
+ * admission and for a start: the one sent, when the user may use it; for a start, the
+ * admission's (a start costs no admission lookup when what it names charges: the jobs' start
+ * rate); the user's only project. When none can be charged, the record is unattributed (u->unattributed: the
  * reason), with diag saying why: the GPUs were used, and the usage is kept
  * (aif.unattributed_intervals), never refused and lost.
  * Neither the user's lookup (NSS) nor the admission's (the database) runs while a snapshot
@@ -511,16 +513,22 @@ static int resolve_project(struct handler *h, struct worker *w, struct usage_rec
 	const struct name_pair *charged = NULL;
 	struct decision dec;
 	struct identity id;
+	int admitted;
 
-	int admitted = charge_admitted(h, w, u, names, cache, diag);
-
-	if (admitted != 0)
+	/* An end: its admission's project first (the close re-tags the interval with it). */
+	if (u->event == USAGE_END && (admitted = charge_admitted(h, w, u, names, cache, diag)) != 0)
 		return admitted > 0 ? 0 : -1;
 	/* The record has no gid: the passwd entry's primary group counts. */
 	identity_lookup((uid_t)u->uid, (gid_t)-1, &id);
 	if (named && !decide_charging(h, u, &id, u->project, u->sector, &dec, names, &charged)) {
 		*diag = dec.diag; /* why not the one sent, should nothing else do either */
 		why = dec.reason;
+	}
+	/* A start: the admission's when the one named cannot be charged. */
+	if (!charged && u->event == USAGE_START &&
+	    (admitted = charge_admitted(h, w, u, names, cache, diag)) != 0) {
+		identity_free(&id);
+		return admitted > 0 ? 0 : -1;
 	}
 	if (!charged && !decide_charging(h, u, &id, NULL, NULL, &dec, names, &charged) && !named) {
 		*diag = dec.diag;
