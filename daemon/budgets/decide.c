@@ -129,7 +129,7 @@ static const struct snap_budget *budget_for(const struct snap_budget *b, size_t 
 
 /*
  * GPU-microseconds of one row at now: the snapshot's figure plus the running GPUs since
- * taken_at, within the period: what aif.gpu_us_within() gives their intervals up to now
+ * taken_at, within the period: what aif_report.gpu_us_within() gives their intervals up to now
  * (whole seconds here, whole microseconds there: both exact).
  */
 static int64_t row_used_us(const struct snapshot *s, const struct snap_usage *u, int64_t now)
@@ -182,7 +182,7 @@ static double to_hours(int64_t us)
 /*
  * The state of budget b of an owner with policy pol at used_us: 1 exhausted; else the highest
  * warn_at percent reached (-(percent)), or 0. Only the thresholds the snapshot loaded from
- * aif.budget_thresholds() are compared: the one definition, which budget_status shares.
+ * aif_report.budget_thresholds() are compared: the one definition, which budget_status shares.
  */
 static int reached(const struct snap_budget *b, const struct snap_policy *pol, int64_t used_us)
 {

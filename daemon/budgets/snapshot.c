@@ -41,7 +41,7 @@ static const char *const queries[Q_COUNT] = {
 	[Q_FACTORY_BUDGETS] = "SELECT b.factory_id, b.period_id, b.gpu_hours::float8, t.exhausted_us,"
 			      " array_to_string(t.warn_us, ',')"
 			      " FROM aif.factory_budgets b JOIN aif.factories f ON f.id = b.factory_id,"
-			      " aif.budget_thresholds(b.gpu_hours, f.warn_at) t"
+			      " aif_report.budget_thresholds(b.gpu_hours, f.warn_at) t"
 			      " ORDER BY b.factory_id COLLATE \"C\", b.period_id COLLATE \"C\"",
 	[Q_PROJECTS] = "SELECT id, factory_id, on_exhausted, grace_seconds, array_to_string(warn_at, ','),"
 		       " retired_at IS NOT NULL FROM aif.projects ORDER BY id COLLATE \"C\"",
@@ -52,12 +52,12 @@ static const char *const queries[Q_COUNT] = {
 	[Q_PROJECT_BUDGETS] = "SELECT b.project_id, b.period_id, b.gpu_hours::float8, t.exhausted_us,"
 			      " array_to_string(t.warn_us, ',')"
 			      " FROM aif.project_budgets b JOIN aif.projects p ON p.id = b.project_id,"
-			      " aif.budget_thresholds(b.gpu_hours, p.warn_at) t"
+			      " aif_report.budget_thresholds(b.gpu_hours, p.warn_at) t"
 			      " ORDER BY b.project_id COLLATE \"C\", b.period_id COLLATE \"C\"",
 	/*
 	 * Per period and project: GPU-microseconds used up to $1 (folded rollups + the queue +
 	 * open intervals up to $1, as aif_report.budget_status computes them up to now(), each
-	 * interval's share of a period as aif.gpu_us_within() defines it), and
+	 * interval's share of a period as aif_report.gpu_us_within() defines it), and
 	 * the GPUs of the intervals open at $1 for the periods not over at $1.
 	 * The open intervals (a busy cluster's many) are summed first per project and span of
 	 * start times between consecutive period bounds and $1 (width_bucket()): every interval
@@ -83,7 +83,7 @@ static const char *const queries[Q_COUNT] = {
 		"  SELECT r.period_id, r.project_id, r.gpu_us, 0 AS gpus FROM aif.usage_period_rollup r"
 		"  UNION ALL"
 		"  SELECT per.id, u.project_id,"
-		"   aif.gpu_us_within(u.gpus, u.started_at, u.ended_at, per.t0, per.t1), 0"
+		"   aif_report.gpu_us_within(u.gpus, u.started_at, u.ended_at, per.t0, per.t1), 0"
 		"  FROM aif.usage_queue u JOIN per ON u.started_at < per.t1 AND u.ended_at > per.t0"
 		"   AND u.ended_at > u.started_at"
 		"  UNION ALL"

@@ -52,7 +52,7 @@ COMMENT ON VIEW aif_report.usage_monthly IS
 
 -- One row per budget: per factory (project NULL) and per project, for every period it has a
 -- budget in. A factory's usage is the sum over all its projects (retired ones included), on
--- every cluster. state: aif.budget_state() (30_budget.sql): exhausted when used >= budget,
+-- every cluster. state: aif_report.budget_state() (30_budget.sql): exhausted when used >= budget,
 -- else warning when used reaches the lowest warn_at threshold, else ok.
 CREATE OR REPLACE VIEW aif_report.budget_status AS
 WITH per AS (
@@ -65,7 +65,7 @@ WITH per AS (
 		SELECT r.period_id, r.project_id, r.gpu_us
 		FROM aif.usage_period_rollup r
 		UNION ALL
-		SELECT per.id, u.project_id, aif.gpu_us_within(u.gpus, u.started_at, u.ended_at, per.t0, per.t1)
+		SELECT per.id, u.project_id, aif_report.gpu_us_within(u.gpus, u.started_at, u.ended_at, per.t0, per.t1)
 		FROM aif.usage_pending u
 		JOIN per ON u.started_at < per.t1 AND u.ended_at > per.t0 AND u.ended_at > u.started_at
 	) x
@@ -92,7 +92,7 @@ SELECT b.period_id AS period, b.factory_id AS factory, b.project_id AS project,
        trim_scale(round(b.gpu_us / 3600000000.0, 6)) AS used_gpu_hours,
        trim_scale(b.gpu_hours - round(b.gpu_us / 3600000000.0, 6)) AS remaining_gpu_hours,
        round(b.gpu_us / (b.gpu_hours * 36000000.0), 2) AS pct_used,
-       aif.budget_state(b.gpu_us, b.gpu_hours, b.warn_at) AS state
+       aif_report.budget_state(b.gpu_us, b.gpu_hours, b.warn_at) AS state
 FROM budgets b
 JOIN per ON per.id = b.period_id
 ORDER BY per.starts_on, b.period_id, b.factory_id, b.project_id NULLS FIRST;

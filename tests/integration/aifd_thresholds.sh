@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A budget exactly at its thresholds, and one microsecond below: aifd's admission (the
 # snapshot's decision), its cancellation pass and the funders' aif_report.budget_status agree,
-# since all three read one definition, aif.budget_thresholds() (sql/repeatable/30_budget.sql).
+# since all three read one definition, aif_report.budget_thresholds() (sql/repeatable/30_budget.sql).
 # The budget is 50 million GPU-hours, as an AI Factory's year may be: its usage in
 # GPU-microseconds (1.8e17) is beyond what a double holds exactly, where the arithmetic in
 # hours that decide() did before disagreed with the view by a microsecond.
@@ -59,7 +59,7 @@ use() { # use N: closed usage of project edge adding up to N GPU-microseconds in
 			'epilog')"
 	next_job=$((next_job + 2))
 }
-used_us() { q -c "SELECT coalesce(sum(aif.gpu_us_within(gpus, started_at, ended_at, p.starts_on,
+used_us() { q -c "SELECT coalesce(sum(aif_report.gpu_us_within(gpus, started_at, ended_at, p.starts_on,
 	p.ends_on)), 0) FROM aif.usage_intervals, aif.periods p WHERE project_id = 'edge' AND p.id = 'cur'"; }
 state() { q -c "SELECT state FROM aif_report.budget_status WHERE project = 'edge' AND period = 'cur'"; }
 # The admission of aifd, on a snapshot that has the usage (refreshed every 100 ms).

@@ -64,13 +64,13 @@ dropdb --force "$conc"
 # build with other functions and views migrated it last), and aifctl refuses such a database
 # until then. What they define comes back whole: a view dropped with its function, its rights.
 q -c "UPDATE aif.schema_repeatable SET sha256 = 'another build'" \
-	-c "DROP FUNCTION aif.budget_state(numeric, numeric, int[]) CASCADE"
+	-c "DROP FUNCTION aif_report.budget_state(numeric, numeric, int[]) CASCADE"
 assert_fails "the database's aif functions and views are not this program's" \
 	"aifctl on a database with another build's functions and views" \
 	"$AIF_BUILD_DIR/aifctl/aifctl" --db "$(sql_conninfo)" status
 assert_eq "applied 0 version $latest" "$("$migrate" "$(sql_conninfo)" 2>&1)" \
 	"migration after the repeatable files changed"
-assert_eq "exhausted|t" "$(q -c "SELECT aif.budget_state(3600000000, 1, '{80}'),
+assert_eq "exhausted|t" "$(q -c "SELECT aif_report.budget_state(3600000000, 1, '{80}'),
 	has_table_privilege('aif_funder', 'aif_report.budget_status', 'SELECT')")" \
 	"budget_state and budget_status re-created, with the funders' right"
 "$AIF_BUILD_DIR/aifctl/aifctl" --db "$(sql_conninfo)" status >/dev/null ||

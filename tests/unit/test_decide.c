@@ -439,7 +439,7 @@ static void test_charging_reasons(void **state)
 }
 
 /*
- * The budgets' thresholds, as the snapshot loads them from aif.budget_thresholds()
+ * The budgets' thresholds, as the snapshot loads them from aif_report.budget_thresholds()
  * (sql/repeatable/30_budget.sql: whole microseconds, rounded up; the fixtures' figures are
  * exact to well below a microsecond). Each budget array is its owner's alone.
  */
