@@ -165,6 +165,12 @@ static void store_log(void *arg, int is_error, const struct aif_diag *diag)
 	log_diag(is_error ? LOG_LEVEL_ERROR : LOG_LEVEL_INFO, NULL, diag);
 }
 
+/* The settler closed intervals: decisions see it soon, as they see usage recorded. */
+static void ends_closed(void *refresh)
+{
+	refresh_poke(refresh);
+}
+
 /* The usage writer committed ends to the inbox: the settler's next round. */
 static void ends_written(void *settle)
 {
@@ -189,7 +195,8 @@ static int start_threads_blocked(struct aifd *aifd, const struct refresh_options
 	aifd->jobtimes = jobtimes_new();
 	if (!aifd->jobtimes)
 		return -1;
-	aifd->settle = settle_start(config->db, config->cluster, aifd->jobtimes);
+	aifd->settle = settle_start(config->db, config->cluster, aifd->jobtimes, ends_closed,
+				    aifd->refresh);
 	if (!aifd->settle)
 		return -1;
 	store_options_init(&sopts);

@@ -40,6 +40,8 @@ static const char DROP_SQL[] =
 struct settle {
 	char *cluster;
 	struct jobtimes *jobtimes;
+	void (*closed)(void *arg);
+	void *closed_arg;
 	struct db db;             /* the thread's alone */
 	struct usage_params params;
 	struct waker waker;       /* the thread: ends written, or stopping */
@@ -193,6 +195,8 @@ static bool round_once(struct settle *s)
 		if (o != DB_OK) {
 			round_failed(s, &d); /* the ends stay in the inbox */
 			left = true;
+		} else if (s->closed) {
+			s->closed(s->closed_arg);
 		}
 	}
 out:
@@ -240,7 +244,8 @@ static void settle_free(struct settle *s)
 	free(s);
 }
 
-struct settle *settle_start(const char *conninfo, const char *cluster, struct jobtimes *jt)
+struct settle *settle_start(const char *conninfo, const char *cluster, struct jobtimes *jt,
+			    void (*closed)(void *arg), void *closed_arg)
 {
 	struct settle *s = calloc(1, sizeof(*s));
 
@@ -249,6 +254,8 @@ struct settle *settle_start(const char *conninfo, const char *cluster, struct jo
 		return NULL;
 	}
 	s->jobtimes = jt;
+	s->closed = closed;
+	s->closed_arg = closed_arg;
 	waker_init(&s->waker);
 	log_limit_init(&s->failures, "settling rounds that failed", SETTLE_LOG_EVERY_MS);
 	if (db_init(&s->db, conninfo, "aifd-settle", "the settler", SETTLE_STATEMENT_MS) < 0 ||

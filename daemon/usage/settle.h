@@ -26,8 +26,13 @@
 
 struct settle;
 
-/* Start the thread for cluster's ends, with jt for slurmctld's times. NULL (logged) on failure. */
-struct settle *settle_start(const char *conninfo, const char *cluster, struct jobtimes *jt);
+/*
+ * Start the thread for cluster's ends, with jt for slurmctld's times; closed(arg) is called
+ * after a round closed intervals (the budget refresh reloads: decisions see the usage closed
+ * within its min_interval, as they see the usage recorded). NULL (logged) on failure.
+ */
+struct settle *settle_start(const char *conninfo, const char *cluster, struct jobtimes *jt,
+			    void (*closed)(void *arg), void *closed_arg);
 
 /* Ends were committed to the inbox: a round soon. Any thread; never blocks. */
 void settle_poke(struct settle *s);

@@ -50,7 +50,13 @@ record() { # record JOB PROJECT GPU_HOURS: a closed interval that ended an hour 
 record 900001 pexh 2
 record 900002 pwarn 6
 aifd_wait_settled "the usage of pexh and pwarn"
-wait_answer a refuse "pexh exhausted" aiftest check project=pexh
+# The ends closed, the budget snapshot reloads (the settler pokes it): 2 GPU-hours, not the
+# open interval's up to now.
+deadline=$((SECONDS + 5))
+until [[ $(aif_field detail "$(aif_send aiftest a check project=pexh)") == "Used 2 of 1 GPU-hours." ]]; do
+	((SECONDS < deadline)) || fail "pexh's closed usage not seen by aifd's decisions within 5 s"
+	sleep 0.1
+done
 
 plugstack() { # plugstack ARG...: this run's aif.so line, with these arguments added
 	echo "$base_line $*" >"$plugstack_file"
