@@ -511,13 +511,6 @@ PGconn *aif_db_connect_by(const char *conninfo, const char *application_name, in
 	return conn;
 }
 
-PGresult *aif_db_exec_by(PGconn *conn, const char *sql, int nparams, const char *const *params,
-			 int64_t deadline_ms)
-{
-	return aif_db_result_by(conn, PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0),
-				deadline_ms);
-}
-
 PGresult *aif_db_result_by(PGconn *conn, int sent, int64_t deadline_ms)
 {
 	PGresult *last = NULL, *res;

@@ -81,14 +81,9 @@ PGconn *aif_db_connect(const char *conninfo, const char *application_name);
 PGconn *aif_db_connect_by(const char *conninfo, const char *application_name, int64_t deadline_ms);
 
 /*
- * PQexecParams() (text parameters and results), given up at deadline_ms (aif_clock_ms()).
- * NULL when the server did not answer in time or the connection failed: the connection is then
- * in an unknown state, and the caller must drop it (PQfinish).
- */
-PGresult *aif_db_exec_by(PGconn *conn, const char *sql, int nparams, const char *const *params,
-			 int64_t deadline_ms);
-/*
- * The same for any query sent with libpq's PQsend*() functions: sent is what that returned.
+ * The result of a query sent with libpq's PQsend*() functions (sent: what that returned),
+ * given up at deadline_ms (aif_clock_ms()). NULL when the server did not answer in time or the
+ * connection failed: the connection is then in an unknown state, and the caller must drop it.
  * E.g. aif_db_result_by(conn, PQsendQueryPrepared(conn, ...), deadline).
  */
 PGresult *aif_db_result_by(PGconn *conn, int sent, int64_t deadline_ms);
