@@ -100,6 +100,24 @@ static void not_in_job(struct aif_diag *diag, const char *what, uint32_t job, co
 	}
 }
 
+/*
+ * Run without root: the record could neither be authenticated as root nor spooled. Slurm
+ * 24.11.0 to 24.11.5 start a RunInJob epilog with the job user's identity now and then: the
+ * extern slurmstepd forks it while another of its threads has dropped privileges for the X11
+ * clean-up (docs/slurm.md "RunInJob"). aifd's reconciliation closes the interval instead.
+ */
+static void not_root(struct aif_diag *diag, const char *what, uint32_t job)
+{
+	const char *node = getenv("SLURMD_NODENAME");
+
+	aif_diag_message(diag, "the %s of job %u on %.64s runs as uid %u, not as root; nothing recorded",
+			 what, job, node ? node : "?", (unsigned)geteuid());
+	aif_diag_detail(diag, "Slurm 24.11.0 to 24.11.5 can start a RunInJob epilog as the job's user "
+			      "(fixed in 24.11.6, SchedMD ticket 22736). aifd closes the job's interval "
+			      "at slurmctld's end time when it reconciles.");
+	aif_diag_hint(diag, "Upgrade Slurm to 24.11.6 or later, or run aif-pelog as root.");
+}
+
 int main(int argc, char **argv)
 {
 	const char *context = getenv("SLURM_SCRIPT_CONTEXT"), *daemon, *slurm_conf, *what;
@@ -130,6 +148,11 @@ int main(int argc, char **argv)
 	if (env_u32("SLURM_JOB_ID", &job) < 0 || env_u32("SLURM_JOB_UID", &uid) < 0)
 		return 0;
 	aif_diag_clear(&diag);
+	if (geteuid() != 0) {
+		not_root(&diag, what, job);
+		log_diag(true, &diag);
+		return 0;
+	}
 	if (!(daemon = run_by()) || strcmp(daemon, "slurmstepd") != 0) {
 		not_in_job(&diag, what, job, daemon);
 		log_diag(true, &diag);

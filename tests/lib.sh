@@ -131,6 +131,8 @@ plugin_cluster_start() {
 		# Slurm keeps no prolog's output: a site's prolog script runs aif-pelog, and keeps
 		# what it did in pelog.log.
 		install -m 755 "$AIF_BUILD_DIR/plugin/aif-pelog" "$AIFD_WORK/aif-pelog"
+		# Writable by all: Slurm 24.11.0 to .5 may run an epilog as the job's user (docs/slurm.md).
+		install -m 666 /dev/null "$AIFD_WORK/pelog.log"
 		cat >"$AIFD_WORK/pelog" <<-EOF
 			#!/bin/sh
 			log=$AIFD_WORK/pelog.log
