@@ -13,7 +13,6 @@
 #include "aifctl.h"
 #include "budgets_file.h"
 
-static const char *const on_exhausted_names[] = {"deny", "cancel"};
 
 static int stage(PGconn *conn, const char *sql, int n, const char *const *values)
 {
@@ -68,10 +67,11 @@ static int stage_project(PGconn *conn, const char *factory_id, const struct aif_
 	char warn_at[64], grace[32];
 	format_warn_at(&p->policy, warn_at, sizeof(warn_at));
 	snprintf(grace, sizeof(grace), "%lu", p->policy.grace_seconds);
-	const char *v[] = {p->id, factory_id, p->name, on_exhausted_names[p->policy.on_exhausted], grace, warn_at};
+	const char *v[] = {p->id, factory_id, p->name, aif_on_exhausted_names[p->policy.on_exhausted],
+			   grace, warn_at, aif_admission_names[p->policy.admission]};
 
-	if (stage(conn, "INSERT INTO stage_projects (id, factory_id, name, on_exhausted, grace_seconds, warn_at) "
-			"VALUES ($1, $2, $3, $4, $5, $6)", 6, v) < 0 ||
+	if (stage(conn, "INSERT INTO stage_projects (id, factory_id, name, on_exhausted, grace_seconds, warn_at, "
+			"admission) VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, v) < 0 ||
 	    stage_names(conn, "INSERT INTO stage_project_sectors (project_id, sector_id, position) "
 			      "VALUES ($1, $2, $3)", p->id, NULL, p->sectors, p->n_sectors) < 0 ||
 	    stage_names(conn, "INSERT INTO stage_project_members (project_id, name, kind) VALUES ($1, $2, $3)",
@@ -89,11 +89,12 @@ static int stage_factory(PGconn *conn, const struct aif_factory *f)
 	char warn_at[64], grace[32];
 	format_warn_at(&f->policy, warn_at, sizeof(warn_at));
 	snprintf(grace, sizeof(grace), "%lu", f->policy.grace_seconds);
-	const char *v[] = {f->id, f->name, on_exhausted_names[f->policy.on_exhausted], grace, warn_at,
-			   f->allow_overcommit ? "true" : "false"};
+	const char *v[] = {f->id, f->name, aif_on_exhausted_names[f->policy.on_exhausted], grace,
+			   warn_at, f->allow_overcommit ? "true" : "false",
+			   aif_admission_names[f->policy.admission]};
 
 	if (stage(conn, "INSERT INTO stage_factories (id, name, on_exhausted, grace_seconds, warn_at, "
-			"allow_overcommit) VALUES ($1, $2, $3, $4, $5, $6)", 6, v) < 0)
+			"allow_overcommit, admission) VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, v) < 0)
 		return -1;
 	for (size_t i = 0; i < f->n_clusters; i++) {
 		const char *c[] = {f->id, f->clusters[i]};

@@ -32,11 +32,15 @@
 #define MEMBER_RULE "names are 1 to 255 characters without spaces, control characters, ':' or '/'"
 #define NO_INDEX SIZE_MAX
 
+const char *const aif_on_exhausted_names[2] = {"deny", "cancel"};
+const char *const aif_admission_names[2] = {"used", "reserve"};
+
 static const struct aif_policy default_policy = {
 	.warn_at = {80, 95},
 	.n_warn_at = 2,
 	.on_exhausted = AIF_ON_EXHAUSTED_DENY,
 	.grace_seconds = 0,
+	.admission = AIF_ADMISSION_USED,
 };
 
 /* A string set over the tree's own text, for duplicates and references; open addressing. */
@@ -562,18 +566,32 @@ static bool read_budgets(struct loader *L, const struct ynode *node, const char 
 	return true;
 }
 
-static void read_on_exhausted(struct loader *L, const struct ynode *node, const char *owner,
-			      struct aif_policy *policy)
+/* A key whose value is one of two words: *out is the index of the one given (unchanged if none). */
+static void read_word(struct loader *L, const struct ynode *node, const char *key,
+		      const char *const words[2], const char *owner, int *out)
 {
 	if (!node || node->kind == YNODE_BAD)
 		return;
-	if (is_string(node) && strcmp(node->text, "deny") == 0)
-		policy->on_exhausted = AIF_ON_EXHAUSTED_DENY;
-	else if (is_string(node) && strcmp(node->text, "cancel") == 0)
-		policy->on_exhausted = AIF_ON_EXHAUSTED_CANCEL;
-	else
-		error(L, node, "expected deny or cancel for \"on_exhausted\" in %s, found %s",
-		      owner, describe(node).text);
+	for (int i = 0; i < 2; i++)
+		if (is_string(node) && strcmp(node->text, words[i]) == 0) {
+			*out = i;
+			return;
+		}
+	error(L, node, "expected %s or %s for \"%s\" in %s, found %s", words[0], words[1], key,
+	      owner, describe(node).text);
+}
+
+/* on_exhausted and admission, in the order of their enums. */
+static void read_policy_words(struct loader *L, const struct ynode *map, const char *owner,
+			      struct aif_policy *policy)
+{
+	int v = (int)policy->on_exhausted;
+
+	read_word(L, get(map, "on_exhausted"), "on_exhausted", aif_on_exhausted_names, owner, &v);
+	policy->on_exhausted = (enum aif_on_exhausted)v;
+	v = (int)policy->admission;
+	read_word(L, get(map, "admission"), "admission", aif_admission_names, owner, &v);
+	policy->admission = (enum aif_admission)v;
 }
 
 /* grace: the duration syntax of aifd's settings, in whole seconds. */
@@ -883,6 +901,7 @@ static void read_project(struct loader *L, struct aif_factory *f, const char *fa
 {
 	static const char *const keys[] = {
 		"id", "name", "sectors", "budgets", "members", "warn_at", "on_exhausted", "grace",
+		"admission",
 	};
 	char owner[200], ctx[220];
 	const struct ynode *sectors, *budgets, *grace;
@@ -916,7 +935,12 @@ static void read_project(struct loader *L, struct aif_factory *f, const char *fa
 
 	p->policy = f->policy;
 	read_warn_at(L, get(node, "warn_at"), owner, &p->policy);
-	read_on_exhausted(L, get(node, "on_exhausted"), owner, &p->policy);
+	read_policy_words(L, node, owner, &p->policy);
+	/* A factory that reserves holds its budget only if every job of it reserves. */
+	if (f->policy.admission == AIF_ADMISSION_RESERVE &&
+	    p->policy.admission != AIF_ADMISSION_RESERVE)
+		error(L, get(node, "admission"), "%s admits by used, but its factory reserves; "
+		      "remove \"admission\" from the project, or set it on the factory only", owner);
 	grace = get(node, "grace");
 	grace_given = read_grace(L, grace, owner, &p->policy);
 	if (grace_given && p->policy.grace_seconds &&
@@ -1032,7 +1056,7 @@ static void read_factory(struct loader *L, const struct ynode *node, size_t posi
 {
 	static const char *const keys[] = {
 		"id", "name", "clusters", "budgets", "on_exhausted", "grace", "warn_at",
-		"allow_overcommit", "projects",
+		"allow_overcommit", "admission", "projects",
 	};
 	struct aif_budgets *m = L->model;
 	char owner[200], ctx[220];
@@ -1065,7 +1089,7 @@ static void read_factory(struct loader *L, const struct ynode *node, size_t posi
 
 	f->policy = default_policy;
 	read_warn_at(L, get(node, "warn_at"), owner, &f->policy);
-	read_on_exhausted(L, get(node, "on_exhausted"), owner, &f->policy);
+	read_policy_words(L, node, owner, &f->policy);
 	grace = get(node, "grace");
 	grace_given = read_grace(L, grace, owner, &f->policy);
 

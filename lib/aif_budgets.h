@@ -3,8 +3,8 @@
  * validated as a whole. Every problem in a file is reported, each with its line and column;
  * a model is returned only when there is no error (warnings allowed).
  *
- * The model holds effective values: a project's warn_at, on_exhausted and grace are its own
- * when the file sets them, otherwise its factory's; a factory's are the documented defaults
+ * The model holds effective values: a project's warn_at, on_exhausted, grace and admission are
+ * its own when the file sets them, otherwise its factory's; a factory's are the documented defaults
  * when unset. Consumers (aifctl plan/apply, tests) never resolve inheritance themselves.
  */
 #ifndef AIF_BUDGETS_H
@@ -22,6 +22,15 @@ enum aif_on_exhausted {
 	AIF_ON_EXHAUSTED_CANCEL, /* running jobs are cancelled after the grace period */
 };
 
+enum aif_admission {
+	AIF_ADMISSION_USED,    /* a job is admitted while used so far is below the budget (default) */
+	AIF_ADMISSION_RESERVE, /* only when its maximum cost fits what is left; it is reserved */
+};
+
+/* The words of the budgets file (and of the database) for each value, in enum order. */
+extern const char *const aif_on_exhausted_names[2];
+extern const char *const aif_admission_names[2];
+
 struct aif_period {
 	char *id;
 	char start[11], end[11]; /* "YYYY-MM-DD", UTC midnight; [start, end) */
@@ -38,6 +47,7 @@ struct aif_policy {
 	size_t n_warn_at;
 	enum aif_on_exhausted on_exhausted;
 	unsigned long grace_seconds; /* before cancelling, with AIF_ON_EXHAUSTED_CANCEL */
+	enum aif_admission admission;
 };
 
 struct aif_project {

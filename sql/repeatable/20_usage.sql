@@ -233,6 +233,11 @@ BEGIN
 	       n.started_at, n.ended_at
 	FROM new_rows n
 	WHERE n.ended_at IS NOT NULL;
+
+	PERFORM aif.reservations_release(array_agg(n.cluster), array_agg(n.job_id))
+	FROM new_rows n
+	WHERE n.ended_at IS NOT NULL
+	HAVING count(*) > 0;
 	RETURN NULL;
 END
 $$;
@@ -298,6 +303,13 @@ BEGIN
 	JOIN new_rows n ON n.cluster = o.cluster AND n.job_id = o.job_id
 		AND n.node = o.node AND n.restart_count = o.restart_count AND n.run = o.run
 	WHERE o.ended_at IS NULL AND n.ended_at IS NOT NULL;
+
+	PERFORM aif.reservations_release(array_agg(n.cluster), array_agg(n.job_id))
+	FROM old_rows o
+	JOIN new_rows n ON n.cluster = o.cluster AND n.job_id = o.job_id
+		AND n.node = o.node AND n.restart_count = o.restart_count AND n.run = o.run
+	WHERE o.ended_at IS NULL AND n.ended_at IS NOT NULL
+	HAVING count(*) > 0;
 	RETURN NULL;
 END
 $$;

@@ -109,7 +109,8 @@ BEGIN
 		warn_at int[] NOT NULL
 			CHECK (cardinality(warn_at) <= 8 AND array_position(warn_at, NULL) IS NULL
 			       AND 1 <= ALL (warn_at) AND 100 >= ALL (warn_at)),
-		allow_overcommit boolean NOT NULL
+		allow_overcommit boolean NOT NULL,
+		admission text NOT NULL DEFAULT 'used' CHECK (admission IN ('used', 'reserve'))
 	) ON COMMIT DROP;
 	CREATE TEMP TABLE stage_factory_clusters (
 		factory_id text NOT NULL,
@@ -130,7 +131,8 @@ BEGIN
 		grace_seconds bigint NOT NULL CHECK (grace_seconds >= 0),
 		warn_at int[] NOT NULL
 			CHECK (cardinality(warn_at) <= 8 AND array_position(warn_at, NULL) IS NULL
-			       AND 1 <= ALL (warn_at) AND 100 >= ALL (warn_at))
+			       AND 1 <= ALL (warn_at) AND 100 >= ALL (warn_at)),
+		admission text NOT NULL DEFAULT 'used' CHECK (admission IN ('used', 'reserve'))
 	) ON COMMIT DROP;
 	CREATE TEMP TABLE stage_project_sectors (
 		project_id text NOT NULL,
@@ -226,6 +228,11 @@ BEGIN
 				  b.project_id, b.period_id, b.period_id)
 		FROM pg_temp.stage_project_budgets b
 		WHERE NOT EXISTS (SELECT 1 FROM pg_temp.stage_periods p WHERE p.id = b.period_id)
+		UNION ALL
+		SELECT 11, format('project %s admits by used, but its factory %s reserves', p.id, f.id)
+		FROM pg_temp.stage_projects p
+		JOIN pg_temp.stage_factories f ON f.id = p.factory_id
+		WHERE f.admission = 'reserve' AND p.admission <> 'reserve'
 	) x
 	ORDER BY x.k, x.m COLLATE "C"
 	LIMIT 1;
@@ -283,7 +290,8 @@ BEGIN
 					  'on_exhausted ' || s.on_exhausted,
 					  'grace_seconds ' || s.grace_seconds,
 					  'warn_at ' || aif.plan_list(s.warn_at),
-					  'allow_overcommit ' || s.allow_overcommit)
+					  'allow_overcommit ' || s.allow_overcommit,
+					  CASE WHEN s.admission <> 'used' THEN 'admission ' || s.admission END)
 			    ELSE
 				concat_ws(', ',
 					  CASE WHEN l.retired_at IS NOT NULL THEN 'un-retire' END,
@@ -296,13 +304,16 @@ BEGIN
 					  CASE WHEN l.warn_at <> s.warn_at THEN
 						'warn_at ' || aif.plan_list(l.warn_at) || ' -> ' || aif.plan_list(s.warn_at) END,
 					  CASE WHEN l.allow_overcommit <> s.allow_overcommit THEN
-						'allow_overcommit ' || l.allow_overcommit || ' -> ' || s.allow_overcommit END)
+						'allow_overcommit ' || l.allow_overcommit || ' -> ' || s.allow_overcommit END,
+					  CASE WHEN l.admission <> s.admission THEN
+						'admission ' || l.admission || ' -> ' || s.admission END)
 		       END
 		FROM pg_temp.stage_factories s
 		LEFT JOIN aif.factories l ON l.id = s.id
 		WHERE l.id IS NULL OR l.retired_at IS NOT NULL OR l.name IS DISTINCT FROM s.name
 		   OR l.on_exhausted <> s.on_exhausted OR l.grace_seconds <> s.grace_seconds
 		   OR l.warn_at <> s.warn_at OR l.allow_overcommit <> s.allow_overcommit
+		   OR l.admission <> s.admission
 		UNION ALL
 		SELECT 'remove', 'factory', l.id, 'retire'
 		FROM aif.factories l
@@ -346,7 +357,8 @@ BEGIN
 					  'name ' || aif.plan_text(s.name),
 					  'on_exhausted ' || s.on_exhausted,
 					  'grace_seconds ' || s.grace_seconds,
-					  'warn_at ' || aif.plan_list(s.warn_at))
+					  'warn_at ' || aif.plan_list(s.warn_at),
+					  CASE WHEN s.admission <> 'used' THEN 'admission ' || s.admission END)
 			    ELSE
 				concat_ws(', ',
 					  CASE WHEN l.retired_at IS NOT NULL THEN 'un-retire' END,
@@ -359,13 +371,16 @@ BEGIN
 					  CASE WHEN l.grace_seconds <> s.grace_seconds THEN
 						'grace_seconds ' || l.grace_seconds || ' -> ' || s.grace_seconds END,
 					  CASE WHEN l.warn_at <> s.warn_at THEN
-						'warn_at ' || aif.plan_list(l.warn_at) || ' -> ' || aif.plan_list(s.warn_at) END)
+						'warn_at ' || aif.plan_list(l.warn_at) || ' -> ' || aif.plan_list(s.warn_at) END,
+					  CASE WHEN l.admission <> s.admission THEN
+						'admission ' || l.admission || ' -> ' || s.admission END)
 		       END
 		FROM pg_temp.stage_projects s
 		LEFT JOIN aif.projects l ON l.id = s.id
 		WHERE l.id IS NULL OR l.retired_at IS NOT NULL OR l.factory_id <> s.factory_id
 		   OR l.name IS DISTINCT FROM s.name OR l.on_exhausted <> s.on_exhausted
 		   OR l.grace_seconds <> s.grace_seconds OR l.warn_at <> s.warn_at
+		   OR l.admission <> s.admission
 		UNION ALL
 		SELECT 'remove', 'project', l.id, 'retire'
 		FROM aif.projects l
@@ -479,17 +494,19 @@ BEGIN
 	ON CONFLICT (id) DO UPDATE SET starts_on = excluded.starts_on, ends_on = excluded.ends_on;
 
 	-- Factories and their clusters.
-	INSERT INTO aif.factories AS l (id, name, on_exhausted, grace_seconds, warn_at, allow_overcommit)
-	SELECT s.id, s.name, s.on_exhausted, s.grace_seconds, s.warn_at, s.allow_overcommit
+	INSERT INTO aif.factories AS l (id, name, on_exhausted, grace_seconds, warn_at, allow_overcommit,
+					admission)
+	SELECT s.id, s.name, s.on_exhausted, s.grace_seconds, s.warn_at, s.allow_overcommit, s.admission
 	FROM pg_temp.stage_factories s
 	ON CONFLICT (id) DO UPDATE
 	SET name = excluded.name, on_exhausted = excluded.on_exhausted,
 	    grace_seconds = excluded.grace_seconds, warn_at = excluded.warn_at,
-	    allow_overcommit = excluded.allow_overcommit, retired_at = NULL
+	    allow_overcommit = excluded.allow_overcommit, admission = excluded.admission,
+	    retired_at = NULL
 	WHERE l.retired_at IS NOT NULL
-	   OR (l.name, l.on_exhausted, l.grace_seconds, l.warn_at, l.allow_overcommit)
+	   OR (l.name, l.on_exhausted, l.grace_seconds, l.warn_at, l.allow_overcommit, l.admission)
 	      IS DISTINCT FROM (excluded.name, excluded.on_exhausted, excluded.grace_seconds,
-				excluded.warn_at, excluded.allow_overcommit);
+				excluded.warn_at, excluded.allow_overcommit, excluded.admission);
 	UPDATE aif.factories l SET retired_at = now()
 	WHERE l.retired_at IS NULL
 	  AND NOT EXISTS (SELECT 1 FROM pg_temp.stage_factories s WHERE s.id = l.id);
@@ -502,17 +519,18 @@ BEGIN
 	ON CONFLICT (factory_id, cluster) DO NOTHING;
 
 	-- Projects, their sectors and members.
-	INSERT INTO aif.projects AS l (id, factory_id, name, on_exhausted, grace_seconds, warn_at)
-	SELECT s.id, s.factory_id, s.name, s.on_exhausted, s.grace_seconds, s.warn_at
+	INSERT INTO aif.projects AS l (id, factory_id, name, on_exhausted, grace_seconds, warn_at,
+				       admission)
+	SELECT s.id, s.factory_id, s.name, s.on_exhausted, s.grace_seconds, s.warn_at, s.admission
 	FROM pg_temp.stage_projects s
 	ON CONFLICT (id) DO UPDATE
 	SET factory_id = excluded.factory_id, name = excluded.name,
 	    on_exhausted = excluded.on_exhausted, grace_seconds = excluded.grace_seconds,
-	    warn_at = excluded.warn_at, retired_at = NULL
+	    warn_at = excluded.warn_at, admission = excluded.admission, retired_at = NULL
 	WHERE l.retired_at IS NOT NULL
-	   OR (l.factory_id, l.name, l.on_exhausted, l.grace_seconds, l.warn_at)
+	   OR (l.factory_id, l.name, l.on_exhausted, l.grace_seconds, l.warn_at, l.admission)
 	      IS DISTINCT FROM (excluded.factory_id, excluded.name, excluded.on_exhausted,
-				excluded.grace_seconds, excluded.warn_at);
+				excluded.grace_seconds, excluded.warn_at, excluded.admission);
 	UPDATE aif.projects l SET retired_at = now()
 	WHERE l.retired_at IS NULL
 	  AND NOT EXISTS (SELECT 1 FROM pg_temp.stage_projects s WHERE s.id = l.id);

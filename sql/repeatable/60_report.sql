@@ -70,34 +70,45 @@ WITH per AS (
 		JOIN per ON u.started_at < per.t1 AND u.ended_at > per.t0 AND u.ended_at > u.started_at
 	) x
 	GROUP BY x.period_id, x.project_id
+), reserved AS (
+	SELECT per.id AS period_id, r.project_id,
+	       sum(aif_report.gpu_us_within(r.gpus, r.starts_at, r.ends_at, per.t0, per.t1)) AS gpu_us
+	FROM aif.reservations r
+	JOIN per ON r.starts_at < per.t1 AND r.ends_at > per.t0
+	GROUP BY per.id, r.project_id
 ), by_factory AS (
-	SELECT u.period_id, p.factory_id, sum(u.gpu_us) AS gpu_us
-	FROM used u
-	JOIN aif.projects p ON p.id = u.project_id
-	GROUP BY u.period_id, p.factory_id
+	SELECT x.period_id, p.factory_id, sum(x.used) AS gpu_us, sum(x.reserved) AS reserved_us
+	FROM (SELECT u.period_id, u.project_id, u.gpu_us AS used, 0 AS reserved FROM used u
+	      UNION ALL
+	      SELECT r.period_id, r.project_id, 0, r.gpu_us FROM reserved r) x
+	JOIN aif.projects p ON p.id = x.project_id
+	GROUP BY x.period_id, p.factory_id
 ), budgets AS (
 	SELECT b.period_id, f.id AS factory_id, NULL::text AS project_id, b.gpu_hours, f.warn_at,
-	       coalesce(u.gpu_us, 0) AS gpu_us
+	       coalesce(u.gpu_us, 0) AS gpu_us, coalesce(u.reserved_us, 0) AS reserved_us
 	FROM aif.factory_budgets b
 	JOIN aif.factories f ON f.id = b.factory_id
 	LEFT JOIN by_factory u ON u.period_id = b.period_id AND u.factory_id = b.factory_id
 	UNION ALL
-	SELECT b.period_id, p.factory_id, p.id, b.gpu_hours, p.warn_at, coalesce(u.gpu_us, 0)
+	SELECT b.period_id, p.factory_id, p.id, b.gpu_hours, p.warn_at, coalesce(u.gpu_us, 0),
+	       coalesce(r.gpu_us, 0)
 	FROM aif.project_budgets b
 	JOIN aif.projects p ON p.id = b.project_id
 	LEFT JOIN used u ON u.period_id = b.period_id AND u.project_id = b.project_id
+	LEFT JOIN reserved r ON r.period_id = b.period_id AND r.project_id = b.project_id
 )
 SELECT b.period_id AS period, b.factory_id AS factory, b.project_id AS project,
        b.gpu_hours AS budget_gpu_hours,
        trim_scale(round(b.gpu_us / 3600000000.0, 6)) AS used_gpu_hours,
        trim_scale(b.gpu_hours - round(b.gpu_us / 3600000000.0, 6)) AS remaining_gpu_hours,
        round(b.gpu_us / (b.gpu_hours * 36000000.0), 2) AS pct_used,
-       aif_report.budget_state(b.gpu_us, b.gpu_hours, b.warn_at) AS state
+       aif_report.budget_state(b.gpu_us, b.gpu_hours, b.warn_at) AS state,
+       trim_scale(round(b.reserved_us / 3600000000.0, 6)) AS reserved_gpu_hours
 FROM budgets b
 JOIN per ON per.id = b.period_id
 ORDER BY per.starts_on, b.period_id, b.factory_id, b.project_id NULLS FIRST;
 COMMENT ON VIEW aif_report.budget_status IS
-	'GPU-hour budgets per period and factory (project NULL) or project: used, remaining, state';
+	'GPU-hour budgets per period and factory (project NULL) or project: used, remaining, state, and what running jobs reserve';
 
 -- Per UTC day, cluster and reason: GPU-hours (split at UTC midnight, open intervals up to
 -- now(), as usage_daily) and distinct jobs. No uid, no user name, no project name.
@@ -130,7 +141,7 @@ CREATE OR REPLACE VIEW aif_report.factories AS
 SELECT f.id AS factory, f.name,
        ARRAY(SELECT c.cluster FROM aif.factory_clusters c WHERE c.factory_id = f.id
 	     ORDER BY c.cluster) AS clusters,
-       f.on_exhausted, f.warn_at, f.allow_overcommit, f.retired_at
+       f.on_exhausted, f.warn_at, f.allow_overcommit, f.retired_at, f.admission
 FROM aif.factories f;
 COMMENT ON VIEW aif_report.factories IS 'AI Factories; retired_at is set when a factory left the configuration';
 
@@ -138,7 +149,7 @@ CREATE OR REPLACE VIEW aif_report.projects AS
 SELECT p.id AS project, p.name, p.factory_id AS factory,
        ARRAY(SELECT s.sector_id FROM aif.project_sectors s WHERE s.project_id = p.id
 	     ORDER BY s.position) AS sectors,
-       p.on_exhausted, p.warn_at, p.retired_at
+       p.on_exhausted, p.warn_at, p.retired_at, p.admission
 FROM aif.projects p;
 COMMENT ON VIEW aif_report.projects IS 'projects; sectors[1] is the default sector';
 

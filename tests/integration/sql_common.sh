@@ -6,6 +6,7 @@ SQL_ROLES=()
 
 sql_cleanup() {
 	local rc=$? r
+	[[ -z ${SQL_WORK:-} ]] || rm -rf "$SQL_WORK"
 	if [[ -n ${SQL_DB:-} ]]; then
 		dropdb --force --if-exists "$SQL_DB" >/dev/null 2>&1 || true
 	fi

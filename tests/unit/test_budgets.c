@@ -120,7 +120,8 @@ static void expect_issues(const char *name, int errors, const struct collected *
 	"expected a mapping with keys version, sectors, periods and factories at the top " \
 	"level, found "
 #define FACTORY_KEYS \
-	"id, name, clusters, budgets, on_exhausted, grace, warn_at, allow_overcommit, projects"
+	"id, name, clusters, budgets, on_exhausted, grace, warn_at, allow_overcommit, admission, " \
+	"projects"
 #define GRACE_SYNTAX "expected a duration in whole seconds such as 90s, 30min, 2h or 0 for \"grace\" "
 
 struct bad_case {
@@ -256,6 +257,11 @@ static const struct bad_case bad_cases[] = {
 	 {E(9, 27, "duplicate period \"2026-h1\" in budgets of factory \"ai2f\"; first given at line 9")}},
 	{"on_exhausted kill", HEAD FACTORY "    on_exhausted: kill\n", 0,
 	 {E(10, 19, "expected deny or cancel for \"on_exhausted\" in factory \"ai2f\", found \"kill\"")}},
+	{"admission always", HEAD FACTORY "    admission: always\n", 0,
+	 {E(10, 16, "expected used or reserve for \"admission\" in factory \"ai2f\", found \"always\"")}},
+	{"project used in a factory that reserves", HEAD FACTORY "    admission: reserve\n" PROJECT
+	 "        admission: used\n", 0,
+	 {E(15, 20, "project \"p1\" admits by used, but its factory reserves; remove \"admission\" from the project, or set it on the factory only")}},
 	{"grace in milliseconds", HEAD FACTORY "    on_exhausted: cancel\n    grace: 1500ms\n", 0,
 	 {E(11, 12, GRACE_SYNTAX "in factory \"ai2f\", found \"1500ms\"")}},
 	{"grace in days", HEAD FACTORY "    on_exhausted: cancel\n    grace: 2d\n", 0,
@@ -280,7 +286,7 @@ static const struct bad_case bad_cases[] = {
 	 {E(11, 9, "expected a mapping for project #1 of factory \"ai2f\", found \"p1\"")}},
 	{"project without sectors", HEAD FACTORY "    projects:\n      - id: p1\n        sector: health\n        members: {users: [alice]}\n", 0,
 	 {E(11, 9, "missing key \"sectors\" in project \"p1\""),
-	  E(12, 9, "unknown key \"sector\" in project \"p1\"; expected one of: id, name, sectors, budgets, members, warn_at, on_exhausted, grace")}},
+	  E(12, 9, "unknown key \"sector\" in project \"p1\"; expected one of: id, name, sectors, budgets, members, warn_at, on_exhausted, grace, admission")}},
 	{"project without id", HEAD FACTORY "    projects:\n      - sectors: [health]\n        members: {users: [alice]}\n", 0,
 	 {E(11, 9, "missing key \"id\" in project #1 of factory \"ai2f\"")}},
 	{"project id syntax", HEAD FACTORY "    projects:\n      - id: -x\n        sectors: [health]\n        members: {users: [alice]}\n", 0,
@@ -595,6 +601,7 @@ static void test_valid_model(void **state)
 	assert_true(find_budget(ai2f->budgets, ai2f->n_budgets, "2026-h2")->gpu_hours == 1800000.5);
 	assert_false(ai2f->allow_overcommit);
 	assert_policy(&ai2f->policy, default_warn_at, 2, AIF_ON_EXHAUSTED_DENY, 0);
+	assert_int_equal(ai2f->policy.admission, AIF_ADMISSION_USED); /* the default */
 	assert_int_equal(ai2f->n_projects, 2);
 
 	p = &ai2f->projects[0];
@@ -630,6 +637,9 @@ static void test_valid_model(void **state)
 	assert_int_equal(jaif->n_projects, 2);
 	assert_policy(&jaif->projects[0].policy, NULL, 0, AIF_ON_EXHAUSTED_DENY, 7200);
 	assert_policy(&jaif->projects[1].policy, eight, 8, AIF_ON_EXHAUSTED_CANCEL, 0);
+	assert_int_equal(jaif->policy.admission, AIF_ADMISSION_RESERVE);
+	assert_int_equal(jaif->projects[0].policy.admission, AIF_ADMISSION_RESERVE); /* inherited */
+	assert_int_equal(ai2f->projects[1].policy.admission, AIF_ADMISSION_RESERVE); /* its own */
 	assert_string_equal(jaif->projects[1].sectors[0], "language");
 
 	aif_budgets_free(m);

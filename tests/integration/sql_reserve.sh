@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Reservations (sql/012_reservations.sql, sql/repeatable/35_reserve.sql): aif.reserve() admits a
+# job only when its GPUs over its time limit fit what the project and its factory have left in
+# every period the span reaches (closed usage, queued or folded, and the other reservations),
+# refusing with the figures of the budget that decided; a job reserved already fits again; a
+# period without a factory budget has none left; closing the run's last interval releases the
+# reservation in the same transaction that queues its usage; two sessions reserving against one
+# factory take turns, so that the second sees the first's reservation; the budget_status view
+# shows what is reserved; the plan shows admission.
+set -euo pipefail
+source "$(dirname "$0")/../lib.sh"
+source "$(dirname "$0")/sql_common.sh"
+load_harness
+sql_setup reserve "${1:?usage: sql_reserve.sh AIF_MIGRATE}"
+SQL_WORK=$(mktemp -d)
+
+# Factory f (10 GPU-hours in cur, none in next) reserves; project p has 4 of them, q none of
+# its own. cur ends at the next UTC midnight + 2 days, next follows it.
+cur_end=$(date -u -d "@$(($(date +%s) + 2 * 86400))" +%F)
+next_end=$(date -u -d "@$(($(date +%s) + 40 * 86400))" +%F)
+q <<SQL >/dev/null
+BEGIN;
+SELECT aif.begin_staging();
+INSERT INTO stage_sectors VALUES ('s1');
+INSERT INTO stage_periods VALUES ('cur', (now() AT TIME ZONE 'UTC')::date - 10, '$cur_end'),
+	('next', '$cur_end', '$next_end');
+INSERT INTO stage_factories (id, name, on_exhausted, grace_seconds, warn_at, allow_overcommit, admission)
+	VALUES ('f', NULL, 'deny', 0, '{}', false, 'reserve');
+INSERT INTO stage_factory_clusters VALUES ('f', 'c1');
+INSERT INTO stage_factory_budgets VALUES ('f', 'cur', 10);
+INSERT INTO stage_projects (id, factory_id, name, on_exhausted, grace_seconds, warn_at, admission)
+	VALUES ('p', 'f', NULL, 'deny', 0, '{}', 'reserve'), ('q', 'f', NULL, 'deny', 0, '{}', 'reserve');
+INSERT INTO stage_project_sectors VALUES ('p', 's1', 0), ('q', 's1', 0);
+INSERT INTO stage_project_budgets VALUES ('p', 'cur', 4);
+SELECT count(*) FROM aif.apply('reserve.yaml', sha256('r'), 'test');
+COMMIT;
+SQL
+assert_eq "reserve reserve" "$(q -c "SELECT admission FROM aif.factories" -c "SELECT DISTINCT admission FROM aif.projects" | paste -sd' ')" \
+	"the factory's and projects' admission"
+
+now=$(date +%s)
+# reserve JOB PROJECT GPUS SECONDS [START]: aif.reserve()'s answer, one line
+reserve() {
+	q -F ' ' -c "SELECT fits, period_id, scope, owner, budget_us, committed_us, cost_us
+		FROM aif.reserve('c1', $1, '$2', $3, to_timestamp(${5:-$now}), to_timestamp(${5:-$now} + $4))"
+}
+H=3600000000 # GPU-microseconds in a GPU-hour
+
+# p: 2 GPUs x 1 h fits its 4 (2 left: the least room is p's, after this job).
+assert_eq "t cur project p $((4 * H)) $((2 * H)) $((2 * H))" "$(reserve 1 p 2 3600)" "2 GPU-hours for p"
+# again (another node's admission of job 1): fits, nothing more reserved
+assert_eq "t" "$(reserve 1 p 2 3600 | cut -d' ' -f1)" "job 1 again"
+assert_eq 1 "$(q -c "SELECT count(*) FROM aif.reservations")" "reservations after job 1 twice"
+# 3 GPUs x 1 h does not fit p's 2 left: refused with p's figures, nothing reserved
+assert_eq "f cur project p $((4 * H)) $((2 * H)) $((3 * H))" "$(reserve 2 p 3 3600)" "3 GPU-hours for p"
+# q has no budget of its own: the factory's 10 - 2 reserved by p = 8
+assert_eq "f cur factory f $((10 * H)) $((2 * H)) $((9 * H))" "$(reserve 3 q 9 3600)" "9 GPU-hours for q"
+assert_eq "t cur factory f $((10 * H)) $((10 * H)) $((8 * H))" "$(reserve 3 q 8 3600)" "8 GPU-hours for q"
+assert_eq "f" "$(reserve 4 q 1 60 | cut -d' ' -f1)" "1 GPU-minute, the factory full"
+
+# Closed usage counts: the release of job 3 (8 GPU-hours reserved) when its only interval
+# closes, with 1 GPU-hour used; then 1 + 2 (job 1) of 10 are committed.
+q -c "INSERT INTO aif.usage_intervals (cluster, job_id, node, restart_count, project_id, sector_id,
+	uid, user_name, gpus, started_at, ended_at, end_source, exact)
+	VALUES ('c1', 3, 'n1', 0, 'q', 's1', 1000, 'u', 8, to_timestamp($now), NULL, NULL, false)" >/dev/null
+assert_eq 2 "$(q -c "SELECT count(*) FROM aif.reservations")" "reservations while job 3 runs"
+q -c "UPDATE aif.usage_intervals SET ended_at = to_timestamp($now + 450), end_source = 'epilog'
+	WHERE job_id = 3" >/dev/null
+assert_eq "1" "$(q -c "SELECT string_agg(job_id::text, ',') FROM aif.reservations")" "reservations after job 3 ended"
+assert_eq "$((3 * H))" "$(q -c "SELECT aif.committed_us(ARRAY['p', 'q'], 'cur',
+	to_timestamp(0), to_timestamp(4000000000))")" "committed: 1 used by job 3 + 2 reserved by job 1"
+# A span into "next", where the factory has no budget: the part there does not fit
+# (the half hour in cur would).
+start=$(($(date -u -d "$cur_end" +%s) - 1800))
+assert_eq "f next factory f 0 0 $((H / 2))" "$(reserve 5 q 1 3600 "$start")" "a span into a period without budget"
+assert_eq "t" "$(reserve 6 q 7 3600 | cut -d' ' -f1)" "7 GPU-hours for q after job 3 ended"
+
+# The funders' view: reserved GPU-hours beside used (p: 2 reserved; f: 2 + 7; q has no budget).
+assert_eq "f - 1 9|f p 0 2" \
+	"$(q -F ' ' -c "SELECT factory, coalesce(project, '-'), used_gpu_hours, reserved_gpu_hours
+		FROM aif_report.budget_status WHERE period = 'cur' ORDER BY project NULLS FIRST" | paste -sd'|')" \
+	"budget_status with reservations"
+
+# Two sessions against factory f: the first holds its reservation uncommitted for 2 s; the
+# second, started meanwhile, waits for it and then finds no room (1 GPU-hour left).
+q -c "DELETE FROM aif.reservations WHERE job_id = 6" >/dev/null
+left=$((10 - 1 - 2)) # 7 GPU-hours
+( q -c "BEGIN" -c "SELECT fits FROM aif.reserve('c1', 7, 'q', $((left - 1)), to_timestamp($now), to_timestamp($now + 3600))" \
+	-c "SELECT pg_sleep(2)" -c "COMMIT" >"$SQL_WORK/first" ) &
+first=$!
+sleep 0.5
+t0=$(date +%s%N)
+second=$(reserve 8 q 2 3600 | cut -d' ' -f1)
+waited=$((($(date +%s%N) - t0) / 1000000))
+wait "$first"
+assert_eq "t" "$(head -1 "$SQL_WORK/first")" "the first session's reservation"
+assert_eq "f" "$second" "the second session, after the first committed"
+((waited >= 1000)) || fail "the second session did not wait for the first (${waited} ms)"
+echo "two sessions: the second waited ${waited} ms and found no room"
+
+# The plan and the audit log show a change of admission.
+q <<SQL >"$SQL_WORK/plan"
+BEGIN;
+SELECT aif.begin_staging();
+INSERT INTO stage_sectors VALUES ('s1');
+INSERT INTO stage_periods SELECT id, starts_on, ends_on FROM aif.periods;
+INSERT INTO stage_factories (id, name, on_exhausted, grace_seconds, warn_at, allow_overcommit)
+	VALUES ('f', NULL, 'deny', 0, '{}', false);
+INSERT INTO stage_factory_clusters VALUES ('f', 'c1');
+INSERT INTO stage_factory_budgets VALUES ('f', 'cur', 10);
+INSERT INTO stage_projects (id, factory_id, name, on_exhausted, grace_seconds, warn_at)
+	VALUES ('p', 'f', NULL, 'deny', 0, '{}'), ('q', 'f', NULL, 'deny', 0, '{}');
+INSERT INTO stage_project_sectors VALUES ('p', 's1', 0), ('q', 's1', 0);
+INSERT INTO stage_project_budgets VALUES ('p', 'cur', 4);
+SELECT action, object, id, coalesce(detail, '') FROM aif.plan();
+ROLLBACK;
+SQL
+assert_eq "change|factory|f|admission reserve -> used
+change|project|p|admission reserve -> used
+change|project|q|admission reserve -> used" "$(grep '^change' "$SQL_WORK/plan")" "the plan of admission: used"
+# A project that admits by used in a factory that reserves is refused.
+assert_fails "project p admits by used, but its factory f reserves" "a project used in a reserving factory" \
+	q -c "BEGIN" -c "SELECT aif.begin_staging()" -c "INSERT INTO stage_sectors VALUES ('s1')" \
+	-c "INSERT INTO stage_periods SELECT id, starts_on, ends_on FROM aif.periods" \
+	-c "INSERT INTO stage_factories (id, name, on_exhausted, grace_seconds, warn_at, allow_overcommit, admission) VALUES ('f', NULL, 'deny', 0, '{}', false, 'reserve')" \
+	-c "INSERT INTO stage_projects (id, factory_id, name, on_exhausted, grace_seconds, warn_at) VALUES ('p', 'f', NULL, 'deny', 0, '{}')" \
+	-c "INSERT INTO stage_project_sectors VALUES ('p', 's1', 0)" -c "SELECT * FROM aif.plan()"
+echo "sql reservations: all checks passed"
