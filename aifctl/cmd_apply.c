@@ -70,8 +70,8 @@ static int stage_project(PGconn *conn, const char *factory_id, const struct aif_
 	const char *v[] = {p->id, factory_id, p->name, aif_on_exhausted_names[p->policy.on_exhausted],
 			   grace, warn_at, aif_admission_names[p->policy.admission]};
 
-	if (stage(conn, "INSERT INTO stage_projects (id, factory_id, name, on_exhausted, grace_seconds, warn_at, "
-			"admission) VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, v) < 0 ||
+	if (stage(conn, "INSERT INTO stage_projects (id, factory_id, name, on_exhausted, grace_seconds, "
+			"warn_at, admission) VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, v) < 0 ||
 	    stage_names(conn, "INSERT INTO stage_project_sectors (project_id, sector_id, position) "
 			      "VALUES ($1, $2, $3)", p->id, NULL, p->sectors, p->n_sectors) < 0 ||
 	    stage_names(conn, "INSERT INTO stage_project_members (project_id, name, kind) VALUES ($1, $2, $3)",
