@@ -16,6 +16,7 @@
 #include "identity.h"
 #include "log.h"
 #include "request.h"
+#include "reserve.h"
 
 /* What a sender can repeat at will is logged at most every 10 s, the rest counted. */
 #define HANDLER_LOG_EVERY_MS 10000
@@ -216,7 +217,8 @@ static void handle_decision(struct handler *h, struct worker *w, struct request 
 	uint64_t job = 0, uid = sender, gid = 0;
 	const struct snapshot *snap;
 	bool admit = m->kind == AIF_PROTO_ADMIT;
-	char what[96];
+	char what[96], project[128];
+	struct aif_diag why;
 
 	if (admit) {
 		/* Validated already: present and within range. */
@@ -254,13 +256,22 @@ static void handle_decision(struct handler *h, struct worker *w, struct request 
 		snprintf(adm.project, sizeof(adm.project), "%s", dec.project);
 		snprintf(adm.sector, sizeof(adm.sector), "%s", dec.sector);
 	}
+	snprintf(project, sizeof(project), "%s", dec.project ? dec.project : "?");
 	adm.diag = dec.diag;
-	if (dec.verdict == DECIDE_REFUSE || admit)
-		log_msg(LOG_LEVEL_INFO, "%s by %s (uid %llu): %s, project \"%s\"%s%s", what,
-			id.user ? id.user : "a user without a name", (unsigned long long)uid,
-			decide_reason_name(dec.reason), dec.project ? dec.project : "?",
-			dec.diag.message[0] ? ": " : "", dec.diag.message);
 	refresh_release(h->refresh);
+	if (admit && dec.verdict != DECIDE_REFUSE && dec.reserve &&
+	    reserve_admission(&w->db, h->cluster, (uint32_t)job, (uint32_t)uid, &adm, &why) < 0) {
+		/* No reservation, no admission: answered error, kept nowhere, decided next time. */
+		log_msg(LOG_LEVEL_WARNING, "%s by %s (uid %llu): not admitted: %s", what,
+			id.user ? id.user : "a user without a name", (unsigned long long)uid, why.message);
+		identity_free(&id);
+		reply_diag(h, req, AIF_PROTO_ERROR, nonce, &why);
+		return;
+	}
+	if (strcmp(adm.verdict, "refuse") == 0 || admit)
+		log_msg(LOG_LEVEL_INFO, "%s by %s (uid %llu): %s, project \"%s\"%s%s", what,
+			id.user ? id.user : "a user without a name", (unsigned long long)uid, adm.reason,
+			project, adm.diag.message[0] ? ": " : "", adm.diag.message);
 	identity_free(&id);
 	/* The first decision wins; without the database, this one stands alone (logged). */
 	if (admit)

@@ -436,6 +436,7 @@ int decide(const struct snapshot *s, const struct decide_request *req, struct de
 	if (!p)
 		return out->verdict;
 	out->project = p->id;
+	out->reserve = p->policy.reserve;
 
 	if (req->sector && req->sector[0]) {
 		for (size_t i = 0; i < p->n_sectors; i++)
@@ -578,6 +579,9 @@ const char *decide_reason_name(enum decide_reason r)
 		[DECIDE_R_FACTORY_EXHAUSTED] = "factory-exhausted",
 		[DECIDE_R_PROJECT_WARNING] = "project-warning",
 		[DECIDE_R_FACTORY_WARNING] = "factory-warning",
+		[DECIDE_R_PROJECT_CANNOT_AFFORD] = "project-cannot-afford",
+		[DECIDE_R_FACTORY_CANNOT_AFFORD] = "factory-cannot-afford",
+		[DECIDE_R_NO_TIME_LIMIT] = "no-time-limit",
 	};
 	if ((size_t)r < sizeof(names) / sizeof(names[0]) && names[r])
 		return names[r];

@@ -67,6 +67,10 @@ enum decide_reason {
 	DECIDE_R_FACTORY_EXHAUSTED,
 	DECIDE_R_PROJECT_WARNING,
 	DECIDE_R_FACTORY_WARNING,
+	/* An admission that reserves (reserve.h), after the checks above: */
+	DECIDE_R_PROJECT_CANNOT_AFFORD, /* the job's maximum cost exceeds what the project has left */
+	DECIDE_R_FACTORY_CANNOT_AFFORD, /* likewise its factory */
+	DECIDE_R_NO_TIME_LIMIT,         /* no finite time limit: no maximum cost */
 };
 
 struct decide_request {
@@ -86,6 +90,8 @@ struct decision {
 	enum decide_reason reason;
 	const char *project; /* resolved: points into the snapshot, NULL when unresolved */
 	const char *sector;  /* likewise */
+	bool reserve;        /* the project admits by reserving: an admission stands only once
+				aif.reserve() (sql/repeatable/35_reserve.sql) found the job's cost fits */
 	struct aif_diag diag; /* empty on ok */
 };
 

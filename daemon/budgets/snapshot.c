@@ -34,7 +34,7 @@ static const char *const queries[Q_COUNT] = {
 		      " extract(epoch FROM ends_on::timestamp AT TIME ZONE 'UTC')::bigint"
 		      " FROM aif.periods ORDER BY starts_on, id COLLATE \"C\"",
 	[Q_FACTORIES] = "SELECT id, name, on_exhausted, grace_seconds, array_to_string(warn_at, ','),"
-			" retired_at IS NOT NULL FROM aif.factories ORDER BY id COLLATE \"C\"",
+			" retired_at IS NOT NULL, admission FROM aif.factories ORDER BY id COLLATE \"C\"",
 	[Q_CLUSTERS] = "SELECT factory_id, cluster FROM aif.factory_clusters"
 		       " ORDER BY factory_id COLLATE \"C\", cluster COLLATE \"C\"",
 	/* The thresholds in warn_at's order, as the policy lists them. */
@@ -44,7 +44,7 @@ static const char *const queries[Q_COUNT] = {
 			      " aif_report.budget_thresholds(b.gpu_hours, f.warn_at) t"
 			      " ORDER BY b.factory_id COLLATE \"C\", b.period_id COLLATE \"C\"",
 	[Q_PROJECTS] = "SELECT id, factory_id, on_exhausted, grace_seconds, array_to_string(warn_at, ','),"
-		       " retired_at IS NOT NULL FROM aif.projects ORDER BY id COLLATE \"C\"",
+		       " retired_at IS NOT NULL, admission FROM aif.projects ORDER BY id COLLATE \"C\"",
 	[Q_SECTORS] = "SELECT project_id, sector_id FROM aif.project_sectors"
 		      " ORDER BY project_id COLLATE \"C\", position",
 	[Q_MEMBERS] = "SELECT project_id, kind, name FROM aif.project_members"
@@ -167,13 +167,15 @@ static int parse_list(const char *text, int64_t *out)
 	return n;
 }
 
-static int parse_policy(struct snap_policy *pol, const char *on_exhausted, const char *grace,
-			const char *warn_at)
+/* The policy in row of r: on_exhausted, grace_seconds, warn_at (columns 2-4), admission (6). */
+static int parse_policy(struct snap_policy *pol, const PGresult *r, int row)
 {
 	int64_t pct[SNAP_MAX_WARN_AT];
-	int n = parse_list(warn_at, pct);
+	const char *grace = PQgetvalue(r, row, 3);
+	int n = parse_list(PQgetvalue(r, row, 4), pct);
 
-	pol->on_exhausted = strcmp(on_exhausted, "cancel") == 0 ? SNAP_CANCEL : SNAP_DENY;
+	pol->on_exhausted = strcmp(PQgetvalue(r, row, 2), "cancel") == 0 ? SNAP_CANCEL : SNAP_DENY;
+	pol->reserve = strcmp(PQgetvalue(r, row, 6), "reserve") == 0;
 	if (n < 0 || parse_i64(grace, &pol->grace_seconds) < 0)
 		return -1;
 	for (int i = 0; i < n; i++) {
@@ -325,8 +327,7 @@ static int build(struct owned *o)
 		factories[i].id = PQgetvalue(r, i, 0);
 		factories[i].name = PQgetisnull(r, i, 1) ? NULL : PQgetvalue(r, i, 1);
 		factories[i].retired = PQgetvalue(r, i, 5)[0] == 't';
-		if (parse_policy(&factories[i].policy, PQgetvalue(r, i, 2), PQgetvalue(r, i, 3),
-				 PQgetvalue(r, i, 4)) < 0)
+		if (parse_policy(&factories[i].policy, r, i) < 0)
 			return -1;
 	}
 	r = o->res[Q_CLUSTERS];
@@ -345,8 +346,7 @@ static int build(struct owned *o)
 		projects[i].id = PQgetvalue(r, i, 0);
 		projects[i].factory = (size_t)f;
 		projects[i].retired = PQgetvalue(r, i, 5)[0] == 't';
-		if (parse_policy(&projects[i].policy, PQgetvalue(r, i, 2), PQgetvalue(r, i, 3),
-				 PQgetvalue(r, i, 4)) < 0)
+		if (parse_policy(&projects[i].policy, r, i) < 0)
 			return -1;
 	}
 	r = o->res[Q_SECTORS];

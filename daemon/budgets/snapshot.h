@@ -50,6 +50,7 @@ struct snap_policy {
 	size_t n_warn_at;
 	enum snap_on_exhausted on_exhausted;
 	int64_t grace_seconds;
+	bool reserve; /* admission: reserve (sql/012_reservations.sql) */
 };
 
 struct snap_factory {

@@ -1,0 +1,120 @@
+/* reserve: an admission's reservation (reserve.h). */
+#include "reserve.h"
+
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "aif_db.h"
+#include "decide.h"
+#include "jobcost.h"
+
+static const char RESERVE_SQL[] =
+	"SELECT fits, coalesce(period_id, ''), coalesce(scope, ''), coalesce(owner, ''),"
+	" coalesce(budget_us, 0), coalesce(committed_us, 0), coalesce(cost_us, 0)"
+	" FROM aif.reserve($1, $2, $3, $4, to_timestamp($5), to_timestamp($6))";
+
+/* GPU-microseconds as GPU-hours, at most two decimals: "12", "0.5", "1234.57". */
+static const char *hours(char *buf, size_t size, long long us)
+{
+	char *end;
+
+	snprintf(buf, size, "%.2f", (double)us / 3.6e9);
+	end = buf + strlen(buf);
+	while (end > buf && end[-1] == '0')
+		*--end = '\0';
+	if (end > buf && end[-1] == '.')
+		end[-1] = '\0';
+	return buf;
+}
+
+/* A time limit as Slurm prints one: [D-]HH:MM:SS. */
+static const char *limit(char *buf, size_t size, int64_t seconds)
+{
+	long long d = seconds / 86400, h = seconds % 86400 / 3600, m = seconds % 3600 / 60,
+		  s = seconds % 60;
+
+	if (d)
+		snprintf(buf, size, "%lld-%02lld:%02lld:%02lld", d, h, m, s);
+	else
+		snprintf(buf, size, "%02lld:%02lld:%02lld", h, m, s);
+	return buf;
+}
+
+static void refuse(struct admission *adm, enum decide_reason reason)
+{
+	snprintf(adm->verdict, sizeof(adm->verdict), "refuse");
+	snprintf(adm->reason, sizeof(adm->reason), "%s", decide_reason_name(reason));
+}
+
+/* The reservation did not fit: the refusal names the budget, the cost and what is left. */
+static void cannot_afford(struct admission *adm, const PGresult *res, const struct job_cost *cost)
+{
+	const char *period = PQgetvalue(res, 0, 1), *scope = PQgetvalue(res, 0, 2),
+		   *owner = PQgetvalue(res, 0, 3);
+	long long budget = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+	long long committed = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
+	long long need = strtoll(PQgetvalue(res, 0, 6), NULL, 10);
+	long long left = budget > committed ? budget - committed : 0;
+	bool factory = strcmp(scope, "factory") == 0;
+	char h_need[32], h_left[32], h_budget[32], tl[32];
+
+	refuse(adm, factory ? DECIDE_R_FACTORY_CANNOT_AFFORD : DECIDE_R_PROJECT_CANNOT_AFFORD);
+	aif_diag_clear(&adm->diag);
+	aif_diag_message(&adm->diag, "job refused: it may cost %s GPU-hours, and %s \"%s\" has %s left",
+			 hours(h_need, sizeof(h_need), need), scope, owner,
+			 hours(h_left, sizeof(h_left), left));
+	aif_diag_detail(&adm->diag, "%" PRId64 " GPUs for its time limit of %s: %s GPU-hours in "
+			"period \"%s\", where %s \"%s\" has %s of its %s GPU-hours left after what "
+			"is used and what running jobs reserve.", cost->gpus,
+			limit(tl, sizeof(tl), cost->end - cost->start), h_need, period, scope, owner,
+			h_left, hours(h_budget, sizeof(h_budget), budget));
+	aif_diag_hint(&adm->diag, "Ask for less time (--time) or fewer GPUs, or submit it again when "
+				  "running jobs have ended%s.", factory ? "" : " or the project has more GPU-hours");
+}
+
+int reserve_admission(struct db *db, const char *cluster, uint32_t job, uint32_t uid,
+		      struct admission *adm, struct aif_diag *why)
+{
+	static const char what[] = "could not reserve a job's cost";
+	struct job_cost cost;
+	char id[16], gpus[24], start[24], end[24];
+	const char *params[] = {cluster, id, adm->project, gpus, start, end};
+	struct aif_diag lost;
+	PGresult *res;
+	int rc = -1;
+
+	if (jobcost_load(job, uid, &cost, why) < 0)
+		return -1;
+	if (cost.unlimited) {
+		refuse(adm, DECIDE_R_NO_TIME_LIMIT);
+		aif_diag_clear(&adm->diag);
+		aif_diag_message(&adm->diag, "job refused: it has no time limit, and project \"%s\" "
+					     "reserves what each job may cost", adm->project);
+		aif_diag_detail(&adm->diag, "A job is admitted only when its GPUs for its whole time "
+					    "limit fit the project's budget.");
+		aif_diag_hint(&adm->diag, "Submit it with a time limit, e.g. --time=2:00:00.");
+		return 0;
+	}
+	snprintf(id, sizeof(id), "%" PRIu32, job);
+	snprintf(gpus, sizeof(gpus), "%" PRId64, cost.gpus);
+	snprintf(start, sizeof(start), "%" PRId64, cost.start);
+	snprintf(end, sizeof(end), "%" PRId64, cost.end);
+	res = db_exec(db, what, RESERVE_SQL, 6, params, &lost);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		if (!res || db_outcome(db, res) == DB_RETRY)
+			*why = lost;
+		else
+			aif_db_diag(why, db->conn, res, what);
+	} else {
+		if (PQgetvalue(res, 0, 0)[0] != 't')
+			cannot_afford(adm, res, &cost);
+		rc = 0;
+	}
+	PQclear(res);
+	return rc;
+}

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Admission that reserves (docs/aifd.md "Reservations"), on a cluster of the test's own with
+# aif.so and a real aifd, as an ordinary user, in a factory with admission: reserve:
+#   a job whose GPUs for its time limit do not fit what its project has left is refused at
+#   start, told what it may cost and what is left; one without a time limit is refused with a
+#   hint to set one; a job that fits runs, with its cost reserved (slurmctld's GPUs, StartTime
+#   and time limit); while it runs, a job that fits the budget but not beside its reservation
+#   is refused; cancelled early, its reservation is released at once and a waiting job's cost
+#   fits again; no node is drained.
+set -euo pipefail
+source "$(dirname "$0")/../lib.sh"
+plugin_cluster_start
+user=$AIF_TEST_USER
+
+{ budgets_head health; cat; } >"$AIFD_WORK/budgets.yaml" <<YAML
+factories:
+  - id: fa
+    clusters: [$AIF_TEST_CLUSTER]
+    budgets: {cur: 1000}
+    admission: reserve
+    projects:
+      - {id: small, sectors: [health], budgets: {cur: 1}, members: {users: [$user]}}
+YAML
+aif_apply "$AIFD_WORK/budgets.yaml"
+plugin_aifd_start
+
+submit() { # submit NAME SBATCH-ARG...: as $user, in the run's work dir; prints the job id
+	local name=$1
+	shift
+	as_user "$user" sbatch --parsable -N1 --aif-project=small -o "$name.out" -e "$name.err" "$@"
+}
+reservations() {
+	psql -d "$AIFD_DB" -Atc "SELECT job_id, gpus, extract(epoch FROM ends_at - starts_at)::int,
+		extract(epoch FROM starts_at)::bigint FROM aif.reservations ORDER BY job_id"
+}
+admission() { psql -d "$AIFD_DB" -Atc "SELECT verdict, reason FROM aif.admissions WHERE job_id = $1"; }
+nodes_state() { sinfo -h -N -o '%N %T' | sort | paste -sd,; }
+
+# 2 GPUs for an hour: 2 GPU-hours, where the project has 1.
+job=$(submit big --gpus-per-node=2 --time=60 --wrap 'echo ran')
+assert_eq FAILED "$(wait_job "$job")" "a job that may cost 2 GPU-hours"
+err=$(cat "$AIF_TEST_WORKDIR/big.err")
+assert_match 'aif: job refused: it may cost 2 GPU-hours, and project "small" has 1 left' "$err" "its reason"
+assert_match 'DETAIL:  2 GPUs for its time limit of 01:00:00: 2 GPU-hours in period "cur"' "$err" "its detail"
+assert_match 'HINT:  Ask for less time \(--time\) or fewer GPUs' "$err" "its hint"
+[[ ! -s $AIF_TEST_WORKDIR/big.out ]] || fail "the refused job's script ran"
+assert_eq "refuse|project-cannot-afford" "$(admission "$job")" "its admission"
+
+# No time limit (the partition has neither DefaultTime nor MaxTime): refused.
+job=$(submit unlimited --gpus-per-node=1 --wrap 'echo ran')
+assert_eq FAILED "$(wait_job "$job")" "a job without a time limit"
+assert_match 'aif: job refused: it has no time limit, and project "small" reserves what each job may cost' \
+	"$(cat "$AIF_TEST_WORKDIR/unlimited.err")" "its reason"
+assert_match 'HINT:  Submit it with a time limit, e.g. --time=2:00:00.' "$(cat "$AIF_TEST_WORKDIR/unlimited.err")" "its hint"
+assert_eq "refuse|no-time-limit" "$(admission "$job")" "its admission"
+assert_eq "" "$(reservations)" "reservations of refused jobs"
+
+# 1 GPU for 30 minutes fits (0.5 GPU-hours): it runs, reserved at slurmctld's StartTime.
+first=$(submit first --gpus-per-node=1 --time=30 --wrap 'sleep 300')
+deadline=$((SECONDS + 30))
+until [[ -n $(reservations) ]]; do
+	((SECONDS < deadline)) || fail "job $first: no reservation: $(squeue -j "$first") $(admission "$first")"
+	sleep 0.2
+done
+start=$(date -d "$(scontrol -o show job "$first" | sed 's/.* StartTime=\([^ ]*\).*/\1/')" +%s)
+assert_eq "$first|1|1800|$start" "$(reservations)" "the first job's reservation"
+assert_eq "ok|ok" "$(admission "$first")" "the first job's admission"
+
+# Beside it, 1 GPU for 40 minutes (0.67) does not fit the 0.5 left.
+job=$(submit second --gpus-per-node=1 --time=40 --wrap 'echo ran')
+assert_eq FAILED "$(wait_job "$job")" "a job that does not fit beside the first"
+assert_match 'aif: job refused: it may cost 0.67 GPU-hours, and project "small" has 0.5 left' \
+	"$(cat "$AIF_TEST_WORKDIR/second.err")" "its reason"
+
+# The first ends early: its reservation goes with its usage's end, and the same job fits now.
+scancel "$first"
+wait_job "$first" >/dev/null
+wait_sql "SELECT count(*) FROM aif.reservations" 0 "the first job's reservation after it ended"
+job=$(submit third --gpus-per-node=1 --time=40 --wrap 'echo ran')
+assert_eq COMPLETED "$(wait_job "$job")" "the job that fits once the first ended"
+assert_eq "ran" "$(cat "$AIF_TEST_WORKDIR/third.out")" "its output"
+wait_sql "SELECT count(*) FROM aif.reservations" 0 "reservations once every job ended"
+assert_eq "n1 idle,n2 idle" "$(nodes_state)" "nodes after the refusals"
+echo "plugin reservations: all checks passed"
