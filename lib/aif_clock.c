@@ -3,12 +3,17 @@
 #include <errno.h>
 #include <poll.h>
 
-int64_t aif_clock_ms(void)
+int64_t aif_clock_ns(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t aif_clock_ms(void)
+{
+	return aif_clock_ns() / 1000000;
 }
 
 struct timespec aif_clock_timespec(int64_t deadline_ms)

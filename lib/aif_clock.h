@@ -7,6 +7,8 @@
 
 /* CLOCK_MONOTONIC in milliseconds: a step of the wall clock moves no deadline. */
 int64_t aif_clock_ms(void);
+/* The same in nanoseconds, for measuring. */
+int64_t aif_clock_ns(void);
 
 /*
  * Such a deadline as the absolute time of a wait on CLOCK_MONOTONIC (pthread_cond_timedwait

@@ -32,4 +32,18 @@ COMMENT ON TABLE aif.reservations IS
 REVOKE ALL ON aif.reservations FROM PUBLIC;
 GRANT SELECT ON aif.reservations TO aif_operator, aif_daemon;
 
+-- What the reservations hold per period and project, kept by the functions that insert and
+-- delete reservations (and recomputed when periods move), so that an admission reads one row
+-- per budget instead of summing every running job's reservation.
+CREATE TABLE IF NOT EXISTS aif.reserved_totals (
+	period_id text NOT NULL REFERENCES aif.periods ON DELETE CASCADE,
+	project_id text NOT NULL REFERENCES aif.projects,
+	gpu_us bigint NOT NULL CHECK (gpu_us >= 0),
+	PRIMARY KEY (period_id, project_id)
+);
+COMMENT ON TABLE aif.reserved_totals IS
+	'the GPU-microseconds of aif.reservations within each period, per project';
+REVOKE ALL ON aif.reserved_totals FROM PUBLIC;
+GRANT SELECT ON aif.reserved_totals TO aif_operator, aif_daemon;
+
 INSERT INTO aif.schema_migrations (version, name) VALUES (12, '012_reservations') ON CONFLICT DO NOTHING;

@@ -574,6 +574,7 @@ BEGIN
 	WHERE NOT EXISTS (SELECT 1 FROM pg_temp.stage_periods s WHERE s.id = l.id);
 	IF moved_periods IS NOT NULL THEN
 		PERFORM aif.rollup_recompute_periods(moved_periods);
+		PERFORM aif.reserved_totals_recompute();
 	END IF;
 
 	SELECT count(*) FILTER (WHERE r->>'action' = 'add'),

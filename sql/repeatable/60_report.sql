@@ -71,11 +71,7 @@ WITH per AS (
 	) x
 	GROUP BY x.period_id, x.project_id
 ), reserved AS (
-	SELECT per.id AS period_id, r.project_id,
-	       sum(aif_report.gpu_us_within(r.gpus, r.starts_at, r.ends_at, per.t0, per.t1)) AS gpu_us
-	FROM aif.reservations r
-	JOIN per ON r.starts_at < per.t1 AND r.ends_at > per.t0
-	GROUP BY per.id, r.project_id
+	SELECT r.period_id, r.project_id, r.gpu_us FROM aif.reserved_totals r
 ), by_factory AS (
 	SELECT x.period_id, p.factory_id, sum(x.used) AS gpu_us, sum(x.reserved) AS reserved_us
 	FROM (SELECT u.period_id, u.project_id, u.gpu_us AS used, 0 AS reserved FROM used u

@@ -83,7 +83,11 @@ assert_eq "f - 1 9|f p 0 2" \
 
 # Two sessions against factory f: the first holds its reservation uncommitted for 2 s; the
 # second, started meanwhile, waits for it and then finds no room (1 GPU-hour left).
-q -c "DELETE FROM aif.reservations WHERE job_id = 6" >/dev/null
+# (job 6 ends at once: an interval inserted closed releases its reservation too)
+q -c "INSERT INTO aif.usage_intervals (cluster, job_id, node, restart_count, project_id, sector_id,
+	uid, user_name, gpus, started_at, ended_at, end_source, exact)
+	VALUES ('c1', 6, 'n1', 0, 'q', 's1', 1000, 'u', 7, to_timestamp($now), to_timestamp($now), 'epilog', true)" >/dev/null
+assert_eq 1 "$(q -c "SELECT string_agg(job_id::text, ',') FROM aif.reservations")" "reservations after job 6 ended"
 left=$((10 - 1 - 2)) # 7 GPU-hours
 ( q -c "BEGIN" -c "SELECT fits FROM aif.reserve('c1', 7, 'q', $((left - 1)), to_timestamp($now), to_timestamp($now + 3600))" \
 	-c "SELECT pg_sleep(2)" -c "COMMIT" >"$SQL_WORK/first" ) &
@@ -97,6 +101,20 @@ assert_eq "t" "$(head -1 "$SQL_WORK/first")" "the first session's reservation"
 assert_eq "f" "$second" "the second session, after the first committed"
 ((waited >= 1000)) || fail "the second session did not wait for the first (${waited} ms)"
 echo "two sessions: the second waited ${waited} ms and found no room"
+
+# The totals the admissions read agree with the reservations, also once a period moved.
+totals_agree() { # totals_agree WHAT
+	assert_eq "$(q -c "SELECT h.period_id, r.project_id, sum(h.gpu_us) FROM aif.reservations r
+		CROSS JOIN LATERAL aif.reservation_shares(r.gpus, r.starts_at, r.ends_at) h
+		GROUP BY 1, 2 HAVING sum(h.gpu_us) > 0 ORDER BY 1, 2")" \
+		"$(q -c "SELECT period_id, project_id, gpu_us FROM aif.reserved_totals WHERE gpu_us > 0 ORDER BY 1, 2")" \
+		"aif.reserved_totals $1"
+}
+totals_agree "after reserving and releasing"
+[[ -n $(q -c "SELECT * FROM aif.reserved_totals WHERE gpu_us > 0") ]] || fail "no reserved totals to check"
+q -c "UPDATE aif.periods SET ends_on = (now() AT TIME ZONE 'UTC')::date WHERE id = 'cur'" >/dev/null # as apply would
+q -c "SELECT aif.reserved_totals_recompute()" >/dev/null
+totals_agree "after cur was cut at today"
 
 # The plan and the audit log show a change of admission.
 q <<SQL >"$SQL_WORK/plan"

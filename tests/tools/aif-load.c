@@ -55,6 +55,7 @@
 #include <munge.h>
 
 #include "aif_client.h"
+#include "aif_clock.h"
 #include "aif_proto.h"
 
 #define RETRY_PAUSE_MS 50
@@ -96,13 +97,6 @@ struct client {
 	char first_error[1200];
 	bool failed; /* could not go on (setup, --acked-log, job ids used up) */
 };
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static void sleep_ms(long ms)
 {
@@ -151,7 +145,7 @@ static int encode_credential(void *arg, const char *payload, size_t len, char **
 		aif_diag_message(diag, "munge: %s", why ? why : munge_strerror(e));
 		return -1;
 	}
-	c->encoded_ns = now_ns();
+	c->encoded_ns = aif_clock_ns();
 	return 0;
 }
 
@@ -257,13 +251,13 @@ static bool answered_well(const struct aif_proto_msg *req, const struct aif_prot
 static bool send_request(struct client *c, struct aif_client *ac, const struct aif_proto_msg *req)
 {
 	const struct settings *s = c->s;
-	int64_t started = now_ns(), first_failure = 0;
+	int64_t started = aif_clock_ns(), first_failure = 0;
 
 	for (;;) {
 		struct aif_proto_msg res;
 		struct aif_diag diag;
 		int rc = aif_client_request(ac, req, &res, &diag);
-		int64_t answered = now_ns();
+		int64_t answered = aif_clock_ns();
 		bool well = rc == 0 && answered_well(req, &res);
 
 		if (well && req->kind == AIF_PROTO_CHECK &&
@@ -292,7 +286,7 @@ static bool send_request(struct client *c, struct aif_client *ac, const struct a
 static bool more_requests(const struct client *c, uint64_t i)
 {
 	const struct settings *s = c->s;
-	return s->deadline_ns ? now_ns() < s->deadline_ns : i < s->requests;
+	return s->deadline_ns ? aif_clock_ns() < s->deadline_ns : i < s->requests;
 }
 
 static void *run_client(void *arg)
@@ -411,7 +405,7 @@ static void *encode_decode_slice(void *arg)
 static double run_threads(struct client *cs, unsigned n, size_t offset, size_t count,
 			  void *(*fn)(void *))
 {
-	int64_t t0 = now_ns();
+	int64_t t0 = aif_clock_ns();
 	unsigned started;
 
 	for (started = 0; started < n; started++) {
@@ -425,7 +419,7 @@ static double run_threads(struct client *cs, unsigned n, size_t offset, size_t c
 	}
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(cs[i].thread, NULL);
-	return (double)(now_ns() - t0) / 1e9;
+	return (double)(aif_clock_ns() - t0) / 1e9;
 }
 
 static int compare_u64(const void *a, const void *b)
@@ -712,7 +706,7 @@ int main(int argc, char **argv)
 	}
 	if (rc == 0) {
 		if (duration_ns)
-			s.deadline_ns = now_ns() + duration_ns;
+			s.deadline_ns = aif_clock_ns() + duration_ns;
 		rc = s.mode == MODE_MUNGE_DECODE ? run_munge_decode(&s, cs) : run_load(&s, cs);
 	}
 	for (unsigned i = 0; i < s.clients; i++) {
