@@ -219,6 +219,7 @@ static void handle_decision(struct handler *h, struct worker *w, struct request 
 	bool admit = m->kind == AIF_PROTO_ADMIT;
 	char what[96], project[128];
 	struct aif_diag why;
+	int reserved = 0;
 
 	if (admit) {
 		/* Validated already: present and within range. */
@@ -260,7 +261,8 @@ static void handle_decision(struct handler *h, struct worker *w, struct request 
 	adm.diag = dec.diag;
 	refresh_release(h->refresh);
 	if (admit && dec.verdict != DECIDE_REFUSE && dec.reserve &&
-	    reserve_admission(&w->db, h->cluster, (uint32_t)job, (uint32_t)uid, &adm, &why) < 0) {
+	    (reserved = reserve_admission(&w->db, h->cluster, (uint32_t)job, (uint32_t)uid, &adm,
+					  &why)) < 0) {
 		/* No reservation, no admission: answered error, kept nowhere, decided next time. */
 		log_msg(LOG_LEVEL_WARNING, "%s by %s (uid %llu): not admitted: %s", what,
 			id.user ? id.user : "a user without a name", (unsigned long long)uid, why.message);
@@ -273,8 +275,9 @@ static void handle_decision(struct handler *h, struct worker *w, struct request 
 			id.user ? id.user : "a user without a name", (unsigned long long)uid, adm.reason,
 			project, adm.diag.message[0] ? ": " : "", adm.diag.message);
 	identity_free(&id);
-	/* The first decision wins; without the database, this one stands alone (logged). */
-	if (admit)
+	/* The first decision wins; without the database, this one stands alone (logged). A job
+	 * that waits is decided again when it starts again. */
+	if (admit && reserved != RESERVE_HELD)
 		admissions_keep(&w->db, h->cluster, (uint32_t)job, (uint32_t)uid, &adm);
 	reply_admission(h, req, nonce, &adm);
 }

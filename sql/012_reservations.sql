@@ -46,4 +46,22 @@ COMMENT ON TABLE aif.reserved_totals IS
 REVOKE ALL ON aif.reserved_totals FROM PUBLIC;
 GRANT SELECT ON aif.reserved_totals TO aif_operator, aif_daemon;
 
+-- Jobs that did not fit at their start and wait, held by aifd in slurmctld, until their cost
+-- fits again (docs/aifd.md, "Jobs that wait"): their GPUs and time limit, and when aifd
+-- released them (reserving their cost then, until they start).
+CREATE TABLE IF NOT EXISTS aif.waiting (
+	cluster text NOT NULL,
+	job_id bigint NOT NULL,
+	project_id text NOT NULL REFERENCES aif.projects,
+	gpus bigint NOT NULL CHECK (gpus >= 0),
+	seconds bigint NOT NULL CHECK (seconds > 0),
+	held_at timestamptz NOT NULL DEFAULT now(),
+	released_at timestamptz,
+	PRIMARY KEY (cluster, job_id)
+);
+COMMENT ON TABLE aif.waiting IS 'jobs held by aifd until their maximum cost fits their budgets';
+REVOKE ALL ON aif.waiting FROM PUBLIC;
+GRANT SELECT ON aif.waiting TO aif_operator;
+GRANT SELECT, INSERT, UPDATE, DELETE ON aif.waiting TO aif_daemon;
+
 INSERT INTO aif.schema_migrations (version, name) VALUES (12, '012_reservations') ON CONFLICT DO NOTHING;

@@ -11,11 +11,12 @@
 
 #include "aif_db.h"
 #include "decide.h"
+#include "holds.h"
 #include "jobcost.h"
 
 static const char RESERVE_SQL[] =
 	"SELECT fits, coalesce(period_id, ''), coalesce(scope, ''), coalesce(owner, ''),"
-	" coalesce(budget_us, 0), coalesce(committed_us, 0), coalesce(cost_us, 0)"
+	" coalesce(budget_us, 0), coalesce(committed_us, 0), coalesce(cost_us, 0), waits"
 	" FROM aif.reserve($1, $2, $3, $4, to_timestamp($5), to_timestamp($6))";
 
 /* GPU-microseconds as GPU-hours, at most two decimals: "12", "0.5", "1234.57". */
@@ -51,8 +52,12 @@ static void refuse(struct admission *adm, enum decide_reason reason)
 	snprintf(adm->reason, sizeof(adm->reason), "%s", decide_reason_name(reason));
 }
 
-/* The reservation did not fit: the refusal names the budget, the cost and what is left. */
-static void cannot_afford(struct admission *adm, const PGresult *res, const struct job_cost *cost)
+/*
+ * The reservation did not fit: the refusal names the budget, the cost and what is left. A job
+ * that would fit once running jobs end waits, held in slurmctld (holds.h): RESERVE_HELD.
+ */
+static int cannot_afford(struct db *db, const char *cluster, uint32_t job, struct admission *adm,
+			 const PGresult *res, const struct job_cost *cost)
 {
 	const char *period = PQgetvalue(res, 0, 1), *scope = PQgetvalue(res, 0, 2),
 		   *owner = PQgetvalue(res, 0, 3);
@@ -60,21 +65,39 @@ static void cannot_afford(struct admission *adm, const PGresult *res, const stru
 	long long committed = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
 	long long need = strtoll(PQgetvalue(res, 0, 6), NULL, 10);
 	long long left = budget > committed ? budget - committed : 0;
-	bool factory = strcmp(scope, "factory") == 0;
-	char h_need[32], h_left[32], h_budget[32], tl[32];
+	bool factory = strcmp(scope, "factory") == 0, waits = PQgetvalue(res, 0, 7)[0] == 't';
+	char h_need[32], h_left[32], h_budget[32], tl[32], comment[256];
+	struct aif_diag why;
 
 	refuse(adm, factory ? DECIDE_R_FACTORY_CANNOT_AFFORD : DECIDE_R_PROJECT_CANNOT_AFFORD);
+	hours(h_need, sizeof(h_need), need);
+	hours(h_left, sizeof(h_left), left);
+	hours(h_budget, sizeof(h_budget), budget);
+	limit(tl, sizeof(tl), cost->end - cost->start);
 	aif_diag_clear(&adm->diag);
-	aif_diag_message(&adm->diag, "job refused: it may cost %s GPU-hours, and %s \"%s\" has %s left",
-			 hours(h_need, sizeof(h_need), need), scope, owner,
-			 hours(h_left, sizeof(h_left), left));
 	aif_diag_detail(&adm->diag, "%" PRId64 " GPUs for its time limit of %s: %s GPU-hours in "
 			"period \"%s\", where %s \"%s\" has %s of its %s GPU-hours left after what "
-			"is used and what running jobs reserve.", cost->gpus,
-			limit(tl, sizeof(tl), cost->end - cost->start), h_need, period, scope, owner,
-			h_left, hours(h_budget, sizeof(h_budget), budget));
-	aif_diag_hint(&adm->diag, "Ask for less time (--time) or fewer GPUs, or submit it again when "
-				  "running jobs have ended%s.", factory ? "" : " or the project has more GPU-hours");
+			"is used and what running jobs reserve.", cost->gpus, tl, h_need, period, scope,
+			owner, h_left, h_budget);
+	snprintf(comment, sizeof(comment), "aif: waiting for GPU-hours: may cost %s, %s %s has %s left",
+		 h_need, scope, owner, h_left);
+	if (waits && holds_hold(db, cluster, job, adm->project, cost->gpus, cost->end - cost->start,
+				comment, &why) == 0) {
+		aif_diag_message(&adm->diag, "job held: it may cost %s GPU-hours, and %s \"%s\" has %s "
+					     "left until running jobs end", h_need, scope, owner, h_left);
+		aif_diag_hint(&adm->diag, "It waits in the queue, held, and runs once its cost fits; "
+					  "scancel it to give up.");
+		return RESERVE_HELD;
+	}
+	aif_diag_message(&adm->diag, "job refused: it may cost %s GPU-hours, and %s \"%s\" has %s left",
+			 h_need, scope, owner, h_left);
+	if (waits)
+		aif_diag_hint(&adm->diag, "It could not wait (%s). Submit it again when running jobs "
+					  "have ended, or with less time (--time) or fewer GPUs.", why.message);
+	else
+		aif_diag_hint(&adm->diag, "Ask for less time (--time) or fewer GPUs%s.",
+			      factory ? "" : ", or for more GPU-hours for the project");
+	return 0;
 }
 
 int reserve_admission(struct db *db, const char *cluster, uint32_t job, uint32_t uid,
@@ -111,9 +134,7 @@ int reserve_admission(struct db *db, const char *cluster, uint32_t job, uint32_t
 		else
 			aif_db_diag(why, db->conn, res, what);
 	} else {
-		if (PQgetvalue(res, 0, 0)[0] != 't')
-			cannot_afford(adm, res, &cost);
-		rc = 0;
+		rc = PQgetvalue(res, 0, 0)[0] == 't' ? 0 : cannot_afford(db, cluster, job, adm, res, &cost);
 	}
 	PQclear(res);
 	return rc;

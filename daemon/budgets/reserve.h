@@ -14,11 +14,15 @@
 #include "aif_diag.h"
 #include "db.h"
 
+/* The job does not fit now, but waits, held (holds.h): refused now, and decided again later. */
+#define RESERVE_HELD 1
+
 /*
  * Reserve for job (uid's, on cluster) admitted by *adm (ok or warn, its project resolved).
- * Returns 0 when *adm stands (reserved now or before) or was turned into a refusal; -1 with
- * why when neither could be decided (slurmctld or the database did not answer): then there is
- * no admission, and no reservation.
+ * Returns 0 when *adm stands (reserved now or before) or was turned into a refusal;
+ * RESERVE_HELD when it was turned into a refusal but the job waits, to be decided again (so
+ * not to be kept); -1 with why when neither could be decided (slurmctld or the database did
+ * not answer): then there is no admission, and no reservation.
  */
 int reserve_admission(struct db *db, const char *cluster, uint32_t job, uint32_t uid,
 		      struct admission *adm, struct aif_diag *why);

@@ -43,6 +43,7 @@
 #include "aif_clock.h"
 #include "aif_db.h"
 #include "db.h"
+#include "holds.h"
 #include "log.h"
 #include "pgarray.h"
 #include "slurmctld.h"
@@ -717,6 +718,7 @@ static void pass(struct reconcile *r)
 	if (n > 0) /* no running job, nothing to cancel (and no need to add up every budget) */
 		request_cancellations(r);
 	carry_out_cancellations(r, slurm_ok);
+	holds_pass(&r->db, r->cluster);
 	log_debug("reconciled %zu open runs with slurmctld; %d intervals closed", n, closed);
 }
 

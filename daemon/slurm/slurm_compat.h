@@ -42,6 +42,11 @@ static inline int slurm_compat_kill_job(uint32_t job, uint16_t signal, uint16_t 
 	return slurm_kill_job(slurm_compat_job(job), signal, flags);
 }
 
+static inline int slurm_compat_requeue(uint32_t job, uint32_t flags)
+{
+	return slurm_requeue(slurm_compat_job(job), flags);
+}
+
 static inline void slurm_compat_free_conf(slurm_conf_t *conf)
 {
 	slurm_free_conf(conf);
@@ -55,6 +60,11 @@ static inline int slurm_compat_load_job(job_info_msg_t **msg, uint32_t job, uint
 static inline int slurm_compat_kill_job(uint32_t job, uint16_t signal, uint16_t flags)
 {
 	return slurm_kill_job(job, signal, flags);
+}
+
+static inline int slurm_compat_requeue(uint32_t job, uint32_t flags)
+{
+	return slurm_requeue(job, flags);
 }
 
 static inline void slurm_compat_free_conf(slurm_conf_t *conf)

@@ -62,17 +62,21 @@ BEGIN
 END
 $$;
 
+-- (Dropped first: CREATE OR REPLACE cannot change the columns a function returns.)
+DROP FUNCTION IF EXISTS aif.reserve(text, bigint, text, bigint, timestamptz, timestamptz);
 -- Reserve gpus over [starts, ends) for job (cluster, job) of project: only when, in every period
 -- the span reaches, the cost fits what the project's budget (if it has one there) and its
 -- factory's budget (none: no GPU-hours) have left after what they committed. A job reserved
--- already (another node's or step's admission) fits as it did.
+-- already (another node's or step's admission, or its release from waiting) fits as it did
+-- when that reservation covers this span; else it is replaced.
 -- Returns fits, and the figures of the budget that decided (scope project or factory, owner its
 -- id): the first that has no room, else the one left with the least room (its committed_us then
--- includes this job's cost).
+-- includes this job's cost); waits: it does not fit, but would without the other reservations.
 CREATE OR REPLACE FUNCTION aif.reserve(cluster text, job bigint, project text, gpus bigint,
 				       starts timestamptz, ends timestamptz,
 				       OUT fits boolean, OUT period_id text, OUT scope text, OUT owner text,
-				       OUT budget_us bigint, OUT committed_us bigint, OUT cost_us bigint)
+				       OUT budget_us bigint, OUT committed_us bigint, OUT cost_us bigint,
+				       OUT waits boolean)
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -80,6 +84,7 @@ DECLARE
 	factory text;
 	b record;
 	least_room bigint;
+	covered boolean;
 BEGIN
 	SELECT p.factory_id INTO factory FROM aif.projects p WHERE p.id = reserve.project;
 	IF NOT FOUND THEN
@@ -89,9 +94,15 @@ BEGIN
 	END IF;
 	PERFORM aif.reservations_lock(ARRAY[reserve.project]);
 	fits := true;
-	IF EXISTS (SELECT 1 FROM aif.reservations r
-		   WHERE r.cluster = reserve.cluster AND r.job_id = reserve.job) THEN
+	waits := false;
+	SELECT r.starts_at <= starts AND r.ends_at >= ends AND r.gpus >= reserve.gpus INTO covered
+	FROM aif.reservations r WHERE r.cluster = reserve.cluster AND r.job_id = reserve.job;
+	IF covered THEN
 		RETURN;
+	ELSIF FOUND THEN
+		PERFORM aif.reservations_lock(ARRAY(SELECT r.project_id FROM aif.reservations r
+					 WHERE r.cluster = reserve.cluster AND r.job_id = reserve.job));
+		PERFORM aif.reservations_delete(ARRAY[reserve.cluster], ARRAY[reserve.job], false);
 	END IF;
 	FOR b IN
 		WITH scoped AS (
@@ -107,13 +118,17 @@ BEGIN
 		)
 		SELECT s.period_id AS id, s.scope, s.owner, s.gpu_us AS cost,
 		       aif_report.budget_threshold_us(s.gpu_hours, 100) AS budget,
-		       aif.committed_us(s.projects, s.period_id, s.t0, s.t1) AS committed
+		       aif.committed_us(s.projects, s.period_id, s.t0, s.t1) AS committed,
+		       coalesce((SELECT sum(t.gpu_us) FROM aif.reserved_totals t
+				 WHERE t.period_id = s.period_id AND t.project_id = ANY (s.projects)), 0)
+			AS reserved
 		FROM scoped s
 		WHERE s.gpu_us > 0
 		ORDER BY s.starts_on, s.period_id, s.scope DESC
 	LOOP
 		IF b.committed::numeric + b.cost > b.budget THEN
 			fits := false;
+			waits := b.committed::numeric - b.reserved + b.cost <= b.budget;
 			period_id := b.id;
 			scope := b.scope;
 			owner := b.owner;
@@ -142,6 +157,29 @@ BEGIN
 END
 $$;
 
+-- Delete the reservations of the jobs (clusters[i], jobs[i]) (with ended: only those without an
+-- open interval left) and take their shares off aif.reserved_totals. The caller holds the locks.
+CREATE OR REPLACE FUNCTION aif.reservations_delete(clusters text[], jobs bigint[], ended boolean)
+RETURNS void LANGUAGE sql
+AS $$
+WITH gone AS (
+	DELETE FROM aif.reservations r
+	USING (SELECT DISTINCT c, j FROM unnest(clusters, jobs) AS k(c, j)) k
+	WHERE r.cluster = k.c AND r.job_id = k.j
+	  AND NOT (ended AND EXISTS (SELECT 1 FROM aif.usage_intervals i
+				     WHERE i.cluster = k.c AND i.job_id = k.j AND i.ended_at IS NULL))
+	RETURNING r.project_id, r.gpus, r.starts_at, r.ends_at
+), shares AS (
+	SELECT h.period_id, g.project_id, sum(h.gpu_us) AS gpu_us
+	FROM gone g
+	CROSS JOIN LATERAL aif.reservation_shares(g.gpus, g.starts_at, g.ends_at) h
+	GROUP BY 1, 2
+)
+UPDATE aif.reserved_totals t SET gpu_us = greatest(t.gpu_us - s.gpu_us, 0)
+FROM shares s
+WHERE t.period_id = s.period_id AND t.project_id = s.project_id
+$$;
+
 -- Release the reservations of the jobs (clusters[i], jobs[i]) that have no open interval left:
 -- their runs ended, and what they used is in the rollups' queue from the same transaction (the
 -- triggers of aif.usage_intervals call this), so the budget never counts a job twice or not at
@@ -160,22 +198,31 @@ BEGIN
 		RETURN; -- none of them reserved: nothing to lock
 	END IF;
 	PERFORM aif.reservations_lock(ended);
-	WITH gone AS (
-		DELETE FROM aif.reservations r
-		USING (SELECT DISTINCT c, j FROM unnest(clusters, jobs) AS k(c, j)) k
-		WHERE r.cluster = k.c AND r.job_id = k.j
-		  AND NOT EXISTS (SELECT 1 FROM aif.usage_intervals i
-				  WHERE i.cluster = k.c AND i.job_id = k.j AND i.ended_at IS NULL)
-		RETURNING r.project_id, r.gpus, r.starts_at, r.ends_at
-	), shares AS (
-		SELECT h.period_id, g.project_id, sum(h.gpu_us) AS gpu_us
-		FROM gone g
-		CROSS JOIN LATERAL aif.reservation_shares(g.gpus, g.starts_at, g.ends_at) h
-		GROUP BY 1, 2
-	)
-	UPDATE aif.reserved_totals t SET gpu_us = greatest(t.gpu_us - s.gpu_us, 0)
-	FROM shares s
-	WHERE t.period_id = s.period_id AND t.project_id = s.project_id;
+	PERFORM aif.reservations_delete(clusters, jobs, true);
+END
+$$;
+
+-- The jobs of cluster that wait (aif.waiting) and fit now, oldest first: each is reserved its
+-- GPUs for its time limit from now, plus 10 minutes for it to start (its admission then finds
+-- it reserved, or replaces a reservation that no longer covers it), and marked released.
+CREATE OR REPLACE FUNCTION aif.waiting_release(cluster text) RETURNS SETOF bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	w record;
+BEGIN
+	FOR w IN SELECT * FROM aif.waiting x
+		 WHERE x.cluster = waiting_release.cluster AND x.released_at IS NULL
+		 ORDER BY x.held_at, x.job_id
+	LOOP
+		IF (SELECT r.fits FROM aif.reserve(w.cluster, w.job_id, w.project_id, w.gpus, now(),
+						  now() + make_interval(secs => w.seconds + 600)) r) THEN
+			UPDATE aif.waiting x SET released_at = now()
+			WHERE x.cluster = w.cluster AND x.job_id = w.job_id;
+			RETURN NEXT w.job_id;
+		END IF;
+	END LOOP;
 END
 $$;
 
@@ -200,9 +247,10 @@ REVOKE ALL ON FUNCTION aif.reservation_shares(bigint, timestamptz, timestamptz),
 	aif.reservations_lock(text[]),
 	aif.committed_us(text[], text, timestamptz, timestamptz),
 	aif.reserve(text, bigint, text, bigint, timestamptz, timestamptz),
-	aif.reservations_release(text[], bigint[]), aif.reserved_totals_recompute() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION aif.reserve(text, bigint, text, bigint, timestamptz, timestamptz)
-	TO aif_daemon;
+	aif.reservations_delete(text[], bigint[], boolean), aif.reservations_release(text[], bigint[]),
+	aif.waiting_release(text), aif.reserved_totals_recompute() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aif.reserve(text, bigint, text, bigint, timestamptz, timestamptz),
+	aif.waiting_release(text), aif.reservations_release(text[], bigint[]) TO aif_daemon;
 GRANT EXECUTE ON FUNCTION aif.committed_us(text[], text, timestamptz, timestamptz)
 	TO aif_daemon, aif_operator;
 GRANT EXECUTE ON FUNCTION aif.reserved_totals_recompute() TO aif_operator; -- aif.apply()

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Admission that reserves (docs/aifd.md "Reservations"), on a cluster of the test's own with
 # aif.so and a real aifd, as an ordinary user, in a factory with admission: reserve:
-#   a job whose GPUs for its time limit do not fit what its project has left is refused at
+#   a job whose GPUs for its time limit can never fit what its project has left is refused at
 #   start, told what it may cost and what is left; one without a time limit is refused with a
 #   hint to set one; a job that fits runs, with its cost reserved (slurmctld's GPUs, StartTime
 #   and time limit); while it runs, a job that fits the budget but not beside its reservation
-#   is refused; cancelled early, its reservation is released at once and a waiting job's cost
-#   fits again; no node is drained.
+#   waits, requeued held, with a comment in squeue; when the first is cancelled early, its
+#   reservation is released at once, and aifd releases the waiting job, which runs; no node
+#   is drained.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 plugin_cluster_start
@@ -22,7 +23,9 @@ factories:
       - {id: small, sectors: [health], budgets: {cur: 1}, members: {users: [$user]}}
 YAML
 aif_apply "$AIFD_WORK/budgets.yaml"
-plugin_aifd_start
+# (reconciliation, which releases waiting jobs, every second)
+aifd_start a "cluster = $AIF_TEST_CLUSTER" "user = $AIF_TEST_SLURM_USER" \
+	"slurm_user = $AIF_TEST_SLURM_USER" "reconcile_interval = 1s"
 
 submit() { # submit NAME SBATCH-ARG...: as $user, in the run's work dir; prints the job id
 	local name=$1
@@ -66,19 +69,32 @@ start=$(date -d "$(scontrol -o show job "$first" | sed 's/.* StartTime=\([^ ]*\)
 assert_eq "$first|1|1800|$start" "$(reservations)" "the first job's reservation"
 assert_eq "ok|ok" "$(admission "$first")" "the first job's admission"
 
-# Beside it, 1 GPU for 40 minutes (0.67) does not fit the 0.5 left.
-job=$(submit second --gpus-per-node=1 --time=40 --wrap 'echo ran')
-assert_eq FAILED "$(wait_job "$job")" "a job that does not fit beside the first"
-assert_match 'aif: job refused: it may cost 0.67 GPU-hours, and project "small" has 0.5 left' \
-	"$(cat "$AIF_TEST_WORKDIR/second.err")" "its reason"
+# Beside it, 1 GPU for 40 minutes (0.67) does not fit the 0.5 left, but will once the first
+# ends: it waits, requeued and held, with a comment saying why.
+second=$(submit second --gpus-per-node=1 --time=40 --wrap 'echo ran')
+deadline=$((SECONDS + 30))
+until [[ $(squeue -h -j "$second" -o '%T %Q') == "PENDING 0" ]]; do
+	((SECONDS < deadline)) || fail "job $second is not held: $(scontrol -o show job "$second")"
+	sleep 0.2
+done
+assert_eq "aif: waiting for GPU-hours: may cost 0.67, project small has 0.5 left" \
+	"$(squeue -h -j "$second" -o %k)" "the held job's comment"
+assert_eq "small|1|2400|f" "$(psql -d "$AIFD_DB" -Atc "SELECT project_id, gpus, seconds,
+	released_at IS NOT NULL FROM aif.waiting WHERE job_id = $second")" "the waiting job"
+assert_eq "" "$(admission "$second")" "an admission kept for the waiting job"
+sleep 2 # (passes of reconciliation: the job stays held)
+assert_eq "PENDING 0" "$(squeue -h -j "$second" -o '%T %Q')" "the waiting job, 2 s later"
 
-# The first ends early: its reservation goes with its usage's end, and the same job fits now.
+# The first ends early: its reservation goes with its usage's end, and aifd releases the
+# second, whose cost fits now; it runs.
 scancel "$first"
-wait_job "$first" >/dev/null
-wait_sql "SELECT count(*) FROM aif.reservations" 0 "the first job's reservation after it ended"
-job=$(submit third --gpus-per-node=1 --time=40 --wrap 'echo ran')
-assert_eq COMPLETED "$(wait_job "$job")" "the job that fits once the first ended"
-assert_eq "ran" "$(cat "$AIF_TEST_WORKDIR/third.out")" "its output"
+assert_eq COMPLETED "$(wait_job "$second" 90)" "the waiting job, once the first ended"
+assert_eq "ran" "$(cat "$AIF_TEST_WORKDIR/second.out")" "its output"
+assert_eq "ok|ok" "$(admission "$second")" "its admission"
+grep -q "job $second released: its cost fits its budgets now" "$AIFD_WORK/a.log" ||
+	fail "aifd did not log the release of job $second: $(tail -n 20 "$AIFD_WORK/a.log")"
+wait_sql "SELECT count(*) FROM aif.waiting" 0 "waiting jobs once it ran"
 wait_sql "SELECT count(*) FROM aif.reservations" 0 "reservations once every job ended"
+wait_sql "SELECT count(*) FROM aif.reserved_totals WHERE gpu_us > 0" 0 "reserved totals once every job ended"
 assert_eq "n1 idle,n2 idle" "$(nodes_state)" "nodes after the refusals"
 echo "plugin reservations: all checks passed"

@@ -1,0 +1,155 @@
+/* holds: jobs that wait for GPU-hours (holds.h). */
+#include "holds.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+#include <slurm/slurm.h>
+#include <slurm/slurm_errno.h>
+
+#include "aif_db.h"
+#include "log.h"
+#include "slurmctld.h"
+
+static const char ADD_SQL[] =
+	"INSERT INTO aif.waiting (cluster, job_id, project_id, gpus, seconds) VALUES ($1, $2, $3, $4, $5)"
+	" ON CONFLICT (cluster, job_id) DO UPDATE SET project_id = excluded.project_id,"
+	"  gpus = excluded.gpus, seconds = excluded.seconds, held_at = now(), released_at = NULL";
+static const char FORGET_SQL[] = "DELETE FROM aif.waiting WHERE cluster = $1 AND job_id = $2";
+static const char LIST_SQL[] =
+	"SELECT job_id, released_at IS NOT NULL, project_id FROM aif.waiting WHERE cluster = $1"
+	" ORDER BY held_at, job_id";
+/* A job released but gone before it started: its reservation (no interval ever opened) too. */
+static const char GONE_SQL[] = "SELECT aif.reservations_release(ARRAY[$1], ARRAY[$2::bigint])";
+static const char RELEASE_SQL[] = "SELECT j FROM aif.waiting_release($1) j";
+
+/* One statement; true when it gave want. Failures are logged (db.c logs an outage once). */
+static bool run(struct db *db, const char *what, const char *sql, int n, const char *const *params,
+		ExecStatusType want, PGresult **out)
+{
+	struct aif_diag lost, d;
+	PGresult *res = db_exec(db, what, sql, n, params, &lost);
+	bool ok = PQresultStatus(res) == want;
+
+	if (!ok && res && db_outcome(db, res) != DB_RETRY) {
+		aif_db_diag(&d, db->conn, res, what);
+		log_diag(LOG_LEVEL_WARNING, NULL, &d);
+	}
+	if (ok && out)
+		*out = res;
+	else
+		PQclear(res);
+	return ok;
+}
+
+/*
+ * slurm_update_job() of job: its comment, and when release, released (priority INFINITE) to
+ * start now: slurmctld delays a requeued job by its credentials' lifetime (20 minutes by
+ * default) so that no credential of its last run is reused; the job waited a pass at least.
+ */
+static int update(uint32_t job, const char *comment, bool release)
+{
+	job_desc_msg_t d;
+	char id[16];
+
+	snprintf(id, sizeof(id), "%" PRIu32, job);
+	slurm_init_job_desc_msg(&d);
+	d.job_id_str = id; /* (26.05 has no job_id here) */
+	d.comment = (char *)comment;
+	if (release) {
+		d.priority = INFINITE;
+		d.begin_time = time(NULL);
+	}
+	return slurm_update_job(&d);
+}
+
+int holds_hold(struct db *db, const char *cluster, uint32_t job, const char *project,
+	       int64_t gpus, int64_t seconds, const char *comment, struct aif_diag *why)
+{
+	char id[16], g[24], s[24];
+	const char *params[] = {cluster, id, project, g, s};
+
+	aif_diag_clear(why);
+	snprintf(id, sizeof(id), "%" PRIu32, job);
+	snprintf(g, sizeof(g), "%" PRId64, gpus);
+	snprintf(s, sizeof(s), "%" PRId64, seconds > 0 ? seconds : 1);
+	/* Recorded first: a job held with nobody to release it would wait for ever. */
+	if (!run(db, "could not record a waiting job", ADD_SQL, 5, params, PGRES_COMMAND_OK, NULL)) {
+		aif_diag_message(why, "the database did not record it as waiting");
+		return -1;
+	}
+	if (slurm_compat_requeue(job, JOB_REQUEUE_HOLD) != 0) {
+		aif_diag_message(why, "slurmctld would not requeue it held: %s",
+				 slurm_strerror(slurm_compat_errno()));
+		run(db, "could not forget a waiting job", FORGET_SQL, 2, params, PGRES_COMMAND_OK, NULL);
+		return -1;
+	}
+	if (update(job, comment, false) != 0)
+		log_warning("job %" PRIu32 " waits, but its comment could not be set: %s", job,
+			    slurm_strerror(slurm_compat_errno()));
+	return 0;
+}
+
+/* What slurmctld says of a waiting job: gone (or ended), running, held, or pending. */
+enum seen { SEEN_GONE, SEEN_STARTED, SEEN_HELD, SEEN_PENDING, SEEN_UNKNOWN };
+
+static enum seen look(uint32_t job)
+{
+	job_info_msg_t *msg = NULL;
+	const slurm_job_info_t *info;
+	enum seen seen = SEEN_GONE;
+
+	if (slurm_compat_load_job(&msg, job, SLURMCTLD_SHOW) != 0)
+		return slurm_compat_errno() == ESLURM_INVALID_JOB_ID ? SEEN_GONE : SEEN_UNKNOWN;
+	if ((info = slurmctld_job_of(msg, job))) {
+		uint32_t base = info->job_state & JOB_STATE_BASE;
+
+		if (base != JOB_PENDING)
+			seen = base == JOB_RUNNING || base == JOB_SUSPENDED ? SEEN_STARTED : SEEN_GONE;
+		else
+			seen = info->priority == 0 ? SEEN_HELD : SEEN_PENDING;
+	}
+	slurm_free_job_info_msg(msg);
+	return seen;
+}
+
+void holds_pass(struct db *db, const char *cluster)
+{
+	const char *params[] = {cluster, NULL};
+	PGresult *res = NULL;
+
+	if (!run(db, "could not read the waiting jobs", LIST_SQL, 1, params, PGRES_TUPLES_OK, &res))
+		return;
+	for (int i = 0; i < PQntuples(res); i++) {
+		uint32_t job = (uint32_t)strtoul(PQgetvalue(res, i, 0), NULL, 10);
+		bool released = PQgetvalue(res, i, 1)[0] == 't';
+		enum seen seen = look(job);
+
+		params[1] = PQgetvalue(res, i, 0);
+		if (seen == SEEN_GONE && released)
+			run(db, "could not release a reservation", GONE_SQL, 2, params, PGRES_TUPLES_OK, NULL);
+		if (seen == SEEN_GONE || seen == SEEN_STARTED)
+			run(db, "could not forget a waiting job", FORGET_SQL, 2, params, PGRES_COMMAND_OK, NULL);
+		else if (seen == SEEN_HELD && released && update(job, "", true) != 0)
+			log_warning("could not release job %" PRIu32 ": %s", job,
+				    slurm_strerror(slurm_compat_errno()));
+	}
+	PQclear(res);
+	res = NULL;
+	if (!run(db, "could not release waiting jobs", RELEASE_SQL, 1, params, PGRES_TUPLES_OK, &res))
+		return;
+	for (int i = 0; i < PQntuples(res); i++) {
+		uint32_t job = (uint32_t)strtoul(PQgetvalue(res, i, 0), NULL, 10);
+
+		if (update(job, "", true) == 0)
+			log_info("job %" PRIu32 " released: its cost fits its budgets now, and is reserved", job);
+		else
+			log_warning("could not release job %" PRIu32 ": %s; trying again at the next pass",
+				    job, slurm_strerror(slurm_compat_errno()));
+	}
+	PQclear(res);
+}

@@ -1,0 +1,30 @@
+/*
+ * holds: jobs that wait for GPU-hours (docs/aifd.md, "Jobs that wait"). A job of a project that
+ * reserves whose cost does not fit at its start, but would once running jobs end, is put back
+ * in the queue held (requeued and held, as "scontrol requeuehold" does), with a comment the user
+ * sees in squeue; aifd's reconciliation releases it once its cost fits (aif.waiting_release()
+ * reserves it then).
+ */
+#ifndef AIFD_HOLDS_H
+#define AIFD_HOLDS_H
+
+#include <stdint.h>
+
+#include "aif_diag.h"
+#include "db.h"
+
+/*
+ * Requeue job held, with comment, and record it in aif.waiting (its project, GPUs and time limit
+ * in seconds). Returns 0, or -1 with why when slurmctld would not (not a batch job, --no-requeue,
+ * not answering) or the database failed: then the job is simply refused.
+ */
+int holds_hold(struct db *db, const char *cluster, uint32_t job, const char *project,
+	       int64_t gpus, int64_t seconds, const char *comment, struct aif_diag *why);
+
+/*
+ * One pass over the waiting jobs of cluster: forget those that started or are gone, release
+ * (again) those whose cost fits now. Logged; errors wait for the next pass.
+ */
+void holds_pass(struct db *db, const char *cluster);
+
+#endif
