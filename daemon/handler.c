@@ -229,6 +229,18 @@ static void handle_decision(struct handler *h, struct worker *w, struct request 
 		if (admissions_recall(&w->db, h->cluster, (uint32_t)job, (uint32_t)uid, &adm) == 1) {
 			log_debug("admission of job %llu: %s, as decided before",
 				  (unsigned long long)job, adm.verdict);
+			/* A run after a requeue: its last run's reservation went with that run. */
+			if (strcmp(adm.verdict, "refuse") != 0 && adm.unreserved &&
+			    reserve_admission(&w->db, h->cluster, (uint32_t)job, (uint32_t)uid, &adm,
+					      &why) < 0) {
+				log_msg(LOG_LEVEL_WARNING, "admission of job %llu, run again: not "
+					"admitted: %s", (unsigned long long)job, why.message);
+				reply_diag(h, req, AIF_PROTO_ERROR, nonce, &why);
+				return;
+			}
+			if (strcmp(adm.verdict, "refuse") == 0 && adm.unreserved)
+				log_msg(LOG_LEVEL_INFO, "admission of job %llu, run again: %s: %s",
+					(unsigned long long)job, adm.reason, adm.diag.message);
 			reply_admission(h, req, nonce, &adm);
 			return;
 		}

@@ -16,7 +16,9 @@
  */
 static const char RECALL_SQL[] =
 	"SELECT verdict, coalesce(project_id, ''), coalesce(sector_id, ''), message, detail, hint,"
-	" reason"
+	" reason, coalesce((SELECT p.admission = 'reserve' FROM aif.projects p WHERE p.id = a.project_id)"
+	"  AND NOT EXISTS (SELECT 1 FROM aif.reservations r"
+	"                  WHERE r.cluster = a.cluster AND r.job_id = a.job_id), false)"
 	" FROM aif.admissions a WHERE cluster = $1 AND job_id = $2 AND aif.admission_current(a, $3)";
 
 /* The first decision wins, unless the kept one is an earlier job's: then it is replaced. */
@@ -67,6 +69,7 @@ static int recall(struct db *db, const char *cluster, const char *job, const cha
 		snprintf(out->diag.detail, sizeof(out->diag.detail), "%s", PQgetvalue(res, 0, 4));
 		snprintf(out->diag.hint, sizeof(out->diag.hint), "%s", PQgetvalue(res, 0, 5));
 		snprintf(out->reason, sizeof(out->reason), "%s", PQgetvalue(res, 0, 6));
+		out->unreserved = PQgetvalue(res, 0, 7)[0] == 't';
 		rc = 1;
 	}
 	PQclear(res);

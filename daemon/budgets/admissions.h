@@ -11,6 +11,7 @@
 #ifndef AIFD_ADMISSIONS_H
 #define AIFD_ADMISSIONS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "aif_diag.h"
@@ -25,6 +26,8 @@ struct admission {
 	char project[128]; /* "" when refused before the project was resolved */
 	char sector[128];
 	struct aif_diag diag;
+	bool unreserved;   /* recalled: its project reserves, and the job holds no reservation
+			      (it was requeued, and its last run's ended: reserve.h) */
 };
 
 /*

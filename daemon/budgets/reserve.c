@@ -17,7 +17,7 @@
 static const char RESERVE_SQL[] =
 	"SELECT fits, coalesce(period_id, ''), coalesce(scope, ''), coalesce(owner, ''),"
 	" coalesce(budget_us, 0), coalesce(committed_us, 0), coalesce(cost_us, 0), waits"
-	" FROM aif.reserve($1, $2, $3, $4, to_timestamp($5), to_timestamp($6))";
+	" FROM aif.reserve($1, $2, $3, $4, to_timestamp($5), to_timestamp($6), true)";
 
 /* GPU-microseconds as GPU-hours, at most two decimals: "12", "0.5", "1234.57". */
 static const char *hours(char *buf, size_t size, long long us)
@@ -113,6 +113,8 @@ int reserve_admission(struct db *db, const char *cluster, uint32_t job, uint32_t
 
 	if (jobcost_load(job, uid, &cost, why) < 0)
 		return -1;
+	if (cost.gpus == 0) /* nothing to charge: no GPU-hours, no reservation */
+		return 0;
 	if (cost.unlimited) {
 		refuse(adm, DECIDE_R_NO_TIME_LIMIT);
 		aif_diag_clear(&adm->diag);

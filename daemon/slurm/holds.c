@@ -20,9 +20,17 @@ static const char ADD_SQL[] =
 	" ON CONFLICT (cluster, job_id) DO UPDATE SET project_id = excluded.project_id,"
 	"  gpus = excluded.gpus, seconds = excluded.seconds, held_at = now(), released_at = NULL";
 static const char FORGET_SQL[] = "DELETE FROM aif.waiting WHERE cluster = $1 AND job_id = $2";
+/*
+ * With each: released; released more than 10 minutes ago (its reservation, from then plus its
+ * time limit and 10 minutes, no longer covers it: aif.waiting_release()); held more than a
+ * minute ago (before that, a running job may not be requeued yet).
+ */
 static const char LIST_SQL[] =
-	"SELECT job_id, released_at IS NOT NULL, project_id FROM aif.waiting WHERE cluster = $1"
-	" ORDER BY held_at, job_id";
+	"SELECT job_id, released_at IS NOT NULL, released_at < now() - interval '10 minutes',"
+	" held_at < now() - interval '1 minute'"
+	" FROM aif.waiting WHERE cluster = $1 ORDER BY held_at, job_id";
+static const char REHOLD_SQL[] =
+	"UPDATE aif.waiting SET released_at = NULL WHERE cluster = $1 AND job_id = $2";
 /* A job released but gone before it started: its reservation (no interval ever opened) too. */
 static const char GONE_SQL[] = "SELECT aif.reservations_release(ARRAY[$1], ARRAY[$2::bigint])";
 static const char RELEASE_SQL[] = "SELECT j FROM aif.waiting_release($1) j";
@@ -50,8 +58,11 @@ static bool run(struct db *db, const char *what, const char *sql, int n, const c
  * slurm_update_job() of job: its comment, and when release, released (priority INFINITE) to
  * start now: slurmctld delays a requeued job by its credentials' lifetime (20 minutes by
  * default) so that no credential of its last run is reused; the job waited a pass at least.
+ * With hold, held again (priority 0).
  */
-static int update(uint32_t job, const char *comment, bool release)
+enum update_kind { UPDATE_COMMENT, UPDATE_RELEASE, UPDATE_HOLD };
+
+static int update(uint32_t job, const char *comment, enum update_kind kind)
 {
 	job_desc_msg_t d;
 	char id[16];
@@ -60,9 +71,11 @@ static int update(uint32_t job, const char *comment, bool release)
 	slurm_init_job_desc_msg(&d);
 	d.job_id_str = id; /* (26.05 has no job_id here) */
 	d.comment = (char *)comment;
-	if (release) {
+	if (kind == UPDATE_RELEASE) {
 		d.priority = INFINITE;
 		d.begin_time = time(NULL);
+	} else if (kind == UPDATE_HOLD) {
+		d.priority = 0;
 	}
 	return slurm_update_job(&d);
 }
@@ -88,7 +101,7 @@ int holds_hold(struct db *db, const char *cluster, uint32_t job, const char *pro
 		run(db, "could not forget a waiting job", FORGET_SQL, 2, params, PGRES_COMMAND_OK, NULL);
 		return -1;
 	}
-	if (update(job, comment, false) != 0)
+	if (update(job, comment, UPDATE_COMMENT) != 0)
 		log_warning("job %" PRIu32 " waits, but its comment could not be set: %s", job,
 			    slurm_strerror(slurm_compat_errno()));
 	return 0;
@@ -126,17 +139,38 @@ void holds_pass(struct db *db, const char *cluster)
 		return;
 	for (int i = 0; i < PQntuples(res); i++) {
 		uint32_t job = (uint32_t)strtoul(PQgetvalue(res, i, 0), NULL, 10);
-		bool released = PQgetvalue(res, i, 1)[0] == 't';
+		bool released = PQgetvalue(res, i, 1)[0] == 't', stale = PQgetvalue(res, i, 2)[0] == 't',
+		     old = PQgetvalue(res, i, 3)[0] == 't';
 		enum seen seen = look(job);
 
 		params[1] = PQgetvalue(res, i, 0);
-		if (seen == SEEN_GONE && released)
-			run(db, "could not release a reservation", GONE_SQL, 2, params, PGRES_TUPLES_OK, NULL);
-		if (seen == SEEN_GONE || seen == SEEN_STARTED)
-			run(db, "could not forget a waiting job", FORGET_SQL, 2, params, PGRES_COMMAND_OK, NULL);
-		else if (seen == SEEN_HELD && released && update(job, "", true) != 0)
+		if (seen == SEEN_UNKNOWN) {
+			PQclear(res);
+			return; /* slurmctld does not answer: the next pass */
+		}
+		if (seen == SEEN_GONE) {
+			/* Its reservation first (it never started: no interval releases it). */
+			if (!released || run(db, "could not release a reservation", GONE_SQL, 2, params,
+					     PGRES_TUPLES_OK, NULL))
+				run(db, "could not forget a waiting job", FORGET_SQL, 2, params,
+				    PGRES_COMMAND_OK, NULL);
+		} else if (seen == SEEN_STARTED) {
+			/* Not before it was requeued: a job is running when it is first held. */
+			if (released || old)
+				run(db, "could not forget a waiting job", FORGET_SQL, 2, params,
+				    PGRES_COMMAND_OK, NULL);
+		} else if (released && stale) {
+			/* Released, but not started since: it waits again, and its reservation goes. */
+			if (update(job, "aif: waiting for GPU-hours again: did not start once released",
+				   UPDATE_HOLD) == 0 &&
+			    run(db, "could not release a reservation", GONE_SQL, 2, params, PGRES_TUPLES_OK,
+				NULL))
+				run(db, "could not hold a waiting job again", REHOLD_SQL, 2, params,
+				    PGRES_COMMAND_OK, NULL);
+		} else if (seen == SEEN_HELD && released && update(job, "", UPDATE_RELEASE) != 0) {
 			log_warning("could not release job %" PRIu32 ": %s", job,
 				    slurm_strerror(slurm_compat_errno()));
+		}
 	}
 	PQclear(res);
 	res = NULL;
@@ -145,7 +179,7 @@ void holds_pass(struct db *db, const char *cluster)
 	for (int i = 0; i < PQntuples(res); i++) {
 		uint32_t job = (uint32_t)strtoul(PQgetvalue(res, i, 0), NULL, 10);
 
-		if (update(job, "", true) == 0)
+		if (update(job, "", UPDATE_RELEASE) == 0)
 			log_info("job %" PRIu32 " released: its cost fits its budgets now, and is reserved", job);
 		else
 			log_warning("could not release job %" PRIu32 ": %s; trying again at the next pass",

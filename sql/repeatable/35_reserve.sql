@@ -6,12 +6,14 @@
 -- "aifctl db migrate" after the versioned migrations (docs/database.md, "Migrations").
 -- Change a function or view here, never in a versioned migration.
 --
--- Locking: whoever inserts or deletes reservations first takes the advisory lock of each
--- factory of their projects, in id order (two-key form: 1634297345 = 'aif\1', hashtext(id)),
--- and changes aif.reserved_totals only under those locks. So admissions against one factory,
--- from any aifd, take turns (the check and the insert are one step for all of them), and no
--- two of these transactions wait for each other in a circle. (An advisory lock rather than a
--- row lock of aif.factories: that one writes the row, which cost 0.15 ms per admission.)
+-- Locking. Admissions against one factory take turns: whoever inserts reservations (aif.reserve,
+-- aif.waiting_release) first takes the advisory lock of each factory concerned (two-key form:
+-- 1634297345 = 'aif\1', hashtext(id)), all at once and in the order of their keys, so that
+-- the check and the insert are one step for every aifd, and no two of them wait for each
+-- other in a circle. Deleting reservations needs no such lock: it only lowers what is
+-- committed, in the same transaction that queues the usage that replaces it. Rows of
+-- aif.reserved_totals are changed in (period_id, project_id) order. (An advisory lock rather
+-- than a row lock of aif.factories: that one writes the row, which cost 0.15 ms per admission.)
 
 -- A reservation's share of each period it reaches: gpus over [starts, ends), as usage is split
 -- (aif_report.gpu_us_within(), the one definition).
@@ -27,14 +29,14 @@ CROSS JOIN LATERAL (SELECT p.starts_on::timestamp AT TIME ZONE 'UTC' AS t0,
 WHERE x.t0 < ends AND x.t1 > starts
 $$;
 
--- Lock the factories of the given projects, in id order.
+-- Lock the factories of the given projects, in the order of their keys.
 CREATE OR REPLACE FUNCTION aif.reservations_lock(projects text[]) RETURNS void
 LANGUAGE plpgsql
 AS $$
 BEGIN
-	PERFORM pg_advisory_xact_lock(1634297345, hashtext(f.id))
-	FROM (SELECT DISTINCT p.factory_id AS id FROM aif.projects p WHERE p.id = ANY (projects)
-	      ORDER BY 1) f;
+	PERFORM pg_advisory_xact_lock(1634297345, f.k)
+	FROM (SELECT DISTINCT hashtext(p.factory_id) AS k FROM aif.projects p
+	      WHERE p.id = ANY (projects) ORDER BY 1) f;
 END
 $$;
 
@@ -64,16 +66,18 @@ $$;
 
 -- (Dropped first: CREATE OR REPLACE cannot change the columns a function returns.)
 DROP FUNCTION IF EXISTS aif.reserve(text, bigint, text, bigint, timestamptz, timestamptz);
+DROP FUNCTION IF EXISTS aif.reserve(text, bigint, text, bigint, timestamptz, timestamptz, boolean);
 -- Reserve gpus over [starts, ends) for job (cluster, job) of project: only when, in every period
 -- the span reaches, the cost fits what the project's budget (if it has one there) and its
 -- factory's budget (none: no GPU-hours) have left after what they committed. A job reserved
 -- already (another node's or step's admission, or its release from waiting) fits as it did
--- when that reservation covers this span; else it is replaced.
+-- when that reservation covers this span; else it is replaced. running: the job runs (its
+-- admission), so one whose intervals have all closed has ended in the meantime.
 -- Returns fits, and the figures of the budget that decided (scope project or factory, owner its
 -- id): the first that has no room, else the one left with the least room (its committed_us then
 -- includes this job's cost); waits: it does not fit, but would without the other reservations.
 CREATE OR REPLACE FUNCTION aif.reserve(cluster text, job bigint, project text, gpus bigint,
-				       starts timestamptz, ends timestamptz,
+				       starts timestamptz, ends timestamptz, running boolean,
 				       OUT fits boolean, OUT period_id text, OUT scope text, OUT owner text,
 				       OUT budget_us bigint, OUT committed_us bigint, OUT cost_us bigint,
 				       OUT waits boolean)
@@ -85,6 +89,7 @@ DECLARE
 	b record;
 	least_room bigint;
 	covered boolean;
+	replacing boolean;
 BEGIN
 	SELECT p.factory_id INTO factory FROM aif.projects p WHERE p.id = reserve.project;
 	IF NOT FOUND THEN
@@ -92,76 +97,100 @@ BEGIN
 			MESSAGE = format('cannot reserve for an unknown project "%s"', reserve.project),
 			HINT = 'Apply a budgets file that defines it first.';
 	END IF;
-	PERFORM aif.reservations_lock(ARRAY[reserve.project]);
+	-- This project's factory and, for a reservation to replace, its project's: all at once.
+	PERFORM aif.reservations_lock(ARRAY[reserve.project] || ARRAY(
+		SELECT r.project_id FROM aif.reservations r
+		WHERE r.cluster = reserve.cluster AND r.job_id = reserve.job));
 	fits := true;
 	waits := false;
 	SELECT r.starts_at <= starts AND r.ends_at >= ends AND r.gpus >= reserve.gpus INTO covered
 	FROM aif.reservations r WHERE r.cluster = reserve.cluster AND r.job_id = reserve.job;
 	IF covered THEN
 		RETURN;
-	ELSIF FOUND THEN
-		PERFORM aif.reservations_lock(ARRAY(SELECT r.project_id FROM aif.reservations r
-					 WHERE r.cluster = reserve.cluster AND r.job_id = reserve.job));
-		PERFORM aif.reservations_delete(ARRAY[reserve.cluster], ARRAY[reserve.job], false);
 	END IF;
-	FOR b IN
-		WITH scoped AS (
-			SELECT h.*, 'project' AS scope, reserve.project AS owner, pb.gpu_hours,
-			       ARRAY[reserve.project] AS projects
-			FROM aif.reservation_shares(reserve.gpus, starts, ends) h
-			JOIN aif.project_budgets pb ON pb.period_id = h.period_id AND pb.project_id = reserve.project
-			UNION ALL
-			SELECT h.*, 'factory', factory, coalesce(fb.gpu_hours, 0),
-			       ARRAY(SELECT p.id FROM aif.projects p WHERE p.factory_id = factory)
-			FROM aif.reservation_shares(reserve.gpus, starts, ends) h
-			LEFT JOIN aif.factory_budgets fb ON fb.period_id = h.period_id AND fb.factory_id = factory
-		)
-		SELECT s.period_id AS id, s.scope, s.owner, s.gpu_us AS cost,
-		       aif_report.budget_threshold_us(s.gpu_hours, 100) AS budget,
-		       aif.committed_us(s.projects, s.period_id, s.t0, s.t1) AS committed,
-		       coalesce((SELECT sum(t.gpu_us) FROM aif.reserved_totals t
-				 WHERE t.period_id = s.period_id AND t.project_id = ANY (s.projects)), 0)
-			AS reserved
-		FROM scoped s
-		WHERE s.gpu_us > 0
-		ORDER BY s.starts_on, s.period_id, s.scope DESC
-	LOOP
-		IF b.committed::numeric + b.cost > b.budget THEN
-			fits := false;
-			waits := b.committed::numeric - b.reserved + b.cost <= b.budget;
-			period_id := b.id;
-			scope := b.scope;
-			owner := b.owner;
-			budget_us := b.budget;
-			committed_us := b.committed;
-			cost_us := b.cost;
-			RETURN;
+	replacing := FOUND;
+	-- A job whose intervals are all closed has ended (its cancellation raced its admission):
+	-- a reservation now would never be released.
+	IF running AND EXISTS (SELECT 1 FROM aif.usage_intervals i
+		   WHERE i.cluster = reserve.cluster AND i.job_id = reserve.job)
+	   AND NOT EXISTS (SELECT 1 FROM aif.usage_intervals i
+			   WHERE i.cluster = reserve.cluster AND i.job_id = reserve.job
+			     AND i.ended_at IS NULL) THEN
+		RETURN;
+	END IF;
+	-- In a block: a reservation that no longer covers the job is replaced only if the new one
+	-- fits; otherwise the block is rolled back and the old one stands.
+	BEGIN
+		IF replacing THEN
+			PERFORM aif.reservations_delete(ARRAY[reserve.cluster], ARRAY[reserve.job], false);
 		END IF;
-		IF least_room IS NULL OR b.budget - b.committed - b.cost < least_room THEN
-			least_room := b.budget - b.committed - b.cost;
-			period_id := b.id;
-			scope := b.scope;
-			owner := b.owner;
-			budget_us := b.budget;
-			committed_us := b.committed + b.cost;
-			cost_us := b.cost;
-		END IF;
-	END LOOP;
-	INSERT INTO aif.reservations (cluster, job_id, project_id, gpus, starts_at, ends_at)
-	VALUES (reserve.cluster, reserve.job, reserve.project, reserve.gpus, starts, ends);
-	INSERT INTO aif.reserved_totals AS t (period_id, project_id, gpu_us)
-	SELECT h.period_id, reserve.project, h.gpu_us
-	FROM aif.reservation_shares(reserve.gpus, starts, ends) h
-	WHERE h.gpu_us > 0
-	ON CONFLICT ON CONSTRAINT reserved_totals_pkey DO UPDATE SET gpu_us = t.gpu_us + excluded.gpu_us;
+		FOR b IN
+			WITH scoped AS (
+				SELECT h.*, 'project' AS scope, reserve.project AS owner, pb.gpu_hours,
+				       ARRAY[reserve.project] AS projects
+				FROM aif.reservation_shares(reserve.gpus, starts, ends) h
+				JOIN aif.project_budgets pb
+				  ON pb.period_id = h.period_id AND pb.project_id = reserve.project
+				UNION ALL
+				SELECT h.*, 'factory', factory, coalesce(fb.gpu_hours, 0),
+				       ARRAY(SELECT p.id FROM aif.projects p WHERE p.factory_id = factory)
+				FROM aif.reservation_shares(reserve.gpus, starts, ends) h
+				LEFT JOIN aif.factory_budgets fb
+				  ON fb.period_id = h.period_id AND fb.factory_id = factory
+			)
+			SELECT s.period_id AS id, s.scope, s.owner, s.gpu_us AS cost,
+			       aif_report.budget_threshold_us(s.gpu_hours, 100) AS budget,
+			       aif.committed_us(s.projects, s.period_id, s.t0, s.t1) AS committed,
+			       coalesce((SELECT sum(t.gpu_us) FROM aif.reserved_totals t
+					 WHERE t.period_id = s.period_id AND t.project_id = ANY (s.projects)), 0)
+				AS reserved
+			FROM scoped s
+			WHERE s.gpu_us > 0
+			ORDER BY s.starts_on, s.period_id, s.scope DESC
+		LOOP
+			IF b.committed::numeric + b.cost > b.budget THEN
+				fits := false;
+				waits := b.committed::numeric - b.reserved + b.cost <= b.budget;
+				period_id := b.id;
+				scope := b.scope;
+				owner := b.owner;
+				budget_us := b.budget;
+				committed_us := b.committed;
+				cost_us := b.cost;
+				RAISE SQLSTATE 'AIF01'; -- (caught below: roll the block back)
+			END IF;
+			IF least_room IS NULL OR b.budget - b.committed - b.cost < least_room THEN
+				least_room := b.budget - b.committed - b.cost;
+				period_id := b.id;
+				scope := b.scope;
+				owner := b.owner;
+				budget_us := b.budget;
+				committed_us := b.committed + b.cost;
+				cost_us := b.cost;
+			END IF;
+		END LOOP;
+		INSERT INTO aif.reservations (cluster, job_id, project_id, gpus, starts_at, ends_at)
+		VALUES (reserve.cluster, reserve.job, reserve.project, reserve.gpus, starts, ends);
+		INSERT INTO aif.reserved_totals AS t (period_id, project_id, gpu_us)
+		SELECT h.period_id, reserve.project, h.gpu_us
+		FROM aif.reservation_shares(reserve.gpus, starts, ends) h
+		WHERE h.gpu_us > 0
+		ORDER BY h.period_id
+		ON CONFLICT ON CONSTRAINT reserved_totals_pkey
+		DO UPDATE SET gpu_us = t.gpu_us + excluded.gpu_us;
+	EXCEPTION WHEN SQLSTATE 'AIF01' THEN
+		NULL; -- does not fit: nothing reserved, nothing replaced
+	END;
 END
 $$;
 
 -- Delete the reservations of the jobs (clusters[i], jobs[i]) (with ended: only those without an
--- open interval left) and take their shares off aif.reserved_totals. The caller holds the locks.
+-- open interval left) and take their shares off aif.reserved_totals.
+-- (PL/pgSQL, as committed_us(): a SQL function is planned anew at every call.)
 CREATE OR REPLACE FUNCTION aif.reservations_delete(clusters text[], jobs bigint[], ended boolean)
-RETURNS void LANGUAGE sql
+RETURNS void LANGUAGE plpgsql
 AS $$
+BEGIN
 WITH gone AS (
 	DELETE FROM aif.reservations r
 	USING (SELECT DISTINCT c, j FROM unnest(clusters, jobs) AS k(c, j)) k
@@ -174,10 +203,17 @@ WITH gone AS (
 	FROM gone g
 	CROSS JOIN LATERAL aif.reservation_shares(g.gpus, g.starts_at, g.ends_at) h
 	GROUP BY 1, 2
+), locked AS ( -- (in key order, as every writer of the totals)
+	SELECT t.period_id, t.project_id FROM aif.reserved_totals t
+	JOIN shares s ON t.period_id = s.period_id AND t.project_id = s.project_id
+	ORDER BY 1, 2
+	FOR UPDATE OF t
 )
 UPDATE aif.reserved_totals t SET gpu_us = greatest(t.gpu_us - s.gpu_us, 0)
-FROM shares s
+FROM shares s, locked l
 WHERE t.period_id = s.period_id AND t.project_id = s.project_id
+  AND l.period_id = t.period_id AND l.project_id = t.project_id;
+END
 $$;
 
 -- Release the reservations of the jobs (clusters[i], jobs[i]) that have no open interval left:
@@ -188,16 +224,7 @@ CREATE OR REPLACE FUNCTION aif.reservations_release(clusters text[], jobs bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-	ended text[];
 BEGIN
-	SELECT array_agg(DISTINCT r.project_id) INTO ended
-	FROM aif.reservations r
-	JOIN unnest(clusters, jobs) AS k(c, j) ON r.cluster = k.c AND r.job_id = k.j;
-	IF ended IS NULL THEN
-		RETURN; -- none of them reserved: nothing to lock
-	END IF;
-	PERFORM aif.reservations_lock(ended);
 	PERFORM aif.reservations_delete(clusters, jobs, true);
 END
 $$;
@@ -212,12 +239,17 @@ AS $$
 DECLARE
 	w record;
 BEGIN
+	-- Every factory it may reserve against, at once (aif.reserve() takes them again: no wait).
+	PERFORM aif.reservations_lock(ARRAY(SELECT x.project_id FROM aif.waiting x
+					    WHERE x.cluster = waiting_release.cluster
+					      AND x.released_at IS NULL));
 	FOR w IN SELECT * FROM aif.waiting x
 		 WHERE x.cluster = waiting_release.cluster AND x.released_at IS NULL
 		 ORDER BY x.held_at, x.job_id
+		 LIMIT 100 -- a pass's share: admissions wait for these locks
 	LOOP
 		IF (SELECT r.fits FROM aif.reserve(w.cluster, w.job_id, w.project_id, w.gpus, now(),
-						  now() + make_interval(secs => w.seconds + 600)) r) THEN
+						  now() + make_interval(secs => w.seconds + 600), false) r) THEN
 			UPDATE aif.waiting x SET released_at = now()
 			WHERE x.cluster = w.cluster AND x.job_id = w.job_id;
 			RETURN NEXT w.job_id;
@@ -246,11 +278,12 @@ $$;
 REVOKE ALL ON FUNCTION aif.reservation_shares(bigint, timestamptz, timestamptz),
 	aif.reservations_lock(text[]),
 	aif.committed_us(text[], text, timestamptz, timestamptz),
-	aif.reserve(text, bigint, text, bigint, timestamptz, timestamptz),
+	aif.reserve(text, bigint, text, bigint, timestamptz, timestamptz, boolean),
 	aif.reservations_delete(text[], bigint[], boolean), aif.reservations_release(text[], bigint[]),
 	aif.waiting_release(text), aif.reserved_totals_recompute() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION aif.reserve(text, bigint, text, bigint, timestamptz, timestamptz),
+GRANT EXECUTE ON FUNCTION aif.reserve(text, bigint, text, bigint, timestamptz, timestamptz, boolean),
 	aif.waiting_release(text), aif.reservations_release(text[], bigint[]) TO aif_daemon;
 GRANT EXECUTE ON FUNCTION aif.committed_us(text[], text, timestamptz, timestamptz)
 	TO aif_daemon, aif_operator;
-GRANT EXECUTE ON FUNCTION aif.reserved_totals_recompute() TO aif_operator; -- aif.apply()
+GRANT EXECUTE ON FUNCTION aif.reserved_totals_recompute(), aif.reservations_lock(text[])
+	TO aif_operator; -- aif.apply()

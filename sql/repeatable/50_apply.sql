@@ -459,6 +459,9 @@ BEGIN
 			HINT = 'Concurrent applies are serialized by a lock; each must see the changes of the one before it.';
 	END IF;
 	PERFORM pg_advisory_xact_lock(1634297344, 2);
+	-- Before any period can change: an admission holding a factory's lock may wait for a
+	-- period row (sql/repeatable/35_reserve.sql), never the other way round.
+	PERFORM aif.reservations_lock(ARRAY(SELECT p.id FROM aif.projects p));
 
 	-- From here on every statement sees every earlier apply.
 	SELECT coalesce(jsonb_agg(jsonb_build_object('action', p.action, 'object', p.object,

@@ -6,8 +6,8 @@
 #   hint to set one; a job that fits runs, with its cost reserved (slurmctld's GPUs, StartTime
 #   and time limit); while it runs, a job that fits the budget but not beside its reservation
 #   waits, requeued held, with a comment in squeue; when the first is cancelled early, its
-#   reservation is released at once, and aifd releases the waiting job, which runs; no node
-#   is drained.
+#   reservation is released at once, and aifd releases the waiting job, which runs; a job
+#   requeued reserves again for its next run; no node is drained.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 plugin_cluster_start
@@ -94,6 +94,32 @@ assert_eq "ok|ok" "$(admission "$second")" "its admission"
 grep -q "job $second released: its cost fits its budgets now" "$AIFD_WORK/a.log" ||
 	fail "aifd did not log the release of job $second: $(tail -n 20 "$AIFD_WORK/a.log")"
 wait_sql "SELECT count(*) FROM aif.waiting" 0 "waiting jobs once it ran"
+
+# A requeued job: its reservation goes with its first run; its second run, admitted as the
+# job was (the kept admission), reserves again.
+third=$(submit third --gpus-per-node=1 --time=30 --wrap 'sleep 300')
+deadline=$((SECONDS + 30))
+until [[ $(reservations) == "$third|1|1800|"* ]]; do
+	((SECONDS < deadline)) || fail "job $third: no reservation: $(reservations) $(squeue -j "$third")"
+	sleep 0.2
+done
+scontrol requeue "$third"
+wait_sql "SELECT count(*) FROM aif.reservations" 0 "the requeued job's reservation once its run ended" 30
+deadline=$((SECONDS + 30))
+until [[ $(squeue -h -j "$third" -o '%T') == RUNNING ]]; do
+	((SECONDS < deadline)) || fail "job $third did not start again: $(squeue -j "$third")"
+	scontrol update JobId="$third" StartTime=now 2>/dev/null || true
+	sleep 0.5
+done
+deadline=$((SECONDS + 30))
+until [[ $(reservations) == "$third|1|1800|"* ]]; do
+	((SECONDS < deadline)) || fail "job $third, run again: no reservation: $(reservations)"
+	sleep 0.2
+done
+start=$(date -d "$(scontrol -o show job "$third" | sed 's/.* StartTime=\([^ ]*\).*/\1/')" +%s)
+assert_eq "$third|1|1800|$start" "$(reservations)" "the requeued job's second run's reservation"
+scancel "$third"
+wait_job "$third" >/dev/null
 wait_sql "SELECT count(*) FROM aif.reservations" 0 "reservations once every job ended"
 wait_sql "SELECT count(*) FROM aif.reserved_totals WHERE gpu_us > 0" 0 "reserved totals once every job ended"
 assert_eq "n1 idle,n2 idle" "$(nodes_state)" "nodes after the refusals"

@@ -42,7 +42,7 @@ now=$(date +%s)
 # reserve JOB PROJECT GPUS SECONDS [START]: aif.reserve()'s answer, one line
 reserve() {
 	q -F ' ' -c "SELECT fits, period_id, scope, owner, budget_us, committed_us, cost_us
-		FROM aif.reserve('c1', $1, '$2', $3, to_timestamp(${5:-$now}), to_timestamp(${5:-$now} + $4))"
+		FROM aif.reserve('c1', $1, '$2', $3, to_timestamp(${5:-$now}), to_timestamp(${5:-$now} + $4), true)"
 }
 H=3600000000 # GPU-microseconds in a GPU-hour
 
@@ -89,7 +89,7 @@ q -c "INSERT INTO aif.usage_intervals (cluster, job_id, node, restart_count, pro
 	VALUES ('c1', 6, 'n1', 0, 'q', 's1', 1000, 'u', 7, to_timestamp($now), to_timestamp($now), 'epilog', true)" >/dev/null
 assert_eq 1 "$(q -c "SELECT string_agg(job_id::text, ',') FROM aif.reservations")" "reservations after job 6 ended"
 left=$((10 - 1 - 2)) # 7 GPU-hours
-( q -c "BEGIN" -c "SELECT fits FROM aif.reserve('c1', 7, 'q', $((left - 1)), to_timestamp($now), to_timestamp($now + 3600))" \
+( q -c "BEGIN" -c "SELECT fits FROM aif.reserve('c1', 7, 'q', $((left - 1)), to_timestamp($now), to_timestamp($now + 3600), true)" \
 	-c "SELECT pg_sleep(2)" -c "COMMIT" >"$SQL_WORK/first" ) &
 first=$!
 sleep 0.5
@@ -101,6 +101,31 @@ assert_eq "t" "$(head -1 "$SQL_WORK/first")" "the first session's reservation"
 assert_eq "f" "$second" "the second session, after the first committed"
 ((waited >= 1000)) || fail "the second session did not wait for the first (${waited} ms)"
 echo "two sessions: the second waited ${waited} ms and found no room"
+
+# Factory f has 9 of 10 committed now (1 used by job 3, 2 by job 1, 6 by job 7).
+# A job whose intervals have all closed (its end raced its admission) gets no reservation.
+q -c "INSERT INTO aif.usage_intervals (cluster, job_id, node, restart_count, project_id, sector_id,
+	uid, user_name, gpus, started_at, ended_at, end_source, exact)
+	VALUES ('c1', 20, 'n1', 0, 'p', 's1', 1000, 'u', 1, to_timestamp($now), to_timestamp($now), 'epilog', true)" >/dev/null
+assert_eq "t" "$(reserve 20 p 1 60 | cut -d' ' -f1)" "a job that has ended"
+assert_eq 0 "$(q -c "SELECT count(*) FROM aif.reservations WHERE job_id = 20")" "its reservation"
+# A reservation that no longer covers its job is replaced only when the new one fits.
+assert_eq "t" "$(reserve 21 p 1 600 | cut -d' ' -f1)" "job 21, 10 minutes"
+assert_eq "f" "$(reserve 21 p 1 7200 | cut -d' ' -f1)" "job 21 again, 2 hours"
+assert_eq 600 "$(q -c "SELECT extract(epoch FROM ends_at - starts_at)::int FROM aif.reservations
+	WHERE job_id = 21")" "job 21's reservation, kept"
+# A waiting job that fits now is reserved (its time limit and 10 minutes to start) and released,
+# though its first try's interval is closed (it was requeued).
+q -c "INSERT INTO aif.usage_intervals (cluster, job_id, node, restart_count, project_id, sector_id,
+	uid, user_name, gpus, started_at, ended_at, end_source, exact)
+	VALUES ('c1', 22, 'n1', 0, 'p', 's1', 1000, 'u', 1, to_timestamp($now), to_timestamp($now), 'epilog', true)" >/dev/null
+q -c "INSERT INTO aif.waiting (cluster, job_id, project_id, gpus, seconds) VALUES ('c1', 22, 'p', 1, 1800),
+	('c1', 23, 'p', 1, 7200)" >/dev/null
+assert_eq 22 "$(q -c "SELECT * FROM aif.waiting_release('c1')")" "the waiting jobs released"
+assert_eq "2400|t|f" "$(q -c "SELECT extract(epoch FROM r.ends_at - r.starts_at)::int, w.released_at IS NOT NULL,
+	(SELECT released_at IS NOT NULL FROM aif.waiting WHERE job_id = 23)
+	FROM aif.reservations r JOIN aif.waiting w USING (cluster, job_id) WHERE r.job_id = 22")" \
+	"job 22 reserved and marked released, job 23 still waiting"
 
 # The totals the admissions read agree with the reservations, also once a period moved.
 totals_agree() { # totals_agree WHAT

@@ -76,7 +76,7 @@ static void *run_client(void *arg)
 		snprintf(job, sizeof(job), "%d", 1000000000 + cl->id * 10000000 + i);
 		t0 = aif_clock_ns();
 		r = PQexecParams(c, "SELECT fits FROM aif.reserve('bench', $1, $2, 1, now(),"
-				    " now() + interval '1 hour')", 2, NULL, p, NULL, NULL, 0);
+				    " now() + interval '1 hour', true)", 2, NULL, p, NULL, NULL, 0);
 		cl->reserve_ms[i] = (double)(aif_clock_ns() - t0) / 1e6;
 		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQgetvalue(r, 0, 0)[0] == 't')
 			cl->fits++;
