@@ -238,6 +238,22 @@ PGresult *db_exec(struct db *db, const char *what, const char *sql, int nparams,
 			 PQsendQueryParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0), diag);
 }
 
+PGresult *db_exec_want(struct db *db, const char *what, const char *sql, int nparams,
+		       const char *const *params, ExecStatusType want)
+{
+	struct aif_diag d;
+	PGresult *res = db_exec(db, what, sql, nparams, params, &d);
+
+	if (PQresultStatus(res) == want)
+		return res;
+	if (res) { /* else db_lost() logged it */
+		aif_db_diag(&d, db->conn, res, what);
+		log_diag(LOG_LEVEL_WARNING, NULL, &d);
+	}
+	PQclear(res);
+	return NULL;
+}
+
 enum db_outcome db_outcome(const struct db *db, const PGresult *res)
 {
 	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;

@@ -103,6 +103,13 @@ PGresult *db_exec(struct db *db, const char *what, const char *sql, int nparams,
 		  const char *const *params, struct aif_diag *diag);
 
 /*
+ * db_exec() for an owner that only logs failures: the result when it has status want, else
+ * NULL, the statement's error logged as a warning (a lost connection db_lost() logged).
+ */
+PGresult *db_exec_want(struct db *db, const char *what, const char *sql, int nparams,
+		       const char *const *params, ExecStatusType want);
+
+/*
  * The same for a statement sent with libpq's PQsend*() on db->conn (sent: what that
  * returned), e.g. a prepared one, or several statements in one string.
  */

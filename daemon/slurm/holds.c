@@ -11,7 +11,6 @@
 #include <slurm/slurm.h>
 #include <slurm/slurm_errno.h>
 
-#include "aif_db.h"
 #include "log.h"
 #include "slurmctld.h"
 
@@ -35,23 +34,14 @@ static const char REHOLD_SQL[] =
 static const char GONE_SQL[] = "SELECT aif.reservations_release(ARRAY[$1], ARRAY[$2::bigint])";
 static const char RELEASE_SQL[] = "SELECT j FROM aif.waiting_release($1) j";
 
-/* One statement; true when it gave want. Failures are logged (db.c logs an outage once). */
+/* One statement whose result is not needed: true when it gave want (else logged). */
 static bool run(struct db *db, const char *what, const char *sql, int n, const char *const *params,
-		ExecStatusType want, PGresult **out)
+		ExecStatusType want)
 {
-	struct aif_diag lost, d;
-	PGresult *res = db_exec(db, what, sql, n, params, &lost);
-	bool ok = PQresultStatus(res) == want;
+	PGresult *res = db_exec_want(db, what, sql, n, params, want);
 
-	if (!ok && res && db_outcome(db, res) != DB_RETRY) {
-		aif_db_diag(&d, db->conn, res, what);
-		log_diag(LOG_LEVEL_WARNING, NULL, &d);
-	}
-	if (ok && out)
-		*out = res;
-	else
-		PQclear(res);
-	return ok;
+	PQclear(res);
+	return res != NULL;
 }
 
 /*
@@ -91,14 +81,14 @@ int holds_hold(struct db *db, const char *cluster, uint32_t job, const char *pro
 	snprintf(g, sizeof(g), "%" PRId64, gpus);
 	snprintf(s, sizeof(s), "%" PRId64, seconds > 0 ? seconds : 1);
 	/* Recorded first: a job held with nobody to release it would wait for ever. */
-	if (!run(db, "could not record a waiting job", ADD_SQL, 5, params, PGRES_COMMAND_OK, NULL)) {
+	if (!run(db, "could not record a waiting job", ADD_SQL, 5, params, PGRES_COMMAND_OK)) {
 		aif_diag_message(why, "the database did not record it as waiting");
 		return -1;
 	}
 	if (slurm_compat_requeue(job, JOB_REQUEUE_HOLD) != 0) {
 		aif_diag_message(why, "slurmctld would not requeue it held: %s",
 				 slurm_strerror(slurm_compat_errno()));
-		run(db, "could not forget a waiting job", FORGET_SQL, 2, params, PGRES_COMMAND_OK, NULL);
+		run(db, "could not forget a waiting job", FORGET_SQL, 2, params, PGRES_COMMAND_OK);
 		return -1;
 	}
 	if (update(job, comment, UPDATE_COMMENT) != 0)
@@ -133,9 +123,10 @@ static enum seen look(uint32_t job)
 void holds_pass(struct db *db, const char *cluster)
 {
 	const char *params[] = {cluster, NULL};
-	PGresult *res = NULL;
+	PGresult *res;
 
-	if (!run(db, "could not read the waiting jobs", LIST_SQL, 1, params, PGRES_TUPLES_OK, &res))
+	if (!(res = db_exec_want(db, "could not read the waiting jobs", LIST_SQL, 1, params,
+				 PGRES_TUPLES_OK)))
 		return;
 	for (int i = 0; i < PQntuples(res); i++) {
 		uint32_t job = (uint32_t)strtoul(PQgetvalue(res, i, 0), NULL, 10);
@@ -151,30 +142,29 @@ void holds_pass(struct db *db, const char *cluster)
 		if (seen == SEEN_GONE) {
 			/* Its reservation first (it never started: no interval releases it). */
 			if (!released || run(db, "could not release a reservation", GONE_SQL, 2, params,
-					     PGRES_TUPLES_OK, NULL))
+					     PGRES_TUPLES_OK))
 				run(db, "could not forget a waiting job", FORGET_SQL, 2, params,
-				    PGRES_COMMAND_OK, NULL);
+				    PGRES_COMMAND_OK);
 		} else if (seen == SEEN_STARTED) {
 			/* Not before it was requeued: a job is running when it is first held. */
 			if (released || old)
 				run(db, "could not forget a waiting job", FORGET_SQL, 2, params,
-				    PGRES_COMMAND_OK, NULL);
+				    PGRES_COMMAND_OK);
 		} else if (released && stale) {
 			/* Released, but not started since: it waits again, and its reservation goes. */
 			if (update(job, "aif: waiting for GPU-hours again: did not start once released",
 				   UPDATE_HOLD) == 0 &&
-			    run(db, "could not release a reservation", GONE_SQL, 2, params, PGRES_TUPLES_OK,
-				NULL))
+			    run(db, "could not release a reservation", GONE_SQL, 2, params, PGRES_TUPLES_OK))
 				run(db, "could not hold a waiting job again", REHOLD_SQL, 2, params,
-				    PGRES_COMMAND_OK, NULL);
+				    PGRES_COMMAND_OK);
 		} else if (seen == SEEN_HELD && released && update(job, "", UPDATE_RELEASE) != 0) {
 			log_warning("could not release job %" PRIu32 ": %s", job,
 				    slurm_strerror(slurm_compat_errno()));
 		}
 	}
 	PQclear(res);
-	res = NULL;
-	if (!run(db, "could not release waiting jobs", RELEASE_SQL, 1, params, PGRES_TUPLES_OK, &res))
+	if (!(res = db_exec_want(db, "could not release waiting jobs", RELEASE_SQL, 1, params,
+				 PGRES_TUPLES_OK)))
 		return;
 	for (int i = 0; i < PQntuples(res); i++) {
 		uint32_t job = (uint32_t)strtoul(PQgetvalue(res, i, 0), NULL, 10);

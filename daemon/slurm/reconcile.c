@@ -41,7 +41,6 @@
 #include <slurm/slurm_errno.h>
 
 #include "aif_clock.h"
-#include "aif_db.h"
 #include "db.h"
 #include "holds.h"
 #include "log.h"
@@ -370,23 +369,6 @@ static bool judge_runs(struct reconcile *r, struct run *runs, size_t n)
 
 /* ---- PostgreSQL ---- */
 
-/* Run a statement with text parameters; NULL (logged) when it did not give `want`. */
-static PGresult *exec(struct reconcile *r, const char *what, const char *sql, int n,
-		      const char *const *values, ExecStatusType want)
-{
-	struct aif_diag d;
-	PGresult *res = db_exec(&r->db, what, sql, n, values, &d);
-
-	if (PQresultStatus(res) == want)
-		return res;
-	if (res) { /* else db_lost() logged it */
-		aif_db_diag(&d, r->db.conn, res, what);
-		log_diag(LOG_LEVEL_WARNING, NULL, &d);
-	}
-	PQclear(res);
-	return NULL;
-}
-
 static bool parse_u32(const char *text, uint32_t *v)
 {
 	char *end;
@@ -404,8 +386,8 @@ static bool parse_u32(const char *text, uint32_t *v)
 static int load_runs(struct reconcile *r, struct run **runs, size_t *n)
 {
 	const char *values[] = {r->cluster};
-	PGresult *res = exec(r, "could not read the open usage intervals", OPEN_RUNS_SQL, 1, values,
-			     PGRES_TUPLES_OK);
+	PGresult *res = db_exec_want(&r->db, "could not read the open usage intervals",
+				     OPEN_RUNS_SQL, 1, values, PGRES_TUPLES_OK);
 	size_t rows;
 
 	*runs = NULL;
@@ -558,8 +540,8 @@ static int write_verdicts(struct reconcile *r, const struct run *runs, size_t n,
 	if (a.count) {
 		const char *values[] = {r->cluster, arr[0], arr[1], seen};
 
-		res = exec(r, "could not record the running jobs", SEEN_SQL, 4, values,
-			   PGRES_COMMAND_OK);
+		res = db_exec_want(&r->db, "could not record the running jobs", SEEN_SQL, 4, values,
+				   PGRES_COMMAND_OK);
 		if (!res) {
 			arrays_free(&a);
 			return -1;
@@ -571,7 +553,8 @@ static int write_verdicts(struct reconcile *r, const struct run *runs, size_t n,
 	if (a.count) {
 		const char *values[] = {r->cluster, arr[0], arr[1], arr[2], arr[3]};
 
-		res = exec(r, "could not close usage intervals", CLOSE_SQL, 5, values, PGRES_TUPLES_OK);
+		res = db_exec_want(&r->db, "could not close usage intervals", CLOSE_SQL, 5, values,
+				   PGRES_TUPLES_OK);
 		if (res) {
 			closed = PQntuples(res);
 			log_closed(res, runs, n);
@@ -591,15 +574,15 @@ oom:
 static void forget_and_flush(struct reconcile *r, int closed)
 {
 	const char *values[] = {r->cluster};
-	PGresult *res = exec(r, "could not forget finished jobs", FORGET_SQL, 1, values,
-			     PGRES_COMMAND_OK);
+	PGresult *res = db_exec_want(&r->db, "could not forget finished jobs", FORGET_SQL, 1,
+				     values, PGRES_COMMAND_OK);
 
 	PQclear(res);
 	/* Closed intervals wait in aif.usage_queue; fold them now rather than when the usage
 	 * writer next flushes (reports are exact either way; this keeps them fast). */
 	if (closed > 0)
-		PQclear(exec(r, "could not fold usage into the rollups", "SELECT aif.rollup_flush()", 0,
-			     NULL, PGRES_TUPLES_OK));
+		PQclear(db_exec_want(&r->db, "could not fold usage into the rollups",
+				     "SELECT aif.rollup_flush()", 0, NULL, PGRES_TUPLES_OK));
 }
 
 /* ---- on_exhausted: cancel ---- */
@@ -607,8 +590,8 @@ static void forget_and_flush(struct reconcile *r, int closed)
 static void request_cancellations(struct reconcile *r)
 {
 	const char *values[] = {r->cluster};
-	PGresult *res = exec(r, "could not request cancellations", REQUEST_SQL, 1, values,
-			     PGRES_TUPLES_OK);
+	PGresult *res = db_exec_want(&r->db, "could not request cancellations", REQUEST_SQL, 1,
+				     values, PGRES_TUPLES_OK);
 
 	if (!res)
 		return;
@@ -658,8 +641,8 @@ static const char *cancel_job(uint32_t job, const char *project, const char *rea
 static void carry_out_cancellations(struct reconcile *r, bool slurm_ok)
 {
 	const char *values[] = {r->cluster};
-	PGresult *res = exec(r, "could not read the cancellations due", DUE_SQL, 1, values,
-			     PGRES_TUPLES_OK);
+	PGresult *res = db_exec_want(&r->db, "could not read the cancellations due", DUE_SQL, 1,
+				     values, PGRES_TUPLES_OK);
 
 	if (!res)
 		return;
@@ -685,8 +668,8 @@ static void carry_out_cancellations(struct reconcile *r, bool slurm_ok)
 		if (outcome) {
 			const char *done[] = {id, outcome};
 
-			PQclear(exec(r, "could not record a cancellation", DONE_SQL, 2, done,
-				     PGRES_COMMAND_OK));
+			PQclear(db_exec_want(&r->db, "could not record a cancellation", DONE_SQL, 2,
+					     done, PGRES_COMMAND_OK));
 		}
 	}
 	PQclear(res);
