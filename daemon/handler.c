@@ -203,6 +203,24 @@ static void reply_admission(struct handler *h, struct request *req, const char *
 }
 
 /*
+ * The reservation a reserving admission stands on (reserve.h): its result, or -1 once
+ * answered error (no reservation, no admission: kept nowhere, decided next time).
+ */
+static int reserve_or_error(struct handler *h, struct worker *w, struct request *req,
+			    const char *nonce, const char *what, uint64_t job, uint64_t uid,
+			    struct admission *adm)
+{
+	struct aif_diag why;
+	int rc = reserve_admission(&w->db, h->cluster, (uint32_t)job, (uint32_t)uid, adm, &why);
+
+	if (rc < 0) {
+		log_msg(LOG_LEVEL_WARNING, "%s: not admitted: %s", what, why.message);
+		reply_diag(h, req, AIF_PROTO_ERROR, nonce, &why);
+	}
+	return rc;
+}
+
+/*
  * check and admit: the decision, on the current snapshot. An admission is decided once per
  * job (admissions.h): a later admit of the same job gets the first answer.
  */
@@ -217,8 +235,7 @@ static void handle_decision(struct handler *h, struct worker *w, struct request 
 	uint64_t job = 0, uid = sender, gid = 0;
 	const struct snapshot *snap;
 	bool admit = m->kind == AIF_PROTO_ADMIT;
-	char what[96], project[128];
-	struct aif_diag why;
+	char what[160], project[128];
 	int reserved = 0;
 
 	if (admit) {
@@ -230,17 +247,13 @@ static void handle_decision(struct handler *h, struct worker *w, struct request 
 			log_debug("admission of job %llu: %s, as decided before",
 				  (unsigned long long)job, adm.verdict);
 			/* A run after a requeue: its last run's reservation went with that run. */
+			snprintf(what, sizeof(what), "admission of job %llu, run again",
+				 (unsigned long long)job);
 			if (strcmp(adm.verdict, "refuse") != 0 && adm.unreserved &&
-			    reserve_admission(&w->db, h->cluster, (uint32_t)job, (uint32_t)uid, &adm,
-					      &why) < 0) {
-				log_msg(LOG_LEVEL_WARNING, "admission of job %llu, run again: not "
-					"admitted: %s", (unsigned long long)job, why.message);
-				reply_diag(h, req, AIF_PROTO_ERROR, nonce, &why);
+			    reserve_or_error(h, w, req, nonce, what, job, uid, &adm) < 0)
 				return;
-			}
 			if (strcmp(adm.verdict, "refuse") == 0 && adm.unreserved)
-				log_msg(LOG_LEVEL_INFO, "admission of job %llu, run again: %s: %s",
-					(unsigned long long)job, adm.reason, adm.diag.message);
+				log_msg(LOG_LEVEL_INFO, "%s: %s: %s", what, adm.reason, adm.diag.message);
 			reply_admission(h, req, nonce, &adm);
 			return;
 		}
@@ -272,21 +285,16 @@ static void handle_decision(struct handler *h, struct worker *w, struct request 
 	snprintf(project, sizeof(project), "%s", dec.project ? dec.project : "?");
 	adm.diag = dec.diag;
 	refresh_release(h->refresh);
-	if (admit && dec.verdict != DECIDE_REFUSE && dec.reserve &&
-	    (reserved = reserve_admission(&w->db, h->cluster, (uint32_t)job, (uint32_t)uid, &adm,
-					  &why)) < 0) {
-		/* No reservation, no admission: answered error, kept nowhere, decided next time. */
-		log_msg(LOG_LEVEL_WARNING, "%s by %s (uid %llu): not admitted: %s", what,
-			id.user ? id.user : "a user without a name", (unsigned long long)uid, why.message);
-		identity_free(&id);
-		reply_diag(h, req, AIF_PROTO_ERROR, nonce, &why);
-		return;
-	}
-	if (strcmp(adm.verdict, "refuse") == 0 || admit)
-		log_msg(LOG_LEVEL_INFO, "%s by %s (uid %llu): %s, project \"%s\"%s%s", what,
-			id.user ? id.user : "a user without a name", (unsigned long long)uid, adm.reason,
-			project, adm.diag.message[0] ? ": " : "", adm.diag.message);
+	/* Named by who asked, from here on. */
+	snprintf(what + strlen(what), sizeof(what) - strlen(what), " by %s (uid %llu)",
+		 id.user ? id.user : "a user without a name", (unsigned long long)uid);
 	identity_free(&id);
+	if (admit && dec.verdict != DECIDE_REFUSE && dec.reserve &&
+	    (reserved = reserve_or_error(h, w, req, nonce, what, job, uid, &adm)) < 0)
+		return;
+	if (strcmp(adm.verdict, "refuse") == 0 || admit)
+		log_msg(LOG_LEVEL_INFO, "%s: %s, project \"%s\"%s%s", what, adm.reason, project,
+			adm.diag.message[0] ? ": " : "", adm.diag.message);
 	/* The first decision wins; without the database, this one stands alone (logged). A job
 	 * that waits is decided again when it starts again. */
 	if (admit && reserved != RESERVE_HELD)
