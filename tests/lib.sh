@@ -118,8 +118,9 @@ YAML
 # plugstack.conf loads this build's aif.so (copied, readable by the test users) talking to
 # the aifd "a" that aifd_start will start, with the extra arguments; then aifd_setup. With
 # AIF_PROLOG_FLAGS set, slurm.conf has PrologFlags=$AIF_PROLOG_FLAGS and aif-pelog as
-# Prolog= and Epilog=, its stderr in $AIFD_WORK/pelog.log; with AIF_PELOG set, aif-pelog too. The run
-# is stopped on exit. Tests that use it hold RESOURCE_LOCK slurm-cluster.
+# Prolog= and Epilog=, its stderr in $AIFD_WORK/pelog.log; with AIF_PELOG set, aif-pelog too; with
+# AIF_SLURMDBD set, slurmdbd and MariaDB beside it (aif-harness --slurmdbd). The run is stopped
+# on exit. Tests that use it hold RESOURCE_LOCK slurm-cluster.
 plugin_cluster_start() {
 	AIFD_WORK=$(mktemp -d)
 	chmod 755 "$AIFD_WORK"
@@ -143,6 +144,7 @@ plugin_cluster_start() {
 		chmod 755 "$AIFD_WORK/pelog"
 		prolog=(--prolog-flags "${AIF_PROLOG_FLAGS:-Alloc}" --pelog "$AIFD_WORK/pelog")
 	fi
+	[[ -z ${AIF_SLURMDBD:-} ]] || prolog+=(--slurmdbd)
 	"$AIF_HARNESS" start --plugstack "$AIFD_WORK/plugstack.conf" "${prolog[@]}" \
 		--env-out "$AIF_HARNESS_ENV" >/dev/null
 	PLUGIN_CLUSTER=1 AIFD_PIDS=() AIFD_DB=""
@@ -153,6 +155,19 @@ plugin_cluster_start() {
 		"spool_dir=$AIFD_WORK/spool $*" \
 		>"$(sed -n 's/^PlugStackConfig=//p' "$SLURM_CONF")"
 	"$AIF_HARNESS" restart-slurmd "$AIF_HARNESS_DIR" >/dev/null # job_prolog/epilog need it
+	aifd_setup
+}
+
+# cluster_start HARNESS-OPTION...: a harness run of the test's own without aif.so (aif-harness
+# start with these options), then aifd_setup; stopped on exit. Hold RESOURCE_LOCK slurm-cluster.
+cluster_start() {
+	AIFD_WORK=$(mktemp -d)
+	chmod 755 "$AIFD_WORK"
+	AIF_HARNESS_ENV=$AIFD_WORK/harness.env
+	"$AIF_HARNESS" start "$@" --env-out "$AIF_HARNESS_ENV" >/dev/null
+	PLUGIN_CLUSTER=1 AIFD_PIDS=() AIFD_DB=""
+	trap aifd_cleanup EXIT
+	load_harness
 	aifd_setup
 }
 

@@ -46,17 +46,20 @@
 #include "log.h"
 #include "pgarray.h"
 #include "slurmctld.h"
+#include "slurmdbd.h"
 #include "wakeup.h"
 
 
 /* The open runs of cluster $1, one row per (job, restart), through usage_intervals_open_run. */
+/* With the run's first interval start (Unix seconds), which names the run to slurmdbd. */
 static const char OPEN_RUNS_SQL[] =
-	"SELECT job_id, restart_count FROM aif.usage_intervals"
+	"SELECT job_id, restart_count, floor(extract(epoch FROM min(started_at)))::bigint FROM ("
+	" SELECT job_id, restart_count, started_at FROM aif.usage_intervals"
 	" WHERE cluster = $1 AND ended_at IS NULL"
-	" UNION"
-	" SELECT job_id, restart_count FROM aif.unattributed_intervals"
+	" UNION ALL"
+	" SELECT job_id, restart_count, started_at FROM aif.unattributed_intervals"
 	" WHERE cluster = $1 AND ended_at IS NULL"
-	" ORDER BY job_id, restart_count";
+	") o GROUP BY job_id, restart_count ORDER BY job_id, restart_count";
 
 /* $2 jobs and $3 restarts were running when the pass began, at $4 (Unix seconds). */
 static const char SEEN_SQL[] =
@@ -69,7 +72,8 @@ static const char SEEN_SQL[] =
 
 /*
  * Close the open intervals of the runs $2/$3: at $4, slurmctld's end time, from $5, its start
- * time of the same run (so the interval is exact, sql/007_exact_times.sql), or where $4 is NULL
+ * time of the same run (so the interval is exact, sql/007_exact_times.sql), both slurmdbd's
+ * where $6 is true (slurmctld has forgotten the job), or where $4 is NULL
  * at the last bound known (the run's last sighting, else the interval's start). The rows are
  * locked in key order first, the order in which aif.record_usage() writes (the usage writer's
  * and the settler's), so that they never deadlock; an interval the epilog closed meanwhile is left alone, and so is one
@@ -80,10 +84,10 @@ static const char SEEN_SQL[] =
 #define INBOX_GRACE "300 seconds"
 static const char CLOSE_SQL[] =
 	"WITH c AS ("
-	" SELECT * FROM unnest($2::bigint[], $3::int[], $4::bigint[], $5::bigint[])"
-	"  AS c(job_id, restart_count, end_at, start_at)"
+	" SELECT * FROM unnest($2::bigint[], $3::int[], $4::bigint[], $5::bigint[], $6::boolean[])"
+	"  AS c(job_id, restart_count, end_at, start_at, from_slurmdbd)"
 	"), l AS ("
-	" SELECT i.job_id, i.node, i.restart_count, c.end_at, s.seen_at,"
+	" SELECT i.job_id, i.node, i.restart_count, c.end_at, c.from_slurmdbd, s.seen_at,"
 	"  coalesce(to_timestamp(c.start_at), i.started_at) AS started_at,"
 	"  c.start_at IS NOT NULL AS start_known"
 	" FROM c JOIN aif.usage_intervals i ON i.cluster = $1 AND i.job_id = c.job_id"
@@ -109,7 +113,7 @@ static const char CLOSE_SQL[] =
 	"  ended_at = greatest(l.started_at,"
 	"  CASE WHEN l.end_at IS NULL THEN l.seen_at ELSE to_timestamp(l.end_at) END),"
 	"  end_source = CASE WHEN l.end_at IS NULL THEN 'reconciled-last-seen'"
-	"   ELSE 'reconciled-slurm' END,"
+	"   WHEN l.from_slurmdbd THEN 'reconciled-slurmdbd' ELSE 'reconciled-slurm' END,"
 	"  exact = l.end_at IS NOT NULL AND l.start_known"
 	" FROM l"
 	" WHERE u.cluster = $1 AND u.job_id = l.job_id AND u.node = l.node"
@@ -195,8 +199,8 @@ enum verdict {
 	RUN_ALIVE,       /* running or suspended: seen now */
 	RUN_ENDING,      /* ended, its epilogs still running (COMPLETING): they may send the end */
 	RUN_LATER,       /* slurmctld knows an earlier run only: leave it */
-	RUN_ENDED,       /* ended: close at slurmctld's end time */
-	RUN_UNKNOWN,     /* slurmctld does not know the job: close at the last bound */
+	RUN_ENDED,       /* ended: close at slurmctld's (or slurmdbd's) end time */
+	RUN_UNKNOWN,     /* neither slurmctld nor slurmdbd knows the run: close at the last bound */
 	RUN_REQUEUED,    /* the job has run again since: close at the last bound */
 	RUN_NOT_RUNNING, /* pending again, or ended without an end time: close at the last bound */
 };
@@ -209,6 +213,8 @@ struct run {
 	uint32_t slurm_restart;
 	time_t start;     /* slurmctld's start_time and end_time of its current run */
 	time_t end;
+	time_t first;     /* the run's first interval start in aif */
+	bool from_slurmdbd; /* RUN_ENDED from slurmdbd's record: slurmctld forgot the job */
 };
 
 /* The longest one statement may take before the connection is dropped. */
@@ -221,7 +227,14 @@ struct reconcile {
 	struct waker waker;       /* the thread: a new interval, or stopping */
 	bool slurm_down;          /* the last attempt failed: say so once, and when it is back */
 	bool hidden_said;         /* the PrivateData=jobs warning was logged */
+	time_t dbd_failing_since; /* slurmdbd has not answered since then (0: it answers) */
 };
+
+/*
+ * How long forgotten runs stay open while slurmdbd does not answer, to be closed at its end
+ * times once it does; after that they are closed at the last bound, as without slurmdbd.
+ */
+#define SLURMDBD_PATIENCE_S 3600
 
 /* ---- libslurm ---- */
 
@@ -367,6 +380,67 @@ static bool judge_runs(struct reconcile *r, struct run *runs, size_t n)
 	return true;
 }
 
+/*
+ * The runs slurmctld does not know, asked of slurmdbd: one that has an ended record there is
+ * closed at slurmdbd's times. While slurmdbd does not answer, they stay open (for at most
+ * SLURMDBD_PATIENCE_S), so that a slurmdbd restart does not cost their exact ends.
+ */
+static void ask_slurmdbd(struct reconcile *r, struct run *runs, size_t n)
+{
+	struct slurmdbd_run *ask;
+	size_t k = 0;
+	struct aif_diag d;
+	enum slurmdbd_answer answer;
+	time_t now = time(NULL);
+
+	for (size_t i = 0; i < n; i++)
+		k += runs[i].verdict == RUN_UNKNOWN;
+	if (k == 0 || !(ask = calloc(k, sizeof(*ask))))
+		return; /* out of memory: closed at the last bound, as without slurmdbd */
+	k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (runs[i].verdict == RUN_UNKNOWN)
+			ask[k++] = (struct slurmdbd_run){.job = runs[i].job, .within = runs[i].first};
+	answer = slurmdbd_lookup(r->cluster, ask, k, &d);
+	if (answer == SLURMDBD_FAILED) {
+		bool patient;
+
+		if (!r->dbd_failing_since)
+			r->dbd_failing_since = now;
+		patient = now - r->dbd_failing_since < SLURMDBD_PATIENCE_S;
+		aif_diag_hint(&d, patient ? "%zu runs of jobs slurmctld has forgotten stay open until "
+					    "slurmdbd answers, to be closed at its end times; after an "
+					    "hour without it, at the last time aifd saw them running."
+					  : "slurmdbd has not answered for an hour: the %zu runs of jobs "
+					    "slurmctld has forgotten are closed at the last time aifd saw "
+					    "them running.", k);
+		log_diag(LOG_LEVEL_WARNING, NULL, &d);
+		for (size_t i = 0; i < n && patient; i++)
+			if (runs[i].verdict == RUN_UNKNOWN)
+				runs[i].verdict = RUN_UNSURE;
+	} else if (answer == SLURMDBD_ANSWERED) {
+		if (r->dbd_failing_since)
+			log_info("slurmdbd answers again");
+		r->dbd_failing_since = 0;
+		k = 0;
+		for (size_t i = 0; i < n; i++) {
+			struct run *run = &runs[i];
+
+			if (run->verdict != RUN_UNKNOWN)
+				continue;
+			if (ask[k].end > 0) {
+				run->verdict = RUN_ENDED;
+				run->from_slurmdbd = true;
+				run->start = ask[k].start;
+				run->end = ask[k].end;
+				run->state = ask[k].state;
+			}
+			k++;
+		}
+	}
+	free(ask);
+}
+
 /* ---- PostgreSQL ---- */
 
 static bool parse_u32(const char *text, uint32_t *v)
@@ -407,6 +481,7 @@ static int load_runs(struct reconcile *r, struct run **runs, size_t *n)
 		if (!parse_u32(PQgetvalue(res, (int)i, 0), &run->job) ||
 		    !parse_u32(PQgetvalue(res, (int)i, 1), &run->restart))
 			continue;
+		run->first = (time_t)strtoll(PQgetvalue(res, (int)i, 2), NULL, 10);
 		run->verdict = RUN_UNSURE;
 		(*n)++;
 	}
@@ -425,7 +500,7 @@ static bool closes(enum verdict v)
  * bound).
  */
 struct arrays {
-	struct pg_array jobs, restarts, ends, starts;
+	struct pg_array jobs, restarts, ends, starts, dbd;
 	size_t count;
 };
 
@@ -435,9 +510,10 @@ static void arrays_free(struct arrays *a)
 	pg_array_free(&a->restarts);
 	pg_array_free(&a->ends);
 	pg_array_free(&a->starts);
+	pg_array_free(&a->dbd);
 }
 
-/* values[0..4): jobs, restarts, ends, starts; false when out of memory. */
+/* values[0..5): jobs, restarts, ends, starts, from slurmdbd; false when out of memory. */
 static bool arrays_build(struct arrays *a, const struct run *runs, size_t n, bool alive,
 			 const char **values)
 {
@@ -446,6 +522,7 @@ static bool arrays_build(struct arrays *a, const struct run *runs, size_t n, boo
 	pg_array_start(&a->restarts);
 	pg_array_start(&a->ends);
 	pg_array_start(&a->starts);
+	pg_array_start(&a->dbd);
 	for (size_t i = 0; i < n; i++) {
 		const struct run *run = &runs[i];
 
@@ -463,13 +540,15 @@ static bool arrays_build(struct arrays *a, const struct run *runs, size_t n, boo
 			pg_array_null(&a->ends);
 			pg_array_null(&a->starts);
 		}
+		pg_array_bool(&a->dbd, run->from_slurmdbd);
 		a->count++;
 	}
 	values[0] = pg_array_end(&a->jobs);
 	values[1] = pg_array_end(&a->restarts);
 	values[2] = pg_array_end(&a->ends);
 	values[3] = pg_array_end(&a->starts);
-	return values[0] && values[1] && values[2] && values[3];
+	values[4] = pg_array_end(&a->dbd);
+	return values[0] && values[1] && values[2] && values[3] && values[4];
 }
 
 static int cmp_run(const void *a, const void *b)
@@ -499,14 +578,23 @@ static void log_closed(const PGresult *res, const struct run *runs, size_t n)
 				 PQgetvalue(res, i, 3));
 		switch (run->verdict) {
 		case RUN_ENDED:
+			if (run->from_slurmdbd) {
+				aif_diag_detail(&d, "slurmctld no longer knows the job (MinJobAge passed); "
+						    "slurmdbd records it %s, run from %lld to %lld (Unix time) "
+						    "(end_source reconciled-slurmdbd).",
+						slurmctld_state_name(run->state), (long long)run->start,
+						(long long)run->end);
+				break;
+			}
 			aif_diag_detail(&d, "slurmctld reports the job %s, ended at %lld (Unix time); "
 					    "its end never arrived from the epilog (end_source reconciled-slurm).",
 					slurmctld_state_name(run->state), (long long)run->end);
 			break;
 		case RUN_UNKNOWN:
 			aif_diag_detail(&d, "slurmctld does not know the job (MinJobAge passed, or it never "
-					    "ran on this cluster): closed at the last time aifd saw it running, "
-					    "or at its start (end_source reconciled-last-seen).");
+					    "ran on this cluster), and slurmdbd has no ended record of this run "
+					    "or is not used: closed at the last time aifd saw it running, or at "
+					    "its start (end_source reconciled-last-seen).");
 			break;
 		case RUN_REQUEUED:
 			aif_diag_detail(&d, "The job was requeued (restart count %" PRIu32 " in slurmctld): "
@@ -529,7 +617,7 @@ static void log_closed(const PGresult *res, const struct run *runs, size_t n)
 static int write_verdicts(struct reconcile *r, const struct run *runs, size_t n, time_t seen_at)
 {
 	struct arrays a = {0};
-	const char *arr[4];
+	const char *arr[5];
 	char seen[24];
 	PGresult *res;
 	int closed = 0;
@@ -551,9 +639,9 @@ static int write_verdicts(struct reconcile *r, const struct run *runs, size_t n,
 	if (!arrays_build(&a, runs, n, false, arr))
 		goto oom;
 	if (a.count) {
-		const char *values[] = {r->cluster, arr[0], arr[1], arr[2], arr[3]};
+		const char *values[] = {r->cluster, arr[0], arr[1], arr[2], arr[3], arr[4]};
 
-		res = db_exec_want(&r->db, "could not close usage intervals", CLOSE_SQL, 5, values,
+		res = db_exec_want(&r->db, "could not close usage intervals", CLOSE_SQL, 6, values,
 				   PGRES_TUPLES_OK);
 		if (res) {
 			closed = PQntuples(res);
@@ -691,6 +779,8 @@ static void pass(struct reconcile *r)
 		time_t seen_at = time(NULL);
 
 		slurm_ok = judge_runs(r, runs, n);
+		if (slurm_ok && !waker_stopping(&r->waker))
+			ask_slurmdbd(r, runs, n);
 		if (slurm_ok && !waker_stopping(&r->waker))
 			closed = write_verdicts(r, runs, n, seen_at);
 	}

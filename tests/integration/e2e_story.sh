@@ -15,11 +15,13 @@
 #      nodes' spool), and PostgreSQL restarts under running jobs: the totals are still exact;
 #   7. a node crashes under a two-node job (slurmd killed, the node set down): reconciliation
 #      closes that node's interval at Slurm's EndTime.
-# The checks of 3 run again after 4, 6 and 7, against what Slurm reported for every job.
+# The checks of 3 run again after 4, 6 and 7, against what Slurm reported for every job, and
+# against Slurm's own accounting: the cluster runs slurmdbd with MariaDB, as sites do
+# (AccountingStorageTRES=gres/gpu), and aif's GPU-seconds per job are sacct's.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 t0=$SECONDS
-plugin_cluster_start timeout=2s
+AIF_SLURMDBD=1 plugin_cluster_start timeout=2s
 cluster=$AIF_TEST_CLUSTER
 chapter() { printf '\n== %s  [%d s]\n' "$*" $((SECONDS - t0)); }
 
@@ -169,7 +171,24 @@ wait_closed() { # wait_closed JOB: until JOB's intervals are all closed (20 s)
 		sleep 0.2
 	done
 }
-check_story() { wait_accounted && check_intervals && check_reports "$AIFD_CONNINFO" postgres; }
+# check_sacct: per job, aif's GPU-seconds (its intervals) are what slurmdbd recorded: sacct's
+# allocated gres/gpu x (End - Start). slurmctld sends a job's end to slurmdbd shortly after it:
+# wait for it (20 s).
+check_sacct() {
+	local ids want got deadline=$((SECONDS + 20))
+	ids=$(awk '{ print $1 }' "$facts" | paste -sd,)
+	got=$(q -c "SELECT job_id || '|' || round(sum(gpus * extract(epoch FROM ended_at - started_at)))
+		FROM aif.usage_intervals WHERE cluster = '$cluster' GROUP BY job_id" | LC_ALL=C sort)
+	until want=$(SLURM_TIME_FORMAT=%s sacct -X -n -P -a -j "$ids" -o JobIDRaw,Start,End,AllocTRES |
+		awk -F'|' '{ g = 0; n = split($4, t, ",")
+			for (i = 1; i <= n; i++) if (t[i] ~ /^gres\/gpu=/) g = substr(t[i], 10)
+			print $1 "|" g * ($3 - $2) }' | LC_ALL=C sort) && [[ $want == "$got" ]]; do
+		((SECONDS < deadline)) || assert_eq "$want" "$got" "per job, sacct's GPU-seconds (job|GPU-s) against aif's"
+		sleep 0.5
+	done
+	echo "  $(wc -l <<<"$got") jobs: aif's GPU-seconds are sacct's (slurmdbd), job by job"
+}
+check_story() { wait_accounted && check_intervals && check_reports "$AIFD_CONNINFO" postgres && check_sacct; }
 
 # people_hours SECONDS: GPU-seconds as aifd's messages show GPU-hours: 2 decimals at most,
 # rounded down, no trailing zeros (daemon/budgets/decide.c, hours()).
