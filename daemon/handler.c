@@ -183,9 +183,13 @@ static bool privileged(const struct handler *h, uid_t uid)
 	return uid == 0 || uid == h->slurm_uid;
 }
 
-/* The answer to check or admit, from a decision made now or recalled. */
+/*
+ * The answer to check or admit, from a decision made now or recalled. left_hours (or NULL):
+ * a check of a project that reserves, with what it may still commit in left_period.
+ */
 static void reply_admission(struct handler *h, struct request *req, const char *nonce,
-			    const struct admission *adm)
+			    const struct admission *adm, const char *left_hours,
+			    const char *left_period)
 {
 	struct aif_proto_msg ans;
 	bool allowed = strcmp(adm->verdict, "refuse") != 0;
@@ -198,6 +202,11 @@ static void reply_admission(struct handler *h, struct request *req, const char *
 	if (allowed) {
 		aif_proto_set(&ans.header, "project", adm->project);
 		aif_proto_set(&ans.header, "sector", adm->sector);
+	}
+	if (allowed && left_hours) {
+		aif_proto_set(&ans.header, "admission", "reserve");
+		aif_proto_set(&ans.header, "left_gpu_hours", left_hours);
+		aif_proto_set(&ans.header, "left_period", left_period);
 	}
 	reply(h, req, &ans);
 }
@@ -235,7 +244,7 @@ static void handle_decision(struct handler *h, struct worker *w, struct request 
 	uint64_t job = 0, uid = sender, gid = 0;
 	const struct snapshot *snap;
 	bool admit = m->kind == AIF_PROTO_ADMIT;
-	char what[160], project[128];
+	char what[160], project[128], left[32] = "", left_period[128] = "";
 	int reserved = 0;
 
 	if (admit) {
@@ -254,7 +263,7 @@ static void handle_decision(struct handler *h, struct worker *w, struct request 
 				return;
 			if (strcmp(adm.verdict, "refuse") == 0 && adm.unreserved)
 				log_msg(LOG_LEVEL_INFO, "%s: %s: %s", what, adm.reason, adm.diag.message);
-			reply_admission(h, req, nonce, &adm);
+			reply_admission(h, req, nonce, &adm, NULL, NULL);
 			return;
 		}
 		dr.kind = DECIDE_ADMIT;
@@ -284,6 +293,10 @@ static void handle_decision(struct handler *h, struct worker *w, struct request 
 	}
 	snprintf(project, sizeof(project), "%s", dec.project ? dec.project : "?");
 	adm.diag = dec.diag;
+	if (!admit && dec.verdict != DECIDE_REFUSE && dec.reserve && dec.left_period) {
+		decide_hours_field(left, sizeof(left), (double)dec.left_us / 3600e6);
+		snprintf(left_period, sizeof(left_period), "%s", dec.left_period);
+	}
 	refresh_release(h->refresh);
 	/* Named by who asked, from here on. */
 	snprintf(what + strlen(what), sizeof(what) - strlen(what), " by %s (uid %llu)",
@@ -299,7 +312,7 @@ static void handle_decision(struct handler *h, struct worker *w, struct request 
 	 * that waits is decided again when it starts again. */
 	if (admit && reserved != RESERVE_HELD)
 		admissions_keep(&w->db, h->cluster, (uint32_t)job, (uint32_t)uid, &adm);
-	reply_admission(h, req, nonce, &adm);
+	reply_admission(h, req, nonce, &adm, left[0] ? left : NULL, left_period);
 }
 
 static void add_status(void *arg, const struct project_status *st)

@@ -13,6 +13,7 @@
  *   error, or no answer within the timeout: on_unreachable decides; a job submitted
  *           unchecked carries the project and sector the user asked for, if any.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,6 +56,36 @@ static void keep(spank_t sp, const char *project, const char *sector)
 			slurm_verbose("aif: could not set %s in the job control environment: %s",
 				      kv[i][0], spank_strerror(e));
 	}
+}
+
+/*
+ * A project that reserves: the job starts only once its GPUs x its time limit fit what the
+ * project and its AI Factory have not yet used or reserved, and waits, held, until then.
+ * Said at every submission (sbatch --quiet hides it): the job's own cost is known only to
+ * slurmctld, which SPANK does not ask here, and is told when the job waits or starts.
+ */
+static void tell_reservation(const struct aif_proto_msg *answer)
+{
+	const char *field = aif_proto_get(&answer->header, "left_gpu_hours");
+	const char *period = aif_proto_get(&answer->header, "left_period");
+	char left[32];
+	size_t n;
+
+	if (!aif_proto_get(&answer->header, "admission") || !field || !period)
+		return;
+	/* The field's fixed decimals ("0.50"), as people read hours: "0.5", "12". */
+	snprintf(left, sizeof(left), "%s", field);
+	n = strlen(left);
+	if (strchr(left, '.')) {
+		while (n > 0 && left[n - 1] == '0')
+			left[--n] = '\0';
+		if (n > 0 && left[n - 1] == '.')
+			left[--n] = '\0';
+	}
+	slurm_info("aif: project \"%s\": %s GPU-hours of period %s are neither used nor reserved",
+		   aif_proto_get(&answer->header, "project"), left, period);
+	slurm_info("aif: this job reserves its GPUs x its time limit (--time) when it starts, "
+		   "and waits, held, until that fits");
 }
 
 int submit_check(spank_t sp, const struct plugin_settings *s)
@@ -100,6 +131,7 @@ int submit_check(spank_t sp, const struct plugin_settings *s)
 			      aif_proto_get(&answer.header, "project"),
 			      aif_proto_get(&answer.header, "sector"));
 		keep(sp, aif_proto_get(&answer.header, "project"), aif_proto_get(&answer.header, "sector"));
+		tell_reservation(&answer);
 		break;
 	case AIF_PROTO_REFUSE:
 		if (!project && !s->require_project && client_answer_is_no_project(&answer)) {

@@ -420,6 +420,44 @@ static const struct snap_project *given_project(const struct snapshot *s,
 	return p;
 }
 
+/* What a reserving project may still commit now: the least, over its and its factory's
+ * budgets of the periods containing now, of budget - closed usage - reservations. */
+static void uncommitted(const struct snapshot *s, const struct snap_project *p, int64_t now,
+			struct decision *out)
+{
+	const struct snap_factory *f = &s->factories[p->factory];
+	size_t pi = (size_t)(p - s->projects);
+
+	out->left_period = NULL;
+	for (size_t i = 0; i < s->n_periods; i++) {
+		const struct snap_budget *pb = budget_for(p->budgets, p->n_budgets, i);
+		const struct snap_budget *fb = budget_for(f->budgets, f->n_budgets, i);
+		int64_t mine = 0, all = 0, left;
+
+		if (!contains(&s->periods[i], now) || !fb)
+			continue;
+		for (size_t k = 0; k < s->n_usage; k++) {
+			const struct snap_usage *u = &s->usage[k];
+
+			if (u->period != i || u->project >= s->n_projects ||
+			    s->projects[u->project].factory != p->factory)
+				continue;
+			all = add_used(all, u->committed_us);
+			if (u->project == pi)
+				mine = add_used(mine, u->committed_us);
+		}
+		left = fb->exhausted_us - all;
+		if (pb && pb->exhausted_us - mine < left)
+			left = pb->exhausted_us - mine;
+		if (left < 0)
+			left = 0;
+		if (!out->left_period || left < out->left_us) {
+			out->left_us = left;
+			out->left_period = s->periods[i].id;
+		}
+	}
+}
+
 int decide(const struct snapshot *s, const struct decide_request *req, struct decision *out)
 {
 	const struct snap_project *p;
@@ -459,7 +497,9 @@ int decide(const struct snapshot *s, const struct decide_request *req, struct de
 			      s->factories[p->factory].id);
 		return refuse(out, DECIDE_R_BAD_SECTOR);
 	}
-	return check_budgets(s, req, p, out);
+	if (check_budgets(s, req, p, out) != DECIDE_REFUSE && out->reserve)
+		uncommitted(s, p, req->now, out);
+	return out->verdict;
 }
 
 static const char *state_name(const struct snap_budget *b, const struct snap_policy *pol,

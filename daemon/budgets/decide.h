@@ -92,6 +92,9 @@ struct decision {
 	const char *sector;  /* likewise */
 	bool reserve;        /* the project admits by reserving: an admission stands only once
 				aif.reserve() (sql/repeatable/35_reserve.sql) found the job's cost fits */
+	int64_t left_us;     /* reserve: GPU-microseconds not committed (used or reserved) in the
+				current period and budget that leave the least, and that period */
+	const char *left_period;
 	struct aif_diag diag; /* empty on ok */
 };
 

@@ -85,13 +85,14 @@ struct snap_project {
  * running_gpus is the number of GPUs of the project's intervals open at taken_at that overlap
  * the period (whatever their start): decide() adds running_gpus x the time from taken_at to
  * its own "now" inside the period, so a snapshot stays exact while no interval opens or closes.
- * Only pairs with usage are listed; absent pairs used nothing.
+ * Only pairs with usage or reservations are listed; absent pairs used nothing.
  */
 struct snap_usage {
 	size_t period;
 	size_t project;
 	int64_t used_us;
 	int64_t running_gpus;
+	int64_t committed_us; /* closed usage plus reservations (aif.committed_us()), at taken_at */
 };
 
 struct snapshot {

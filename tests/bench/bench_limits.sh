@@ -183,37 +183,37 @@ scenario() {
 	rm -f "$work"/*.jobs "$work/refused"
 	case $s in
 	aif-reserve | aif-used)
-		start_run benchA
-		aif_budgets benchA "${s#aif-}" benchA
-		aif_cluster benchA benchA
+		start_run bencha
+		aif_budgets bencha "${s#aif-}" bencha
+		aif_cluster bencha bencha
 		t0=$(date +%s)
-		submit benchA 1 "$jobs" --aif-project=bench
-		wait_burst benchA
-		report "$s" "$t0" benchA
+		submit bencha 1 "$jobs" --aif-project=bench
+		wait_burst bencha
+		report "$s" "$t0" bencha
 		;;
 	aif-reserve-2)
-		start_run benchA
-		start_run benchB
-		aif_budgets benchA reserve benchA benchB
-		aif_cluster benchA benchA
-		aif_cluster benchB benchA
+		start_run bencha
+		start_run benchb
+		aif_budgets bencha reserve bencha benchb
+		aif_cluster bencha bencha
+		aif_cluster benchb bencha
 		t0=$(date +%s)
-		submit benchA 1 $((jobs / 2)) --aif-project=bench &
-		submit benchB $((jobs / 2 + 1)) "$jobs" --aif-project=bench
+		submit bencha 1 $((jobs / 2)) --aif-project=bench &
+		submit benchb $((jobs / 2 + 1)) "$jobs" --aif-project=bench
 		wait
-		wait_burst benchA benchB
-		report "$s" "$t0" benchA benchB
+		wait_burst bencha benchb
+		report "$s" "$t0" bencha benchb
 		;;
 	slurm-safe)
-		start_run benchA "${slurm_conf_lines[@]}"
-		in_run benchA sacctmgr -i -Q add account bench cluster=benchA >/dev/null
-		in_run benchA sacctmgr -i -Q add user aiftest account=bench cluster=benchA >/dev/null
-		in_run benchA sacctmgr -i -Q modify account bench set GrpTRESMins=gres/gpu=$((budget_gpu_s / 60)) >/dev/null
+		start_run bencha "${slurm_conf_lines[@]}"
+		in_run bencha sacctmgr -i -Q add account bench cluster=bencha >/dev/null
+		in_run bencha sacctmgr -i -Q add user aiftest account=bench cluster=bencha >/dev/null
+		in_run bencha sacctmgr -i -Q modify account bench set GrpTRESMins=gres/gpu=$((budget_gpu_s / 60)) >/dev/null
 		sleep 2 # slurmdbd sends the associations to slurmctld
 		t0=$(date +%s)
-		submit benchA 1 "$jobs" -A bench
-		wait_burst benchA
-		report "$s" "$t0" benchA
+		submit bencha 1 "$jobs" -A bench
+		wait_burst bencha
+		report "$s" "$t0" bencha
 		;;
 	*) fail "unknown scenario $s" ;;
 	esac

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Admission that reserves (docs/aifd.md "Reservations"), on a cluster of the test's own with
 # aif.so and a real aifd, as an ordinary user, in a factory with admission: reserve:
+#   sbatch tells what the project has neither used nor reserved, and that the job reserves;
 #   a job whose GPUs for its time limit can never fit what its project has left is refused at
 #   start, told what it may cost and what is left; one without a time limit is refused with a
 #   hint to set one; a job that fits runs, with its cost reserved (slurmctld's GPUs, StartTime
@@ -71,7 +72,13 @@ assert_eq "ok|ok" "$(admission "$first")" "the first job's admission"
 
 # Beside it, 1 GPU for 40 minutes (0.67) does not fit the 0.5 left, but will once the first
 # ends: it waits, requeued and held, with a comment saying why.
-second=$(submit second --gpus-per-node=1 --time=40 --wrap 'echo ran')
+# At submission, sbatch says what the project has neither used nor reserved (the first job's
+# reservation in aifd's snapshot, refreshed every second), and that the job reserves.
+sleep 2
+second=$(submit second --gpus-per-node=1 --time=40 --wrap 'echo ran' 2>"$AIFD_WORK/second.sbatch")
+assert_eq 'sbatch: aif: project "small": 0.5 GPU-hours of period cur are neither used nor reserved
+sbatch: aif: this job reserves its GPUs x its time limit (--time) when it starts, and waits, held, until that fits' \
+	"$(cat "$AIFD_WORK/second.sbatch")" "sbatch's lines for a project that reserves"
 deadline=$((SECONDS + 30))
 until [[ $(squeue -h -j "$second" -o '%T %Q') == "PENDING 0" ]]; do
 	((SECONDS < deadline)) || fail "job $second is not held: $(scontrol -o show job "$second")"

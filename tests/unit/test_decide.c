@@ -57,7 +57,7 @@ static const struct snap_factory factories[] = {
 };
 
 /* Projects, sorted by id as decide() requires. */
-enum { AUTO, CLIMATE, EDGE, GENOMICS, GRID, LUMI_LLM, LUMI_NOB, MIMER_P, OLD, ROBO, TINY };
+enum { AUTO, CLIMATE, EDGE, GENOMICS, GRID, LUMI_LLM, LUMI_NOB, MIMER_P, OLD, ROBO, TINY, ZRES };
 static const char *const auto_sectors[] = {"automotive", "robotics"};
 static const char *const auto_users[] = {"bob"};
 static const char *const auto_groups[] = {"auto"};
@@ -84,6 +84,7 @@ static const char *const robo_users[] = {"gina"};
 static struct snap_budget robo_budgets[] = {B(P2026, 500), B(P2026H2, 1000)};
 static const char *const tiny_users[] = {"ivan"};
 static struct snap_budget tiny_budgets[] = {B(P2026H2, 0.004)}; /* below 0.01: the YAML allows it */
+static struct snap_budget zres_budgets[] = {B(P2026H2, 100)};
 
 #define LIST(field, a) .field = a, .n_##field = N(a)
 static const struct snap_project projects[] = {
@@ -109,20 +110,24 @@ static const struct snap_project projects[] = {
 		  .policy = {WARN(80, 95)}, LIST(budgets, robo_budgets)},
 	[TINY] = {"tiny", AI2F, LIST(sectors, robo_sectors), LIST(users, tiny_users),
 		  .policy = {WARN(80, 95)}, LIST(budgets, tiny_budgets)},
+	[ZRES] = {"zreserve", AI2F, LIST(sectors, robo_sectors), LIST(users, tiny_users),
+		  .policy = {WARN(80, 95), .reserve = true}, LIST(budgets, zres_budgets)},
 };
 
 static const struct snap_usage usage[] = {
-	{P2026, AUTO, H(100), 0},          {P2026H2, AUTO, H(100), 0},
-	{P2026, CLIMATE, H(1000.5), 0},    {P2026H2, CLIMATE, H(1000.5), 0},
-	{P2026, EDGE, H(100), 0},          {P2026H2, EDGE, H(100), 0},
-	{P2026, GENOMICS, H(40012.5), 0},  {P2026H2, GENOMICS, H(40012.5), 0},
+	{P2026, AUTO, H(100), 0, 0},          {P2026H2, AUTO, H(100), 0, 0},
+	{P2026, CLIMATE, H(1000.5), 0, 0},    {P2026H2, CLIMATE, H(1000.5), 0, 0},
+	{P2026, EDGE, H(100), 0, 0},          {P2026H2, EDGE, H(100), 0, 0},
+	{P2026, GENOMICS, H(40012.5), 0, 0},  {P2026H2, GENOMICS, H(40012.5), 0, 0},
 	/* 800 GPU-hours at TAKEN, 50 GPUs running since: 850 at NOW. */
-	{P2026, GRID, H(800), 50},         {P2026H2, GRID, H(800), 50},
-	{P2027H1, GRID, 0, 50},
-	{P2026, MIMER_P, H(600), 0},       {P2026H2, MIMER_P, H(600), 0},
-	{P2026H1, ROBO, H(300), 0},        {P2026, ROBO, H(500), 0},
-	{P2026H2, ROBO, H(200), 0},
-	{P2026H2, TINY, H(0.005), 0},
+	{P2026, GRID, H(800), 50, 0},         {P2026H2, GRID, H(800), 50, H(99950)},
+	{P2027H1, GRID, 0, 50, 0},
+	{P2026, MIMER_P, H(600), 0, 0},       {P2026H2, MIMER_P, H(600), 0, 0},
+	{P2026H1, ROBO, H(300), 0, 0},        {P2026, ROBO, H(500), 0, 0},
+	{P2026H2, ROBO, H(200), 0, 0},
+	{P2026H2, TINY, H(0.005), 0, 0},
+	/* zreserve: 10 GPU-hours used, 20 reserved: 30 committed. */
+	{P2026, ZRES, H(10), 0, H(30)},    {P2026H2, ZRES, H(10), 0, H(30)},
 };
 
 static const struct snapshot snap = {
@@ -374,8 +379,9 @@ static void test_status(void **state)
 	assert_string_equal("2026", l.line[0].period);
 	assert_string_equal("factory", l.line[0].scope); /* no budget of its own in 2026 */
 	assert_float_equal(200000, l.line[0].budget_gpu_hours, 1e-9);
-	/* ai2f's projects in 2026: 100 + 100 + 40012.5 + 850 (50 GPUs for the hour since TAKEN) + 500 */
-	assert_float_equal(41562.5, l.line[0].used_gpu_hours, 1e-6);
+	/* ai2f's projects in 2026: 100 + 100 + 40012.5 + 850 (50 GPUs for the hour since TAKEN) + 500
+	 * + 10 (zreserve) */
+	assert_float_equal(41572.5, l.line[0].used_gpu_hours, 1e-6);
 	assert_string_equal("ok", l.line[0].state);
 	assert_string_equal("2026-h2", l.line[1].period);
 	assert_string_equal("project", l.line[1].scope);
@@ -401,13 +407,37 @@ static void test_status(void **state)
 	req.cluster = "jean-zay";
 	req.user = "root";
 	l.n = 0;
-	assert_int_equal(12, decide_status(&snap, &req, 1, collect, &l)); /* tiny: one more project, two periods */
+	/* tiny and zreserve: one more project each, two periods */
+	assert_int_equal(14, decide_status(&snap, &req, 1, collect, &l));
 	for (size_t i = 0; i < l.n; i++)
 		assert_string_not_equal("old-proj", l.line[i].project);
 }
 
 /* Which kept admissions charge their project: by enum, by name, and as the store's array. */
 /* Status fields: 2 decimals, more below 0.01 so that a tiny budget does not read as 0. */
+/*
+ * What a reserving project may still commit, for the submit-time check: in 2026-h2 the project
+ * has 100 - 30 = 70 left, but its factory only 100000 - 99950 (grid-ai) - 30 = 20; in 2026,
+ * plenty. A project that does not reserve gets none.
+ */
+static void test_uncommitted(void **state)
+{
+	struct decide_request req = {.kind = DECIDE_CHECK, .cluster = "adastra", .user = "ivan",
+				     .project = "zreserve", .now = NOW};
+	struct decision d;
+
+	(void)state;
+	assert_int_equal(decide(&snap, &req, &d), DECIDE_OK);
+	assert_true(d.reserve);
+	assert_non_null(d.left_period);
+	assert_string_equal(d.left_period, "2026-h2");
+	assert_true(d.left_us == H(20));
+	req.project = "tiny";
+	decide(&snap, &req, &d);
+	assert_false(d.reserve);
+	assert_null(d.left_period);
+}
+
 static void test_hours_field(void **state)
 {
 	static const struct {
@@ -474,6 +504,7 @@ int main(void)
 		cmocka_unit_test(test_status),
 		cmocka_unit_test(test_charging_reasons),
 		cmocka_unit_test(test_hours_field),
+		cmocka_unit_test(test_uncommitted),
 	};
 	return cmocka_run_group_tests(tests, setup_thresholds, NULL);
 }
