@@ -203,7 +203,7 @@ static void reply_admission(struct handler *h, struct request *req, const char *
 		aif_proto_set(&ans.header, "project", adm->project);
 		aif_proto_set(&ans.header, "sector", adm->sector);
 	}
-	if (allowed && left_hours) {
+	if (allowed && left_hours && left_period) {
 		aif_proto_set(&ans.header, "admission", "reserve");
 		aif_proto_set(&ans.header, "left_gpu_hours", left_hours);
 		aif_proto_set(&ans.header, "left_period", left_period);
