@@ -82,7 +82,8 @@ static void tell_reservation(const struct aif_proto_msg *answer)
 		if (n > 0 && left[n - 1] == '.')
 			left[--n] = '\0';
 	}
-	slurm_info("aif: project \"%s\": %s GPU-hours of period %s are neither used nor reserved",
+	slurm_info("aif: project \"%s\": %s GPU-hours of period %s are neither used nor reserved "
+		   "(its or its AI Factory's, whichever is less)",
 		   aif_proto_get(&answer->header, "project"), left, period);
 	slurm_info("aif: this job reserves its GPUs x its time limit (--time) when it starts, "
 		   "and waits, held, until that fits");

@@ -51,15 +51,21 @@
 
 
 /* The open runs of cluster $1, one row per (job, restart), through usage_intervals_open_run. */
-/* With the run's first interval start (Unix seconds), which names the run to slurmdbd. */
+/*
+ * With the run's first interval start and last sighting (Unix seconds, 0: never seen), which
+ * name the run to slurmdbd.
+ */
 static const char OPEN_RUNS_SQL[] =
-	"SELECT job_id, restart_count, floor(extract(epoch FROM min(started_at)))::bigint FROM ("
+	"SELECT o.job_id, o.restart_count, floor(extract(epoch FROM min(o.started_at)))::bigint,"
+	" coalesce(floor(extract(epoch FROM max(s.seen_at)))::bigint, 0) FROM ("
 	" SELECT job_id, restart_count, started_at FROM aif.usage_intervals"
 	" WHERE cluster = $1 AND ended_at IS NULL"
 	" UNION ALL"
 	" SELECT job_id, restart_count, started_at FROM aif.unattributed_intervals"
 	" WHERE cluster = $1 AND ended_at IS NULL"
-	") o GROUP BY job_id, restart_count ORDER BY job_id, restart_count";
+	") o LEFT JOIN aif.job_last_seen s ON s.cluster = $1 AND s.job_id = o.job_id"
+	" AND s.restart_count = o.restart_count"
+	" GROUP BY o.job_id, o.restart_count ORDER BY o.job_id, o.restart_count";
 
 /* $2 jobs and $3 restarts were running when the pass began, at $4 (Unix seconds). */
 static const char SEEN_SQL[] =
@@ -214,6 +220,7 @@ struct run {
 	time_t start;     /* slurmctld's start_time and end_time of its current run */
 	time_t end;
 	time_t first;     /* the run's first interval start in aif */
+	time_t seen;      /* the last time a pass saw it running (0: never) */
 	bool from_slurmdbd; /* RUN_ENDED from slurmdbd's record: slurmctld forgot the job */
 };
 
@@ -228,13 +235,19 @@ struct reconcile {
 	bool slurm_down;          /* the last attempt failed: say so once, and when it is back */
 	bool hidden_said;         /* the PrivateData=jobs warning was logged */
 	time_t dbd_failing_since; /* slurmdbd has not answered since then (0: it answers) */
+	time_t dbd_failed_at;     /* the last time it did not answer */
+	struct slurmdbd_lookup *dbd; /* a lookup not answered in its pass, still going on */
 };
 
 /*
- * How long forgotten runs stay open while slurmdbd does not answer, to be closed at its end
- * times once it does; after that they are closed at the last bound, as without slurmdbd.
+ * How long forgotten runs stay open while slurmdbd does not answer (and, after it answers
+ * again, while it may still be catching up with what slurmctld queued for it), to be closed at
+ * its end times; after that they are closed at the last bound, as without slurmdbd. Meanwhile
+ * they count as running, up to now: the wait is short so that this stays small.
  */
-#define SLURMDBD_PATIENCE_S 3600
+#define SLURMDBD_PATIENCE_S 600
+/* How long a pass waits for slurmdbd (libslurm itself waits up to 15 minutes). */
+#define SLURMDBD_WAIT_MS 15000
 
 /* ---- libslurm ---- */
 
@@ -380,10 +393,34 @@ static bool judge_runs(struct reconcile *r, struct run *runs, size_t n)
 	return true;
 }
 
+/* slurmdbd did not answer: the forgotten runs wait, for at most SLURMDBD_PATIENCE_S. */
+static void slurmdbd_failed(struct reconcile *r, struct run *runs, size_t n, size_t k,
+			    struct aif_diag *d, time_t now)
+{
+	bool patient;
+
+	if (!r->dbd_failing_since)
+		r->dbd_failing_since = now;
+	r->dbd_failed_at = now;
+	patient = now - r->dbd_failing_since < SLURMDBD_PATIENCE_S;
+	aif_diag_hint(d, patient ? "%zu runs of jobs slurmctld has forgotten stay open until slurmdbd "
+				   "answers, to be closed at its end times; after 10 minutes without "
+				   "it, at the last time aifd saw them running."
+				 : "slurmdbd has not answered for 10 minutes: the %zu runs of jobs "
+				   "slurmctld has forgotten are closed at the last time aifd saw them "
+				   "running.", k);
+	log_diag(LOG_LEVEL_WARNING, NULL, d);
+	for (size_t i = 0; i < n && patient; i++)
+		if (runs[i].verdict == RUN_UNKNOWN)
+			runs[i].verdict = RUN_UNSURE;
+}
+
 /*
  * The runs slurmctld does not know, asked of slurmdbd: one that has an ended record there is
- * closed at slurmdbd's times. While slurmdbd does not answer, they stay open (for at most
- * SLURMDBD_PATIENCE_S), so that a slurmdbd restart does not cost their exact ends.
+ * closed at slurmdbd's times. While slurmdbd does not answer, and for SLURMDBD_PATIENCE_S after
+ * (slurmctld may still be sending it what it queued), runs without a record stay open, so that
+ * a slurmdbd restart does not cost their exact ends. A lookup that does not answer within the
+ * pass goes on in its thread; no other starts until it is over.
  */
 static void ask_slurmdbd(struct reconcile *r, struct run *runs, size_t n)
 {
@@ -395,30 +432,40 @@ static void ask_slurmdbd(struct reconcile *r, struct run *runs, size_t n)
 
 	for (size_t i = 0; i < n; i++)
 		k += runs[i].verdict == RUN_UNKNOWN;
-	if (k == 0 || !(ask = calloc(k, sizeof(*ask))))
+	if (k == 0)
+		return;
+	aif_diag_clear(&d);
+	if (r->dbd && !slurmdbd_lookup_done(r->dbd)) {
+		aif_diag_message(&d, "slurmdbd still has not answered an earlier request");
+		slurmdbd_failed(r, runs, n, k, &d, now);
+		return;
+	}
+	slurmdbd_lookup_drop(r->dbd); /* its answer is for the runs of an earlier pass */
+	r->dbd = NULL;
+	if (!(ask = calloc(k, sizeof(*ask))))
 		return; /* out of memory: closed at the last bound, as without slurmdbd */
 	k = 0;
 	for (size_t i = 0; i < n; i++)
 		if (runs[i].verdict == RUN_UNKNOWN)
-			ask[k++] = (struct slurmdbd_run){.job = runs[i].job, .within = runs[i].first};
-	answer = slurmdbd_lookup(r->cluster, ask, k, &d);
-	if (answer == SLURMDBD_FAILED) {
-		bool patient;
-
-		if (!r->dbd_failing_since)
-			r->dbd_failing_since = now;
-		patient = now - r->dbd_failing_since < SLURMDBD_PATIENCE_S;
-		aif_diag_hint(&d, patient ? "%zu runs of jobs slurmctld has forgotten stay open until "
-					    "slurmdbd answers, to be closed at its end times; after an "
-					    "hour without it, at the last time aifd saw them running."
-					  : "slurmdbd has not answered for an hour: the %zu runs of jobs "
-					    "slurmctld has forgotten are closed at the last time aifd saw "
-					    "them running.", k);
-		log_diag(LOG_LEVEL_WARNING, NULL, &d);
-		for (size_t i = 0; i < n && patient; i++)
-			if (runs[i].verdict == RUN_UNKNOWN)
-				runs[i].verdict = RUN_UNSURE;
+			ask[k++] = (struct slurmdbd_run){.job = runs[i].job, .first = runs[i].first,
+							 .seen = runs[i].seen};
+	if (!(r->dbd = slurmdbd_lookup_start(r->cluster, ask, k))) {
+		free(ask);
+		return;
+	}
+	answer = slurmdbd_lookup_wait(r->dbd, aif_clock_ms() + SLURMDBD_WAIT_MS, ask, &d);
+	if (answer != SLURMDBD_PENDING) {
+		slurmdbd_lookup_drop(r->dbd);
+		r->dbd = NULL;
+	}
+	if (answer == SLURMDBD_PENDING) {
+		aif_diag_message(&d, "slurmdbd did not answer within %d s", SLURMDBD_WAIT_MS / 1000);
+		slurmdbd_failed(r, runs, n, k, &d, now);
+	} else if (answer == SLURMDBD_FAILED) {
+		slurmdbd_failed(r, runs, n, k, &d, now);
 	} else if (answer == SLURMDBD_ANSWERED) {
+		bool catching_up = r->dbd_failed_at && now - r->dbd_failed_at < SLURMDBD_PATIENCE_S;
+
 		if (r->dbd_failing_since)
 			log_info("slurmdbd answers again");
 		r->dbd_failing_since = 0;
@@ -434,9 +481,13 @@ static void ask_slurmdbd(struct reconcile *r, struct run *runs, size_t n)
 				run->start = ask[k].start;
 				run->end = ask[k].end;
 				run->state = ask[k].state;
+			} else if (catching_up) {
+				run->verdict = RUN_UNSURE;
 			}
 			k++;
 		}
+	} else {
+		r->dbd_failing_since = r->dbd_failed_at = 0; /* no slurmdbd */
 	}
 	free(ask);
 }
@@ -482,6 +533,7 @@ static int load_runs(struct reconcile *r, struct run **runs, size_t *n)
 		    !parse_u32(PQgetvalue(res, (int)i, 1), &run->restart))
 			continue;
 		run->first = (time_t)strtoll(PQgetvalue(res, (int)i, 2), NULL, 10);
+		run->seen = (time_t)strtoll(PQgetvalue(res, (int)i, 3), NULL, 10);
 		run->verdict = RUN_UNSURE;
 		(*n)++;
 	}
@@ -819,6 +871,7 @@ static void *reconcile_thread(void *arg)
 static void reconcile_free(struct reconcile *r)
 {
 	waker_stop(&r->waker);
+	slurmdbd_lookup_drop(r->dbd); /* one still waiting for slurmdbd finishes on its own */
 	db_close(&r->db);
 	free(r->cluster);
 	free(r);

@@ -9,7 +9,8 @@
  *      the job or the job was requeued since (restart count higher than the interval's:
  *      'reconciled-last-seen'). The last bound is the latest time a pass saw that run of the
  *      job alive in slurmctld (aif.job_last_seen, sql/005_reconcile.sql), else the
- *      interval's start.
+ *      interval's start. Where slurm.conf uses slurmdbd, a job slurmctld has forgotten is
+ *      first looked up there (slurmdbd.h) and closed at its times ('reconciled-slurmdbd').
  *   2. on_exhausted: cancel. The running jobs (open intervals on this cluster) of a project or
  *      AI Factory whose budget is exhausted in a current period, under the policy "cancel",
  *      get a request in aif.cancellations (once per job: not_before = now + grace); requests
@@ -18,7 +19,8 @@
  *      Slurm operator.
  *
  * Nothing here is on the request path: a slurmctld that is down or slow only delays this
- * thread (each libslurm call waits up to its own timeouts), and PostgreSQL going away makes
+ * thread (each libslurm call waits up to its own timeouts; slurmdbd's up to 15 s a pass, its
+ * lookups running in a thread of their own), and PostgreSQL going away makes
  * it reconnect with a capped backoff. Failures are logged and the pass is tried again at the
  * next interval.
  */

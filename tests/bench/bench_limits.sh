@@ -134,7 +134,11 @@ wait_burst() {
 		running=0 left=0
 		for name in "$@"; do
 			[[ -s $work/$name.jobs ]] || continue
-			states=$(in_run "$name" squeue -h -j "$(paste -sd, "$work/$name.jobs")" -o %T 2>/dev/null || true)
+			# squeue failing (slurmctld busy) says nothing: ask again rather than count none.
+			until states=$(in_run "$name" squeue -h -j "$(paste -sd, "$work/$name.jobs")" -o %T 2>/dev/null); do
+				((SECONDS < deadline)) || break
+				sleep 1
+			done
 			left=$((left + $(grep -c . <<<"$states" || true)))
 			running=$((running + $(grep -cv '^PENDING$' <<<"$states" || true)))
 		done
@@ -199,8 +203,9 @@ scenario() {
 		aif_cluster benchb bencha
 		t0=$(date +%s)
 		submit bencha 1 $((jobs / 2)) --aif-project=bench &
+		local first=$!
 		submit benchb $((jobs / 2 + 1)) "$jobs" --aif-project=bench
-		wait
+		wait "$first" # (not the aifd started in the background)
 		wait_burst bencha benchb
 		report "$s" "$t0" bencha benchb
 		;;

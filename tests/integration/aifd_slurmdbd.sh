@@ -4,6 +4,8 @@
 # slurmctld forgets ended jobs within its next purge (at most a minute). Usage starts are
 # recorded through aifd (tests/tools/aif-send, as root), then aifd is stopped, so that the jobs
 # end and are forgotten before any pass sees them:
+#   - with slurmdbd hanging (SIGSTOP), passes wait 15 s for it once, then go on; the intervals
+#     stay open and aifd stops at once;
 #   - with slurmdbd stopped, aifd warns and leaves their intervals open, pass after pass;
 #   - once slurmdbd answers, each is closed at slurmdbd's start and end of that run, exactly
 #     what sacct reports (end_source reconciled-slurmdbd, exact), with a log line saying so;
@@ -75,6 +77,7 @@ start "$job_a" n1 "$((start_a + 1))" 2
 start "$job_a" n2 "$((start_a + 1))" 2
 start "$job_b" "$node_b" "$((start_b + 1))"
 stop_pid "$AIFD_PID_a"
+sleep 1
 scancel "$job_b"
 
 # 1. Both end and are forgotten by slurmctld (MinJobAge=2; its purge runs once a minute).
@@ -91,16 +94,35 @@ times_a=$(sacct_times "$job_a") times_b=$(sacct_times "$job_b")
 assert_eq "$start_a" "${times_a%|*}" "job $job_a: slurmdbd's start is slurmctld's"
 echo "jobs $job_a and $job_b ended and forgotten by slurmctld; slurmdbd has $times_a and $times_b"
 
-# 2. slurmdbd down: aifd warns and leaves the intervals open.
+open_count() {
+	q -c "SELECT count(*) FROM aif.usage_intervals WHERE ended_at IS NULL AND job_id IN ($job_a, $job_b)"
+}
+
+# 2. slurmdbd hangs (SIGSTOP: it accepts connections and never answers; libslurm would wait
+# 15 minutes): each pass waits 15 s for it, later passes go on without it, the intervals stay
+# open, and aifd stops at once when asked.
+dbd_pid=$(cat "$AIF_HARNESS_DIR/pids/slurmdbd")
+kill -STOP "$dbd_pid"
+trap 'kill -CONT "$dbd_pid" 2>/dev/null || true; aifd_cleanup' EXIT
+dbd_aifd_start
+aifd_wait_log a "WARNING:  slurmdbd did not answer within 15 s" "aifd's warning while slurmdbd hangs"
+aifd_wait_log a "WARNING:  slurmdbd still has not answered an earlier request" "the next pass, slurmdbd hanging"
+assert_eq 3 "$(open_count)" "intervals left open while slurmdbd hangs"
+t=$SECONDS
+stop_pid "$AIFD_PID_a" 20
+((SECONDS - t < 10)) || fail "aifd took $((SECONDS - t)) s to stop while slurmdbd hangs"
+kill -CONT "$dbd_pid"
+echo "slurmdbd hanging: passes go on without it, the intervals stay open, aifd stops at once"
+
+# 3. slurmdbd down: aifd warns and leaves the intervals open.
 "$AIF_HARNESS" slurmdbd-stop "$AIF_HARNESS_DIR"
 dbd_aifd_start
 aifd_wait_log a "WARNING:  slurmdbd did not answer" "aifd's warning while slurmdbd is down"
 sleep 3 # three passes
-assert_eq 3 "$(q -c "SELECT count(*) FROM aif.usage_intervals WHERE ended_at IS NULL
-	AND job_id IN ($job_a, $job_b)")" "intervals left open while slurmdbd does not answer"
+assert_eq 3 "$(open_count)" "intervals left open while slurmdbd does not answer"
 echo "slurmdbd down: the 3 intervals of the forgotten jobs stay open"
 
-# 3. slurmdbd back: closed at its times, exact, and said so.
+# 4. slurmdbd back: closed at its times, exact, and said so.
 "$AIF_HARNESS" slurmdbd-start "$AIF_HARNESS_DIR"
 wait_sql "SELECT count(*) FROM aif.usage_intervals WHERE ended_at IS NULL AND job_id IN ($job_a, $job_b)" 0 \
 	"the forgotten jobs' intervals closed once slurmdbd answers" 60
@@ -112,7 +134,10 @@ grep -q "slurmdbd records it CANCELLED" "$AIFD_WORK/a.log" ||
 	fail "no log line tells that job $job_b was closed from slurmdbd's record: $(grep -A2 "job $job_b" "$AIFD_WORK/a.log")"
 echo "slurmdbd back: closed at slurmdbd's start and end (= sacct), exact, end_source reconciled-slurmdbd"
 
-# 4. A job id slurmdbd never recorded: the last bound, as without slurmdbd.
+# 5. A job id slurmdbd never recorded: the last bound, as without slurmdbd (a fresh aifd: one
+# that saw slurmdbd fail waits 10 minutes for what slurmctld may still be sending it).
+stop_pid "$AIFD_PID_a"
+dbd_aifd_start
 ghost=4000000 ghost_start=$(($(date +%s) - 600))
 start "$ghost" n2 "$ghost_start"
 wait_sql "SELECT count(*) FROM aif.usage_intervals WHERE job_id = $ghost AND ended_at IS NOT NULL" 1 \

@@ -413,31 +413,7 @@ static void test_status(void **state)
 		assert_string_not_equal("old-proj", l.line[i].project);
 }
 
-/* Which kept admissions charge their project: by enum, by name, and as the store's array. */
 /* Status fields: 2 decimals, more below 0.01 so that a tiny budget does not read as 0. */
-/*
- * What a reserving project may still commit, for the submit-time check: in 2026-h2 the project
- * has 100 - 30 = 70 left, but its factory only 100000 - 99950 (grid-ai) - 30 = 20; in 2026,
- * plenty. A project that does not reserve gets none.
- */
-static void test_uncommitted(void **state)
-{
-	struct decide_request req = {.kind = DECIDE_CHECK, .cluster = "adastra", .user = "ivan",
-				     .project = "zreserve", .now = NOW};
-	struct decision d;
-
-	(void)state;
-	assert_int_equal(decide(&snap, &req, &d), DECIDE_OK);
-	assert_true(d.reserve);
-	assert_non_null(d.left_period);
-	assert_string_equal(d.left_period, "2026-h2");
-	assert_true(d.left_us == H(20));
-	req.project = "tiny";
-	decide(&snap, &req, &d);
-	assert_false(d.reserve);
-	assert_null(d.left_period);
-}
-
 static void test_hours_field(void **state)
 {
 	static const struct {
@@ -452,6 +428,7 @@ static void test_hours_field(void **state)
 		assert_string_equal(decide_hours_field(buf, sizeof(buf), cases[i].h), cases[i].want);
 }
 
+/* Which kept admissions charge their project: by enum, by name, and as the store's array. */
 static void test_charging_reasons(void **state)
 {
 	char buf[512], tiny[8];
@@ -492,6 +469,29 @@ static int setup_thresholds(void **state)
 	for (size_t i = 0; i < N(projects); i++)
 		set_thresholds(projects[i].budgets, projects[i].n_budgets, &projects[i].policy);
 	return 0;
+}
+
+/*
+ * What a reserving project may still commit, for the submit-time check: in 2026-h2 the project
+ * has 100 - 30 = 70 left, but its factory only 100000 - 99950 (grid-ai) - 30 = 20; in 2026,
+ * plenty. A project that does not reserve gets none.
+ */
+static void test_uncommitted(void **state)
+{
+	struct decide_request req = {.kind = DECIDE_CHECK, .cluster = "adastra", .user = "ivan",
+				     .project = "zreserve", .now = NOW};
+	struct decision d;
+
+	(void)state;
+	assert_int_equal(decide(&snap, &req, &d), DECIDE_OK);
+	assert_true(d.reserve);
+	assert_non_null(d.left_period);
+	assert_string_equal(d.left_period, "2026-h2");
+	assert_true(d.left_us == H(20));
+	req.project = "tiny";
+	decide(&snap, &req, &d);
+	assert_false(d.reserve);
+	assert_null(d.left_period);
 }
 
 int main(void)
