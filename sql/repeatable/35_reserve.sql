@@ -248,8 +248,9 @@ BEGIN
 		 ORDER BY x.held_at, x.job_id
 		 LIMIT 100 -- a pass's share: admissions wait for these locks
 	LOOP
+		-- Its exact cost, placed from now: its admission places it at its StartTime.
 		IF (SELECT r.fits FROM aif.reserve(w.cluster, w.job_id, w.project_id, w.gpus, now(),
-						  now() + make_interval(secs => w.seconds + 600), false) r) THEN
+						  now() + make_interval(secs => w.seconds), false) r) THEN
 			UPDATE aif.waiting x SET released_at = now()
 			WHERE x.cluster = w.cluster AND x.job_id = w.job_id;
 			RETURN NEXT w.job_id;

@@ -114,7 +114,7 @@ assert_eq "t" "$(reserve 21 p 1 600 | cut -d' ' -f1)" "job 21, 10 minutes"
 assert_eq "f" "$(reserve 21 p 1 7200 | cut -d' ' -f1)" "job 21 again, 2 hours"
 assert_eq 600 "$(q -c "SELECT extract(epoch FROM ends_at - starts_at)::int FROM aif.reservations
 	WHERE job_id = 21")" "job 21's reservation, kept"
-# A waiting job that fits now is reserved (its time limit and 10 minutes to start) and released,
+# A waiting job that fits now is reserved (its cost: its time limit, from now) and released,
 # though its first try's interval is closed (it was requeued).
 q -c "INSERT INTO aif.usage_intervals (cluster, job_id, node, restart_count, project_id, sector_id,
 	uid, user_name, gpus, started_at, ended_at, end_source, exact)
@@ -122,7 +122,7 @@ q -c "INSERT INTO aif.usage_intervals (cluster, job_id, node, restart_count, pro
 q -c "INSERT INTO aif.waiting (cluster, job_id, project_id, gpus, seconds) VALUES ('c1', 22, 'p', 1, 1800),
 	('c1', 23, 'p', 1, 7200)" >/dev/null
 assert_eq 22 "$(q -c "SELECT * FROM aif.waiting_release('c1')")" "the waiting jobs released"
-assert_eq "2400|t|f" "$(q -c "SELECT extract(epoch FROM r.ends_at - r.starts_at)::int, w.released_at IS NOT NULL,
+assert_eq "1800|t|f" "$(q -c "SELECT extract(epoch FROM r.ends_at - r.starts_at)::int, w.released_at IS NOT NULL,
 	(SELECT released_at IS NOT NULL FROM aif.waiting WHERE job_id = 23)
 	FROM aif.reservations r JOIN aif.waiting w USING (cluster, job_id) WHERE r.job_id = 22")" \
 	"job 22 reserved and marked released, job 23 still waiting"
