@@ -54,7 +54,9 @@ static void refuse(struct admission *adm, enum decide_reason reason)
 
 /*
  * The reservation did not fit: the refusal names the budget, the cost and what is left. A job
- * that would fit once running jobs end waits, held in slurmctld (holds.h): RESERVE_HELD.
+ * whose cost is within the budget waits, held in slurmctld (holds.h): RESERVE_HELD; it fits
+ * once running jobs end, more GPU-hours are granted or a new period begins, as Slurm's own
+ * limits keep such a job pending.
  */
 static int cannot_afford(struct db *db, const char *cluster, uint32_t job, struct admission *adm,
 			 const PGresult *res, const struct job_cost *cost)
@@ -84,16 +86,17 @@ static int cannot_afford(struct db *db, const char *cluster, uint32_t job, struc
 	if (waits && holds_hold(db, cluster, job, adm->project, cost->gpus, cost->end - cost->start,
 				comment, &why) == 0) {
 		aif_diag_message(&adm->diag, "job held: it may cost %s GPU-hours, and %s \"%s\" has %s "
-					     "left until running jobs end", h_need, scope, owner, h_left);
-		aif_diag_hint(&adm->diag, "It waits in the queue, held, and runs once its cost fits; "
-					  "scancel it to give up.");
+					     "left", h_need, scope, owner, h_left);
+		aif_diag_hint(&adm->diag, "It waits in the queue, held, and runs once its cost fits "
+					  "(running jobs end, more GPU-hours are granted, or a new period "
+					  "begins); scancel it to give up.");
 		return RESERVE_HELD;
 	}
 	aif_diag_message(&adm->diag, "job refused: it may cost %s GPU-hours, and %s \"%s\" has %s left",
 			 h_need, scope, owner, h_left);
 	if (waits)
-		aif_diag_hint(&adm->diag, "It could not wait (%s). Submit it again when running jobs "
-					  "have ended, or with less time (--time) or fewer GPUs.", why.message);
+		aif_diag_hint(&adm->diag, "It could not wait (%s). Submit it again when its cost "
+					  "fits, or with less time (--time) or fewer GPUs.", why.message);
 	else
 		aif_diag_hint(&adm->diag, "Ask for less time (--time) or fewer GPUs%s.",
 			      factory ? "" : ", or for more GPU-hours for the project");

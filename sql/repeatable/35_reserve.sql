@@ -75,7 +75,8 @@ DROP FUNCTION IF EXISTS aif.reserve(text, bigint, text, bigint, timestamptz, tim
 -- admission), so one whose intervals have all closed has ended in the meantime.
 -- Returns fits, and the figures of the budget that decided (scope project or factory, owner its
 -- id): the first that has no room, else the one left with the least room (its committed_us then
--- includes this job's cost); waits: it does not fit, but would without the other reservations.
+-- includes this job's cost); waits: it does not fit, but its cost is within the budget, so it
+-- will once running jobs end, more GPU-hours are granted or a new period begins.
 CREATE OR REPLACE FUNCTION aif.reserve(cluster text, job bigint, project text, gpus bigint,
 				       starts timestamptz, ends timestamptz, running boolean,
 				       OUT fits boolean, OUT period_id text, OUT scope text, OUT owner text,
@@ -150,7 +151,7 @@ BEGIN
 		LOOP
 			IF b.committed::numeric + b.cost > b.budget THEN
 				fits := false;
-				waits := b.committed::numeric - b.reserved + b.cost <= b.budget;
+				waits := b.cost <= b.budget;
 				period_id := b.id;
 				scope := b.scope;
 				owner := b.owner;

@@ -69,6 +69,13 @@ q -c "UPDATE aif.usage_intervals SET ended_at = to_timestamp($now + 450), end_so
 assert_eq "1" "$(q -c "SELECT string_agg(job_id::text, ',') FROM aif.reservations")" "reservations after job 3 ended"
 assert_eq "$((3 * H))" "$(q -c "SELECT aif.committed_us(ARRAY['p', 'q'], 'cur',
 	to_timestamp(0), to_timestamp(4000000000))")" "committed: 1 used by job 3 + 2 reserved by job 1"
+# A job that does not fit waits when its cost is within the budget, though what is used will
+# not come back: 9.5 of f's 10 (it fits once more GPU-hours are granted or a new period
+# begins); one of 10.5 cannot fit f at all.
+assert_eq "f t" "$(q -F ' ' -c "SELECT fits, waits FROM aif.reserve('c1', 30, 'q', 19, to_timestamp($now),
+	to_timestamp($now + 1800), true)")" "9.5 GPU-hours for q: waits"
+assert_eq "f f" "$(q -F ' ' -c "SELECT fits, waits FROM aif.reserve('c1', 31, 'q', 21, to_timestamp($now),
+	to_timestamp($now + 1800), true)")" "10.5 GPU-hours for q: refused"
 # A span into "next", where the factory has no budget: the part there does not fit
 # (the half hour in cur would).
 start=$(($(date -u -d "$cur_end" +%s) - 1800))
