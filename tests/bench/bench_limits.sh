@@ -16,7 +16,9 @@
 # than Slurm's PriorityCalcPeriod of a minute) while the rest wait; those are counted as left
 # unrun and cancelled. Per scenario it prints: GPU-hours used, the overshoot (used beyond the
 # budget), jobs completed, jobs killed or failed, jobs left unrun, and the time from the
-# burst until the last job ended. Goals (issue 17): aif's overshoot 0, no job killed or failed
+# burst until the last job ended, and how many runs were requeued at their start (under aif, a
+# job that does not fit is held when it starts: its brief first try holds GPUs, and is charged).
+# Goals (issue 17): aif's overshoot 0, no job killed or failed
 # (they wait), and no more jobs left unrun than Slurm's own `safe` leaves.
 #
 #   tests/bench/bench_limits.sh [BUILD_DIR] [JOBS] [SCENARIO]...
@@ -152,7 +154,7 @@ wait_burst() {
 
 # report SCENARIO T0 CLUSTER...: the figures, from slurmdbd (every run of every job).
 report() {
-	local scenario=$1 t0=$2 name ids used=0 completed=0 bad=0 unrun last=0 line
+	local scenario=$1 t0=$2 name ids used=0 completed=0 bad=0 unrun last=0 line held=0 held_s=0
 	shift 2
 	unrun=$(grep -c . "$work/refused" 2>/dev/null || true)
 	for name in "$@"; do
@@ -167,18 +169,20 @@ report() {
 			  for (i = 1; i <= n; i++) if (t[i] ~ /^gres\/gpu=/) g = substr(t[i], 10)
 			  if ($3 ~ /^[0-9]+$/ && $4 ~ /^[0-9]+$/ && $4 >= $3) { used += g * ($4 - $3); if ($4 > last) last = $4 } }
 			$2 == "COMPLETED" { done++ }
-			$2 ~ /^(FAILED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY|BOOT_FAIL|DEADLINE)/ { bad++ }
-			$2 ~ /^CANCELLED/ && $3 ~ /^[0-9]+$/ && $4 > $3 + 1 { bad++ } # killed while running
-			END { printf "%d %d %d %d", used, done, bad, last }')
-		read -r u c b l <<<"$line"
+			$2 ~ /^(FAILED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY|BOOT_FAIL|DEADLINE)/ { bad++; print > "/dev/stderr" }
+			$2 ~ /^CANCELLED/ && $3 ~ /^[0-9]+$/ && $4 > $3 + 1 { bad++; print > "/dev/stderr" } # killed while running
+			$2 == "REQUEUED" && $3 ~ /^[0-9]+$/ { held++; if ($4 >= $3) held_s += g * ($4 - $3) }
+			END { printf "%d %d %d %d %d %d", used, done, bad, last, held, held_s }' 2>>"$work/bad")
+		read -r u c b l h hs <<<"$line"
 		used=$((used + u)) completed=$((completed + c)) bad=$((bad + b))
+		held=$((held + h)) held_s=$((held_s + hs))
 		((l > last)) && last=$l
 	done
 	awk -v s="$scenario" -v used="$used" -v budget="$budget_gpu_s" -v c="$completed" -v b="$bad" \
-		-v u="$unrun" -v t="$((last > t0 ? last - t0 : 0))" 'BEGIN {
+		-v u="$unrun" -v t="$((last > t0 ? last - t0 : 0))" -v h="$held" -v hs="$held_s" 'BEGIN {
 		over = used > budget ? used - budget : 0
-		printf "%-14s used %.4f GPU-h of %.4f; overshoot %.4f GPU-h (%.0f%%); completed %d; killed or failed %d; left unrun %d; last end after %d s\n",
-			s, used / 3600, budget / 3600, over / 3600, 100 * over / budget, c, b, u, t
+		printf "%-14s used %.4f GPU-h of %.4f; overshoot %.4f GPU-h (%.0f%%); completed %d; killed or failed %d; left unrun %d; last end after %d s; runs requeued at start %d (%.4f GPU-h of the used)\n",
+			s, used / 3600, budget / 3600, over / 3600, 100 * over / budget, c, b, u, t, h, hs / 3600
 		print s, over, b, u >>"/dev/stderr" }' 2>>"$work/results"
 }
 
@@ -228,6 +232,7 @@ scenario() {
 echo "bench_limits: $jobs jobs x 2 GPUs, 60 s limit, running 30-58 s; budget $budget_gpu_s GPU-s" \
 	"(10 jobs' limits); 2 nodes x 4 GPUs per cluster; $(nproc) cores"
 for s in "${scenarios[@]}"; do scenario "$s"; done
+[[ ! -s $work/bad ]] || { echo "jobs killed or failed (sacct: JobIDRaw|State|Start|End|AllocTRES):"; cat "$work/bad"; }
 # The goals, for the aif-reserve scenarios run, against slurm-safe when it ran.
 awk '{ over[$1] = $2; bad[$1] = $3; unrun[$1] = $4 }
 	END { for (s in over) if (s ~ /^aif-reserve/) {
