@@ -283,7 +283,11 @@ static int check_budgets(const struct snapshot *s, const struct decide_request *
 		aif_diag_hint(&out->diag, "Ask your AI Factory (%s) for a budget for the current period.", f->id);
 		return refuse(out, DECIDE_R_NO_BUDGET);
 	}
-	for (size_t i = 0; i < s->n_periods; i++) {
+	/* Where the budget reserves, the reservation decides a job's start (exactly, in
+	 * PostgreSQL): a job that no longer fits waits for more GPU-hours or a new period, as
+	 * Slurm's own limits keep it pending, rather than fail on this snapshot's figures. */
+	bool decides = !(req->kind == DECIDE_ADMIT && p->policy.reserve);
+	for (size_t i = 0; i < s->n_periods && decides; i++) {
 		const struct snap_budget *pb = budget_for(p->budgets, p->n_budgets, i);
 		int64_t used;
 		if (!contains(&s->periods[i], req->now) || !pb)
@@ -293,7 +297,7 @@ static int check_budgets(const struct snapshot *s, const struct decide_request *
 			return exhausted_msg(out, who_p, s->periods[i].id, to_hours(used), pb->gpu_hours,
 					     f->id, false, p->id);
 	}
-	for (size_t i = 0; i < s->n_periods; i++) {
+	for (size_t i = 0; i < s->n_periods && decides; i++) {
 		const struct snap_budget *fb = budget_for(f->budgets, f->n_budgets, i);
 		int64_t used;
 		if (!contains(&s->periods[i], req->now))

@@ -494,6 +494,39 @@ static void test_uncommitted(void **state)
 	assert_null(d.left_period);
 }
 
+/*
+ * A reserving project whose budget this snapshot finds used up: the submit-time check refuses,
+ * but a job's admission is left to its reservation (exact, in PostgreSQL), so that a queued
+ * job waits for more GPU-hours or a new period rather than fail.
+ */
+static void test_reserve_exhausted(void **state)
+{
+	struct snap_usage used_up[N(usage)];
+	struct snapshot s = snap;
+	struct decide_request req = {.kind = DECIDE_CHECK, .cluster = "adastra", .user = "ivan",
+				     .project = "zreserve", .now = NOW};
+	struct decision d;
+
+	(void)state;
+	memcpy(used_up, usage, sizeof(usage));
+	for (size_t i = 0; i < N(used_up); i++)
+		if (used_up[i].project == ZRES)
+			used_up[i].used_us = H(100);
+	s.usage = used_up;
+	assert_int_equal(decide(&s, &req, &d), DECIDE_REFUSE);
+	assert_int_equal(DECIDE_R_PROJECT_EXHAUSTED, d.reason);
+	req.kind = DECIDE_ADMIT;
+	req.uid = 1000;
+	assert_int_equal(decide(&s, &req, &d), DECIDE_OK);
+	assert_true(d.reserve);
+	/* one that does not reserve is refused at its admission */
+	req.project = "tiny";
+	for (size_t i = 0; i < N(used_up); i++)
+		if (used_up[i].project == TINY)
+			used_up[i].used_us = H(1);
+	assert_int_equal(decide(&s, &req, &d), DECIDE_REFUSE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -505,6 +538,7 @@ int main(void)
 		cmocka_unit_test(test_charging_reasons),
 		cmocka_unit_test(test_hours_field),
 		cmocka_unit_test(test_uncommitted),
+		cmocka_unit_test(test_reserve_exhausted),
 	};
 	return cmocka_run_group_tests(tests, setup_thresholds, NULL);
 }
