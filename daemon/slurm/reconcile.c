@@ -50,9 +50,9 @@
 #include "wakeup.h"
 
 
-/* The open runs of cluster $1, one row per (job, restart), through usage_intervals_open_run. */
 /*
- * With the run's first interval start and last sighting (Unix seconds, 0: never seen), which
+ * The open runs of cluster $1, one row per (job, restart), through usage_intervals_open_run,
+ * with the run's first interval start and last sighting (Unix seconds, 0: never seen), which
  * name the run to slurmdbd.
  */
 static const char OPEN_RUNS_SQL[] =
