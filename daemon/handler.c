@@ -293,7 +293,8 @@ static void handle_decision(struct handler *h, struct worker *w, struct request 
 	}
 	snprintf(project, sizeof(project), "%s", dec.project ? dec.project : "?");
 	adm.diag = dec.diag;
-	if (!admit && dec.verdict != DECIDE_REFUSE && dec.reserve && dec.left_period) {
+	/* decide() sets left_period only for a reserving project it does not refuse */
+	if (!admit && dec.left_period) {
 		decide_hours_field(left, sizeof(left), (double)dec.left_us / 3600e6);
 		snprintf(left_period, sizeof(left_period), "%s", dec.left_period);
 	}

@@ -93,7 +93,8 @@ struct decision {
 	bool reserve;        /* the project admits by reserving: an admission stands only once
 				aif.reserve() (sql/repeatable/35_reserve.sql) found the job's cost fits */
 	int64_t left_us;     /* reserve: GPU-microseconds not committed (used or reserved) in the
-				current period and budget that leave the least, and that period */
+				current period and budget that leave the least, and that period
+				(NULL unless reserve and not refused) */
 	const char *left_period;
 	struct aif_diag diag; /* empty on ok */
 };
