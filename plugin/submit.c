@@ -69,19 +69,12 @@ static void tell_reservation(const struct aif_proto_msg *answer)
 	const char *field = aif_proto_get(&answer->header, "left_gpu_hours");
 	const char *period = aif_proto_get(&answer->header, "left_period");
 	char left[32];
-	size_t n;
 
 	if (!aif_proto_get(&answer->header, "admission") || !field || !period)
 		return;
 	/* The field's fixed decimals ("0.50"), as people read hours: "0.5", "12". */
 	snprintf(left, sizeof(left), "%s", field);
-	n = strlen(left);
-	if (strchr(left, '.')) {
-		while (n > 0 && left[n - 1] == '0')
-			left[--n] = '\0';
-		if (n > 0 && left[n - 1] == '.')
-			left[--n] = '\0';
-	}
+	hours_trim(left);
 	slurm_info("aif: project \"%s\": %s GPU-hours of period %s are neither used nor reserved "
 		   "(its or its AI Factory's, whichever is less)",
 		   aif_proto_get(&answer->header, "project"), left, period);

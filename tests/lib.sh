@@ -127,7 +127,7 @@ plugin_cluster_start() {
 	install -m 755 "$AIF_BUILD_DIR/plugin/aif.so" "$AIFD_WORK/aif.so"
 	install -m 644 /dev/null "$AIFD_WORK/plugstack.conf" # filled once munged's socket is known
 	AIF_HARNESS_ENV=$AIFD_WORK/harness.env
-	local prolog=()
+	local opts=()
 	if [[ -n ${AIF_PROLOG_FLAGS:-}${AIF_PELOG:-} ]]; then # aif-pelog records the usage under RunInJob
 		# Slurm keeps no prolog's output: a site's prolog script runs aif-pelog, and keeps
 		# what it did in pelog.log.
@@ -142,10 +142,12 @@ plugin_cluster_start() {
 			echo "\$(date +%T.%N) \$SLURMD_NODENAME \$SLURM_SCRIPT_CONTEXT job \$SLURM_JOB_ID: exit \$?" >>"\$log"
 		EOF
 		chmod 755 "$AIFD_WORK/pelog"
-		prolog=(--prolog-flags "${AIF_PROLOG_FLAGS:-Alloc}" --pelog "$AIFD_WORK/pelog")
+		opts=(--prolog-flags "${AIF_PROLOG_FLAGS:-Alloc}" --pelog "$AIFD_WORK/pelog")
 	fi
-	[[ -z ${AIF_SLURMDBD:-} ]] || prolog+=(--slurmdbd)
-	"$AIF_HARNESS" start --plugstack "$AIFD_WORK/plugstack.conf" "${prolog[@]}" \
+	[[ -z ${AIF_SLURMDBD:-} ]] || opts+=(--slurmdbd)
+	# slurmctld's job_submit/aif as well, as a site installs it (docs/slurm.md).
+	opts+=(--plugin "$AIF_BUILD_DIR/plugin/job_submit_aif.so" --slurm-conf-line JobSubmitPlugins=aif)
+	"$AIF_HARNESS" start --plugstack "$AIFD_WORK/plugstack.conf" "${opts[@]}" \
 		--env-out "$AIF_HARNESS_ENV" >/dev/null
 	PLUGIN_CLUSTER=1 AIFD_PIDS=() AIFD_DB=""
 	trap aifd_cleanup EXIT

@@ -7,30 +7,8 @@
 
 #include <slurm/slurm.h>
 
+#include "aif_gres.h"
 #include "slurmctld.h"
-
-int64_t jobcost_gpus(const char *gres_total)
-{
-	int64_t gpus = 0;
-
-	/* Entries "NAME[:TYPE]:COUNT", comma-separated (slurmctld's gres_ctld_job_build_details()). */
-	for (const char *p = gres_total; p && *p;) {
-		const char *end = strchr(p, ','), *count = NULL;
-		size_t len = end ? (size_t)(end - p) : strlen(p);
-
-		for (const char *c = p; c < p + len; c++)
-			if (*c == ':')
-				count = c + 1;
-		if (len > 4 && strncmp(p, "gpu:", 4) == 0) {
-			char *stop;
-			long long n = strtoll(count, &stop, 10);
-			if (stop == p + len && n > 0 && n <= INT32_MAX)
-				gpus += n;
-		}
-		p = end ? end + 1 : NULL;
-	}
-	return gpus;
-}
 
 int jobcost_load(uint32_t job, uint32_t uid, struct job_cost *out, struct aif_diag *why)
 {
@@ -53,7 +31,10 @@ int jobcost_load(uint32_t job, uint32_t uid, struct job_cost *out, struct aif_di
 		aif_diag_message(why, "job %" PRIu32 " is %s in slurmctld, not running", job,
 				 slurmctld_state_name(info->job_state));
 	else {
-		out->gpus = jobcost_gpus(info->gres_total);
+		/* slurmctld's own totals ("gpu:h100:2,nic:1"): never malformed, but never trusted below 0 */
+		out->gpus = aif_gres_gpus(info->gres_total);
+		if (out->gpus < 0)
+			out->gpus = 0;
 		out->start = (int64_t)info->start_time;
 		out->unlimited = info->time_limit == INFINITE || info->time_limit == NO_VAL;
 		out->end = out->unlimited ? out->start : out->start + (int64_t)info->time_limit * 60;

@@ -25,7 +25,4 @@ struct job_cost {
  */
 int jobcost_load(uint32_t job, uint32_t uid, struct job_cost *out, struct aif_diag *why);
 
-/* The GPUs in slurmctld's GRES totals of a job ("gpu:4", "gpu:h100:2,gpu:a100:1,nic:1"). */
-int64_t jobcost_gpus(const char *gres_total);
-
 #endif

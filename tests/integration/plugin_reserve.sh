@@ -73,12 +73,14 @@ assert_eq "ok|ok" "$(admission "$first")" "the first job's admission"
 # Beside it, 1 GPU for 40 minutes (0.67) does not fit the 0.5 left, but will once the first
 # ends: it waits, requeued and held, with a comment saying why.
 # At submission, sbatch says what the project has neither used nor reserved (the first job's
-# reservation in aifd's snapshot, refreshed every second), and that the job reserves.
+# reservation in aifd's snapshot, refreshed every second), and that the job reserves; then
+# slurmctld's job_submit/aif what the job can cost.
 sleep 2
 second=$(submit second --gpus-per-node=1 --time=40 --wrap 'echo ran' 2>"$AIFD_WORK/second.sbatch")
 want=$(cat <<'LINES'
 sbatch: aif: project "small": 0.5 GPU-hours of period cur are neither used nor reserved (its or its AI Factory's, whichever is less)
 sbatch: aif: this job reserves its GPUs x its time limit (--time) when it starts, and waits, held, until that fits
+sbatch: aif: this job can cost up to 0.67 GPU-hours: 1 GPU x 0:40:00 (its time limit)
 LINES
 )
 assert_eq "$want" "$(cat "$AIFD_WORK/second.sbatch")" "sbatch's lines for a project that reserves"

@@ -9,7 +9,10 @@
 #   only project as the default; the resolved project and sector in the prolog's environment
 #   (SPANK_AIF_PROJECT, from sbatch, salloc and srun) and a batch job's;
 #   require_project=yes|no; on_unreachable=allow|deny with aifd stopped, and with aifd not
-#   answering (bounded by timeout); invalid plugstack.conf arguments, each named.
+#   answering (bounded by timeout); invalid plugstack.conf arguments, each named;
+#   slurmctld's job_submit/aif: what a tagged job can cost (GPUs x time limit), per node, job,
+#   task, array, without or with an unlimited time limit, from sbatch and salloc; nothing
+#   for an untagged job.
 # shellcheck disable=SC2016 # "$..." in single quotes is for the job or Slurm to expand
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
@@ -179,6 +182,33 @@ sbatch: DETAIL:  Allowed sectors: health, energy (the first is the default).
 sbatch: HINT:  Use --aif-sector with one of them, or leave it out for the default.' \
 	env AIF_PROJECT=proja AIF_SECTOR=space sbatch --wrap true
 
+# ---- slurmctld's job_submit/aif: what a tagged job can cost, from what slurmctld received ----
+submitted "job_submit: GPUs per node x nodes" aiftest \
+	"sbatch: aif: this job can cost up to 6 GPU-hours: 4 GPUs x 1:30:00 (its time limit)" \
+	sbatch -H --aif-project=proja -N2 --gpus-per-node=2 --time=90 --wrap true
+submitted "job_submit: GPUs per job, days" aiftest \
+	"sbatch: aif: this job can cost up to 72 GPU-hours: 3 GPUs x 1-00:00:00 (its time limit)" \
+	sbatch -H --aif-project=proja --gpus=3 --time=1-0 --wrap true
+submitted "job_submit: --gres" aiftest \
+	"sbatch: aif: this job can cost up to 0.33 GPU-hours: 1 GPU x 0:20:00 (its time limit)" \
+	sbatch -H --aif-project=proja --gres=gpu:1 -t 20 --wrap true
+submitted "job_submit: GPUs per task x tasks" aiftest \
+	"sbatch: aif: this job can cost up to 2 GPU-hours: 2 GPUs x 1:00:00 (its time limit)" \
+	sbatch -H --aif-project=proja -n2 --gpus-per-task=1 -t 60 --wrap true
+submitted "job_submit: an array" aiftest \
+	"sbatch: aif: each job of this array can cost up to 1 GPU-hours: 1 GPU x 1:00:00 (its time limit)" \
+	sbatch -H --aif-project=proja --array=1-3 --gpus=1 -t 60 --wrap true
+submitted "job_submit: no --time" aiftest \
+	"sbatch: aif: this job can cost up to 2 GPUs x its partition's default time limit (set --time to know and bound it)" \
+	sbatch -H --aif-project=proja --gpus=2 --wrap true
+submitted "job_submit: --time=UNLIMITED" aiftest \
+	"sbatch: aif: this job has no time limit: what its 1 GPUs can cost has no bound (set --time)" \
+	sbatch -H --aif-project=proja --gpus=1 --time=UNLIMITED --wrap true
+run aiftest salloc --aif-project=proja --gpus=1 -t 30 true
+assert_eq 0 "$rc" "job_submit: salloc: exit status (stderr: $err)"
+assert_match "salloc: aif: this job can cost up to 0.5 GPU-hours: 1 GPU x 0:30:00 \(its time limit\)" "$err" \
+	"job_submit: salloc"
+
 # The only project is the default; the resolved project and sector reach the prolog and epilog
 # (SPANK_AIF_PROJECT, SPANK_AIF_SECTOR) and the job (SLURM_SPANK_AIF_...).
 run aiftest2 sbatch --parsable -o solo.out --wrap 'echo "$SLURM_SPANK_AIF_PROJECT $SLURM_SPANK_AIF_SECTOR"'
@@ -203,6 +233,8 @@ assert_eq "SPANK_AIF_PROJECT=proja SPANK_AIF_SECTOR=energy" "$(prolog_env "$out"
 # ---- require_project=no: a member of no project submits untagged jobs, silently ----
 plugstack require_project=no
 submitted "no project, require_project=no" aiftest3 "" sbatch -H --wrap true
+submitted "no project, GPUs, require_project=no: nothing from job_submit/aif" aiftest3 "" \
+	sbatch -H --gpus=1 -t 10 --wrap true
 run aiftest3 sbatch -H -v --wrap true
 assert_match 'sbatch: aif: no project given, and user "aiftest3" is not a member of any project on cluster "aiftest"; the job is not an AI Factory job' \
 	"$err" "require_project=no, sbatch -v"

@@ -1,0 +1,57 @@
+/* aif_gres: the GPUs a GRES or TRES list names (aif_gres.h). */
+#include "aif_gres.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+/*
+ * The count of a GPU entry from what follows its name, [p, end): "" (1), ":h100" (a type alone:
+ * 1), ":2", ":h100:2" or "=2"; -1 when malformed ("gpu:", "gpu=x", "gpu:2k" read as a type
+ * would be wrong too: Slurm takes a trailing token of digits for the count).
+ */
+static int64_t entry_count(const char *p, const char *end)
+{
+	const char *last = p;
+	bool digits = true;
+	int64_t n = 0;
+
+	if (p == end)
+		return 1;
+	for (const char *c = p; c < end; c++)
+		if (*c == ':' || *c == '=')
+			last = c + 1;
+	if (last == end)
+		return -1;
+	for (const char *c = last; c < end && digits; c++) {
+		if (!(digits = *c >= '0' && *c <= '9'))
+			break;
+		if ((n = n * 10 + (*c - '0')) > INT32_MAX)
+			return -1;
+	}
+	if (digits)
+		return n;
+	/* Not a number: a type ("gpu:h100"), unless it was given as "=" or starts like a count. */
+	return last[-1] == '=' || (*last >= '0' && *last <= '9') ? -1 : 1;
+}
+
+int64_t aif_gres_gpus(const char *list)
+{
+	int64_t gpus = 0;
+
+	for (const char *p = list; p && *p;) {
+		const char *end = p + strcspn(p, ",;"), *name = p;
+
+		if (end - p > 5 && (strncmp(p, "gres:", 5) == 0 || strncmp(p, "gres/", 5) == 0))
+			name = p + 5;
+		if (end - name >= 3 && strncmp(name, "gpu", 3) == 0 &&
+		    (name + 3 == end || name[3] == ':' || name[3] == '=')) {
+			int64_t n = entry_count(name + 3, end);
+
+			if (n < 0)
+				return -1;
+			gpus += n;
+		}
+		p = *end ? end + 1 : end;
+	}
+	return gpus;
+}

@@ -1,0 +1,64 @@
+/*
+ * Unit tests for aif_gres_gpus() (lib/aif_gres.c): the GPUs in slurmctld's GRES totals of a
+ * running job and in the tres_per_* strings of a submission, as the three Slurm releases write
+ * them.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "aif_gres.h"
+
+static const struct {
+	const char *list;
+	int64_t gpus;
+} cases[] = {
+	{NULL, 0},
+	{"", 0},
+	/* slurmctld's totals of an allocation (gres_total) */
+	{"gpu:4", 4},
+	{"gpu:h100:2,gpu:a100:1,nic:1", 3},
+	{"nic:1", 0},
+	{"gpus:2", 0}, /* another GRES, whose name starts like gpu */
+	/* what sbatch sends: 22.05 "gres:", 24.11 and later "gres/" */
+	{"gres:gpu:2", 2},
+	{"gres/gpu:2", 2},
+	{"gres/gpu:h100:3", 3},
+	{"gres/gpu", 1},
+	{"gres:gpu:h100", 1},
+	{"cpu:4,gres/gpu:1", 1}, /* 24.11's tres_per_task */
+	{"cpu=4;gres/gpu=2", 2},
+	{"gres/gpu:a100:1,gres/gpu:v100:2", 3},
+	/* a trailing number is the count, as Slurm reads it */
+	{"gres/gpu:4090", 4090},
+	{"gres/gpu:2147483647", 2147483647},
+	/* malformed: the caller does not know */
+	{"gres/gpu:", -1},
+	{"gres/gpu=x", -1},
+	{"gres/gpu:2k", -1},
+	{"gres/gpu:2147483648", -1},
+	{"gres/gpu:99999999999999999999999", -1},
+	{"gres/nic:1,gres/gpu:h100:", -1},
+};
+
+static void test_cases(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int64_t got = aif_gres_gpus(cases[i].list);
+
+		if (got != cases[i].gpus)
+			fail_msg("\"%s\": %lld GPUs, not %lld", cases[i].list ? cases[i].list : "(null)",
+				 (long long)got, (long long)cases[i].gpus);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {cmocka_unit_test(test_cases)};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
