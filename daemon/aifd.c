@@ -41,6 +41,7 @@
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
+#include "pending.h"
 #include "pool.h"
 #include "privs.h"
 #include "reconcile.h"
@@ -177,12 +178,19 @@ static void ends_written(void *settle)
 	settle_poke(settle);
 }
 
+/* Reconciliation's jobs of a pass: the pending ones that cannot fit wait (pending.h). */
+static void hold_pending(void *refresh, struct db *db, const char *cluster,
+			 const job_info_msg_t *jobs)
+{
+	pending_hold(refresh, db, cluster, jobs);
+}
+
 static int start_threads_blocked(struct aifd *aifd, const struct refresh_options *ropts,
 				 const struct handler_settings *hs)
 {
 	const struct aifd_config *config = &aifd->config;
 	struct reconcile_options copts = {config->db, config->cluster,
-					  (unsigned)config->reconcile_interval_ms};
+					  (unsigned)config->reconcile_interval_ms, hold_pending, NULL};
 	struct store_options sopts;
 	struct pool_ops ops;
 	struct aif_diag diag;
@@ -209,6 +217,7 @@ static int start_threads_blocked(struct aifd *aifd, const struct refresh_options
 		log_diag(LOG_LEVEL_ERROR, NULL, &diag);
 		return -1;
 	}
+	copts.jobs_seen_arg = aifd->refresh;
 	aifd->reconcile = reconcile_start(&copts);
 	if (!aifd->reconcile)
 		return -1;

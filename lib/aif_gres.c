@@ -55,3 +55,36 @@ int64_t aif_gres_gpus(const char *list)
 	}
 	return gpus;
 }
+
+/* a x b, both >= 0, at most 2^40: a count past that is absurd, and must not overflow. */
+static int64_t times(int64_t a, int64_t b)
+{
+	const int64_t most = (int64_t)1 << 40;
+
+	if (a == 0 || b == 0)
+		return 0;
+	return a > most / b ? most : a * b > most ? most : a * b;
+}
+
+int64_t aif_gres_most_gpus(const struct aif_gres_request *r)
+{
+	int64_t job = aif_gres_gpus(r->per_job), node = aif_gres_gpus(r->per_node),
+		task = aif_gres_gpus(r->per_task), socket = aif_gres_gpus(r->per_socket);
+	int64_t nodes = r->max_nodes ? r->max_nodes : r->min_nodes ? r->min_nodes : 1;
+	int64_t tasks = r->tasks ? r->tasks : times(nodes, r->tasks_per_node ? r->tasks_per_node : 1);
+	int64_t most = job;
+
+	if (job < 0 || node < 0 || task < 0 || socket < 0)
+		return -1;
+	if (times(node, nodes) > most)
+		most = times(node, nodes);
+	if (times(task, tasks) > most)
+		most = times(task, tasks);
+	if (socket > 0) {
+		if (!r->sockets_per_node)
+			return -1;
+		if (times(times(socket, r->sockets_per_node), nodes) > most)
+			most = times(times(socket, r->sockets_per_node), nodes);
+	}
+	return most;
+}

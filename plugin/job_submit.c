@@ -7,8 +7,9 @@
  *
  *   sbatch: aif: this job can cost up to 4 GPU-hours: 2 GPUs x 2:00:00 (its time limit)
  *
- * Only for jobs that the SPANK plugin tagged (AIF_PROJECT in the job control environment). It
- * never refuses, changes or delays a job: the start decides (docs/slurm.md, "job_submit/aif").
+ * Only for jobs that the SPANK plugin tagged (AIF_PROJECT in the job control environment), whose
+ * project it also writes in the AdminComment, for aifd. It never refuses or delays a job: aifd
+ * and the job's start decide (docs/slurm.md, "job_submit/aif").
  * It runs inside slurmctld with its job locks held, so it does no I/O, allocates nothing but
  * the message, and reads the user's strings with bounded parsers.
  */
@@ -21,7 +22,8 @@
 #include <slurm/slurm_errno.h>
 
 #include "aif_gres.h"
-#include "plugin.h"
+#include "aif_names.h"
+#include "aif_units.h"
 
 const char plugin_name[] = "aif: a job's most GPU-hours, told at submission";
 const char plugin_type[] = "job_submit/aif";
@@ -33,8 +35,9 @@ int fini(void);
 int job_submit(job_desc_msg_t *job_desc, uint32_t submit_uid, char **err_msg);
 int job_modify(job_desc_msg_t *job_desc, void *job_ptr, uint32_t submit_uid, char **err_msg);
 
-/* Slurm's own allocator (libslurmfull, loaded by slurmctld): slurmctld xfree()s the message. */
+/* Slurm's own allocator (libslurmfull, loaded by slurmctld), which frees what is set here. */
 extern void slurm_xstrcat(char **str1, const char *str2);
+extern void slurm_xfree_ptr(void *ptr); /* xfree() of ptr itself, NULL too */
 
 int init(void)
 {
@@ -46,57 +49,58 @@ int fini(void)
 	return SLURM_SUCCESS;
 }
 
-static bool tagged(const job_desc_msg_t *d)
+/* The project the SPANK plugin put in the job control environment, or NULL: not an aif job. */
+static const char *project_of(const job_desc_msg_t *d)
 {
 	for (uint32_t i = 0; d->spank_job_env && i < d->spank_job_env_size; i++)
 		if (d->spank_job_env[i] && strncmp(d->spank_job_env[i], "AIF_PROJECT=", 12) == 0)
-			return true;
-	return false;
-}
-
-/* a x b, both >= 0, at most 2^40: a count past that is absurd, and must not overflow. */
-static int64_t times(int64_t a, int64_t b)
-{
-	const int64_t most = (int64_t)1 << 40;
-
-	return a == 0 || b == 0 ? 0 : a > most / b ? most : a * b > most ? most : a * b;
-}
-
-static bool set32(uint32_t v)
-{
-	return v != NO_VAL && v != INFINITE && v != 0;
+			return d->spank_job_env[i] + 12;
+	return NULL;
 }
 
 /*
- * The most GPUs the job can hold on all its nodes: the largest of what it asks per job, per
- * node x its nodes, per task x its tasks, per socket x its sockets (Slurm makes them agree).
- * Nodes, when only a minimum is given, are that minimum (Slurm allocates the fewest that do);
- * not given at all, one. -1 when a GPU count cannot be read, or per socket without sockets.
+ * The project, for aifd to hold the job while it is pending should it not fit (docs/slurm.md,
+ * "job_submit/aif"): in the job's AdminComment, "aif project=NAME", which only Slurm's
+ * administrators can change afterwards. A claim the user made (the job control environment is
+ * the user's), checked by aifd before it acts on it. Left alone when the AdminComment is set
+ * already (by another job_submit plugin) or the name is not a project id.
  */
+static void stamp(job_desc_msg_t *d, const char *project)
+{
+	if ((d->admin_comment && d->admin_comment[0]) || !aif_name_valid_id(project))
+		return;
+	slurm_xfree_ptr(d->admin_comment); /* "" (it takes the memory, as a list destructor) */
+	d->admin_comment = NULL;
+	slurm_xstrcat(&d->admin_comment, AIF_ADMIN_COMMENT_PREFIX);
+	slurm_xstrcat(&d->admin_comment, project);
+}
+
+/* A count of the submission: 0 when not given. */
+static uint32_t given32(uint32_t v)
+{
+	return v == NO_VAL || v == INFINITE ? 0 : v;
+}
+
+static uint32_t given16(uint16_t v)
+{
+	return v == NO_VAL16 || v == INFINITE16 ? 0 : v;
+}
+
 static int64_t most_gpus(const job_desc_msg_t *d)
 {
-	int64_t job = aif_gres_gpus(d->tres_per_job), node = aif_gres_gpus(d->tres_per_node),
-		task = aif_gres_gpus(d->tres_per_task), socket = aif_gres_gpus(d->tres_per_socket);
-	int64_t nodes = set32(d->max_nodes) ? d->max_nodes : set32(d->min_nodes) ? d->min_nodes : 1;
-	int64_t tasks = set32(d->num_tasks) ? d->num_tasks
-			: (d->ntasks_per_node != NO_VAL16 && d->ntasks_per_node)
-				? times(nodes, d->ntasks_per_node)
-				: nodes;
-	int64_t most = job;
+	const struct aif_gres_request r = {
+		.per_job = d->tres_per_job,
+		.per_node = d->tres_per_node,
+		.per_task = d->tres_per_task,
+		.per_socket = d->tres_per_socket,
+		.min_nodes = given32(d->min_nodes),
+		.max_nodes = given32(d->max_nodes),
+		.tasks = given32(d->num_tasks),
+		.tasks_per_node = given16(d->ntasks_per_node),
+		.sockets_per_node = given16(d->sockets_per_node),
+	};
 
-	if (job < 0 || node < 0 || task < 0 || socket < 0)
-		return -1;
-	if (times(node, nodes) > most)
-		most = times(node, nodes);
-	if (times(task, tasks) > most)
-		most = times(task, tasks);
-	if (socket > 0) {
-		if (d->sockets_per_node == NO_VAL16 || d->sockets_per_node == 0)
-			return -1;
-		if (times(times(socket, d->sockets_per_node), nodes) > most)
-			most = times(times(socket, d->sockets_per_node), nodes);
-	}
-	return most;
+	return aif_gres_most_gpus(&r);
 }
 
 /* What the line says of a job's cost, into buf; "" for a job without GPUs (it costs nothing). */
@@ -116,15 +120,11 @@ static void cost_line(const job_desc_msg_t *d, char *buf, size_t len)
 		snprintf(buf, len, "aif: %s can cost up to %" PRId64 " GPU%s x its partition's default "
 			 "time limit (set --time to know and bound it)", who, gpus, gpus == 1 ? "" : "s");
 	} else if (minutes == INFINITE) {
-		snprintf(buf, len, "aif: %s has no time limit: what its %" PRId64 " GPUs can cost has no "
-			 "bound (set --time)", who, gpus);
+		snprintf(buf, len, "aif: %s has no time limit: what its %" PRId64 " GPU%s can cost has no "
+			 "bound (set --time)", who, gpus, gpus == 1 ? "" : "s");
 	} else {
-		hours_text(hours, sizeof(hours), (double)gpus * minutes / 60.0);
-		if (minutes >= 1440)
-			snprintf(limit, sizeof(limit), "%" PRIu32 "-%02" PRIu32 ":%02" PRIu32 ":00",
-				 minutes / 1440, minutes / 60 % 24, minutes % 60);
-		else
-			snprintf(limit, sizeof(limit), "%" PRIu32 ":%02" PRIu32 ":00", minutes / 60, minutes % 60);
+		aif_hours_text(hours, sizeof(hours), (double)gpus * minutes / 60.0);
+		aif_duration_text(limit, sizeof(limit), (int64_t)minutes * 60);
 		snprintf(buf, len, "aif: %s can cost up to %s GPU-hours: %" PRId64 " GPU%s x %s (its time "
 			 "limit)", who, hours, gpus, gpus == 1 ? "" : "s", limit);
 	}
@@ -132,11 +132,13 @@ static void cost_line(const job_desc_msg_t *d, char *buf, size_t len)
 
 int job_submit(job_desc_msg_t *job_desc, uint32_t submit_uid, char **err_msg)
 {
+	const char *project;
 	char line[256];
 
 	(void)submit_uid;
-	if (!job_desc || !err_msg || !tagged(job_desc))
+	if (!job_desc || !err_msg || !(project = project_of(job_desc)))
 		return SLURM_SUCCESS;
+	stamp(job_desc, project);
 	cost_line(job_desc, line, sizeof(line));
 	if (!line[0])
 		return SLURM_SUCCESS;

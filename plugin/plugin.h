@@ -9,7 +9,6 @@
  *   account.c   job_script context (prolog/epilog): per-node usage records, and the spool
  *   runs.c      job_script context: the run a node's prolog started, for its epilog
  *   client.c    one request to aifd
- *   hours.c     GPU-hours as people read them
  * and aif-pelog, the program that records usage as Prolog= and Epilog= under
  * PrologFlags=RunInJob, where Slurm calls no SPANK job_prolog or job_epilog (docs/slurm.md):
  *   pelog.c     its main: which job, prolog or epilog, then account.c
@@ -17,7 +16,7 @@
  *   pelog_log.c what account.c, runs.c and settings.c call of their host (Slurm's logging)
  * account.c, runs.c, client.c, settings.c and names.c make no SPANK call, so that both link them.
  * And job_submit.c, slurmctld's job_submit/aif plugin (job_submit_aif.so): what a job can cost,
- * told at submission; it shares hours.c.
+ * told at submission.
  *
  * Nothing here may abort, exit or wait without a bound: the plugin runs inside Slurm's
  * processes. Only submit.c (the user's own sbatch/salloc/srun) and the refusal in task_init
@@ -68,11 +67,6 @@ bool options_valid(spank_t sp, struct aif_diag *diag);
 /* Whether v is a project or sector name aifd takes: 1 to 128 bytes of UTF-8, no control character. */
 bool name_valid(const char *v);
 bool name_has_control(const char *v);
-
-/* Hours as people read them: "0.50" -> "0.5", "12.00" -> "12" (fixed decimals, in place). */
-void hours_trim(char *fixed);
-/* hours with at most two decimals, so trimmed, into buf. */
-void hours_text(char *buf, size_t len, double hours);
 
 /* Allocator/local context, init_post_opt: 0, or -1 after printing the refusal. */
 int submit_check(spank_t sp, const struct plugin_settings *s);

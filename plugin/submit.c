@@ -20,6 +20,7 @@
 #include <slurm/spank.h>
 
 #include "aif_proto.h"
+#include "aif_units.h"
 #include "plugin.h"
 
 /* aifd said nothing useful: on_unreachable=allow submits with a warning, deny refuses. */
@@ -74,7 +75,7 @@ static void tell_reservation(const struct aif_proto_msg *answer)
 		return;
 	/* The field's fixed decimals ("0.50"), as people read hours: "0.5", "12". */
 	snprintf(left, sizeof(left), "%s", field);
-	hours_trim(left);
+	aif_hours_trim(left);
 	slurm_info("aif: project \"%s\": %s GPU-hours of period %s are neither used nor reserved "
 		   "(its or its AI Factory's, whichever is less)",
 		   aif_proto_get(&answer->header, "project"), left, period);

@@ -425,7 +425,8 @@ static const struct snap_project *given_project(const struct snapshot *s,
 }
 
 /* What a reserving project may still commit now: the least, over its and its factory's
- * budgets of the periods containing now, of budget - closed usage - reservations. */
+ * budgets of the periods containing now, of budget - closed usage - reservations; and the
+ * least of those budgets whole, which a job must fit to fit ever. */
 static void uncommitted(const struct snapshot *s, const struct snap_project *p, int64_t now,
 			struct decision *out)
 {
@@ -433,6 +434,7 @@ static void uncommitted(const struct snapshot *s, const struct snap_project *p, 
 	size_t pi = (size_t)(p - s->projects);
 
 	out->left_period = NULL;
+	out->most_us = INT64_MAX;
 	for (size_t i = 0; i < s->n_periods; i++) {
 		const struct snap_budget *pb = budget_for(p->budgets, p->n_budgets, i);
 		const struct snap_budget *fb = budget_for(f->budgets, f->n_budgets, i);
@@ -453,6 +455,10 @@ static void uncommitted(const struct snapshot *s, const struct snap_project *p, 
 		left = fb->exhausted_us - all;
 		if (pb && pb->exhausted_us - mine < left)
 			left = pb->exhausted_us - mine;
+		if (fb->exhausted_us < out->most_us)
+			out->most_us = fb->exhausted_us;
+		if (pb && pb->exhausted_us < out->most_us)
+			out->most_us = pb->exhausted_us;
 		if (left < 0)
 			left = 0;
 		if (!out->left_period || left < out->left_us) {

@@ -96,6 +96,8 @@ struct decision {
 				current period and budget that leave the least, and that period
 				(NULL unless reserve and not refused) */
 	const char *left_period;
+	int64_t most_us;     /* reserve: the least of those budgets whole (a job that costs more
+				never fits); INT64_MAX when no period contains now */
 	struct aif_diag diag; /* empty on ok */
 };
 

@@ -10,6 +10,7 @@
 #include <libpq-fe.h>
 
 #include "aif_db.h"
+#include "aif_units.h"
 #include "decide.h"
 #include "holds.h"
 #include "jobcost.h"
@@ -22,28 +23,7 @@ static const char RESERVE_SQL[] =
 /* GPU-microseconds as GPU-hours, at most two decimals: "12", "0.5", "1234.57". */
 static const char *hours(char *buf, size_t size, long long us)
 {
-	char *end;
-
-	snprintf(buf, size, "%.2f", (double)us / 3.6e9);
-	end = buf + strlen(buf);
-	while (end > buf && end[-1] == '0')
-		*--end = '\0';
-	if (end > buf && end[-1] == '.')
-		end[-1] = '\0';
-	return buf;
-}
-
-/* A time limit as Slurm prints one: [D-]HH:MM:SS. */
-static const char *limit(char *buf, size_t size, int64_t seconds)
-{
-	long long d = seconds / 86400, h = seconds % 86400 / 3600, m = seconds % 3600 / 60,
-		  s = seconds % 60;
-
-	if (d)
-		snprintf(buf, size, "%lld-%02lld:%02lld:%02lld", d, h, m, s);
-	else
-		snprintf(buf, size, "%02lld:%02lld:%02lld", h, m, s);
-	return buf;
+	return aif_hours_text(buf, size, (double)us / 3.6e9);
 }
 
 static void refuse(struct admission *adm, enum decide_reason reason)
@@ -75,7 +55,7 @@ static int cannot_afford(struct db *db, const char *cluster, uint32_t job, struc
 	hours(h_need, sizeof(h_need), need);
 	hours(h_left, sizeof(h_left), left);
 	hours(h_budget, sizeof(h_budget), budget);
-	limit(tl, sizeof(tl), cost->end - cost->start);
+	aif_duration_text(tl, sizeof(tl), cost->end - cost->start);
 	aif_diag_clear(&adm->diag);
 	aif_diag_detail(&adm->diag, "%" PRId64 " GPUs for its time limit of %s: %s GPU-hours in "
 			"period \"%s\", where %s \"%s\" has %s of its %s GPU-hours left after what "

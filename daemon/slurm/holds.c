@@ -2,6 +2,7 @@
 #include "holds.h"
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,10 @@ static const char ADD_SQL[] =
 	"INSERT INTO aif.waiting (cluster, job_id, project_id, gpus, seconds) VALUES ($1, $2, $3, $4, $5)"
 	" ON CONFLICT (cluster, job_id) DO UPDATE SET project_id = excluded.project_id,"
 	"  gpus = excluded.gpus, seconds = excluded.seconds, held_at = now(), released_at = NULL";
+/* A pending job is recorded once: one already waiting (held, or released to start) is aifd's. */
+static const char ADD_PENDING_SQL[] =
+	"INSERT INTO aif.waiting (cluster, job_id, project_id, gpus, seconds) VALUES ($1, $2, $3, $4, $5)"
+	" ON CONFLICT (cluster, job_id) DO NOTHING RETURNING job_id";
 static const char FORGET_SQL[] = "DELETE FROM aif.waiting WHERE cluster = $1 AND job_id = $2";
 /*
  * With each: released; released more than 10 minutes ago (its reservation, from then plus its
@@ -45,10 +50,27 @@ static bool run(struct db *db, const char *what, const char *sql, int n, const c
 }
 
 /*
- * slurm_update_job() of job: its comment, and when release, released (priority INFINITE) to
- * start now: slurmctld delays a requeued job by its credentials' lifetime (20 minutes by
- * default) so that no credential of its last run is reused; the job waited a pass at least.
- * With hold, held again (priority 0).
+ * Whether job was requeued and slurmctld delays its start: by its credentials' lifetime (20
+ * minutes by default) so that no credential of its last run is reused. A job held while
+ * pending keeps its own begin time (sbatch --begin).
+ */
+static bool delayed_requeue(uint32_t job)
+{
+	job_info_msg_t *msg = NULL;
+	const slurm_job_info_t *info;
+	bool delayed = false;
+
+	if (slurm_compat_load_job(&msg, job, SLURMCTLD_SHOW) != 0)
+		return false;
+	if ((info = slurmctld_job_of(msg, job)))
+		delayed = info->restart_cnt > 0; /* its own begin time, if any, passed when it ran */
+	slurm_free_job_info_msg(msg);
+	return delayed;
+}
+
+/*
+ * slurm_update_job() of job: its comment, and when release, released (priority INFINITE), to
+ * start now if it was requeued (the job waited a pass at least). With hold, held (priority 0).
  */
 enum update_kind { UPDATE_COMMENT, UPDATE_RELEASE, UPDATE_HOLD };
 
@@ -63,7 +85,8 @@ static int update(uint32_t job, const char *comment, enum update_kind kind)
 	d.comment = (char *)comment;
 	if (kind == UPDATE_RELEASE) {
 		d.priority = INFINITE;
-		d.begin_time = time(NULL);
+		if (delayed_requeue(job))
+			d.begin_time = time(NULL);
 	} else if (kind == UPDATE_HOLD) {
 		d.priority = 0;
 	}
@@ -94,6 +117,34 @@ int holds_hold(struct db *db, const char *cluster, uint32_t job, const char *pro
 	if (update(job, comment, UPDATE_COMMENT) != 0)
 		log_warning("job %" PRIu32 " waits, but its comment could not be set: %s", job,
 			    slurm_strerror(slurm_compat_errno()));
+	return 0;
+}
+
+int holds_hold_pending(struct db *db, const char *cluster, uint32_t job, const char *project,
+		       int64_t gpus, int64_t seconds, const char *comment)
+{
+	char id[16], g[24], s[24];
+	const char *params[] = {cluster, id, project, g, s};
+	PGresult *res;
+	bool added;
+
+	snprintf(id, sizeof(id), "%" PRIu32, job);
+	snprintf(g, sizeof(g), "%" PRId64, gpus);
+	snprintf(s, sizeof(s), "%" PRId64, seconds > 0 ? seconds : 1);
+	/* Recorded first: a job held with nobody to release it would wait for ever. */
+	if (!(res = db_exec_want(db, "could not record a waiting job", ADD_PENDING_SQL, 5, params,
+				 PGRES_TUPLES_OK)))
+		return -1;
+	added = PQntuples(res) == 1;
+	PQclear(res);
+	if (!added)
+		return 1;
+	if (update(job, comment, UPDATE_HOLD) != 0) {
+		log_warning("could not hold pending job %" PRIu32 ": %s", job,
+			    slurm_strerror(slurm_compat_errno()));
+		run(db, "could not forget a waiting job", FORGET_SQL, 2, params, PGRES_COMMAND_OK);
+		return -1;
+	}
 	return 0;
 }
 

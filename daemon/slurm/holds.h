@@ -22,6 +22,15 @@ int holds_hold(struct db *db, const char *cluster, uint32_t job, const char *pro
 	       int64_t gpus, int64_t seconds, const char *comment, struct aif_diag *why);
 
 /*
+ * Hold job, pending and never started by aif's leave, with comment, and record it in
+ * aif.waiting, as holds_hold() does a running one. Returns 0; 1 when aif.waiting has it
+ * already (held or released by aifd: left alone); -1 (logged) when the database or slurmctld
+ * failed (then nothing is recorded).
+ */
+int holds_hold_pending(struct db *db, const char *cluster, uint32_t job, const char *project,
+		       int64_t gpus, int64_t seconds, const char *comment);
+
+/*
  * One pass over the waiting jobs of cluster: forget those that started or are gone, release
  * (again) those whose cost fits now. Logged; errors wait for the next pass.
  */

@@ -237,6 +237,8 @@ struct reconcile {
 	time_t dbd_failing_since; /* slurmdbd has not answered since then (0: it answers) */
 	time_t dbd_failed_at;     /* the last time it did not answer */
 	struct slurmdbd_lookup *dbd; /* a lookup not answered in its pass, still going on */
+	void (*jobs_seen)(void *arg, struct db *db, const char *cluster, const job_info_msg_t *jobs);
+	void *jobs_seen_arg;
 };
 
 /*
@@ -355,22 +357,28 @@ static bool jobs_hidden(struct reconcile *r, const job_info_msg_t *msg)
 	return hidden;
 }
 
-/* Judge every run from slurmctld's jobs; false when slurmctld did not answer. */
-static bool judge_runs(struct reconcile *r, struct run *runs, size_t n)
+/* slurmctld's jobs for this pass, or NULL when it did not answer. */
+static job_info_msg_t *load_jobs(struct reconcile *r)
 {
 	job_info_msg_t *msg = NULL;
-	slurm_job_info_t **index;
-	int hidden = -1; /* not known yet */
 
 	if (slurm_load_jobs(0, &msg, SLURMCTLD_SHOW) != 0) {
 		slurm_failed(r, "could not load the jobs from slurmctld");
-		return false;
+		return NULL;
 	}
 	slurm_answered(r);
+	return msg;
+}
+
+/* Judge every run from slurmctld's jobs (msg); false when that could not be done. */
+static bool judge_runs(struct reconcile *r, const job_info_msg_t *msg, struct run *runs, size_t n)
+{
+	slurm_job_info_t **index;
+	int hidden = -1; /* not known yet */
+
 	index = slurmctld_index(msg);
 	if (msg->record_count && !index) {
 		log_warning("could not reconcile with slurmctld: out of memory");
-		slurm_free_job_info_msg(msg);
 		return false;
 	}
 	for (size_t i = 0; i < n && !waker_stopping(&r->waker); i++) {
@@ -389,7 +397,6 @@ static bool judge_runs(struct reconcile *r, struct run *runs, size_t n)
 				runs[i].verdict = RUN_UNSURE;
 		}
 	free(index);
-	slurm_free_job_info_msg(msg);
 	return true;
 }
 
@@ -819,32 +826,38 @@ static void carry_out_cancellations(struct reconcile *r, bool slurm_ok)
 
 static void pass(struct reconcile *r)
 {
+	job_info_msg_t *jobs = NULL;
 	struct run *runs;
 	size_t n;
-	bool slurm_ok = true;
+	bool slurm_ok;
 	int closed = 0;
+	/* Before asking: the runs found alive were alive at least at this time. */
+	time_t seen_at;
 
 	if (load_runs(r, &runs, &n) < 0)
 		return;
-	if (n > 0) {
-		/* Before asking: the runs found alive were alive at least at this time. */
-		time_t seen_at = time(NULL);
-
-		slurm_ok = judge_runs(r, runs, n);
+	seen_at = time(NULL);
+	/* One load for the runs and the pending jobs (jobs_seen): what one squeue costs it. */
+	slurm_ok = (jobs = load_jobs(r)) != NULL;
+	if (n > 0 && slurm_ok) {
+		slurm_ok = judge_runs(r, jobs, runs, n);
 		if (slurm_ok && !waker_stopping(&r->waker))
 			ask_slurmdbd(r, runs, n);
 		if (slurm_ok && !waker_stopping(&r->waker))
 			closed = write_verdicts(r, runs, n, seen_at);
 	}
 	free(runs);
-	if (!r->db.conn || waker_stopping(&r->waker))
-		return;
-	forget_and_flush(r, closed);
-	if (n > 0) /* no running job, nothing to cancel (and no need to add up every budget) */
-		request_cancellations(r);
-	carry_out_cancellations(r, slurm_ok);
-	holds_pass(&r->db, r->cluster);
-	log_debug("reconciled %zu open runs with slurmctld; %d intervals closed", n, closed);
+	if (r->db.conn && !waker_stopping(&r->waker)) {
+		forget_and_flush(r, closed);
+		if (n > 0) /* no running job, nothing to cancel (nor every budget to add up) */
+			request_cancellations(r);
+		carry_out_cancellations(r, slurm_ok);
+		holds_pass(&r->db, r->cluster);
+		if (jobs && r->jobs_seen && r->db.conn && !waker_stopping(&r->waker))
+			r->jobs_seen(r->jobs_seen_arg, &r->db, r->cluster, jobs);
+		log_debug("reconciled %zu open runs with slurmctld; %d intervals closed", n, closed);
+	}
+	slurm_free_job_info_msg(jobs);
 }
 
 static void *reconcile_thread(void *arg)
@@ -891,6 +904,8 @@ struct reconcile *reconcile_start(const struct reconcile_options *opts)
 		return NULL;
 	}
 	atomic_init(&r->interval_ms, opts->interval_ms);
+	r->jobs_seen = opts->jobs_seen;
+	r->jobs_seen_arg = opts->jobs_seen_arg;
 	waker_init(&r->waker);
 	if (db_init(&r->db, opts->conninfo, "aifd-reconcile", "reconciliation",
 		    RECONCILE_STATEMENT_MS) < 0 ||

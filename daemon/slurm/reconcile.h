@@ -17,6 +17,8 @@
  *      that are due are carried out with slurm_kill_job() when the budget is still exhausted,
  *      and their done_at and outcome recorded. Killing others' jobs takes SlurmUser or a
  *      Slurm operator.
+ *   3. Jobs that wait (holds.h): those held that started or are gone are forgotten, those
+ *      that fit now released; then the caller's jobs_seen (pending.h) with the pass's jobs.
  *
  * Nothing here is on the request path: a slurmctld that is down or slow only delays this
  * thread (each libslurm call waits up to its own timeouts; slurmdbd's up to 15 s a pass, its
@@ -27,10 +29,20 @@
 #ifndef AIFD_RECONCILE_H
 #define AIFD_RECONCILE_H
 
+#include <slurm/slurm.h>
+
+#include "db.h"
+
 struct reconcile_options {
 	const char *conninfo; /* the aif database (libpq conninfo) */
 	const char *cluster;  /* this cluster's Slurm ClusterName, as usage is recorded */
 	unsigned interval_ms; /* between the starts of two passes */
+	/*
+	 * Called at the end of each pass with slurmctld's jobs of that pass and the thread's
+	 * connection, when slurmctld answered (the pending jobs that wait: pending.h), or NULL.
+	 */
+	void (*jobs_seen)(void *arg, struct db *db, const char *cluster, const job_info_msg_t *jobs);
+	void *jobs_seen_arg;
 };
 
 struct reconcile;

@@ -28,7 +28,8 @@ exports "$spank" 'plugin_name|plugin_type|plugin_version|spank_plugin_version|sl
 	plugin_name slurm_spank_init
 exports "$job_submit" 'plugin_name|plugin_type|plugin_version|init|fini|job_submit|job_modify' \
 	plugin_name plugin_type plugin_version init fini job_submit job_modify
-# Of Slurm, the job_submit plugin uses only its allocator: slurmctld frees the message with it.
-host=$(nm -D --undefined-only "$job_submit" | awk '$2 ~ /^slurm_/ {print $2}')
-[[ $host == slurm_xstrcat ]] || fail "job_submit_aif.so needs more of slurmctld than slurm_xstrcat: $host"
+# Of Slurm, the job_submit plugin uses only its allocator: slurmctld frees what it sets with it.
+host=$(nm -D --undefined-only "$job_submit" | awk '$2 ~ /^slurm_/ {print $2}' | paste -sd' ')
+[[ $host == "slurm_xfree_ptr slurm_xstrcat" ]] ||
+	fail "job_submit_aif.so needs more of slurmctld than its allocator: $host"
 echo "plugin exports: ok"

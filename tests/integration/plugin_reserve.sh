@@ -7,7 +7,9 @@
 #   hint to set one; a job that fits runs, with its cost reserved (slurmctld's GPUs, StartTime
 #   and time limit); while it runs, a job that fits the budget but not beside its reservation
 #   waits, requeued held, with a comment in squeue; when the first is cancelled early, its
-#   reservation is released at once, and aifd releases the waiting job, which runs; a job
+#   reservation is released at once, and aifd releases the waiting job, which runs; a pending
+#   job (a dependency on the first) that would not fit is held before it ever starts, by its
+#   project from job_submit/aif's AdminComment, and released to run once it fits; a job
 #   requeued reserves again for its next run; no node is drained.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
@@ -80,7 +82,7 @@ second=$(submit second --gpus-per-node=1 --time=40 --wrap 'echo ran' 2>"$AIFD_WO
 want=$(cat <<'LINES'
 sbatch: aif: project "small": 0.5 GPU-hours of period cur are neither used nor reserved (its or its AI Factory's, whichever is less)
 sbatch: aif: this job reserves its GPUs x its time limit (--time) when it starts, and waits, held, until that fits
-sbatch: aif: this job can cost up to 0.67 GPU-hours: 1 GPU x 0:40:00 (its time limit)
+sbatch: aif: this job can cost up to 0.67 GPU-hours: 1 GPU x 00:40:00 (its time limit)
 LINES
 )
 assert_eq "$want" "$(cat "$AIFD_WORK/second.sbatch")" "sbatch's lines for a project that reserves"
@@ -97,6 +99,24 @@ assert_eq "" "$(admission "$second")" "an admission kept for the waiting job"
 sleep 2 # (passes of reconciliation: the job stays held)
 assert_eq "PENDING 0" "$(squeue -h -j "$second" -o '%T %Q')" "the waiting job, 2 s later"
 
+# A job that waits for the first to end (a dependency) is held while pending, before it ever
+# starts: slurmctld's job_submit/aif wrote its project in its AdminComment, and aifd finds
+# that its 0.67 does not fit the 0.5 left.
+after=$(submit after --gpus-per-node=1 --time=40 --dependency="afterany:$first" --wrap 'echo ran')
+assert_eq "AdminComment=aif project=small" \
+	"$(scontrol -o show job "$after" | grep -o 'AdminComment=[^ ]* [^ ]*')" "its AdminComment"
+deadline=$((SECONDS + 30))
+until [[ $(squeue -h -j "$after" -o '%T %Q') == "PENDING 0" ]]; do
+	((SECONDS < deadline)) || fail "pending job $after is not held: $(scontrol -o show job "$after")"
+	sleep 0.2
+done
+assert_eq "aif: waiting for GPU-hours: may cost 0.67, project small has 0.5 left" \
+	"$(squeue -h -j "$after" -o %k)" "the pending held job's comment"
+grep -q "job $after of project \"small\" held while pending: it may cost 0.67 GPU-hours, and 0.5 are left" \
+	"$AIFD_WORK/a.log" || fail "aifd did not log holding job $after: $(tail -n 20 "$AIFD_WORK/a.log")"
+assert_eq "Restarts=0" "$(scontrol -o show job "$after" | grep -o 'Restarts=[0-9]*')" \
+	"the pending held job never started"
+
 # The first ends early: its reservation goes with its usage's end, and aifd releases the
 # second, whose cost fits now; it runs.
 scancel "$first"
@@ -105,7 +125,14 @@ assert_eq "ran" "$(cat "$AIF_TEST_WORKDIR/second.out")" "its output"
 assert_eq "ok|ok" "$(admission "$second")" "its admission"
 grep -q "job $second released: its cost fits its budgets now" "$AIFD_WORK/a.log" ||
 	fail "aifd did not log the release of job $second: $(tail -n 20 "$AIFD_WORK/a.log")"
-wait_sql "SELECT count(*) FROM aif.waiting" 0 "waiting jobs once it ran"
+# The second's 0.67 taken, 0.33 is left: the pending job waits for the second to end, then
+# runs, started once, and never requeued.
+assert_eq COMPLETED "$(wait_job "$after" 90)" "the job held while pending, once the second ended"
+assert_eq "ran" "$(cat "$AIF_TEST_WORKDIR/after.out")" "its output"
+assert_eq "ok|ok" "$(admission "$after")" "its admission"
+assert_eq "Restarts=0" "$(scontrol -o show job "$after" | grep -o 'Restarts=[0-9]*')" \
+	"the job held while pending, run once"
+wait_sql "SELECT count(*) FROM aif.waiting" 0 "waiting jobs once they ran"
 
 # A requeued job: its reservation goes with its first run; its second run, admitted as the
 # job was (the kept admission), reserves again.

@@ -184,29 +184,29 @@ sbatch: HINT:  Use --aif-sector with one of them, or leave it out for the defaul
 
 # ---- slurmctld's job_submit/aif: what a tagged job can cost, from what slurmctld received ----
 submitted "job_submit: GPUs per node x nodes" aiftest \
-	"sbatch: aif: this job can cost up to 6 GPU-hours: 4 GPUs x 1:30:00 (its time limit)" \
+	"sbatch: aif: this job can cost up to 6 GPU-hours: 4 GPUs x 01:30:00 (its time limit)" \
 	sbatch -H --aif-project=proja -N2 --gpus-per-node=2 --time=90 --wrap true
 submitted "job_submit: GPUs per job, days" aiftest \
 	"sbatch: aif: this job can cost up to 72 GPU-hours: 3 GPUs x 1-00:00:00 (its time limit)" \
 	sbatch -H --aif-project=proja --gpus=3 --time=1-0 --wrap true
 submitted "job_submit: --gres" aiftest \
-	"sbatch: aif: this job can cost up to 0.33 GPU-hours: 1 GPU x 0:20:00 (its time limit)" \
+	"sbatch: aif: this job can cost up to 0.33 GPU-hours: 1 GPU x 00:20:00 (its time limit)" \
 	sbatch -H --aif-project=proja --gres=gpu:1 -t 20 --wrap true
 submitted "job_submit: GPUs per task x tasks" aiftest \
-	"sbatch: aif: this job can cost up to 2 GPU-hours: 2 GPUs x 1:00:00 (its time limit)" \
+	"sbatch: aif: this job can cost up to 2 GPU-hours: 2 GPUs x 01:00:00 (its time limit)" \
 	sbatch -H --aif-project=proja -n2 --gpus-per-task=1 -t 60 --wrap true
 submitted "job_submit: an array" aiftest \
-	"sbatch: aif: each job of this array can cost up to 1 GPU-hours: 1 GPU x 1:00:00 (its time limit)" \
+	"sbatch: aif: each job of this array can cost up to 1 GPU-hours: 1 GPU x 01:00:00 (its time limit)" \
 	sbatch -H --aif-project=proja --array=1-3 --gpus=1 -t 60 --wrap true
 submitted "job_submit: no --time" aiftest \
 	"sbatch: aif: this job can cost up to 2 GPUs x its partition's default time limit (set --time to know and bound it)" \
 	sbatch -H --aif-project=proja --gpus=2 --wrap true
 submitted "job_submit: --time=UNLIMITED" aiftest \
-	"sbatch: aif: this job has no time limit: what its 1 GPUs can cost has no bound (set --time)" \
+	"sbatch: aif: this job has no time limit: what its 1 GPU can cost has no bound (set --time)" \
 	sbatch -H --aif-project=proja --gpus=1 --time=UNLIMITED --wrap true
 run aiftest salloc --aif-project=proja --gpus=1 -t 30 true
 assert_eq 0 "$rc" "job_submit: salloc: exit status (stderr: $err)"
-assert_match "salloc: aif: this job can cost up to 0.5 GPU-hours: 1 GPU x 0:30:00 \(its time limit\)" "$err" \
+assert_match "salloc: aif: this job can cost up to 0.5 GPU-hours: 1 GPU x 00:30:00 \(its time limit\)" "$err" \
 	"job_submit: salloc"
 
 # The only project is the default; the resolved project and sector reach the prolog and epilog

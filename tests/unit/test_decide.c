@@ -488,6 +488,7 @@ static void test_uncommitted(void **state)
 	assert_non_null(d.left_period);
 	assert_string_equal(d.left_period, "2026-h2");
 	assert_true(d.left_us == H(20));
+	assert_true(d.most_us == H(100)); /* its own 100 in 2026-h2, less than its factory's */
 	req.project = "tiny";
 	decide(&snap, &req, &d);
 	assert_false(d.reserve);

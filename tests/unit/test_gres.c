@@ -56,9 +56,43 @@ static void test_cases(void **state)
 	}
 }
 
+/* The most GPUs of a request: per job, node, task, socket, with nodes and tasks given or not. */
+static void test_most(void **state)
+{
+	const struct {
+		struct aif_gres_request r;
+		int64_t gpus;
+	} most[] = {
+		{{0}, 0},
+		{{.per_node = "gres/gpu:2"}, 2},                                   /* one node */
+		{{.per_node = "gres/gpu:2", .min_nodes = 2}, 4},
+		{{.per_node = "gres/gpu:2", .min_nodes = 1, .max_nodes = 3}, 6},   /* -N1-3 */
+		{{.per_job = "gres/gpu:3"}, 3},
+		{{.per_job = "gres/gpu:4", .per_node = "gres/gpu:2", .min_nodes = 2}, 4},
+		{{.per_task = "gres/gpu:1", .tasks = 3}, 3},
+		{{.per_task = "gres/gpu:1", .min_nodes = 2, .tasks_per_node = 2}, 4},
+		{{.per_task = "cpu:2,gres/gpu:1"}, 1},                             /* one task */
+		{{.per_socket = "gres/gpu:1", .sockets_per_node = 2, .min_nodes = 2}, 4},
+		{{.per_socket = "gres/gpu:1"}, -1},                                /* sockets unknown */
+		{{.per_node = "gres/gpu:2k"}, -1},
+		{{.per_node = "gres/gpu:2147483647", .max_nodes = 4294967294u}, (int64_t)1 << 40},
+		{{.per_task = "gres/gpu:65535", .min_nodes = 4294967294u, .tasks_per_node = 65534},
+		 (int64_t)1 << 40},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(most) / sizeof(most[0]); i++) {
+		int64_t got = aif_gres_most_gpus(&most[i].r);
+
+		if (got != most[i].gpus)
+			fail_msg("request %zu: %lld GPUs, not %lld", i, (long long)got,
+				 (long long)most[i].gpus);
+	}
+}
+
 int main(void)
 {
-	const struct CMUnitTest tests[] = {cmocka_unit_test(test_cases)};
+	const struct CMUnitTest tests[] = {cmocka_unit_test(test_cases), cmocka_unit_test(test_most)};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
