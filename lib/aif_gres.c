@@ -5,9 +5,10 @@
 #include <string.h>
 
 /*
- * The count of a GPU entry from what follows its name, [p, end): "" (1), ":h100" (a type alone:
- * 1), ":2", ":h100:2" or "=2"; -1 when malformed ("gpu:", "gpu=x", "gpu:2k" read as a type
- * would be wrong too: Slurm takes a trailing token of digits for the count).
+ * The count of a GPU entry from what follows its name, [p, end): "" (1), ":h100" or
+ * ":1g.10gb" (a type alone, MIG profiles included: 1), ":2", ":h100:2" or "=2". Slurm takes a
+ * trailing token of digits for the count, and digits with a k, m or g for 2^10, 2^20, 2^30
+ * times them: -1 for those (absurd for GPUs), and when malformed ("gpu:", "gpu=x").
  */
 static int64_t entry_count(const char *p, const char *end)
 {
@@ -30,8 +31,13 @@ static int64_t entry_count(const char *p, const char *end)
 	}
 	if (digits)
 		return n;
-	/* Not a number: a type ("gpu:h100"), unless it was given as "=" or starts like a count. */
-	return last[-1] == '=' || (*last >= '0' && *last <= '9') ? -1 : 1;
+	if (last[-1] == '=')
+		return -1;
+	/* Not a number: a type ("gpu:h100"), unless a number with a suffix ("2k"). */
+	for (const char *c = last; c < end; c++)
+		if (*c < '0' || *c > '9')
+			return c > last && c + 1 == end && strchr("kKmMgG", *c) ? -1 : 1;
+	return 1;
 }
 
 int64_t aif_gres_gpus(const char *list)

@@ -49,13 +49,28 @@ int fini(void)
 	return SLURM_SUCCESS;
 }
 
-/* The project the SPANK plugin put in the job control environment, or NULL: not an aif job. */
-static const char *project_of(const job_desc_msg_t *d)
+/*
+ * The project the SPANK plugin put in the job control environment, or NULL: not an aif job.
+ * *sole: it is the only one, which the prolog sees too (the user, who controls this, may add
+ * another, or a SPANK_AIF_PROJECT that Slurm passes to the prolog as it is).
+ */
+static const char *project_of(const job_desc_msg_t *d, bool *sole)
 {
-	for (uint32_t i = 0; d->spank_job_env && i < d->spank_job_env_size; i++)
-		if (d->spank_job_env[i] && strncmp(d->spank_job_env[i], "AIF_PROJECT=", 12) == 0)
-			return d->spank_job_env[i] + 12;
-	return NULL;
+	const char *project = NULL;
+	unsigned n = 0;
+
+	for (uint32_t i = 0; d->spank_job_env && i < d->spank_job_env_size; i++) {
+		const char *e = d->spank_job_env[i];
+
+		if (e && strncmp(e, "AIF_PROJECT=", 12) == 0) {
+			project = project ? project : e + 12;
+			n++;
+		} else if (e && strncmp(e, "SPANK_AIF_PROJECT=", 18) == 0) {
+			n++;
+		}
+	}
+	*sole = n == 1;
+	return project;
 }
 
 /*
@@ -67,6 +82,7 @@ static const char *project_of(const job_desc_msg_t *d)
  */
 static void stamp(job_desc_msg_t *d, const char *project)
 {
+	/* (only with a sole project: project_of) */
 	if ((d->admin_comment && d->admin_comment[0]) || !aif_name_valid_id(project))
 		return;
 	slurm_xfree_ptr(d->admin_comment); /* "" (it takes the memory, as a list destructor) */
@@ -134,11 +150,13 @@ int job_submit(job_desc_msg_t *job_desc, uint32_t submit_uid, char **err_msg)
 {
 	const char *project;
 	char line[256];
+	bool sole;
 
 	(void)submit_uid;
-	if (!job_desc || !err_msg || !(project = project_of(job_desc)))
+	if (!job_desc || !err_msg || !(project = project_of(job_desc, &sole)))
 		return SLURM_SUCCESS;
-	stamp(job_desc, project);
+	if (sole)
+		stamp(job_desc, project);
 	cost_line(job_desc, line, sizeof(line));
 	if (!line[0])
 		return SLURM_SUCCESS;

@@ -10,11 +10,20 @@
 
 #include "aif_gres.h"
 #include "aif_names.h"
-#include "aif_units.h"
 #include "decide.h"
 #include "holds.h"
 #include "identity.h"
 #include "log.h"
+#include "reserve.h"
+
+/* At most so many pending jobs weighed exactly (and held) a pass: each takes a statement, and
+ * a hold an RPC to slurmctld; the rest wait for the next pass. */
+#define PENDING_TRIALS_PER_PASS 100
+
+static const char TRIAL_SQL[] =
+	"SELECT fits, coalesce(period_id, ''), coalesce(scope, ''), coalesce(owner, ''),"
+	" coalesce(budget_us, 0), coalesce(committed_us, 0), coalesce(cost_us, 0), waits"
+	" FROM aif.reserve_trial($1, $2, $3, $4, $5)";
 
 /* What a pending job's record says it asks for (0: not given). */
 static uint32_t given32(uint32_t v)
@@ -44,12 +53,19 @@ static int64_t most_gpus(const slurm_job_info_t *j)
 	return aif_gres_most_gpus(&r);
 }
 
-/* The project job_submit/aif wrote for a job aifd may hold, or NULL. */
+/*
+ * The project job_submit/aif wrote for a job aifd may hold, or NULL. Only one that waits for
+ * nothing but its turn or nodes (Slurm's reasons None, Priority, Resources): released, one
+ * that waits for a dependency, its --begin or a limit would reserve its cost while it cannot
+ * start; once it waits for its turn it is weighed (or held at its start).
+ */
 static const char *candidate(const slurm_job_info_t *j)
 {
 	const size_t n = sizeof(AIF_ADMIN_COMMENT_PREFIX) - 1;
 
 	if ((j->job_state & JOB_STATE_BASE) != JOB_PENDING || j->priority == 0 ||
+	    (j->state_reason != WAIT_NO_REASON && j->state_reason != WAIT_PRIORITY &&
+	     j->state_reason != WAIT_RESOURCES) ||
 	    j->array_job_id != 0 || j->het_job_id != 0 || !j->admin_comment ||
 	    strncmp(j->admin_comment, AIF_ADMIN_COMMENT_PREFIX, n) != 0 ||
 	    !aif_name_valid_id(j->admin_comment + n) || j->time_limit == NO_VAL ||
@@ -71,25 +87,7 @@ static int by_priority(const void *a, const void *b)
 	return x->job_id < y->job_id ? -1 : x->job_id > y->job_id;
 }
 
-/* What the jobs of this pass that fit are counted as having taken, per project. */
-struct claims {
-	struct claim {
-		const char *project;
-		int64_t us;
-	} *v;
-	size_t n;
-};
-
-static int64_t *claimed(struct claims *c, const char *project)
-{
-	for (size_t i = 0; i < c->n; i++)
-		if (strcmp(c->v[i].project, project) == 0)
-			return &c->v[i].us;
-	c->v[c->n] = (struct claim){project, 0}; /* room for every candidate */
-	return &c->v[c->n++].us;
-}
-
-/* What decide() says of job's project for its user. */
+/* What the snapshot says of job's project for its user: whether it reserves, and how much. */
 struct weighed {
 	bool reserves; /* a member's project that reserves, on this cluster */
 	int64_t left_us, most_us;
@@ -117,65 +115,76 @@ static struct weighed weigh(struct refresh *refresh, const char *cluster,
 	return w;
 }
 
-static void hold(struct db *db, const char *cluster, const slurm_job_info_t *j,
-		 const char *project, int64_t gpus, int64_t cost_us, int64_t left_us)
+/*
+ * The admission's own arithmetic, exact and under its lock (aif.reserve_trial()): hold the job
+ * when it does not fit but could (its cost is within the budget). Returns true when held.
+ */
+static bool try_hold(struct db *db, const char *cluster, const slurm_job_info_t *j,
+		     const char *project, int64_t gpus)
 {
-	char need[32], left[32], comment[256];
-	int rc;
+	char id[16], g[24], secs[24];
+	const char *params[] = {cluster, id, project, g, secs};
+	PGresult *res;
+	bool held = false;
 
-	aif_hours_text(need, sizeof(need), (double)cost_us / 3.6e9);
-	aif_hours_text(left, sizeof(left), (double)left_us / 3.6e9);
-	snprintf(comment, sizeof(comment), "aif: waiting for GPU-hours: may cost %s, project %s has %s left",
-		 need, project, left);
-	rc = holds_hold_pending(db, cluster, j->job_id, project, gpus, (int64_t)j->time_limit * 60,
-				comment);
-	if (rc == 0)
-		log_info("job %" PRIu32 " of project \"%s\" held while pending: it may cost %s "
-			 "GPU-hours, and %s are left", j->job_id, project, need, left);
+	snprintf(id, sizeof(id), "%" PRIu32, j->job_id);
+	snprintf(g, sizeof(g), "%" PRId64, gpus);
+	snprintf(secs, sizeof(secs), "%" PRId64, (int64_t)j->time_limit * 60);
+	if (!(res = db_exec_want(db, "could not weigh a pending job", TRIAL_SQL, 5, params,
+				 PGRES_TUPLES_OK)))
+		return false;
+	if (PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 'f' && PQgetvalue(res, 0, 7)[0] == 't') {
+		long long budget = strtoll(PQgetvalue(res, 0, 4), NULL, 10),
+			  committed = strtoll(PQgetvalue(res, 0, 5), NULL, 10),
+			  need = strtoll(PQgetvalue(res, 0, 6), NULL, 10);
+		char comment[256];
+
+		reserve_waiting_comment(comment, sizeof(comment), need, PQgetvalue(res, 0, 2),
+					PQgetvalue(res, 0, 3), budget > committed ? budget - committed : 0);
+		if (holds_hold_pending(db, cluster, j->job_id, project, gpus,
+				       (int64_t)j->time_limit * 60, comment) == 0) {
+			log_info("job %" PRIu32 " of project \"%s\" held while pending: %s", j->job_id,
+				 project, comment);
+			held = true;
+		}
+	}
+	PQclear(res);
+	return held;
 }
 
 void pending_hold(struct refresh *refresh, struct db *db, const char *cluster,
 		  const job_info_msg_t *jobs)
 {
 	const slurm_job_info_t **order;
-	struct claims claims = {NULL, 0};
-	size_t n = 0;
+	size_t n = 0, tried = 0;
 
 	if (!jobs->record_count)
 		return;
-	order = calloc(jobs->record_count, sizeof(*order));
-	claims.v = calloc(jobs->record_count, sizeof(*claims.v));
-	if (!order || !claims.v) {
+	if (!(order = calloc(jobs->record_count, sizeof(*order)))) {
 		log_warning("could not weigh the pending jobs: out of memory");
-		goto out;
+		return;
 	}
 	for (uint32_t i = 0; i < jobs->record_count; i++)
 		if (candidate(&jobs->job_array[i]))
 			order[n++] = &jobs->job_array[i];
 	qsort(order, n, sizeof(*order), by_priority);
-	for (size_t i = 0; i < n && db->conn; i++) {
+	for (size_t i = 0; i < n && tried < PENDING_TRIALS_PER_PASS && db->conn; i++) {
 		const slurm_job_info_t *j = order[i];
 		const char *project = candidate(j);
-		int64_t gpus = most_gpus(j), cost_us, *taken;
+		int64_t gpus = most_gpus(j), cost_us;
 		struct weighed w;
 
 		/* A cost past what any budget holds is simply "too much": saturate. */
 		if (gpus <= 0 ||
 		    __builtin_mul_overflow(gpus, (int64_t)j->time_limit * 60 * 1000000, &cost_us))
 			cost_us = gpus <= 0 ? 0 : INT64_MAX;
-		if (cost_us == 0 || !(w = weigh(refresh, cluster, j, project)).reserves)
+		/* The snapshot first, in memory: most jobs fit, or never will (their start refuses
+		 * them and says why); the rest are weighed exactly. */
+		if (cost_us == 0 || !(w = weigh(refresh, cluster, j, project)).reserves ||
+		    cost_us <= w.left_us || cost_us > w.most_us)
 			continue;
-		/* One that can never fit is left to its start, which refuses it and says why. */
-		if (cost_us > w.most_us)
-			continue;
-		taken = claimed(&claims, project);
-		if (cost_us <= w.left_us - *taken)
-			*taken += cost_us;
-		else
-			hold(db, cluster, j, project, gpus, cost_us,
-			     w.left_us > *taken ? w.left_us - *taken : 0);
+		tried++;
+		try_hold(db, cluster, j, project, gpus);
 	}
-out:
 	free(order);
-	free(claims.v);
 }

@@ -26,6 +26,15 @@ static const char *hours(char *buf, size_t size, long long us)
 	return aif_hours_text(buf, size, (double)us / 3.6e9);
 }
 
+void reserve_waiting_comment(char *buf, size_t size, long long need_us, const char *scope,
+			     const char *owner, long long left_us)
+{
+	char need[32], left[32];
+
+	snprintf(buf, size, "aif: waiting for GPU-hours: may cost %s, %s %s has %s left",
+		 hours(need, sizeof(need), need_us), scope, owner, hours(left, sizeof(left), left_us));
+}
+
 static void refuse(struct admission *adm, enum decide_reason reason)
 {
 	snprintf(adm->verdict, sizeof(adm->verdict), "refuse");
@@ -61,8 +70,7 @@ static int cannot_afford(struct db *db, const char *cluster, uint32_t job, struc
 			"period \"%s\", where %s \"%s\" has %s of its %s GPU-hours left after what "
 			"is used and what running jobs reserve.", cost->gpus, tl, h_need, period, scope,
 			owner, h_left, h_budget);
-	snprintf(comment, sizeof(comment), "aif: waiting for GPU-hours: may cost %s, %s %s has %s left",
-		 h_need, scope, owner, h_left);
+	reserve_waiting_comment(comment, sizeof(comment), need, scope, owner, left);
 	if (waits && holds_hold(db, cluster, job, adm->project, cost->gpus, cost->end - cost->start,
 				comment, &why) == 0) {
 		aif_diag_message(&adm->diag, "job held: it may cost %s GPU-hours, and %s \"%s\" has %s "

@@ -8,6 +8,7 @@
 #ifndef AIFD_RESERVE_H
 #define AIFD_RESERVE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "admissions.h"
@@ -16,6 +17,14 @@
 
 /* The job does not fit now, but waits, held (holds.h): refused now, and decided again later. */
 #define RESERVE_HELD 1
+
+/*
+ * The comment of a job that waits, as squeue shows it: "aif: waiting for GPU-hours: may cost
+ * 0.67, project small has 0.5 left" (GPU-microseconds in, GPU-hours out; scope "project" or
+ * "factory", owner its id).
+ */
+void reserve_waiting_comment(char *buf, size_t size, long long need_us, const char *scope,
+			     const char *owner, long long left_us);
 
 /*
  * Reserve for job (uid's, on cluster) admitted by *adm (ok or warn, its project resolved).

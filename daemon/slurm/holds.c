@@ -1,6 +1,7 @@
 /* holds: jobs that wait for GPU-hours (holds.h). */
 #include "holds.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -70,14 +71,18 @@ static bool delayed_requeue(uint32_t job)
 
 /*
  * slurm_update_job() of job: its comment, and when release, released (priority INFINITE), to
- * start now if it was requeued (the job waited a pass at least). With hold, held (priority 0).
+ * start now if it was requeued (the job waited a pass at least). With hold, held (priority 0);
+ * with unhold, a running job's priority set back (an operator's priority 0 would hold it again
+ * if it were requeued).
  */
-enum update_kind { UPDATE_COMMENT, UPDATE_RELEASE, UPDATE_HOLD };
+enum update_kind { UPDATE_COMMENT, UPDATE_RELEASE, UPDATE_HOLD, UPDATE_UNHOLD };
 
 static int update(uint32_t job, const char *comment, enum update_kind kind)
 {
+	job_array_resp_msg_t *resp = NULL;
 	job_desc_msg_t d;
 	char id[16];
+	int rc;
 
 	snprintf(id, sizeof(id), "%" PRIu32, job);
 	slurm_init_job_desc_msg(&d);
@@ -89,8 +94,19 @@ static int update(uint32_t job, const char *comment, enum update_kind kind)
 			d.begin_time = time(NULL);
 	} else if (kind == UPDATE_HOLD) {
 		d.priority = 0;
+	} else if (kind == UPDATE_UNHOLD) { /* a running job's: its priority as slurmctld sets it */
+		d.priority = INFINITE;
 	}
-	return slurm_update_job(&d);
+	/* slurm_update_job() logs an error to stderr for every job_id_str; a job of an array
+	 * answers with an error per task. */
+	if ((rc = slurm_update_job2(&d, &resp)) == 0 && resp)
+		for (uint32_t i = 0; i < resp->job_array_count && rc == 0; i++)
+			if (resp->error_code[i]) {
+				rc = -1;
+				errno = (int)resp->error_code[i];
+			}
+	slurm_free_job_array_resp(resp);
+	return rc ? -1 : 0;
 }
 
 int holds_hold(struct db *db, const char *cluster, uint32_t job, const char *project,
@@ -120,6 +136,34 @@ int holds_hold(struct db *db, const char *cluster, uint32_t job, const char *pro
 	return 0;
 }
 
+/*
+ * What slurmctld says of a waiting job: gone (or ended), running, held, or pending; and
+ * whether it was requeued (else it never started: held while pending).
+ */
+enum seen { SEEN_GONE, SEEN_STARTED, SEEN_HELD, SEEN_PENDING, SEEN_UNKNOWN };
+
+static enum seen look(uint32_t job, bool *requeued)
+{
+	job_info_msg_t *msg = NULL;
+	const slurm_job_info_t *info;
+	enum seen seen = SEEN_GONE;
+
+	if (slurm_compat_load_job(&msg, job, SLURMCTLD_SHOW) != 0)
+		return slurm_compat_errno() == ESLURM_INVALID_JOB_ID ? SEEN_GONE : SEEN_UNKNOWN;
+	if ((info = slurmctld_job_of(msg, job))) {
+		uint32_t base = info->job_state & JOB_STATE_BASE;
+
+		if (requeued)
+			*requeued = info->restart_cnt > 0;
+		if (base != JOB_PENDING)
+			seen = base == JOB_RUNNING || base == JOB_SUSPENDED ? SEEN_STARTED : SEEN_GONE;
+		else
+			seen = info->priority == 0 ? SEEN_HELD : SEEN_PENDING;
+	}
+	slurm_free_job_info_msg(msg);
+	return seen;
+}
+
 int holds_hold_pending(struct db *db, const char *cluster, uint32_t job, const char *project,
 		       int64_t gpus, int64_t seconds, const char *comment)
 {
@@ -139,36 +183,24 @@ int holds_hold_pending(struct db *db, const char *cluster, uint32_t job, const c
 	PQclear(res);
 	if (!added)
 		return 1;
-	if (update(job, comment, UPDATE_HOLD) != 0) {
-		log_warning("could not hold pending job %" PRIu32 ": %s", job,
-			    slurm_strerror(slurm_compat_errno()));
+	/* The pass's list of jobs may be seconds old: still pending, and not held since? */
+	if (look(job, NULL) != SEEN_PENDING) {
 		run(db, "could not forget a waiting job", FORGET_SQL, 2, params, PGRES_COMMAND_OK);
+		return 1;
+	}
+	if (update(job, comment, UPDATE_HOLD) != 0) {
+		int err = slurm_compat_errno();
+
+		log_warning("could not hold pending job %" PRIu32 ": %s", job, slurm_strerror(err));
+		/* Forgotten only when surely not held: slurmctld may have held it and not answered in
+		 * time, and a hold nobody releases would last for ever. Kept, it is released (or
+		 * forgotten once it started or is gone) by holds_pass(). */
+		if (err == ESLURM_INVALID_JOB_ID || err == ESLURM_JOB_FINISHED ||
+		    err == ESLURM_ACCESS_DENIED || err == ESLURM_JOB_NOT_PENDING)
+			run(db, "could not forget a waiting job", FORGET_SQL, 2, params, PGRES_COMMAND_OK);
 		return -1;
 	}
 	return 0;
-}
-
-/* What slurmctld says of a waiting job: gone (or ended), running, held, or pending. */
-enum seen { SEEN_GONE, SEEN_STARTED, SEEN_HELD, SEEN_PENDING, SEEN_UNKNOWN };
-
-static enum seen look(uint32_t job)
-{
-	job_info_msg_t *msg = NULL;
-	const slurm_job_info_t *info;
-	enum seen seen = SEEN_GONE;
-
-	if (slurm_compat_load_job(&msg, job, SLURMCTLD_SHOW) != 0)
-		return slurm_compat_errno() == ESLURM_INVALID_JOB_ID ? SEEN_GONE : SEEN_UNKNOWN;
-	if ((info = slurmctld_job_of(msg, job))) {
-		uint32_t base = info->job_state & JOB_STATE_BASE;
-
-		if (base != JOB_PENDING)
-			seen = base == JOB_RUNNING || base == JOB_SUSPENDED ? SEEN_STARTED : SEEN_GONE;
-		else
-			seen = info->priority == 0 ? SEEN_HELD : SEEN_PENDING;
-	}
-	slurm_free_job_info_msg(msg);
-	return seen;
 }
 
 void holds_pass(struct db *db, const char *cluster)
@@ -183,7 +215,8 @@ void holds_pass(struct db *db, const char *cluster)
 		uint32_t job = (uint32_t)strtoul(PQgetvalue(res, i, 0), NULL, 10);
 		bool released = PQgetvalue(res, i, 1)[0] == 't', stale = PQgetvalue(res, i, 2)[0] == 't',
 		     old = PQgetvalue(res, i, 3)[0] == 't';
-		enum seen seen = look(job);
+		bool requeued = true;
+		enum seen seen = look(job, &requeued);
 
 		params[1] = PQgetvalue(res, i, 0);
 		if (seen == SEEN_UNKNOWN) {
@@ -197,8 +230,18 @@ void holds_pass(struct db *db, const char *cluster)
 				run(db, "could not forget a waiting job", FORGET_SQL, 2, params,
 				    PGRES_COMMAND_OK);
 		} else if (seen == SEEN_STARTED) {
-			/* Not before it was requeued: a job is running when it is first held. */
-			if (released || old)
+			/* Not before it was requeued: a job is running when it is first held. One that
+			 * started unreleased (it started as aifd held it pending, or an administrator
+			 * released it) loses the comment that says it waits. */
+			if ((released || old) &&
+			    run(db, "could not forget a waiting job", FORGET_SQL, 2, params,
+				PGRES_COMMAND_OK) && !released)
+				update(job, "", UPDATE_UNHOLD);
+		} else if (released && stale && !requeued) {
+			/* Held while pending, released, and still waiting for nodes: its reservation
+			 * goes, and so does its record, so that it waits unheld (a hold would cost it
+			 * its priority's age) and is weighed again at the next pass. */
+			if (run(db, "could not release a reservation", GONE_SQL, 2, params, PGRES_TUPLES_OK))
 				run(db, "could not forget a waiting job", FORGET_SQL, 2, params,
 				    PGRES_COMMAND_OK);
 		} else if (released && stale) {

@@ -1,9 +1,9 @@
 /*
  * holds: jobs that wait for GPU-hours (docs/aifd.md, "Jobs that wait"). A job of a project that
- * reserves whose cost does not fit at its start, but would once running jobs end, is put back
- * in the queue held (requeued and held, as "scontrol requeuehold" does), with a comment the user
- * sees in squeue; aifd's reconciliation releases it once its cost fits (aif.waiting_release()
- * reserves it then).
+ * reserves whose cost does not fit, but would once running jobs end, is held with a comment the
+ * user sees in squeue: while pending (pending.h), or at its start, put back in the queue held
+ * (requeued and held, as "scontrol requeuehold" does); aifd's reconciliation releases it once
+ * its cost fits (aif.waiting_release() reserves it then).
  */
 #ifndef AIFD_HOLDS_H
 #define AIFD_HOLDS_H
@@ -32,7 +32,9 @@ int holds_hold_pending(struct db *db, const char *cluster, uint32_t job, const c
 
 /*
  * One pass over the waiting jobs of cluster: forget those that started or are gone, release
- * (again) those whose cost fits now. Logged; errors wait for the next pass.
+ * (again) those whose cost fits now; one released 10 minutes ago that did not start loses its
+ * reservation, and is held again when it was requeued, forgotten (to wait unheld, weighed
+ * again by pending.h) when it never started. Logged; errors wait for the next pass.
  */
 void holds_pass(struct db *db, const char *cluster);
 

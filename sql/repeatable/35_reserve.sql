@@ -230,7 +230,34 @@ BEGIN
 END
 $$;
 
--- The jobs of cluster that wait (aif.waiting) and fit now, oldest first: each is reserved its
+-- What aif.reserve() would answer for a job that is not running yet, placed from now, without
+-- reserving: the reservation is made and rolled back, so that the answer is the admission's
+-- own arithmetic, under its lock (aifd's holds of pending jobs: daemon/budgets/pending.c).
+CREATE OR REPLACE FUNCTION aif.reserve_trial(cluster text, job bigint, project text, gpus bigint,
+					     seconds bigint,
+					     OUT fits boolean, OUT period_id text, OUT scope text,
+					     OUT owner text, OUT budget_us bigint,
+					     OUT committed_us bigint, OUT cost_us bigint,
+					     OUT waits boolean)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	BEGIN
+		SELECT r.fits, r.period_id, r.scope, r.owner, r.budget_us, r.committed_us, r.cost_us,
+		       r.waits
+		INTO fits, period_id, scope, owner, budget_us, committed_us, cost_us, waits
+		FROM aif.reserve(reserve_trial.cluster, reserve_trial.job, reserve_trial.project,
+				 reserve_trial.gpus, now(), now() + make_interval(secs => reserve_trial.seconds),
+				 false) r;
+		RAISE SQLSTATE 'AIF02'; -- (caught below: undo the reservation)
+	EXCEPTION WHEN SQLSTATE 'AIF02' THEN
+		NULL;
+	END;
+END
+$$;
+
+-- The jobs of cluster that wait (aif.waiting) and fit now, oldest first (per project): each is reserved its
 -- GPUs for its time limit from now, plus 10 minutes for it to start (its admission then finds
 -- it reserved, or replaces a reservation that no longer covers it), and marked released.
 CREATE OR REPLACE FUNCTION aif.waiting_release(cluster text) RETURNS SETOF bigint
@@ -244,9 +271,12 @@ BEGIN
 	PERFORM aif.reservations_lock(ARRAY(SELECT x.project_id FROM aif.waiting x
 					    WHERE x.cluster = waiting_release.cluster
 					      AND x.released_at IS NULL));
+	-- Each project's oldest first, then each one's second, ...: jobs of one project that do not
+	-- fit never keep another's from being tried.
 	FOR w IN SELECT * FROM aif.waiting x
 		 WHERE x.cluster = waiting_release.cluster AND x.released_at IS NULL
-		 ORDER BY x.held_at, x.job_id
+		 ORDER BY row_number() OVER (PARTITION BY x.project_id ORDER BY x.held_at, x.job_id),
+			  x.held_at, x.job_id
 		 LIMIT 100 -- a pass's share: admissions wait for these locks
 	LOOP
 		-- Its exact cost, placed from now: its admission places it at its StartTime.
@@ -281,10 +311,11 @@ REVOKE ALL ON FUNCTION aif.reservation_shares(bigint, timestamptz, timestamptz),
 	aif.reservations_lock(text[]),
 	aif.committed_us(text[], text, timestamptz, timestamptz),
 	aif.reserve(text, bigint, text, bigint, timestamptz, timestamptz, boolean),
+	aif.reserve_trial(text, bigint, text, bigint, bigint),
 	aif.reservations_delete(text[], bigint[], boolean), aif.reservations_release(text[], bigint[]),
 	aif.waiting_release(text), aif.reserved_totals_recompute() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION aif.reserve(text, bigint, text, bigint, timestamptz, timestamptz, boolean),
-	aif.waiting_release(text), aif.reservations_release(text[], bigint[]) TO aif_daemon;
+	aif.reserve_trial(text, bigint, text, bigint, bigint), aif.waiting_release(text), aif.reservations_release(text[], bigint[]) TO aif_daemon;
 GRANT EXECUTE ON FUNCTION aif.committed_us(text[], text, timestamptz, timestamptz)
 	TO aif_daemon, aif_operator;
 GRANT EXECUTE ON FUNCTION aif.reserved_totals_recompute(), aif.reservations_lock(text[])

@@ -17,7 +17,8 @@
 # unrun and cancelled. Per scenario it prints: GPU-hours used, the overshoot (used beyond the
 # budget), jobs completed, jobs killed or failed, jobs left unrun, and the time from the
 # burst until the last job ended, and how many runs were requeued at their start (under aif, a
-# job that does not fit is held when it starts: its brief first try holds GPUs, and is charged).
+# job that does not fit is held while pending, or, started before aifd saw it, when it starts:
+# its brief first try holds GPUs, and is charged).
 # Goals (issue 17): aif's overshoot 0, no job killed or failed
 # (they wait), and no more jobs left unrun than Slurm's own `safe` leaves.
 #
@@ -32,9 +33,9 @@ shift $(($# > 2 ? 2 : $#))
 scenarios=("$@")
 ((${#scenarios[@]})) || scenarios=(aif-reserve aif-reserve-2 aif-used slurm-safe)
 idle=${AIF_BENCH_IDLE:-75}
-so=$build/plugin/aif.so aifd=$build/daemon/aifd migrate=$build/tests/aif-migrate aifctl=$build/aifctl/aifctl
+so=$build/plugin/aif.so job_submit=$build/plugin/job_submit_aif.so aifd=$build/daemon/aifd migrate=$build/tests/aif-migrate aifctl=$build/aifctl/aifctl
 harness=$src/tests/harness/aif-harness
-for tool in "$so" "$aifd" "$migrate" "$aifctl"; do
+for tool in "$so" "$job_submit" "$aifd" "$migrate" "$aifctl"; do
 	[[ -e $tool ]] || { echo "bench: $tool not found; build first (cmake --build $build)" >&2; exit 1; }
 done
 [[ $jobs =~ ^[1-9][0-9]*$ ]] || { echo "bench: JOBS must be a positive integer" >&2; exit 2; }
@@ -43,6 +44,10 @@ budget_gpu_s=1200 # 10 jobs x 2 GPUs x 60 s
 slurm_conf_lines=(--slurm-conf-line AccountingStorageEnforce=limits,safe
 	--slurm-conf-line PriorityType=priority/multifactor --slurm-conf-line PriorityDecayHalfLife=0
 	--slurm-conf-line PriorityUsageResetPeriod=NONE --slurm-conf-line PriorityCalcPeriod=1)
+
+# aif's clusters run slurmctld's job_submit/aif, as a site installs it: pending jobs that do not
+# fit are held before they start.
+aif_conf=(--plugin "$job_submit" --slurm-conf-line JobSubmitPlugins=aif)
 
 fail() { echo "bench: $*" >&2; exit 1; }
 runs=() pids=()
@@ -191,7 +196,7 @@ scenario() {
 	rm -f "$work"/*.jobs "$work/refused"
 	case $s in
 	aif-reserve | aif-used)
-		start_run bencha
+		start_run bencha "${aif_conf[@]}"
 		aif_budgets bencha "${s#aif-}" bencha
 		aif_cluster bencha bencha
 		t0=$(date +%s)
@@ -200,8 +205,8 @@ scenario() {
 		report "$s" "$t0" bencha
 		;;
 	aif-reserve-2)
-		start_run bencha
-		start_run benchb
+		start_run bencha "${aif_conf[@]}"
+		start_run benchb "${aif_conf[@]}"
 		aif_budgets bencha reserve bencha benchb
 		aif_cluster bencha bencha
 		aif_cluster benchb bencha

@@ -8,7 +8,7 @@
 #   and time limit); while it runs, a job that fits the budget but not beside its reservation
 #   waits, requeued held, with a comment in squeue; when the first is cancelled early, its
 #   reservation is released at once, and aifd releases the waiting job, which runs; a pending
-#   job (a dependency on the first) that would not fit is held before it ever starts, by its
+#   job (waiting for the first's node) that would not fit is held before it ever starts, by its
 #   project from job_submit/aif's AdminComment, and released to run once it fits; a job
 #   requeued reserves again for its next run; no node is drained.
 set -euo pipefail
@@ -99,10 +99,10 @@ assert_eq "" "$(admission "$second")" "an admission kept for the waiting job"
 sleep 2 # (passes of reconciliation: the job stays held)
 assert_eq "PENDING 0" "$(squeue -h -j "$second" -o '%T %Q')" "the waiting job, 2 s later"
 
-# A job that waits for the first to end (a dependency) is held while pending, before it ever
-# starts: slurmctld's job_submit/aif wrote its project in its AdminComment, and aifd finds
-# that its 0.67 does not fit the 0.5 left.
-after=$(submit after --gpus-per-node=1 --time=40 --dependency="afterany:$first" --wrap 'echo ran')
+# A job that waits for nodes (all 8 GPUs, while the first holds one) is held while pending,
+# before it ever starts: slurmctld's job_submit/aif wrote its project in its AdminComment, and
+# aifd finds that its 8 GPUs x 5 minutes, 0.67, do not fit the 0.5 left.
+after=$(submit after -N2 --gpus-per-node=4 --time=5 --wrap 'echo ran')
 assert_eq "AdminComment=aif project=small" \
 	"$(scontrol -o show job "$after" | grep -o 'AdminComment=[^ ]* [^ ]*')" "its AdminComment"
 deadline=$((SECONDS + 30))
@@ -112,10 +112,13 @@ until [[ $(squeue -h -j "$after" -o '%T %Q') == "PENDING 0" ]]; do
 done
 assert_eq "aif: waiting for GPU-hours: may cost 0.67, project small has 0.5 left" \
 	"$(squeue -h -j "$after" -o %k)" "the pending held job's comment"
-grep -q "job $after of project \"small\" held while pending: it may cost 0.67 GPU-hours, and 0.5 are left" \
+grep -q "job $after of project \"small\" held while pending: aif: waiting for GPU-hours: may cost 0.67, project small has 0.5 left" \
 	"$AIFD_WORK/a.log" || fail "aifd did not log holding job $after: $(tail -n 20 "$AIFD_WORK/a.log")"
 assert_eq "Restarts=0" "$(scontrol -o show job "$after" | grep -o 'Restarts=[0-9]*')" \
 	"the pending held job never started"
+# aifd's hold is an administrator's: its user cannot release it.
+! as_user "$user" scontrol release "$after" 2>/dev/null || fail "user $user released job $after"
+assert_eq "PENDING 0" "$(squeue -h -j "$after" -o '%T %Q')" "the pending held job, after its user's release"
 
 # The first ends early: its reservation goes with its usage's end, and aifd releases the
 # second, whose cost fits now; it runs.

@@ -34,11 +34,16 @@ static const struct {
 	{"gres/gpu:a100:1,gres/gpu:v100:2", 3},
 	/* a trailing number is the count, as Slurm reads it */
 	{"gres/gpu:4090", 4090},
+	/* MIG profiles are types (Slurm's GRES types name them) */
+	{"gres/gpu:1g.10gb", 1},
+	{"gres/gpu:1g.10gb:2,gres/gpu:3g.40gb:1", 3},
+	{"gpu:7g.80gb:1", 1},
 	{"gres/gpu:2147483647", 2147483647},
 	/* malformed: the caller does not know */
 	{"gres/gpu:", -1},
 	{"gres/gpu=x", -1},
 	{"gres/gpu:2k", -1},
+	{"gres/gpu:h100:1G", -1},
 	{"gres/gpu:2147483648", -1},
 	{"gres/gpu:99999999999999999999999", -1},
 	{"gres/nic:1,gres/gpu:h100:", -1},
