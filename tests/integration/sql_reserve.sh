@@ -6,7 +6,8 @@
 # period without a factory budget has none left; closing the run's last interval releases the
 # reservation in the same transaction that queues its usage; two sessions reserving against one
 # factory take turns, so that the second sees the first's reservation; the budget_status view
-# shows what is reserved; the plan shows admission.
+# shows what is reserved; the plan shows admission; aif.waiting_release() tries every project's
+# waiting jobs; aif.reserve_trial() answers as aif.reserve() and reserves nothing.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/sql_common.sh"
@@ -133,6 +134,25 @@ assert_eq "1800|t|f" "$(q -c "SELECT extract(epoch FROM r.ends_at - r.starts_at)
 	(SELECT released_at IS NOT NULL FROM aif.waiting WHERE job_id = 23)
 	FROM aif.reservations r JOIN aif.waiting w USING (cluster, job_id) WHERE r.job_id = 22")" \
 	"job 22 reserved and marked released, job 23 still waiting"
+# One project's waiting jobs that do not fit never keep another's from being tried: 101 of p's
+# (100 GPU-hours each), held before one of q's that fits (a minute); a pass tries 100.
+q -c "INSERT INTO aif.waiting (cluster, job_id, project_id, gpus, seconds, held_at)
+	SELECT 'c1', 1000 + i, 'p', 1, 360000, now() - interval '1 hour' + i * interval '1 second'
+	FROM generate_series(1, 101) i" >/dev/null
+q -c "INSERT INTO aif.waiting (cluster, job_id, project_id, gpus, seconds) VALUES ('c1', 24, 'q', 1, 60)" >/dev/null
+assert_eq 24 "$(q -c "SELECT * FROM aif.waiting_release('c1')")" "q's job, behind 101 of p's that do not fit"
+q -c "DELETE FROM aif.waiting WHERE job_id > 1000" >/dev/null
+# aif.reserve_trial(): aif.reserve()'s answer for a job placed from now, nothing reserved.
+reservations_now() { q -c "SELECT count(*), coalesce(sum(gpus), 0) FROM aif.reservations"; }
+trial() { # trial JOB PROJECT GPUS SECONDS: fits and waits
+	q -F ' ' -c "SELECT fits, waits FROM aif.reserve_trial('c1', $1, '$2', $3, $4)"
+}
+before=$(reservations_now) totals=$(q -c "SELECT sum(gpu_us) FROM aif.reserved_totals")
+assert_eq "t f" "$(trial 40 q 1 60)" "a trial that fits"
+assert_eq "f t" "$(trial 41 q 1 18000)" "a trial that does not fit now, but could (5 of 10)"
+assert_eq "f f" "$(trial 42 q 1 360000)" "a trial that never fits (100 of 10)"
+assert_eq "$before|$totals" "$(reservations_now)|$(q -c "SELECT sum(gpu_us) FROM aif.reserved_totals")" \
+	"reservations and their totals after the trials"
 
 # The totals the admissions read agree with the reservations, also once a period moved.
 totals_agree() { # totals_agree WHAT
