@@ -125,7 +125,6 @@ static void cost_line(const job_desc_msg_t *d, char *buf, size_t len)
 	const char *who = d->array_inx ? "each job of this array" : "this job";
 	int64_t gpus = most_gpus(d);
 	uint32_t minutes = d->time_limit;
-	char hours[32], limit[32];
 
 	buf[0] = '\0';
 	if (gpus == 0)
@@ -139,6 +138,8 @@ static void cost_line(const job_desc_msg_t *d, char *buf, size_t len)
 		snprintf(buf, len, "aif: %s has no time limit: what its %" PRId64 " GPU%s can cost has no "
 			 "bound (set --time)", who, gpus, gpus == 1 ? "" : "s");
 	} else {
+		char hours[32], limit[32];
+
 		aif_hours_text(hours, sizeof(hours), (double)gpus * minutes / 60.0);
 		aif_duration_text(limit, sizeof(limit), (int64_t)minutes * 60);
 		snprintf(buf, len, "aif: %s can cost up to %s GPU-hours: %" PRId64 " GPU%s x %s (its time "
