@@ -21,7 +21,7 @@
 #include <slurm/slurm.h>
 #include <slurm/slurm_errno.h>
 
-#include "aif_gres.h"
+#include "aif_gres_slurm.h"
 #include "aif_names.h"
 #include "aif_units.h"
 
@@ -91,30 +91,9 @@ static void stamp(job_desc_msg_t *d, const char *project)
 	slurm_xstrcat(&d->admin_comment, project);
 }
 
-/* A count of the submission: 0 when not given. */
-static uint32_t given32(uint32_t v)
-{
-	return v == NO_VAL || v == INFINITE ? 0 : v;
-}
-
-static uint32_t given16(uint16_t v)
-{
-	return v == NO_VAL16 || v == INFINITE16 ? 0 : v;
-}
-
 static int64_t most_gpus(const job_desc_msg_t *d)
 {
-	const struct aif_gres_request r = {
-		.per_job = d->tres_per_job,
-		.per_node = d->tres_per_node,
-		.per_task = d->tres_per_task,
-		.per_socket = d->tres_per_socket,
-		.min_nodes = given32(d->min_nodes),
-		.max_nodes = given32(d->max_nodes),
-		.tasks = given32(d->num_tasks),
-		.tasks_per_node = given16(d->ntasks_per_node),
-		.sockets_per_node = given16(d->sockets_per_node),
-	};
+	const struct aif_gres_request r = AIF_GRES_REQUEST(d, min_nodes);
 
 	return aif_gres_most_gpus(&r);
 }
@@ -130,7 +109,8 @@ static void cost_line(const job_desc_msg_t *d, char *buf, size_t len)
 	if (gpus == 0)
 		return;
 	if (gpus < 0) {
-		snprintf(buf, len, "aif: %s's GPUs, and so what it can cost, are known when it starts", who);
+		snprintf(buf, len, "aif: %s's GPUs, and so what it can cost, are known when it starts",
+			 who);
 	} else if (minutes == NO_VAL) {
 		snprintf(buf, len, "aif: %s can cost up to %" PRId64 " GPU%s x its partition's default "
 			 "time limit (set --time to know and bound it)", who, gpus, gpus == 1 ? "" : "s");

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "aif_gres.h"
+#include "aif_gres_slurm.h"
 #include "aif_names.h"
 #include "decide.h"
 #include "holds.h"
@@ -25,30 +25,9 @@ static const char TRIAL_SQL[] =
 	" coalesce(budget_us, 0), coalesce(committed_us, 0), coalesce(cost_us, 0), waits"
 	" FROM aif.reserve_trial($1, $2, $3, $4, $5)";
 
-/* What a pending job's record says it asks for (0: not given). */
-static uint32_t given32(uint32_t v)
-{
-	return v == NO_VAL || v == INFINITE ? 0 : v;
-}
-
-static uint32_t given16(uint16_t v)
-{
-	return v == NO_VAL16 || v == INFINITE16 ? 0 : v;
-}
-
 static int64_t most_gpus(const slurm_job_info_t *j)
 {
-	const struct aif_gres_request r = {
-		.per_job = j->tres_per_job,
-		.per_node = j->tres_per_node,
-		.per_task = j->tres_per_task,
-		.per_socket = j->tres_per_socket,
-		.min_nodes = given32(j->num_nodes),
-		.max_nodes = given32(j->max_nodes),
-		.tasks = given32(j->num_tasks),
-		.tasks_per_node = given16(j->ntasks_per_node),
-		.sockets_per_node = given16(j->sockets_per_node),
-	};
+	const struct aif_gres_request r = AIF_GRES_REQUEST(j, num_nodes);
 
 	return aif_gres_most_gpus(&r);
 }

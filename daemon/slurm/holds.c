@@ -22,7 +22,8 @@ static const char ADD_SQL[] =
 	"  gpus = excluded.gpus, seconds = excluded.seconds, held_at = now(), released_at = NULL";
 /* A pending job is recorded once: one already waiting (held, or released to start) is aifd's. */
 static const char ADD_PENDING_SQL[] =
-	"INSERT INTO aif.waiting (cluster, job_id, project_id, gpus, seconds) VALUES ($1, $2, $3, $4, $5)"
+	"INSERT INTO aif.waiting (cluster, job_id, project_id, gpus, seconds)"
+	" VALUES ($1, $2, $3, $4, $5)"
 	" ON CONFLICT (cluster, job_id) DO NOTHING RETURNING job_id";
 static const char FORGET_SQL[] = "DELETE FROM aif.waiting WHERE cluster = $1 AND job_id = $2";
 /*

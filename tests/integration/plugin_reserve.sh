@@ -41,6 +41,14 @@ reservations() {
 }
 admission() { psql -d "$AIFD_DB" -Atc "SELECT verdict, reason FROM aif.admissions WHERE job_id = $1"; }
 nodes_state() { sinfo -h -N -o '%N %T' | sort | paste -sd,; }
+held() { # held JOB: waits (30 s at most) until JOB is pending with priority 0, then its comment
+	local deadline=$((SECONDS + 30))
+	until [[ $(squeue -h -j "$1" -o '%T %Q') == "PENDING 0" ]]; do
+		((SECONDS < deadline)) || fail "job $1 is not held: $(scontrol -o show job "$1")"
+		sleep 0.2
+	done
+	squeue -h -j "$1" -o %k
+}
 
 # 2 GPUs for an hour: 2 GPU-hours, where the project has 1.
 job=$(submit big --gpus-per-node=2 --time=60 --wrap 'echo ran')
@@ -86,13 +94,8 @@ sbatch: aif: this job can cost up to 0.67 GPU-hours: 1 GPU x 00:40:00 (its time 
 LINES
 )
 assert_eq "$want" "$(cat "$AIFD_WORK/second.sbatch")" "sbatch's lines for a project that reserves"
-deadline=$((SECONDS + 30))
-until [[ $(squeue -h -j "$second" -o '%T %Q') == "PENDING 0" ]]; do
-	((SECONDS < deadline)) || fail "job $second is not held: $(scontrol -o show job "$second")"
-	sleep 0.2
-done
 assert_eq "aif: waiting for GPU-hours: may cost 0.67, project small has 0.5 left" \
-	"$(squeue -h -j "$second" -o %k)" "the held job's comment"
+	"$(held "$second")" "the held job's comment"
 assert_eq "small|1|2400|f" "$(psql -d "$AIFD_DB" -Atc "SELECT project_id, gpus, seconds,
 	released_at IS NOT NULL FROM aif.waiting WHERE job_id = $second")" "the waiting job"
 assert_eq "" "$(admission "$second")" "an admission kept for the waiting job"
@@ -105,13 +108,8 @@ assert_eq "PENDING 0" "$(squeue -h -j "$second" -o '%T %Q')" "the waiting job, 2
 after=$(submit after -N2 --gpus-per-node=4 --time=5 --wrap 'echo ran')
 assert_eq "AdminComment=aif project=small" \
 	"$(scontrol -o show job "$after" | grep -o 'AdminComment=[^ ]* [^ ]*')" "its AdminComment"
-deadline=$((SECONDS + 30))
-until [[ $(squeue -h -j "$after" -o '%T %Q') == "PENDING 0" ]]; do
-	((SECONDS < deadline)) || fail "pending job $after is not held: $(scontrol -o show job "$after")"
-	sleep 0.2
-done
 assert_eq "aif: waiting for GPU-hours: may cost 0.67, project small has 0.5 left" \
-	"$(squeue -h -j "$after" -o %k)" "the pending held job's comment"
+	"$(held "$after")" "the pending held job's comment"
 grep -q "job $after of project \"small\" held while pending: aif: waiting for GPU-hours: may cost 0.67, project small has 0.5 left" \
 	"$AIFD_WORK/a.log" || fail "aifd did not log holding job $after: $(tail -n 20 "$AIFD_WORK/a.log")"
 assert_eq "Restarts=0" "$(scontrol -o show job "$after" | grep -o 'Restarts=[0-9]*')" \
