@@ -16,6 +16,9 @@
  *      forget the runs without open intervals, fold what was closed into the rollups.
  *   4. Request the cancellations that on_exhausted: cancel calls for, then carry out the due
  *      ones that still apply, when slurmctld answered this pass.
+ *   5. The jobs that wait (holds.h); then the caller's jobs_seen with the pass's jobs (the
+ *      holds of pending jobs that cannot fit: budgets/pending.h). The jobs are loaded at every
+ *      pass for it, open runs or not.
  *
  * Every statement stands alone (autocommit) and is idempotent, so a pass broken off anywhere
  * (PostgreSQL or slurmctld going away) is simply run again later. The only state between
