@@ -131,20 +131,33 @@ static bool try_hold(struct db *db, const char *cluster, const slurm_job_info_t 
 	return held;
 }
 
+static int by_id(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 void pending_hold(struct refresh *refresh, struct db *db, const char *cluster,
 		  const job_info_msg_t *jobs)
 {
 	const slurm_job_info_t **order;
-	size_t n = 0, tried = 0;
+	uint32_t *waiting;
+	size_t n = 0, tried = 0, n_waiting;
 
 	if (!jobs->record_count)
 		return;
+	/* Those aifd holds or released already are its own (and reserved, once released). */
+	if (!(waiting = holds_waiting_ids(db, cluster, &n_waiting)))
+		return;
 	if (!(order = calloc(jobs->record_count, sizeof(*order)))) {
 		log_warning("could not weigh the pending jobs: out of memory");
+		free(waiting);
 		return;
 	}
 	for (uint32_t i = 0; i < jobs->record_count; i++)
-		if (candidate(&jobs->job_array[i]))
+		if (candidate(&jobs->job_array[i]) &&
+		    !bsearch(&jobs->job_array[i].job_id, waiting, n_waiting, sizeof(*waiting), by_id))
 			order[n++] = &jobs->job_array[i];
 	qsort(order, n, sizeof(*order), by_priority);
 	for (size_t i = 0; i < n && tried < PENDING_TRIALS_PER_PASS && db->conn; i++) {
@@ -166,4 +179,5 @@ void pending_hold(struct refresh *refresh, struct db *db, const char *cluster,
 		try_hold(db, cluster, j, project, gpus);
 	}
 	free(order);
+	free(waiting);
 }

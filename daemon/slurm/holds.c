@@ -165,6 +165,26 @@ static enum seen look(uint32_t job, bool *requeued)
 	return seen;
 }
 
+static const char IDS_SQL[] = "SELECT job_id FROM aif.waiting WHERE cluster = $1 ORDER BY job_id";
+
+uint32_t *holds_waiting_ids(struct db *db, const char *cluster, size_t *n)
+{
+	const char *params[] = {cluster};
+	PGresult *res;
+	uint32_t *ids;
+
+	*n = 0;
+	if (!(res = db_exec_want(db, "could not read the waiting jobs", IDS_SQL, 1, params,
+				 PGRES_TUPLES_OK)))
+		return NULL;
+	/* one more: never a zero-sized allocation */
+	if ((ids = calloc((size_t)PQntuples(res) + 1, sizeof(*ids))))
+		for (int i = 0; i < PQntuples(res); i++)
+			ids[(*n)++] = (uint32_t)strtoul(PQgetvalue(res, i, 0), NULL, 10);
+	PQclear(res);
+	return ids;
+}
+
 int holds_hold_pending(struct db *db, const char *cluster, uint32_t job, const char *project,
 		       int64_t gpus, int64_t seconds, const char *comment)
 {
@@ -241,8 +261,10 @@ void holds_pass(struct db *db, const char *cluster)
 		} else if (released && stale && !requeued) {
 			/* Held while pending, released, and still waiting for nodes: its reservation
 			 * goes, and so does its record, so that it waits unheld (a hold would cost it
-			 * its priority's age) and is weighed again at the next pass. */
-			if (run(db, "could not release a reservation", GONE_SQL, 2, params, PGRES_TUPLES_OK))
+			 * its priority's age) and is weighed again at the next pass. Not while it is
+			 * still held (its release failed): nothing else would release it. */
+			if ((seen == SEEN_PENDING || update(job, "", UPDATE_RELEASE) == 0) &&
+			    run(db, "could not release a reservation", GONE_SQL, 2, params, PGRES_TUPLES_OK))
 				run(db, "could not forget a waiting job", FORGET_SQL, 2, params,
 				    PGRES_COMMAND_OK);
 		} else if (released && stale) {

@@ -31,6 +31,12 @@ int holds_hold_pending(struct db *db, const char *cluster, uint32_t job, const c
 		       int64_t gpus, int64_t seconds, const char *comment);
 
 /*
+ * The ids of cluster's waiting jobs, ascending, and their number in *n: malloc'd (free it), or
+ * NULL (logged) when the database failed.
+ */
+uint32_t *holds_waiting_ids(struct db *db, const char *cluster, size_t *n);
+
+/*
  * One pass over the waiting jobs of cluster: forget those that started or are gone, release
  * (again) those whose cost fits now; one released 10 minutes ago that did not start loses its
  * reservation, and is held again when it was requeued, forgotten (to wait unheld, weighed

@@ -104,7 +104,8 @@ BEGIN
 		WHERE r.cluster = reserve.cluster AND r.job_id = reserve.job));
 	fits := true;
 	waits := false;
-	SELECT r.starts_at <= starts AND r.ends_at >= ends AND r.gpus >= reserve.gpus INTO covered
+	-- (the same GPUs: a job held while pending was reserved the most it asked for)
+	SELECT r.starts_at <= starts AND r.ends_at >= ends AND r.gpus = reserve.gpus INTO covered
 	FROM aif.reservations r WHERE r.cluster = reserve.cluster AND r.job_id = reserve.job;
 	IF covered THEN
 		RETURN;
@@ -315,7 +316,8 @@ REVOKE ALL ON FUNCTION aif.reservation_shares(bigint, timestamptz, timestamptz),
 	aif.reservations_delete(text[], bigint[], boolean), aif.reservations_release(text[], bigint[]),
 	aif.waiting_release(text), aif.reserved_totals_recompute() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION aif.reserve(text, bigint, text, bigint, timestamptz, timestamptz, boolean),
-	aif.reserve_trial(text, bigint, text, bigint, bigint), aif.waiting_release(text), aif.reservations_release(text[], bigint[]) TO aif_daemon;
+	aif.reserve_trial(text, bigint, text, bigint, bigint), aif.waiting_release(text),
+	aif.reservations_release(text[], bigint[]) TO aif_daemon;
 GRANT EXECUTE ON FUNCTION aif.committed_us(text[], text, timestamptz, timestamptz)
 	TO aif_daemon, aif_operator;
 GRANT EXECUTE ON FUNCTION aif.reserved_totals_recompute(), aif.reservations_lock(text[])

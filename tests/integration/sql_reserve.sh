@@ -122,6 +122,12 @@ assert_eq "t" "$(reserve 21 p 1 600 | cut -d' ' -f1)" "job 21, 10 minutes"
 assert_eq "f" "$(reserve 21 p 1 7200 | cut -d' ' -f1)" "job 21 again, 2 hours"
 assert_eq 600 "$(q -c "SELECT extract(epoch FROM ends_at - starts_at)::int FROM aif.reservations
 	WHERE job_id = 21")" "job 21's reservation, kept"
+# One of more GPUs than the job got (a job held while pending was reserved the most it asked
+# for) is replaced by the exact one.
+assert_eq "t" "$(reserve 25 p 2 60 | cut -d' ' -f1)" "job 25, 2 GPUs"
+assert_eq "t" "$(reserve 25 p 1 60 | cut -d' ' -f1)" "job 25, started with 1 GPU"
+assert_eq 1 "$(q -c "SELECT gpus FROM aif.reservations WHERE job_id = 25")" "job 25's reservation, exact"
+q -c "SELECT aif.reservations_release(ARRAY['c1'], ARRAY[25::bigint])" >/dev/null
 # A waiting job that fits now is reserved (its cost: its time limit, from now) and released,
 # though its first try's interval is closed (it was requeued).
 q -c "INSERT INTO aif.usage_intervals (cluster, job_id, node, restart_count, project_id, sector_id,
