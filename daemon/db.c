@@ -64,11 +64,6 @@ PGconn *db_connect_checked(const char *conninfo)
 	return conn;
 }
 
-void db_adopt(struct db *db, PGconn *conn)
-{
-	PQfinish(db->conn);
-	db->conn = conn;
-}
 
 void db_backoff(struct db *db)
 {
@@ -149,6 +144,24 @@ static int set_timeout(struct db *db, struct aif_diag *diag)
 	return ok ? 0 : -1;
 }
 
+/* What every connection gets before its first statement, however it was made. */
+static int prepare(struct db *db, struct aif_diag *diag)
+{
+	if (set_timeout(db, diag) < 0 || (db->setup && db->setup(db, db->setup_arg, diag) < 0)) {
+		db_lost(db, diag);
+		return -1;
+	}
+	return 0;
+}
+
+int db_adopt(struct db *db, PGconn *conn, struct aif_diag *diag)
+{
+	aif_diag_clear(diag);
+	PQfinish(db->conn);
+	db->conn = conn;
+	return prepare(db, diag);
+}
+
 PGconn *db_get(struct db *db, struct aif_diag *diag)
 {
 	aif_diag_clear(diag);
@@ -180,11 +193,7 @@ PGconn *db_get(struct db *db, struct aif_diag *diag)
 	}
 	if (db->lost)
 		db->reconnects++; /* before the setup, whose statement may end the outage */
-	if (set_timeout(db, diag) < 0 || (db->setup && db->setup(db, db->setup_arg, diag) < 0)) {
-		db_lost(db, diag);
-		return NULL;
-	}
-	return db->conn;
+	return prepare(db, diag) < 0 ? NULL : db->conn;
 }
 
 PGresult *db_result(struct db *db, const char *what, int sent, struct aif_diag *diag)

@@ -71,8 +71,11 @@ void db_close(struct db *db);
  */
 PGconn *db_connect_checked(const char *conninfo);
 
-/* Take a connection made by db_connect_checked() as db's own (setup is run on it). */
-void db_adopt(struct db *db, PGconn *conn);
+/*
+ * Take a connection made by db_connect_checked() as db's own, prepared as db_get() prepares
+ * its own (the statement timeout, then setup). 0, or -1 with diag (then db has none).
+ */
+int db_adopt(struct db *db, PGconn *conn, struct aif_diag *diag);
 
 /*
  * The connection, connected now if need be; NULL with diag when there is none: backing off

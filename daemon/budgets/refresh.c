@@ -163,7 +163,6 @@ struct refresh *refresh_start(PGconn *conn, const struct refresh_options *opts)
 		return NULL;
 	}
 	db_set_setup(&r->db, listen_config, NULL);
-	db_adopt(&r->db, conn);
 	r->min_interval_ms = opts->min_interval_ms;
 	atomic_init(&r->interval_ms, opts->interval_ms);
 	atomic_init(&r->poked, false);
@@ -173,8 +172,7 @@ struct refresh *refresh_start(PGconn *conn, const struct refresh_options *opts)
 	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&r->lock, &attr);
 	pthread_rwlockattr_destroy(&attr);
-	aif_diag_clear(&diag);
-	if (listen_config(&r->db, NULL, &diag) < 0 || load(r, "start-up") < 0) {
+	if (db_adopt(&r->db, conn, &diag) < 0 || load(r, "start-up") < 0) {
 		if (diag.message[0])
 			log_diag(LOG_LEVEL_ERROR, NULL, &diag);
 		log_error("could not load the budgets from the database; not starting");

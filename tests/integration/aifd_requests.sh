@@ -559,6 +559,28 @@ before=$(periodic)
 sleep 4
 assert_eq "$before" "$(periodic)" "periodic loads within 4 s of a load of over 1 s (refresh_interval 1s)"
 
+# Every connection of aifd, the budget refresh's first one (made at start-up) included, has the
+# server give up a statement after the owner's timeout: a statement aifd stopped waiting for is
+# not left holding a backend and its locks. The usage table locked until the refresh's load
+# (20 s) gives up: no backend of aifd may still wait for that lock from before then.
+gave_up_re="budget refresh( lost its database connection|: the database does not answer as it should)"
+gave_up_before=$(count_log "$gave_up_re")
+PGAPPNAME=aif-test-locker psql -d "$AIFD_DB" -qc "BEGIN; LOCK TABLE aif.usage_intervals IN ACCESS EXCLUSIVE MODE;
+	SELECT pg_sleep(120); COMMIT;" >/dev/null 2>&1 &
+lock_pid=$!
+deadline=$((SECONDS + 45)) # the next periodic load (at most 4 x 3 s after the slow one), then 20 s
+until (($(count_log "$gave_up_re") > gave_up_before)); do
+	((SECONDS < deadline)) || fail "the budget refresh did not give up its load on the locked usage table within 45 s"
+	sleep 0.2
+done
+sleep 1
+left=$(psql -d "$AIFD_DB" -Atc "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'aifd%'
+	AND wait_event_type = 'Lock' AND query_start < now() - interval '20.5 s'")
+psql -d "$AIFD_DB" -Atc "SELECT pg_cancel_backend(pid) FROM pg_stat_activity
+	WHERE application_name = 'aif-test-locker'" >/dev/null
+wait "$lock_pid" || true
+assert_eq 0 "$left" "aifd statements still waiting for the lock after their owner's timeout (20 s)"
+
 # SIGTERM: exits 0 soon, its socket gone.
 kill -TERM "$AIFD_PID_a"
 rc=0
