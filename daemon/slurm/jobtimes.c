@@ -402,6 +402,7 @@ void jobtimes_settle(struct jobtimes *jt, struct usage_record *const *recs, size
 		const struct wanted *found = bsearch(&key, w, m, sizeof(*w), by_job);
 
 		recs[i]->unanswered = late && !(found && found->have);
+		recs[i]->forgotten = found && found->have && !found->answer.known;
 		if (found && found->have)
 			apply(&found->answer, recs[i]);
 	}

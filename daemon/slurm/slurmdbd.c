@@ -156,7 +156,7 @@ void slurmdbd_match(struct slurmdbd_run *run, const struct slurmdbd_record *recs
 	struct slurmdbd_record key = {.job = run->job};
 	const struct slurmdbd_record *hit = bsearch(&key, recs, n, sizeof(*recs), by_job);
 	const struct slurmdbd_record *best = NULL;
-	time_t after = run->seen > run->first ? run->seen : run->first;
+	time_t after = run->seen ? run->seen : run->first;
 
 	run->start = run->end = 0;
 	run->state = 0;

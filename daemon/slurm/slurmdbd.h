@@ -21,8 +21,11 @@
 /* One run of a job: asked by job id and times within the run, answered with its times. */
 struct slurmdbd_run {
 	uint32_t job;
-	time_t first;   /* in: the run's first interval start (aif's prolog time) */
-	time_t seen;    /* in: the last time aifd saw it running in slurmctld (0: never) */
+	time_t first;   /* in: the run had started by then: its first interval start (aif's
+			 * prolog time), or for an end alone that end */
+	time_t seen;    /* in: the run was still running then: the last time aifd saw it running in
+			 * slurmctld, or for an end alone that end less the nodes' clock tolerance
+			 * (0: never seen, then first) */
 	time_t start;   /* out: slurmdbd's start and end of that run; 0 when it has no ended record */
 	time_t end;
 	uint32_t state; /* out: slurmdbd's job state of that run */
@@ -40,8 +43,8 @@ struct slurmdbd_lookup;
 /*
  * Look the runs up (copied) in slurmdbd, for this cluster, in requests of at most 1000 job ids.
  * A run's record is the one of its job id that started last at or before the run's first
- * interval and ended after it was last seen running (an earlier run of a requeued job, or an
- * older job of the same id, ended before); only one that has ended, not in the future, counts.
+ * and ended after its seen (an earlier run of a requeued job, or an older job of the same id,
+ * ended before); only one that has ended, not in the future, counts.
  * NULL when the thread cannot start (out of memory). Call only after slurmctld_acquire().
  */
 struct slurmdbd_lookup *slurmdbd_lookup_start(const char *cluster, const struct slurmdbd_run *runs,
@@ -67,8 +70,8 @@ struct slurmdbd_record {
 
 /*
  * The run's record among recs[0..n) (sorted by job): of its job id, the one that started last
- * at or before the run's first interval, if it ended after the run was last seen running and
- * after the run began, not after now (an older job of a reused id, or an earlier run of a
+ * at or before the run's first, if it ended after the run's seen (its first when not seen),
+ * not after now (an older job of a reused id, or an earlier run of a
  * requeued job, ended before). Fills run's start, end and state, or zeroes them.
  * tests/unit/test_slurmdbd.c tests it.
  */

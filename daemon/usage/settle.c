@@ -14,6 +14,7 @@
 #include "aif_db.h"
 #include "db.h"
 #include "log.h"
+#include "slurmdbd.h"
 #include "wakeup.h"
 
 #define STRINGIFY_(x) #x
@@ -47,6 +48,10 @@ struct settle {
 	struct waker waker;       /* the thread: ends written, or stopping */
 	bool said_left;           /* the ends an earlier aifd left were logged */
 	struct log_limit failures; /* one warning a minute while rounds fail */
+	struct slurmdbd_lookup *dbd; /* a lookup not answered in its round, still going on */
+	int64_t dbd_quiet_until_ms; /* no slurmdbd named, or it failed: not asked before then */
+	bool dbd_none;            /* ... because slurm.conf names none: nothing to wait for */
+	struct log_limit dbd_failures;
 };
 
 static int64_t field_i64(const PGresult *res, int row, int col)
@@ -142,6 +147,98 @@ static void round_failed(struct settle *s, const struct aif_diag *d)
 		log_diag(LOG_LEVEL_WARNING, NULL, d);
 }
 
+/* An end step 3 asks slurmdbd for (settle.h): slurmctld forgot its job, and it can still wait. */
+static bool for_slurmdbd(const struct usage_record *r, int64_t age_ms)
+{
+	return r->forgotten && !r->exact && age_ms < SETTLE_SLURMDBD_PATIENCE_MS;
+}
+
+/*
+ * slurmdbd's times of the run an end closes, where they are that run's: it ended by the
+ * epilog's time (the run's seen and first make slurmdbd_match() take the run that started
+ * last by then and ended within the clock tolerance before it). Else the end keeps its times.
+ */
+static void take_slurmdbd_times(struct usage_record *r, const struct slurmdbd_run *run)
+{
+	if (run->start <= 0 || run->end < run->start || run->end > r->end + 1)
+		return;
+	log_info("job %u on node %s: slurmctld no longer knows the job; its end is closed at "
+		 "slurmdbd's start and end of that run (%lld s, not the node's %lld)%s", r->job, r->node,
+		 (long long)(run->end - run->start), (long long)r->end,
+		 r->start == USAGE_TIME_UNKNOWN ? ", its start record never came" : "");
+	r->start = run->start;
+	r->end = run->end;
+	r->exact = true;
+}
+
+/*
+ * Step 3 (settle.h): slurmdbd's times for the ends of recs[0..n) whose job slurmctld forgot.
+ * Sets wait[i] for those that wait for slurmdbd (it is slow or failed); the others close
+ * now, exact where slurmdbd had the run. One lookup at a time, as reconciliation does.
+ */
+static void ask_slurmdbd(struct settle *s, struct usage_record *recs, size_t n,
+			 const int64_t *age_ms, bool *wait)
+{
+	int64_t now = aif_clock_ms();
+	struct slurmdbd_run *runs = NULL;
+	size_t *of = NULL, m = 0;
+	enum slurmdbd_answer answer;
+	struct aif_diag why;
+
+	for (size_t i = 0; i < n; i++)
+		m += for_slurmdbd(&recs[i], age_ms[i]);
+	if (m == 0 || (s->dbd_none && now < s->dbd_quiet_until_ms))
+		return;
+	if (s->dbd && slurmdbd_lookup_done(s->dbd)) {
+		slurmdbd_lookup_drop(s->dbd); /* its answer is for an earlier round's ends */
+		s->dbd = NULL;
+	}
+	if (s->dbd || now < s->dbd_quiet_until_ms) {
+		answer = SLURMDBD_PENDING;
+		goto waiting;
+	}
+	runs = calloc(m, sizeof(*runs));
+	of = calloc(m, sizeof(*of));
+	if (!runs || !of)
+		goto out; /* out of memory: they close as without slurmdbd */
+	m = 0;
+	for (size_t i = 0; i < n; i++)
+		if (for_slurmdbd(&recs[i], age_ms[i])) {
+			of[m] = i;
+			runs[m++] = (struct slurmdbd_run){.job = recs[i].job, .first = (time_t)recs[i].end,
+				.seen = (time_t)(recs[i].end - USAGE_CLOCK_TOLERANCE)};
+		}
+	if (!(s->dbd = slurmdbd_lookup_start(s->cluster, runs, m)))
+		goto out;
+	answer = slurmdbd_lookup_wait(s->dbd, now + SETTLE_SLURMDBD_WAIT_MS, runs, &why);
+	if (answer != SLURMDBD_PENDING) {
+		slurmdbd_lookup_drop(s->dbd);
+		s->dbd = NULL;
+	}
+	s->dbd_none = answer == SLURMDBD_NONE;
+	if (answer == SLURMDBD_NONE) {
+		s->dbd_quiet_until_ms = now + SETTLE_SLURMDBD_PATIENCE_MS;
+	} else if (answer == SLURMDBD_ANSWERED) {
+		for (size_t k = 0; k < m; k++)
+			take_slurmdbd_times(&recs[of[k]], &runs[k]);
+	} else if (answer == SLURMDBD_FAILED) {
+		s->dbd_quiet_until_ms = now + SETTLE_SLURMDBD_PAUSE_MS;
+		if (log_limit_pass(&s->dbd_failures, now)) {
+			aif_diag_hint(&why, "The ends of jobs slurmctld no longer knows wait for slurmdbd "
+					    "up to %d s, then close at the nodes' times.",
+				      SETTLE_SLURMDBD_PATIENCE_MS / 1000);
+			log_diag(LOG_LEVEL_WARNING, NULL, &why);
+		}
+	}
+waiting:
+	if (answer == SLURMDBD_PENDING || answer == SLURMDBD_FAILED)
+		for (size_t i = 0; i < n; i++)
+			wait[i] |= for_slurmdbd(&recs[i], age_ms[i]);
+out:
+	free(of);
+	free(runs);
+}
+
 /* One round. Returns true when ends are left for the next round (or the database failed). */
 static bool round_once(struct settle *s)
 {
@@ -151,6 +248,7 @@ static bool round_once(struct settle *s)
 				params, &d);
 	struct usage_record *recs = NULL, **settle = NULL, **closing = NULL;
 	int64_t *age_ms = NULL;
+	bool *wait = NULL;
 	size_t n, m = 0;
 	bool left;
 
@@ -172,7 +270,8 @@ static bool round_once(struct settle *s)
 	settle = calloc(n, sizeof(*settle));
 	closing = calloc(n, sizeof(*closing));
 	age_ms = calloc(n, sizeof(*age_ms));
-	if (!recs || !settle || !closing || !age_ms) {
+	wait = calloc(n, sizeof(*wait));
+	if (!recs || !settle || !closing || !age_ms || !wait) {
 		log_warning("out of memory: usage ends left in the inbox for the next round");
 		left = true;
 		goto out;
@@ -181,9 +280,10 @@ static bool round_once(struct settle *s)
 	for (size_t i = 0; i < n; i++)
 		settle[i] = &recs[i];
 	jobtimes_settle(s->jobtimes, settle, n);
+	ask_slurmdbd(s, recs, n, age_ms, wait);
 	for (size_t i = 0; i < n; i++) {
-		if (recs[i].unanswered && age_ms[i] < USAGE_SETTLE_PATIENCE_MS)
-			left = true; /* slurmctld is late: the next round */
+		if ((recs[i].unanswered && age_ms[i] < USAGE_SETTLE_PATIENCE_MS) || wait[i])
+			left = true; /* slurmctld or slurmdbd is late: the next round */
 		else
 			closing[m++] = &recs[i];
 	}
@@ -200,6 +300,7 @@ static bool round_once(struct settle *s)
 		}
 	}
 out:
+	free(wait);
 	free(age_ms);
 	free(closing);
 	free(settle);
@@ -238,6 +339,7 @@ static void *settle_thread(void *arg)
 static void settle_free(struct settle *s)
 {
 	waker_stop(&s->waker);
+	slurmdbd_lookup_drop(s->dbd); /* one still waiting for slurmdbd finishes on its own */
 	usage_params_free(&s->params);
 	db_close(&s->db);
 	free(s->cluster);
@@ -258,6 +360,7 @@ struct settle *settle_start(const char *conninfo, const char *cluster, struct jo
 	s->closed_arg = closed_arg;
 	waker_init(&s->waker);
 	log_limit_init(&s->failures, "settling rounds that failed", SETTLE_LOG_EVERY_MS);
+	log_limit_init(&s->dbd_failures, "slurmdbd lookups that failed", SETTLE_LOG_EVERY_MS);
 	if (db_init(&s->db, conninfo, "aifd-settle", "the settler", SETTLE_STATEMENT_MS) < 0 ||
 	    !(s->cluster = strdup(cluster))) {
 		log_error("out of memory");

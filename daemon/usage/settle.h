@@ -10,7 +10,10 @@
  *   1. read the cluster's ends in the inbox, oldest first, at most SETTLE_ROUND_MAX;
  *   2. settle their times (jobtimes_settle(): slurmctld's StartTime and EndTime where they are
  *      the run's; it waits at most JOBTIMES_WAIT_MS);
- *   3. close, in one aif.record_usage() call, those settled and those that waited longer than
+ *   3. the ends of jobs slurmctld no longer knows (the epilog's record came after MinJobAge,
+ *      its start perhaps never): slurmdbd's start and end of that run, where slurm.conf names
+ *      a slurmdbd (slurmdbd.h); they wait for it at most SETTLE_SLURMDBD_PATIENCE_MS;
+ *   4. close, in one aif.record_usage() call, those settled and those that waited longer than
  *      USAGE_SETTLE_PATIENCE_MS for slurmctld (at the nodes' times); each close empties its
  *      inbox row. The others are tried again in the next round.
  * An end the database refuses to close even alone (it never should) is logged and left to
@@ -23,6 +26,12 @@
 
 #define SETTLE_ROUND_MS 1000
 #define SETTLE_ROUND_MAX 20000
+/* How long an end of a job slurmctld forgot waits for slurmdbd's answer; one round waits
+ * SETTLE_SLURMDBD_WAIT_MS at most, and after slurmdbd failed none asks it for
+ * SETTLE_SLURMDBD_PAUSE_MS. */
+#define SETTLE_SLURMDBD_PATIENCE_MS 60000
+#define SETTLE_SLURMDBD_WAIT_MS 2000
+#define SETTLE_SLURMDBD_PAUSE_MS 10000
 
 struct settle;
 

@@ -65,6 +65,8 @@ struct usage_record {
 	 * at most USAGE_SETTLE_PATIENCE_MS; then it keeps the nodes' times.
 	 */
 	bool unanswered;
+	/* Set by jobtimes_settle(): slurmctld answered that it does not know the job (any more). */
+	bool forgotten;
 };
 
 /* The statement that writes a group of records, and its parameters. */

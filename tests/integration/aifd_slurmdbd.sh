@@ -9,7 +9,9 @@
 #   - with slurmdbd stopped, aifd warns and leaves their intervals open, pass after pass;
 #   - once slurmdbd answers, each is closed at slurmdbd's start and end of that run, exactly
 #     what sacct reports (end_source reconciled-slurmdbd, exact), with a log line saying so;
-#   - a job id slurmdbd never recorded is closed at the last bound (reconciled-last-seen).
+#   - a job id slurmdbd never recorded is closed at the last bound (reconciled-last-seen);
+#   - an end record alone (its start never came), sent after slurmctld forgot its job, is
+#     closed at slurmdbd's start and end of that run, exact, not with zero length.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 [[ $(id -u) == 0 ]] || fail "run as root: aifd is started as root and becomes SlurmUser"
@@ -69,8 +71,10 @@ sacct_times() { # sacct_times JOB: Start|End as slurmdbd has them, Unix seconds
 # stopped: a two-node job of 3 s and a job cancelled after a second.
 job_a=$(submit -N2 --gpus-per-node=2 -t 5 --wrap 'sleep 3')
 job_b=$(submit -N1 --gpus-per-node=1 -t 5 --wrap 'sleep 300')
+job_c=$(submit -N1 --gpus-per-node=1 -t 5 --wrap 'sleep 2') # its start never recorded
 wait_running "$job_a"
 wait_running "$job_b"
+node_c=$(field "$job_c" NodeList)
 start_a=$(epoch "$(field "$job_a" StartTime)") start_b=$(epoch "$(field "$job_b" StartTime)")
 node_b=$(field "$job_b" NodeList)
 start "$job_a" n1 "$((start_a + 1))" 2
@@ -82,15 +86,15 @@ scancel "$job_b"
 
 # 1. Both end and are forgotten by slurmctld (MinJobAge=2; its purge runs once a minute).
 deadline=$((SECONDS + 150))
-for j in "$job_a" "$job_b"; do
+for j in "$job_a" "$job_b" "$job_c"; do
 	until ! scontrol show job "$j" >/dev/null 2>&1; do
 		((SECONDS < deadline)) || fail "slurmctld still knows job $j after 150 s (MinJobAge=2)"
 		sleep 1
 	done
 done
-times_a=$(sacct_times "$job_a") times_b=$(sacct_times "$job_b")
-[[ $times_a =~ ^[0-9]+\|[0-9]+$ && $times_b =~ ^[0-9]+\|[0-9]+$ ]] ||
-	fail "sacct's times of jobs $job_a and $job_b: '$times_a', '$times_b'"
+times_a=$(sacct_times "$job_a") times_b=$(sacct_times "$job_b") times_c=$(sacct_times "$job_c")
+[[ $times_a =~ ^[0-9]+\|[0-9]+$ && $times_b =~ ^[0-9]+\|[0-9]+$ && $times_c =~ ^[0-9]+\|[0-9]+$ ]] ||
+	fail "sacct's times of jobs $job_a, $job_b and $job_c: '$times_a', '$times_b', '$times_c'"
 assert_eq "$start_a" "${times_a%|*}" "job $job_a: slurmdbd's start is slurmctld's"
 echo "jobs $job_a and $job_b ended and forgotten by slurmctld; slurmdbd has $times_a and $times_b"
 
@@ -145,3 +149,17 @@ wait_sql "SELECT count(*) FROM aif.usage_intervals WHERE job_id = $ghost AND end
 assert_eq "$ghost_start|$ghost_start|reconciled-last-seen|false" "$(interval "$ghost" n2)" \
 	"job $ghost, unknown to slurmctld and slurmdbd"
 echo "job $ghost, never recorded by slurmdbd: closed at its last bound"
+
+# 6. An end alone, its start record lost, sent after slurmctld forgot the job (as a node's
+# spool sends it late, its epilog 2 s after the job's end): slurmdbd's start and end of that
+# run, exact; without slurmdbd it would have zero length (no start, no admission).
+end_c=$((${times_c#*|} + 2))
+out=$(aif_send root a usage cluster="$cluster" -- event=end job="$job_c" node="$node_c" restart=0 \
+	gpus=1 time="$end_c" uid="$uid" project=roomy 2>&1) || fail "aif-send for job $job_c: $out"
+assert_eq ok "$(head -n 1 <<<"$out")" "aifd's answer to job $job_c's end alone"
+wait_sql "SELECT count(*) FROM aif.usage_intervals WHERE job_id = $job_c AND ended_at IS NOT NULL" 1 \
+	"job $job_c's end alone closed"
+assert_eq "$times_c|epilog|true" "$(interval "$job_c" "$node_c")" "job $job_c: its end alone, at slurmdbd's times"
+aifd_wait_log a "job $job_c on node $node_c: slurmctld no longer knows the job; its end is closed at slurmdbd's .*its start record never came" \
+	"job $job_c's log line"
+echo "job $job_c's end alone, its job forgotten by slurmctld: closed at slurmdbd's start and end"

@@ -26,6 +26,8 @@ static const struct slurmdbd_record recs[] = {
 	/* job 8: still running in slurmdbd; job 9: an end in the future */
 	{8, JOB_RUNNING, 70000, 0},
 	{9, JOB_COMPLETE, 70000, NOW + 500},
+	/* job 10: a job whose end alone reached aifd, after slurmctld forgot it */
+	{10, JOB_COMPLETE, 80000, 80100},
 };
 
 static struct slurmdbd_run run(uint32_t job, time_t first, time_t seen)
@@ -80,6 +82,24 @@ static void test_ended_before_last_seen(void **state)
 	assert_int_equal(0, r.end);
 }
 
+static void test_an_end_alone(void **state)
+{
+	/* the settler's run of an end whose start never came: started by the epilog's time (4 s
+	 * after slurmctld's EndTime), running until that time less the clock tolerance */
+	struct slurmdbd_run r = run(10, 80104, 80104 - 300);
+
+	(void)state;
+	assert_int_equal(80000, r.start);
+	assert_int_equal(80100, r.end);
+	/* each run of a requeued job, by its epilog's time */
+	r = run(7, 60101, 60101 - 300);
+	assert_int_equal(60000, r.start);
+	assert_int_equal(60100, r.end);
+	r = run(7, 60901, 60901 - 300);
+	assert_int_equal(60200, r.start);
+	assert_int_equal(60900, r.end);
+}
+
 static void test_not_ended(void **state)
 {
 	(void)state;
@@ -96,6 +116,7 @@ int main(void)
 		cmocka_unit_test(test_not_an_older_job_of_the_same_id),
 		cmocka_unit_test(test_requeued_runs),
 		cmocka_unit_test(test_ended_before_last_seen),
+		cmocka_unit_test(test_an_end_alone),
 		cmocka_unit_test(test_not_ended),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
