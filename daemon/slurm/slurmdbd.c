@@ -127,7 +127,7 @@ static int fetch(const char *cluster, const struct slurmdbd_run *runs, size_t n,
 			*recs = more;
 			while ((rec = slurm_list_next(it)) && count--)
 				(*recs)[(*n_recs)++] = (struct slurmdbd_record){
-					.job = rec->jobid, .state = rec->state, .start = rec->start,
+					.job = rec->jobid, .uid = rec->uid, .state = rec->state, .start = rec->start,
 					.end = rec->end};
 			slurm_list_iterator_destroy(it);
 		}
@@ -159,7 +159,7 @@ void slurmdbd_match(struct slurmdbd_run *run, const struct slurmdbd_record *recs
 	time_t after = run->seen ? run->seen : run->first;
 
 	run->start = run->end = 0;
-	run->state = 0;
+	run->state = run->uid = 0;
 	if (!hit)
 		return;
 	while (hit > recs && hit[-1].job == run->job)
@@ -175,6 +175,7 @@ void slurmdbd_match(struct slurmdbd_run *run, const struct slurmdbd_record *recs
 			run->start = best->start;
 			run->end = best->end;
 			run->state = best->state;
+			run->uid = best->uid;
 		}
 	}
 }

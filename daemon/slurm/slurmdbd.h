@@ -29,6 +29,7 @@ struct slurmdbd_run {
 	time_t start;   /* out: slurmdbd's start and end of that run; 0 when it has no ended record */
 	time_t end;
 	uint32_t state; /* out: slurmdbd's job state of that run */
+	uint32_t uid;   /* out: its user */
 };
 
 enum slurmdbd_answer {
@@ -66,6 +67,7 @@ struct slurmdbd_record {
 	uint32_t job;
 	uint32_t state;
 	time_t start, end;
+	uint32_t uid;
 };
 
 /*

@@ -49,7 +49,11 @@ struct settle {
 	bool said_left;           /* the ends an earlier aifd left were logged */
 	struct log_limit failures; /* one warning a minute while rounds fail */
 	struct slurmdbd_lookup *dbd; /* a lookup not answered in its round, still going on */
-	int64_t dbd_quiet_until_ms; /* no slurmdbd named, or it failed: not asked before then */
+	struct slurmdbd_run *dbd_runs; /* what it was asked (its answers), sorted by job and end */
+	size_t dbd_n;
+	int64_t dbd_since_ms;     /* when it started */
+	bool dbd_said_slow;       /* that it is slow was logged */
+	int64_t dbd_quiet_until_ms; /* not asked before then: none named, or it failed or lacked runs */
 	bool dbd_none;            /* ... because slurm.conf names none: nothing to wait for */
 	struct log_limit dbd_failures;
 };
@@ -147,96 +151,150 @@ static void round_failed(struct settle *s, const struct aif_diag *d)
 		log_diag(LOG_LEVEL_WARNING, NULL, d);
 }
 
-/* An end step 3 asks slurmdbd for (settle.h): slurmctld forgot its job, and it can still wait. */
-static bool for_slurmdbd(const struct usage_record *r, int64_t age_ms)
+/*
+ * An end step 3 asks slurmdbd for (settle.h): slurmctld forgot its job. Not a requeued run's:
+ * a run whose own record slurmdbd lacks yet could be taken for the run before it.
+ */
+static bool for_slurmdbd(const struct usage_record *r)
 {
-	return r->forgotten && !r->exact && age_ms < SETTLE_SLURMDBD_PATIENCE_MS;
+	return r->forgotten && !r->exact && r->restart == 0;
+}
+
+static int by_job_end(const void *a, const void *b)
+{
+	const struct slurmdbd_run *x = a, *y = b;
+
+	if (x->job != y->job)
+		return (x->job > y->job) - (x->job < y->job);
+	return (x->first > y->first) - (x->first < y->first);
 }
 
 /*
- * slurmdbd's times of the run an end closes, where they are that run's: it ended by the
- * epilog's time (the run's seen and first make slurmdbd_match() take the run that started
- * last by then and ended within the clock tolerance before it). Else the end keeps its times.
+ * Apply a lookup's answer (runs[0..m), sorted by job and end) to the ends of recs[0..n) it
+ * was asked for: slurmdbd's start and end where they are the run's (its record's user is the
+ * end's, and it ended by the epilog's time). An end it has no such record for, or all of them
+ * when slurmdbd failed, waits (wait[i]) while younger than SETTLE_SLURMDBD_PATIENCE_MS:
+ * slurmctld may still be sending slurmdbd what it queued. Returns how many ends took times.
  */
-static void take_slurmdbd_times(struct usage_record *r, const struct slurmdbd_run *run)
+static size_t take_answer(struct settle *s, enum slurmdbd_answer answer, struct aif_diag *why,
+			  const struct slurmdbd_run *runs, size_t m, struct usage_record *recs,
+			  size_t n, const int64_t *age_ms, bool *wait)
 {
-	if (run->start <= 0 || run->end < run->start || run->end > r->end + 1)
-		return;
-	log_info("job %u on node %s: slurmctld no longer knows the job; its end is closed at "
-		 "slurmdbd's start and end of that run (%lld s, not the node's %lld)%s", r->job, r->node,
-		 (long long)(run->end - run->start), (long long)r->end,
-		 r->start == USAGE_TIME_UNKNOWN ? ", its start record never came" : "");
-	r->start = run->start;
-	r->end = run->end;
-	r->exact = true;
+	int64_t now = aif_clock_ms();
+	size_t took = 0, no_start = 0, missing = 0;
+
+	if (answer == SLURMDBD_NONE) { /* slurm.conf names none: nothing to wait for */
+		s->dbd_none = true;
+		s->dbd_quiet_until_ms = now + SETTLE_SLURMDBD_PATIENCE_MS;
+		return 0;
+	}
+	s->dbd_none = false;
+	for (size_t i = 0; i < n; i++) {
+		struct usage_record *r = &recs[i];
+		struct slurmdbd_run key = {.job = r->job, .first = (time_t)r->end};
+		const struct slurmdbd_run *run;
+
+		if (!for_slurmdbd(r) || !(run = bsearch(&key, runs, m, sizeof(*runs), by_job_end)))
+			continue;
+		if (answer == SLURMDBD_ANSWERED && run->start > 0 && run->end >= run->start &&
+		    run->end <= r->end + 1 && run->uid == r->uid) {
+			no_start += r->start == USAGE_TIME_UNKNOWN;
+			r->start = run->start;
+			r->end = run->end;
+			r->exact = true;
+			took++;
+		} else {
+			missing++;
+			wait[i] = age_ms[i] < SETTLE_SLURMDBD_PATIENCE_MS;
+		}
+	}
+	if (missing) /* ask again, not at every round */
+		s->dbd_quiet_until_ms = now + SETTLE_SLURMDBD_PAUSE_MS;
+	if (answer == SLURMDBD_FAILED && log_limit_pass(&s->dbd_failures, now)) {
+		aif_diag_hint(why, "The ends of jobs slurmctld no longer knows wait for slurmdbd up to "
+				   "%d s, then close at the nodes' times.",
+			      SETTLE_SLURMDBD_PATIENCE_MS / 1000);
+		log_diag(LOG_LEVEL_WARNING, NULL, why);
+	}
+	if (took)
+		log_info("closing %zu usage ends of jobs slurmctld no longer knows at slurmdbd's start "
+			 "and end of their runs (%zu of them without a start record)", took, no_start);
+	return took;
+}
+
+/* The lookup still going on is done, or has waited long (said once); ends wait for it. */
+static void lookup_going_on(struct settle *s, int64_t now)
+{
+	if (!s->dbd_said_slow && now - s->dbd_since_ms >= SETTLE_SLURMDBD_SLOW_MS) {
+		s->dbd_said_slow = true;
+		log_warning("slurmdbd has not answered a lookup of %zu runs for %d s; the ends of jobs "
+			    "slurmctld no longer knows wait for it", s->dbd_n, SETTLE_SLURMDBD_SLOW_MS / 1000);
+	}
+}
+
+static void lookup_forget(struct settle *s)
+{
+	slurmdbd_lookup_drop(s->dbd); /* freed by its thread when it is still going on */
+	s->dbd = NULL;
+	free(s->dbd_runs);
+	s->dbd_runs = NULL;
+	s->dbd_n = 0;
 }
 
 /*
  * Step 3 (settle.h): slurmdbd's times for the ends of recs[0..n) whose job slurmctld forgot.
- * Sets wait[i] for those that wait for slurmdbd (it is slow or failed); the others close
- * now, exact where slurmdbd had the run. One lookup at a time, as reconciliation does.
+ * Sets wait[i] for those that wait for slurmdbd (slow, failed, or without their record yet);
+ * the others close now, exact where slurmdbd had the run. One lookup at a time, as
+ * reconciliation's: one not answered within SETTLE_SLURMDBD_WAIT_MS goes on, keeps what it
+ * was asked, and its answer serves the round that finds it done.
  */
 static void ask_slurmdbd(struct settle *s, struct usage_record *recs, size_t n,
 			 const int64_t *age_ms, bool *wait)
 {
 	int64_t now = aif_clock_ms();
-	struct slurmdbd_run *runs = NULL;
-	size_t *of = NULL, m = 0;
 	enum slurmdbd_answer answer;
 	struct aif_diag why;
+	size_t m = 0;
 
 	for (size_t i = 0; i < n; i++)
-		m += for_slurmdbd(&recs[i], age_ms[i]);
+		m += for_slurmdbd(&recs[i]);
 	if (m == 0 || (s->dbd_none && now < s->dbd_quiet_until_ms))
 		return;
-	if (s->dbd && slurmdbd_lookup_done(s->dbd)) {
-		slurmdbd_lookup_drop(s->dbd); /* its answer is for an earlier round's ends */
-		s->dbd = NULL;
-	}
-	if (s->dbd || now < s->dbd_quiet_until_ms) {
-		answer = SLURMDBD_PENDING;
+	if (s->dbd && !slurmdbd_lookup_done(s->dbd)) {
+		lookup_going_on(s, now);
 		goto waiting;
 	}
-	runs = calloc(m, sizeof(*runs));
-	of = calloc(m, sizeof(*of));
-	if (!runs || !of)
-		goto out; /* out of memory: they close as without slurmdbd */
-	m = 0;
+	if (s->dbd) { /* done: its answer, for the ends it was asked */
+		answer = slurmdbd_lookup_wait(s->dbd, now, s->dbd_runs, &why);
+		take_answer(s, answer, &why, s->dbd_runs, s->dbd_n, recs, n, age_ms, wait);
+		lookup_forget(s);
+		return;
+	}
+	if (now < s->dbd_quiet_until_ms)
+		goto waiting;
+	if (!(s->dbd_runs = calloc(m, sizeof(*s->dbd_runs))))
+		return; /* out of memory: they close as without slurmdbd */
 	for (size_t i = 0; i < n; i++)
-		if (for_slurmdbd(&recs[i], age_ms[i])) {
-			of[m] = i;
-			runs[m++] = (struct slurmdbd_run){.job = recs[i].job, .first = (time_t)recs[i].end,
+		if (for_slurmdbd(&recs[i]))
+			s->dbd_runs[s->dbd_n++] = (struct slurmdbd_run){.job = recs[i].job,
+				.first = (time_t)recs[i].end,
 				.seen = (time_t)(recs[i].end - USAGE_CLOCK_TOLERANCE)};
-		}
-	if (!(s->dbd = slurmdbd_lookup_start(s->cluster, runs, m)))
-		goto out;
-	answer = slurmdbd_lookup_wait(s->dbd, now + SETTLE_SLURMDBD_WAIT_MS, runs, &why);
-	if (answer != SLURMDBD_PENDING) {
-		slurmdbd_lookup_drop(s->dbd);
-		s->dbd = NULL;
+	qsort(s->dbd_runs, s->dbd_n, sizeof(*s->dbd_runs), by_job_end);
+	if (!(s->dbd = slurmdbd_lookup_start(s->cluster, s->dbd_runs, s->dbd_n))) {
+		lookup_forget(s);
+		return;
 	}
-	s->dbd_none = answer == SLURMDBD_NONE;
-	if (answer == SLURMDBD_NONE) {
-		s->dbd_quiet_until_ms = now + SETTLE_SLURMDBD_PATIENCE_MS;
-	} else if (answer == SLURMDBD_ANSWERED) {
-		for (size_t k = 0; k < m; k++)
-			take_slurmdbd_times(&recs[of[k]], &runs[k]);
-	} else if (answer == SLURMDBD_FAILED) {
-		s->dbd_quiet_until_ms = now + SETTLE_SLURMDBD_PAUSE_MS;
-		if (log_limit_pass(&s->dbd_failures, now)) {
-			aif_diag_hint(&why, "The ends of jobs slurmctld no longer knows wait for slurmdbd "
-					    "up to %d s, then close at the nodes' times.",
-				      SETTLE_SLURMDBD_PATIENCE_MS / 1000);
-			log_diag(LOG_LEVEL_WARNING, NULL, &why);
-		}
-	}
+	s->dbd_since_ms = now;
+	s->dbd_said_slow = false;
+	answer = slurmdbd_lookup_wait(s->dbd, now + SETTLE_SLURMDBD_WAIT_MS, s->dbd_runs, &why);
+	if (answer == SLURMDBD_PENDING)
+		goto waiting;
+	take_answer(s, answer, &why, s->dbd_runs, s->dbd_n, recs, n, age_ms, wait);
+	lookup_forget(s);
+	return;
 waiting:
-	if (answer == SLURMDBD_PENDING || answer == SLURMDBD_FAILED)
-		for (size_t i = 0; i < n; i++)
-			wait[i] |= for_slurmdbd(&recs[i], age_ms[i]);
-out:
-	free(of);
-	free(runs);
+	for (size_t i = 0; i < n; i++)
+		wait[i] |= for_slurmdbd(&recs[i]) && age_ms[i] < SETTLE_SLURMDBD_PATIENCE_MS;
 }
 
 /* One round. Returns true when ends are left for the next round (or the database failed). */
@@ -339,7 +397,7 @@ static void *settle_thread(void *arg)
 static void settle_free(struct settle *s)
 {
 	waker_stop(&s->waker);
-	slurmdbd_lookup_drop(s->dbd); /* one still waiting for slurmdbd finishes on its own */
+	lookup_forget(s); /* one still waiting for slurmdbd finishes on its own */
 	usage_params_free(&s->params);
 	db_close(&s->db);
 	free(s->cluster);

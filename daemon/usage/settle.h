@@ -12,7 +12,10 @@
  *      the run's; it waits at most JOBTIMES_WAIT_MS);
  *   3. the ends of jobs slurmctld no longer knows (the epilog's record came after MinJobAge,
  *      its start perhaps never): slurmdbd's start and end of that run, where slurm.conf names
- *      a slurmdbd (slurmdbd.h); they wait for it at most SETTLE_SLURMDBD_PATIENCE_MS;
+ *      a slurmdbd (slurmdbd.h), of the same user, ended by the epilog's time; they wait for
+ *      it at most SETTLE_SLURMDBD_PATIENCE_MS after they were acknowledged. Not a requeued
+ *      run's (restart > 0): were its own record not in slurmdbd yet, the run before it could
+ *      be taken for it;
  *   4. close, in one aif.record_usage() call, those settled and those that waited longer than
  *      USAGE_SETTLE_PATIENCE_MS for slurmctld (at the nodes' times); each close empties its
  *      inbox row. The others are tried again in the next round.
@@ -26,12 +29,16 @@
 
 #define SETTLE_ROUND_MS 1000
 #define SETTLE_ROUND_MAX 20000
-/* How long an end of a job slurmctld forgot waits for slurmdbd's answer; one round waits
- * SETTLE_SLURMDBD_WAIT_MS at most, and after slurmdbd failed none asks it for
- * SETTLE_SLURMDBD_PAUSE_MS. */
+/*
+ * How long an end of a job slurmctld forgot waits for slurmdbd's answer (or for its record,
+ * which slurmctld may still be sending it); one round waits SETTLE_SLURMDBD_WAIT_MS at most,
+ * a lookup slower than that goes on (said after SETTLE_SLURMDBD_SLOW_MS), and after slurmdbd
+ * failed or lacked a run it is not asked again for SETTLE_SLURMDBD_PAUSE_MS.
+ */
 #define SETTLE_SLURMDBD_PATIENCE_MS 60000
 #define SETTLE_SLURMDBD_WAIT_MS 2000
 #define SETTLE_SLURMDBD_PAUSE_MS 10000
+#define SETTLE_SLURMDBD_SLOW_MS 15000
 
 struct settle;
 

@@ -74,7 +74,11 @@ job_b=$(submit -N1 --gpus-per-node=1 -t 5 --wrap 'sleep 300')
 job_c=$(submit -N1 --gpus-per-node=1 -t 5 --wrap 'sleep 2') # its start never recorded
 wait_running "$job_a"
 wait_running "$job_b"
-node_c=$(field "$job_c" NodeList)
+deadline=$((SECONDS + 30))
+until node_c=$(field "$job_c" NodeList) && [[ $node_c =~ ^n[0-9]+$ ]]; do
+	((SECONDS < deadline)) || fail "job $job_c has no node after 30 s: '$node_c'"
+	sleep 0.2
+done
 start_a=$(epoch "$(field "$job_a" StartTime)") start_b=$(epoch "$(field "$job_b" StartTime)")
 node_b=$(field "$job_b" NodeList)
 start "$job_a" n1 "$((start_a + 1))" 2
@@ -151,15 +155,23 @@ assert_eq "$ghost_start|$ghost_start|reconciled-last-seen|false" "$(interval "$g
 echo "job $ghost, never recorded by slurmdbd: closed at its last bound"
 
 # 6. An end alone, its start record lost, sent after slurmctld forgot the job (as a node's
-# spool sends it late, its epilog 2 s after the job's end): slurmdbd's start and end of that
-# run, exact; without slurmdbd it would have zero length (no start, no admission).
+# spool sends it late, its epilog 2 s after the job's end), while slurmdbd hangs: it waits
+# (its lookup goes on past a round's 2 s), then takes slurmdbd's start and end of that run,
+# exact; without slurmdbd it would have zero length (no start, no admission).
 end_c=$((${times_c#*|} + 2))
+dbd_pid=$(cat "$AIF_HARNESS_DIR/pids/slurmdbd") # restarted in 4.
+kill -STOP "$dbd_pid"
+trap 'kill -CONT "$dbd_pid" 2>/dev/null || true; aifd_cleanup' EXIT
 out=$(aif_send root a usage cluster="$cluster" -- event=end job="$job_c" node="$node_c" restart=0 \
 	gpus=1 time="$end_c" uid="$uid" project=roomy 2>&1) || fail "aif-send for job $job_c: $out"
 assert_eq ok "$(head -n 1 <<<"$out")" "aifd's answer to job $job_c's end alone"
+sleep 5
+assert_eq 1 "$(q -c "SELECT count(*) FROM aif.usage_end_inbox WHERE job_id = $job_c")" \
+	"job $job_c's end waiting for slurmdbd, which hangs"
+kill -CONT "$dbd_pid"
 wait_sql "SELECT count(*) FROM aif.usage_intervals WHERE job_id = $job_c AND ended_at IS NOT NULL" 1 \
 	"job $job_c's end alone closed"
 assert_eq "$times_c|epilog|true" "$(interval "$job_c" "$node_c")" "job $job_c: its end alone, at slurmdbd's times"
-aifd_wait_log a "job $job_c on node $node_c: slurmctld no longer knows the job; its end is closed at slurmdbd's .*its start record never came" \
-	"job $job_c's log line"
-echo "job $job_c's end alone, its job forgotten by slurmctld: closed at slurmdbd's start and end"
+aifd_wait_log a "closing 1 usage ends of jobs slurmctld no longer knows at slurmdbd's start and end of their runs \(1 of them without a start record\)" \
+	"the settler's log line"
+echo "job $job_c's end alone, its job forgotten by slurmctld: waited for slurmdbd, closed at its start and end"

@@ -18,16 +18,16 @@
 /* Sorted by job, as the lookup sorts them. */
 static const struct slurmdbd_record recs[] = {
 	/* job 5: an older job of the same id (ids wrapped), then the run aif knows */
-	{5, JOB_COMPLETE, 1000, 2000},
-	{5, JOB_COMPLETE, 50000, 50600},
+	{5, JOB_COMPLETE, 1000, 2000, 1000},
+	{5, JOB_COMPLETE, 50000, 50600, 1000},
 	/* job 7: requeued (its first run's record kept as JOB_REQUEUE), then completed */
-	{7, JOB_REQUEUE, 60000, 60100},
-	{7, JOB_COMPLETE, 60200, 60900},
+	{7, JOB_REQUEUE, 60000, 60100, 1000},
+	{7, JOB_COMPLETE, 60200, 60900, 1000},
 	/* job 8: still running in slurmdbd; job 9: an end in the future */
-	{8, JOB_RUNNING, 70000, 0},
-	{9, JOB_COMPLETE, 70000, NOW + 500},
+	{8, JOB_RUNNING, 70000, 0, 1000},
+	{9, JOB_COMPLETE, 70000, NOW + 500, 1000},
 	/* job 10: a job whose end alone reached aifd, after slurmctld forgot it */
-	{10, JOB_COMPLETE, 80000, 80100},
+	{10, JOB_COMPLETE, 80000, 80100, 4242},
 };
 
 static struct slurmdbd_run run(uint32_t job, time_t first, time_t seen)
@@ -53,7 +53,7 @@ static void test_not_an_older_job_of_the_same_id(void **state)
 {
 	/* this run's own record is missing (slurmctld has not sent it yet): the older job's
 	 * record started before it but ended long before it began */
-	static const struct slurmdbd_record old_only[] = {{5, JOB_COMPLETE, 1000, 2000}};
+	static const struct slurmdbd_record old_only[] = {{5, JOB_COMPLETE, 1000, 2000, 1000}};
 	struct slurmdbd_run r = {.job = 5, .first = 50001, .seen = 50300};
 
 	(void)state;
@@ -91,6 +91,7 @@ static void test_an_end_alone(void **state)
 	(void)state;
 	assert_int_equal(80000, r.start);
 	assert_int_equal(80100, r.end);
+	assert_int_equal(4242, r.uid);
 	/* each run of a requeued job, by its epilog's time */
 	r = run(7, 60101, 60101 - 300);
 	assert_int_equal(60000, r.start);
