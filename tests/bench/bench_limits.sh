@@ -40,6 +40,7 @@ for tool in "$so" "$job_submit" "$aifd" "$migrate" "$aifctl"; do
 done
 [[ $jobs =~ ^[1-9][0-9]*$ ]] || { echo "bench: JOBS must be a positive integer" >&2; exit 2; }
 export AIF_HARNESS_QUIET=1
+job_limit_s=60 # sbatch -t 1
 budget_gpu_s=1200 # 10 jobs x 2 GPUs x 60 s
 slurm_conf_lines=(--slurm-conf-line AccountingStorageEnforce=limits,safe
 	--slurm-conf-line PriorityType=priority/multifactor --slurm-conf-line PriorityDecayHalfLife=0
@@ -159,8 +160,9 @@ wait_burst() {
 
 # report SCENARIO T0 CLUSTER...: the figures, from slurmdbd (every run of every job).
 report() {
-	local scenario=$1 t0=$2 name ids used=0 completed=0 bad=0 unrun last=0 line held=0 held_s=0
+	local scenario=$1 t0=$2 name ids used=0 completed=0 bad=0 unrun last=0 line held=0 held_s=0 committed unfit
 	shift 2
+	: >"$work/runs"
 	unrun=$(grep -c . "$work/refused" 2>/dev/null || true)
 	for name in "$@"; do
 		[[ -s $work/$name.jobs ]] || continue
@@ -169,10 +171,11 @@ report() {
 		in_run "$name" scancel $(tr '\n' ' ' <"$work/$name.jobs") 2>/dev/null || true
 		sleep 2 # slurmctld sends the ends to slurmdbd
 		line=$(in_run "$name" env SLURM_TIME_FORMAT=%s sacct -D -X -n -P -j "$ids" \
-			-o JobIDRaw,State,Start,End,AllocTRES | awk -F'|' -v t0="$t0" '
+			-o JobIDRaw,State,Start,End,AllocTRES | awk -F'|' -v t0="$t0" -v runs="$work/runs" '
 			{ g = 0; n = split($5, t, ",")
 			  for (i = 1; i <= n; i++) if (t[i] ~ /^gres\/gpu=/) g = substr(t[i], 10)
-			  if ($3 ~ /^[0-9]+$/ && $4 ~ /^[0-9]+$/ && $4 >= $3) { used += g * ($4 - $3); if ($4 > last) last = $4 } }
+			  if ($3 ~ /^[0-9]+$/ && $4 ~ /^[0-9]+$/ && $4 >= $3) { used += g * ($4 - $3); if ($4 > last) last = $4
+			    print $3, $4, g > runs } }
 			$2 == "COMPLETED" { done++ }
 			$2 ~ /^(FAILED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY|BOOT_FAIL|DEADLINE)/ { bad++; print > "/dev/stderr" }
 			$2 ~ /^CANCELLED/ && $3 ~ /^[0-9]+$/ && $4 > $3 + 1 { bad++; print > "/dev/stderr" } # killed while running
@@ -183,12 +186,24 @@ report() {
 		held=$((held + h)) held_s=$((held_s + hs))
 		((l > last)) && last=$l
 	done
+	# What was committed when each run started: the GPU-time of the runs ended by then, and the
+	# whole limit of those running (itself included): what a start risked, had every job run to
+	# its limit. Above the budget, a start that did not fit was let through.
+	committed=$(awk -v limit="$job_limit_s" '{ s[NR] = $1; e[NR] = $2; g[NR] = $3 }
+		END { for (j = 1; j <= NR; j++) { c = 0
+			for (k = 1; k <= NR; k++)
+				if (e[k] <= s[j] && k != j) c += g[k] * (e[k] - s[k])
+				else if (s[k] <= s[j]) c += g[k] * limit
+			if (c > worst) worst = c
+			if (c > budget) unfit++ }
+		  printf "%d %d", worst, unfit }' budget="$budget_gpu_s" "$work/runs")
+	read -r committed unfit <<<"$committed"
 	awk -v s="$scenario" -v used="$used" -v budget="$budget_gpu_s" -v c="$completed" -v b="$bad" \
-		-v u="$unrun" -v t="$((last > t0 ? last - t0 : 0))" -v h="$held" -v hs="$held_s" 'BEGIN {
+		-v u="$unrun" -v t="$((last > t0 ? last - t0 : 0))" -v h="$held" -v hs="$held_s" -v k="$committed" -v f="$unfit" 'BEGIN {
 		over = used > budget ? used - budget : 0
-		printf "%-14s used %.4f GPU-h of %.4f; overshoot %.4f GPU-h (%.0f%%); completed %d; killed or failed %d; left unrun %d; last end after %d s; runs requeued at start %d (%.4f GPU-h of the used)\n",
-			s, used / 3600, budget / 3600, over / 3600, 100 * over / budget, c, b, u, t, h, hs / 3600
-		print s, over, b, u >>"/dev/stderr" }' 2>>"$work/results"
+		printf "%-14s used %.4f GPU-h of %.4f; overshoot %.4f GPU-h (%.0f%%); completed %d; killed or failed %d; left unrun %d; last end after %d s; runs requeued at start %d (%.4f GPU-h of the used); committed at a start at most %.4f GPU-h (%.0f%% of the budget), starts that did not fit %d\n",
+			s, used / 3600, budget / 3600, over / 3600, 100 * over / budget, c, b, u, t, h, hs / 3600, k / 3600, 100 * k / budget, f
+		print s, over, b, u, f >>"/dev/stderr" }' 2>>"$work/results"
 }
 
 scenario() {
@@ -238,9 +253,18 @@ echo "bench_limits: $jobs jobs x 2 GPUs, 60 s limit, running 30-58 s; budget $bu
 	"(10 jobs' limits); 2 nodes x 4 GPUs per cluster; $(nproc) cores"
 for s in "${scenarios[@]}"; do scenario "$s"; done
 [[ ! -s $work/bad ]] || { echo "jobs killed or failed (sacct: JobIDRaw|State|Start|End|AllocTRES):"; cat "$work/bad"; }
-# The goals, for the aif-reserve scenarios run, against slurm-safe when it ran.
-awk '{ over[$1] = $2; bad[$1] = $3; unrun[$1] = $4 }
+# The goals, for the aif-reserve scenarios run, against slurm-safe when it ran. Slurm's safe
+# check counts GPU-time in whole minutes, rounded down (docs/slurm.md, "GrpTRESMins"): it may
+# start a job whose limit does not fit what is left, which aif never does. Each such start
+# would have left one more job unrun had it not been let through, so the goal is also shown
+# against that: slurm-safe's unrun plus its starts that did not fit.
+awk '{ over[$1] = $2; bad[$1] = $3; unrun[$1] = $4; unfit[$1] = $5 }
 	END { for (s in over) if (s ~ /^aif-reserve/) {
-		ok = over[s] == 0 && bad[s] == 0 && (!("slurm-safe" in unrun) || unrun[s] <= unrun["slurm-safe"])
-		printf "goal (%s: overshoot 0, none killed or failed, left unrun <= slurm-safe): %s\n", s, ok ? "met" : "MISSED" } }' \
+		safe = over[s] == 0 && bad[s] == 0 && unfit[s] == 0
+		ok = safe && (!("slurm-safe" in unrun) || unrun[s] <= unrun["slurm-safe"])
+		printf "goal (%s: overshoot 0, no start that did not fit, none killed or failed, left unrun <= slurm-safe): %s\n", s, ok ? "met" : "MISSED"
+		if ("slurm-safe" in unfit && unfit["slurm-safe"] > 0)
+			printf "goal (%s, against slurm-safe without its %d starts that did not fit: left unrun <= %d): %s\n",
+				s, unfit["slurm-safe"], unrun["slurm-safe"] + unfit["slurm-safe"],
+				safe && unrun[s] <= unrun["slurm-safe"] + unfit["slurm-safe"] ? "met" : "MISSED" } }' \
 	"$work/results"
