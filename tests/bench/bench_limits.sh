@@ -18,9 +18,12 @@
 # budget), jobs completed, jobs killed or failed, jobs left unrun, and the time from the
 # burst until the last job ended, and how many runs were requeued at their start (under aif, a
 # job that does not fit is held while pending, or, started before aifd saw it, when it starts:
-# its brief first try holds GPUs, and is charged).
-# Goals (issue 17): aif's overshoot 0, no job killed or failed
-# (they wait), and no more jobs left unrun than Slurm's own `safe` leaves.
+# its brief first try holds GPUs, and is charged), and the most that was committed when a run
+# started (what had ended, plus the whole limits of the runs going on), with the starts that
+# did not fit (committed beyond the budget).
+# Goals (issue 17): aif's overshoot 0, no start that did not fit, no job killed or failed
+# (they wait), and no more jobs left unrun than Slurm's own `safe` leaves (also shown against
+# slurm-safe without its starts that did not fit).
 #
 #   tests/bench/bench_limits.sh [BUILD_DIR] [JOBS] [SCENARIO]...
 #
