@@ -110,10 +110,98 @@ static int update(uint32_t job, const char *comment, enum update_kind kind)
 	return rc ? -1 : 0;
 }
 
+/*
+ * What slurmctld says of a waiting job: gone (or ended), running, held, or pending; and
+ * whether it was requeued (else it never started: held while pending).
+ */
+enum seen { SEEN_GONE, SEEN_STARTED, SEEN_HELD, SEEN_PENDING, SEEN_UNKNOWN };
+
+/*
+ * The job's comment, which aif's replaces while it waits: the user's own follows aif's, after
+ * USER_COMMENT, so that it comes back as it was when the job is released. A comment that
+ * does not start with WAITING_COMMENT is not aif's: the user's (set while it waited, too).
+ */
+#define WAITING_COMMENT "aif: waiting for GPU-hours"
+#define USER_COMMENT " (your comment: "
+
+/* The user's comment within current (NULL: none): its length in *len. */
+static const char *users_comment(const char *current, size_t *len)
+{
+	const char *mine;
+
+	*len = 0;
+	if (!current)
+		return "";
+	if (strncmp(current, WAITING_COMMENT, strlen(WAITING_COMMENT)) != 0) {
+		*len = strlen(current);
+		return current;
+	}
+	if (!(mine = strstr(current, USER_COMMENT)))
+		return "";
+	mine += strlen(USER_COMMENT);
+	*len = strlen(mine);
+	if (*len && mine[*len - 1] == ')')
+		(*len)--;
+	return mine;
+}
+
+/* aif's comment for a waiting job: message, then the user's own (malloc'ed; NULL: none). */
+static char *waiting_comment(const char *message, const char *current)
+{
+	size_t len;
+	const char *mine = users_comment(current, &len);
+	char *comment = NULL;
+
+	if (len ? asprintf(&comment, "%s" USER_COMMENT "%.*s)", message, (int)len, mine) < 0
+		: !(comment = strdup(message)))
+		return NULL;
+	return comment;
+}
+
+/* The comment a released job gets back: the user's (malloc'ed), or NULL where aif's is not
+ * there any more (the user set another meanwhile): then it is left as it is. */
+static char *released_comment(const char *current)
+{
+	size_t len;
+	const char *mine;
+
+	if (!current || strncmp(current, WAITING_COMMENT, strlen(WAITING_COMMENT)) != 0)
+		return NULL;
+	mine = users_comment(current, &len);
+	return strndup(mine, len);
+}
+
+/* What slurmctld says of job; with comment, its comment too (malloc'ed, or NULL). */
+static enum seen look(uint32_t job, bool *requeued, char **comment)
+{
+	job_info_msg_t *msg = NULL;
+	const slurm_job_info_t *info;
+	enum seen seen = SEEN_GONE;
+
+	if (comment)
+		*comment = NULL;
+	if (slurm_compat_load_job(&msg, job, SLURMCTLD_SHOW) != 0)
+		return slurm_compat_errno() == ESLURM_INVALID_JOB_ID ? SEEN_GONE : SEEN_UNKNOWN;
+	if ((info = slurmctld_job_of(msg, job))) {
+		uint32_t base = info->job_state & JOB_STATE_BASE;
+
+		if (comment && info->comment)
+			*comment = strdup(info->comment);
+		if (requeued)
+			*requeued = info->restart_cnt > 0;
+		if (base != JOB_PENDING)
+			seen = base == JOB_RUNNING || base == JOB_SUSPENDED ? SEEN_STARTED : SEEN_GONE;
+		else
+			seen = info->priority == 0 ? SEEN_HELD : SEEN_PENDING;
+	}
+	slurm_free_job_info_msg(msg);
+	return seen;
+}
+
 int holds_hold(struct db *db, const char *cluster, uint32_t job, const char *project,
 	       int64_t gpus, int64_t seconds, const char *comment, struct aif_diag *why)
 {
-	char id[16], g[24], s[24];
+	char id[16], g[24], s[24], *current, *waiting;
 	const char *params[] = {cluster, id, project, g, s};
 
 	aif_diag_clear(why);
@@ -131,38 +219,14 @@ int holds_hold(struct db *db, const char *cluster, uint32_t job, const char *pro
 		run(db, "could not forget a waiting job", FORGET_SQL, 2, params, PGRES_COMMAND_OK);
 		return -1;
 	}
-	if (update(job, comment, UPDATE_COMMENT) != 0)
+	look(job, NULL, &current);
+	waiting = waiting_comment(comment, current);
+	if (update(job, waiting ? waiting : comment, UPDATE_COMMENT) != 0)
 		log_warning("job %" PRIu32 " waits, but its comment could not be set: %s", job,
 			    slurm_strerror(slurm_compat_errno()));
+	free(waiting);
+	free(current);
 	return 0;
-}
-
-/*
- * What slurmctld says of a waiting job: gone (or ended), running, held, or pending; and
- * whether it was requeued (else it never started: held while pending).
- */
-enum seen { SEEN_GONE, SEEN_STARTED, SEEN_HELD, SEEN_PENDING, SEEN_UNKNOWN };
-
-static enum seen look(uint32_t job, bool *requeued)
-{
-	job_info_msg_t *msg = NULL;
-	const slurm_job_info_t *info;
-	enum seen seen = SEEN_GONE;
-
-	if (slurm_compat_load_job(&msg, job, SLURMCTLD_SHOW) != 0)
-		return slurm_compat_errno() == ESLURM_INVALID_JOB_ID ? SEEN_GONE : SEEN_UNKNOWN;
-	if ((info = slurmctld_job_of(msg, job))) {
-		uint32_t base = info->job_state & JOB_STATE_BASE;
-
-		if (requeued)
-			*requeued = info->restart_cnt > 0;
-		if (base != JOB_PENDING)
-			seen = base == JOB_RUNNING || base == JOB_SUSPENDED ? SEEN_STARTED : SEEN_GONE;
-		else
-			seen = info->priority == 0 ? SEEN_HELD : SEEN_PENDING;
-	}
-	slurm_free_job_info_msg(msg);
-	return seen;
 }
 
 static const char IDS_SQL[] = "SELECT job_id FROM aif.waiting WHERE cluster = $1 ORDER BY job_id";
@@ -188,10 +252,11 @@ uint32_t *holds_waiting_ids(struct db *db, const char *cluster, size_t *n)
 int holds_hold_pending(struct db *db, const char *cluster, uint32_t job, const char *project,
 		       int64_t gpus, int64_t seconds, const char *comment)
 {
-	char id[16], g[24], s[24];
+	char id[16], g[24], s[24], *current, *waiting;
 	const char *params[] = {cluster, id, project, g, s};
 	PGresult *res;
 	bool added;
+	int rc;
 
 	snprintf(id, sizeof(id), "%" PRIu32, job);
 	snprintf(g, sizeof(g), "%" PRId64, gpus);
@@ -205,11 +270,16 @@ int holds_hold_pending(struct db *db, const char *cluster, uint32_t job, const c
 	if (!added)
 		return 1;
 	/* The pass's list of jobs may be seconds old: still pending, and not held since? */
-	if (look(job, NULL) != SEEN_PENDING) {
+	if (look(job, NULL, &current) != SEEN_PENDING) {
+		free(current);
 		run(db, "could not forget a waiting job", FORGET_SQL, 2, params, PGRES_COMMAND_OK);
 		return 1;
 	}
-	if (update(job, comment, UPDATE_HOLD) != 0) {
+	waiting = waiting_comment(comment, current);
+	rc = update(job, waiting ? waiting : comment, UPDATE_HOLD);
+	free(waiting);
+	free(current);
+	if (rc != 0) {
 		int err = slurm_compat_errno();
 
 		log_warning("could not hold pending job %" PRIu32 ": %s", job, slurm_strerror(err));
@@ -237,10 +307,14 @@ void holds_pass(struct db *db, const char *cluster)
 		bool released = PQgetvalue(res, i, 1)[0] == 't', stale = PQgetvalue(res, i, 2)[0] == 't',
 		     old = PQgetvalue(res, i, 3)[0] == 't';
 		bool requeued = true;
-		enum seen seen = look(job, &requeued);
+		char *current;
+		enum seen seen = look(job, &requeued, &current);
+		char *restored = released_comment(current);
 
 		params[1] = PQgetvalue(res, i, 0);
 		if (seen == SEEN_UNKNOWN) {
+			free(restored);
+			free(current);
 			PQclear(res);
 			return; /* slurmctld does not answer: the next pass */
 		}
@@ -257,27 +331,32 @@ void holds_pass(struct db *db, const char *cluster)
 			if ((released || old) &&
 			    run(db, "could not forget a waiting job", FORGET_SQL, 2, params,
 				PGRES_COMMAND_OK) && !released)
-				update(job, "", UPDATE_UNHOLD);
+				update(job, restored, UPDATE_UNHOLD);
 		} else if (released && stale && !requeued) {
 			/* Held while pending, released, and still waiting for nodes: its reservation
 			 * goes, and so does its record, so that it waits unheld (a hold would cost it
 			 * its priority's age) and is weighed again at the next pass. Not while it is
 			 * still held (its release failed): nothing else would release it. */
-			if ((seen == SEEN_PENDING || update(job, "", UPDATE_RELEASE) == 0) &&
+			if ((seen == SEEN_PENDING || update(job, restored, UPDATE_RELEASE) == 0) &&
 			    run(db, "could not release a reservation", GONE_SQL, 2, params, PGRES_TUPLES_OK))
 				run(db, "could not forget a waiting job", FORGET_SQL, 2, params,
 				    PGRES_COMMAND_OK);
 		} else if (released && stale) {
 			/* Released, but not started since: it waits again, and its reservation goes. */
-			if (update(job, "aif: waiting for GPU-hours again: did not start once released",
-				   UPDATE_HOLD) == 0 &&
+			char *again = waiting_comment(WAITING_COMMENT " again: did not start once released",
+						      current);
+
+			if (again && update(job, again, UPDATE_HOLD) == 0 &&
 			    run(db, "could not release a reservation", GONE_SQL, 2, params, PGRES_TUPLES_OK))
 				run(db, "could not hold a waiting job again", REHOLD_SQL, 2, params,
 				    PGRES_COMMAND_OK);
-		} else if (seen == SEEN_HELD && released && update(job, "", UPDATE_RELEASE) != 0) {
+			free(again);
+		} else if (seen == SEEN_HELD && released && update(job, restored, UPDATE_RELEASE) != 0) {
 			log_warning("could not release job %" PRIu32 ": %s", job,
 				    slurm_strerror(slurm_compat_errno()));
 		}
+		free(restored);
+		free(current);
 	}
 	PQclear(res);
 	if (!(res = db_exec_want(db, "could not release waiting jobs", RELEASE_SQL, 1, params,
@@ -285,8 +364,15 @@ void holds_pass(struct db *db, const char *cluster)
 		return;
 	for (int i = 0; i < PQntuples(res); i++) {
 		uint32_t job = (uint32_t)strtoul(PQgetvalue(res, i, 0), NULL, 10);
+		char *current, *restored;
+		int rc;
 
-		if (update(job, "", UPDATE_RELEASE) == 0)
+		look(job, NULL, &current);
+		restored = released_comment(current);
+		rc = update(job, restored, UPDATE_RELEASE);
+		free(restored);
+		free(current);
+		if (rc == 0)
 			log_info("job %" PRIu32 " released: its cost fits its budgets now, and is reserved", job);
 		else
 			log_warning("could not release job %" PRIu32 ": %s; trying again at the next pass",

@@ -86,7 +86,8 @@ assert_eq "ok|ok" "$(admission "$first")" "the first job's admission"
 # reservation in aifd's snapshot, refreshed every second), and that the job reserves; then
 # slurmctld's job_submit/aif what the job can cost.
 sleep 2
-second=$(submit second --gpus-per-node=1 --time=40 --wrap 'echo ran' 2>"$AIFD_WORK/second.sbatch")
+second=$(submit second --gpus-per-node=1 --time=40 --comment='sweep 7 (lr 3e-4)' --wrap 'echo ran' \
+	2>"$AIFD_WORK/second.sbatch")
 want=$(cat <<'LINES'
 sbatch: aif: project "small": 0.5 GPU-hours of period cur are neither used nor reserved (its or its AI Factory's, whichever is less)
 sbatch: aif: this job reserves its GPUs x its time limit (--time) when it starts, and waits, held, until that fits
@@ -94,7 +95,8 @@ sbatch: aif: this job can cost up to 0.67 GPU-hours: 1 GPU x 00:40:00 (its time 
 LINES
 )
 assert_eq "$want" "$(cat "$AIFD_WORK/second.sbatch")" "sbatch's lines for a project that reserves"
-assert_eq "aif: waiting for GPU-hours: may cost 0.67, project small has 0.5 left" \
+# Its user's own comment follows aif's, and comes back when it is released.
+assert_eq "aif: waiting for GPU-hours: may cost 0.67, project small has 0.5 left (your comment: sweep 7 (lr 3e-4))" \
 	"$(held "$second")" "the held job's comment"
 assert_eq "small|1|2400|f" "$(psql -d "$AIFD_DB" -Atc "SELECT project_id, gpus, seconds,
 	released_at IS NOT NULL FROM aif.waiting WHERE job_id = $second")" "the waiting job"
@@ -124,6 +126,7 @@ scancel "$first"
 assert_eq COMPLETED "$(wait_job "$second" 90)" "the waiting job, once the first ended"
 assert_eq "ran" "$(cat "$AIF_TEST_WORKDIR/second.out")" "its output"
 assert_eq "ok|ok" "$(admission "$second")" "its admission"
+assert_eq "sweep 7 (lr 3e-4)" "$(squeue -h -j "$second" -t all -o %k)" "its user's comment, back"
 grep -q "job $second released: its cost fits its budgets now" "$AIFD_WORK/a.log" ||
 	fail "aifd did not log the release of job $second: $(tail -n 20 "$AIFD_WORK/a.log")"
 # The second's 0.67 taken, 0.33 is left: the pending job waits for the second to end, then
@@ -133,6 +136,7 @@ assert_eq "ran" "$(cat "$AIF_TEST_WORKDIR/after.out")" "its output"
 assert_eq "ok|ok" "$(admission "$after")" "its admission"
 assert_eq "Restarts=0" "$(scontrol -o show job "$after" | grep -o 'Restarts=[0-9]*')" \
 	"the job held while pending, run once"
+assert_eq "" "$(squeue -h -j "$after" -t all -o %k)" "its comment (none of its user's), once released"
 wait_sql "SELECT count(*) FROM aif.waiting" 0 "waiting jobs once they ran"
 
 # A requeued job: its reservation goes with its first run; its second run, admitted as the
