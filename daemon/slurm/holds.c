@@ -150,10 +150,11 @@ static char *waiting_comment(const char *message, const char *current)
 {
 	size_t len;
 	const char *mine = users_comment(current, &len);
-	char *comment = NULL;
+	char *comment;
 
-	if (len ? asprintf(&comment, "%s" USER_COMMENT "%.*s)", message, (int)len, mine) < 0
-		: !(comment = strdup(message)))
+	if (!len)
+		return strdup(message);
+	if (asprintf(&comment, "%s" USER_COMMENT "%.*s)", message, (int)len, mine) < 0)
 		return NULL;
 	return comment;
 }
