@@ -214,18 +214,21 @@ int holds_hold(struct db *db, const char *cluster, uint32_t job, const char *pro
 		aif_diag_message(why, "the database did not record it as waiting");
 		return -1;
 	}
-	if (slurm_compat_requeue(job, JOB_REQUEUE_HOLD) != 0) {
-		aif_diag_message(why, "slurmctld would not requeue it held: %s",
-				 slurm_strerror(slurm_compat_errno()));
-		run(db, "could not forget a waiting job", FORGET_SQL, 2, params, PGRES_COMMAND_OK);
-		return -1;
-	}
+	/* The comment first: the job is never seen held without it. */
 	look(job, NULL, &current);
 	waiting = waiting_comment(comment, current);
 	if (update(job, waiting ? waiting : comment, UPDATE_COMMENT) != 0)
 		log_warning("job %" PRIu32 " waits, but its comment could not be set: %s", job,
 			    slurm_strerror(slurm_compat_errno()));
 	free(waiting);
+	if (slurm_compat_requeue(job, JOB_REQUEUE_HOLD) != 0) {
+		aif_diag_message(why, "slurmctld would not requeue it held: %s",
+				 slurm_strerror(slurm_compat_errno()));
+		update(job, current ? current : "", UPDATE_COMMENT); /* its own back */
+		free(current);
+		run(db, "could not forget a waiting job", FORGET_SQL, 2, params, PGRES_COMMAND_OK);
+		return -1;
+	}
 	free(current);
 	return 0;
 }

@@ -174,7 +174,8 @@ static int by_job_end(const void *a, const void *b)
  * was asked for: slurmdbd's start and end where they are the run's (its record's user is the
  * end's, and it ended by the epilog's time). An end it has no such record for, or all of them
  * when slurmdbd failed, waits (wait[i]) while younger than SETTLE_SLURMDBD_PATIENCE_MS:
- * slurmctld may still be sending slurmdbd what it queued. Returns how many ends took times.
+ * slurmctld may still be sending slurmdbd what it queued; so does one it was not asked for
+ * (it came while the lookup went on). Returns how many ends took times.
  */
 static size_t take_answer(struct settle *s, enum slurmdbd_answer answer, struct aif_diag *why,
 			  const struct slurmdbd_run *runs, size_t m, struct usage_record *recs,
@@ -194,8 +195,13 @@ static size_t take_answer(struct settle *s, enum slurmdbd_answer answer, struct 
 		struct slurmdbd_run key = {.job = r->job, .first = (time_t)r->end};
 		const struct slurmdbd_run *run;
 
-		if (!for_slurmdbd(r) || !(run = bsearch(&key, runs, m, sizeof(*runs), by_job_end)))
+		if (!for_slurmdbd(r))
 			continue;
+		if (!(run = bsearch(&key, runs, m, sizeof(*runs), by_job_end))) {
+			/* come since the lookup began: the next lookup's */
+			wait[i] = age_ms[i] < SETTLE_SLURMDBD_PATIENCE_MS;
+			continue;
+		}
 		if (answer == SLURMDBD_ANSWERED && run->start > 0 && run->end >= run->start &&
 		    run->end <= r->end + 1 && run->uid == r->uid) {
 			no_start += r->start == USAGE_TIME_UNKNOWN;
