@@ -141,10 +141,13 @@ wait_sql "SELECT count(*) FROM aif.waiting" 0 "waiting jobs once they ran"
 
 # A requeued job: its reservation goes with its first run; its second run, admitted as the
 # job was (the kept admission), reserves again.
+# (Running and admitted: a reservation alone may be its release's, while it still pends: it
+# can be held while pending for a moment, until the jobs before it have closed their usage.)
 third=$(submit third --gpus-per-node=1 --time=30 --wrap 'sleep 300')
 deadline=$((SECONDS + 30))
-until [[ $(reservations) == "$third|1|1800|"* ]]; do
-	((SECONDS < deadline)) || fail "job $third: no reservation: $(reservations) $(squeue -j "$third")"
+until [[ $(squeue -h -j "$third" -o %T) == RUNNING && $(admission "$third") == "ok|ok" &&
+	$(reservations) == "$third|1|1800|"* ]]; do
+	((SECONDS < deadline)) || fail "job $third: not running with a reservation: $(reservations) $(squeue -j "$third")"
 	sleep 0.2
 done
 scontrol requeue "$third"
