@@ -64,7 +64,6 @@ PGconn *db_connect_checked(const char *conninfo)
 	return conn;
 }
 
-
 void db_backoff(struct db *db)
 {
 	db->retry_at_ms = aif_clock_ms() + db->backoff_ms;

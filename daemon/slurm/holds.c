@@ -331,7 +331,7 @@ void holds_pass(struct db *db, const char *cluster)
 		} else if (seen == SEEN_STARTED) {
 			/* Not before it was requeued: a job is running when it is first held. One that
 			 * started unreleased (it started as aifd held it pending, or an administrator
-			 * released it) loses the comment that says it waits. */
+			 * released it) gets its user's comment back instead of the one that says it waits. */
 			if ((released || old) &&
 			    run(db, "could not forget a waiting job", FORGET_SQL, 2, params,
 				PGRES_COMMAND_OK) && !released)

@@ -127,8 +127,8 @@ static int fetch(const char *cluster, const struct slurmdbd_run *runs, size_t n,
 			*recs = more;
 			while ((rec = slurm_list_next(it)) && count--)
 				(*recs)[(*n_recs)++] = (struct slurmdbd_record){
-					.job = rec->jobid, .uid = rec->uid, .state = rec->state, .start = rec->start,
-					.end = rec->end};
+					.job = rec->jobid, .state = rec->state, .start = rec->start,
+					.end = rec->end, .uid = rec->uid};
 			slurm_list_iterator_destroy(it);
 		}
 		slurm_list_destroy(jobs);

@@ -73,8 +73,8 @@ struct slurmdbd_record {
 /*
  * The run's record among recs[0..n) (sorted by job): of its job id, the one that started last
  * at or before the run's first, if it ended after the run's seen (its first when not seen),
- * not after now (an older job of a reused id, or an earlier run of a
- * requeued job, ended before). Fills run's start, end and state, or zeroes them.
+ * not after now (an older job of a reused id, or an earlier run of a requeued job, ended
+ * before). Fills run's start, end, state and uid, or zeroes them.
  * tests/unit/test_slurmdbd.c tests it.
  */
 void slurmdbd_match(struct slurmdbd_run *run, const struct slurmdbd_record *recs, size_t n,
