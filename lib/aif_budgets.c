@@ -1,5 +1,5 @@
 /*
- * The budgets file, schema version 1: the tree from aif_budgets_tree.c checked against the
+ * The budgets file, schema versions 1 and 2: the tree from aif_budgets_tree.c checked against the
  * schema, and the model built along the way. Validation never stops at the first problem: each
  * part of the file is checked on its own, and a part that cannot be read (wrong type, already
  * reported) is skipped so that one mistake gives one message. The model is handed out only
@@ -90,6 +90,13 @@ static char *copy(struct loader *L, const char *s)
 	if (!p)
 		L->out_of_memory = true;
 	return p;
+}
+
+static void free_rates(struct aif_gpu_rate *rates, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(rates[i].model);
+	free(rates);
 }
 
 /* ---- reporting ---- */
@@ -952,29 +959,240 @@ static void read_project(struct loader *L, struct aif_factory *f, const char *fa
 
 /* ---- factories ---- */
 
-static void read_clusters(struct loader *L, const struct ynode *node, const char *owner,
-			  struct aif_factory *f)
+/* ---- clusters and what their GPU-hours cost ---- */
+
+#define RATE_MAX 1e6 /* a GPU-hour charged a million budget units is a typo */
+#define MODEL_RULE                                                                                 \
+	"gpu models are slurm gres types: 1 to 63 letters, digits, '.', '_' or '-', starting "     \
+	"with a letter or digit"
+#define MEMORY_SYNTAX "expected a memory size such as 80G, 512M or 1T (MiB without a suffix)"
+
+const char *const aif_charge_by_names[2] = {"gpus", "billing"};
+
+static const struct aif_charging default_charging = {.by = AIF_CHARGE_GPUS, .unrated = 1};
+
+/* A GRES type as gres.conf's Type= may give it, including MIG profiles ("1g.10gb"). */
+static bool valid_model(const char *s)
+{
+	size_t len = strlen(s);
+	if (len < 1 || len > 63 || !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+				      (*s >= '0' && *s <= '9')))
+		return false;
+	return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == len;
+}
+
+static int rate_by_model(const void *a, const void *b)
+{
+	return strcmp(((const struct aif_gpu_rate *)a)->model, ((const struct aif_gpu_rate *)b)->model);
+}
+
+/* A number of budget units per hour: 0 to RATE_MAX. */
+static bool read_rate(struct loader *L, const struct ynode *node, const char *what,
+		      const char *owner, double *out)
+{
+	double rate;
+
+	if (node->kind == YNODE_BAD)
+		return false;
+	if (read_number(node, &rate) != NUMBER || !(rate >= 0) || rate > RATE_MAX) {
+		error(L, node, "expected a rate from 0 to %.0f for %s of %s, found %s", RATE_MAX,
+		      what, owner, describe(node).text);
+		return false;
+	}
+	*out = rate;
+	return true;
+}
+
+static void read_rates(struct loader *L, const struct ynode *node, const char *owner,
+		       struct aif_charging *c)
 {
 	struct name_set seen = {0};
 
 	if (node->kind == YNODE_BAD)
 		return;
-	if (node->kind != YNODE_LIST) {
+	if (node->kind != YNODE_MAP) {
+		error(L, node, "expected a mapping of gpu models to rates for \"rates\" of %s, found %s",
+		      owner, describe(node).text);
+		return;
+	}
+	c->rates = zalloc(L, node->n_child / 2, sizeof(*c->rates));
+	for (size_t i = 0; i + 1 < node->n_child; i += 2) {
+		const struct ynode *k = node->child[i], *v = node->child[i + 1];
+		const struct name_entry *dup;
+		char what[120];
+		double rate;
+
+		if (k->kind == YNODE_BAD)
+			continue;
+		if (!is_string(k)) {
+			error(L, k, "expected a gpu model in \"rates\" of %s, found %s", owner,
+			      describe(k).text);
+			continue;
+		}
+		struct shown model = quote(k->text);
+		if ((dup = name_set_add(L, &seen, k->text, k, 0))) {
+			error(L, k, "duplicate gpu model %s in \"rates\" of %s; first given at line %u",
+			      model.text, owner, dup->node->line);
+			continue;
+		}
+		if (!valid_model(k->text)) {
+			error(L, k, "invalid gpu model %s in \"rates\" of %s; " MODEL_RULE, model.text,
+			      owner);
+			continue;
+		}
+		format_cut(what, sizeof(what), "gpu model %s", model.text);
+		if (!read_rate(L, v, what, owner, &rate))
+			continue;
+		if (rate == 0)
+			warning(L, v, "gpu model %s of %s costs nothing: its usage is recorded but "
+				"never charged", model.text, owner);
+		if (c->rates && (c->rates[c->n_rates].model = copy(L, k->text)))
+			c->rates[c->n_rates++].rate = rate;
+	}
+	if (c->n_rates)
+		qsort(c->rates, c->n_rates, sizeof(*c->rates), rate_by_model);
+	name_set_free(&seen);
+}
+
+/* 80G, 512M, 1T, or MiB without a suffix, as Slurm writes memory; binary units. */
+static bool parse_memory_mb(const char *s, uint64_t *mb)
+{
+	uint64_t value = 0, scale = 1;
+	const char *p = s;
+
+	if (!(*p >= '0' && *p <= '9'))
+		return false;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (value > (UINT64_C(1) << 40))
+			return false;
+		value = value * 10 + (uint64_t)(*p - '0');
+	}
+	if (*p == 'M' || *p == 'm')
+		p++;
+	else if (*p == 'G' || *p == 'g')
+		scale = 1024, p++;
+	else if (*p == 'T' || *p == 't')
+		scale = 1024 * 1024, p++;
+	if (*p || !value || value > (UINT64_C(1) << 40) / scale)
+		return false;
+	*mb = value * scale;
+	return true;
+}
+
+static void read_share(struct loader *L, const struct ynode *node, const char *owner,
+		       struct aif_charging *c)
+{
+	static const char *const keys[] = {"cpus_per_gpu", "memory_per_gpu"};
+	const struct ynode *v;
+	char ctx[240];
+	long cpus;
+
+	if (node->kind == YNODE_BAD)
+		return;
+	if (node->kind != YNODE_MAP) {
+		error(L, node, "expected a mapping with keys cpus_per_gpu and memory_per_gpu for "
+		      "\"share\" of %s, found %s", owner, describe(node).text);
+		return;
+	}
+	format_cut(ctx, sizeof(ctx), "in \"share\" of %s", owner);
+	check_keys(L, node, keys, sizeof(keys) / sizeof(keys[0]), ctx);
+	if ((v = get(node, "cpus_per_gpu")) && v->kind != YNODE_BAD) {
+		if (!read_integer(v, &cpus) || cpus < 1 || cpus > 65535)
+			error(L, v, "expected a whole number of cpus from 1 to 65535 for "
+			      "\"cpus_per_gpu\" %s, found %s", ctx, describe(v).text);
+		else
+			c->cpus_per_gpu = (uint32_t)cpus;
+	}
+	if ((v = get(node, "memory_per_gpu")) && v->kind != YNODE_BAD) {
+		if (!(v->kind == YNODE_SCALAR && !is_null(v)) ||
+		    !parse_memory_mb(v->text, &c->memory_per_gpu_mb))
+			error(L, v, MEMORY_SYNTAX " for \"memory_per_gpu\" %s, found %s", ctx,
+			      describe(v).text);
+	}
+	if (!get(node, "cpus_per_gpu") && !get(node, "memory_per_gpu"))
+		error(L, node, "\"share\" of %s is empty; give cpus_per_gpu, memory_per_gpu or "
+		      "both, or remove it", owner);
+}
+
+/* One cluster's settings: {rates, unrated, share, charge}, or null for the defaults. */
+static void read_charging(struct loader *L, const struct ynode *node, const char *owner,
+			  struct aif_charging *c)
+{
+	static const char *const keys[] = {"charge", "rates", "unrated", "share"};
+	static const char *const gpus_only[] = {"rates", "unrated", "share"};
+	const struct ynode *v;
+	char ctx[240];
+	int by = AIF_CHARGE_GPUS;
+
+	*c = default_charging;
+	if (node->kind == YNODE_BAD || is_null(node))
+		return;
+	if (node->kind != YNODE_MAP) {
+		error(L, node, "expected a mapping with keys charge, rates, unrated and share for "
+		      "%s, found %s", owner, describe(node).text);
+		return;
+	}
+	format_cut(ctx, sizeof(ctx), "in %s", owner);
+	check_keys(L, node, keys, sizeof(keys) / sizeof(keys[0]), ctx);
+	read_word(L, get(node, "charge"), "charge", aif_charge_by_names, owner, &by);
+	c->by = (enum aif_charge_by)by;
+	if (c->by == AIF_CHARGE_BILLING) {
+		for (size_t i = 0; i < sizeof(gpus_only) / sizeof(gpus_only[0]); i++)
+			if ((v = get(node, gpus_only[i])))
+				error(L, v, "\"%s\" of %s has no effect with charge: billing (slurm's "
+				      "TRESBillingWeights set the cost); remove it", gpus_only[i],
+				      owner);
+		return;
+	}
+	if ((v = get(node, "rates")))
+		read_rates(L, v, owner, c);
+	c->unrated = 0;
+	for (size_t i = 0; i < c->n_rates; i++)
+		if (c->rates[i].rate > c->unrated)
+			c->unrated = c->rates[i].rate;
+	if (!c->n_rates)
+		c->unrated = 1;
+	if ((v = get(node, "unrated")))
+		read_rate(L, v, "\"unrated\"", owner, &c->unrated);
+	if ((v = get(node, "share")))
+		read_share(L, v, owner, c);
+}
+
+/* A list of names (every GPU costs 1), or, from version 2, a mapping name -> settings. */
+static void read_clusters(struct loader *L, const struct ynode *node, const char *owner,
+			  struct aif_factory *f)
+{
+	struct name_set seen = {0};
+	bool map = node->kind == YNODE_MAP;
+	size_t n;
+
+	if (node->kind == YNODE_BAD)
+		return;
+	if (map && L->model->version == 1) {
+		error(L, node, "settings for each cluster in \"clusters\" of %s need version: 2; "
+		      "with version: 1, list the cluster names", owner);
+		return;
+	}
+	if (node->kind != YNODE_LIST && !map) {
 		error(L, node,
 		      "expected a list of slurm cluster names for \"clusters\" in %s, found %s",
 		      owner, describe(node).text);
 		return;
 	}
-	if (!node->n_child) {
+	n = map ? node->n_child / 2 : node->n_child;
+	if (!n) {
 		error(L, node,
 		      "\"clusters\" in %s is empty; expected at least one slurm cluster name",
 		      owner);
 		return;
 	}
-	f->clusters = zalloc(L, node->n_child, sizeof(*f->clusters));
-	for (size_t i = 0; i < node->n_child; i++) {
-		const struct ynode *item = node->child[i];
+	f->clusters = zalloc(L, n, sizeof(*f->clusters));
+	f->charging = zalloc(L, n, sizeof(*f->charging));
+	for (size_t i = 0; i < n; i++) {
+		const struct ynode *item = node->child[map ? 2 * i : i];
 		const struct name_entry *dup;
+		struct aif_charging charging = default_charging;
+		char cluster_owner[300];
 
 		if (item->kind == YNODE_BAD)
 			continue;
@@ -997,8 +1215,16 @@ static void read_clusters(struct loader *L, const struct ynode *node, const char
 			      name.text, owner);
 			continue;
 		}
-		if (f->clusters && (f->clusters[f->n_clusters] = copy(L, item->text)))
-			f->n_clusters++;
+		if (map) {
+			format_cut(cluster_owner, sizeof(cluster_owner), "cluster %s of %s", name.text,
+				   owner);
+			read_charging(L, node->child[2 * i + 1], cluster_owner, &charging);
+		}
+		if (f->clusters && f->charging &&
+		    (f->clusters[f->n_clusters] = copy(L, item->text)))
+			f->charging[f->n_clusters++] = charging;
+		else
+			free_rates(charging.rates, charging.n_rates);
 	}
 	name_set_free(&seen);
 }
@@ -1285,16 +1511,16 @@ static void read_version(struct loader *L, const struct ynode *node)
 	if (node->kind == YNODE_BAD)
 		return;
 	if (!read_integer(node, &version)) {
-		error(L, node, "expected %d for \"version\" at the top level, found %s",
+		error(L, node, "expected 1 or %d for \"version\" at the top level, found %s",
 		      AIF_BUDGETS_SCHEMA_VERSION, describe(node).text);
 		return;
 	}
-	if (version != AIF_BUDGETS_SCHEMA_VERSION) {
-		error(L, node, "unsupported schema version %s; this aif reads version %d",
+	if (version < 1 || version > AIF_BUDGETS_SCHEMA_VERSION) {
+		error(L, node, "unsupported schema version %s; this aif reads versions 1 to %d",
 		      node->text, AIF_BUDGETS_SCHEMA_VERSION);
 		return;
 	}
-	L->model->version = AIF_BUDGETS_SCHEMA_VERSION;
+	L->model->version = (int)version;
 }
 
 static void read_root(struct loader *L, const struct ynode *root)
@@ -1363,6 +1589,9 @@ void aif_budgets_free(struct aif_budgets *budgets)
 		struct aif_factory *f = &budgets->factories[i];
 		free(f->id);
 		free(f->name);
+		for (size_t j = 0; f->charging && j < f->n_clusters; j++)
+			free_rates(f->charging[j].rates, f->charging[j].n_rates);
+		free(f->charging);
 		free_strings(f->clusters, f->n_clusters);
 		free_budget_list(f->budgets, f->n_budgets);
 		for (size_t j = 0; j < f->n_projects; j++) {

@@ -1,5 +1,5 @@
 /*
- * aif_budgets: the operators' budgets file (YAML, schema version 1), loaded with libyaml and
+ * aif_budgets: the operators' budgets file (YAML, schema version 1 or 2), loaded with libyaml and
  * validated as a whole. Every problem in a file is reported, each with its line and column;
  * a model is returned only when there is no error (warnings allowed).
  *
@@ -14,7 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AIF_BUDGETS_SCHEMA_VERSION 1
+/* The newest schema version this aif reads; every older one is read too, meaning what it did. */
+#define AIF_BUDGETS_SCHEMA_VERSION 2
 #define AIF_WARN_AT_MAX 8
 
 enum aif_on_exhausted {
@@ -50,6 +51,32 @@ struct aif_policy {
 	enum aif_admission admission;
 };
 
+/* What one GPU-hour of a GPU model costs on a cluster, in its factory's budget unit. */
+struct aif_gpu_rate {
+	char *model; /* a Slurm GRES type: "h100", a MIG profile "1g.10gb" */
+	double rate; /* >= 0 */
+};
+
+enum aif_charge_by {
+	AIF_CHARGE_GPUS,    /* the GPUs of each node at their model's rate (default) */
+	AIF_CHARGE_BILLING, /* Slurm's billing TRES of the job (TRESBillingWeights) */
+};
+extern const char *const aif_charge_by_names[2];
+
+/*
+ * How the usage of one cluster is charged to its factory (docs/budgets-yaml.md, "Charging").
+ * A schema version 1 file, and a cluster given by name only: every GPU costs 1 per hour.
+ */
+struct aif_charging {
+	enum aif_charge_by by;
+	struct aif_gpu_rate *rates; /* sorted by model, distinct */
+	size_t n_rates;
+	double unrated; /* a GPU without a type, or of a model without a rate */
+	/* The node share (by gpus only): 0 = not counted. */
+	uint32_t cpus_per_gpu;
+	uint64_t memory_per_gpu_mb; /* MiB, as Slurm counts memory */
+};
+
 struct aif_project {
 	char *id;
 	char *name; /* NULL when the file gives none */
@@ -69,6 +96,7 @@ struct aif_factory {
 	char *name; /* NULL when the file gives none */
 	char **clusters; /* Slurm ClusterName values */
 	size_t n_clusters;
+	struct aif_charging *charging; /* [n_clusters], clusters[i]'s */
 	struct aif_budget *budgets;
 	size_t n_budgets;
 	bool allow_overcommit; /* project budgets may add up to more than the factory's */

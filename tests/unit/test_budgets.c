@@ -102,6 +102,7 @@ static void expect_issues(const char *name, int errors, const struct collected *
 	"  2026-h1: {start: 2026-01-01, end: 2026-07-01}\n" \
 	"  2026-h2: {start: 2026-07-01, end: 2027-01-01}\n" /* lines 3-5 */
 #define HEAD V S P "factories:\n"                     /* line 6 */
+#define V2HEAD "version: 2\n" S P "factories:\n"
 #define FACTORY_NB                                   \
 	"  - id: ai2f\n"                             \
 	"    clusters: [jean-zay]\n" /* lines 7-8 */
@@ -169,14 +170,16 @@ static const struct bad_case bad_cases[] = {
 	/* Top level. */
 	{"version missing", S P "factories:\n" FACTORY, 0,
 	 {E(1, 1, "missing key \"version\" at the top level")}},
-	{"version 2", "version: 2\n" S P "factories:\n" FACTORY, 0,
-	 {E(1, 10, "unsupported schema version 2; this aif reads version 1")}},
+	{"version 3", "version: 3\n" S P "factories:\n" FACTORY, 0,
+	 {E(1, 10, "unsupported schema version 3; this aif reads versions 1 to 2")}},
+	{"version 0", "version: 0\n" S P "factories:\n" FACTORY, 0,
+	 {E(1, 10, "unsupported schema version 0; this aif reads versions 1 to 2")}},
 	{"version huge", "version: 99999999999999999999999\n" S P "factories:\n" FACTORY, 0,
-	 {E(1, 10, "unsupported schema version 99999999999999999999999; this aif reads version 1")}},
+	 {E(1, 10, "unsupported schema version 99999999999999999999999; this aif reads versions 1 to 2")}},
 	{"version quoted", "version: \"1\"\n" S P "factories:\n" FACTORY, 0,
-	 {E(1, 10, "expected 1 for \"version\" at the top level, found the string \"1\"")}},
+	 {E(1, 10, "expected 1 or 2 for \"version\" at the top level, found the string \"1\"")}},
 	{"version 1.0", "version: 1.0\n" S P "factories:\n" FACTORY, 0,
-	 {E(1, 10, "expected 1 for \"version\" at the top level, found 1.0")}},
+	 {E(1, 10, "expected 1 or 2 for \"version\" at the top level, found 1.0")}},
 	{"unknown top-level key", HEAD FACTORY "owner: me\n", 0,
 	 {E(10, 1, "unknown key \"owner\" at the top level; expected one of: version, sectors, periods, factories")}},
 	{"duplicate top-level key", HEAD FACTORY "version: 1\n", 0,
@@ -230,6 +233,40 @@ static const struct bad_case bad_cases[] = {
 	 {E(10, 9, "duplicate factory id \"ai2f\"; first given at line 7")}},
 	{"factory name null", HEAD FACTORY "    name:\n", 0,
 	 {E(10, 10, "expected a non-empty string for \"name\" in factory \"ai2f\", found null")}},
+	/* Clusters with their charging (version 2). */
+	{"cluster settings in version 1", HEAD "  - id: ai2f\n    clusters: {jean-zay: {rates: {h100: 4}}}\n", 0,
+	 {E(8, 15, "settings for each cluster in \"clusters\" of factory \"ai2f\" need version: 2; with version: 1, list the cluster names")}},
+	{"clusters empty mapping", V2HEAD "  - id: ai2f\n    clusters: {}\n", 0,
+	 {E(8, 15, "\"clusters\" in factory \"ai2f\" is empty; expected at least one slurm cluster name")}},
+	{"cluster settings not a mapping", V2HEAD "  - id: ai2f\n    clusters: {jean-zay: [h100]}\n", 0,
+	 {E(8, 26, "expected a mapping with keys charge, rates, unrated and share for cluster \"jean-zay\" of factory \"ai2f\", found a list")}},
+	{"cluster unknown key", V2HEAD "  - id: ai2f\n    clusters: {jean-zay: {rate: {h100: 4}}}\n", 0,
+	 {E(8, 27, "unknown key \"rate\" in cluster \"jean-zay\" of factory \"ai2f\"; expected one of: charge, rates, unrated, share")}},
+	{"cluster name syntax in a mapping", V2HEAD "  - id: ai2f\n    clusters: {Jean-Zay: null}\n", 0,
+	 {E(8, 16, "invalid cluster name \"Jean-Zay\" in \"clusters\" of factory \"ai2f\"; slurm cluster names are 1 to 63 lower-case letters, digits, '_' or '-', starting with a letter or digit")}},
+	{"rates not a mapping", V2HEAD "  - id: ai2f\n    clusters: {jean-zay: {rates: [h100]}}\n", 0,
+	 {E(8, 34, "expected a mapping of gpu models to rates for \"rates\" of cluster \"jean-zay\" of factory \"ai2f\", found a list")}},
+	{"rate bad values", V2HEAD "  - id: ai2f\n    clusters:\n      jean-zay:\n        rates: {h100: -1, a100: \"2\", v100: .inf, mi250x: 1e7, gh200: 0}\n", 0,
+	 {E(10, 23, "expected a rate from 0 to 1000000 for gpu model \"h100\" of cluster \"jean-zay\" of factory \"ai2f\", found -1"),
+	  E(10, 33, "expected a rate from 0 to 1000000 for gpu model \"a100\" of cluster \"jean-zay\" of factory \"ai2f\", found the string \"2\""),
+	  E(10, 44, "expected a rate from 0 to 1000000 for gpu model \"v100\" of cluster \"jean-zay\" of factory \"ai2f\", found .inf"),
+	  E(10, 58, "expected a rate from 0 to 1000000 for gpu model \"mi250x\" of cluster \"jean-zay\" of factory \"ai2f\", found 1e7"),
+	  W(10, 70, "gpu model \"gh200\" of cluster \"jean-zay\" of factory \"ai2f\" costs nothing: its usage is recorded but never charged")}},
+	{"rate model syntax and duplicate", V2HEAD "  - id: ai2f\n    clusters:\n      jean-zay:\n        rates: {h100: 4, gpu:h100: 4, h100: 2}\n", 0,
+	 {E(10, 26, "invalid gpu model \"gpu:h100\" in \"rates\" of cluster \"jean-zay\" of factory \"ai2f\"; gpu models are slurm gres types: 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit"),
+	  E(10, 39, "duplicate gpu model \"h100\" in \"rates\" of cluster \"jean-zay\" of factory \"ai2f\"; first given at line 10")}},
+	{"unrated and share bad", V2HEAD "  - id: ai2f\n    clusters:\n      jean-zay:\n        unrated: high\n        share: {cpus_per_gpu: 0, memory_per_gpu: 80GB, gpus: 1}\n", 0,
+	 {E(10, 18, "expected a rate from 0 to 1000000 for \"unrated\" of cluster \"jean-zay\" of factory \"ai2f\", found \"high\""),
+	  E(11, 31, "expected a whole number of cpus from 1 to 65535 for \"cpus_per_gpu\" in \"share\" of cluster \"jean-zay\" of factory \"ai2f\", found 0"),
+	  E(11, 50, "expected a memory size such as 80G, 512M or 1T (MiB without a suffix) for \"memory_per_gpu\" in \"share\" of cluster \"jean-zay\" of factory \"ai2f\", found \"80GB\""),
+	  E(11, 56, "unknown key \"gpus\" in \"share\" of cluster \"jean-zay\" of factory \"ai2f\"; expected one of: cpus_per_gpu, memory_per_gpu")}},
+	{"share empty", V2HEAD "  - id: ai2f\n    clusters: {jean-zay: {share: {}}}\n", 0,
+	 {E(8, 34, "\"share\" of cluster \"jean-zay\" of factory \"ai2f\" is empty; give cpus_per_gpu, memory_per_gpu or both, or remove it")}},
+	{"billing with rates", V2HEAD "  - id: ai2f\n    clusters: {jean-zay: {charge: billing, rates: {h100: 4}, share: {cpus_per_gpu: 8}}}\n", 0,
+	 {E(8, 51, "\"rates\" of cluster \"jean-zay\" of factory \"ai2f\" has no effect with charge: billing (slurm's TRESBillingWeights set the cost); remove it"),
+	  E(8, 69, "\"share\" of cluster \"jean-zay\" of factory \"ai2f\" has no effect with charge: billing (slurm's TRESBillingWeights set the cost); remove it")}},
+	{"charge unknown", V2HEAD "  - id: ai2f\n    clusters: {jean-zay: {charge: tres}}\n", 0,
+	 {E(8, 35, "expected gpus or billing for \"charge\" in cluster \"jean-zay\" of factory \"ai2f\", found \"tres\"")}},
 	{"clusters empty", HEAD "  - id: ai2f\n    clusters: []\n", 0,
 	 {E(8, 15, "\"clusters\" in factory \"ai2f\" is empty; expected at least one slurm cluster name")}},
 	{"cluster name syntax", HEAD "  - id: ai2f\n    clusters: [jean-zay, Jean Zay, jean-zay]\n", 0,
@@ -395,7 +432,7 @@ static void test_too_many_issues(void **state)
 static void test_many_errors_in_one_run(void **state)
 {
 	static const struct want want[] = {
-		E(2, 10, "unsupported schema version 2; this aif reads version 1"),
+		E(2, 10, "unsupported schema version 3; this aif reads versions 1 to 2"),
 		E(3, 19, "invalid sector id \"Energy\"; " ID_RULE),
 		E(3, 27, "duplicate sector \"health\" at the top level; first given at line 3"),
 		E(3, 35, "expected a sector id in \"sectors\" at the top level, found a mapping"),
@@ -552,6 +589,61 @@ static void assert_policy(const struct aif_policy *policy, const int *warn_at, s
 	assert_int_equal(policy->grace_seconds, grace_seconds);
 }
 
+/* Version 2: what each cluster's GPU-hours cost; a version 1 cluster costs 1 per GPU-hour. */
+static void test_charging_model(void **state)
+{
+	static const char yaml[] = "version: 2\n" S P "factories:\n"
+		"  - id: ai2f\n"
+		"    clusters:\n"
+		"      jean-zay:\n"
+		"        rates: {v100: 1.0, h100: 4, a100: 2, 1g.10gb: 0.25}\n"
+		"        share: {cpus_per_gpu: 16, memory_per_gpu: 80G}\n"
+		"      adastra: {rates: {mi250x: 2}, unrated: 3, share: {memory_per_gpu: 512}}\n"
+		"      joliot-curie: {charge: billing}\n"
+		"      alice-recoque:\n"
+		"  - id: jaif\n"
+		"    clusters: [jupiter]\n";
+	struct collected c = {0};
+	struct aif_budgets *m = NULL;
+	const struct aif_charging *jz, *ad, *jc, *ar, *ju;
+	(void)state;
+
+	assert_int_equal(aif_budgets_parse("v2.yaml", yaml, strlen(yaml), &fake_nss, &m, collect, &c), 0);
+	assert_int_equal(c.n, 0);
+	assert_int_equal(m->version, 2);
+	assert_int_equal(m->factories[0].n_clusters, 4);
+	assert_string_equal(m->factories[0].clusters[2], "joliot-curie");
+	jz = &m->factories[0].charging[0];
+	assert_int_equal(jz->by, AIF_CHARGE_GPUS);
+	assert_int_equal(jz->n_rates, 4); /* sorted by model */
+	assert_string_equal(jz->rates[0].model, "1g.10gb");
+	assert_true(jz->rates[0].rate == 0.25);
+	assert_string_equal(jz->rates[1].model, "a100");
+	assert_string_equal(jz->rates[2].model, "h100");
+	assert_true(jz->rates[2].rate == 4);
+	assert_string_equal(jz->rates[3].model, "v100");
+	assert_true(jz->unrated == 4); /* the highest rate: an unknown model is never cheap */
+	assert_int_equal(jz->cpus_per_gpu, 16);
+	assert_int_equal(jz->memory_per_gpu_mb, 80 * 1024);
+	ad = &m->factories[0].charging[1];
+	assert_true(ad->unrated == 3);
+	assert_int_equal(ad->cpus_per_gpu, 0);
+	assert_int_equal(ad->memory_per_gpu_mb, 512);
+	jc = &m->factories[0].charging[2];
+	assert_int_equal(jc->by, AIF_CHARGE_BILLING);
+	assert_int_equal(jc->n_rates, 0);
+	ar = &m->factories[0].charging[3]; /* null: the defaults */
+	assert_int_equal(ar->by, AIF_CHARGE_GPUS);
+	assert_int_equal(ar->n_rates, 0);
+	assert_true(ar->unrated == 1);
+	ju = &m->factories[1].charging[0]; /* a list, as in version 1 */
+	assert_int_equal(m->factories[1].n_clusters, 1);
+	assert_int_equal(ju->n_rates, 0);
+	assert_true(ju->unrated == 1);
+	assert_int_equal(ju->memory_per_gpu_mb, 0);
+	aif_budgets_free(m);
+}
+
 /* The model of a valid file, with effective (inherited and default) values. */
 static void test_valid_model(void **state)
 {
@@ -596,6 +688,9 @@ static void test_valid_model(void **state)
 	assert_int_equal(ai2f->n_clusters, 2);
 	assert_string_equal(ai2f->clusters[0], "jean-zay");
 	assert_string_equal(ai2f->clusters[1], "adastra");
+	assert_int_equal(ai2f->charging[1].by, AIF_CHARGE_GPUS); /* version 1: 1 per GPU-hour */
+	assert_int_equal(ai2f->charging[1].n_rates, 0);
+	assert_true(ai2f->charging[1].unrated == 1);
 	assert_int_equal(ai2f->n_budgets, 2);
 	assert_true(find_budget(ai2f->budgets, ai2f->n_budgets, "2026-h1")->gpu_hours == 1500000);
 	assert_true(find_budget(ai2f->budgets, ai2f->n_budgets, "2026-h2")->gpu_hours == 1800000.5);
@@ -739,6 +834,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_warnings),
 		cmocka_unit_test(test_nss_lookup),
 		cmocka_unit_test(test_valid_model),
+		cmocka_unit_test(test_charging_model),
 		cmocka_unit_test(test_example_file_is_valid),
 		cmocka_unit_test(test_unreadable_file),
 		cmocka_unit_test(test_count_only),
