@@ -84,6 +84,31 @@ static int stage_project(PGconn *conn, const char *factory_id, const struct aif_
 	return 0;
 }
 
+/* A cluster of a factory, how it is charged and its rates; NULL for a value not given. */
+static int stage_cluster(PGconn *conn, const char *factory_id, const char *cluster,
+			 const struct aif_charging *c)
+{
+	char unrated[32], cpus[16], memory[32], rate[32];
+	snprintf(unrated, sizeof(unrated), "%.15g", c->unrated);
+	snprintf(cpus, sizeof(cpus), "%u", c->cpus_per_gpu);
+	snprintf(memory, sizeof(memory), "%llu", (unsigned long long)c->memory_per_gpu_mb);
+	const char *v[] = {factory_id, cluster, aif_charge_by_names[c->by], unrated,
+			   c->cpus_per_gpu ? cpus : NULL, c->memory_per_gpu_mb ? memory : NULL};
+
+	if (stage(conn, "INSERT INTO stage_factory_clusters (factory_id, cluster, charge_by, "
+			"unrated_rate, cpus_per_gpu, memory_per_gpu_mb) VALUES ($1, $2, $3, $4, $5, $6)",
+		  6, v) < 0)
+		return -1;
+	for (size_t i = 0; i < c->n_rates; i++) {
+		snprintf(rate, sizeof(rate), "%.15g", c->rates[i].rate);
+		const char *r[] = {factory_id, cluster, c->rates[i].model, rate};
+		if (stage(conn, "INSERT INTO stage_gpu_rates (factory_id, cluster, model, rate) "
+				"VALUES ($1, $2, $3, $4)", 4, r) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int stage_factory(PGconn *conn, const struct aif_factory *f)
 {
 	char warn_at[64], grace[32];
@@ -96,11 +121,9 @@ static int stage_factory(PGconn *conn, const struct aif_factory *f)
 	if (stage(conn, "INSERT INTO stage_factories (id, name, on_exhausted, grace_seconds, warn_at, "
 			"allow_overcommit, admission) VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, v) < 0)
 		return -1;
-	for (size_t i = 0; i < f->n_clusters; i++) {
-		const char *c[] = {f->id, f->clusters[i]};
-		if (stage(conn, "INSERT INTO stage_factory_clusters (factory_id, cluster) VALUES ($1, $2)", 2, c) < 0)
+	for (size_t i = 0; i < f->n_clusters; i++)
+		if (stage_cluster(conn, f->id, f->clusters[i], &f->charging[i]) < 0)
 			return -1;
-	}
 	if (stage_budgets(conn, "INSERT INTO stage_factory_budgets (factory_id, period_id, gpu_hours) "
 				"VALUES ($1, $2, $3)", f->id, f->budgets, f->n_budgets) < 0)
 		return -1;

@@ -90,7 +90,7 @@ BEGIN
 	DROP TABLE IF EXISTS pg_temp.stage_sectors, pg_temp.stage_periods, pg_temp.stage_factories,
 		pg_temp.stage_factory_clusters, pg_temp.stage_factory_budgets, pg_temp.stage_projects,
 		pg_temp.stage_project_sectors, pg_temp.stage_project_members,
-		pg_temp.stage_project_budgets;
+		pg_temp.stage_project_budgets, pg_temp.stage_gpu_rates;
 
 	CREATE TEMP TABLE stage_sectors (
 		id text PRIMARY KEY CHECK (id <> '')
@@ -112,10 +112,22 @@ BEGIN
 		allow_overcommit boolean NOT NULL,
 		admission text NOT NULL DEFAULT 'used' CHECK (admission IN ('used', 'reserve'))
 	) ON COMMIT DROP;
+	-- The charging columns have the defaults of a schema version 1 file.
 	CREATE TEMP TABLE stage_factory_clusters (
 		factory_id text NOT NULL,
 		cluster text NOT NULL CHECK (cluster <> ''),
+		charge_by text NOT NULL DEFAULT 'gpus' CHECK (charge_by IN ('gpus', 'billing')),
+		unrated_rate numeric NOT NULL DEFAULT 1 CHECK (unrated_rate >= 0),
+		cpus_per_gpu int CHECK (cpus_per_gpu > 0),
+		memory_per_gpu_mb bigint CHECK (memory_per_gpu_mb > 0),
 		PRIMARY KEY (factory_id, cluster)
+	) ON COMMIT DROP;
+	CREATE TEMP TABLE stage_gpu_rates (
+		factory_id text NOT NULL,
+		cluster text NOT NULL,
+		model text NOT NULL CHECK (model <> ''),
+		rate numeric NOT NULL CHECK (rate >= 0),
+		PRIMARY KEY (factory_id, cluster, model)
 	) ON COMMIT DROP;
 	CREATE TEMP TABLE stage_factory_budgets (
 		factory_id text NOT NULL,
@@ -171,7 +183,8 @@ BEGIN
 	   OR to_regclass('pg_temp.stage_projects') IS NULL
 	   OR to_regclass('pg_temp.stage_project_sectors') IS NULL
 	   OR to_regclass('pg_temp.stage_project_members') IS NULL
-	   OR to_regclass('pg_temp.stage_project_budgets') IS NULL THEN
+	   OR to_regclass('pg_temp.stage_project_budgets') IS NULL
+	   OR to_regclass('pg_temp.stage_gpu_rates') IS NULL THEN
 		RAISE EXCEPTION USING ERRCODE = 'undefined_table',
 			MESSAGE = 'no staged configuration in this transaction',
 			HINT = 'Call SELECT aif.begin_staging() after BEGIN, fill the pg_temp.stage_* tables, then plan or apply in the same transaction.';
@@ -233,6 +246,12 @@ BEGIN
 		FROM pg_temp.stage_projects p
 		JOIN pg_temp.stage_factories f ON f.id = p.factory_id
 		WHERE f.admission = 'reserve' AND p.admission <> 'reserve'
+		UNION ALL
+		SELECT 12, format('gpu rate %s/%s/%s refers to a cluster of the factory that is not staged',
+				  r.factory_id, r.cluster, r.model)
+		FROM pg_temp.stage_gpu_rates r
+		WHERE NOT EXISTS (SELECT 1 FROM pg_temp.stage_factory_clusters c
+				  WHERE c.factory_id = r.factory_id AND c.cluster = r.cluster)
 	) x
 	ORDER BY x.k, x.m COLLATE "C"
 	LIMIT 1;
@@ -320,17 +339,59 @@ BEGIN
 		WHERE l.retired_at IS NULL
 		  AND NOT EXISTS (SELECT 1 FROM pg_temp.stage_factories s WHERE s.id = l.id)
 
-		-- factory clusters
+		-- factory clusters and how they are charged
 		UNION ALL
-		SELECT 'add', 'factory-cluster', s.factory_id || '/' || s.cluster, NULL
+		SELECT CASE WHEN l.factory_id IS NULL THEN 'add' ELSE 'change' END, 'factory-cluster',
+		       s.factory_id || '/' || s.cluster,
+		       CASE WHEN l.factory_id IS NULL THEN
+				nullif(concat_ws(', ',
+					CASE WHEN s.charge_by <> 'gpus' THEN 'charge_by ' || s.charge_by END,
+					CASE WHEN s.unrated_rate <> 1 THEN 'unrated_rate ' || aif.plan_num(s.unrated_rate) END,
+					'cpus_per_gpu ' || s.cpus_per_gpu,
+					'memory_per_gpu_mb ' || s.memory_per_gpu_mb), '')
+			    ELSE
+				concat_ws(', ',
+					CASE WHEN l.charge_by <> s.charge_by THEN
+						'charge_by ' || l.charge_by || ' -> ' || s.charge_by END,
+					CASE WHEN l.unrated_rate <> s.unrated_rate THEN
+						'unrated_rate ' || aif.plan_num(l.unrated_rate) || ' -> '
+						|| aif.plan_num(s.unrated_rate) END,
+					CASE WHEN l.cpus_per_gpu IS DISTINCT FROM s.cpus_per_gpu THEN
+						'cpus_per_gpu ' || coalesce(l.cpus_per_gpu::text, 'none') || ' -> '
+						|| coalesce(s.cpus_per_gpu::text, 'none') END,
+					CASE WHEN l.memory_per_gpu_mb IS DISTINCT FROM s.memory_per_gpu_mb THEN
+						'memory_per_gpu_mb ' || coalesce(l.memory_per_gpu_mb::text, 'none')
+						|| ' -> ' || coalesce(s.memory_per_gpu_mb::text, 'none') END)
+		       END
 		FROM pg_temp.stage_factory_clusters s
-		WHERE NOT EXISTS (SELECT 1 FROM aif.factory_clusters l
-				  WHERE l.factory_id = s.factory_id AND l.cluster = s.cluster)
+		LEFT JOIN aif.factory_clusters l ON l.factory_id = s.factory_id AND l.cluster = s.cluster
+		WHERE l.factory_id IS NULL OR l.charge_by <> s.charge_by
+		   OR l.unrated_rate <> s.unrated_rate
+		   OR l.cpus_per_gpu IS DISTINCT FROM s.cpus_per_gpu
+		   OR l.memory_per_gpu_mb IS DISTINCT FROM s.memory_per_gpu_mb
 		UNION ALL
 		SELECT 'remove', 'factory-cluster', l.factory_id || '/' || l.cluster, NULL
 		FROM aif.factory_clusters l
 		WHERE NOT EXISTS (SELECT 1 FROM pg_temp.stage_factory_clusters s
 				  WHERE s.factory_id = l.factory_id AND s.cluster = l.cluster)
+
+		-- what an hour of each GPU model costs there
+		UNION ALL
+		SELECT CASE WHEN l.factory_id IS NULL THEN 'add' ELSE 'change' END, 'gpu-rate',
+		       s.factory_id || '/' || s.cluster || '/' || s.model,
+		       CASE WHEN l.factory_id IS NULL THEN 'rate ' || aif.plan_num(s.rate)
+			    ELSE 'rate ' || aif.plan_num(l.rate) || ' -> ' || aif.plan_num(s.rate) END
+		FROM pg_temp.stage_gpu_rates s
+		LEFT JOIN aif.gpu_rates l
+			ON l.factory_id = s.factory_id AND l.cluster = s.cluster AND l.model = s.model
+		WHERE l.factory_id IS NULL OR l.rate <> s.rate
+		UNION ALL
+		SELECT 'remove', 'gpu-rate', l.factory_id || '/' || l.cluster || '/' || l.model,
+		       'rate ' || aif.plan_num(l.rate)
+		FROM aif.gpu_rates l
+		WHERE NOT EXISTS (SELECT 1 FROM pg_temp.stage_gpu_rates s
+				  WHERE s.factory_id = l.factory_id AND s.cluster = l.cluster
+				    AND s.model = l.model)
 
 		-- factory budgets
 		UNION ALL
@@ -431,7 +492,8 @@ BEGIN
 		WHERE NOT EXISTS (SELECT 1 FROM pg_temp.stage_project_budgets s
 				  WHERE s.project_id = l.project_id AND s.period_id = l.period_id)
 	) x
-	ORDER BY array_position(ARRAY['sector', 'period', 'factory', 'factory-cluster', 'factory-budget',
+	ORDER BY array_position(ARRAY['sector', 'period', 'factory', 'factory-cluster', 'gpu-rate',
+				      'factory-budget',
 				      'project', 'project-sector', 'project-member', 'project-budget'],
 				x.object),
 		 x.id COLLATE "C", x.action COLLATE "C";
@@ -517,9 +579,26 @@ BEGIN
 	DELETE FROM aif.factory_clusters l
 	WHERE NOT EXISTS (SELECT 1 FROM pg_temp.stage_factory_clusters s
 			  WHERE s.factory_id = l.factory_id AND s.cluster = l.cluster);
-	INSERT INTO aif.factory_clusters (factory_id, cluster)
-	SELECT s.factory_id, s.cluster FROM pg_temp.stage_factory_clusters s
-	ON CONFLICT (factory_id, cluster) DO NOTHING;
+	INSERT INTO aif.factory_clusters AS l (factory_id, cluster, charge_by, unrated_rate, cpus_per_gpu,
+					       memory_per_gpu_mb)
+	SELECT s.factory_id, s.cluster, s.charge_by, trim_scale(s.unrated_rate), s.cpus_per_gpu,
+	       s.memory_per_gpu_mb
+	FROM pg_temp.stage_factory_clusters s
+	ON CONFLICT (factory_id, cluster) DO UPDATE
+	SET charge_by = excluded.charge_by, unrated_rate = excluded.unrated_rate,
+	    cpus_per_gpu = excluded.cpus_per_gpu, memory_per_gpu_mb = excluded.memory_per_gpu_mb
+	WHERE (l.charge_by, l.unrated_rate, l.cpus_per_gpu, l.memory_per_gpu_mb)
+	      IS DISTINCT FROM (excluded.charge_by, excluded.unrated_rate, excluded.cpus_per_gpu,
+				excluded.memory_per_gpu_mb);
+	-- A rate applies from now on: what is charged already keeps the rate it was charged at.
+	DELETE FROM aif.gpu_rates l
+	WHERE NOT EXISTS (SELECT 1 FROM pg_temp.stage_gpu_rates s
+			  WHERE s.factory_id = l.factory_id AND s.cluster = l.cluster
+			    AND s.model = l.model);
+	INSERT INTO aif.gpu_rates AS l (factory_id, cluster, model, rate)
+	SELECT s.factory_id, s.cluster, s.model, trim_scale(s.rate) FROM pg_temp.stage_gpu_rates s
+	ON CONFLICT (factory_id, cluster, model) DO UPDATE SET rate = excluded.rate
+	WHERE l.rate <> excluded.rate;
 
 	-- Projects, their sectors and members.
 	INSERT INTO aif.projects AS l (id, factory_id, name, on_exhausted, grace_seconds, warn_at,

@@ -86,6 +86,9 @@ grep -q '^change,project-budget,genomics-eu/2026-h2,' <<<"$plan_csv" || fail "pl
 grep -q '^remove,project,grid-ai,' <<<"$plan_csv" || fail "plan lacks the project removal"
 grep -q '^add,project-member,genomics-eu/user:aiftest2,' <<<"$plan_csv" || fail "plan lacks the new member"
 grep -q '^add,period,2027-h1,' <<<"$plan_csv" || fail "plan lacks the new period"
+grep -q '^change,factory-cluster,ai2f/adastra,"unrated_rate 1 -> 3.5, cpus_per_gpu none -> 8"' <<<"$plan_csv" ||
+	fail "plan lacks the charging of adastra (schema version 2)"
+grep -q '^add,gpu-rate,ai2f/adastra/mi300a,rate 3.5' <<<"$plan_csv" || fail "plan lacks the rate of mi300a"
 ! grep -q 'llm-de\|jaif' <<<"$plan_csv" || fail "plan mentions the unchanged factory jaif"
 
 # An invalid file changes nothing, not even the audit log.

@@ -217,4 +217,50 @@ assert_eq "a.yaml 21
 b.yaml 0" "$(q -F ' ' -c "SELECT file_name, adds + changes + removes FROM aif.apply_log ORDER BY id DESC LIMIT 2" | sort)" \
 	"both concurrent applies logged, in order"
 
+# Charging (budgets schema version 2): how a cluster is charged and its GPU rates plan and apply
+# as adds, changes and removes, into the audit log; a removed cluster takes its rates; a rate of
+# a cluster that is not staged is refused.
+charging() { # charging SQL COMMIT|ROLLBACK: v1 with SQL after the staging, applied; charging rows
+	{ echo "BEGIN;"; sql_stage_config; echo "$1"
+	  echo "SELECT * FROM aif.apply('rates.yaml', sha256('r'), 'alice-os'); $2;"; } |
+		q -F ' ' | grep -E '^[a-z]+ (factory-cluster|gpu-rate) ' || true
+}
+rates1="UPDATE pg_temp.stage_factory_clusters SET unrated_rate = 4.0, cpus_per_gpu = 16,
+	memory_per_gpu_mb = 81920 WHERE cluster = 'jean-zay';
+UPDATE pg_temp.stage_factory_clusters SET charge_by = 'billing' WHERE cluster = 'jupiter';
+INSERT INTO pg_temp.stage_gpu_rates VALUES ('ai2f', 'jean-zay', 'h100', 4),
+	('ai2f', 'jean-zay', 'a100', 2.0), ('ai2f', 'jean-zay', '1g.10gb', 0.25);"
+assert_eq "remove factory-cluster ai2f/adastra 
+change factory-cluster ai2f/jean-zay unrated_rate 1 -> 4, cpus_per_gpu none -> 16, memory_per_gpu_mb none -> 81920
+add factory-cluster jaif/jupiter charge_by billing
+add gpu-rate ai2f/jean-zay/1g.10gb rate 0.25
+add gpu-rate ai2f/jean-zay/a100 rate 2
+add gpu-rate ai2f/jean-zay/h100 rate 4" "$(charging "$rates1" COMMIT)" "charging added"
+assert_eq "jean-zay|gpus|4|16|81920|1g.10gb:0.25,a100:2,h100:4
+jupiter|billing|1|||" "$(q -c "SELECT c.cluster, c.charge_by, c.unrated_rate, c.cpus_per_gpu, c.memory_per_gpu_mb,
+		(SELECT string_agg(r.model || ':' || r.rate, ',' ORDER BY r.model) FROM aif.gpu_rates r
+		 WHERE (r.factory_id, r.cluster) = (c.factory_id, c.cluster))
+	FROM aif.factory_clusters c ORDER BY 1")" "charging stored"
+assert_eq "" "$(charging "$rates1" ROLLBACK)" "the same charging again: nothing to do"
+rates2="$rates1
+UPDATE pg_temp.stage_factory_clusters SET cpus_per_gpu = NULL WHERE cluster = 'jean-zay';
+UPDATE pg_temp.stage_gpu_rates SET rate = 4.5 WHERE model = 'h100';
+DELETE FROM pg_temp.stage_gpu_rates WHERE model = '1g.10gb';"
+assert_eq "change factory-cluster ai2f/jean-zay cpus_per_gpu 16 -> none
+remove gpu-rate ai2f/jean-zay/1g.10gb rate 0.25
+change gpu-rate ai2f/jean-zay/h100 rate 4 -> 4.5" "$(charging "$rates2" COMMIT)" "charging changed"
+assert_eq "change gpu-rate ai2f/jean-zay/h100 rate 4 -> 4.5" \
+	"$(q -F ' ' -c "SELECT r->>'action', r->>'object', r->>'id', r->>'detail' FROM aif.apply_log,
+		jsonb_array_elements(summary->'rows') AS r
+	WHERE id = (SELECT max(id) FROM aif.apply_log) AND r->>'id' LIKE '%/h100'")" "a rate change in the audit log"
+assert_fails 'invalid staged configuration: gpu rate ai2f/jean-zay/a100 refers to a cluster of the factory that is not staged' \
+	"a rate of a cluster that is not staged" \
+	q -c "BEGIN; $(sql_stage_config) $rates2 DELETE FROM pg_temp.stage_factory_clusters WHERE cluster = 'jean-zay'; SELECT * FROM aif.plan();"
+assert_eq "remove factory-cluster ai2f/jean-zay 
+change factory-cluster jaif/jupiter charge_by billing -> gpus
+remove gpu-rate ai2f/jean-zay/a100 rate 2
+remove gpu-rate ai2f/jean-zay/h100 rate 4.5" \
+	"$(charging "DELETE FROM pg_temp.stage_factory_clusters WHERE cluster = 'jean-zay';" COMMIT)" "a cluster removed"
+assert_eq 0 "$(q -c 'SELECT count(*) FROM aif.gpu_rates')" "its rates went with it"
+
 echo "sql apply: ok"
