@@ -6,6 +6,7 @@
 #ifndef AIF_GRES_H
 #define AIF_GRES_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /*
@@ -33,5 +34,21 @@ struct aif_gres_request {
  * -1 when a GPU count cannot be read, or GPUs per socket come without sockets per node.
  */
 int64_t aif_gres_most_gpus(const struct aif_gres_request *r);
+
+/*
+ * A node's GPUs by model, from slurmctld's record of an allocation: one entry of a job's
+ * gres_detail_str[] (SHOW_DETAIL), "gpu:h100:2(IDX:0-1),gpu:a100:1(IDX:2),nic:1(IDX:0)".
+ * Writes the canonical form to out: "MODEL:COUNT" per model, sorted by model, joined by ','
+ * ("a100:1,h100:2"; a GPU without a type has the empty model: ":2"); "" for no GPU. Returns
+ * the GPUs, or -1 when an entry cannot be read or out is too small (out is then "").
+ */
+int64_t aif_gres_models(const char *detail, char *out, size_t size);
+
+/*
+ * The value of TRES name in a TRES list as slurmctld writes a job's ("cpu=8,mem=16G,node=2,
+ * billing=8,gres/gpu=4"): memory in MiB (its M, G, T or P suffix read), others as they are.
+ * Returns 0 and *out, or -1 when name is not there or its value cannot be read.
+ */
+int aif_tres_value(const char *tres, const char *name, int64_t *out);
 
 #endif

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -61,6 +62,78 @@ static void test_cases(void **state)
 	}
 }
 
+/* A node's GPUs by model, from gres_detail_str[] (scontrol -d show job's per-node GRES=). */
+static const struct {
+	const char *detail;
+	int64_t gpus;
+	const char *models;
+} detail_cases[] = {
+	{NULL, 0, ""},
+	{"", 0, ""},
+	{"gpu:h100:2(IDX:0-1)", 2, "h100:2"},
+	{"gpu:h100:2(IDX:0-1),gpu:a100:1(IDX:2)", 3, "a100:1,h100:2"},
+	{"gpu:h100:3(IDX:0,2-3)", 3, "h100:3"}, /* a comma inside the indices */
+	{"gpu:2(IDX:0-1)", 2, ":2"},             /* no type */
+	{"nic:1(IDX:0),gpu:1g.10gb:2(IDX:0-1),gpu:3g.40gb:1(IDX:2)", 3, "1g.10gb:2,3g.40gb:1"},
+	{"gpu:h100:1(IDX:0),gpu:h100:1(IDX:3)", 2, "h100:2"}, /* merged */
+	{"gpu:h100:0(IDX:N/A)", 0, ""},
+	{"gpu:h100:2", 2, "h100:2"},
+	{"gpus:2(IDX:0-1)", 0, ""},
+	{"gpu:(IDX:0)", -1, ""},
+	{"gpu:h100:x(IDX:0)", -1, ""},
+	{"gpu:a:b:2(IDX:0)", -1, ""},
+	{"gpu:h100:2147483648(IDX:0)", -1, ""},
+};
+
+static void test_models(void **state)
+{
+	char out[64], tiny[7];
+	(void)state;
+	for (size_t i = 0; i < sizeof(detail_cases) / sizeof(detail_cases[0]); i++) {
+		int64_t got = aif_gres_models(detail_cases[i].detail, out, sizeof(out));
+
+		if (got != detail_cases[i].gpus || strcmp(out, detail_cases[i].models) != 0)
+			fail_msg("\"%s\": %lld GPUs \"%s\", not %lld \"%s\"",
+				 detail_cases[i].detail ? detail_cases[i].detail : "(null)",
+				 (long long)got, out, (long long)detail_cases[i].gpus,
+				 detail_cases[i].models);
+	}
+	assert_int_equal(aif_gres_models("gpu:h100:2(IDX:0-1)", tiny, 6), -1);
+	assert_string_equal(tiny, "");
+	assert_int_equal(aif_gres_models("gpu:h100:2(IDX:0-1)", tiny, sizeof(tiny)), 2); /* "h100:2" fits */
+}
+
+/* A job's TRES as slurmctld writes them (tres_alloc_str). */
+static void test_tres(void **state)
+{
+	const char *tres = "cpu=8,mem=16G,node=2,billing=12,gres/gpu=4,gres/gpu:h100=4";
+	int64_t v = -7;
+	(void)state;
+
+	assert_int_equal(aif_tres_value(tres, "cpu", &v), 0);
+	assert_int_equal(v, 8);
+	assert_int_equal(aif_tres_value(tres, "mem", &v), 0);
+	assert_int_equal(v, 16 * 1024);
+	assert_int_equal(aif_tres_value(tres, "billing", &v), 0);
+	assert_int_equal(v, 12);
+	assert_int_equal(aif_tres_value(tres, "node", &v), 0);
+	assert_int_equal(v, 2);
+	assert_int_equal(aif_tres_value("cpu=2,mem=2000M", "mem", &v), 0);
+	assert_int_equal(v, 2000);
+	assert_int_equal(aif_tres_value("mem=1T", "mem", &v), 0);
+	assert_int_equal(v, 1024 * 1024);
+	assert_int_equal(aif_tres_value(tres, "gres/gpu", &v), 0);
+	assert_int_equal(v, 4);
+	assert_int_equal(aif_tres_value(tres, "energy", &v), -1);
+	assert_int_equal(aif_tres_value("cpu=", "cpu", &v), -1);
+	assert_int_equal(aif_tres_value("mem=2X", "mem", &v), -1);
+	assert_int_equal(aif_tres_value("mem=2GB", "mem", &v), -1);
+	assert_int_equal(aif_tres_value("cpu=99999999999999999999", "cpu", &v), -1);
+	assert_int_equal(aif_tres_value(NULL, "cpu", &v), -1);
+	assert_int_equal(aif_tres_value("cpux=2,cpu=3", "cpu", &v), 0);
+	assert_int_equal(v, 3);
+}
+
 /* The most GPUs of a request: per job, node, task, socket, with nodes and tasks given or not. */
 static void test_most(void **state)
 {
@@ -97,7 +170,8 @@ static void test_most(void **state)
 
 int main(void)
 {
-	const struct CMUnitTest tests[] = {cmocka_unit_test(test_cases), cmocka_unit_test(test_most)};
+	const struct CMUnitTest tests[] = {cmocka_unit_test(test_cases), cmocka_unit_test(test_most),
+					   cmocka_unit_test(test_models), cmocka_unit_test(test_tres)};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
