@@ -68,8 +68,14 @@ COMMENT ON FUNCTION aif.admission_current(aif.admissions, bigint) IS
 -- its nodes. Not for a requeued run (the admission is the first run's) nor a reused id (it
 -- may be the earlier job's: the key has a run, or the job id an interval that ended well
 -- before this end): those start at their end.
+-- A new interval takes the charging version in force (aif.charging_version()) and is charged
+-- its GPUs at the unrated rate until aifd learns what slurmctld allocated
+-- (aif.record_allocations()).
 -- Integers travel as bigint and are cast where stored, so that an out-of-range value is a
 -- data error (22003). PL/pgSQL: its plan is kept for the session, as a prepared statement's.
+DROP FUNCTION IF EXISTS aif.record_usage(boolean[], text[], bigint[], text[], bigint[], text[],
+	text[], bigint[], text[], bigint[], bigint[], bigint[], boolean[], boolean[], text[], text[],
+	bigint[], bigint[], bigint[], bigint[], interval);
 CREATE OR REPLACE FUNCTION aif.record_usage(boolean[], text[], bigint[], text[], bigint[],
 					    text[], text[], bigint[], text[], bigint[], bigint[],
 					    bigint[], boolean[], boolean[], text[], interval)
@@ -169,7 +175,8 @@ BEGIN
 	 AND mv.restart_count = e.restart_count
 	)
 	INSERT INTO aif.usage_intervals AS u (cluster, job_id, node, restart_count, run, project_id,
-	 sector_id, uid, user_name, gpus, started_at, ended_at, end_source, exact)
+	 sector_id, uid, user_name, gpus, started_at, ended_at, end_source, exact, charging_version,
+	 charged_gpus)
 	SELECT k.cluster, k.job_id, k.node, k.restart_count::int,
 	 aif.usage_run(k.l_run, k.l_start, k.l_end, k.l_uid, k.uid, to_timestamp(k.st), $16),
 	 k.project_id, k.sector_id, k.uid,
@@ -179,10 +186,12 @@ BEGIN
 	   WHERE o.cluster = k.cluster AND o.job_id = k.job_id
 	   AND o.ended_at < to_timestamp(k.en) - $16)
 	  THEN a.decided_at ELSE to_timestamp(k.st) END,
-	 CASE WHEN k.en IS NULL THEN NULL ELSE to_timestamp(greatest(k.en, k.st)) END, k.src, k.exact
+	 CASE WHEN k.en IS NULL THEN NULL ELSE to_timestamp(greatest(k.en, k.st)) END, k.src, k.exact,
+	 cv.id, aif.charged_gpus(cv, k.gpus, NULL, NULL, NULL, NULL)
 	FROM k LEFT JOIN aif.admissions a ON a.cluster = k.cluster AND a.job_id = k.job_id
 	 AND a.sector_id IS NOT NULL
 	 AND aif.admission_current(a, k.uid)
+	LEFT JOIN aif.charging_versions cv ON cv.id = aif.charging_version(k.project_id, k.cluster)
 	ORDER BY k.cluster, k.job_id, k.node, k.restart_count
 	ON CONFLICT (cluster, job_id, node, restart_count, run) DO UPDATE
 	SET project_id = excluded.project_id, sector_id = excluded.sector_id,
@@ -228,9 +237,9 @@ BEGIN
 	PERFORM aif.usage_check_references(bad.project_id, bad.sector_id);
 
 	INSERT INTO aif.usage_queue (cluster, job_id, node, restart_count, project_id, sector_id, gpus,
-				     started_at, ended_at)
+				     started_at, ended_at, charged_gpus, gpu_models)
 	SELECT n.cluster, n.job_id, n.node, n.restart_count, n.project_id, n.sector_id, n.gpus,
-	       n.started_at, n.ended_at
+	       n.started_at, n.ended_at, coalesce(n.charged_gpus, n.gpus), n.gpu_models
 	FROM new_rows n
 	WHERE n.ended_at IS NOT NULL;
 
@@ -267,7 +276,9 @@ BEGIN
 	WHERE o.cluster IS NULL OR n.cluster IS NULL
 	   OR (o.ended_at IS NOT NULL
 	       AND (n.ended_at IS DISTINCT FROM o.ended_at OR n.started_at <> o.started_at
-		    OR n.gpus <> o.gpus OR n.project_id <> o.project_id OR n.sector_id <> o.sector_id))
+		    OR n.gpus <> o.gpus OR n.project_id <> o.project_id OR n.sector_id <> o.sector_id
+		    OR n.charged_gpus IS DISTINCT FROM o.charged_gpus
+		    OR n.gpu_models IS DISTINCT FROM o.gpu_models))
 	LIMIT 1;
 	IF FOUND THEN
 		IF bad.key_changed THEN
@@ -280,7 +291,7 @@ BEGIN
 		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 			MESSAGE = format('usage interval (cluster %s, job %s, node %s, restart %s, run %s) is closed and cannot be changed',
 					 bad.cluster, bad.job_id, bad.node, bad.restart_count, bad.run),
-			DETAIL = 'The project, sector, gpus, started_at and ended_at of a closed interval are folded into the usage rollups.',
+			DETAIL = 'The project, sector, gpus, gpu_models, charged_gpus, started_at and ended_at of a closed interval are folded into the usage rollups.',
 			HINT = 'Only an open interval can be closed or changed. To correct history, disable the triggers of aif.usage_intervals as its owner, fix the rows, enable them and run SELECT aif.rollup_rebuild().';
 	END IF;
 
@@ -296,9 +307,9 @@ BEGIN
 	PERFORM aif.usage_check_references(bad.project_id, bad.sector_id);
 
 	INSERT INTO aif.usage_queue (cluster, job_id, node, restart_count, project_id, sector_id, gpus,
-				     started_at, ended_at)
+				     started_at, ended_at, charged_gpus, gpu_models)
 	SELECT n.cluster, n.job_id, n.node, n.restart_count, n.project_id, n.sector_id, n.gpus,
-	       n.started_at, n.ended_at
+	       n.started_at, n.ended_at, coalesce(n.charged_gpus, n.gpus), n.gpu_models
 	FROM old_rows o
 	JOIN new_rows n ON n.cluster = o.cluster AND n.job_id = o.job_id
 		AND n.node = o.node AND n.restart_count = o.restart_count AND n.run = o.run
@@ -332,7 +343,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	TRUNCATE aif.usage_queue, aif.usage_daily_rollup, aif.usage_monthly_rollup,
-		aif.usage_period_rollup;
+		aif.usage_period_rollup, aif.usage_model_daily_rollup;
 	RETURN NULL;
 END
 $$;

@@ -23,7 +23,20 @@ AS $$ SELECT CASE WHEN started_at < t1 AND ended_at > t0 AND ended_at > started_
 COMMENT ON FUNCTION aif_report.gpu_us_within(bigint, timestamptz, timestamptz, timestamptz, timestamptz) IS
 	'GPU-microseconds of an interval within a period';
 
--- The threshold of a budget of gpu_hours at pct percent, in GPU-microseconds of usage: the one
+-- The same for an interval charged charged_gpus budget units per hour (sql/014_charged.sql):
+-- its overlap rounded as above, times its charged GPUs, rounded to a whole charged
+-- microsecond. Equal to gpu_us_within() for a whole number of GPUs.
+CREATE OR REPLACE FUNCTION aif_report.charged_us_within(charged_gpus numeric, started_at timestamptz,
+						 ended_at timestamptz, t0 timestamptz, t1 timestamptz)
+RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT CASE WHEN started_at < t1 AND ended_at > t0 AND ended_at > started_at
+	THEN round(charged_gpus * round(date_part('epoch', least(ended_at, t1) - greatest(started_at, t0))
+					* 1000000)::bigint)::bigint
+	ELSE 0 END $$;
+COMMENT ON FUNCTION aif_report.charged_us_within(numeric, timestamptz, timestamptz, timestamptz, timestamptz) IS
+	'charged microseconds of an interval within a period';
+
+-- The threshold of a budget of gpu_hours at pct percent, in (charged) GPU-microseconds of usage: the one
 -- definition of "reached". Whole microseconds, rounded up: usage (whole microseconds) reaches
 -- it exactly when it is at least this integer. A budget above 2.5 billion GPU-hours (the
 -- budgets file allows them) has its thresholds at the largest bigint, which no usage reaches.
@@ -59,9 +72,11 @@ COMMENT ON FUNCTION aif_report.budget_state(numeric, numeric, int[]) IS
 -- The funders' views call them, with the rights of whoever reads the views (a function's body
 -- is read with them too: hence schema aif_report, where funders may look).
 REVOKE ALL ON FUNCTION aif_report.gpu_us_within(bigint, timestamptz, timestamptz, timestamptz, timestamptz),
+	aif_report.charged_us_within(numeric, timestamptz, timestamptz, timestamptz, timestamptz),
 	aif_report.budget_threshold_us(numeric, numeric), aif_report.budget_thresholds(numeric, int[]),
 	aif_report.budget_state(numeric, numeric, int[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION aif_report.gpu_us_within(bigint, timestamptz, timestamptz, timestamptz, timestamptz),
+	aif_report.charged_us_within(numeric, timestamptz, timestamptz, timestamptz, timestamptz),
 	aif_report.budget_threshold_us(numeric, numeric), aif_report.budget_thresholds(numeric, int[]),
 	aif_report.budget_state(numeric, numeric, int[])
 	TO aif_funder, aif_operator, aif_daemon;

@@ -15,14 +15,15 @@
 -- aif.reserved_totals are changed in (period_id, project_id) order. (An advisory lock rather
 -- than a row lock of aif.factories: that one writes the row, which cost 0.15 ms per admission.)
 
--- A reservation's share of each period it reaches: gpus over [starts, ends), as usage is split
--- (aif_report.gpu_us_within(), the one definition).
+-- A reservation's share of each period it reaches, in charged microseconds: charged GPUs over
+-- [starts, ends), as usage is split (aif_report.charged_us_within(), the one definition).
 -- Without SET (its names are qualified): the planner inlines it into each caller's plan.
-CREATE OR REPLACE FUNCTION aif.reservation_shares(gpus bigint, starts timestamptz, ends timestamptz)
+DROP FUNCTION IF EXISTS aif.reservation_shares(bigint, timestamptz, timestamptz);
+CREATE OR REPLACE FUNCTION aif.reservation_shares(charged numeric, starts timestamptz, ends timestamptz)
 RETURNS TABLE (period_id text, starts_on date, t0 timestamptz, t1 timestamptz, gpu_us bigint)
 LANGUAGE sql STABLE
 AS $$
-SELECT p.id, p.starts_on, x.t0, x.t1, aif_report.gpu_us_within(gpus, starts, ends, x.t0, x.t1)
+SELECT p.id, p.starts_on, x.t0, x.t1, aif_report.charged_us_within(charged, starts, ends, x.t0, x.t1)
 FROM aif.periods p
 CROSS JOIN LATERAL (SELECT p.starts_on::timestamp AT TIME ZONE 'UTC' AS t0,
 			   p.ends_on::timestamp AT TIME ZONE 'UTC' AS t1) x
@@ -53,9 +54,10 @@ CREATE OR REPLACE FUNCTION aif.committed_us(projects text[], period_id text, t0 
 RETURNS bigint LANGUAGE plpgsql STABLE
 AS $$
 BEGIN
-	RETURN (coalesce((SELECT sum(u.gpu_us) FROM aif.usage_period_rollup u
+	RETURN (coalesce((SELECT sum(u.charged_us) FROM aif.usage_period_rollup u
 			  WHERE u.period_id = committed_us.period_id AND u.project_id = ANY (projects)), 0)
-		+ coalesce((SELECT sum(aif_report.gpu_us_within(q.gpus, q.started_at, q.ended_at, t0, t1))
+		+ coalesce((SELECT sum(aif_report.charged_us_within(coalesce(q.charged_gpus, q.gpus),
+								   q.started_at, q.ended_at, t0, t1))
 			    FROM aif.usage_queue q
 			    WHERE q.project_id = ANY (projects) AND q.started_at < t1 AND q.ended_at > t0), 0)
 		+ coalesce((SELECT sum(r.gpu_us) FROM aif.reserved_totals r
@@ -67,7 +69,8 @@ $$;
 -- (Dropped first: CREATE OR REPLACE cannot change the columns a function returns.)
 DROP FUNCTION IF EXISTS aif.reserve(text, bigint, text, bigint, timestamptz, timestamptz);
 DROP FUNCTION IF EXISTS aif.reserve(text, bigint, text, bigint, timestamptz, timestamptz, boolean);
--- Reserve gpus over [starts, ends) for job (cluster, job) of project: only when, in every period
+-- Reserve gpus over [starts, ends) for job (cluster, job) of project, each GPU at the most one
+-- GPU costs an hour on the cluster (aif.charged_gpu_most()): only when, in every period
 -- the span reaches, the cost fits what the project's budget (if it has one there) and its
 -- factory's budget (none: no GPU-hours) have left after what they committed. A job reserved
 -- already (another node's or step's admission, or its release from waiting) fits as it did
@@ -91,6 +94,7 @@ DECLARE
 	least_room bigint;
 	covered boolean;
 	replacing boolean;
+	charged numeric;
 BEGIN
 	SELECT p.factory_id INTO factory FROM aif.projects p WHERE p.id = reserve.project;
 	IF NOT FOUND THEN
@@ -111,6 +115,9 @@ BEGIN
 		RETURN;
 	END IF;
 	replacing := FOUND;
+	SELECT reserve.gpus * aif.charged_gpu_most(v) INTO charged
+	FROM (SELECT NULL) x
+	LEFT JOIN aif.charging_versions v ON v.id = aif.charging_version(reserve.project, reserve.cluster);
 	-- A job whose intervals are all closed has ended (its cancellation raced its admission):
 	-- a reservation now would never be released.
 	IF running AND EXISTS (SELECT 1 FROM aif.usage_intervals i
@@ -130,13 +137,13 @@ BEGIN
 			WITH scoped AS (
 				SELECT h.*, 'project' AS scope, reserve.project AS owner, pb.gpu_hours,
 				       ARRAY[reserve.project] AS projects
-				FROM aif.reservation_shares(reserve.gpus, starts, ends) h
+				FROM aif.reservation_shares(charged, starts, ends) h
 				JOIN aif.project_budgets pb
 				  ON pb.period_id = h.period_id AND pb.project_id = reserve.project
 				UNION ALL
 				SELECT h.*, 'factory', factory, coalesce(fb.gpu_hours, 0),
 				       ARRAY(SELECT p.id FROM aif.projects p WHERE p.factory_id = factory)
-				FROM aif.reservation_shares(reserve.gpus, starts, ends) h
+				FROM aif.reservation_shares(charged, starts, ends) h
 				LEFT JOIN aif.factory_budgets fb
 				  ON fb.period_id = h.period_id AND fb.factory_id = factory
 			)
@@ -171,11 +178,11 @@ BEGIN
 				cost_us := b.cost;
 			END IF;
 		END LOOP;
-		INSERT INTO aif.reservations (cluster, job_id, project_id, gpus, starts_at, ends_at)
-		VALUES (reserve.cluster, reserve.job, reserve.project, reserve.gpus, starts, ends);
+		INSERT INTO aif.reservations (cluster, job_id, project_id, gpus, starts_at, ends_at, charged)
+		VALUES (reserve.cluster, reserve.job, reserve.project, reserve.gpus, starts, ends, charged);
 		INSERT INTO aif.reserved_totals AS t (period_id, project_id, gpu_us)
 		SELECT h.period_id, reserve.project, h.gpu_us
-		FROM aif.reservation_shares(reserve.gpus, starts, ends) h
+		FROM aif.reservation_shares(charged, starts, ends) h
 		WHERE h.gpu_us > 0
 		ORDER BY h.period_id
 		ON CONFLICT ON CONSTRAINT reserved_totals_pkey
@@ -199,11 +206,11 @@ WITH gone AS (
 	WHERE r.cluster = k.c AND r.job_id = k.j
 	  AND NOT (ended AND EXISTS (SELECT 1 FROM aif.usage_intervals i
 				     WHERE i.cluster = k.c AND i.job_id = k.j AND i.ended_at IS NULL))
-	RETURNING r.project_id, r.gpus, r.starts_at, r.ends_at
+	RETURNING r.project_id, r.charged, r.starts_at, r.ends_at
 ), shares AS (
 	SELECT h.period_id, g.project_id, sum(h.gpu_us) AS gpu_us
 	FROM gone g
-	CROSS JOIN LATERAL aif.reservation_shares(g.gpus, g.starts_at, g.ends_at) h
+	CROSS JOIN LATERAL aif.reservation_shares(g.charged, g.starts_at, g.ends_at) h
 	GROUP BY 1, 2
 ), locked AS ( -- (in key order, as every writer of the totals)
 	SELECT t.period_id, t.project_id FROM aif.reserved_totals t
@@ -302,13 +309,13 @@ BEGIN
 	INSERT INTO aif.reserved_totals (period_id, project_id, gpu_us)
 	SELECT h.period_id, r.project_id, sum(h.gpu_us)
 	FROM aif.reservations r
-	CROSS JOIN LATERAL aif.reservation_shares(r.gpus, r.starts_at, r.ends_at) h
+	CROSS JOIN LATERAL aif.reservation_shares(r.charged, r.starts_at, r.ends_at) h
 	WHERE h.gpu_us > 0
 	GROUP BY 1, 2;
 END
 $$;
 
-REVOKE ALL ON FUNCTION aif.reservation_shares(bigint, timestamptz, timestamptz),
+REVOKE ALL ON FUNCTION aif.reservation_shares(numeric, timestamptz, timestamptz),
 	aif.reservations_lock(text[]),
 	aif.committed_us(text[], text, timestamptz, timestamptz),
 	aif.reserve(text, bigint, text, bigint, timestamptz, timestamptz, boolean),

@@ -600,6 +600,31 @@ BEGIN
 	ON CONFLICT (factory_id, cluster, model) DO UPDATE SET rate = excluded.rate
 	WHERE l.rate <> excluded.rate;
 
+	-- A cluster whose charging changed, or a new one, gets a new version: the intervals that open
+	-- from now on are charged under it, those open already keep theirs (sql/014_charged.sql).
+	WITH cur AS (
+		SELECT c.factory_id, c.cluster, c.charge_by, c.unrated_rate, c.cpus_per_gpu,
+		       c.memory_per_gpu_mb, c.charging_version,
+		       coalesce((SELECT jsonb_object_agg(r.model, r.rate) FROM aif.gpu_rates r
+				 WHERE r.factory_id = c.factory_id AND r.cluster = c.cluster), '{}') AS rates
+		FROM aif.factory_clusters c
+	), added AS (
+		INSERT INTO aif.charging_versions (factory_id, cluster, charge_by, unrated_rate, cpus_per_gpu,
+						   memory_per_gpu_mb, rates)
+		SELECT cur.factory_id, cur.cluster, cur.charge_by, cur.unrated_rate, cur.cpus_per_gpu,
+		       cur.memory_per_gpu_mb, cur.rates
+		FROM cur
+		LEFT JOIN aif.charging_versions v ON v.id = cur.charging_version
+		WHERE v.id IS NULL
+		   OR (v.charge_by, v.unrated_rate, v.cpus_per_gpu, v.memory_per_gpu_mb, v.rates)
+		      IS DISTINCT FROM (cur.charge_by, cur.unrated_rate, cur.cpus_per_gpu,
+					cur.memory_per_gpu_mb, cur.rates)
+		RETURNING id, factory_id, cluster
+	)
+	UPDATE aif.factory_clusters c SET charging_version = a.id
+	FROM added a
+	WHERE c.factory_id = a.factory_id AND c.cluster = a.cluster;
+
 	-- Projects, their sectors and members.
 	INSERT INTO aif.projects AS l (id, factory_id, name, on_exhausted, grace_seconds, warn_at,
 				       admission)

@@ -10,15 +10,17 @@
 CREATE OR REPLACE VIEW aif_report.usage_daily AS
 WITH l AS MATERIALIZED (SELECT * FROM aif.usage_pending_daily)
 SELECT u.day, u.cluster, p.factory_id AS factory, u.project_id AS project, u.sector_id AS sector,
-       trim_scale(round(u.gpu_us / 3600000000.0, 6)) AS gpu_hours, u.jobs
+       trim_scale(round(u.gpu_us / 3600000000.0, 6)) AS gpu_hours, u.jobs,
+       trim_scale(round(u.charged_us / 3600000000.0, 6)) AS charged_hours
 FROM (
 	SELECT r.day, r.cluster, r.project_id, r.sector_id,
-	       r.gpu_us + coalesce(l.gpu_us, 0) AS gpu_us, r.jobs + coalesce(l.jobs, 0) AS jobs
+	       r.gpu_us + coalesce(l.gpu_us, 0) AS gpu_us, r.jobs + coalesce(l.jobs, 0) AS jobs,
+	       r.charged_us + coalesce(l.charged_us, 0) AS charged_us
 	FROM aif.usage_daily_rollup r
 	LEFT JOIN l ON l.day = r.day AND l.cluster = r.cluster
 		AND l.project_id = r.project_id AND l.sector_id = r.sector_id
 	UNION ALL
-	SELECT l.day, l.cluster, l.project_id, l.sector_id, l.gpu_us, l.jobs
+	SELECT l.day, l.cluster, l.project_id, l.sector_id, l.gpu_us, l.jobs, l.charged_us
 	FROM l
 	WHERE NOT EXISTS (SELECT 1 FROM aif.usage_daily_rollup r
 			  WHERE r.day = l.day AND r.cluster = l.cluster
@@ -26,21 +28,23 @@ FROM (
 ) u
 JOIN aif.projects p ON p.id = u.project_id;
 COMMENT ON VIEW aif_report.usage_daily IS
-	'GPU-hours and distinct jobs per UTC day, cluster, factory, project and sector';
+	'physical GPU-hours, distinct jobs and charged hours per UTC day, cluster, factory, project and sector';
 
 -- The same per calendar month (UTC); jobs = distinct jobs with usage in that month.
 CREATE OR REPLACE VIEW aif_report.usage_monthly AS
 WITH l AS MATERIALIZED (SELECT * FROM aif.usage_pending_monthly)
 SELECT u.month, u.cluster, p.factory_id AS factory, u.project_id AS project, u.sector_id AS sector,
-       trim_scale(round(u.gpu_us / 3600000000.0, 6)) AS gpu_hours, u.jobs
+       trim_scale(round(u.gpu_us / 3600000000.0, 6)) AS gpu_hours, u.jobs,
+       trim_scale(round(u.charged_us / 3600000000.0, 6)) AS charged_hours
 FROM (
 	SELECT r.month, r.cluster, r.project_id, r.sector_id,
-	       r.gpu_us + coalesce(l.gpu_us, 0) AS gpu_us, r.jobs + coalesce(l.jobs, 0) AS jobs
+	       r.gpu_us + coalesce(l.gpu_us, 0) AS gpu_us, r.jobs + coalesce(l.jobs, 0) AS jobs,
+	       r.charged_us + coalesce(l.charged_us, 0) AS charged_us
 	FROM aif.usage_monthly_rollup r
 	LEFT JOIN l ON l.month = r.month AND l.cluster = r.cluster
 		AND l.project_id = r.project_id AND l.sector_id = r.sector_id
 	UNION ALL
-	SELECT l.month, l.cluster, l.project_id, l.sector_id, l.gpu_us, l.jobs
+	SELECT l.month, l.cluster, l.project_id, l.sector_id, l.gpu_us, l.jobs, l.charged_us
 	FROM l
 	WHERE NOT EXISTS (SELECT 1 FROM aif.usage_monthly_rollup r
 			  WHERE r.month = l.month AND r.cluster = l.cluster
@@ -48,7 +52,7 @@ FROM (
 ) u
 JOIN aif.projects p ON p.id = u.project_id;
 COMMENT ON VIEW aif_report.usage_monthly IS
-	'GPU-hours and distinct jobs per UTC calendar month (first day), cluster, factory, project and sector';
+	'physical GPU-hours, distinct jobs and charged hours per UTC calendar month (first day), cluster, factory, project and sector';
 
 -- One row per budget: per factory (project NULL) and per project, for every period it has a
 -- budget in. A factory's usage is the sum over all its projects (retired ones included), on
@@ -60,12 +64,14 @@ WITH per AS (
 	       p.starts_on::timestamp AT TIME ZONE 'UTC' AS t0, p.ends_on::timestamp AT TIME ZONE 'UTC' AS t1
 	FROM aif.periods p
 ), used AS (
-	SELECT x.period_id, x.project_id, sum(x.gpu_us) AS gpu_us
+	SELECT x.period_id, x.project_id, sum(x.charged_us) AS gpu_us, sum(x.gpu_us) AS physical_us
 	FROM (
-		SELECT r.period_id, r.project_id, r.gpu_us
+		SELECT r.period_id, r.project_id, r.charged_us, r.gpu_us
 		FROM aif.usage_period_rollup r
 		UNION ALL
-		SELECT per.id, u.project_id, aif_report.gpu_us_within(u.gpus, u.started_at, u.ended_at, per.t0, per.t1)
+		SELECT per.id, u.project_id,
+		       aif_report.charged_us_within(u.charged_gpus, u.started_at, u.ended_at, per.t0, per.t1),
+		       aif_report.gpu_us_within(u.gpus, u.started_at, u.ended_at, per.t0, per.t1)
 		FROM aif.usage_pending u
 		JOIN per ON u.started_at < per.t1 AND u.ended_at > per.t0 AND u.ended_at > u.started_at
 	) x
@@ -73,21 +79,24 @@ WITH per AS (
 ), reserved AS (
 	SELECT r.period_id, r.project_id, r.gpu_us FROM aif.reserved_totals r
 ), by_factory AS (
-	SELECT x.period_id, p.factory_id, sum(x.used) AS gpu_us, sum(x.reserved) AS reserved_us
-	FROM (SELECT u.period_id, u.project_id, u.gpu_us AS used, 0 AS reserved FROM used u
+	SELECT x.period_id, p.factory_id, sum(x.used) AS gpu_us, sum(x.reserved) AS reserved_us,
+	       sum(x.physical) AS physical_us
+	FROM (SELECT u.period_id, u.project_id, u.gpu_us AS used, 0 AS reserved, u.physical_us AS physical
+	      FROM used u
 	      UNION ALL
-	      SELECT r.period_id, r.project_id, 0, r.gpu_us FROM reserved r) x
+	      SELECT r.period_id, r.project_id, 0, r.gpu_us, 0 FROM reserved r) x
 	JOIN aif.projects p ON p.id = x.project_id
 	GROUP BY x.period_id, p.factory_id
 ), budgets AS (
 	SELECT b.period_id, f.id AS factory_id, NULL::text AS project_id, b.gpu_hours, f.warn_at,
-	       coalesce(u.gpu_us, 0) AS gpu_us, coalesce(u.reserved_us, 0) AS reserved_us
+	       coalesce(u.gpu_us, 0) AS gpu_us, coalesce(u.reserved_us, 0) AS reserved_us,
+	       coalesce(u.physical_us, 0) AS physical_us
 	FROM aif.factory_budgets b
 	JOIN aif.factories f ON f.id = b.factory_id
 	LEFT JOIN by_factory u ON u.period_id = b.period_id AND u.factory_id = b.factory_id
 	UNION ALL
 	SELECT b.period_id, p.factory_id, p.id, b.gpu_hours, p.warn_at, coalesce(u.gpu_us, 0),
-	       coalesce(r.gpu_us, 0)
+	       coalesce(r.gpu_us, 0), coalesce(u.physical_us, 0)
 	FROM aif.project_budgets b
 	JOIN aif.projects p ON p.id = b.project_id
 	LEFT JOIN used u ON u.period_id = b.period_id AND u.project_id = b.project_id
@@ -99,12 +108,36 @@ SELECT b.period_id AS period, b.factory_id AS factory, b.project_id AS project,
        trim_scale(b.gpu_hours - round(b.gpu_us / 3600000000.0, 6)) AS remaining_gpu_hours,
        round(b.gpu_us / (b.gpu_hours * 36000000.0), 2) AS pct_used,
        aif_report.budget_state(b.gpu_us, b.gpu_hours, b.warn_at) AS state,
-       trim_scale(round(b.reserved_us / 3600000000.0, 6)) AS reserved_gpu_hours
+       trim_scale(round(b.reserved_us / 3600000000.0, 6)) AS reserved_gpu_hours,
+       trim_scale(round(b.physical_us / 3600000000.0, 6)) AS used_physical_gpu_hours
 FROM budgets b
 JOIN per ON per.id = b.period_id
 ORDER BY per.starts_on, b.period_id, b.factory_id, b.project_id NULLS FIRST;
 COMMENT ON VIEW aif_report.budget_status IS
-	'GPU-hour budgets per period and factory (project NULL) or project: used, remaining, state, and what running jobs reserve';
+	'budgets per period and factory (project NULL) or project, in charged GPU-hours (each cluster''s rates; 1 per GPU-hour without): used, remaining, state, what running jobs reserve, and the physical GPU-hours used';
+
+-- Per UTC day, cluster, factory, project, sector and GPU model: physical GPU-hours and charged
+-- hours (a node's charge split between its models by their GPUs, aif_report.model_shares();
+-- model '(unknown)' for usage whose allocation aif did not learn, as before migration 014).
+CREATE OR REPLACE VIEW aif_report.usage_by_model AS
+WITH pending AS (
+	SELECT sl.day, sl.cluster, sl.project_id, sl.sector_id, m.model,
+	       sum(m.gpus * sl.us) AS gpu_us, sum(round(sl.charged_gpus * sl.us * m.share)) AS charged_us
+	FROM aif.usage_pending_day_slices sl
+	CROSS JOIN LATERAL aif_report.model_shares(sl.gpus, sl.gpu_models) m
+	GROUP BY 1, 2, 3, 4, 5
+)
+SELECT u.day, u.cluster, p.factory_id AS factory, u.project_id AS project, u.sector_id AS sector,
+       u.model, trim_scale(round(sum(u.gpu_us) / 3600000000.0, 6)) AS gpu_hours,
+       trim_scale(round(sum(u.charged_us) / 3600000000.0, 6)) AS charged_hours
+FROM (SELECT r.day, r.cluster, r.project_id, r.sector_id, r.model, r.gpu_us, r.charged_us
+      FROM aif.usage_model_daily_rollup r
+      UNION ALL
+      SELECT * FROM pending) u
+JOIN aif.projects p ON p.id = u.project_id
+GROUP BY u.day, u.cluster, p.factory_id, u.project_id, u.sector_id, u.model;
+COMMENT ON VIEW aif_report.usage_by_model IS
+	'physical GPU-hours and charged hours per UTC day, cluster, factory, project, sector and GPU model';
 
 -- Per UTC day, cluster and reason: GPU-hours (split at UTC midnight, open intervals up to
 -- now(), as usage_daily) and distinct jobs. No uid, no user name, no project name.

@@ -57,8 +57,10 @@ assert_eq 10 "$(as "$daemon" "SELECT used_gpu_hours FROM aif_report.budget_statu
 	"daemon reads budget_status"
 assert_eq 2 "$(as "$daemon" "SELECT count(*) FROM aif.project_members WHERE project_id = 'genomics-eu'")" \
 	"daemon reads the configuration"
-assert_fails 'permission denied for table usage_intervals' "daemon changing the gpus of an interval" \
-	as "$daemon" "UPDATE aif.usage_intervals SET gpus = 1"
+assert_fails 'permission denied for table usage_intervals' "daemon changing the key of an interval" \
+	as "$daemon" "UPDATE aif.usage_intervals SET node = 'n9'"
+assert_fails 'is closed and cannot be changed' "daemon changing the gpus of a closed interval" \
+	as "$daemon" "UPDATE aif.usage_intervals SET gpus = 1, charged_gpus = 1 WHERE ended_at IS NOT NULL"
 assert_fails 'permission denied for table usage_intervals' "daemon deleting usage" \
 	as "$daemon" "DELETE FROM aif.usage_intervals"
 assert_fails 'permission denied for table cancellations' "daemon deleting cancellations" \
@@ -90,15 +92,17 @@ assert_eq "" "$(as "$operator" 'SELECT * FROM aif.rollup_verify()')" "operator v
 # aif_funder: every aif_report view, nothing in aif.
 views=$(q -c "SELECT string_agg(c.relname, ' ' ORDER BY c.relname) FROM pg_class c
 	WHERE c.relnamespace = 'aif_report'::regnamespace")
-assert_eq "budget_status factories periods projects sectors unattributed_daily usage_daily usage_monthly" "$views" "aif_report views"
+assert_eq "budget_status factories periods projects sectors unattributed_daily usage_by_model usage_daily usage_monthly" "$views" "aif_report views"
 for v in $views; do
 	as "$funder" "SELECT * FROM aif_report.$v" >/dev/null || fail "funder cannot read aif_report.$v"
 done
 assert_eq 10 "$(as "$funder" "SELECT used_gpu_hours FROM aif_report.budget_status WHERE project = 'genomics-eu'")" \
 	"funder reads budget_status"
-assert_eq "2026-02-01|jean-zay|ai2f|genomics-eu|health|8|1
-2026-02-02|jean-zay|ai2f|genomics-eu|health|2|1" "$(as "$funder" 'SELECT * FROM aif_report.usage_daily ORDER BY day')" \
+assert_eq "2026-02-01|jean-zay|ai2f|genomics-eu|health|8|1|8
+2026-02-02|jean-zay|ai2f|genomics-eu|health|2|1|2" "$(as "$funder" 'SELECT * FROM aif_report.usage_daily ORDER BY day')" \
 	"funder reads usage_daily"
+assert_eq "(unknown)|10|10" "$(as "$funder" 'SELECT model, sum(gpu_hours), sum(charged_hours)
+	FROM aif_report.usage_by_model GROUP BY model')" "funder reads usage_by_model"
 n=0
 for t in $(q -c "SELECT c.relname FROM pg_class c WHERE c.relnamespace = 'aif'::regnamespace
 		 AND c.relkind IN ('r', 'v', 'p', 'm') ORDER BY 1"); do

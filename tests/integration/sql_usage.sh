@@ -217,7 +217,9 @@ BEGIN ISOLATION LEVEL REPEATABLE READ;
 CREATE TEMP VIEW naive_slices AS
 SELECT i.cluster, i.job_id, p.factory_id AS factory, i.project_id AS project, i.sector_id AS sector,
        d.t::date AS day,
-       i.gpus * extract(epoch FROM least(i.e, d.t + interval '1 day') - greatest(i.s, d.t)) AS gpu_s
+       i.gpus * extract(epoch FROM least(i.e, d.t + interval '1 day') - greatest(i.s, d.t)) AS gpu_s,
+       coalesce(i.charged_gpus, i.gpus)
+	* extract(epoch FROM least(i.e, d.t + interval '1 day') - greatest(i.s, d.t)) AS charged_s
 FROM (SELECT u.*, u.started_at AT TIME ZONE 'UTC' AS s,
 	     coalesce(u.ended_at, now()) AT TIME ZONE 'UTC' AS e FROM aif.usage_intervals u) i
 JOIN aif.projects p ON p.id = i.project_id,
@@ -225,11 +227,12 @@ JOIN aif.projects p ON p.id = i.project_id,
 WHERE least(i.e, d.t + interval '1 day') > greatest(i.s, d.t);
 CREATE TEMP VIEW naive_daily AS
 SELECT day, cluster, factory, project, sector, trim_scale(round(sum(gpu_s) / 3600, 6)) AS gpu_hours,
-       count(DISTINCT job_id) AS jobs
+       count(DISTINCT job_id) AS jobs, trim_scale(round(sum(charged_s) / 3600, 6)) AS charged_hours
 FROM naive_slices GROUP BY 1, 2, 3, 4, 5;
 CREATE TEMP VIEW naive_monthly AS
 SELECT date_trunc('month', day)::date AS month, cluster, factory, project, sector,
-       trim_scale(round(sum(gpu_s) / 3600, 6)) AS gpu_hours, count(DISTINCT job_id) AS jobs
+       trim_scale(round(sum(gpu_s) / 3600, 6)) AS gpu_hours, count(DISTINCT job_id) AS jobs,
+       trim_scale(round(sum(charged_s) / 3600, 6)) AS charged_hours
 FROM naive_slices GROUP BY 1, 2, 3, 4, 5;
 SELECT 'daily', count(*) FROM ((SELECT * FROM aif_report.usage_daily EXCEPT SELECT * FROM naive_daily)
 	UNION ALL (SELECT * FROM naive_daily EXCEPT SELECT * FROM aif_report.usage_daily)) x;

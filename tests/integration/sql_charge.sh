@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# Charging (sql/014_charged.sql, docs/budgets-yaml.md "Charging"): usage recorded as aifd
+# records it (aif.record_usage(), with what slurmctld allocated) is charged at each GPU model's
+# rate, raised to the node share of CPUs and memory, or by Slurm's billing; an unknown model and
+# an unknown allocation at the unrated rate; MIG profiles are models; a rate changed while a job
+# runs does not change its charge; budget_status counts charged hours and says the physical
+# ones; usage_daily and usage_by_model give both; the rollups stay exact (rollup_verify); a
+# reservation charges each GPU at the cluster's highest rate.
+set -euo pipefail
+source "$(dirname "$0")/../lib.sh"
+source "$(dirname "$0")/sql_common.sh"
+load_harness
+sql_setup charge "${1:?usage: sql_charge.sh AIF_MIGRATE}"
+
+config() { # config H100_RATE: ai2f on jean-zay (rates, node share) and adastra (billing)
+	cat <<EOF
+BEGIN;
+SELECT aif.begin_staging();
+INSERT INTO pg_temp.stage_sectors VALUES ('health');
+INSERT INTO pg_temp.stage_periods VALUES
+	('cur', (now() AT TIME ZONE 'UTC')::date - 30, (now() AT TIME ZONE 'UTC')::date + 30);
+INSERT INTO pg_temp.stage_factories VALUES ('ai2f', NULL, 'deny', 0, '{80,95}', false);
+INSERT INTO pg_temp.stage_factory_clusters VALUES
+	('ai2f', 'jean-zay', 'gpus', $1, 16, 65536), ('ai2f', 'adastra', 'billing', 1, NULL, NULL);
+INSERT INTO pg_temp.stage_gpu_rates VALUES ('ai2f', 'jean-zay', 'h100', $1),
+	('ai2f', 'jean-zay', 'a100', 2), ('ai2f', 'jean-zay', '1g.10gb', 0.25);
+INSERT INTO pg_temp.stage_factory_budgets VALUES ('ai2f', 'cur', 1000);
+INSERT INTO pg_temp.stage_projects VALUES ('p1', 'ai2f', NULL, 'deny', 0, '{}');
+INSERT INTO pg_temp.stage_project_sectors VALUES ('p1', 'health', 0);
+INSERT INTO pg_temp.stage_project_budgets VALUES ('p1', 'cur', 500);
+SELECT count(*) FROM aif.apply('charge.yaml', sha256('charge'), 'test');
+COMMIT;
+EOF
+}
+config 4 | q >/dev/null
+
+# record ROWS: aif.record_usage() of the rows "(order, is_end, cluster, job, node, gpus)" as
+# aifd writes them: starts an hour ago, ends now (exact and final), project p1, uid 1000.
+record() {
+	q -c "WITH v(o, e, c, j, n, g) AS (VALUES $1),
+	t AS (SELECT floor(extract(epoch FROM now()))::bigint AS now)
+	SELECT aif.record_usage(array_agg(e ORDER BY o), array_agg(c ORDER BY o), array_agg(j::bigint ORDER BY o),
+		array_agg(n ORDER BY o), array_agg(0::bigint ORDER BY o), array_agg('p1'::text ORDER BY o),
+		array_agg('health'::text ORDER BY o), array_agg(1000::bigint ORDER BY o),
+		array_agg('alice'::text ORDER BY o), array_agg(g::bigint ORDER BY o),
+		array_agg(t.now - 3600 ORDER BY o), array_agg(CASE WHEN e THEN t.now END ORDER BY o),
+		array_agg(e ORDER BY o), array_agg(true ORDER BY o), array_agg(NULL::text ORDER BY o),
+		interval '300 seconds')
+	FROM v, t" >/dev/null
+}
+# allocate ROWS: aif.record_allocations() of "(cluster, job, node, gpu_models, job_cpus,
+# job_memory_mb, job_billing, job_nodes)" for run 0 of uid 1000; prints the intervals changed
+# and the models charged at the unrated rate of a cluster that has rates.
+allocate() {
+	q -F ' ' -c "SELECT r.changed, r.unrated
+	FROM (SELECT array_agg(c) AS c, array_agg(j::bigint) AS j, array_agg(n) AS n, array_agg(gm::text) AS gm,
+		     array_agg(jc::bigint) AS jc, array_agg(jm::bigint) AS jm, array_agg(jb::bigint) AS jb,
+		     array_agg(jn::bigint) AS jn, array_agg(0::bigint) AS restarts, array_agg(1000::bigint) AS uids
+	      FROM (VALUES $1) v(c, j, n, gm, jc, jm, jb, jn)) a,
+	     aif.record_allocations(a.c, a.j, a.n, a.restarts, a.uids, a.gm, a.jc, a.jm, a.jb, a.jn) r"
+}
+starts="(1, false, 'jean-zay', 1, 'n1', 2), (2, false, 'jean-zay', 2, 'n1', 2),
+	(3, false, 'jean-zay', 2, 'n2', 2), (4, false, 'jean-zay', 3, 'n1', 1),
+	(5, false, 'jean-zay', 4, 'n1', 1), (6, false, 'jean-zay', 5, 'n3', 2),
+	(7, false, 'jean-zay', 6, 'n1', 2), (8, false, 'jean-zay', 7, 'n4', 3),
+	(9, false, 'jean-zay', 8, 'n4', 1), (10, false, 'adastra', 9, 'a1', 8),
+	(11, false, 'adastra', 9, 'a2', 8), (12, false, 'jean-zay', 10, 'n5', 0)"
+record "$starts"
+assert_eq 8 "$(q -c "SELECT trim_scale(charged_gpus) FROM aif.usage_intervals WHERE job_id = 1")" \
+	"a new interval: its GPUs at the unrated rate (the highest, 4) until its allocation is known"
+assert_eq "12 {jean-zay/(untyped),jean-zay/gh200}" "$(allocate "('jean-zay', 1, 'n1', 'h100:2', 8, 16384, 2, 1),
+	('jean-zay', 2, 'n1', 'h100:2', 64, 65536, 8, 2), ('jean-zay', 2, 'n2', 'a100:2', 64, 65536, 8, 2),
+	('jean-zay', 3, 'n1', 'h100:1', 64, 16384, 4, 1), ('jean-zay', 4, 'n1', 'h100:1', 4, 200000, 4, 1),
+	('jean-zay', 5, 'n3', NULL, NULL, NULL, NULL, NULL),
+	('jean-zay', 6, 'n1', ':2', 2, NULL, 2, 1), ('jean-zay', 7, 'n4', '1g.10gb:3', 3, 3072, 3, 1),
+	('jean-zay', 8, 'n4', 'gh200:1', 1, 1024, NULL, 1),
+	('adastra', 9, 'a1', 'mi250x:8', 128, 262144, 10, 2), ('adastra', 9, 'a2', 'mi250x:8', 128, 262144, 10, 2),
+	('jean-zay', 10, 'n5', '', 32, 16384, 1, 1), ('jean-zay', 99, 'n1', 'h100:1', 1, 1, 1, 1)")" \
+	"allocations recorded (job 99 has no interval), and the models without a rate"
+assert_eq "0 {}" "$(allocate "('jean-zay', 1, 'n1', 'h100:4', 8, 16384, 2, 1)")" "an allocation is taken once"
+record "${starts//false/true}"
+assert_eq 0 "$(q -c "SELECT count(*) FROM aif.usage_intervals WHERE ended_at IS NULL")" "all closed"
+
+# Per interval: GPUs, models, node share, charged GPUs.
+assert_eq "1 n1 2 h100:2 8 16384 8
+2 n1 2 h100:2 32 32768 8
+2 n2 2 a100:2 32 32768 4
+3 n1 1 h100:1 64 16384 16
+4 n1 1 h100:1 4 200000 16
+5 n3 2 - - - 8
+6 n1 2 :2 2 - 8
+7 n4 3 1g.10gb:3 3 3072 0.75
+8 n4 1 gh200:1 1 1024 4
+9 a1 8 mi250x:8 64 131072 5
+9 a2 8 mi250x:8 64 131072 5
+10 n5 0  32 16384 8" "$(q -F ' ' -c "SELECT job_id, node, gpus, coalesce(gpu_models, '-'), coalesce(cpus::text, '-'),
+		coalesce(memory_mb::text, '-'), trim_scale(charged_gpus)
+	FROM aif.usage_intervals ORDER BY job_id, node")" "charged GPUs per interval"
+# (job 1: 2 h100 at 4, 8 CPUs within 2 GPUs' share; job 2: per node 32 CPUs = 2 GPUs' share;
+# job 3: 64 CPUs = 4 GPUs' share on 1 h100: 3 more at 4; job 4: 200000 MiB = 4 GPUs' share
+# (ceil(200000 / 65536)); job 5: no allocation known, 2 GPUs at the unrated rate (the highest,
+# 4); job 6: untyped GPUs, unrated; job 7: MIG slices at 0.25; job 8: a model without a rate,
+# unrated; job 9: billing 10 over 2 nodes; job 10: no GPU, 32 CPUs = 2 GPUs' share at the
+# unrated rate. Job 6's memory and job 8's billing: the job's TRES had none.)
+
+# budget_status: charged hours (every interval lasts an hour), and the physical hours.
+assert_eq "ai2f - 1000 90.75 909.25 9.08 ok 32
+ai2f p1 500 90.75 409.25 18.15 ok 32" "$(q -F ' ' -c "SELECT factory, coalesce(project, '-'), budget_gpu_hours,
+		used_gpu_hours, remaining_gpu_hours, pct_used, state, used_physical_gpu_hours
+	FROM aif_report.budget_status WHERE period = 'cur'")" "budget_status in charged hours"
+assert_eq "90.75 32" "$(q -F ' ' -c "SELECT sum(charged_hours), sum(gpu_hours) FROM aif_report.usage_daily")" \
+	"usage_daily: charged and physical hours"
+by_model() {
+	q -F ' ' -c "SELECT model, sum(gpu_hours), sum(charged_hours) FROM aif_report.usage_by_model
+		GROUP BY model ORDER BY model"
+}
+expected_models="(none) 0 8
+(unknown) 2 8
+(untyped) 2 8
+1g.10gb 3 0.75
+a100 2 4
+gh200 1 4
+h100 6 48
+mi250x 16 10"
+assert_eq "$expected_models" "$(by_model)" "usage_by_model, pending"
+assert_eq 12 "$(q -c 'SELECT aif.rollup_flush()')" "flush"
+assert_eq "$expected_models" "$(by_model)" "usage_by_model, folded"
+assert_eq "" "$(q -c 'SELECT * FROM aif.rollup_verify()')" "rollup_verify"
+assert_eq "ai2f p1 500 90.75" "$(q -F ' ' -c "SELECT factory, project, budget_gpu_hours, used_gpu_hours
+	FROM aif_report.budget_status WHERE period = 'cur' AND project = 'p1'")" "budget_status, folded"
+
+# A rate changed while a job runs applies from then on: job 11, open under h100 at 4, keeps 4
+# when its allocation is learnt after the change to 6; job 12, opened after it, is charged 6.
+record "(1, false, 'jean-zay', 11, 'n6', 1)"
+config 6 | q >/dev/null
+record "(1, false, 'jean-zay', 12, 'n7', 1)"
+allocate "('jean-zay', 11, 'n6', 'h100:1', 1, 1024, 1, 1), ('jean-zay', 12, 'n7', 'h100:1', 1, 1024, 1, 1)" >/dev/null
+assert_eq "11 4
+12 6" "$(q -F ' ' -c "SELECT job_id, trim_scale(charged_gpus) FROM aif.usage_intervals WHERE job_id > 10
+	ORDER BY 1")" "a rate change applies from then on"
+assert_eq "2" "$(q -c "SELECT count(*) FROM aif.charging_versions WHERE cluster = 'jean-zay'")" \
+	"the change is a new charging version"
+assert_eq "change gpu-rate ai2f/jean-zay/h100 rate 4 -> 6" "$(q -F ' ' -c "SELECT r->>'action', r->>'object',
+	r->>'id', r->>'detail' FROM aif.apply_log, jsonb_array_elements(summary->'rows') r
+	WHERE id = (SELECT max(id) FROM aif.apply_log) AND r->>'object' = 'gpu-rate'")" "the audit log shows it"
+
+# A reservation charges each GPU at the cluster's highest rate (h100, 6 now): 2 GPUs for 1 h.
+assert_eq "t 43200000000" "$(q -F ' ' -c "SELECT fits, cost_us FROM aif.reserve('jean-zay', 20, 'p1', 2,
+	now(), now() + interval '1 hour', false)")" "reservation at the highest rate"
+assert_eq "12" "$(q -c "SELECT trim_scale(charged) FROM aif.reservations WHERE job_id = 20")" "reserved charged GPUs"
+
+echo "sql charge: ok"
