@@ -55,10 +55,12 @@ static const char *const queries[Q_COUNT] = {
 			      " aif_report.budget_thresholds(b.gpu_hours, p.warn_at) t"
 			      " ORDER BY b.project_id COLLATE \"C\", b.period_id COLLATE \"C\"",
 	/*
-	 * Per period and project: GPU-microseconds used up to $1 (folded rollups + the queue +
-	 * open intervals up to $1, as aif_report.budget_status computes them up to now(), each
-	 * interval's share of a period as aif_report.gpu_us_within() defines it), and
-	 * the GPUs of the intervals open at $1 for the periods not over at $1.
+	 * Per period and project: charged GPU-microseconds used up to $1 (folded rollups + the
+	 * queue + open intervals up to $1, as aif_report.budget_status computes them up to now(),
+	 * each interval's share of a period as aif_report.charged_us_within() defines it; with
+	 * fractional rates, open intervals may differ from it by their rounding, under a
+	 * microsecond each), and the charged GPUs of the intervals open at $1, rounded up, for
+	 * the periods not over at $1.
 	 * The open intervals (a busy cluster's many) are summed first per project and span of
 	 * start times between consecutive period bounds and $1 (width_bucket()): every interval
 	 * of a span starts before a period, or within it and before its end, so a period's share
@@ -76,19 +78,21 @@ static const char *const queries[Q_COUNT] = {
 		" xs AS (SELECT array_agg(x ORDER BY x) AS xs FROM ("
 		"  SELECT t0 AS x FROM per UNION SELECT t1 FROM per UNION SELECT t FROM t) b),"
 		" o AS (SELECT i.project_id, width_bucket(i.started_at, xs.xs) AS k,"
-		"  sum(i.gpus) FILTER (WHERE i.started_at < t.t) AS g,"
-		"  sum(i.gpus * round(date_part('epoch', t.t - i.started_at) * 1000000)::bigint)"
+		"  sum(coalesce(i.charged_gpus, i.gpus)) FILTER (WHERE i.started_at < t.t) AS g,"
+		"  sum(round(coalesce(i.charged_gpus, i.gpus)"
+		"   * round(date_part('epoch', t.t - i.started_at) * 1000000)::bigint))"
 		"   FILTER (WHERE i.started_at < t.t) AS g_us,"
-		"  sum(i.gpus) FILTER (WHERE i.started_at <= t.t) AS g_now"
+		"  ceil(sum(coalesce(i.charged_gpus, i.gpus)) FILTER (WHERE i.started_at <= t.t)) AS g_now"
 		"  FROM aif.usage_intervals i, xs, t WHERE i.ended_at IS NULL GROUP BY 1, 2)"
 		" SELECT x.period_id, x.project_id, sum(x.gpu_us)::bigint, sum(x.gpus)::bigint,"
 		"  sum(x.committed_us)::bigint FROM ("
-		"  SELECT r.period_id, r.project_id, r.gpu_us, 0 AS gpus, r.gpu_us AS committed_us"
+		"  SELECT r.period_id, r.project_id, r.charged_us AS gpu_us, 0 AS gpus, r.charged_us AS committed_us"
 		"  FROM aif.usage_period_rollup r"
 		"  UNION ALL"
 		"  SELECT q.id, q.project_id, q.gpu_us, 0, q.gpu_us FROM ("
 		"   SELECT per.id, u.project_id,"
-		"    aif_report.gpu_us_within(u.gpus, u.started_at, u.ended_at, per.t0, per.t1) AS gpu_us"
+		"    aif_report.charged_us_within(coalesce(u.charged_gpus, u.gpus), u.started_at, u.ended_at,"
+		"     per.t0, per.t1) AS gpu_us"
 		"   FROM aif.usage_queue u JOIN per ON u.started_at < per.t1 AND u.ended_at > per.t0"
 		"    AND u.ended_at > u.started_at) q"
 		"  UNION ALL"
@@ -99,8 +103,8 @@ static const char *const queries[Q_COUNT] = {
 		"   CASE WHEN per.t0 >= t.t OR o.g IS NULL OR (o.k > 0 AND xs.xs[o.k] >= least(t.t, per.t1))"
 		"    THEN 0"
 		"    WHEN o.k = 0 OR xs.xs[o.k + 1] <= per.t0"
-		"    THEN o.g * round(date_part('epoch', least(t.t, per.t1) - per.t0) * 1000000)::numeric"
-		"    ELSE o.g_us - o.g * round(date_part('epoch', t.t - least(t.t, per.t1)) * 1000000)::numeric"
+		"    THEN round(o.g * round(date_part('epoch', least(t.t, per.t1) - per.t0) * 1000000)::bigint)"
+		"    ELSE o.g_us - round(o.g * round(date_part('epoch', t.t - least(t.t, per.t1)) * 1000000)::bigint)"
 		"   END,"
 		"   CASE WHEN per.t1 > t.t THEN coalesce(o.g_now, 0) ELSE 0 END, 0"
 		"  FROM o, xs, t, per"
