@@ -172,10 +172,10 @@ static void ends_closed(void *refresh)
 	refresh_poke(refresh);
 }
 
-/* The usage writer committed ends to the inbox: the settler's next round. */
-static void ends_written(void *settle)
+/* The usage writer committed records: the settler's next round. */
+static void usage_written(void *settle, bool ends)
 {
-	settle_poke(settle);
+	settle_poke(settle, ends);
 }
 
 /* Reconciliation's jobs of a pass: the pending ones that cannot fit wait (pending.h). */
@@ -210,8 +210,8 @@ static int start_threads_blocked(struct aifd *aifd, const struct refresh_options
 	store_options_init(&sopts);
 	sopts.rollup_flush_interval_ms = (unsigned)config->flush_interval_ms;
 	sopts.log = store_log;
-	sopts.ends_written = ends_written;
-	sopts.ends_arg = aifd->settle;
+	sopts.written = usage_written;
+	sopts.written_arg = aifd->settle;
 	aif_diag_clear(&diag);
 	if (store_start_opts(config->db, &sopts, &aifd->store, &diag) < 0) {
 		log_diag(LOG_LEVEL_ERROR, NULL, &diag);

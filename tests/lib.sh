@@ -117,6 +117,7 @@ YAML
 # plugin_cluster_start [PLUGSTACK ARG]...: a harness run of the test's own whose
 # plugstack.conf loads this build's aif.so (copied, readable by the test users) talking to
 # the aifd "a" that aifd_start will start, with the extra arguments; then aifd_setup. With
+# AIF_HARNESS_ARGS, more options of aif-harness start; with
 # AIF_PROLOG_FLAGS set, slurm.conf has PrologFlags=$AIF_PROLOG_FLAGS and aif-pelog as
 # Prolog= and Epilog=, its stderr in $AIFD_WORK/pelog.log; with AIF_PELOG set, aif-pelog too; with
 # AIF_SLURMDBD set, slurmdbd and MariaDB beside it (aif-harness --slurmdbd). The run is stopped
@@ -145,6 +146,10 @@ plugin_cluster_start() {
 		opts=(--prolog-flags "${AIF_PROLOG_FLAGS:-Alloc}" --pelog "$AIFD_WORK/pelog")
 	fi
 	[[ -z ${AIF_SLURMDBD:-} ]] || opts+=(--slurmdbd)
+	# AIF_HARNESS_ARGS: more options of aif-harness start (--gpu-types ..., --partition ...).
+	local extra=()
+	[[ -z ${AIF_HARNESS_ARGS:-} ]] || read -ra extra <<<"$AIF_HARNESS_ARGS"
+	opts+=("${extra[@]}")
 	# slurmctld's job_submit/aif as well, as a site installs it (docs/slurm.md).
 	opts+=(--plugin "$AIF_BUILD_DIR/plugin/job_submit_aif.so" --slurm-conf-line JobSubmitPlugins=aif)
 	"$AIF_HARNESS" start --plugstack "$AIFD_WORK/plugstack.conf" "${opts[@]}" \

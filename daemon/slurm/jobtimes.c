@@ -26,6 +26,7 @@
 
 #include "aif_clock.h"
 #include "aif_diag.h"
+#include "aif_gres.h"
 #include "log.h"
 #include "slurmctld.h"
 
@@ -45,6 +46,83 @@
 #define SINGLES_MAX 32
 #define JOBS_PER_RPC 100
 
+/*
+ * What slurmctld allocated to a job (usage.h, struct usage_alloc): shared by the answers that
+ * copy it (the cache, the thread's last round, a settling round), freed with its last reference.
+ */
+struct job_alloc {
+	int refs; /* __atomic */
+	int64_t cpus, memory_mb, billing;
+	size_t n_nodes;
+	struct {
+		char *name;
+		char models[USAGE_MODELS_MAX];
+		bool known; /* its GRES detail could be read */
+	} nodes[];
+};
+
+static struct job_alloc *alloc_retain(struct job_alloc *a)
+{
+	if (a)
+		__atomic_add_fetch(&a->refs, 1, __ATOMIC_RELAXED);
+	return a;
+}
+
+static void alloc_release(struct job_alloc *a)
+{
+	if (!a || __atomic_sub_fetch(&a->refs, 1, __ATOMIC_ACQ_REL))
+		return;
+	for (size_t i = 0; i < a->n_nodes; i++)
+		free(a->nodes[i].name);
+	free(a);
+}
+
+/*
+ * The allocation of a running job's info (loaded with SHOW_DETAIL), or NULL when it cannot be
+ * read: its nodes
+ * in the order of its node list, each with its gres_detail_str[] entry (the GPUs by model),
+ * and its TRES (tres_alloc_str: CPUs, memory and billing of all its nodes).
+ */
+static struct job_alloc *alloc_of(const slurm_job_info_t *info)
+{
+	struct hostlist *hl;
+	struct job_alloc *a;
+	int64_t nodes;
+	char *name;
+
+	if (!info->nodes || !info->nodes[0] || !info->tres_alloc_str)
+		return NULL;
+	hl = slurm_hostlist_create(info->nodes);
+	if (!hl)
+		return NULL;
+	nodes = slurm_hostlist_count(hl);
+	a = nodes > 0 ? calloc(1, sizeof(*a) + (size_t)nodes * sizeof(a->nodes[0])) : NULL;
+	if (!a || aif_tres_value(info->tres_alloc_str, "cpu", &a->cpus) < 0) {
+		free(a);
+		slurm_hostlist_destroy(hl);
+		return NULL;
+	}
+	/* Without memory enforcement (CR_Core) or billing weights, a job may have neither. */
+	if (aif_tres_value(info->tres_alloc_str, "mem", &a->memory_mb) < 0)
+		a->memory_mb = -1;
+	if (aif_tres_value(info->tres_alloc_str, "billing", &a->billing) < 0)
+		a->billing = -1;
+	a->refs = 1;
+	while (a->n_nodes < (size_t)nodes && (name = slurm_hostlist_shift(hl))) {
+		size_t i = a->n_nodes++;
+		const char *detail = i < info->gres_detail_cnt && info->gres_detail_str ?
+					     info->gres_detail_str[i] : NULL;
+
+		a->nodes[i].name = strdup(name);
+		free(name);
+		a->nodes[i].known = a->nodes[i].name &&
+				    aif_gres_models(detail, a->nodes[i].models,
+						    sizeof(a->nodes[i].models)) >= 0;
+	}
+	slurm_hostlist_destroy(hl);
+	return a;
+}
+
 /* What slurmctld said of one job. */
 struct answer {
 	uint32_t job;
@@ -54,6 +132,7 @@ struct answer {
 	uint32_t uid, restart;
 	time_t start, end;
 	int64_t at_ms; /* when it was asked */
+	struct job_alloc *alloc; /* a reference, or NULL */
 };
 
 /* One job of a request: what its records need, and the answer. */
@@ -98,6 +177,8 @@ static void answer_from(struct answer *a, uint32_t job, const slurm_job_info_t *
 	a->restart = info->restart_cnt;
 	a->start = info->start_time;
 	a->end = info->end_time;
+	/* An ended job's record keeps no GRES per node (scontrol -d shows "GRES=" then). */
+	a->alloc = a->ended ? NULL : alloc_of(info);
 }
 
 static bool fresh_enough(const struct answer *a, const struct wanted *w, int64_t now)
@@ -131,6 +212,22 @@ static void answered(struct jobtimes *jt)
 	jt->down = false;
 }
 
+/* A cache slot takes a (referenced) copy of an answer. Lock held. */
+static void cache_put(struct jobtimes *jt, const struct answer *a)
+{
+	struct answer *slot = &jt->cache[a->job % CACHE_SLOTS];
+
+	alloc_release(slot->alloc);
+	*slot = *a;
+	alloc_retain(slot->alloc);
+}
+
+static void release_answers(struct wanted *w, size_t n)
+{
+	for (size_t i = 0; w && i < n; i++)
+		alloc_release(w[i].answer.alloc);
+}
+
 /* The thread: ask slurmctld for w[0..n), all without an answer; the cache gets the answers. */
 static void ask(struct jobtimes *jt, struct wanted *w, size_t n)
 {
@@ -140,7 +237,7 @@ static void ask(struct jobtimes *jt, struct wanted *w, size_t n)
 	if (n > ALONE_MAX && (n > SINGLES_MAX || n * JOBS_PER_RPC > jt->jobs_held)) {
 		slurm_job_info_t **index;
 
-		if (slurm_load_jobs(0, &msg, SLURMCTLD_SHOW) != 0) {
+		if (slurm_load_jobs(0, &msg, SLURMCTLD_SHOW | SHOW_DETAIL) != 0) {
 			pthread_mutex_lock(&jt->lock);
 			pause_asking(jt, "could not load the jobs from slurmctld for their times", now);
 			pthread_mutex_unlock(&jt->lock);
@@ -158,7 +255,7 @@ static void ask(struct jobtimes *jt, struct wanted *w, size_t n)
 		slurm_free_job_info_msg(msg);
 	} else {
 		for (size_t i = 0; i < n; i++) {
-			if (slurm_compat_load_job(&msg, w[i].job, SLURMCTLD_SHOW) == 0) {
+			if (slurm_compat_load_job(&msg, w[i].job, SLURMCTLD_SHOW | SHOW_DETAIL) == 0) {
 				answer_from(&w[i].answer, w[i].job, slurmctld_job_of(msg, w[i].job), now);
 				slurm_free_job_info_msg(msg);
 				msg = NULL;
@@ -177,7 +274,7 @@ static void ask(struct jobtimes *jt, struct wanted *w, size_t n)
 	answered(jt);
 	for (size_t i = 0; i < n; i++)
 		if (w[i].have)
-			jt->cache[w[i].job % CACHE_SLOTS] = w[i].answer;
+			cache_put(jt, &w[i].answer);
 	pthread_mutex_unlock(&jt->lock);
 }
 
@@ -232,6 +329,7 @@ static void *jobtimes_thread(void *arg)
 			log_warning("out of memory: usage recorded at the nodes' times");
 		}
 		pthread_mutex_lock(&jt->lock);
+		release_answers(jt->last, jt->last_n);
 		free(jt->last);
 		jt->last = w;
 		jt->last_n = w ? n : 0;
@@ -291,7 +389,10 @@ void jobtimes_free(struct jobtimes *jt)
 	pthread_cond_destroy(&jt->asked);
 	pthread_mutex_destroy(&jt->lock);
 	free(jt->queue);
+	release_answers(jt->last, jt->last_n);
 	free(jt->last);
+	for (size_t i = 0; i < CACHE_SLOTS; i++)
+		alloc_release(jt->cache[i].alloc);
 	free(jt);
 	slurmctld_release();
 }
@@ -321,6 +422,21 @@ static long long distance(time_t a, int64_t b)
 	return d < 0 ? -d : d;
 }
 
+/* What slurmctld allocated on r's node, when a names it. */
+static void apply_alloc(const struct job_alloc *a, struct usage_record *r)
+{
+	for (size_t i = 0; a && i < a->n_nodes; i++)
+		if (a->nodes[i].known && strcmp(a->nodes[i].name, r->node) == 0) {
+			r->alloc.known = true;
+			memcpy(r->alloc.gpu_models, a->nodes[i].models, sizeof(r->alloc.gpu_models));
+			r->alloc.job_cpus = a->cpus;
+			r->alloc.job_memory_mb = a->memory_mb;
+			r->alloc.job_billing = a->billing;
+			r->alloc.job_nodes = (int64_t)a->n_nodes;
+			return;
+		}
+}
+
 /* Slurm's times into r when they are r's run (jobtimes.h). */
 static void apply(const struct answer *a, struct usage_record *r)
 {
@@ -330,6 +446,7 @@ static void apply(const struct answer *a, struct usage_record *r)
 		if (distance(a->start, r->start) > USAGE_CLOCK_TOLERANCE)
 			return;
 		r->start = a->start;
+		apply_alloc(a->alloc, r);
 	} else {
 		if (!a->ended || a->end < a->start || distance(a->end, r->end) > USAGE_CLOCK_TOLERANCE)
 			return;
@@ -355,10 +472,13 @@ static size_t known_answers(struct jobtimes *jt, struct wanted *w, size_t m, int
 		    (got = bsearch(&w[i], jt->last, jt->last_n, sizeof(*w), by_job)))
 			a = &got->answer;
 		w[i].have = fresh_enough(a, &w[i], now);
-		if (w[i].have)
+		if (w[i].have) {
+			alloc_release(w[i].answer.alloc); /* an earlier look's */
 			w[i].answer = *a;
-		else
+			alloc_retain(w[i].answer.alloc);
+		} else {
 			missing++;
+		}
 	}
 	return missing;
 }
@@ -406,5 +526,6 @@ void jobtimes_settle(struct jobtimes *jt, struct usage_record *const *recs, size
 		if (found && found->have)
 			apply(&found->answer, recs[i]);
 	}
+	release_answers(w, m);
 	free(w);
 }

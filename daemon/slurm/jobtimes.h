@@ -10,7 +10,8 @@
  * slurmctld's times only when they are this run's: the same job id, uid and restart count, the
  * job started (and, for an end, ended), and each time within USAGE_CLOCK_TOLERANCE of the
  * node's. Otherwise, and while slurmctld does not answer, the record keeps the node's times
- * and is not exact.
+ * and is not exact. A start of a job still running gets what slurmctld allocated on its node
+ * too (usage.h, struct usage_alloc; allocations.h): an ended job's record keeps no GRES per node.
  */
 #ifndef AIFD_JOBTIMES_H
 #define AIFD_JOBTIMES_H

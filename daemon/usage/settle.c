@@ -12,6 +12,7 @@
 
 #include "aif_clock.h"
 #include "aif_db.h"
+#include "allocations.h"
 #include "db.h"
 #include "log.h"
 #include "slurmdbd.h"
@@ -45,7 +46,8 @@ struct settle {
 	void *closed_arg;
 	struct db db;             /* the thread's alone */
 	struct usage_params params;
-	struct waker waker;       /* the thread: ends written, or stopping */
+	struct waker waker;       /* the thread: records written, or stopping */
+	bool ends_written, usage_written; /* __atomic: set by settle_poke(), taken by the thread */
 	bool said_left;           /* the ends an earlier aifd left were logged */
 	struct log_limit failures; /* one warning a minute while rounds fail */
 	struct slurmdbd_lookup *dbd; /* a lookup not answered in its round, still going on */
@@ -303,8 +305,8 @@ waiting:
 		wait[i] |= for_slurmdbd(&recs[i]) && age_ms[i] < SETTLE_SLURMDBD_PATIENCE_MS;
 }
 
-/* One round. Returns true when ends are left for the next round (or the database failed). */
-static bool round_once(struct settle *s)
+/* One round of the ends. Returns true when ends are left for the next round (or the database failed). */
+static bool close_round(struct settle *s)
 {
 	const char *params[] = {s->cluster};
 	struct aif_diag d;
@@ -376,25 +378,34 @@ out:
 static void *settle_thread(void *arg)
 {
 	struct settle *s = arg;
-	int64_t next_round = 0;
-	bool pending = true; /* what an earlier aifd left */
+	int64_t next_round = 0, next_look = 0;
+	bool ends = true, allocations = true; /* what an earlier aifd left */
 
 	while (!waker_stopping(&s->waker)) {
 		int64_t now = aif_clock_ms();
 
-		if (!pending) {
-			waker_wait(&s->waker, now + SETTLE_IDLE_MS);
-			pending = true;
+		/* The inbox when ends were written, and every SETTLE_IDLE_MS in any case. */
+		if (__atomic_exchange_n(&s->ends_written, false, __ATOMIC_ACQ_REL) || now >= next_look)
+			ends = true;
+		if (__atomic_exchange_n(&s->usage_written, false, __ATOMIC_ACQ_REL))
+			allocations = true;
+		if (!ends && !allocations) {
+			waker_wait(&s->waker, next_look);
 			continue;
 		}
 		if (next_round < db_retry_at(&s->db)) /* backing off the database */
 			next_round = db_retry_at(&s->db);
-		if (now < next_round) { /* one round per SETTLE_ROUND_MS: it serves many ends */
+		if (now < next_round) { /* one round per SETTLE_ROUND_MS: it serves many records */
 			waker_wait(&s->waker, next_round);
 			continue;
 		}
 		next_round = now + SETTLE_ROUND_MS;
-		pending = round_once(s);
+		if (ends) {
+			next_look = now + SETTLE_IDLE_MS;
+			ends = close_round(s);
+		}
+		if (allocations)
+			allocations = allocations_round(&s->db, s->jobtimes, s->cluster);
 	}
 	return NULL;
 }
@@ -438,8 +449,11 @@ struct settle *settle_start(const char *conninfo, const char *cluster, struct jo
 	return s;
 }
 
-void settle_poke(struct settle *s)
+void settle_poke(struct settle *s, bool ends)
 {
+	if (ends)
+		__atomic_store_n(&s->ends_written, true, __ATOMIC_RELEASE);
+	__atomic_store_n(&s->usage_written, true, __ATOMIC_RELEASE);
 	waker_poke(&s->waker);
 }
 

@@ -6,7 +6,7 @@
  * aifd acknowledged and did not close (it stopped first) are closed by the next one.
  *
  * A round, at most every SETTLE_ROUND_MS (settle_poke() after the writer committed ends; a
- * look every minute in any case):
+ * look every SETTLE_IDLE_MS in any case):
  *   1. read the cluster's ends in the inbox, oldest first, at most SETTLE_ROUND_MAX;
  *   2. settle their times (jobtimes_settle(): slurmctld's StartTime and EndTime where they are
  *      the run's; it waits at most JOBTIMES_WAIT_MS);
@@ -19,6 +19,8 @@
  *   4. close, in one aif.record_usage() call, those settled and those that waited longer than
  *      USAGE_SETTLE_PATIENCE_MS for slurmctld (at the nodes' times); each close empties its
  *      inbox row. The others are tried again in the next round.
+ * Then, in the same thread, the allocations of the jobs started (allocations.h), after the
+ * writer committed starts, at most every SETTLE_ROUND_MS too.
  * An end the database refuses to close even alone (it never should) is logged and left to
  * reconciliation, which closes its interval at slurmctld's end time (its inbox row removed).
  */
@@ -50,8 +52,11 @@ struct settle;
 struct settle *settle_start(const char *conninfo, const char *cluster, struct jobtimes *jt,
 			    void (*closed)(void *arg), void *closed_arg);
 
-/* Ends were committed to the inbox: a round soon. Any thread; never blocks. */
-void settle_poke(struct settle *s);
+/*
+ * Records were committed, ends among them when ends (to the inbox): a round soon, of the
+ * allocations and, with ends, of the inbox. Any thread; never blocks.
+ */
+void settle_poke(struct settle *s, bool ends);
 
 /* Stop the thread (a round in progress is finished); the ends left stay in the inbox. */
 void settle_stop(struct settle *s);

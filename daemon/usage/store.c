@@ -144,7 +144,7 @@ static void store_log(struct store *s, int is_error, const struct aif_diag *diag
 static const char *const *build_params(struct store *s, struct batch **batches, size_t lo, size_t hi)
 {
 	/* Without a settler, an end closes at once; with one, it goes to the inbox. */
-	bool final = !s->opts.ends_written;
+	bool final = !s->opts.written;
 
 	usage_params_start(&s->params);
 	for (size_t bi = lo; bi < hi; bi++)
@@ -401,8 +401,8 @@ static void write_group(struct store *s, struct batch **batches, size_t nb)
 	pthread_mutex_unlock(&s->lock);
 	if (records)
 		s->dirty = true;
-	if (ends && s->opts.ends_written)
-		s->opts.ends_written(s->opts.ends_arg); /* to the settler, from the inbox */
+	if (records && s->opts.written)
+		s->opts.written(s->opts.written_arg, ends); /* to the settler */
 }
 
 /* aif.rollup_flush() when due (or forced), on a healthy connection; failures are logged only. */

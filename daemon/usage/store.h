@@ -25,7 +25,7 @@
  * acknowledged once.
  *
  * What a group does per interval key is aif.record_usage()'s (sql/repeatable/20_usage.sql):
- * a start opens its interval; an end goes to aif.usage_end_inbox when options.ends_written is
+ * a start opens its interval; an end goes to aif.usage_end_inbox when options.written is
  * set (the settler, settle.h, closes it with slurmctld's times and calls it after the commit),
  * else it closes its interval at once.
  *
@@ -64,10 +64,12 @@ struct store_options {
 	void *log_arg;
 	/*
 	 * NULL: an end closes its interval at once, at its own times. Else ends go to the inbox,
-	 * and this is called (from the writer thread, never blocking) after a commit with ends.
+	 * and this is called (from the writer thread, never blocking) after a commit of records,
+	 * ends true when ends were among them: the settler closes the ends and learns the
+	 * allocations of the starts (settle.h).
 	 */
-	void (*ends_written)(void *arg);
-	void *ends_arg;
+	void (*written)(void *arg, bool ends);
+	void *written_arg;
 };
 
 /* The defaults above. */

@@ -30,6 +30,22 @@ enum usage_event {
 /* How long an end waits for slurmctld's late answers before it closes at the nodes' times. */
 #define USAGE_SETTLE_PATIENCE_MS 15000
 
+/* Room for a node's GPUs by model in aif_gres_models()'s form ("a100:1,h100:2"). */
+#define USAGE_MODELS_MAX 160
+
+/*
+ * What slurmctld allocated to the record's running job (jobtimes.h), for charging (allocations.h):
+ * the GPUs of the record's node by model, and the job's CPUs, memory and billing TRES over its
+ * nodes (libslurm gives per-node CPUs on no release since 24.11: the node's share is the job's
+ * total divided by its nodes). known false: nothing of it came (the node's GPUs count, at the
+ * cluster's unrated rate). A job's memory or billing is -1 when its TRES have none.
+ */
+struct usage_alloc {
+	bool known;
+	char gpu_models[USAGE_MODELS_MAX];
+	int64_t job_cpus, job_memory_mb, job_billing, job_nodes;
+};
+
 /*
  * One usage record. Times are Unix seconds, UTC. An end record may carry the allocation's
  * start time too, from a sender that knows it, so that an end alone is a complete interval
@@ -67,6 +83,8 @@ struct usage_record {
 	bool unanswered;
 	/* Set by jobtimes_settle(): slurmctld answered that it does not know the job (any more). */
 	bool forgotten;
+	/* Set by jobtimes_settle() for a start of a job still running, with exact. */
+	struct usage_alloc alloc;
 };
 
 /* The statement that writes a group of records, and its parameters. */

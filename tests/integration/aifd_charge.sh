@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Charging on a real cluster with typed GPUs (issue 18): n1 with 4 x h100, n2 with 2 x a100 and
+# 2 MIG-like 1g.10gb slices; real jobs of an ordinary user through aif.so and aifd. Job by job,
+# each node's interval holds the GPU models slurmctld allocated and is charged, to the second
+# of slurmctld's StartTime and EndTime, at the rates of the budgets file (schema version 2),
+# raised to the CPU share of the node; a job over both node types is charged per node; with
+# charge: billing, a job's charged hours are its billing TRES times its elapsed time; and
+# budget_status counts charged hours. The expected figures are computed here from what
+# slurmctld reports (scontrol -d show job), not from what aifd stored.
+set -euo pipefail
+source "$(dirname "$0")/../lib.sh"
+AIF_PELOG=1 AIF_HARNESS_ARGS="--gpu-types n1=h100:4 --gpu-types n2=a100:2+1g.10gb:2" \
+	plugin_cluster_start timeout=2s
+user=$AIF_TEST_USER
+
+budgets() { # budgets CLUSTER-SETTINGS: the budgets file, schema version 2
+	{ budgets_head health | sed 's/^version: 1$/version: 2/'; cat; } >"$AIFD_WORK/budgets.yaml" <<YAML
+factories:
+  - id: fa
+    clusters:
+      $AIF_TEST_CLUSTER: $1
+    budgets: {cur: 1000}
+    projects:
+      - {id: mine, sectors: [health], budgets: {cur: 100}, members: {users: [$user]}}
+YAML
+	aif_apply "$AIFD_WORK/budgets.yaml"
+}
+budgets "{rates: {h100: 4, a100: 2, 1g.10gb: 0.5}, share: {cpus_per_gpu: 1}}"
+plugin_aifd_start
+
+job() { # job ARG...: a job of 5 s of the user in project mine; prints its id once it runs, its
+	# allocation as slurmctld has it then in $AIFD_WORK/alloc.ID (an ended job's keeps no GRES
+	# per node)
+	local id deadline=$((SECONDS + 30))
+	id=$(as_user "$user" sbatch --parsable --aif-project=mine -o /dev/null "$@" --wrap 'sleep 5')
+	[[ $id =~ ^[0-9]+$ ]] || fail "sbatch $* did not return a job id: '$id'"
+	until [[ $(squeue -h -j "$id" -o %T) == RUNNING ]]; do
+		((SECONDS < deadline)) || fail "job $id ($*) did not start"
+		sleep 0.2
+	done
+	scontrol -d show job "$id" >"$AIFD_WORK/alloc.$id"
+	echo "$id"
+}
+rate() { # rate MODEL: the rate of the budgets file in force
+	case $1 in h100) echo 4 ;; a100) echo 2 ;; 1g.10gb) echo 0.5 ;; *) echo 4 ;; esac
+}
+# expected JOB: per node "node models gpus charged start end" from slurmctld's record: the
+# node's GPUs by model (scontrol -d's GRES=), the job's CPUs (TRES cpu=) over its nodes
+# rounded up, and the charge: the GPUs at their rates, raised to the CPU share at the node's
+# highest rate.
+expected() {
+	local rec nodes n tres cpus start end line group models gpus charged top
+	rec=$(cat "$AIFD_WORK/alloc.$1")
+	tres=$(grep -o 'AllocTRES=[^ ]*' <<<"$rec" | head -n 1 || grep -o ' TRES=[^ ]*' <<<"$rec" | head -n 1)
+	[[ -n $tres ]] || tres=$(grep -o 'TRES=[^ ]*' <<<"$rec" | head -n 1)
+	cpus=$(grep -o 'cpu=[0-9]*' <<<"$tres" | head -n 1 | cut -d= -f2)
+	n=$(scontrol show hostnames "$(sed -n 's/^ *NodeList=//p' <<<"$rec" | head -n 1)" | wc -l)
+	start=$(date -d "$(scontrol show job "$1" | grep -o 'StartTime=[^ ]*' | cut -d= -f2)" +%s)
+	end=$(date -d "$(scontrol show job "$1" | grep -o 'EndTime=[^ ]*' | cut -d= -f2)" +%s)
+	grep -E '^ *Nodes=[^ ]+ CPU_IDs=' <<<"$rec" | while read -r line; do
+		group=$(sed 's/^ *Nodes=\([^ ]*\) .*/\1/' <<<"$line")
+		models=$(grep -o 'GRES=[^ ]*' <<<"$line" | sed 's/^GRES=//; s/([^)]*)//g' |
+			tr ',' '\n' | sed -n 's/^gpu:\([^:]*\):\([0-9]*\)$/\1:\2/p' | grep -v ':0$' | sort | paste -sd,)
+		gpus=0 charged=0 top=0
+		for m in ${models//,/ }; do
+			gpus=$((gpus + ${m#*:}))
+			charged=$(echo "$charged + ${m#*:} * $(rate "${m%%:*}")" | bc)
+			top=$(echo "r=$(rate "${m%%:*}"); if (r > $top) r else $top" | bc)
+		done
+		share=$(((cpus + n - 1) / n))
+		((share > gpus)) && charged=$(echo "$charged + ($share - $gpus) * $top" | bc)
+		for node in $(scontrol show hostnames "$group"); do
+			echo "$node $models $gpus $(printf '%g' "$charged") $start $end"
+		done
+	done | sort
+}
+stored() { # stored JOB: the same from aifd's intervals
+	psql -d "$AIFD_DB" -Atc "SELECT node, gpu_models, gpus, trim_scale(charged_gpus),
+		extract(epoch FROM started_at)::bigint, extract(epoch FROM ended_at)::bigint
+		FROM aif.usage_intervals WHERE job_id = $1 AND exact ORDER BY node" | tr '|' ' '
+}
+
+j1=$(job --gres=gpu:h100:2)     # 2 x 4
+j2=$(job --gres=gpu:a100:1 -c 3) # 3 CPUs: 3 GPUs' share at 2
+j3=$(job -N2 --ntasks-per-node=1 --gpus-per-node=1 -w n1,n2) # one node of each type
+j4=$(job --gres=gpu:1g.10gb:1)   # a MIG slice at 0.5
+for j in $j1 $j2 $j3 $j4; do
+	assert_eq COMPLETED "$(wait_job "$j")" "job $j"
+done
+aifd_wait_settled "the jobs' ends"
+total=0
+for j in $j1 $j2 $j3 $j4; do
+	want=$(expected "$j")
+	[[ -n $want ]] || fail "job $j: no allocation in scontrol -d show job: $(scontrol -d show job "$j")"
+	assert_eq "$want" "$(stored "$j")" "job $j: models, GPUs, charged GPUs and times per node"
+	while read -r _ _ _ charged start end; do
+		total=$(echo "$total + $charged * ($end - $start)" | bc)
+	done <<<"$want"
+done
+assert_eq 2 "$(stored "$j3" | wc -l)" "job $j3 charged per node"
+assert_eq 2 "$(stored "$j3" | cut -d' ' -f2 | sed 's/:.*//' | sort -u | grep -c .)" \
+	"job $j3: one node of each model"
+assert_eq 8 "$(stored "$j1" | cut -d' ' -f4)" "job $j1: 2 h100 at 4"
+assert_eq 6 "$(stored "$j2" | cut -d' ' -f4)" "job $j2: 1 a100 and 2 more for its CPUs, at 2"
+assert_eq 0.5 "$(stored "$j4" | cut -d' ' -f4)" "job $j4: a 1g.10gb slice at 0.5"
+# budget_status: the charged hours of the jobs, as the view rounds them (6 decimals).
+wait_sql "SELECT used_gpu_hours = round($total / 3600.0, 6) FROM aif_report.budget_status
+	WHERE project = 'mine'" t "budget_status: the charged hours of the jobs ($total charged GPU-seconds)"
+
+# A model without a rate on a cluster that has rates: charged at the unrated rate (by default
+# the highest, 4), never refused, and aifd says so once, whatever the jobs.
+budgets "{rates: {h100: 4, 1g.10gb: 0.5}}"
+j6=$(job --gres=gpu:a100:1)
+j7=$(job --gres=gpu:a100:2)
+for j in $j6 $j7; do assert_eq COMPLETED "$(wait_job "$j")" "job $j"; done
+aifd_wait_settled "the a100 jobs' ends"
+assert_eq "4 8" "$(psql -d "$AIFD_DB" -Atc "SELECT string_agg(trim_scale(charged_gpus)::text, ' ' ORDER BY job_id)
+	FROM aif.usage_intervals WHERE job_id IN ($j6, $j7)")" "a100 jobs at the unrated rate"
+assert_eq 1 "$(grep -c 'GPU model "a100" on cluster .* has no rate in the budgets file' "$AIFD_WORK/a.log")" \
+	"the unrated model said once"
+
+# charge: billing: a job's charged hours are its billing TRES times its elapsed time.
+budgets "{charge: billing}"
+j5=$(job -N2 --ntasks-per-node=1 --gpus-per-node=1 -c 2)
+assert_eq COMPLETED "$(wait_job "$j5")" "job $j5"
+aifd_wait_settled "the billing job's end"
+rec=$(scontrol show job "$j5")
+billing=$(grep -o 'billing=[0-9]*' <<<"$rec" | head -n 1 | cut -d= -f2)
+[[ -n $billing ]] || fail "job $j5 has no billing TRES: $rec"
+elapsed=$(($(date -d "$(grep -o 'EndTime=[^ ]*' <<<"$rec" | cut -d= -f2)" +%s) -
+	   $(date -d "$(grep -o 'StartTime=[^ ]*' <<<"$rec" | cut -d= -f2)" +%s)))
+assert_eq "$((billing * elapsed))" "$(psql -d "$AIFD_DB" -Atc "SELECT trim_scale(round(sum(charged_gpus
+	* extract(epoch FROM ended_at - started_at)), 6)) FROM aif.usage_intervals WHERE job_id = $j5 AND exact")" \
+	"job $j5: billing $billing x $elapsed s"
+echo "aifd charge: ok"
