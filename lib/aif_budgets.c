@@ -961,7 +961,11 @@ static void read_project(struct loader *L, struct aif_factory *f, const char *fa
 
 /* ---- clusters and what their GPU-hours cost ---- */
 
-#define RATE_MAX 1e6 /* a GPU-hour charged a million budget units is a typo */
+/*
+ * A GPU-hour charged more than a thousand budget units is a typo; it also keeps charged
+ * microseconds (bigint) of a day of ten thousand such GPUs far from overflowing.
+ */
+#define RATE_MAX 1000.0
 #define MODEL_RULE                                                                                 \
 	"gpu models are slurm gres types: 1 to 63 letters, digits, '.', '_' or '-', starting "     \
 	"with a letter or digit"
@@ -1192,7 +1196,6 @@ static void read_clusters(struct loader *L, const struct ynode *node, const char
 		const struct ynode *item = node->child[map ? 2 * i : i];
 		const struct name_entry *dup;
 		struct aif_charging charging = default_charging;
-		char cluster_owner[300];
 
 		if (item->kind == YNODE_BAD)
 			continue;
@@ -1216,6 +1219,8 @@ static void read_clusters(struct loader *L, const struct ynode *node, const char
 			continue;
 		}
 		if (map) {
+			char cluster_owner[300];
+
 			format_cut(cluster_owner, sizeof(cluster_owner), "cluster %s of %s", name.text,
 				   owner);
 			read_charging(L, node->child[2 * i + 1], cluster_owner, &charging);

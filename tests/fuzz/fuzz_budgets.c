@@ -154,7 +154,7 @@ static void check_model(const struct aif_budgets *b)
 	const char **project_ids = NULL;
 	size_t n_project_ids = 0;
 
-	CHECK(b->version == AIF_BUDGETS_SCHEMA_VERSION);
+	CHECK(b->version >= 1 && b->version <= AIF_BUDGETS_SCHEMA_VERSION);
 	CHECK(b->n_sectors >= 1 && unique((const char *const *)b->sectors, b->n_sectors));
 	for (size_t i = 0; i < b->n_sectors; i++)
 		CHECK(id_ok(b->sectors[i], ID_CHARS));
@@ -179,8 +179,23 @@ static void check_model(const struct aif_budgets *b)
 			CHECK(strcmp(b->factories[j].id, f->id) != 0);
 		CHECK(!f->name || f->name[0]);
 		CHECK(f->n_clusters >= 1 && unique((const char *const *)f->clusters, f->n_clusters));
-		for (size_t j = 0; j < f->n_clusters; j++)
+		for (size_t j = 0; j < f->n_clusters; j++) {
+			const struct aif_charging *c = &f->charging[j];
+
 			CHECK(aif_name_valid_cluster(f->clusters[j]));
+			/* Version 1: every GPU-hour costs 1; rates sorted, distinct, within 0..1000. */
+			CHECK(b->version == 2 || (c->by == AIF_CHARGE_GPUS && !c->n_rates &&
+						  c->unrated == 1 && !c->cpus_per_gpu &&
+						  !c->memory_per_gpu_mb));
+			CHECK(c->unrated >= 0 && c->unrated <= 1000);
+			CHECK(c->by == AIF_CHARGE_GPUS || (!c->n_rates && !c->cpus_per_gpu &&
+							  !c->memory_per_gpu_mb));
+			for (size_t k = 0; k < c->n_rates; k++) {
+				CHECK(c->rates[k].model && c->rates[k].model[0]);
+				CHECK(c->rates[k].rate >= 0 && c->rates[k].rate <= 1000);
+				CHECK(!k || strcmp(c->rates[k - 1].model, c->rates[k].model) < 0);
+			}
+		}
 		check_budget_list(b, f->budgets, f->n_budgets, own);
 		check_policy(&f->policy);
 		for (size_t j = 0; j < f->n_projects; j++) {
