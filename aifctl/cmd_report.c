@@ -1,4 +1,7 @@
-/* aifctl report --by factory|sector|project|month [--period P]: GPU-hours from aif_report. */
+/*
+ * aifctl report --by factory|sector|project|month [--period P]: physical GPU-hours from
+ * aif_report, their share, and the charged hours (what the budgets were charged: the rates).
+ */
 #include <stdio.h>
 #include <string.h>
 
@@ -44,7 +47,8 @@ int aifctl_cmd_report(const struct aifctl *ctl)
 	 */
 	snprintf(sql, sizeof(sql),
 		 "SELECT %s, round(sum(gpu_hours)::numeric, 1) AS gpu_hours,"
-		 "       round((100 * sum(gpu_hours) / nullif(sum(sum(gpu_hours)) OVER (), 0))::numeric, 1) AS pct"
+		 "       round((100 * sum(gpu_hours) / nullif(sum(sum(gpu_hours)) OVER (), 0))::numeric, 1) AS pct,"
+		 "       round(sum(charged_hours)::numeric, 1) AS charged_hours"
 		 "  FROM %s"
 		 " GROUP BY %s ORDER BY %s",
 		 groupings[g].keys,

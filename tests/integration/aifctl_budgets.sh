@@ -128,7 +128,7 @@ assert_eq "number" "$(jq -r '.[0].budget_gpu_hours | type' "$work/out")" "json n
 run 0 "$aifctl" status
 assert_match "genomics-eu +150\.0 +20\.0 +130\.0 +13\.3 +ok" "$(cat "$work/out")" "status table"
 run 0 "$aifctl" report --by sector --format csv
-assert_eq $'sector,gpu_hours,pct\nhealth,20.0,50.0\nlanguage,20.0,50.0' "$(tr -d '\r' <"$work/out")" "report by sector"
+assert_eq $'sector,gpu_hours,pct,charged_hours\nhealth,20.0,50.0,20.0\nlanguage,20.0,50.0,20.0' "$(tr -d '\r' <"$work/out")" "report by sector"
 run 0 "$aifctl" report --by factory --period 2026-h2 --format json
 assert_eq "ai2f=20 jaif=20" "$(jq -r 'sort_by(.factory) | map("\(.factory)=\(.gpu_hours + 0)") | join(" ")' "$work/out")" "report by factory"
 run 0 "$aifctl" report --by month
