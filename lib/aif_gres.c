@@ -116,7 +116,7 @@ static int by_model_name(const void *a, const void *b)
 
 int64_t aif_gres_models(const char *detail, char *out, size_t size)
 {
-	struct model_count models[MODELS_MAX];
+	struct model_count models[MODELS_MAX] = {0};
 	size_t n = 0, used = 0;
 	int64_t total = 0;
 

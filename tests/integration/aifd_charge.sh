@@ -41,6 +41,7 @@ job() { # job ARG...: a job of 5 s of the user in project mine; prints its id on
 	scontrol -d show job "$id" >"$AIFD_WORK/alloc.$id"
 	echo "$id"
 }
+calc() { awk "BEGIN { printf \"%.12g\", $1 }"; } # calc EXPR: its value, as awk computes it
 rate() { # rate MODEL: the rate of the budgets file in force
 	case $1 in h100) echo 4 ;; a100) echo 2 ;; 1g.10gb) echo 0.5 ;; *) echo 4 ;; esac
 }
@@ -64,11 +65,11 @@ expected() {
 		gpus=0 charged=0 top=0
 		for m in ${models//,/ }; do
 			gpus=$((gpus + ${m#*:}))
-			charged=$(echo "$charged + ${m#*:} * $(rate "${m%%:*}")" | bc)
-			top=$(echo "r=$(rate "${m%%:*}"); if (r > $top) r else $top" | bc)
+			charged=$(calc "$charged + ${m#*:} * $(rate "${m%%:*}")")
+			top=$(calc "($(rate "${m%%:*}") > $top) ? $(rate "${m%%:*}") : $top")
 		done
 		share=$(((cpus + n - 1) / n))
-		((share > gpus)) && charged=$(echo "$charged + ($share - $gpus) * $top" | bc)
+		((share > gpus)) && charged=$(calc "$charged + ($share - $gpus) * $top")
 		for node in $(scontrol show hostnames "$group"); do
 			echo "$node $models $gpus $(printf '%g' "$charged") $start $end"
 		done
@@ -94,7 +95,7 @@ for j in $j1 $j2 $j3 $j4; do
 	[[ -n $want ]] || fail "job $j: no allocation in scontrol -d show job: $(scontrol -d show job "$j")"
 	assert_eq "$want" "$(stored "$j")" "job $j: models, GPUs, charged GPUs and times per node"
 	while read -r _ _ _ charged start end; do
-		total=$(echo "$total + $charged * ($end - $start)" | bc)
+		total=$(calc "$total + $charged * ($end - $start)")
 	done <<<"$want"
 done
 assert_eq 2 "$(stored "$j3" | wc -l)" "job $j3 charged per node"
