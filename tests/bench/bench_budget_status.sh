@@ -168,7 +168,8 @@ q -F ' ' -c "SELECT pg_size_pretty(pg_total_relation_size('aif.usage_intervals')
 	{ read -r a b c d; echo "size: usage_intervals $a $b, rollups $c $d"; }
 
 # The queries. Naive = the same results straight from aif.usage_intervals.
-budget_fast="SELECT * FROM aif_report.budget_status"
+budget_fast="SELECT period, factory, project, budget_gpu_hours, used_gpu_hours, remaining_gpu_hours, pct_used,
+	state FROM aif_report.budget_status"
 budget_naive="WITH per AS (
 	SELECT id, starts_on, starts_on::timestamp AT TIME ZONE 'UTC' AS t0, ends_on::timestamp AT TIME ZONE 'UTC' AS t1
 	FROM aif.periods
