@@ -123,14 +123,17 @@ CREATE OR REPLACE FUNCTION aif_report.model_shares(gpus bigint, gpu_models text)
 RETURNS TABLE (model text, gpus bigint, share numeric)
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-SELECT '(unknown)', model_shares.gpus, 1::numeric WHERE gpu_models IS NULL AND model_shares.gpus > 0
-UNION ALL
-SELECT '(none)', 0, 1 WHERE coalesce(aif_report.gpu_models_gpus(gpu_models), model_shares.gpus) = 0
-UNION ALL
-SELECT coalesce(nullif(split_part(e, ':', 1), ''), '(untyped)'), split_part(e, ':', 2)::bigint,
-       split_part(e, ':', 2)::numeric / aif_report.gpu_models_gpus(gpu_models)
-FROM unnest(string_to_array(nullif(gpu_models, ''), ',')) e
-WHERE aif_report.gpu_models_gpus(gpu_models) > 0
+-- One SELECT, no SET: the planner inlines it into the rollup flush (a call per interval cost
+-- half the flush's time).
+SELECT CASE WHEN e IS NOT NULL THEN coalesce(nullif(split_part(e, ':', 1), ''), '(untyped)')
+	    WHEN model_shares.gpu_models IS NULL AND model_shares.gpus > 0 THEN '(unknown)'
+	    ELSE '(none)' END,
+       CASE WHEN e IS NOT NULL THEN split_part(e, ':', 2)::bigint
+	    WHEN model_shares.gpu_models IS NULL THEN model_shares.gpus ELSE 0 END,
+       CASE WHEN e IS NULL THEN 1::numeric
+	    ELSE split_part(e, ':', 2)::numeric / sum(split_part(e, ':', 2)::numeric) OVER () END
+FROM unnest(CASE WHEN coalesce(model_shares.gpu_models, '') = '' THEN ARRAY[NULL::text]
+		 ELSE string_to_array(model_shares.gpu_models, ',') END) AS x(e)
 $$;
 
 REVOKE ALL ON FUNCTION aif_report.model_shares(bigint, text), aif_report.gpu_models_gpus(text)
