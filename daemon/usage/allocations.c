@@ -74,8 +74,12 @@ static bool write_allocations(struct db *db, const char *cluster, const struct u
 	for (size_t i = 0; i < n; i++) {
 		const struct usage_record *r = &recs[i];
 
-		if (r->unanswered)
-			continue; /* slurmctld is late: the next round */
+		/*
+		 * Asked only when slurmctld answered for this run (exact) or said it does not know
+		 * the job: not while it is late or paused after a failure, nor for another run.
+		 */
+		if (!r->exact && !r->forgotten)
+			continue;
 		any = true;
 		pg_array_text(&arrays[0], cluster);
 		pg_array_int(&arrays[1], r->job);
@@ -147,8 +151,8 @@ bool allocations_round(struct db *db, struct jobtimes *jt, const char *cluster)
 	jobtimes_settle(jt, settle, n);
 	if (!write_allocations(db, cluster, recs, n))
 		left = true;
-	for (size_t i = 0; i < n && !left; i++)
-		left = recs[i].unanswered;
+	for (size_t i = 0; i < n && !left; i++) /* not answered for: the next round */
+		left = !recs[i].exact && !recs[i].forgotten;
 out:
 	free(settle);
 	free(recs);

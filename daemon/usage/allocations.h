@@ -8,9 +8,10 @@
  * intervals not asked for yet (aif.usage_intervals.allocation_at NULL, a partial index), at
  * most ALLOCATIONS_ROUND_MAX, oldest first and started within ALLOCATIONS_RECENT_S, go through
  * jobtimes_settle() as starts (one slurmctld RPC for many) and back in one
- * aif.record_allocations() call. An interval whose run slurmctld does not know or no longer
- * runs is marked asked, without an allocation: it stays charged its GPUs at the unrated rate.
- * One slurmctld has not answered yet is asked again in the next round.
+ * aif.record_allocations() call. An interval whose job slurmctld does not know, or whose run
+ * has ended, is marked asked, without an allocation: it stays charged its GPUs at the unrated
+ * rate. One slurmctld has not answered for (late, or paused after a failure: jobtimes.h) is
+ * asked again later.
  */
 #ifndef AIFD_ALLOCATIONS_H
 #define AIFD_ALLOCATIONS_H

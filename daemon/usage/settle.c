@@ -305,7 +305,7 @@ waiting:
 		wait[i] |= for_slurmdbd(&recs[i]) && age_ms[i] < SETTLE_SLURMDBD_PATIENCE_MS;
 }
 
-/* One round of the ends. Returns true when ends are left for the next round (or the database failed). */
+/* A round of the ends: true when ends are left for the next round (or the database failed). */
 static bool close_round(struct settle *s)
 {
 	const char *params[] = {s->cluster};
