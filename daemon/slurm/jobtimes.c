@@ -79,9 +79,8 @@ static void alloc_release(struct job_alloc *a)
 
 /*
  * The allocation of a running job's info (loaded with SHOW_DETAIL), or NULL when it cannot be
- * read: its nodes
- * in the order of its node list, each with its gres_detail_str[] entry (the GPUs by model),
- * and its TRES (tres_alloc_str: CPUs, memory and billing of all its nodes).
+ * read: its nodes in the order of its node list, each with its gres_detail_str[] entry (the
+ * GPUs by model), and its TRES (tres_alloc_str: CPUs, memory and billing of all its nodes).
  */
 static struct job_alloc *alloc_of(const slurm_job_info_t *info)
 {
