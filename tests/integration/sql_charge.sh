@@ -35,15 +35,17 @@ EOF
 config 4 | q >/dev/null
 
 # record ROWS: aif.record_usage() of the rows "(order, is_end, cluster, job, node, gpus)" as
-# aifd writes them: starts an hour ago, ends now (exact and final), project p1, uid 1000.
+# aifd writes them: exact and final, project p1, uid 1000, each interval the hour around
+# yesterday's midnight (UTC), so that the views always split it between two days.
 record() {
 	q -c "WITH v(o, e, c, j, n, g) AS (VALUES $1),
-	t AS (SELECT floor(extract(epoch FROM now()))::bigint AS now)
+	t AS (SELECT extract(epoch FROM date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')::bigint
+		- 86400 + 1800 AS end_at)
 	SELECT aif.record_usage(array_agg(e ORDER BY o), array_agg(c ORDER BY o), array_agg(j::bigint ORDER BY o),
 		array_agg(n ORDER BY o), array_agg(0::bigint ORDER BY o), array_agg('p1'::text ORDER BY o),
 		array_agg('health'::text ORDER BY o), array_agg(1000::bigint ORDER BY o),
 		array_agg('alice'::text ORDER BY o), array_agg(g::bigint ORDER BY o),
-		array_agg(t.now - 3600 ORDER BY o), array_agg(CASE WHEN e THEN t.now END ORDER BY o),
+		array_agg(t.end_at - 3600 ORDER BY o), array_agg(CASE WHEN e THEN t.end_at END ORDER BY o),
 		array_agg(e ORDER BY o), array_agg(true ORDER BY o), array_agg(NULL::text ORDER BY o),
 		interval '300 seconds')
 	FROM v, t" >/dev/null
@@ -108,10 +110,11 @@ assert_eq "ai2f - 1000 90.75 909.25 9.08 ok 32
 ai2f p1 500 90.75 409.25 18.15 ok 32" "$(q -F ' ' -c "SELECT factory, coalesce(project, '-'), budget_gpu_hours,
 		used_gpu_hours, remaining_gpu_hours, pct_used, state, used_physical_gpu_hours
 	FROM aif_report.budget_status WHERE period = 'cur'")" "budget_status in charged hours"
-assert_eq "90.75 32" "$(q -F ' ' -c "SELECT sum(charged_hours), sum(gpu_hours) FROM aif_report.usage_daily")" \
+assert_eq "90.75 32" "$(q -F ' ' -c "SELECT trim_scale(sum(charged_hours)), trim_scale(sum(gpu_hours)) FROM aif_report.usage_daily")" \
 	"usage_daily: charged and physical hours"
+assert_eq 2 "$(q -c "SELECT count(DISTINCT day) FROM aif_report.usage_daily")" "usage_daily: the hour split at midnight"
 by_model() {
-	q -F ' ' -c "SELECT model, sum(gpu_hours), sum(charged_hours) FROM aif_report.usage_by_model
+	q -F ' ' -c "SELECT model, trim_scale(sum(gpu_hours)), trim_scale(sum(charged_hours)) FROM aif_report.usage_by_model
 		GROUP BY model ORDER BY model"
 }
 expected_models="(none) 0 8
