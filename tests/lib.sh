@@ -148,7 +148,7 @@ plugin_cluster_start() {
 	[[ -z ${AIF_SLURMDBD:-} ]] || opts+=(--slurmdbd)
 	# AIF_HARNESS_ARGS: more options of aif-harness start (--gpu-types ..., --partition ...).
 	local extra=()
-	[[ -z ${AIF_HARNESS_ARGS:-} ]] || read -ra extra <<<"$AIF_HARNESS_ARGS"
+	[[ -z ${AIF_HARNESS_ARGS:-} ]] || read -ra extra <<<"${AIF_HARNESS_ARGS//$'\n'/ }" # one line, words
 	opts+=("${extra[@]}")
 	# slurmctld's job_submit/aif as well, as a site installs it (docs/slurm.md).
 	opts+=(--plugin "$AIF_BUILD_DIR/plugin/job_submit_aif.so" --slurm-conf-line JobSubmitPlugins=aif)

@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # Charging on a real cluster with typed GPUs (issue 18): n1 with 4 x h100, n2 with 2 x a100 and
-# 2 MIG-like 1g.10gb slices; real jobs of an ordinary user through aif.so and aifd. Job by job,
-# each node's interval holds the GPU models slurmctld allocated and is charged, to the second
-# of slurmctld's StartTime and EndTime, at the rates of the budgets file (schema version 2),
-# raised to the CPU share of the node; a job over both node types is charged per node; with
-# charge: billing, a job's charged hours are its billing TRES times its elapsed time; and
-# budget_status counts charged hours. The expected figures are computed here from what
-# slurmctld reports (scontrol -d show job), not from what aifd stored.
+# 2 MIG-like 1g.10gb slices, Slurm's accounting through slurmdbd and MariaDB (typed GPU TRES,
+# TRESBillingWeights); real jobs of an ordinary user through aif.so and aifd. Job by job, each
+# node's interval holds the GPU models slurmctld allocated and is charged, to the second of
+# slurmctld's StartTime and EndTime, at the rates of the budgets file (schema version 2),
+# raised to the CPU share of the node; a job over both node types is charged per node; the
+# GPU-hours per model are sacct's typed gres/gpu:MODEL; with charge: billing, a job's charged
+# hours are its billing TRES times its elapsed time, as sacct has them; and budget_status
+# counts charged hours. The expected figures are computed here from what slurmctld and
+# slurmdbd report (scontrol -d show job, sacct), not from what aifd stored.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
-AIF_PELOG=1 AIF_HARNESS_ARGS="--gpu-types n1=h100:4 --gpu-types n2=a100:2+1g.10gb:2" \
+# Slurm's billing: 1 per CPU, and each GPU at the rate the budgets file gives its model below.
+weights=CPU=1,GRES/gpu:h100=4,GRES/gpu:a100=2,GRES/gpu:1g.10gb=0.5
+AIF_PELOG=1 AIF_SLURMDBD=1 \
+	AIF_HARNESS_ARGS="--gpu-types n1=h100:4 --gpu-types n2=a100:2+1g.10gb:2 --billing-weights $weights" \
 	plugin_cluster_start timeout=2s
 user=$AIF_TEST_USER
 
@@ -41,6 +46,14 @@ job() { # job ARG...: a job of 5 s of the user in project mine; prints its id on
 	scontrol -d show job "$id" >"$AIFD_WORK/alloc.$id"
 	echo "$id"
 }
+tres_of() { # tres_of NAME TRES: NAME's count in TRES (e.g. billing=8,cpu=2,...), or nothing
+	{ grep -o "\(^\|,\)$1=[0-9]*" <<<"$2" || true; } | cut -d= -f2 | head -n 1
+}
+# alloc_tres RECORD: the allocated TRES of scontrol show job's RECORD: AllocTRES= from 24.11
+# (beside ReqTRES=, what was asked), TRES= before.
+alloc_tres() {
+	{ grep -o '\(AllocTRES\| TRES\)=[^ ]*' <<<"$1" || true; } | head -n 1 | cut -d= -f2-
+}
 calc() { awk "BEGIN { printf \"%.12g\", $1 }"; } # calc EXPR: its value, as awk computes it
 rate() { # rate MODEL: the rate of the budgets file in force
 	case $1 in h100) echo 4 ;; a100) echo 2 ;; 1g.10gb) echo 0.5 ;; *) echo 4 ;; esac
@@ -52,9 +65,8 @@ rate() { # rate MODEL: the rate of the budgets file in force
 expected() {
 	local rec nodes n tres cpus start end line group models gpus charged top
 	rec=$(cat "$AIFD_WORK/alloc.$1")
-	tres=$(grep -o 'AllocTRES=[^ ]*' <<<"$rec" | head -n 1 || grep -o ' TRES=[^ ]*' <<<"$rec" | head -n 1)
-	[[ -n $tres ]] || tres=$(grep -o 'TRES=[^ ]*' <<<"$rec" | head -n 1)
-	cpus=$(grep -o 'cpu=[0-9]*' <<<"$tres" | head -n 1 | cut -d= -f2)
+	tres=$(alloc_tres "$rec")
+	cpus=$(tres_of cpu "$tres")
 	n=$(scontrol show hostnames "$(sed -n 's/^ *NodeList=//p' <<<"$rec" | head -n 1)" | wc -l)
 	start=$(date -d "$(scontrol show job "$1" | grep -o 'StartTime=[^ ]*' | cut -d= -f2)" +%s)
 	end=$(date -d "$(scontrol show job "$1" | grep -o 'EndTime=[^ ]*' | cut -d= -f2)" +%s)
@@ -108,6 +120,32 @@ assert_eq 0.5 "$(stored "$j4" | cut -d' ' -f4)" "job $j4: a 1g.10gb slice at 0.5
 wait_sql "SELECT used_gpu_hours = round($total / 3600.0, 6) FROM aif_report.budget_status
 	WHERE project = 'mine'" t "budget_status: the charged hours of the jobs ($total charged GPU-seconds)"
 
+# sacct JOB FIELD...: the job's allocation as slurmdbd has it (-X, -P), once it has its end.
+sacct_of() {
+	local job=$1 got deadline=$((SECONDS + 30))
+	shift
+	until got=$(sacct -X -n -P -j "$job" -o State,"$(IFS=,; echo "$*")" | tail -n 1) &&
+		[[ $got == COMPLETED\|* ]]; do
+		((SECONDS < deadline)) || fail "sacct has no end of job $job: '$got'"
+		sleep 0.5
+	done
+	echo "${got#*|}"
+}
+# GPU-seconds per model: sacct's typed gres/gpu:MODEL x ElapsedRaw over the jobs, and what the
+# funders read in aif_report.usage_by_model (hours, 6 decimals: to the second here).
+declare -A by_model=()
+for j in $j1 $j2 $j3 $j4; do
+	IFS='|' read -r elapsed tres <<<"$(sacct_of "$j" ElapsedRaw AllocTRES)"
+	for m in h100 a100 1g.10gb; do
+		n=$(tres_of "gres/gpu:$m" "$tres")
+		by_model[$m]=$((${by_model[$m]:-0} + ${n:-0} * elapsed))
+	done
+done
+assert_eq "1g.10gb ${by_model[1g.10gb]}
+a100 ${by_model[a100]}
+h100 ${by_model[h100]}" "$(psql -d "$AIFD_DB" -Atc "SELECT model || ' ' || round(sum(gpu_hours) * 3600)
+	FROM aif_report.usage_by_model GROUP BY model ORDER BY model")" "GPU-seconds per model: sacct's gres/gpu:MODEL"
+
 # A model without a rate on a cluster that has rates: charged at the unrated rate (by default
 # the highest, 4), never refused, and aifd says so once, whatever the jobs.
 budgets "{rates: {h100: 4, 1g.10gb: 0.5}}"
@@ -120,17 +158,24 @@ assert_eq "4 8" "$(psql -d "$AIFD_DB" -Atc "SELECT string_agg(trim_scale(charged
 assert_eq 1 "$(grep -c 'GPU model "a100" on cluster .* has no rate in the budgets file' "$AIFD_WORK/a.log")" \
 	"the unrated model said once"
 
-# charge: billing: a job's charged hours are its billing TRES times its elapsed time.
+# charge: billing: a job's charged hours are its billing TRES times its elapsed time, as
+# slurmctld and sacct have them (TRESBillingWeights above: CPUs, and the GPUs by model).
 budgets "{charge: billing}"
 j5=$(job -N2 --ntasks-per-node=1 --gpus-per-node=1 -c 2)
-assert_eq COMPLETED "$(wait_job "$j5")" "job $j5"
-aifd_wait_settled "the billing job's end"
-rec=$(scontrol show job "$j5")
-billing=$(grep -o 'billing=[0-9]*' <<<"$rec" | head -n 1 | cut -d= -f2)
-[[ -n $billing ]] || fail "job $j5 has no billing TRES: $rec"
-elapsed=$(($(date -d "$(grep -o 'EndTime=[^ ]*' <<<"$rec" | cut -d= -f2)" +%s) -
-	   $(date -d "$(grep -o 'StartTime=[^ ]*' <<<"$rec" | cut -d= -f2)" +%s)))
-assert_eq "$((billing * elapsed))" "$(psql -d "$AIFD_DB" -Atc "SELECT trim_scale(round(sum(charged_gpus
-	* extract(epoch FROM ended_at - started_at)), 6)) FROM aif.usage_intervals WHERE job_id = $j5 AND exact")" \
-	"job $j5: billing $billing x $elapsed s"
+j8=$(job --gres=gpu:h100:2 -c 1)
+for j in $j5 $j8; do assert_eq COMPLETED "$(wait_job "$j")" "job $j"; done
+aifd_wait_settled "the billing jobs' ends"
+for j in $j5 $j8; do
+	rec=$(scontrol show job "$j")
+	billing=$(tres_of billing "$(alloc_tres "$rec")")
+	[[ -n $billing ]] || fail "job $j has no billing TRES: $rec"
+	elapsed=$(($(date -d "$(grep -o 'EndTime=[^ ]*' <<<"$rec" | cut -d= -f2)" +%s) -
+		   $(date -d "$(grep -o 'StartTime=[^ ]*' <<<"$rec" | cut -d= -f2)" +%s)))
+	charged=$(psql -d "$AIFD_DB" -Atc "SELECT trim_scale(round(sum(charged_gpus
+		* extract(epoch FROM ended_at - started_at)), 6)) FROM aif.usage_intervals WHERE job_id = $j AND exact")
+	assert_eq "$((billing * elapsed))" "$charged" "job $j: billing $billing x $elapsed s"
+	IFS='|' read -r elapsed tres <<<"$(sacct_of "$j" ElapsedRaw AllocTRES)"
+	assert_eq "$(($(tres_of billing "$tres") * elapsed))" "$charged" "job $j: sacct's billing x ElapsedRaw ($tres)"
+done
+assert_eq 9 "$(tres_of billing "$tres")" "job $j8: billing 1 CPU and 2 h100 at 4"
 echo "aifd charge: ok"
