@@ -57,9 +57,14 @@ PGconn *aifctl_connect(const struct aifctl *ctl, int need_schema);
 int aifctl_exec(PGconn *conn, const char *sql);
 /* Print a failed result's error (message, detail, hint) and clear it. */
 void aifctl_report_pg_error(PGresult *res);
-/* Run a query with text parameters and print its rows in ctl->format; returns an exit code. */
-int aifctl_print_query(const struct aifctl *ctl, PGconn *conn, const char *sql, int n_params,
-		       const char *const *params);
+/* Under a table of budgets: what their hours are (docs/budgets-yaml.md, "Charging"). */
+#define AIFCTL_CHARGED_NOTE \
+	"Hours are charged GPU-hours: each GPU-hour at its GPU model's rate on its cluster."
+
+/* Run a query with text parameters and print its rows in ctl->format, with note (or NULL)
+ * under a text table; returns an exit code. */
+int aifctl_print_query(const struct aifctl *ctl, PGconn *conn, const char *note, const char *sql,
+		       int n_params, const char *const *params);
 /* AIFCTL_OK when the budget period exists; otherwise print why and return the exit code. */
 int aifctl_check_period(PGconn *conn, const char *period);
 

@@ -37,6 +37,7 @@ static int print_answer(const struct aifctl *ctl, const struct aif_proto_msg *an
 			rc = AIFCTL_FAILURE;
 		}
 	}
+	output_table_note(t, AIFCTL_CHARGED_NOTE);
 	if (rc == AIFCTL_OK && output_table_print(t, ctl->format, stdout) < 0)
 		rc = AIFCTL_FAILURE;
 	output_table_free(t);

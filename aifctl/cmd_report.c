@@ -58,7 +58,7 @@ int aifctl_cmd_report(const struct aifctl *ctl)
 		 groupings[g].group_by, groupings[g].order);
 	if (rc == AIFCTL_OK) {
 		const char *params[] = {ctl->period};
-		rc = aifctl_print_query(ctl, conn, sql, ctl->period ? 1 : 0, params);
+		rc = aifctl_print_query(ctl, conn, NULL, sql, ctl->period ? 1 : 0, params);
 	}
 	PQfinish(conn);
 	return rc;

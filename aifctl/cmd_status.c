@@ -19,7 +19,7 @@ int aifctl_cmd_status(const struct aifctl *ctl)
 	rc = ctl->period ? aifctl_check_period(conn, ctl->period) : AIFCTL_OK;
 	if (rc == AIFCTL_OK) {
 		const char *params[] = {ctl->period};
-		rc = aifctl_print_query(ctl, conn,
+		rc = aifctl_print_query(ctl, conn, AIFCTL_CHARGED_NOTE,
 			"SELECT period, factory, project,"
 			"       " HOURS("budget_gpu_hours") " AS budget_gpu_hours,"
 			"       " HOURS("used_gpu_hours") " AS used_gpu_hours,"

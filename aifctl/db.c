@@ -91,8 +91,8 @@ PGconn *aifctl_connect(const struct aifctl *ctl, int need_schema)
 	return conn;
 }
 
-int aifctl_print_query(const struct aifctl *ctl, PGconn *conn, const char *sql, int n_params,
-		       const char *const *params)
+int aifctl_print_query(const struct aifctl *ctl, PGconn *conn, const char *note, const char *sql,
+		       int n_params, const char *const *params)
 {
 	PGresult *res = PQexecParams(conn, sql, n_params, NULL, params, NULL, NULL, 0);
 	struct output_table *t;
@@ -108,6 +108,8 @@ int aifctl_print_query(const struct aifctl *ctl, PGconn *conn, const char *sql, 
 		aifctl_error("out of memory");
 		return AIFCTL_FAILURE;
 	}
+	if (note)
+		output_table_note(t, note);
 	rc = output_table_print(t, ctl->format, stdout) == 0 ? AIFCTL_OK : AIFCTL_FAILURE;
 	output_table_free(t);
 	return rc;

@@ -13,6 +13,7 @@ struct output_table {
 	char **names;
 	bool *numeric;
 	char **cells; /* n_rows * n_columns, row-major; NULL is NULL */
+	const char *note; /* under the text table, or NULL (output_table_note) */
 };
 
 struct output_table *output_table_new(size_t n_columns, const char *const *names, const bool *numeric)
@@ -143,6 +144,8 @@ static void print_text(const struct output_table *t, FILE *out)
 		fputc('\n', out);
 	}
 	fprintf(out, "(%zu %s)\n", t->n_rows, t->n_rows == 1 ? "row" : "rows");
+	if (t->note)
+		fprintf(out, "%s\n", t->note);
 	free(width);
 }
 
@@ -224,6 +227,11 @@ int output_table_print(const struct output_table *t, enum aifctl_format format, 
 		break;
 	}
 	return fflush(out) == 0 && !ferror(out) ? 0 : -1;
+}
+
+void output_table_note(struct output_table *t, const char *note)
+{
+	t->note = note;
 }
 
 void output_table_free(struct output_table *t)

@@ -22,6 +22,8 @@ struct output_table *output_table_from_result(const PGresult *res);
 /* Append a row of n_columns values (copied; NULL is SQL NULL / JSON null). */
 int output_table_add_row(struct output_table *t, const char *const *values);
 size_t output_table_rows(const struct output_table *t);
+/* A line under the text table (as psql's footers), not in CSV or JSON: note must outlive t. */
+void output_table_note(struct output_table *t, const char *note);
 int output_table_print(const struct output_table *t, enum aifctl_format format, FILE *out);
 void output_table_free(struct output_table *t);
 

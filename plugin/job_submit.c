@@ -122,8 +122,9 @@ static void cost_line(const job_desc_msg_t *d, char *buf, size_t len)
 
 		aif_hours_text(hours, sizeof(hours), (double)gpus * minutes / 60.0);
 		aif_duration_text(limit, sizeof(limit), (int64_t)minutes * 60);
-		snprintf(buf, len, "aif: %s can cost up to %s GPU-hours: %" PRId64 " GPU%s x %s (its time "
-			 "limit)", who, hours, gpus, gpus == 1 ? "" : "s", limit);
+		snprintf(buf, len, "aif: %s can use up to %s GPU-hours: %" PRId64 " GPU%s x %s (its time "
+			 "limit), charged at the cluster's rates", who, hours, gpus, gpus == 1 ? "" : "s",
+			 limit);
 	}
 }
 

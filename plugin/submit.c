@@ -76,11 +76,11 @@ static void tell_reservation(const struct aif_proto_msg *answer)
 	/* The field's fixed decimals ("0.50"), as people read hours: "0.5", "12". */
 	snprintf(left, sizeof(left), "%s", field);
 	aif_hours_trim(left);
-	slurm_info("aif: project \"%s\": %s GPU-hours of period %s are neither used nor reserved "
+	slurm_info("aif: project \"%s\": %s charged GPU-hours of period %s are neither used nor reserved "
 		   "(its or its AI Factory's, whichever is less)",
 		   aif_proto_get(&answer->header, "project"), left, period);
-	slurm_info("aif: this job reserves its GPUs x its time limit (--time) when it starts, "
-		   "and waits, held, until that fits");
+	slurm_info("aif: this job reserves its GPUs x its time limit (--time), at the cluster's "
+		   "rates, when it starts, and waits, held, until that fits");
 }
 
 int submit_check(spank_t sp, const struct plugin_settings *s)

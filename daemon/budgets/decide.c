@@ -215,13 +215,13 @@ static int exhausted_msg(struct decision *out, const char *who, const char *per,
 	struct aif_diag *d = &out->diag;
 	aif_diag_message(d, "%s has used all its GPU-hours for period %s", who, per);
 	if (is_factory) {
-		aif_diag_detail(d, "Its projects, \"%s\" among them, used %s of %s GPU-hours.", project,
+		aif_diag_detail(d, "Its projects, \"%s\" among them, used %s of %s charged GPU-hours.", project,
 				hours(u, sizeof(u), used), hours(b, sizeof(b), budget));
 		aif_diag_hint(d, "Ask your AI Factory (%s) for more GPU-hours, or use a project of another AI Factory.",
 			      factory);
 		return refuse(out, DECIDE_R_FACTORY_EXHAUSTED);
 	}
-	aif_diag_detail(d, "Used %s of %s GPU-hours.", hours(u, sizeof(u), used),
+	aif_diag_detail(d, "Used %s of %s charged GPU-hours.", hours(u, sizeof(u), used),
 			hours(b, sizeof(b), budget));
 	aif_diag_hint(d, "Ask your AI Factory (%s) for more GPU-hours, or use another project.", factory);
 	return refuse(out, DECIDE_R_PROJECT_EXHAUSTED);
@@ -234,7 +234,7 @@ static void warn_msg(struct decision *out, const char *who, const char *per, dou
 	struct aif_diag *d = &out->diag;
 	double pct = floor(used * 1000.0 / budget) / 10.0;
 	aif_diag_message(d, "%s has used %.1f%% of its GPU-hours for period %s", who, pct, per);
-	aif_diag_detail(d, "Used %s of %s GPU-hours, at or above the %d%% warning threshold; %s GPU-hours remain.",
+	aif_diag_detail(d, "Used %s of %s charged GPU-hours, at or above the %d%% warning threshold; %s remain.",
 			hours(u, sizeof(u), used), hours(b, sizeof(b), budget), at,
 			hours(left, sizeof(left), budget - used));
 	aif_diag_hint(d, "Ask your AI Factory (%s) for more GPU-hours before they run out.", factory);

@@ -31,7 +31,7 @@ void reserve_waiting_comment(char *buf, size_t size, long long need_us, const ch
 {
 	char need[32], left[32];
 
-	snprintf(buf, size, "aif: waiting for GPU-hours: may cost %s, %s %s has %s left",
+	snprintf(buf, size, "aif: waiting for GPU-hours: may cost %s charged, %s %s has %s left",
 		 hours(need, sizeof(need), need_us), scope, owner, hours(left, sizeof(left), left_us));
 }
 
@@ -66,22 +66,22 @@ static int cannot_afford(struct db *db, const char *cluster, uint32_t job, struc
 	hours(h_budget, sizeof(h_budget), budget);
 	aif_duration_text(tl, sizeof(tl), cost->end - cost->start);
 	aif_diag_clear(&adm->diag);
-	aif_diag_detail(&adm->diag, "%" PRId64 " GPUs for its time limit of %s: %s GPU-hours in "
-			"period \"%s\", where %s \"%s\" has %s of its %s GPU-hours left after what "
-			"is used and what running jobs reserve.", cost->gpus, tl, h_need, period, scope,
-			owner, h_left, h_budget);
+	aif_diag_detail(&adm->diag, "%" PRId64 " GPUs for its time limit of %s, at this cluster's "
+			"rates: %s charged GPU-hours in period \"%s\", where %s \"%s\" has %s of its %s "
+			"left after what is used and what running jobs reserve.", cost->gpus, tl, h_need,
+			period, scope, owner, h_left, h_budget);
 	reserve_waiting_comment(comment, sizeof(comment), need, scope, owner, left);
 	if (waits && holds_hold(db, cluster, job, adm->project, cost->gpus, cost->end - cost->start,
 				comment, &why) == 0) {
-		aif_diag_message(&adm->diag, "job held: it may cost %s GPU-hours, and %s \"%s\" has %s "
-					     "left", h_need, scope, owner, h_left);
+		aif_diag_message(&adm->diag, "job held: it may cost %s charged GPU-hours, and %s \"%s\" "
+					     "has %s left", h_need, scope, owner, h_left);
 		aif_diag_hint(&adm->diag, "It waits in the queue, held, and runs once its cost fits "
 					  "(running jobs end, more GPU-hours are granted, or a new period "
 					  "begins); scancel it to give up.");
 		return RESERVE_HELD;
 	}
-	aif_diag_message(&adm->diag, "job refused: it may cost %s GPU-hours, and %s \"%s\" has %s left",
-			 h_need, scope, owner, h_left);
+	aif_diag_message(&adm->diag, "job refused: it may cost %s charged GPU-hours, and %s \"%s\" has "
+			 "%s left", h_need, scope, owner, h_left);
 	if (waits)
 		aif_diag_hint(&adm->diag, "It could not wait (%s). Submit it again when its cost "
 					  "fits, or with less time (--time) or fewer GPUs.", why.message);

@@ -158,13 +158,13 @@ static const char FORGET_SQL[] =
 	"), pol AS ("                                                                            \
 	" SELECT r.job_id, pr.id AS project_id, pr.factory_id, 'project' AS scope, ex.period,"   \
 	"  pr.grace_seconds AS grace,"                                                           \
-	"  format('project %s used %s of its %s GPU-hours in period %s', pr.id,"                 \
+	"  format('project %s used %s of its %s charged GPU-hours in period %s', pr.id,"         \
 	"   ex.used_gpu_hours, ex.budget_gpu_hours, ex.period) AS reason"                        \
 	" FROM run r JOIN aif.projects pr ON pr.id = r.project_id JOIN ex ON ex.project = pr.id" \
 	" WHERE pr.on_exhausted = 'cancel'"                                                      \
 	" UNION ALL"                                                                             \
 	" SELECT r.job_id, pr.id, f.id, 'factory', ex.period, f.grace_seconds,"                  \
-	"  format('AI Factory %s used %s of its %s GPU-hours in period %s', f.id,"               \
+	"  format('AI Factory %s used %s of its %s charged GPU-hours in period %s', f.id,"       \
 	"   ex.used_gpu_hours, ex.budget_gpu_hours, ex.period)"                                  \
 	" FROM run r JOIN aif.projects pr ON pr.id = r.project_id"                               \
 	" JOIN aif.factories f ON f.id = pr.factory_id"                                          \

@@ -127,6 +127,8 @@ assert_eq "20" "$(jq -r '.[] | select(.factory == "ai2f" and .project == null) |
 assert_eq "number" "$(jq -r '.[0].budget_gpu_hours | type' "$work/out")" "json numbers"
 run 0 "$aifctl" status
 assert_match "genomics-eu +150\.0 +20\.0 +130\.0 +13\.3 +ok" "$(cat "$work/out")" "status table"
+assert_eq "Hours are charged GPU-hours: each GPU-hour at its GPU model's rate on its cluster." \
+	"$(tail -n 1 "$work/out")" "status table: its hours said to be charged, under it"
 run 0 "$aifctl" report --by sector --format csv
 assert_eq $'sector,gpu_hours,pct,charged_hours\nhealth,20.0,50.0,20.0\nlanguage,20.0,50.0,20.0' "$(tr -d '\r' <"$work/out")" "report by sector"
 run 0 "$aifctl" report --by factory --period 2026-h2 --format json

@@ -245,7 +245,7 @@ for j in "$job_d" "$job_g"; do
 done
 assert_eq "$cluster|tiny-cancel|recon|project|cur|t" "$(q -c "SELECT cluster, project_id, factory_id, scope,
 	period_id, not_before = requested_at FROM aif.cancellations WHERE job_id = $job_d")" "job $job_d's request"
-assert_match "^project tiny-cancel used 2(\.[0-9]+)? of its 1 GPU-hours in period cur$" \
+assert_match "^project tiny-cancel used 2(\.[0-9]+)? of its 1 charged GPU-hours in period cur$" \
 	"$(q -c "SELECT reason FROM aif.cancellations WHERE job_id = $job_d")" "job $job_d's reason"
 assert_eq "$cluster|in-small|small|factory|t" "$(q -c "SELECT cluster, project_id, factory_id, scope,
 	not_before = requested_at FROM aif.cancellations WHERE job_id = $job_g")" "job $job_g's request"

@@ -59,7 +59,7 @@ for i in "${!jobs[@]}"; do
 	ok) ok=$((ok + 1)) ;;
 	refuse)
 		refused=$((refused + 1))
-		assert_match '^message=job refused: it may cost 1 GPU-hours, and factory "shared" has 0.5 left$' \
+		assert_match '^message=job refused: it may cost 1 charged GPU-hours, and factory "shared" has 0.5 left$' \
 			"$(grep '^message=' "$AIFD_WORK/answer.$i")" "the refusal of job ${jobs[$i]}"
 		;;
 	*) fail "job ${jobs[$i]}: $(cat "$AIFD_WORK/answer.$i")" ;;

@@ -106,13 +106,13 @@ assert_eq "ok p-ok language" "$verdict $project $sector" "ok with a sector, at s
 decision --project=p-warn "$conninfo" c1 "$user3"
 assert_eq "warn project-warning p-warn energy" "$verdict $reason $project $sector" "warn"
 assert_match '^project "p-warn" has used (59\.9|6[0-9]\.[0-9])% of its GPU-hours for period cur$' "$message" "warn message"
-assert_match '^Used (11\.99|12(\.[0-9]+)?) of 20 GPU-hours, at or above the 50% warning threshold; (8|7\.[0-9]+) GPU-hours remain\.$' \
+assert_match '^Used (11\.99|12(\.[0-9]+)?) of 20 charged GPU-hours, at or above the 50% warning threshold; (8|7\.[0-9]+) remain\.$' \
 	"$detail" "warn detail (running job counted)"
 
 decision --project=p-ex "$conninfo" c1 "$user1"
 assert_eq "refuse project-exhausted p-ex health" "$verdict $reason $project $sector" "project exhausted"
 assert_eq 'project "p-ex" has used all its GPU-hours for period cur' "$message" "exhausted message"
-assert_eq "Used 10.5 of 10 GPU-hours." "$detail" "exhausted detail (rollup + queue)"
+assert_eq "Used 10.5 of 10 charged GPU-hours." "$detail" "exhausted detail (rollup + queue)"
 assert_eq "Ask your AI Factory (ai2f) for more GPU-hours, or use another project." "$hint" "exhausted hint"
 # The same figure as the funders' view.
 assert_eq "10.5 exhausted" "$(psql -X -At -F ' ' -c "SELECT used_gpu_hours, state FROM aif_report.budget_status
@@ -125,7 +125,7 @@ assert_eq "refuse project-exhausted p-ex health" "$verdict $reason $project $sec
 decision --project=p-f2 "$conninfo" c2 "$user1"
 assert_eq "refuse factory-exhausted p-f2 language" "$verdict $reason $project $sector" "factory exhausted"
 assert_eq 'AI Factory "jaif" has used all its GPU-hours for period cur' "$message" "factory message"
-assert_eq 'Its projects, "p-f2" among them, used 11 of 10 GPU-hours.' "$detail" "factory detail"
+assert_eq 'Its projects, "p-f2" among them, used 11 of 10 charged GPU-hours.' "$detail" "factory detail"
 
 decision --project=p-ex "$conninfo" c1 "$user2"
 assert_eq "refuse not-member p-ex" "$verdict $reason $project" "not a member"

@@ -311,7 +311,7 @@ assert_eq 0 "$(q -c "SELECT count(*) FROM aif.cancellations WHERE job_id = $j_de
 wait_closed "$j_deny" # for the exact figure below
 deny_used=$((nn * gpn * (end - start)))
 assert_eq "$refusal
-sbatch: DETAIL:  Used $(people_hours "$deny_used") of 0.01 GPU-hours.
+sbatch: DETAIL:  Used $(people_hours "$deny_used") of 0.01 charged GPU-hours.
 $hint" "$(refused aiftest2 tiny-deny)" "the refusal once tiny-deny's job ended ($deny_used GPU-seconds)"
 echo "  job $j_deny COMPLETED after $((end - start)) s ($deny_used GPU-seconds of 36); then sbatch:"
 refused aiftest2 tiny-deny | sed 's/^/    /'
@@ -328,7 +328,7 @@ IFS='|' read -r outcome scope reason requested grace < <(q -c "SELECT outcome, s
 	extract(epoch FROM requested_at), extract(epoch FROM not_before - requested_at)
 	FROM aif.cancellations WHERE cluster = '$cluster' AND job_id = $j_cancel")
 assert_eq "cancelled project 0" "$outcome $scope ${grace%%.*}" "job $j_cancel's cancellation: outcome, scope, grace"
-assert_match '^project tiny-cancel used [0-9.]+ of its 0.01 GPU-hours in period cur$' "$reason" "the cancellation's reason"
+assert_match '^project tiny-cancel used [0-9.]+ of its 0.01 charged GPU-hours in period cur$' "$reason" "the cancellation's reason"
 # Not before the budget was used up (4 GPUs for 9 s from Slurm's StartTime), and soon after.
 awk -v r="$requested" -v s="$start" 'BEGIN { exit !(r >= s + 9 && r <= s + 30) }' ||
 	fail "job $j_cancel's cancellation requested at $requested, started at $start: not within 9 to 30 s"

@@ -54,7 +54,7 @@ held() { # held JOB: waits (30 s at most) until JOB is pending with priority 0, 
 job=$(submit big --gpus-per-node=2 --time=60 --wrap 'echo ran')
 assert_eq FAILED "$(wait_job "$job")" "a job that may cost 2 GPU-hours"
 err=$(cat "$AIF_TEST_WORKDIR/big.err")
-assert_match 'aif: job refused: it may cost 2 GPU-hours, and project "small" has 1 left' "$err" "its reason"
+assert_match 'aif: job refused: it may cost 2 charged GPU-hours, and project "small" has 1 left' "$err" "its reason"
 assert_match 'DETAIL:  2 GPUs for its time limit of 01:00:00: 2 GPU-hours in period "cur"' "$err" "its detail"
 assert_match 'HINT:  Ask for less time \(--time\) or fewer GPUs' "$err" "its hint"
 [[ ! -s $AIF_TEST_WORKDIR/big.out ]] || fail "the refused job's script ran"
@@ -89,14 +89,14 @@ sleep 2
 second=$(submit second --gpus-per-node=1 --time=40 --comment='sweep 7 (lr 3e-4)' --wrap 'echo ran' \
 	2>"$AIFD_WORK/second.sbatch")
 want=$(cat <<'LINES'
-sbatch: aif: project "small": 0.5 GPU-hours of period cur are neither used nor reserved (its or its AI Factory's, whichever is less)
-sbatch: aif: this job reserves its GPUs x its time limit (--time) when it starts, and waits, held, until that fits
-sbatch: aif: this job can cost up to 0.67 GPU-hours: 1 GPU x 00:40:00 (its time limit)
+sbatch: aif: project "small": 0.5 charged GPU-hours of period cur are neither used nor reserved (its or its AI Factory's, whichever is less)
+sbatch: aif: this job reserves its GPUs x its time limit (--time), at the cluster's rates, when it starts, and waits, held, until that fits
+sbatch: aif: this job can use up to 0.67 GPU-hours: 1 GPU x 00:40:00 (its time limit), charged at the cluster's rates
 LINES
 )
 assert_eq "$want" "$(cat "$AIFD_WORK/second.sbatch")" "sbatch's lines for a project that reserves"
 # Its user's own comment follows aif's, and comes back when it is released.
-assert_eq "aif: waiting for GPU-hours: may cost 0.67, project small has 0.5 left (your comment: sweep 7 (lr 3e-4))" \
+assert_eq "aif: waiting for GPU-hours: may cost 0.67 charged, project small has 0.5 left (your comment: sweep 7 (lr 3e-4))" \
 	"$(held "$second")" "the held job's comment"
 assert_eq "small|1|2400|f" "$(psql -d "$AIFD_DB" -Atc "SELECT project_id, gpus, seconds,
 	released_at IS NOT NULL FROM aif.waiting WHERE job_id = $second")" "the waiting job"
@@ -110,9 +110,9 @@ assert_eq "PENDING 0" "$(squeue -h -j "$second" -o '%T %Q')" "the waiting job, 2
 after=$(submit after -N2 --gpus-per-node=4 --time=5 --wrap 'echo ran')
 assert_eq "AdminComment=aif project=small" \
 	"$(scontrol -o show job "$after" | grep -o 'AdminComment=[^ ]* [^ ]*')" "its AdminComment"
-assert_eq "aif: waiting for GPU-hours: may cost 0.67, project small has 0.5 left" \
+assert_eq "aif: waiting for GPU-hours: may cost 0.67 charged, project small has 0.5 left" \
 	"$(held "$after")" "the pending held job's comment"
-grep -q "job $after of project \"small\" held while pending: aif: waiting for GPU-hours: may cost 0.67, project small has 0.5 left" \
+grep -q "job $after of project \"small\" held while pending: aif: waiting for GPU-hours: may cost 0.67 charged, project small has 0.5 left" \
 	"$AIFD_WORK/a.log" || fail "aifd did not log holding job $after: $(tail -n 20 "$AIFD_WORK/a.log")"
 assert_eq "Restarts=0" "$(scontrol -o show job "$after" | grep -o 'Restarts=[0-9]*')" \
 	"the pending held job never started"

@@ -56,7 +56,7 @@ aifd_wait_settled "the usage of pexh and pwarn"
 # The ends closed, the budget snapshot reloads (the settler pokes it): 2 GPU-hours, not the
 # open interval's up to now.
 deadline=$((SECONDS + 5))
-until [[ $(aif_field detail "$(aif_send aiftest a check project=pexh)") == "Used 2 of 1 GPU-hours." ]]; do
+until [[ $(aif_field detail "$(aif_send aiftest a check project=pexh)") == "Used 2 of 1 charged GPU-hours." ]]; do
 	((SECONDS < deadline)) || fail "pexh's closed usage not seen by aifd's decisions within 5 s"
 	sleep 0.1
 done
@@ -134,7 +134,7 @@ sbatch: HINT:  Ask your AI Factory (fa) to add you to the project, or use anothe
 	sbatch --aif-project=psolo --wrap true
 prefixed() { sed "s/^/$1: /" <<<"$2"; } # prefixed PROGRAM TEXT: as PROGRAM prints TEXT
 exhausted='error: aif: project "pexh" has used all its GPU-hours for period cur
-DETAIL:  Used 2 of 1 GPU-hours.
+DETAIL:  Used 2 of 1 charged GPU-hours.
 HINT:  Ask your AI Factory (fa) for more GPU-hours, or use another project.'
 refused "exhausted project" aiftest "$(prefixed sbatch "$exhausted")" \
 	sbatch --aif-project=pexh --wrap true
@@ -169,7 +169,7 @@ assert_eq 1 "$rc" "AIF_PROJECT with a tab: exit status"
 
 # ---- allowed ----
 submitted "warning" aiftest 'sbatch: warning: aif: project "pwarn" has used 60.0% of its GPU-hours for period cur
-sbatch: DETAIL:  Used 6 of 10 GPU-hours, at or above the 50% warning threshold; 4 GPU-hours remain.
+sbatch: DETAIL:  Used 6 of 10 charged GPU-hours, at or above the 50% warning threshold; 4 remain.
 sbatch: HINT:  Ask your AI Factory (fa) for more GPU-hours before they run out.' \
 	sbatch -H --aif-project=pwarn --wrap true
 submitted "a member's project" aiftest "" sbatch -H --aif-project=proja --wrap true
@@ -184,19 +184,19 @@ sbatch: HINT:  Use --aif-sector with one of them, or leave it out for the defaul
 
 # ---- slurmctld's job_submit/aif: what a tagged job can cost, from what slurmctld received ----
 submitted "job_submit: GPUs per node x nodes" aiftest \
-	"sbatch: aif: this job can cost up to 6 GPU-hours: 4 GPUs x 01:30:00 (its time limit)" \
+	"sbatch: aif: this job can use up to 6 GPU-hours: 4 GPUs x 01:30:00 (its time limit), charged at the cluster's rates" \
 	sbatch -H --aif-project=proja -N2 --gpus-per-node=2 --time=90 --wrap true
 submitted "job_submit: GPUs per job, days" aiftest \
-	"sbatch: aif: this job can cost up to 72 GPU-hours: 3 GPUs x 1-00:00:00 (its time limit)" \
+	"sbatch: aif: this job can use up to 72 GPU-hours: 3 GPUs x 1-00:00:00 (its time limit), charged at the cluster's rates" \
 	sbatch -H --aif-project=proja --gpus=3 --time=1-0 --wrap true
 submitted "job_submit: --gres" aiftest \
-	"sbatch: aif: this job can cost up to 0.33 GPU-hours: 1 GPU x 00:20:00 (its time limit)" \
+	"sbatch: aif: this job can use up to 0.33 GPU-hours: 1 GPU x 00:20:00 (its time limit), charged at the cluster's rates" \
 	sbatch -H --aif-project=proja --gres=gpu:1 -t 20 --wrap true
 submitted "job_submit: GPUs per task x tasks" aiftest \
-	"sbatch: aif: this job can cost up to 2 GPU-hours: 2 GPUs x 01:00:00 (its time limit)" \
+	"sbatch: aif: this job can use up to 2 GPU-hours: 2 GPUs x 01:00:00 (its time limit), charged at the cluster's rates" \
 	sbatch -H --aif-project=proja -n2 --gpus-per-task=1 -t 60 --wrap true
 submitted "job_submit: an array" aiftest \
-	"sbatch: aif: each job of this array can cost up to 1 GPU-hours: 1 GPU x 01:00:00 (its time limit)" \
+	"sbatch: aif: each job of this array can use up to 1 GPU-hours: 1 GPU x 01:00:00 (its time limit), charged at the cluster's rates" \
 	sbatch -H --aif-project=proja --array=1-3 --gpus=1 -t 60 --wrap true
 submitted "job_submit: no --time" aiftest \
 	"sbatch: aif: this job can cost up to 2 GPUs x its partition's default time limit (set --time to know and bound it)" \
@@ -206,7 +206,7 @@ submitted "job_submit: --time=UNLIMITED" aiftest \
 	sbatch -H --aif-project=proja --gpus=1 --time=UNLIMITED --wrap true
 run aiftest salloc --aif-project=proja --gpus=1 -t 30 true
 assert_eq 0 "$rc" "job_submit: salloc: exit status (stderr: $err)"
-assert_match "salloc: aif: this job can cost up to 0.5 GPU-hours: 1 GPU x 00:30:00 \(its time limit\)" "$err" \
+assert_match "salloc: aif: this job can use up to 0.5 GPU-hours: 1 GPU x 00:30:00 \(its time limit\), charged at the cluster's rates" "$err" \
 	"job_submit: salloc"
 
 # The only project is the default; the resolved project and sector reach the prolog and epilog
