@@ -13,12 +13,47 @@
 #include "aif_units.h"
 #include "decide.h"
 #include "holds.h"
+#include "joballoc.h"
 #include "jobcost.h"
 
 static const char RESERVE_SQL[] =
 	"SELECT fits, coalesce(period_id, ''), coalesce(scope, ''), coalesce(owner, ''),"
 	" coalesce(budget_us, 0), coalesce(committed_us, 0), coalesce(cost_us, 0), waits"
-	" FROM aif.reserve($1, $2, $3, $4, to_timestamp($5), to_timestamp($6), true)";
+	" FROM aif.reserve($1, $2, $3, $4, to_timestamp($5), to_timestamp($6), true, $7, $8, $9, $10)";
+
+/*
+ * The GPUs by model of each node of a, as a PostgreSQL array literal ("{\"h100:2\",...}"),
+ * malloc'd; NULL when a node's are not known (the reservation then charges every GPU at the
+ * cluster's highest rate) or memory runs out.
+ */
+static char *models_array(const struct job_alloc *a)
+{
+	size_t cap = 3, len = 0;
+	char *buf;
+
+	for (size_t i = 0; a && i < a->n_nodes; i++) {
+		if (!a->nodes[i].known)
+			return NULL;
+		cap += 2 * strlen(a->nodes[i].models) + 3;
+	}
+	if (!a || !(buf = malloc(cap)))
+		return NULL;
+	buf[len++] = '{';
+	for (size_t i = 0; i < a->n_nodes; i++) {
+		if (i)
+			buf[len++] = ',';
+		buf[len++] = '"';
+		for (const char *c = a->nodes[i].models; *c; c++) {
+			if (*c == '"' || *c == '\\')
+				buf[len++] = '\\';
+			buf[len++] = *c;
+		}
+		buf[len++] = '"';
+	}
+	buf[len++] = '}';
+	buf[len] = '\0';
+	return buf;
+}
 
 /* GPU-microseconds as GPU-hours, at most two decimals: "12", "0.5", "1234.57". */
 static const char *hours(char *buf, size_t size, long long us)
@@ -96,17 +131,21 @@ int reserve_admission(struct db *db, const char *cluster, uint32_t job, uint32_t
 {
 	static const char what[] = "could not reserve a job's cost";
 	struct job_cost cost;
-	char id[16], gpus[24], start[24], end[24];
-	const char *params[] = {cluster, id, adm->project, gpus, start, end};
+	char id[16], gpus[24], start[24], end[24], cpus[24], memory[24], billing[24];
+	char *models = NULL;
+	const char *params[] = {cluster, id, adm->project, gpus, start, end, NULL, cpus, NULL, NULL};
 	struct aif_diag lost;
 	PGresult *res;
 	int rc = -1;
 
 	if (jobcost_load(job, uid, &cost, why) < 0)
 		return -1;
-	if (cost.gpus == 0) /* nothing to charge: no GPU-hours, no reservation */
+	if (cost.gpus == 0) { /* nothing to charge: no GPU-hours, no reservation */
+		jobcost_free(&cost);
 		return 0;
+	}
 	if (cost.unlimited) {
+		jobcost_free(&cost);
 		refuse(adm, DECIDE_R_NO_TIME_LIMIT);
 		aif_diag_clear(&adm->diag);
 		aif_diag_message(&adm->diag, "job refused: it has no time limit, and project \"%s\" "
@@ -120,7 +159,22 @@ int reserve_admission(struct db *db, const char *cluster, uint32_t job, uint32_t
 	snprintf(gpus, sizeof(gpus), "%" PRId64, cost.gpus);
 	snprintf(start, sizeof(start), "%" PRId64, cost.start);
 	snprintf(end, sizeof(end), "%" PRId64, cost.end);
-	res = db_exec(db, what, RESERVE_SQL, 6, params, &lost);
+	/* What each node is charged, as its usage will be (aif.charged_gpus()). */
+	if (cost.alloc && (models = models_array(cost.alloc))) {
+		params[6] = models;
+		snprintf(cpus, sizeof(cpus), "%" PRId64, cost.alloc->cpus);
+		if (cost.alloc->memory_mb >= 0) {
+			snprintf(memory, sizeof(memory), "%" PRId64, cost.alloc->memory_mb);
+			params[8] = memory;
+		}
+		if (cost.alloc->billing >= 0) {
+			snprintf(billing, sizeof(billing), "%" PRId64, cost.alloc->billing);
+			params[9] = billing;
+		}
+	} else {
+		params[7] = NULL;
+	}
+	res = db_exec(db, what, RESERVE_SQL, 10, params, &lost);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
 		if (!res || db_outcome(db, res) == DB_RETRY)
 			*why = lost;
@@ -130,5 +184,7 @@ int reserve_admission(struct db *db, const char *cluster, uint32_t job, uint32_t
 		rc = PQgetvalue(res, 0, 0)[0] == 't' ? 0 : cannot_afford(db, cluster, job, adm, res, &cost);
 	}
 	PQclear(res);
+	free(models);
+	jobcost_free(&cost);
 	return rc;
 }

@@ -8,6 +8,7 @@
 #include <slurm/slurm.h>
 
 #include "aif_gres.h"
+#include "joballoc.h"
 #include "slurmctld.h"
 
 int jobcost_load(uint32_t job, uint32_t uid, struct job_cost *out, struct aif_diag *why)
@@ -17,7 +18,8 @@ int jobcost_load(uint32_t job, uint32_t uid, struct job_cost *out, struct aif_di
 	int rc = -1;
 
 	aif_diag_clear(why);
-	if (slurm_compat_load_job(&msg, job, SLURMCTLD_SHOW) != 0) {
+	out->alloc = NULL;
+	if (slurm_compat_load_job(&msg, job, SLURMCTLD_SHOW | SHOW_DETAIL) != 0) {
 		aif_diag_message(why, "slurmctld did not tell job %" PRIu32 "'s allocation: %s", job,
 				 slurm_strerror(slurm_compat_errno()));
 		return -1;
@@ -38,8 +40,15 @@ int jobcost_load(uint32_t job, uint32_t uid, struct job_cost *out, struct aif_di
 		out->start = (int64_t)info->start_time;
 		out->unlimited = info->time_limit == INFINITE || info->time_limit == NO_VAL;
 		out->end = out->unlimited ? out->start : out->start + (int64_t)info->time_limit * 60;
+		out->alloc = job_alloc_of(info);
 		rc = 0;
 	}
 	slurm_free_job_info_msg(msg);
 	return rc;
+}
+
+void jobcost_free(struct job_cost *cost)
+{
+	job_alloc_release(cost->alloc);
+	cost->alloc = NULL;
 }

@@ -26,7 +26,7 @@
 
 #include "aif_clock.h"
 #include "aif_diag.h"
-#include "aif_gres.h"
+#include "joballoc.h"
 #include "log.h"
 #include "slurmctld.h"
 
@@ -45,82 +45,6 @@
 #define ALONE_MAX 4
 #define SINGLES_MAX 32
 #define JOBS_PER_RPC 100
-
-/*
- * What slurmctld allocated to a job (usage.h, struct usage_alloc): shared by the answers that
- * copy it (the cache, the thread's last round, a settling round), freed with its last reference.
- */
-struct job_alloc {
-	int refs; /* __atomic */
-	int64_t cpus, memory_mb, billing;
-	size_t n_nodes;
-	struct {
-		char *name;
-		char models[USAGE_MODELS_MAX];
-		bool known; /* its GRES detail could be read */
-	} nodes[];
-};
-
-static struct job_alloc *alloc_retain(struct job_alloc *a)
-{
-	if (a)
-		__atomic_add_fetch(&a->refs, 1, __ATOMIC_RELAXED);
-	return a;
-}
-
-static void alloc_release(struct job_alloc *a)
-{
-	if (!a || __atomic_sub_fetch(&a->refs, 1, __ATOMIC_ACQ_REL))
-		return;
-	for (size_t i = 0; i < a->n_nodes; i++)
-		free(a->nodes[i].name);
-	free(a);
-}
-
-/*
- * The allocation of a running job's info (loaded with SHOW_DETAIL), or NULL when it cannot be
- * read: its nodes in the order of its node list, each with its gres_detail_str[] entry (the
- * GPUs by model), and its TRES (tres_alloc_str: CPUs, memory and billing of all its nodes).
- */
-static struct job_alloc *alloc_of(const slurm_job_info_t *info)
-{
-	struct hostlist *hl;
-	struct job_alloc *a;
-	int64_t nodes;
-	char *name;
-
-	if (!info->nodes || !info->nodes[0] || !info->tres_alloc_str)
-		return NULL;
-	hl = slurm_hostlist_create(info->nodes);
-	if (!hl)
-		return NULL;
-	nodes = slurm_hostlist_count(hl);
-	a = nodes > 0 ? calloc(1, sizeof(*a) + (size_t)nodes * sizeof(a->nodes[0])) : NULL;
-	if (!a || aif_tres_value(info->tres_alloc_str, "cpu", &a->cpus) < 0) {
-		free(a);
-		slurm_hostlist_destroy(hl);
-		return NULL;
-	}
-	/* Without memory enforcement (CR_Core) or billing weights, a job may have neither. */
-	if (aif_tres_value(info->tres_alloc_str, "mem", &a->memory_mb) < 0)
-		a->memory_mb = -1;
-	if (aif_tres_value(info->tres_alloc_str, "billing", &a->billing) < 0)
-		a->billing = -1;
-	a->refs = 1;
-	while (a->n_nodes < (size_t)nodes && (name = slurm_hostlist_shift(hl))) {
-		size_t i = a->n_nodes++;
-		const char *detail = i < info->gres_detail_cnt && info->gres_detail_str ?
-					     info->gres_detail_str[i] : NULL;
-
-		a->nodes[i].name = strdup(name);
-		free(name);
-		a->nodes[i].known = a->nodes[i].name &&
-				    aif_gres_models(detail, a->nodes[i].models,
-						    sizeof(a->nodes[i].models)) >= 0;
-	}
-	slurm_hostlist_destroy(hl);
-	return a;
-}
 
 /* What slurmctld said of one job. */
 struct answer {
@@ -177,7 +101,7 @@ static void answer_from(struct answer *a, uint32_t job, const slurm_job_info_t *
 	a->start = info->start_time;
 	a->end = info->end_time;
 	/* An ended job's record keeps no GRES per node (scontrol -d shows "GRES=" then). */
-	a->alloc = a->ended ? NULL : alloc_of(info);
+	a->alloc = a->ended ? NULL : job_alloc_of(info);
 }
 
 static bool fresh_enough(const struct answer *a, const struct wanted *w, int64_t now)
@@ -216,15 +140,15 @@ static void cache_put(struct jobtimes *jt, const struct answer *a)
 {
 	struct answer *slot = &jt->cache[a->job % CACHE_SLOTS];
 
-	alloc_release(slot->alloc);
+	job_alloc_release(slot->alloc);
 	*slot = *a;
-	alloc_retain(slot->alloc);
+	job_alloc_retain(slot->alloc);
 }
 
 static void release_answers(struct wanted *w, size_t n)
 {
 	for (size_t i = 0; w && i < n; i++)
-		alloc_release(w[i].answer.alloc);
+		job_alloc_release(w[i].answer.alloc);
 }
 
 /* The thread: ask slurmctld for w[0..n), all without an answer; the cache gets the answers. */
@@ -391,7 +315,7 @@ void jobtimes_free(struct jobtimes *jt)
 	release_answers(jt->last, jt->last_n);
 	free(jt->last);
 	for (size_t i = 0; i < CACHE_SLOTS; i++)
-		alloc_release(jt->cache[i].alloc);
+		job_alloc_release(jt->cache[i].alloc);
 	free(jt);
 	slurmctld_release();
 }
@@ -472,9 +396,9 @@ static size_t known_answers(struct jobtimes *jt, struct wanted *w, size_t m, int
 			a = &got->answer;
 		w[i].have = fresh_enough(a, &w[i], now);
 		if (w[i].have) {
-			alloc_release(w[i].answer.alloc); /* an earlier look's */
+			job_alloc_release(w[i].answer.alloc); /* an earlier look's */
 			w[i].answer = *a;
-			alloc_retain(w[i].answer.alloc);
+			job_alloc_retain(w[i].answer.alloc);
 		} else {
 			missing++;
 		}

@@ -45,6 +45,12 @@ END $$;
 COMMENT ON FUNCTION aif.charged_gpus(aif.charging_versions, bigint, text, bigint, bigint, numeric) IS
 	'budget units per hour of one node of a job under a charging version';
 
+-- A node's share of its job's CPUs or memory: the job's over its nodes, rounded up (slurmctld
+-- gives them per job; docs/budgets-yaml.md, "Charging"). NULL for NULL.
+CREATE OR REPLACE FUNCTION aif.node_share(job_total bigint, job_nodes bigint) RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT ceil(job_total::numeric / job_nodes)::bigint $$;
+
 -- The most one GPU can cost an hour under v: what a reservation charges each GPU of a job
 -- (an all-NULL v: 1).
 CREATE OR REPLACE FUNCTION aif.charged_gpu_most(v aif.charging_versions) RETURNS numeric
@@ -81,8 +87,8 @@ BEGIN
 	WITH a AS (
 		SELECT x.cluster, x.job_id, x.node, x.restart_count, x.uid, x.gm,
 		       aif_report.gpu_models_gpus(x.gm) AS gpus,
-		       CASE WHEN x.gm IS NOT NULL THEN ceil(x.jc::numeric / x.jn)::bigint END AS cpus,
-		       CASE WHEN x.gm IS NOT NULL THEN ceil(x.jm::numeric / x.jn)::bigint END AS memory_mb,
+		       CASE WHEN x.gm IS NOT NULL THEN aif.node_share(x.jc, x.jn) END AS cpus,
+		       CASE WHEN x.gm IS NOT NULL THEN aif.node_share(x.jm, x.jn) END AS memory_mb,
 		       CASE WHEN x.gm IS NOT NULL THEN x.jb::numeric / x.jn END AS billing
 		FROM unnest(clusters, jobs, nodes, restarts, uids, models, cpus, memory, billing,
 			    job_nodes) AS x(cluster, job_id, node, restart_count, uid, gm, jc, jm, jb, jn)
@@ -146,6 +152,8 @@ REVOKE ALL ON FUNCTION aif.record_allocations(text[], bigint[], text[], bigint[]
 GRANT EXECUTE ON FUNCTION aif.record_allocations(text[], bigint[], text[], bigint[], bigint[], text[],
 	bigint[], bigint[], bigint[], bigint[]) TO aif_daemon;
 
+REVOKE ALL ON FUNCTION aif.node_share(bigint, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aif.node_share(bigint, bigint) TO aif_daemon, aif_operator;
 REVOKE ALL ON FUNCTION
 	aif.charged_gpus(aif.charging_versions, bigint, text, bigint, bigint, numeric),
 	aif.charged_gpu_most(aif.charging_versions), aif.charging_version(text, text) FROM PUBLIC;

@@ -69,8 +69,11 @@ $$;
 -- (Dropped first: CREATE OR REPLACE cannot change the columns a function returns.)
 DROP FUNCTION IF EXISTS aif.reserve(text, bigint, text, bigint, timestamptz, timestamptz);
 DROP FUNCTION IF EXISTS aif.reserve(text, bigint, text, bigint, timestamptz, timestamptz, boolean);
--- Reserve gpus over [starts, ends) for job (cluster, job) of project, each GPU at the most one
--- GPU costs an hour on the cluster (aif.charged_gpu_most()): only when, in every period
+-- Reserve gpus over [starts, ends) for job (cluster, job) of project, charged as its usage will
+-- be: each node (models[i], its GPUs by model, "a100:1,h100:2") under aif.charged_gpus() with
+-- its share of the job's CPUs, memory and billing, as aif.record_allocations() charges its
+-- interval; without models (slurmctld's detail not read), each GPU at the most one GPU costs
+-- an hour on the cluster (aif.charged_gpu_most()). Only when, in every period
 -- the span reaches, the cost fits what the project's budget (if it has one there) and its
 -- factory's budget (none: no GPU-hours) have left after what they committed. A job reserved
 -- already (another node's or step's admission, or its release from waiting) fits as it did
@@ -82,6 +85,8 @@ DROP FUNCTION IF EXISTS aif.reserve(text, bigint, text, bigint, timestamptz, tim
 -- will once running jobs end, more GPU-hours are granted or a new period begins.
 CREATE OR REPLACE FUNCTION aif.reserve(cluster text, job bigint, project text, gpus bigint,
 				       starts timestamptz, ends timestamptz, running boolean,
+				       models text[] DEFAULT NULL, job_cpus bigint DEFAULT NULL,
+				       job_memory_mb bigint DEFAULT NULL, job_billing bigint DEFAULT NULL,
 				       OUT fits boolean, OUT period_id text, OUT scope text, OUT owner text,
 				       OUT budget_us bigint, OUT committed_us bigint, OUT cost_us bigint,
 				       OUT waits boolean)
@@ -115,7 +120,14 @@ BEGIN
 		RETURN;
 	END IF;
 	replacing := FOUND;
-	SELECT reserve.gpus * aif.charged_gpu_most(v) INTO charged
+	SELECT CASE WHEN reserve.models IS NULL OR cardinality(reserve.models) = 0
+		    THEN reserve.gpus * aif.charged_gpu_most(v)
+		    ELSE (SELECT sum(aif.charged_gpus(v, aif_report.gpu_models_gpus(m), m,
+						      aif.node_share(job_cpus, n), aif.node_share(job_memory_mb, n),
+						      job_billing::numeric / n))
+			  FROM unnest(reserve.models) m,
+			       (SELECT cardinality(reserve.models)::bigint AS n) k) END
+	INTO charged
 	FROM (SELECT NULL) x
 	LEFT JOIN aif.charging_versions v ON v.id = aif.charging_version(reserve.project, reserve.cluster);
 	-- A job whose intervals are all closed has ended (its cancellation raced its admission):
@@ -318,11 +330,13 @@ $$;
 REVOKE ALL ON FUNCTION aif.reservation_shares(numeric, timestamptz, timestamptz),
 	aif.reservations_lock(text[]),
 	aif.committed_us(text[], text, timestamptz, timestamptz),
-	aif.reserve(text, bigint, text, bigint, timestamptz, timestamptz, boolean),
+	aif.reserve(text, bigint, text, bigint, timestamptz, timestamptz, boolean, text[], bigint, bigint,
+		    bigint),
 	aif.reserve_trial(text, bigint, text, bigint, bigint),
 	aif.reservations_delete(text[], bigint[], boolean), aif.reservations_release(text[], bigint[]),
 	aif.waiting_release(text), aif.reserved_totals_recompute() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION aif.reserve(text, bigint, text, bigint, timestamptz, timestamptz, boolean),
+GRANT EXECUTE ON FUNCTION aif.reserve(text, bigint, text, bigint, timestamptz, timestamptz, boolean,
+	text[], bigint, bigint, bigint),
 	aif.reserve_trial(text, bigint, text, bigint, bigint), aif.waiting_release(text),
 	aif.reservations_release(text[], bigint[]) TO aif_daemon;
 GRANT EXECUTE ON FUNCTION aif.committed_us(text[], text, timestamptz, timestamptz)

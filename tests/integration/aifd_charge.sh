@@ -18,13 +18,14 @@ AIF_PELOG=1 AIF_SLURMDBD=1 \
 	plugin_cluster_start timeout=2s
 user=$AIF_TEST_USER
 
-budgets() { # budgets CLUSTER-SETTINGS: the budgets file, schema version 2
+budgets() { # budgets CLUSTER-SETTINGS [ADMISSION]: the budgets file, schema version 2
 	{ budgets_head health | sed 's/^version: 1$/version: 2/'; cat; } >"$AIFD_WORK/budgets.yaml" <<YAML
 factories:
   - id: fa
     clusters:
       $AIF_TEST_CLUSTER: $1
     budgets: {cur: 1000}
+    admission: ${2:-used}
     projects:
       - {id: mine, sectors: [health], budgets: {cur: 100}, members: {users: [$user]}}
 YAML
@@ -157,6 +158,18 @@ assert_eq "4 8" "$(psql -d "$AIFD_DB" -Atc "SELECT string_agg(trim_scale(charged
 	FROM aif.usage_intervals WHERE job_id IN ($j6, $j7)")" "a100 jobs at the unrated rate"
 assert_eq 1 "$(grep -c 'GPU model "a100" on cluster .* has no rate in the budgets file' "$AIFD_WORK/a.log")" \
 	"the unrated model said once"
+
+# A reservation follows the rates: the admission of a job reserves each node of it as its usage
+# will be charged, from slurmctld's allocation: an h100 job reserves twice what the same job
+# on an a100 does.
+budgets "{rates: {h100: 4, a100: 2, 1g.10gb: 0.5}}" reserve
+j9=$(job --gres=gpu:a100:1 --time=1)
+j10=$(job --gres=gpu:h100:1 --time=1)
+for j in "$j9 2" "$j10 4"; do
+	wait_sql "SELECT trim_scale(charged) || ' ' || (ends_at - starts_at) FROM aif.reservations
+		WHERE job_id = ${j% *}" "${j#* } 00:01:00" "job ${j% *}: its reservation, per its model"
+done
+for j in $j9 $j10; do assert_eq COMPLETED "$(wait_job "$j")" "job $j"; done
 
 # charge: billing: a job's charged hours are its billing TRES times its elapsed time, as
 # slurmctld and sacct have them (TRESBillingWeights above: CPUs, and the GPUs by model).

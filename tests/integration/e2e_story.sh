@@ -297,7 +297,7 @@ refusal='sbatch: error: aif: project "tiny-deny" has used all its GPU-hours for 
 hint='sbatch: HINT:  Ask your AI Factory (ai2f) for more GPU-hours, or use another project.'
 out=$(refused aiftest2 tiny-deny)
 assert_eq "$refusal" "$(sed -n 1p <<<"$out")" "the refusal while tiny-deny's job runs"
-assert_match '^sbatch: DETAIL:  Used [0-9.]+ of 0\.01 GPU-hours\.$' "$(sed -n 2p <<<"$out")" \
+assert_match '^sbatch: DETAIL:  Used [0-9.]+ of 0\.01 charged GPU-hours\.$' "$(sed -n 2p <<<"$out")" \
 	"the refusal's detail while tiny-deny's job runs"
 assert_eq "$hint" "$(sed -n '3,$p' <<<"$out")" "the refusal's hint while tiny-deny's job runs"
 assert_eq RUNNING "$(kv "$(job_line "$j_deny")" JobState)" "tiny-deny's job, over its budget (deny)"

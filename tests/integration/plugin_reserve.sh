@@ -55,7 +55,7 @@ job=$(submit big --gpus-per-node=2 --time=60 --wrap 'echo ran')
 assert_eq FAILED "$(wait_job "$job")" "a job that may cost 2 GPU-hours"
 err=$(cat "$AIF_TEST_WORKDIR/big.err")
 assert_match 'aif: job refused: it may cost 2 charged GPU-hours, and project "small" has 1 left' "$err" "its reason"
-assert_match 'DETAIL:  2 GPUs for its time limit of 01:00:00: 2 GPU-hours in period "cur"' "$err" "its detail"
+assert_match 'DETAIL:  2 GPUs for its time limit of 01:00:00, at this cluster.s rates: 2 charged GPU-hours in period "cur"' "$err" "its detail"
 assert_match 'HINT:  Ask for less time \(--time\) or fewer GPUs' "$err" "its hint"
 [[ ! -s $AIF_TEST_WORKDIR/big.out ]] || fail "the refused job's script ran"
 assert_eq "refuse|project-cannot-afford" "$(admission "$job")" "its admission"

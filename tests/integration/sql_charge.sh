@@ -151,5 +151,17 @@ assert_eq "change gpu-rate ai2f/jean-zay/h100 rate 4 -> 6" "$(q -F ' ' -c "SELEC
 assert_eq "t 43200000000" "$(q -F ' ' -c "SELECT fits, cost_us FROM aif.reserve('jean-zay', 20, 'p1', 2,
 	now(), now() + interval '1 hour', false)")" "reservation at the highest rate"
 assert_eq "12" "$(q -c "SELECT trim_scale(charged) FROM aif.reservations WHERE job_id = 20")" "reserved charged GPUs"
+# With slurmctld's allocation (the running job's models per node, its CPUs, memory, billing),
+# each node is reserved as its usage will be charged: 2 a100 at 2; 2 h100 at 6, three times
+# that; a node of each with 64 CPUs (32 a node: 2 GPUs' share at 16 CPUs each), each node
+# raised to 2 GPUs at its rate.
+reserve_alloc() { # reserve_alloc JOB GPUS MODELS CPUS: charged GPUs reserved for an hour
+	q -c "SELECT fits FROM aif.reserve('jean-zay', $1, 'p1', $2, now(), now() + interval '1 hour',
+		true, '$3', $4, 2048, NULL)" >/dev/null
+	q -c "SELECT trim_scale(charged) FROM aif.reservations WHERE job_id = $1"
+}
+assert_eq 4 "$(reserve_alloc 21 2 '{a100:2}' 8)" "reserved: 2 a100"
+assert_eq 12 "$(reserve_alloc 22 2 '{h100:2}' 8)" "reserved: 2 h100, three times 2 a100"
+assert_eq 16 "$(reserve_alloc 23 2 '{h100:1,a100:1}' 64)" "reserved: per node, with its CPU share"
 
 echo "sql charge: ok"

@@ -146,6 +146,7 @@ static int bench_slurm(uint32_t job, uint32_t uid, int n)
 		return 1;
 	for (int i = 0; i < n; i++) {
 		int64_t t0 = aif_clock_ns();
+		jobcost_free(&cost);
 		if (jobcost_load(job, uid, &cost, &why) < 0) {
 			fprintf(stderr, "aif-reserve-bench: %s\n", why.message);
 			return 1;
@@ -154,6 +155,7 @@ static int bench_slurm(uint32_t job, uint32_t uid, int n)
 	}
 	printf("rpc_p50_ms=%.3f rpc_p99_ms=%.3f gpus=%lld seconds=%lld\n", pct(ms, n, 0.5),
 	       pct(ms, n, 0.99), (long long)cost.gpus, (long long)(cost.end - cost.start));
+	jobcost_free(&cost);
 	free(ms);
 	slurmctld_release();
 	return 0;
