@@ -22,7 +22,8 @@ static void usage(FILE *out)
 		"  aifctl [OPTION]... COMMAND [ARG]...\n"
 		"\n"
 		"Commands:\n"
-		"  check FILE          validate a budgets file; no database needed\n"
+		"  check FILE          validate a budgets file; no database needed (--slurm: and\n"
+		"                      against this cluster's GPU models)\n"
 		"  plan FILE           show what applying FILE would change in the database\n"
 		"  apply FILE          apply FILE in one transaction and record it in the audit log\n"
 		"  status              budget status of every factory and project\n"
@@ -49,6 +50,8 @@ static void usage(FILE *out)
 		"  -p, --period=PERIOD     status, report: only this budget period\n"
 		"      --spool-dir=DIR     spool flush, list: the spool directory (default: \"spool_dir\"\n"
 		"                          in the config file, else %s)\n"
+		"      --slurm             check: also that every GPU model of this cluster's nodes\n"
+		"                          (sinfo) has a rate where the file gives rates\n"
 		"  -h, --help              show this help, then exit\n"
 		"  -V, --version           output version information, then exit\n"
 		"\n"
@@ -70,7 +73,7 @@ __attribute__((format(printf, 1, 2))) static int bad_usage(const char *fmt, ...)
 }
 
 /* Long options without a short letter. */
-enum { OPT_SPOOL_DIR = 256 };
+enum { OPT_SPOOL_DIR = 256, OPT_SLURM };
 
 int main(int argc, char **argv)
 {
@@ -83,6 +86,7 @@ int main(int argc, char **argv)
 		{"by", required_argument, NULL, 'b'},
 		{"period", required_argument, NULL, 'p'},
 		{"spool-dir", required_argument, NULL, OPT_SPOOL_DIR},
+		{"slurm", no_argument, NULL, OPT_SLURM},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -139,6 +143,9 @@ int main(int argc, char **argv)
 		case OPT_SPOOL_DIR:
 			ctl.spool_dir_option = optarg;
 			break;
+		case OPT_SLURM:
+			ctl.slurm = true;
+			break;
 		case 'h':
 			usage(stdout);
 			return AIFCTL_OK;
@@ -165,6 +172,8 @@ int main(int argc, char **argv)
 			return bad_usage("--by is only for \"%s\"", "report");
 		if (ctl.period && commands[i].run != aifctl_cmd_report && commands[i].run != aifctl_cmd_status)
 			return bad_usage("--period is only for \"%s\"", "status and report");
+		if (ctl.slurm && commands[i].run != aifctl_cmd_check)
+			return bad_usage("--slurm is only for \"%s\"", "check");
 		if (ctl.spool_dir_option && commands[i].run != aifctl_cmd_spool)
 			return bad_usage("--spool-dir is only for \"%s\"", "spool flush\" and \"spool list");
 		return commands[i].run(&ctl);

@@ -2,6 +2,8 @@
 #ifndef AIFCTL_H
 #define AIFCTL_H
 
+#include <stdbool.h>
+
 #include <libpq-fe.h>
 
 #include "aif_diag.h"
@@ -24,6 +26,7 @@ struct aifctl {
 	enum aifctl_format format;
 	const char *by;            /* report --by */
 	const char *period;        /* status/report --period */
+	bool slurm;                /* check --slurm */
 	char **args;               /* the command's positional arguments */
 	int n_args;
 };

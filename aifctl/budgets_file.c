@@ -60,7 +60,8 @@ static int read_all(const char *path, char **text, size_t *len)
 	return 0;
 }
 
-int budgets_file_load(struct budgets_file *f, const char *path, FILE *lines_out)
+int budgets_file_load(struct budgets_file *f, const char *path, FILE *lines_out,
+		      const struct aif_budgets_options *options)
 {
 	static const char *const columns[] = {"file", "line", "column", "severity", "message"};
 	static const bool numeric[] = {false, true, true, false, false};
@@ -76,7 +77,7 @@ int budgets_file_load(struct budgets_file *f, const char *path, FILE *lines_out)
 		aifctl_error("out of memory");
 		return AIFCTL_FAILURE;
 	}
-	f->errors = aif_budgets_parse(path, f->text, f->len, NULL, &f->model, collect_issue, f);
+	f->errors = aif_budgets_parse(path, f->text, f->len, options, &f->model, collect_issue, f);
 	return f->errors ? AIFCTL_INVALID : AIFCTL_OK;
 }
 

@@ -24,7 +24,8 @@ struct budgets_file {
  * f->issues and, when lines_out is not NULL, printed there at once in the compilers' style
  * ("file:line:column: error: message").
  */
-int budgets_file_load(struct budgets_file *f, const char *path, FILE *lines_out);
+int budgets_file_load(struct budgets_file *f, const char *path, FILE *lines_out,
+		      const struct aif_budgets_options *options);
 void budgets_file_free(struct budgets_file *f);
 
 #endif

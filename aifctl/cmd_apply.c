@@ -174,7 +174,7 @@ static int plan_or_apply(const struct aifctl *ctl, bool apply)
 	PGconn *conn = NULL;
 	PGresult *res = NULL;
 	struct output_table *changes = NULL;
-	int rc = budgets_file_load(&f, ctl->args[0], stderr);
+	int rc = budgets_file_load(&f, ctl->args[0], stderr, NULL);
 
 	if (rc != AIFCTL_OK) {
 		if (rc == AIFCTL_INVALID)

@@ -1,14 +1,29 @@
-/* aifctl check FILE: validate a budgets file without touching any database. */
+/*
+ * aifctl check [--slurm] FILE: validate a budgets file without touching any database; with
+ * --slurm, also against the GPU models of this cluster's nodes (slurm_models.h).
+ */
 #include <stdio.h>
 
 #include "aifctl.h"
 #include "budgets_file.h"
+#include "slurm_models.h"
 
 int aifctl_cmd_check(const struct aifctl *ctl)
 {
 	struct budgets_file f;
+	struct slurm_models slurm = {0};
+	struct aif_budgets_options options = {0};
 	bool as_lines = ctl->format == AIFCTL_FORMAT_TABLE;
-	int rc = budgets_file_load(&f, ctl->args[0], as_lines ? stdout : NULL);
+	int rc;
+
+	if (ctl->slurm) {
+		if (slurm_models_read(&slurm) < 0)
+			return AIFCTL_FAILURE;
+		options.cluster_models = &slurm.view;
+		options.n_cluster_models = 1;
+	}
+	rc = budgets_file_load(&f, ctl->args[0], as_lines ? stdout : NULL, &options);
+	slurm_models_free(&slurm);
 
 	if (rc == AIFCTL_FAILURE) {
 		budgets_file_free(&f);

@@ -1162,6 +1162,39 @@ static void read_charging(struct loader *L, const struct ynode *node, const char
 		read_share(L, v, owner, c);
 }
 
+/* Whether c has a rate for model (c->rates sorted by model). */
+static bool has_rate(const struct aif_charging *c, const char *model)
+{
+	for (size_t i = 0; i < c->n_rates; i++)
+		if (strcmp(c->rates[i].model, model) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Every GPU model Slurm gives cluster (options->cluster_models) has a rate in c, when c
+ * charges by GPUs with rates; an error at at for each that has none.
+ */
+static void check_models_rated(struct loader *L, const struct ynode *at, const char *cluster,
+			       const char *owner, const struct aif_charging *c)
+{
+	const struct aif_budgets_options *o = L->options;
+
+	if (!o || c->by != AIF_CHARGE_GPUS || !c->n_rates)
+		return;
+	for (size_t i = 0; i < o->n_cluster_models; i++) {
+		const struct aif_cluster_models *m = &o->cluster_models[i];
+
+		if (strcmp(m->cluster, cluster) != 0)
+			continue;
+		for (size_t j = 0; j < m->n_models; j++)
+			if (!has_rate(c, m->models[j]))
+				error(L, at, "GPU model %s has no rate in %s; Slurm's nodes of the "
+				      "cluster have it: add it to \"rates\"", quote(m->models[j]).text,
+				      owner);
+	}
+}
+
 /* A list of names (every GPU costs 1), or, from version 2, a mapping name -> settings. */
 static void read_clusters(struct loader *L, const struct ynode *node, const char *owner,
 			  struct aif_factory *f)
@@ -1224,6 +1257,9 @@ static void read_clusters(struct loader *L, const struct ynode *node, const char
 			format_cut(cluster_owner, sizeof(cluster_owner), "cluster %s of %s", name.text,
 				   owner);
 			read_charging(L, node->child[2 * i + 1], cluster_owner, &charging);
+			check_models_rated(L, get(node->child[2 * i + 1], "rates") ?
+					      get(node->child[2 * i + 1], "rates") : item,
+					   item->text, cluster_owner, &charging);
 		}
 		if (f->clusters && f->charging &&
 		    (f->clusters[f->n_clusters] = copy(L, item->text)))

@@ -125,11 +125,24 @@ struct aif_budgets_issue {
 
 typedef void (*aif_budgets_report_fn)(const struct aif_budgets_issue *issue, void *arg);
 
-/* How members are resolved; NULL functions mean NSS (getpwnam_r / getgrnam_r). */
+/* The GPU models (GRES types: "h100", "1g.10gb") Slurm gives the nodes of one cluster. */
+struct aif_cluster_models {
+	const char *cluster;
+	const char *const *models;
+	size_t n_models;
+};
+
+/*
+ * How members are resolved; NULL functions mean NSS (getpwnam_r / getgrnam_r). With
+ * cluster_models (aifctl check --slurm), a cluster that charges by GPUs with rates must give
+ * one to each of its models there: a model without is an error.
+ */
 struct aif_budgets_options {
 	bool (*user_exists)(const char *name, void *arg);
 	bool (*group_exists)(const char *name, void *arg);
 	void *arg;
+	const struct aif_cluster_models *cluster_models;
+	size_t n_cluster_models;
 };
 
 /*

@@ -46,7 +46,12 @@ static bool group_exists(const char *name, void *arg)
 	return name[0] != 'x';
 }
 
-static const struct aif_budgets_options fake_nss = {user_exists, group_exists, NULL};
+/* And the GPU models Slurm gives two clusters' nodes (aifctl check --slurm). */
+static const char *const jean_zay_models[] = {"h100", "a100", "1g.10gb"};
+static const char *const adastra_models[] = {"mi250x"};
+static const struct aif_cluster_models slurm_models[] = {{"jean-zay", jean_zay_models, 3},
+							 {"adastra", adastra_models, 1}};
+static const struct aif_budgets_options fake_nss = {user_exists, group_exists, NULL, slurm_models, 2};
 
 static bool everyone_exists(const char *name, void *arg)
 {
@@ -55,7 +60,7 @@ static bool everyone_exists(const char *name, void *arg)
 	return true;
 }
 
-static const struct aif_budgets_options everyone = {everyone_exists, everyone_exists, NULL};
+static const struct aif_budgets_options everyone = {everyone_exists, everyone_exists, NULL, NULL, 0};
 
 struct seen {
 	size_t issues;

@@ -18,8 +18,8 @@ AIF_PELOG=1 AIF_SLURMDBD=1 \
 	plugin_cluster_start timeout=2s
 user=$AIF_TEST_USER
 
-budgets() { # budgets CLUSTER-SETTINGS [ADMISSION]: the budgets file, schema version 2
-	{ budgets_head health | sed 's/^version: 1$/version: 2/'; cat; } >"$AIFD_WORK/budgets.yaml" <<YAML
+budgets_yaml() { # budgets_yaml CLUSTER-SETTINGS [ADMISSION]: a budgets file, schema version 2
+	{ budgets_head health | sed 's/^version: 1$/version: 2/'; cat; } <<YAML
 factories:
   - id: fa
     clusters:
@@ -29,16 +29,33 @@ factories:
     projects:
       - {id: mine, sectors: [health], budgets: {cur: 100}, members: {users: [$user]}}
 YAML
+}
+budgets() { # budgets CLUSTER-SETTINGS [ADMISSION]: applied
+	budgets_yaml "$@" >"$AIFD_WORK/budgets.yaml"
 	aif_apply "$AIFD_WORK/budgets.yaml"
 }
+
+# aifctl check --slurm: every GPU model of the cluster's nodes (sinfo) has a rate where the file
+# gives rates; a100 has none here. Untyped GPUs, a file without rates: nothing to miss.
+budgets_yaml "{rates: {h100: 4, 1g.10gb: 0.5}}" >"$AIFD_WORK/missing.yaml"
+rc=0
+out=$("$AIF_BUILD_DIR/aifctl/aifctl" check --slurm "$AIFD_WORK/missing.yaml" 2>&1) || rc=$?
+assert_eq 2 "$rc" "aifctl check --slurm of a file without a rate for a100: exit status ($out)"
+assert_match "missing.yaml:[0-9]+:[0-9]+: error: GPU model \"a100\" has no rate in cluster \"$AIF_TEST_CLUSTER\" of factory \"fa\"; Slurm's nodes of the cluster have it: add it to \"rates\"" \
+	"$out" "aifctl check --slurm: the model without a rate"
+assert_eq 0 "$("$AIF_BUILD_DIR/aifctl/aifctl" check "$AIFD_WORK/missing.yaml" >/dev/null; echo $?)" \
+	"aifctl check without --slurm: Slurm's models are not known"
+budgets_yaml "{rates: {h100: 4, a100: 2, 1g.10gb: 0.5}}" >"$AIFD_WORK/rated.yaml"
+"$AIF_BUILD_DIR/aifctl/aifctl" check --slurm "$AIFD_WORK/rated.yaml" >/dev/null ||
+	fail "aifctl check --slurm of a file that rates every model: $("$AIF_BUILD_DIR/aifctl/aifctl" check --slurm "$AIFD_WORK/rated.yaml" 2>&1)"
 budgets "{rates: {h100: 4, a100: 2, 1g.10gb: 0.5}, share: {cpus_per_gpu: 1}}"
 plugin_aifd_start
 
-job() { # job ARG...: a job of 5 s of the user in project mine; prints its id once it runs, its
+job() { # job ARG...: a job of 5 s (JOB_SECONDS) of the user in project mine; prints its id once it runs, its
 	# allocation as slurmctld has it then in $AIFD_WORK/alloc.ID (an ended job's keeps no GRES
 	# per node)
 	local id deadline=$((SECONDS + 30))
-	id=$(as_user "$user" sbatch --parsable --aif-project=mine -o /dev/null "$@" --wrap 'sleep 5')
+	id=$(as_user "$user" sbatch --parsable --aif-project=mine -o /dev/null "$@" --wrap "sleep ${JOB_SECONDS:-5}")
 	[[ $id =~ ^[0-9]+$ ]] || fail "sbatch $* did not return a job id: '$id'"
 	until [[ $(squeue -h -j "$id" -o %T) == RUNNING ]]; do
 		((SECONDS < deadline)) || fail "job $id ($*) did not start"

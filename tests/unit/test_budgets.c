@@ -47,7 +47,7 @@ static bool fake_group_exists(const char *name, void *arg)
 	return strcmp(name, "genomics") == 0 || strcmp(name, "energy") == 0;
 }
 
-static const struct aif_budgets_options fake_nss = {fake_user_exists, fake_group_exists, NULL};
+static const struct aif_budgets_options fake_nss = {fake_user_exists, fake_group_exists, NULL, NULL, 0};
 
 struct want {
 	unsigned line, column;
@@ -644,6 +644,47 @@ static void test_charging_model(void **state)
 	aif_budgets_free(m);
 }
 
+/*
+ * With the GPU models Slurm gives a cluster's nodes (aifctl check --slurm), each must have a
+ * rate where the cluster has rates: an error at its "rates" for each that has none. A cluster
+ * without rates (every GPU at its unrated rate), charged by billing, or listed, has nothing to
+ * miss; another cluster's models do not count.
+ */
+static void test_slurm_models(void **state)
+{
+	static const char yaml[] = "version: 2\n" S P "factories:\n"
+		"  - id: ai2f\n"
+		"    clusters:\n"
+		"      jean-zay: {rates: {h100: 4, 1g.10gb: 0.25}}\n"
+		"      adastra: {unrated: 2}\n"
+		"      joliot-curie: {charge: billing}\n"
+		"  - id: jaif\n"
+		"    clusters: [jean-zay]\n";
+	static const char *const jz[] = {"h100", "a100", "1g.10gb", "v100"};
+	static const char *const other[] = {"mi250x"};
+	const struct aif_cluster_models models[] = {{"jean-zay", jz, 4}, {"adastra", other, 1},
+						     {"joliot-curie", other, 1}};
+	struct aif_budgets_options o = fake_nss;
+	struct collected c = {0};
+	(void)state;
+
+	o.cluster_models = models;
+	o.n_cluster_models = 3;
+	assert_int_equal(aif_budgets_parse("slurm.yaml", yaml, strlen(yaml), &o, NULL, collect, &c), 2);
+	assert_int_equal(c.n, 2);
+	assert_string_equal(c.issues[0].message, "GPU model \"a100\" has no rate in cluster "
+			    "\"jean-zay\" of factory \"ai2f\"; Slurm's nodes of the cluster have it: add "
+			    "it to \"rates\"");
+	assert_int_equal(c.issues[0].line, 9);
+	assert_int_equal(c.issues[0].column, 25);
+	assert_string_equal(c.issues[1].message, "GPU model \"v100\" has no rate in cluster "
+			    "\"jean-zay\" of factory \"ai2f\"; Slurm's nodes of the cluster have it: add "
+			    "it to \"rates\"");
+	o.n_cluster_models = 0;
+	c.n = 0;
+	assert_int_equal(aif_budgets_parse("slurm.yaml", yaml, strlen(yaml), &o, NULL, collect, &c), 0);
+}
+
 /* The model of a valid file, with effective (inherited and default) values. */
 static void test_valid_model(void **state)
 {
@@ -835,6 +876,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_nss_lookup),
 		cmocka_unit_test(test_valid_model),
 		cmocka_unit_test(test_charging_model),
+		cmocka_unit_test(test_slurm_models),
 		cmocka_unit_test(test_example_file_is_valid),
 		cmocka_unit_test(test_unreadable_file),
 		cmocka_unit_test(test_count_only),
