@@ -15,6 +15,24 @@ AS $$ SELECT CASE WHEN gpu_models IS NULL THEN NULL
 	ELSE coalesce((SELECT sum(split_part(e, ':', 2)::bigint)
 		       FROM unnest(string_to_array(nullif(gpu_models, ''), ',')) e), 0) END $$;
 
+-- The charged GPUs of a node whose allocation is not known: its GPUs at the unrated rate
+-- (unrated_rate NULL: the cluster has no charging, every GPU costs 1). An expression the
+-- planner inlines: aif.record_usage() charges every new interval with it.
+CREATE OR REPLACE FUNCTION aif.charged_gpus_unallocated(gpus bigint, unrated_rate numeric)
+RETURNS numeric LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT gpus * coalesce(unrated_rate, 1) $$;
+
+-- The charging in force for a project's usage on a cluster: its factory's current version
+-- there (none when the factory does not list the cluster), and that version's unrated rate.
+-- A view, so that aif.record_usage() joins it for a whole group of records.
+CREATE OR REPLACE VIEW aif.project_charging AS
+SELECT p.id AS project_id, c.cluster, c.charging_version, v.unrated_rate
+FROM aif.projects p
+JOIN aif.factory_clusters c ON c.factory_id = p.factory_id
+LEFT JOIN aif.charging_versions v ON v.id = c.charging_version;
+REVOKE ALL ON aif.project_charging FROM PUBLIC;
+GRANT SELECT ON aif.project_charging TO aif_daemon, aif_operator;
+
 -- The charged GPUs of one node of a job, under charging version v (an all-NULL v: the cluster
 -- has none, every GPU costs 1): budget units per hour.
 --   charge_by gpus: each GPU at its model's rate (the unrated rate when its model has none or
@@ -28,11 +46,11 @@ CREATE OR REPLACE FUNCTION aif.charged_gpus(v aif.charging_versions, gpus bigint
 RETURNS numeric LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
 SELECT CASE
-	WHEN v.id IS NULL THEN gpus::numeric
-	WHEN v.charge_by = 'billing' THEN coalesce(billing, gpus * v.unrated_rate)
+	WHEN v.id IS NULL THEN aif.charged_gpus_unallocated(gpus, NULL)
+	WHEN v.charge_by = 'billing' THEN coalesce(billing, aif.charged_gpus_unallocated(gpus, v.unrated_rate))
 	WHEN gpu_models IS NULL AND v.cpus_per_gpu IS NULL AND v.memory_per_gpu_mb IS NULL
-		THEN gpus * v.unrated_rate
-	ELSE (SELECT coalesce(m.charged, gpus * v.unrated_rate)
+		THEN aif.charged_gpus_unallocated(gpus, v.unrated_rate)
+	ELSE (SELECT coalesce(m.charged, aif.charged_gpus_unallocated(gpus, v.unrated_rate))
 		     + greatest(0, greatest(ceil(cpus::numeric / v.cpus_per_gpu),
 					    ceil(memory_mb::numeric / v.memory_per_gpu_mb))
 				   - coalesce(m.n, gpus))
@@ -62,9 +80,8 @@ AS $$ SELECT CASE WHEN v.id IS NULL THEN 1::numeric
 -- the factory does not list the cluster.
 CREATE OR REPLACE FUNCTION aif.charging_version(project_id text, cluster text) RETURNS bigint
 LANGUAGE sql STABLE PARALLEL SAFE
-AS $$ SELECT c.charging_version FROM aif.projects p
-	JOIN aif.factory_clusters c ON c.factory_id = p.factory_id AND c.cluster = charging_version.cluster
-	WHERE p.id = charging_version.project_id $$;
+AS $$ SELECT c.charging_version FROM aif.project_charging c
+	WHERE c.project_id = charging_version.project_id AND c.cluster = charging_version.cluster $$;
 
 -- What slurmctld allocated to the running jobs of open intervals, as aifd learns it
 -- (daemon/usage/allocations.c): per interval its key, its uid, and the node's GPUs by model
@@ -152,8 +169,10 @@ REVOKE ALL ON FUNCTION aif.record_allocations(text[], bigint[], text[], bigint[]
 GRANT EXECUTE ON FUNCTION aif.record_allocations(text[], bigint[], text[], bigint[], bigint[], text[],
 	bigint[], bigint[], bigint[], bigint[]) TO aif_daemon;
 
-REVOKE ALL ON FUNCTION aif.node_share(bigint, bigint) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION aif.node_share(bigint, bigint) TO aif_daemon, aif_operator;
+REVOKE ALL ON FUNCTION aif.node_share(bigint, bigint),
+	aif.charged_gpus_unallocated(bigint, numeric) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aif.node_share(bigint, bigint),
+	aif.charged_gpus_unallocated(bigint, numeric) TO aif_daemon, aif_operator;
 REVOKE ALL ON FUNCTION
 	aif.charged_gpus(aif.charging_versions, bigint, text, bigint, bigint, numeric),
 	aif.charged_gpu_most(aif.charging_versions), aif.charging_version(text, text) FROM PUBLIC;

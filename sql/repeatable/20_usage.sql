@@ -68,10 +68,11 @@ COMMENT ON FUNCTION aif.admission_current(aif.admissions, bigint) IS
 -- its nodes. Not for a requeued run (the admission is the first run's) nor a reused id (it
 -- may be the earlier job's: the key has a run, or the job id an interval that ended well
 -- before this end): those start at their end.
--- A new interval takes the charging version in force (its factory's, for its cluster) and is
--- charged its GPUs at the unrated rate, what aif.charged_gpus() gives without an allocation
--- (joined here rather than called per row: a fifth of the cost of a start), until aifd learns
--- what slurmctld allocated (aif.record_allocations()).
+-- A new interval takes the charging version in force (aif.project_charging) and is charged
+-- aif.charged_gpus_unallocated(), what aif.charged_gpus() gives without an allocation (the view
+-- joined and the expression inlined for the whole group: a function looking the version up per
+-- row cost a fifth of a start), until aifd learns what slurmctld allocated
+-- (aif.record_allocations()).
 -- Integers travel as bigint and are cast where stored, so that an out-of-range value is a
 -- data error (22003). PL/pgSQL: its plan is kept for the session, as a prepared statement's.
 DROP FUNCTION IF EXISTS aif.record_usage(boolean[], text[], bigint[], text[], bigint[], text[],
@@ -188,13 +189,11 @@ BEGIN
 	   AND o.ended_at < to_timestamp(k.en) - $16)
 	  THEN a.decided_at ELSE to_timestamp(k.st) END,
 	 CASE WHEN k.en IS NULL THEN NULL ELSE to_timestamp(greatest(k.en, k.st)) END, k.src, k.exact,
-	 fc.charging_version, k.gpus * coalesce(cv.unrated_rate, 1)
+	 pc.charging_version, aif.charged_gpus_unallocated(k.gpus, pc.unrated_rate)
 	FROM k LEFT JOIN aif.admissions a ON a.cluster = k.cluster AND a.job_id = k.job_id
 	 AND a.sector_id IS NOT NULL
 	 AND aif.admission_current(a, k.uid)
-	LEFT JOIN aif.projects pj ON pj.id = k.project_id
-	LEFT JOIN aif.factory_clusters fc ON fc.factory_id = pj.factory_id AND fc.cluster = k.cluster
-	LEFT JOIN aif.charging_versions cv ON cv.id = fc.charging_version
+	LEFT JOIN aif.project_charging pc ON pc.project_id = k.project_id AND pc.cluster = k.cluster
 	ORDER BY k.cluster, k.job_id, k.node, k.restart_count
 	ON CONFLICT (cluster, job_id, node, restart_count, run) DO UPDATE
 	SET project_id = excluded.project_id, sector_id = excluded.sector_id,
