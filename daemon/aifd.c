@@ -172,10 +172,10 @@ static void ends_closed(void *refresh)
 	refresh_poke(refresh);
 }
 
-/* The usage writer committed records: the settler's next round. */
-static void usage_written(void *settle, bool ends)
+/* The usage writer committed a batch of records: to the settler. */
+static void usage_written(void *settle, const struct usage_record *recs, size_t n)
 {
-	settle_poke(settle, ends);
+	settle_written(settle, recs, n);
 }
 
 /* Reconciliation's jobs of a pass: the pending ones that cannot fit wait (pending.h). */

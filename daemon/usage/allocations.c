@@ -1,23 +1,26 @@
 /* allocations: what slurmctld allocated to running jobs, for charging (allocations.h). */
 #include "allocations.h"
 
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "aif_db.h"
 #include "log.h"
 #include "pgarray.h"
-#include "usage.h"
 
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 
+/* What an earlier aifd, or an overflowing queue, left to ask about. */
 static const char READ_SQL[] =
 	"SELECT job_id, node, restart_count, uid, extract(epoch FROM started_at)::bigint"
 	" FROM aif.usage_intervals WHERE cluster = $1 AND ended_at IS NULL AND allocation_at IS NULL"
 	" AND started_at > now() - interval '" STRINGIFY(ALLOCATIONS_RECENT_S) " seconds'"
-	" AND uid IS NOT NULL ORDER BY started_at LIMIT " STRINGIFY(ALLOCATIONS_ROUND_MAX);
+	" AND uid IS NOT NULL ORDER BY started_at LIMIT " STRINGIFY(ALLOCATIONS_QUEUE_MAX);
 
 static const char WRITE_SQL[] =
 	"SELECT changed, unrated FROM aif.record_allocations($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
@@ -25,12 +28,119 @@ static const char WRITE_SQL[] =
 #define NARRAYS 10
 #define SAID_MAX 64 /* unrated models said; past that, no more is said */
 
-/* The "cluster/model" charged at an unrated rate that this aifd said so of: once each. */
-static char *said[SAID_MAX];
-static size_t n_said;
+/* A start to ask slurmctld about: its interval's key. */
+struct started {
+	uint32_t job, restart, uid;
+	int64_t start;
+	char *node;
+};
+
+struct allocations {
+	pthread_mutex_t lock;
+	struct started *queue; /* lock: oldest first */
+	size_t n, cap;         /* lock */
+	bool rescan;           /* lock: the next round reads the database */
+	/* The settler's thread alone: the "cluster/model" charged at an unrated rate said so of. */
+	char *said[SAID_MAX];
+	size_t n_said;
+};
+
+struct allocations *allocations_new(void)
+{
+	struct allocations *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return NULL;
+	pthread_mutex_init(&a->lock, NULL);
+	a->rescan = true; /* what an earlier aifd left */
+	return a;
+}
+
+void allocations_free(struct allocations *a)
+{
+	if (!a)
+		return;
+	for (size_t i = 0; i < a->n; i++)
+		free(a->queue[i].node);
+	for (size_t i = 0; i < a->n_said; i++)
+		free(a->said[i]);
+	free(a->queue);
+	pthread_mutex_destroy(&a->lock);
+	free(a);
+}
+
+/* Append s (its node taken) under the lock; false when full: the database has it. */
+static bool append_locked(struct allocations *a, struct started s)
+{
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? 2 * a->cap : 256;
+		struct started *q;
+
+		if (a->n >= ALLOCATIONS_QUEUE_MAX || !(q = realloc(a->queue, cap * sizeof(*q))))
+			return false;
+		a->queue = q;
+		a->cap = cap;
+	}
+	a->queue[a->n++] = s;
+	return true;
+}
+
+/* Queue one start, its node copied; when it cannot be, the next round reads the database. */
+static void queue_locked(struct allocations *a, uint32_t job, uint32_t restart, uint32_t uid,
+			 int64_t start, const char *node)
+{
+	struct started s = {job, restart, uid, start, strdup(node)};
+
+	if (!s.node || !append_locked(a, s)) {
+		free(s.node);
+		a->rescan = true;
+	}
+}
+
+void allocations_started(struct allocations *a, const struct usage_record *recs, size_t n)
+{
+	pthread_mutex_lock(&a->lock);
+	for (size_t i = 0; i < n; i++)
+		/* (an unattributed interval is charged to no budget) */
+		if (recs[i].event == USAGE_START && !recs[i].unattributed)
+			queue_locked(a, recs[i].job, recs[i].restart, recs[i].uid, recs[i].start,
+				     recs[i].node);
+	pthread_mutex_unlock(&a->lock);
+}
+
+bool allocations_pending(struct allocations *a)
+{
+	bool pending;
+
+	pthread_mutex_lock(&a->lock);
+	pending = a->n > 0 || a->rescan;
+	pthread_mutex_unlock(&a->lock);
+	return pending;
+}
+
+/* The open intervals of cluster whose allocation is not known, into the queue. */
+static bool read_unasked(struct allocations *a, struct db *db, const char *cluster)
+{
+	const char *params[] = {cluster};
+	PGresult *res = db_exec_want(db, "could not read the intervals whose allocation is not known",
+				     READ_SQL, 1, params, PGRES_TUPLES_OK);
+
+	if (!res)
+		return false;
+	pthread_mutex_lock(&a->lock);
+	for (int i = 0; i < PQntuples(res); i++)
+		queue_locked(a, (uint32_t)strtoul(PQgetvalue(res, i, 0), NULL, 10),
+			     (uint32_t)strtoul(PQgetvalue(res, i, 2), NULL, 10),
+			     (uint32_t)strtoul(PQgetvalue(res, i, 3), NULL, 10),
+			     strtoll(PQgetvalue(res, i, 4), NULL, 10), PQgetvalue(res, i, 1));
+	a->rescan = false; /* (a full queue does not read again what it holds) */
+	pthread_mutex_unlock(&a->lock);
+	PQclear(res);
+	return true;
+}
 
 /* Say once of each model in the array literal unrated ("{c/m,...}") that it has no rate. */
-static void say_unrated(const char *unrated)
+static void say_unrated(struct allocations *a, const char *unrated)
 {
 	char buf[1024], *save = NULL;
 
@@ -40,11 +150,11 @@ static void say_unrated(const char *unrated)
 		size_t i;
 		char *slash = strchr(e, '/');
 
-		for (i = 0; i < n_said && strcmp(said[i], e) != 0; i++)
+		for (i = 0; i < a->n_said && strcmp(a->said[i], e) != 0; i++)
 			;
-		if (i < n_said || n_said == SAID_MAX || !slash || !(said[n_said] = strdup(e)))
+		if (i < a->n_said || a->n_said == SAID_MAX || !slash || !(a->said[a->n_said] = strdup(e)))
 			continue;
-		n_said++;
+		a->n_said++;
 		*slash = '\0';
 		log_warning("GPU model \"%s\" on cluster %s has no rate in the budgets file; it is "
 			    "charged at the cluster's unrated rate (docs/budgets-yaml.md, \"Charging\")",
@@ -53,16 +163,17 @@ static void say_unrated(const char *unrated)
 }
 
 /* A count of the job, NULL when its TRES have none (< 0). */
-static void put_count(struct pg_array *a, int64_t v)
+static void put_count(struct pg_array *arr, int64_t v)
 {
 	if (v < 0)
-		pg_array_null(a);
+		pg_array_null(arr);
 	else
-		pg_array_int(a, v);
+		pg_array_int(arr, v);
 }
 
-static bool write_allocations(struct db *db, const char *cluster, const struct usage_record *recs,
-			      size_t n)
+/* The allocations slurmctld gave of recs, in one call; false when the database failed. */
+static bool write_allocations(struct allocations *a, struct db *db, const char *cluster,
+			      const struct usage_record *recs, size_t n)
 {
 	struct pg_array arrays[NARRAYS] = {0}; /* empty: pg_array_start() reuses what one holds */
 	const char *values[NARRAYS];
@@ -74,11 +185,7 @@ static bool write_allocations(struct db *db, const char *cluster, const struct u
 	for (size_t i = 0; i < n; i++) {
 		const struct usage_record *r = &recs[i];
 
-		/*
-		 * Asked only when slurmctld answered for this run (exact) or said it does not know
-		 * the job: not while it is late or paused after a failure, nor for another run.
-		 */
-		if (!r->exact && !r->forgotten)
+		if (!r->alloc.known) /* not this run's answer, or it gave none */
 			continue;
 		any = true;
 		pg_array_text(&arrays[0], cluster);
@@ -86,16 +193,11 @@ static bool write_allocations(struct db *db, const char *cluster, const struct u
 		pg_array_text(&arrays[2], r->node);
 		pg_array_int(&arrays[3], r->restart);
 		pg_array_int(&arrays[4], r->uid);
-		if (r->alloc.known) {
-			pg_array_text(&arrays[5], r->alloc.gpu_models);
-			pg_array_int(&arrays[6], r->alloc.job_cpus);
-			put_count(&arrays[7], r->alloc.job_memory_mb);
-			put_count(&arrays[8], r->alloc.job_billing);
-			pg_array_int(&arrays[9], r->alloc.job_nodes);
-		} else {
-			for (int j = 5; j < NARRAYS; j++)
-				pg_array_null(&arrays[j]);
-		}
+		pg_array_text(&arrays[5], r->alloc.gpu_models);
+		pg_array_int(&arrays[6], r->alloc.job_cpus);
+		put_count(&arrays[7], r->alloc.job_memory_mb);
+		put_count(&arrays[8], r->alloc.job_billing);
+		pg_array_int(&arrays[9], r->alloc.job_nodes);
 	}
 	for (int j = 0; j < NARRAYS; j++)
 		ok = (values[j] = pg_array_end(&arrays[j])) != NULL && ok;
@@ -106,7 +208,7 @@ static bool write_allocations(struct db *db, const char *cluster, const struct u
 				   values, PGRES_TUPLES_OK);
 		ok = res != NULL;
 		if (res && PQntuples(res) == 1)
-			say_unrated(PQgetvalue(res, 0, 1));
+			say_unrated(a, PQgetvalue(res, 0, 1));
 		PQclear(res);
 	}
 	for (int j = 0; j < NARRAYS; j++)
@@ -114,48 +216,93 @@ static bool write_allocations(struct db *db, const char *cluster, const struct u
 	return ok;
 }
 
-bool allocations_round(struct db *db, struct jobtimes *jt, const char *cluster)
+/* Take the oldest starts, at most ALLOCATIONS_ROUND_MAX, into *out (malloc'd); how many. */
+static size_t take(struct allocations *a, struct started **out)
 {
-	const char *params[] = {cluster};
-	PGresult *res = db_exec_want(db, "could not read the intervals whose allocation is not known",
-				     READ_SQL, 1, params, PGRES_TUPLES_OK);
-	struct usage_record *recs = NULL, **settle = NULL;
 	size_t n;
-	bool left;
 
-	if (!res)
-		return true;
-	n = (size_t)PQntuples(res);
-	left = n == ALLOCATIONS_ROUND_MAX;
-	if (n == 0)
-		goto out;
+	*out = NULL;
+	pthread_mutex_lock(&a->lock);
+	n = a->n < ALLOCATIONS_ROUND_MAX ? a->n : ALLOCATIONS_ROUND_MAX;
+	if (n && !(*out = malloc(n * sizeof(**out)))) {
+		n = 0;
+	} else if (n) {
+		memcpy(*out, a->queue, n * sizeof(**out));
+		memmove(a->queue, a->queue + n, (a->n - n) * sizeof(*a->queue));
+		a->n -= n;
+	}
+	pthread_mutex_unlock(&a->lock);
+	return n;
+}
+
+/* Put back the starts of batch that keep[] says, free the others' nodes. */
+static void put_back(struct allocations *a, struct started *batch, const bool *keep, size_t n)
+{
+	pthread_mutex_lock(&a->lock);
+	for (size_t i = 0; i < n; i++)
+		if (!keep[i] || !append_locked(a, batch[i])) {
+			if (keep[i])
+				a->rescan = true;
+			free(batch[i].node);
+		}
+	pthread_mutex_unlock(&a->lock);
+}
+
+void allocations_round(struct allocations *a, struct db *db, struct jobtimes *jt,
+		       const char *cluster)
+{
+	int64_t oldest = (int64_t)time(NULL) - ALLOCATIONS_RECENT_S;
+	struct started *batch = NULL;
+	struct usage_record *recs = NULL, **settle = NULL;
+	bool *keep = NULL, rescan, ok = true;
+	size_t n, m = 0;
+
+	pthread_mutex_lock(&a->lock);
+	rescan = a->rescan;
+	pthread_mutex_unlock(&a->lock);
+	if ((rescan && !read_unasked(a, db, cluster)) || !(n = take(a, &batch)))
+		return;
 	recs = calloc(n, sizeof(*recs));
 	settle = calloc(n, sizeof(*settle));
-	if (!recs || !settle) {
+	keep = calloc(n, sizeof(*keep));
+	if (!recs || !settle || !keep) {
 		log_warning("out of memory: the allocations of jobs are asked for again later");
-		left = true;
+		for (size_t i = 0; keep && i < n; i++)
+			keep[i] = true;
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct usage_record *r = &recs[i];
 
+		if (batch[i].start < oldest) /* too long ago: slurmctld's answer would be late */
+			continue;
+		keep[i] = true;
 		r->event = USAGE_START;
 		r->cluster = cluster;
-		r->job = (uint32_t)strtoul(PQgetvalue(res, (int)i, 0), NULL, 10);
-		r->node = PQgetvalue(res, (int)i, 1);
-		r->restart = (uint32_t)strtoul(PQgetvalue(res, (int)i, 2), NULL, 10);
-		r->uid = (uint32_t)strtoul(PQgetvalue(res, (int)i, 3), NULL, 10);
-		r->start = strtoll(PQgetvalue(res, (int)i, 4), NULL, 10);
-		settle[i] = r;
+		r->job = batch[i].job;
+		r->node = batch[i].node;
+		r->restart = batch[i].restart;
+		r->uid = batch[i].uid;
+		r->start = batch[i].start;
+		settle[m++] = r;
 	}
-	jobtimes_settle(jt, settle, n);
-	if (!write_allocations(db, cluster, recs, n))
-		left = true;
-	for (size_t i = 0; i < n && !left; i++) /* not answered for: the next round */
-		left = !recs[i].exact && !recs[i].forgotten;
+	jobtimes_settle(jt, settle, m);
+	ok = write_allocations(a, db, cluster, recs, n);
+	/* Answered for (slurmctld's allocation, or it does not know the job): done. */
+	for (size_t i = 0; i < n && ok; i++)
+		keep[i] = keep[i] && !recs[i].exact && !recs[i].forgotten;
 out:
+	if (keep) {
+		put_back(a, batch, keep, n);
+	} else { /* the database has them */
+		for (size_t i = 0; i < n; i++)
+			free(batch[i].node);
+		pthread_mutex_lock(&a->lock);
+		a->rescan = true;
+		pthread_mutex_unlock(&a->lock);
+	}
+	free(keep);
 	free(settle);
 	free(recs);
-	PQclear(res);
-	return left;
+	free(batch);
 }

@@ -47,7 +47,8 @@ struct settle {
 	struct db db;             /* the thread's alone */
 	struct usage_params params;
 	struct waker waker;       /* the thread: records written, or stopping */
-	bool ends_written, usage_written; /* __atomic: set by settle_poke(), taken by the thread */
+	bool ends_written;        /* __atomic: set by settle_written(), taken by the thread */
+	struct allocations *allocations; /* the starts to ask slurmctld's allocation of */
 	bool said_left;           /* the ends an earlier aifd left were logged */
 	struct log_limit failures; /* one warning a minute while rounds fail */
 	struct slurmdbd_lookup *dbd; /* a lookup not answered in its round, still going on */
@@ -379,16 +380,15 @@ static void *settle_thread(void *arg)
 {
 	struct settle *s = arg;
 	int64_t next_round = 0, next_look = 0;
-	bool ends = true, allocations = true; /* what an earlier aifd left */
+	bool ends = true; /* what an earlier aifd left */
 
 	while (!waker_stopping(&s->waker)) {
 		int64_t now = aif_clock_ms();
+		bool allocations = allocations_pending(s->allocations);
 
 		/* The inbox when ends were written, and every SETTLE_IDLE_MS in any case. */
 		if (__atomic_exchange_n(&s->ends_written, false, __ATOMIC_ACQ_REL) || now >= next_look)
 			ends = true;
-		if (__atomic_exchange_n(&s->usage_written, false, __ATOMIC_ACQ_REL))
-			allocations = true;
 		if (!ends && !allocations) {
 			waker_wait(&s->waker, next_look);
 			continue;
@@ -404,8 +404,9 @@ static void *settle_thread(void *arg)
 			next_look = now + SETTLE_IDLE_MS;
 			ends = close_round(s);
 		}
+		/* (a failure is logged by db.h; the starts stay queued for the next round) */
 		if (allocations)
-			allocations = allocations_round(&s->db, s->jobtimes, s->cluster);
+			allocations_round(s->allocations, &s->db, s->jobtimes, s->cluster);
 	}
 	return NULL;
 }
@@ -416,6 +417,7 @@ static void settle_free(struct settle *s)
 	waker_stop(&s->waker);
 	lookup_forget(s); /* one still waiting for slurmdbd finishes on its own */
 	usage_params_free(&s->params);
+	allocations_free(s->allocations);
 	db_close(&s->db);
 	free(s->cluster);
 	free(s);
@@ -437,7 +439,7 @@ struct settle *settle_start(const char *conninfo, const char *cluster, struct jo
 	log_limit_init(&s->failures, "settling rounds that failed", SETTLE_LOG_EVERY_MS);
 	log_limit_init(&s->dbd_failures, "slurmdbd lookups that failed", SETTLE_LOG_EVERY_MS);
 	if (db_init(&s->db, conninfo, "aifd-settle", "the settler", SETTLE_STATEMENT_MS) < 0 ||
-	    !(s->cluster = strdup(cluster))) {
+	    !(s->cluster = strdup(cluster)) || !(s->allocations = allocations_new())) {
 		log_error("out of memory");
 		settle_free(s);
 		return NULL;
@@ -449,11 +451,15 @@ struct settle *settle_start(const char *conninfo, const char *cluster, struct jo
 	return s;
 }
 
-void settle_poke(struct settle *s, bool ends)
+void settle_written(struct settle *s, const struct usage_record *recs, size_t n)
 {
+	bool ends = false;
+
+	for (size_t i = 0; i < n && !ends; i++)
+		ends = recs[i].event == USAGE_END;
+	allocations_started(s->allocations, recs, n);
 	if (ends)
 		__atomic_store_n(&s->ends_written, true, __ATOMIC_RELEASE);
-	__atomic_store_n(&s->usage_written, true, __ATOMIC_RELEASE);
 	waker_poke(&s->waker);
 }
 

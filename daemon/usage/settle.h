@@ -5,7 +5,7 @@
  * writer commits the ends it acknowledges: nothing of it lives only in memory, and the ends an
  * aifd acknowledged and did not close (it stopped first) are closed by the next one.
  *
- * A round, at most every SETTLE_ROUND_MS (settle_poke() after the writer committed ends; a
+ * A round, at most every SETTLE_ROUND_MS (settle_written() after the writer committed ends; a
  * look every SETTLE_IDLE_MS in any case):
  *   1. read the cluster's ends in the inbox, oldest first, at most SETTLE_ROUND_MAX;
  *   2. settle their times (jobtimes_settle(): slurmctld's StartTime and EndTime where they are
@@ -19,15 +19,18 @@
  *   4. close, in one aif.record_usage() call, those settled and those that waited longer than
  *      USAGE_SETTLE_PATIENCE_MS for slurmctld (at the nodes' times); each close empties its
  *      inbox row. The others are tried again in the next round.
- * Then, in the same thread, the allocations of the jobs started (allocations.h), after the
- * writer committed starts, at most every SETTLE_ROUND_MS too.
+ * Then, in the same thread, the allocations of the jobs started (allocations.h), while
+ * starts the writer committed wait to be asked about, at most every SETTLE_ROUND_MS too.
  * An end the database refuses to close even alone (it never should) is logged and left to
  * reconciliation, which closes its interval at slurmctld's end time (its inbox row removed).
  */
 #ifndef AIFD_SETTLE_H
 #define AIFD_SETTLE_H
 
+#include <stddef.h>
+
 #include "jobtimes.h"
+#include "usage.h"
 
 #define SETTLE_ROUND_MS 1000
 #define SETTLE_ROUND_MAX 20000
@@ -53,10 +56,11 @@ struct settle *settle_start(const char *conninfo, const char *cluster, struct jo
 			    void (*closed)(void *arg), void *closed_arg);
 
 /*
- * Records were committed, ends among them when ends (to the inbox): a round soon, of the
- * allocations and, with ends, of the inbox. Any thread; never blocks.
+ * The writer committed recs (one batch; ends went to the inbox): their starts are queued for
+ * their allocations, and a round comes soon, of the inbox too when ends were among them. Any
+ * thread; never blocks for long.
  */
-void settle_poke(struct settle *s, bool ends);
+void settle_written(struct settle *s, const struct usage_record *recs, size_t n);
 
 /* Stop the thread (a round in progress is finished); the ends left stay in the inbox. */
 void settle_stop(struct settle *s);

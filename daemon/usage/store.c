@@ -45,7 +45,6 @@ struct batch {
 	void *arg;
 	size_t n;
 	size_t bytes; /* what it holds in memory, for max_queued_bytes */
-	bool ends;    /* it has end records */
 	bool refused;
 	struct aif_diag diag; /* why, when refused */
 	struct usage_record recs[]; /* then the strings they point to */
@@ -341,7 +340,6 @@ static void write_group(struct store *s, struct batch **batches, size_t nb)
 	struct aif_diag diag;
 	enum outcome o;
 	size_t records = 0, refused = 0;
-	bool ends = false;
 
 	aif_diag_clear(&diag);
 	for (;;) {
@@ -387,7 +385,8 @@ static void write_group(struct store *s, struct batch **batches, size_t nb)
 			store_log(s, 1, &b->diag);
 		if (status == 0) {
 			records += b->n;
-			ends = ends || b->ends;
+			if (s->opts.written) /* to the settler */
+				s->opts.written(s->opts.written_arg, b->recs, b->n);
 		} else {
 			refused++;
 		}
@@ -401,8 +400,6 @@ static void write_group(struct store *s, struct batch **batches, size_t nb)
 	pthread_mutex_unlock(&s->lock);
 	if (records)
 		s->dirty = true;
-	if (records && s->opts.written)
-		s->opts.written(s->opts.written_arg, ends); /* to the settler */
 }
 
 /* aif.rollup_flush() when due (or forced), on a healthy connection; failures are logged only. */
@@ -624,7 +621,6 @@ static struct batch *make_batch(const struct usage_record *recs, size_t n, struc
 		r->unanswered = false;
 		if (r->event == USAGE_START)
 			r->end = 0;
-		b->ends = b->ends || r->event == USAGE_END;
 	}
 	return b;
 }

@@ -64,11 +64,11 @@ struct store_options {
 	void *log_arg;
 	/*
 	 * NULL: an end closes its interval at once, at its own times. Else ends go to the inbox,
-	 * and this is called (from the writer thread, never blocking) after a commit of records,
-	 * ends true when ends were among them: the settler closes the ends and learns the
+	 * and this is called (from the writer thread, never blocking) after a commit, once per
+	 * batch committed, with its records: the settler closes the ends and learns the
 	 * allocations of the starts (settle.h).
 	 */
-	void (*written)(void *arg, bool ends);
+	void (*written)(void *arg, const struct usage_record *recs, size_t n);
 	void *written_arg;
 };
 

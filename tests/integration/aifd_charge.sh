@@ -164,6 +164,20 @@ a100 ${by_model[a100]}
 h100 ${by_model[h100]}" "$(psql -d "$AIFD_DB" -Atc "SELECT model || ' ' || round(sum(gpu_hours) * 3600)
 	FROM aif_report.usage_by_model GROUP BY model ORDER BY model")" "GPU-seconds per model: sacct's gres/gpu:MODEL"
 
+# Which intervals to ask slurmctld about is in aifd's memory only: an aifd started while a job
+# runs whose allocation is not known (as an aifd that stopped right after committing its start
+# leaves it) learns it from the database.
+j11=$(JOB_SECONDS=60 job --gres=gpu:h100:1)
+wait_sql "SELECT gpu_models FROM aif.usage_intervals WHERE job_id = $j11" "h100:1" "job $j11's allocation"
+kill -TERM "$AIFD_PID_a"
+wait "$AIFD_PID_a" || true
+psql -d "$AIFD_DB" -qAtc "UPDATE aif.usage_intervals SET gpu_models = NULL, allocation_at = NULL
+	WHERE job_id = $j11"
+plugin_aifd_start
+wait_sql "SELECT gpu_models FROM aif.usage_intervals WHERE job_id = $j11" "h100:1" \
+	"job $j11's allocation, learnt by the aifd started while it runs"
+scancel "$j11"
+
 # A model without a rate on a cluster that has rates: charged at the unrated rate (by default
 # the highest, 4), never refused, and aifd says so once, whatever the jobs.
 budgets "{rates: {h100: 4, 1g.10gb: 0.5}}"
