@@ -61,8 +61,10 @@ static const char *const queries[Q_COUNT] = {
 	 * fractional rates, open intervals may differ from it by their rounding, under a
 	 * microsecond each), and the charged GPUs of the intervals open at $1, rounded up, for
 	 * the periods not over at $1.
-	 * The open intervals (a busy cluster's many) are summed first per project and span of
-	 * start times between consecutive period bounds and $1 (width_bucket()): every interval
+	 * The open intervals (a busy cluster's many) are summed first per project, span of
+	 * start times between consecutive period bounds and $1 (width_bucket()) and charged GPUs,
+	 * in integers (a numeric product per interval made the load 40 % slower), then per
+	 * project and span, each charge times its intervals' summed time: every interval
 	 * of a span starts before a period, or within it and before its end, so a period's share
 	 * of a span is its GPUs times a common length, or its GPUs' summed time to $1 less the
 	 * time after the period's end. One cheap pass over them, not one row per interval and
@@ -77,13 +79,15 @@ static const char *const queries[Q_COUNT] = {
 		"  ends_on::timestamp AT TIME ZONE 'UTC' AS t1 FROM aif.periods),"
 		" xs AS (SELECT array_agg(x ORDER BY x) AS xs FROM ("
 		"  SELECT t0 AS x FROM per UNION SELECT t1 FROM per UNION SELECT t FROM t) b),"
-		" o AS (SELECT i.project_id, width_bucket(i.started_at, xs.xs) AS k,"
-		"  sum(coalesce(i.charged_gpus, i.gpus)) FILTER (WHERE i.started_at < t.t) AS g,"
-		"  sum(round(coalesce(i.charged_gpus, i.gpus)"
-		"   * round(date_part('epoch', t.t - i.started_at) * 1000000)::bigint))"
-		"   FILTER (WHERE i.started_at < t.t) AS g_us,"
-		"  ceil(sum(coalesce(i.charged_gpus, i.gpus)) FILTER (WHERE i.started_at <= t.t)) AS g_now"
-		"  FROM aif.usage_intervals i, xs, t WHERE i.ended_at IS NULL GROUP BY 1, 2)"
+		" oc AS (SELECT i.project_id, width_bucket(i.started_at, xs.xs) AS k,"
+		"  coalesce(i.charged_gpus, i.gpus) AS c,"
+		"  count(*) FILTER (WHERE i.started_at < t.t) AS n,"
+		"  sum(round(date_part('epoch', t.t - i.started_at) * 1000000)::bigint)"
+		"   FILTER (WHERE i.started_at < t.t) AS us,"
+		"  count(*) FILTER (WHERE i.started_at <= t.t) AS n_now"
+		"  FROM aif.usage_intervals i, xs, t WHERE i.ended_at IS NULL GROUP BY 1, 2, 3),"
+		" o AS (SELECT project_id, k, sum(c * n) FILTER (WHERE n > 0) AS g,"
+		"  sum(round(c * us)) AS g_us, ceil(sum(c * n_now)) AS g_now FROM oc GROUP BY 1, 2)"
 		" SELECT x.period_id, x.project_id, sum(x.gpu_us)::bigint, sum(x.gpus)::bigint,"
 		"  sum(x.committed_us)::bigint FROM ("
 		"  SELECT r.period_id, r.project_id, r.charged_us AS gpu_us, 0 AS gpus, r.charged_us AS committed_us"
