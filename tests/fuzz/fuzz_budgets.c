@@ -60,7 +60,7 @@ static bool everyone_exists(const char *name, void *arg)
 	return true;
 }
 
-static const struct aif_budgets_options everyone = {everyone_exists, everyone_exists, NULL, NULL, 0};
+static const struct aif_budgets_options everyone = {everyone_exists, everyone_exists, NULL, slurm_models, 2};
 
 struct seen {
 	size_t issues;
