@@ -2,11 +2,23 @@
  * aifctl check [--slurm] FILE: validate a budgets file without touching any database; with
  * --slurm, also against the GPU models of this cluster's nodes (slurm_models.h).
  */
+#include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "aifctl.h"
 #include "budgets_file.h"
 #include "slurm_models.h"
+
+/* Whether a factory of model lists cluster. */
+static bool lists_cluster(const struct aif_budgets *model, const char *cluster)
+{
+	for (size_t i = 0; i < model->n_factories; i++)
+		for (size_t j = 0; j < model->factories[i].n_clusters; j++)
+			if (strcmp(model->factories[i].clusters[j], cluster) == 0)
+				return true;
+	return false;
+}
 
 int aifctl_cmd_check(const struct aifctl *ctl)
 {
@@ -23,6 +35,16 @@ int aifctl_cmd_check(const struct aifctl *ctl)
 		options.n_cluster_models = 1;
 	}
 	rc = budgets_file_load(&f, ctl->args[0], as_lines ? stdout : NULL, &options);
+	if (ctl->slurm && f.model && !lists_cluster(f.model, slurm.cluster)) {
+		struct aif_diag d;
+
+		aif_diag_clear(&d);
+		aif_diag_message(&d, "no factory of \"%s\" lists cluster \"%s\"", ctl->args[0],
+				 slurm.cluster);
+		aif_diag_detail(&d, "--slurm checked the GPU models of this host's cluster (its "
+				    "ClusterName) against nothing.");
+		aifctl_report("WARNING", &d);
+	}
 	slurm_models_free(&slurm);
 
 	if (rc == AIFCTL_FAILURE) {

@@ -10,10 +10,15 @@
 #include "aif_gres.h"
 #include "aifctl.h"
 
-/* The commands, fixed: nothing of the caller's goes into a shell. sinfo's field is as wide as
- * it must be for any node's GRES (it truncates to the width given). */
+/*
+ * The commands, fixed: nothing of the caller's goes into a shell. sinfo: every node (--all:
+ * hidden partitions and those the caller may not use too; the caller's SINFO_PARTITION or
+ * SLURM_CLUSTERS would narrow it), one per line, its GRES as wide as any node's needs (sinfo
+ * truncates to the width given).
+ */
 static const char SCONTROL[] = "scontrol show config";
-static const char SINFO[] = "sinfo --noheader --format=%4000G";
+static const char SINFO[] = "env -u SINFO_PARTITION -u SLURM_CLUSTERS sinfo --all --Node --noheader "
+			    "--format=%4000G";
 
 /* Run cmd, each line of its output to fn(line, arg); 0, or -1 with the error printed. */
 static int each_line(const char *cmd, int (*fn)(char *line, void *arg), void *arg)

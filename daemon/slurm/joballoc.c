@@ -54,7 +54,8 @@ struct job_alloc *job_alloc_of(const slurm_job_info_t *info)
 
 		a->nodes[i].name = strdup(name);
 		free(name);
-		a->nodes[i].known = a->nodes[i].name &&
+		/* No detail is not "no GPU": slurmctld did not say (a count short of the nodes). */
+		a->nodes[i].known = a->nodes[i].name && detail &&
 				    aif_gres_models(detail, a->nodes[i].models,
 						    sizeof(a->nodes[i].models)) >= 0;
 	}

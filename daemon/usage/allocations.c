@@ -15,12 +15,12 @@
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 
-/* What an earlier aifd, or an overflowing queue, left to ask about. */
+/* What an earlier aifd, or an overflowing queue, left to ask about: the newest first. */
 static const char READ_SQL[] =
 	"SELECT job_id, node, restart_count, uid, extract(epoch FROM started_at)::bigint"
 	" FROM aif.usage_intervals WHERE cluster = $1 AND ended_at IS NULL AND allocation_at IS NULL"
 	" AND started_at > now() - interval '" STRINGIFY(ALLOCATIONS_RECENT_S) " seconds'"
-	" AND uid IS NOT NULL ORDER BY started_at LIMIT " STRINGIFY(ALLOCATIONS_QUEUE_MAX);
+	" AND uid IS NOT NULL ORDER BY started_at DESC LIMIT " STRINGIFY(ALLOCATIONS_QUEUE_MAX);
 
 static const char WRITE_SQL[] =
 	"SELECT changed, unrated FROM aif.record_allocations($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
@@ -37,8 +37,9 @@ struct started {
 
 struct allocations {
 	pthread_mutex_t lock;
-	struct started *queue; /* lock: oldest first */
-	size_t n, cap;         /* lock */
+	struct started *queue; /* lock: [head, n) queued, oldest first */
+	size_t head, n, cap;   /* lock */
+	uint64_t appended;     /* lock: starts the writer queued, ever */
 	bool rescan;           /* lock: the next round reads the database */
 	/* The settler's thread alone: the "cluster/model" charged at an unrated rate said so of. */
 	char *said[SAID_MAX];
@@ -60,7 +61,7 @@ void allocations_free(struct allocations *a)
 {
 	if (!a)
 		return;
-	for (size_t i = 0; i < a->n; i++)
+	for (size_t i = a->head; i < a->n; i++)
 		free(a->queue[i].node);
 	for (size_t i = 0; i < a->n_said; i++)
 		free(a->said[i]);
@@ -72,6 +73,11 @@ void allocations_free(struct allocations *a)
 /* Append s (its node taken) under the lock; false when full: the database has it. */
 static bool append_locked(struct allocations *a, struct started s)
 {
+	if (a->n == a->cap && a->head) { /* the room that rounds took */
+		memmove(a->queue, a->queue + a->head, (a->n - a->head) * sizeof(*a->queue));
+		a->n -= a->head;
+		a->head = 0;
+	}
 	if (a->n == a->cap) {
 		size_t cap = a->cap ? 2 * a->cap : 256;
 		struct started *q;
@@ -85,26 +91,24 @@ static bool append_locked(struct allocations *a, struct started s)
 	return true;
 }
 
-/* Queue one start, its node copied; when it cannot be, the next round reads the database. */
-static void queue_locked(struct allocations *a, uint32_t job, uint32_t restart, uint32_t uid,
-			 int64_t start, const char *node)
-{
-	struct started s = {job, restart, uid, start, strdup(node)};
-
-	if (!s.node || !append_locked(a, s)) {
-		free(s.node);
-		a->rescan = true;
-	}
-}
-
 void allocations_started(struct allocations *a, const struct usage_record *recs, size_t n)
 {
 	pthread_mutex_lock(&a->lock);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		const struct usage_record *r = &recs[i];
+		struct started s;
+
 		/* (an unattributed interval is charged to no budget) */
-		if (recs[i].event == USAGE_START && !recs[i].unattributed)
-			queue_locked(a, recs[i].job, recs[i].restart, recs[i].uid, recs[i].start,
-				     recs[i].node);
+		if (r->event != USAGE_START || r->unattributed)
+			continue;
+		s = (struct started){r->job, r->restart, r->uid, r->start, strdup(r->node)};
+		if (s.node && append_locked(a, s)) {
+			a->appended++;
+		} else { /* the next round reads the database, which has it */
+			free(s.node);
+			a->rescan = true;
+		}
+	}
 	pthread_mutex_unlock(&a->lock);
 }
 
@@ -113,29 +117,79 @@ bool allocations_pending(struct allocations *a)
 	bool pending;
 
 	pthread_mutex_lock(&a->lock);
-	pending = a->n > 0 || a->rescan;
+	pending = a->n > a->head || a->rescan;
 	pthread_mutex_unlock(&a->lock);
 	return pending;
 }
 
-/* The open intervals of cluster whose allocation is not known, into the queue. */
+/*
+ * The queue becomes the open intervals of cluster whose allocation is not known (the newest
+ * ALLOCATIONS_QUEUE_MAX, oldest first), and the starts the writer queued while they were read.
+ * Built outside the lock: the writer never waits for it. The database holds every start
+ * committed before the read, so the entries queued before it are dropped: an overflowing queue
+ * keeps the newest starts, not the oldest.
+ */
 static bool read_unasked(struct allocations *a, struct db *db, const char *cluster)
 {
 	const char *params[] = {cluster};
-	PGresult *res = db_exec_want(db, "could not read the intervals whose allocation is not known",
-				     READ_SQL, 1, params, PGRES_TUPLES_OK);
+	struct started *fresh = NULL, *q;
+	PGresult *res;
+	uint64_t mark;
+	size_t m = 0, tail;
+	bool whole = true;
 
-	if (!res)
-		return false;
 	pthread_mutex_lock(&a->lock);
-	for (int i = 0; i < PQntuples(res); i++)
-		queue_locked(a, (uint32_t)strtoul(PQgetvalue(res, i, 0), NULL, 10),
-			     (uint32_t)strtoul(PQgetvalue(res, i, 2), NULL, 10),
-			     (uint32_t)strtoul(PQgetvalue(res, i, 3), NULL, 10),
-			     strtoll(PQgetvalue(res, i, 4), NULL, 10), PQgetvalue(res, i, 1));
-	a->rescan = false; /* (a full queue does not read again what it holds) */
+	a->rescan = false;
+	mark = a->appended;
 	pthread_mutex_unlock(&a->lock);
+	res = db_exec_want(db, "could not read the intervals whose allocation is not known",
+			   READ_SQL, 1, params, PGRES_TUPLES_OK);
+	if (!res) {
+		pthread_mutex_lock(&a->lock);
+		a->rescan = true;
+		pthread_mutex_unlock(&a->lock);
+		return false;
+	}
+	if (PQntuples(res) && !(fresh = malloc((size_t)PQntuples(res) * sizeof(*fresh))))
+		whole = false;
+	for (int i = PQntuples(res) - 1; fresh && i >= 0; i--) { /* oldest first */
+		struct started s = {(uint32_t)strtoul(PQgetvalue(res, i, 0), NULL, 10),
+				    (uint32_t)strtoul(PQgetvalue(res, i, 2), NULL, 10),
+				    (uint32_t)strtoul(PQgetvalue(res, i, 3), NULL, 10),
+				    strtoll(PQgetvalue(res, i, 4), NULL, 10),
+				    strdup(PQgetvalue(res, i, 1))};
+
+		if (s.node)
+			fresh[m++] = s;
+		else
+			whole = false;
+	}
 	PQclear(res);
+	pthread_mutex_lock(&a->lock);
+	/* The writer's starts since the read began are the queue's last entries. */
+	tail = a->appended - mark < a->n - a->head ? (size_t)(a->appended - mark) : a->n - a->head;
+	q = malloc((m + tail > 0 ? m + tail : 1) * sizeof(*q));
+	if (!q) {
+		whole = false;
+	} else {
+		for (size_t i = a->head; i < a->n - tail; i++)
+			free(a->queue[i].node);
+		if (m)
+			memcpy(q, fresh, m * sizeof(*q));
+		if (tail)
+			memcpy(q + m, a->queue + a->n - tail, tail * sizeof(*q));
+		free(a->queue);
+		a->queue = q;
+		a->head = 0;
+		a->n = a->cap = m + tail;
+		m = 0; /* taken */
+	}
+	if (!whole)
+		a->rescan = true;
+	pthread_mutex_unlock(&a->lock);
+	for (size_t i = 0; i < m; i++)
+		free(fresh[i].node);
+	free(fresh);
 	return true;
 }
 
@@ -223,13 +277,14 @@ static size_t take(struct allocations *a, struct started **out)
 
 	*out = NULL;
 	pthread_mutex_lock(&a->lock);
-	n = a->n < ALLOCATIONS_ROUND_MAX ? a->n : ALLOCATIONS_ROUND_MAX;
+	n = a->n - a->head < ALLOCATIONS_ROUND_MAX ? a->n - a->head : ALLOCATIONS_ROUND_MAX;
 	if (n && !(*out = malloc(n * sizeof(**out)))) {
 		n = 0;
 	} else if (n) {
-		memcpy(*out, a->queue, n * sizeof(**out));
-		memmove(a->queue, a->queue + n, (a->n - n) * sizeof(*a->queue));
-		a->n -= n;
+		memcpy(*out, a->queue + a->head, n * sizeof(**out));
+		a->head += n;
+		if (a->head == a->n)
+			a->head = a->n = 0;
 	}
 	pthread_mutex_unlock(&a->lock);
 	return n;

@@ -120,7 +120,10 @@ BEGIN
 		RETURN;
 	END IF;
 	replacing := FOUND;
+	-- (models that do not add up to the job's GPUs are not trusted: the highest rate then)
 	SELECT CASE WHEN reserve.models IS NULL OR cardinality(reserve.models) = 0
+		     OR (SELECT sum(aif_report.gpu_models_gpus(m)) FROM unnest(reserve.models) m)
+			IS DISTINCT FROM reserve.gpus
 		    THEN reserve.gpus * aif.charged_gpu_most(v)
 		    ELSE (SELECT sum(aif.charged_gpus(v, aif_report.gpu_models_gpus(m), m,
 						      aif.node_share(job_cpus, n), aif.node_share(job_memory_mb, n),

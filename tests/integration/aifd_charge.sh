@@ -48,6 +48,10 @@ assert_eq 0 "$("$AIF_BUILD_DIR/aifctl/aifctl" check "$AIFD_WORK/missing.yaml" >/
 budgets_yaml "{rates: {h100: 4, a100: 2, 1g.10gb: 0.5}}" >"$AIFD_WORK/rated.yaml"
 "$AIF_BUILD_DIR/aifctl/aifctl" check --slurm "$AIFD_WORK/rated.yaml" >/dev/null ||
 	fail "aifctl check --slurm of a file that rates every model: $("$AIF_BUILD_DIR/aifctl/aifctl" check --slurm "$AIFD_WORK/rated.yaml" 2>&1)"
+sed "s/^      $AIF_TEST_CLUSTER: /      elsewhere: /" "$AIFD_WORK/missing.yaml" >"$AIFD_WORK/elsewhere.yaml"
+assert_match "WARNING:  no factory of \"$AIFD_WORK/elsewhere.yaml\" lists cluster \"$AIF_TEST_CLUSTER\"" \
+	"$("$AIF_BUILD_DIR/aifctl/aifctl" check --slurm "$AIFD_WORK/elsewhere.yaml" 2>&1 >/dev/null)" \
+	"aifctl check --slurm of a file without this cluster"
 budgets "{rates: {h100: 4, a100: 2, 1g.10gb: 0.5}, share: {cpus_per_gpu: 1}}"
 plugin_aifd_start
 

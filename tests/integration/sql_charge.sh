@@ -163,5 +163,6 @@ reserve_alloc() { # reserve_alloc JOB GPUS MODELS CPUS: charged GPUs reserved fo
 assert_eq 4 "$(reserve_alloc 21 2 '{a100:2}' 8)" "reserved: 2 a100"
 assert_eq 12 "$(reserve_alloc 22 2 '{h100:2}' 8)" "reserved: 2 h100, three times 2 a100"
 assert_eq 16 "$(reserve_alloc 23 2 '{h100:1,a100:1}' 64)" "reserved: per node, with its CPU share"
+assert_eq 12 "$(reserve_alloc 24 2 '{""}' 8)" "reserved: models short of the job's GPUs, at the highest rate"
 
 echo "sql charge: ok"
