@@ -15,6 +15,7 @@
 #include "holds.h"
 #include "joballoc.h"
 #include "jobcost.h"
+#include "pgarray.h"
 
 static const char RESERVE_SQL[] =
 	"SELECT fits, coalesce(period_id, ''), coalesce(scope, ''), coalesce(owner, ''),"
@@ -22,37 +23,19 @@ static const char RESERVE_SQL[] =
 	" FROM aif.reserve($1, $2, $3, $4, to_timestamp($5), to_timestamp($6), true, $7, $8, $9, $10)";
 
 /*
- * The GPUs by model of each node of a, as a PostgreSQL array literal ("{\"h100:2\",...}"),
- * malloc'd; NULL when a node's are not known (the reservation then charges every GPU at the
- * cluster's highest rate) or memory runs out.
+ * The GPUs by model of each node of a as an array literal into arr; NULL when a node's are not
+ * known (the reservation then charges every GPU at the cluster's highest rate) or memory runs
+ * out.
  */
-static char *models_array(const struct job_alloc *a)
+static const char *models_array(struct pg_array *arr, const struct job_alloc *a)
 {
-	size_t cap = 3, len = 0;
-	char *buf;
-
-	for (size_t i = 0; a && i < a->n_nodes; i++) {
+	for (size_t i = 0; i < a->n_nodes; i++)
 		if (!a->nodes[i].known)
 			return NULL;
-		cap += 2 * strlen(a->nodes[i].models) + 3;
-	}
-	if (!a || !(buf = malloc(cap)))
-		return NULL;
-	buf[len++] = '{';
-	for (size_t i = 0; i < a->n_nodes; i++) {
-		if (i)
-			buf[len++] = ',';
-		buf[len++] = '"';
-		for (const char *c = a->nodes[i].models; *c; c++) {
-			if (*c == '"' || *c == '\\')
-				buf[len++] = '\\';
-			buf[len++] = *c;
-		}
-		buf[len++] = '"';
-	}
-	buf[len++] = '}';
-	buf[len] = '\0';
-	return buf;
+	pg_array_start(arr);
+	for (size_t i = 0; i < a->n_nodes; i++)
+		pg_array_text(arr, a->nodes[i].models);
+	return pg_array_end(arr);
 }
 
 /* GPU-microseconds as GPU-hours, at most two decimals: "12", "0.5", "1234.57". */
@@ -132,8 +115,8 @@ int reserve_admission(struct db *db, const char *cluster, uint32_t job, uint32_t
 	static const char what[] = "could not reserve a job's cost";
 	struct job_cost cost;
 	char id[16], gpus[24], start[24], end[24], cpus[24], memory[24], billing[24];
-	char *models = NULL;
-	const char *params[] = {cluster, id, adm->project, gpus, start, end, NULL, cpus, NULL, NULL};
+	struct pg_array models = {0};
+	const char *params[] = {cluster, id, adm->project, gpus, start, end, NULL, NULL, NULL, NULL};
 	struct aif_diag lost;
 	PGresult *res;
 	int rc = -1;
@@ -160,9 +143,9 @@ int reserve_admission(struct db *db, const char *cluster, uint32_t job, uint32_t
 	snprintf(start, sizeof(start), "%" PRId64, cost.start);
 	snprintf(end, sizeof(end), "%" PRId64, cost.end);
 	/* What each node is charged, as its usage will be (aif.charged_gpus()). */
-	if (cost.alloc && (models = models_array(cost.alloc))) {
-		params[6] = models;
+	if (cost.alloc && (params[6] = models_array(&models, cost.alloc))) {
 		snprintf(cpus, sizeof(cpus), "%" PRId64, cost.alloc->cpus);
+		params[7] = cpus;
 		if (cost.alloc->memory_mb >= 0) {
 			snprintf(memory, sizeof(memory), "%" PRId64, cost.alloc->memory_mb);
 			params[8] = memory;
@@ -171,8 +154,6 @@ int reserve_admission(struct db *db, const char *cluster, uint32_t job, uint32_t
 			snprintf(billing, sizeof(billing), "%" PRId64, cost.alloc->billing);
 			params[9] = billing;
 		}
-	} else {
-		params[7] = NULL;
 	}
 	res = db_exec(db, what, RESERVE_SQL, 10, params, &lost);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
@@ -184,7 +165,7 @@ int reserve_admission(struct db *db, const char *cluster, uint32_t job, uint32_t
 		rc = PQgetvalue(res, 0, 0)[0] == 't' ? 0 : cannot_afford(db, cluster, job, adm, res, &cost);
 	}
 	PQclear(res);
-	free(models);
+	pg_array_free(&models);
 	jobcost_free(&cost);
 	return rc;
 }

@@ -112,6 +112,14 @@ void allocations_started(struct allocations *a, const struct usage_record *recs,
 	pthread_mutex_unlock(&a->lock);
 }
 
+/* What the queue lost, the next round reads from the database. */
+static void want_rescan(struct allocations *a)
+{
+	pthread_mutex_lock(&a->lock);
+	a->rescan = true;
+	pthread_mutex_unlock(&a->lock);
+}
+
 bool allocations_pending(struct allocations *a)
 {
 	bool pending;
@@ -132,10 +140,10 @@ bool allocations_pending(struct allocations *a)
 static bool read_unasked(struct allocations *a, struct db *db, const char *cluster)
 {
 	const char *params[] = {cluster};
-	struct started *fresh = NULL, *q;
+	struct started *fresh = NULL, *q, *old = NULL;
 	PGresult *res;
 	uint64_t mark;
-	size_t m = 0, tail;
+	size_t m = 0, tail, old_head = 0, old_end = 0;
 	bool whole = true;
 
 	pthread_mutex_lock(&a->lock);
@@ -145,9 +153,7 @@ static bool read_unasked(struct allocations *a, struct db *db, const char *clust
 	res = db_exec_want(db, "could not read the intervals whose allocation is not known",
 			   READ_SQL, 1, params, PGRES_TUPLES_OK);
 	if (!res) {
-		pthread_mutex_lock(&a->lock);
-		a->rescan = true;
-		pthread_mutex_unlock(&a->lock);
+		want_rescan(a);
 		return false;
 	}
 	if (PQntuples(res) && !(fresh = malloc((size_t)PQntuples(res) * sizeof(*fresh))))
@@ -171,14 +177,14 @@ static bool read_unasked(struct allocations *a, struct db *db, const char *clust
 	q = malloc((m + tail > 0 ? m + tail : 1) * sizeof(*q));
 	if (!q) {
 		whole = false;
-	} else {
-		for (size_t i = a->head; i < a->n - tail; i++)
-			free(a->queue[i].node);
+	} else { /* the entries before the tail are freed after the lock */
+		old = a->queue;
+		old_head = a->head;
+		old_end = a->n - tail;
 		if (m)
 			memcpy(q, fresh, m * sizeof(*q));
 		if (tail)
 			memcpy(q + m, a->queue + a->n - tail, tail * sizeof(*q));
-		free(a->queue);
 		a->queue = q;
 		a->head = 0;
 		a->n = a->cap = m + tail;
@@ -187,6 +193,9 @@ static bool read_unasked(struct allocations *a, struct db *db, const char *clust
 	if (!whole)
 		a->rescan = true;
 	pthread_mutex_unlock(&a->lock);
+	for (size_t i = old_head; i < old_end; i++)
+		free(old[i].node);
+	free(old);
 	for (size_t i = 0; i < m; i++)
 		free(fresh[i].node);
 	free(fresh);
@@ -352,9 +361,7 @@ out:
 	} else { /* the database has them */
 		for (size_t i = 0; i < n; i++)
 			free(batch[i].node);
-		pthread_mutex_lock(&a->lock);
-		a->rescan = true;
-		pthread_mutex_unlock(&a->lock);
+		want_rescan(a);
 	}
 	free(keep);
 	free(settle);
