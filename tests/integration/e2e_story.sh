@@ -425,8 +425,9 @@ echo "  slurmd of n2 (pid $pid) killed; n2 set down"
 assert_eq NODE_FAIL "$(settle "$j_crash" 60 | cut -d' ' -f2)" "the job on the crashed node"
 read -r _ _ _ _ _ _ start end _ < <(fact "$j_crash")
 deadline=$((SECONDS + 30))
-until [[ -n $(q -c "SELECT 1 FROM aif.usage_intervals WHERE job_id = $j_crash AND node = 'n2' AND ended_at IS NOT NULL") ]]; do
-	((SECONDS < deadline)) || fail "job $j_crash's interval on n2 was not closed"
+# Both closes race: n1's epilog and the reconciliation round that closes n2. Wait for both.
+until [[ $(q -c "SELECT count(*) FROM aif.usage_intervals WHERE job_id = $j_crash AND ended_at IS NOT NULL") == 2 ]]; do
+	((SECONDS < deadline)) || fail "job $j_crash's intervals were not both closed: $(q -c "SELECT node, end_source FROM aif.usage_intervals WHERE job_id = $j_crash ORDER BY node" | paste -sd' ')"
 	sleep 0.2
 done
 assert_eq "n1|epilog|$end|t
