@@ -22,6 +22,16 @@ CREATE OR REPLACE FUNCTION aif.charged_gpus_unallocated(gpus bigint, unrated_rat
 RETURNS numeric LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$ SELECT gpus * coalesce(unrated_rate, 1) $$;
 
+-- What aif.usage_intervals.charged_gpus holds for a node charged `charged` budget units per
+-- hour: NULL when that is its GPUs (one unit per GPU-hour: every cluster without rates), so
+-- that sums over such usage stay in integers (aif_report.charged_us()).
+CREATE OR REPLACE FUNCTION aif.charged_gpus_stored(charged numeric, gpus bigint)
+RETURNS numeric LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT nullif(charged, gpus) $$;
+
+COMMENT ON COLUMN aif.usage_intervals.charged_gpus IS
+	'budget units one hour of this interval costs (aif.charged_gpus()); NULL: its GPUs (aif.charged_gpus_stored())';
+
 -- The charging in force for a project's usage on a cluster: its factory's current version
 -- there (none when the factory does not list the cluster), and that version's unrated rate.
 -- A view, so that aif.record_usage() joins it for a whole group of records.
@@ -115,9 +125,10 @@ BEGIN
 		SET allocation_at = now(), gpus = coalesce(a.gpus, u.gpus), gpu_models = a.gm,
 		    cpus = a.cpus, memory_mb = a.memory_mb, billing = a.billing,
 		    charged_gpus = CASE WHEN a.gm IS NULL THEN u.charged_gpus
-			ELSE aif.charged_gpus((SELECT v FROM aif.charging_versions v
-					       WHERE v.id = u.charging_version),
-					      a.gpus, a.gm, a.cpus, a.memory_mb, a.billing) END
+			ELSE aif.charged_gpus_stored(aif.charged_gpus((SELECT v FROM aif.charging_versions v
+								       WHERE v.id = u.charging_version),
+							      a.gpus, a.gm, a.cpus, a.memory_mb, a.billing),
+						     a.gpus) END
 		FROM a
 		WHERE u.cluster = a.cluster AND u.job_id = a.job_id AND u.node = a.node
 		  AND u.restart_count = a.restart_count AND u.uid = a.uid
@@ -169,9 +180,9 @@ REVOKE ALL ON FUNCTION aif.record_allocations(text[], bigint[], text[], bigint[]
 GRANT EXECUTE ON FUNCTION aif.record_allocations(text[], bigint[], text[], bigint[], bigint[], text[],
 	bigint[], bigint[], bigint[], bigint[]) TO aif_daemon;
 
-REVOKE ALL ON FUNCTION aif.node_share(bigint, bigint),
+REVOKE ALL ON FUNCTION aif.node_share(bigint, bigint), aif.charged_gpus_stored(numeric, bigint),
 	aif.charged_gpus_unallocated(bigint, numeric) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION aif.node_share(bigint, bigint),
+GRANT EXECUTE ON FUNCTION aif.node_share(bigint, bigint), aif.charged_gpus_stored(numeric, bigint),
 	aif.charged_gpus_unallocated(bigint, numeric) TO aif_daemon, aif_operator;
 REVOKE ALL ON FUNCTION
 	aif.charged_gpus(aif.charging_versions, bigint, text, bigint, bigint, numeric),

@@ -72,7 +72,7 @@ COMMENT ON FUNCTION aif.admission_current(aif.admissions, bigint) IS
 -- aif.charged_gpus_unallocated(), what aif.charged_gpus() gives without an allocation (the view
 -- joined and the expression inlined for the whole group: a function looking the version up per
 -- row cost a fifth of a start), until aifd learns what slurmctld allocated
--- (aif.record_allocations()).
+-- (aif.record_allocations()); stored as aif.charged_gpus_stored() says (NULL: its GPUs).
 -- Integers travel as bigint and are cast where stored, so that an out-of-range value is a
 -- data error (22003). PL/pgSQL: its plan is kept for the session, as a prepared statement's.
 DROP FUNCTION IF EXISTS aif.record_usage(boolean[], text[], bigint[], text[], bigint[], text[],
@@ -189,7 +189,8 @@ BEGIN
 	   AND o.ended_at < to_timestamp(k.en) - $16)
 	  THEN a.decided_at ELSE to_timestamp(k.st) END,
 	 CASE WHEN k.en IS NULL THEN NULL ELSE to_timestamp(greatest(k.en, k.st)) END, k.src, k.exact,
-	 pc.charging_version, aif.charged_gpus_unallocated(k.gpus, pc.unrated_rate)
+	 pc.charging_version,
+	 aif.charged_gpus_stored(aif.charged_gpus_unallocated(k.gpus, pc.unrated_rate), k.gpus)
 	FROM k LEFT JOIN aif.admissions a ON a.cluster = k.cluster AND a.job_id = k.job_id
 	 AND a.sector_id IS NOT NULL
 	 AND aif.admission_current(a, k.uid)
@@ -241,7 +242,7 @@ BEGIN
 	INSERT INTO aif.usage_queue (cluster, job_id, node, restart_count, project_id, sector_id, gpus,
 				     started_at, ended_at, charged_gpus, gpu_models)
 	SELECT n.cluster, n.job_id, n.node, n.restart_count, n.project_id, n.sector_id, n.gpus,
-	       n.started_at, n.ended_at, coalesce(n.charged_gpus, n.gpus), n.gpu_models
+	       n.started_at, n.ended_at, n.charged_gpus, n.gpu_models
 	FROM new_rows n
 	WHERE n.ended_at IS NOT NULL;
 
@@ -311,7 +312,7 @@ BEGIN
 	INSERT INTO aif.usage_queue (cluster, job_id, node, restart_count, project_id, sector_id, gpus,
 				     started_at, ended_at, charged_gpus, gpu_models)
 	SELECT n.cluster, n.job_id, n.node, n.restart_count, n.project_id, n.sector_id, n.gpus,
-	       n.started_at, n.ended_at, coalesce(n.charged_gpus, n.gpus), n.gpu_models
+	       n.started_at, n.ended_at, n.charged_gpus, n.gpu_models
 	FROM old_rows o
 	JOIN new_rows n ON n.cluster = o.cluster AND n.job_id = o.job_id
 		AND n.node = o.node AND n.restart_count = o.restart_count AND n.run = o.run

@@ -9,32 +9,44 @@
 -- "aifctl db migrate" after the versioned migrations (docs/database.md, "Migrations").
 -- Change a function or view here, never in a versioned migration.
 
--- The GPU-microseconds an interval [started_at, ended_at) of gpus GPUs uses within the period
--- [t0, t1): its overlap with the period, rounded to whole microseconds, times its GPUs; 0
--- when they do not overlap. (Timestamps are whole microseconds: the rounding is exact for any
--- overlap shorter than a century.)
+-- The microseconds an interval [started_at, ended_at) lies within the period [t0, t1): its
+-- overlap, rounded to whole microseconds; 0 when they do not overlap. (Timestamps are whole
+-- microseconds: the rounding is exact for any overlap shorter than a century.)
+CREATE OR REPLACE FUNCTION aif_report.overlap_us(started_at timestamptz, ended_at timestamptz,
+					  t0 timestamptz, t1 timestamptz)
+RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT CASE WHEN started_at < t1 AND ended_at > t0 AND ended_at > started_at
+	THEN round(date_part('epoch', least(ended_at, t1) - greatest(started_at, t0)) * 1000000)::bigint
+	ELSE 0 END $$;
+COMMENT ON FUNCTION aif_report.overlap_us(timestamptz, timestamptz, timestamptz, timestamptz) IS
+	'microseconds of an interval within a period';
+
+-- The GPU-microseconds an interval of gpus GPUs uses within a period: its overlap times its GPUs.
 CREATE OR REPLACE FUNCTION aif_report.gpu_us_within(gpus bigint, started_at timestamptz,
 					     ended_at timestamptz, t0 timestamptz, t1 timestamptz)
 RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$ SELECT CASE WHEN started_at < t1 AND ended_at > t0 AND ended_at > started_at
-	THEN gpus * round(date_part('epoch', least(ended_at, t1) - greatest(started_at, t0))
-			  * 1000000)::bigint
-	ELSE 0 END $$;
+AS $$ SELECT gpus * aif_report.overlap_us(started_at, ended_at, t0, t1) $$;
 COMMENT ON FUNCTION aif_report.gpu_us_within(bigint, timestamptz, timestamptz, timestamptz, timestamptz) IS
 	'GPU-microseconds of an interval within a period';
 
 -- The same for an interval charged charged_gpus budget units per hour (sql/014_charged.sql):
--- its overlap rounded as above, times its charged GPUs, rounded to a whole charged
--- microsecond. Equal to gpu_us_within() for a whole number of GPUs.
+-- its overlap times its charged GPUs, rounded to a whole charged microsecond. Equal to
+-- gpu_us_within() for a whole number of GPUs.
 CREATE OR REPLACE FUNCTION aif_report.charged_us_within(charged_gpus numeric, started_at timestamptz,
 						 ended_at timestamptz, t0 timestamptz, t1 timestamptz)
 RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$ SELECT CASE WHEN started_at < t1 AND ended_at > t0 AND ended_at > started_at
-	THEN round(charged_gpus * round(date_part('epoch', least(ended_at, t1) - greatest(started_at, t0))
-					* 1000000)::bigint)::bigint
-	ELSE 0 END $$;
+AS $$ SELECT round(charged_gpus * aif_report.overlap_us(started_at, ended_at, t0, t1))::bigint $$;
 COMMENT ON FUNCTION aif_report.charged_us_within(numeric, timestamptz, timestamptz, timestamptz, timestamptz) IS
 	'charged microseconds of an interval within a period';
+
+-- The charged microseconds of us microseconds of an interval of gpus GPUs charged charged_gpus
+-- budget units per hour: rounded to a whole charged microsecond; its GPU-microseconds when
+-- charged_gpus is NULL (charged as its GPUs, sql/014_charged.sql), in integers: most usage is.
+CREATE OR REPLACE FUNCTION aif_report.charged_us(charged_gpus numeric, gpus bigint, us bigint)
+RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT coalesce(round(charged_gpus * us)::bigint, gpus * us) $$;
+COMMENT ON FUNCTION aif_report.charged_us(numeric, bigint, bigint) IS
+	'charged microseconds of an interval''s slice';
 
 -- The threshold of a budget of gpu_hours at pct percent, in (charged) GPU-microseconds of usage: the one
 -- definition of "reached". Whole microseconds, rounded up: usage (whole microseconds) reaches
@@ -71,11 +83,15 @@ COMMENT ON FUNCTION aif_report.budget_state(numeric, numeric, int[]) IS
 
 -- The funders' views call them, with the rights of whoever reads the views (a function's body
 -- is read with them too: hence schema aif_report, where funders may look).
-REVOKE ALL ON FUNCTION aif_report.gpu_us_within(bigint, timestamptz, timestamptz, timestamptz, timestamptz),
+REVOKE ALL ON FUNCTION aif_report.overlap_us(timestamptz, timestamptz, timestamptz, timestamptz),
+	aif_report.charged_us(numeric, bigint, bigint),
+	aif_report.gpu_us_within(bigint, timestamptz, timestamptz, timestamptz, timestamptz),
 	aif_report.charged_us_within(numeric, timestamptz, timestamptz, timestamptz, timestamptz),
 	aif_report.budget_threshold_us(numeric, numeric), aif_report.budget_thresholds(numeric, int[]),
 	aif_report.budget_state(numeric, numeric, int[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION aif_report.gpu_us_within(bigint, timestamptz, timestamptz, timestamptz, timestamptz),
+GRANT EXECUTE ON FUNCTION aif_report.overlap_us(timestamptz, timestamptz, timestamptz, timestamptz),
+	aif_report.charged_us(numeric, bigint, bigint),
+	aif_report.gpu_us_within(bigint, timestamptz, timestamptz, timestamptz, timestamptz),
 	aif_report.charged_us_within(numeric, timestamptz, timestamptz, timestamptz, timestamptz),
 	aif_report.budget_threshold_us(numeric, numeric), aif_report.budget_thresholds(numeric, int[]),
 	aif_report.budget_state(numeric, numeric, int[])

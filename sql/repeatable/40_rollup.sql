@@ -6,14 +6,15 @@
 -- Change a function or view here, never in a versioned migration.
 
 -- What the rollups do not hold yet: queued (closed, not folded) and open intervals, the open
--- ones with ended_at = now(). (charged_gpus last: CREATE OR REPLACE VIEW only adds columns.)
+-- ones with ended_at = now(). charged_gpus NULL: charged as its GPUs (aif_report.charged_us()).
+-- (charged_gpus last: CREATE OR REPLACE VIEW only adds columns.)
 CREATE OR REPLACE VIEW aif.usage_pending AS
 SELECT q.cluster, q.job_id, q.node, q.restart_count, q.project_id, q.sector_id, q.gpus,
-       q.started_at, q.ended_at, coalesce(q.charged_gpus, q.gpus) AS charged_gpus, q.gpu_models
+       q.started_at, q.ended_at, q.charged_gpus, q.gpu_models
 FROM aif.usage_queue q
 UNION ALL
 SELECT i.cluster, i.job_id, i.node, i.restart_count, i.project_id, i.sector_id, i.gpus,
-       i.started_at, now(), coalesce(i.charged_gpus, i.gpus), i.gpu_models
+       i.started_at, now(), i.charged_gpus, i.gpu_models
 FROM aif.usage_intervals i
 WHERE i.ended_at IS NULL;
 
@@ -64,7 +65,7 @@ FROM sl;
 CREATE OR REPLACE VIEW aif.usage_pending_daily AS
 WITH jd AS (
 	SELECT sl.cluster, sl.job_id, sl.project_id, sl.sector_id, sl.day,
-	       sum(sl.gpus * sl.us) AS gpu_us, sum(round(sl.charged_gpus * sl.us)) AS charged_us
+	       sum(sl.gpus * sl.us) AS gpu_us, sum(aif_report.charged_us(sl.charged_gpus, sl.gpus, sl.us)) AS charged_us
 	FROM aif.usage_pending_day_slices sl
 	GROUP BY 1, 2, 3, 4, 5
 ), covered AS (
@@ -97,7 +98,7 @@ WITH RECURSIVE sl AS (
 	WHERE sl.t + interval '1 month' < sl.e
 ), jm AS (
 	SELECT sl.cluster, sl.job_id, sl.project_id, sl.sector_id, sl.t::date AS month,
-	       sum(sl.gpus * sl.us) AS gpu_us, sum(round(sl.charged_gpus * sl.us)) AS charged_us
+	       sum(sl.gpus * sl.us) AS gpu_us, sum(aif_report.charged_us(sl.charged_gpus, sl.gpus, sl.us)) AS charged_us
 	FROM (SELECT sl.*, round(date_part('epoch', least(sl.e, sl.t + interval '1 month')
 						 - greatest(sl.s, sl.t)) * 1000000)::bigint AS us FROM sl) sl
 	GROUP BY 1, 2, 3, 4, 5
@@ -146,7 +147,7 @@ BEGIN
 		DELETE FROM aif.usage_queue
 		RETURNING cluster, job_id, node, restart_count, project_id, sector_id, gpus,
 			  started_at AT TIME ZONE 'UTC' AS s, ended_at AT TIME ZONE 'UTC' AS e,
-			  coalesce(charged_gpus, gpus) AS charged_gpus, gpu_models
+			  charged_gpus, gpu_models
 	), ov AS (
 		-- each interval's slices: one per UTC day it overlaps by a positive duration (most
 		-- intervals lie within one day: no series for them), with the overlap in microseconds
@@ -165,7 +166,7 @@ BEGIN
 		  AND least(q.e, d.t + interval '1 day') > greatest(q.s, d.t)
 	), sl AS (
 		SELECT ov.cluster, ov.job_id, ov.project_id, ov.sector_id, ov.day, ov.gpus * ov.us AS gpu_us,
-		       round(ov.charged_gpus * ov.us)::bigint AS charged_us
+		       aif_report.charged_us(ov.charged_gpus, ov.gpus, ov.us) AS charged_us
 		FROM ov
 	), jd AS (
 		-- per job, project, sector and day
@@ -252,12 +253,24 @@ BEGIN
 		ON CONFLICT (period_id, project_id) DO UPDATE
 		SET gpu_us = r.gpu_us + excluded.gpu_us, charged_us = r.charged_us + excluded.charged_us
 	), ins_model AS (
+		-- a node's charge split between its models (aif_report.model_shares()); the slices of
+		-- nodes of one model (most) are summed first: a single model's share is 1, so the sum
+		-- is what the slices give one by one (a third of the flush's time, per slice)
 		INSERT INTO aif.usage_model_daily_rollup AS r (day, cluster, project_id, sector_id, model,
 							       gpu_us, charged_us)
-		SELECT ov.day, ov.cluster, ov.project_id, ov.sector_id, m.model, sum(m.gpus * ov.us)::bigint,
-		       sum(round(ov.charged_gpus * ov.us * m.share))::bigint
-		FROM ov
-		CROSS JOIN LATERAL aif_report.model_shares(ov.gpus, ov.gpu_models) m
+		SELECT x.day, x.cluster, x.project_id, x.sector_id, m.model, sum(m.gpus * x.us)::bigint,
+		       sum(round(x.charged_us * m.share))::bigint
+		FROM (SELECT ov.day, ov.cluster, ov.project_id, ov.sector_id, ov.gpus, ov.gpu_models,
+			     sum(ov.us) AS us, sum(aif_report.charged_us(ov.charged_gpus, ov.gpus, ov.us)) AS charged_us
+		      FROM ov
+		      WHERE ov.gpu_models IS NULL OR strpos(ov.gpu_models, ',') = 0
+		      GROUP BY 1, 2, 3, 4, 5, 6
+		      UNION ALL
+		      SELECT ov.day, ov.cluster, ov.project_id, ov.sector_id, ov.gpus, ov.gpu_models, ov.us,
+			     coalesce(ov.charged_gpus, ov.gpus) * ov.us
+		      FROM ov
+		      WHERE strpos(ov.gpu_models, ',') > 0) x
+		CROSS JOIN LATERAL aif_report.model_shares(x.gpus, x.gpu_models) m
 		GROUP BY 1, 2, 3, 4, 5
 		ORDER BY 1, 2, 3, 4, 5
 		ON CONFLICT (day, cluster, project_id, sector_id, model) DO UPDATE
@@ -303,7 +316,7 @@ BEGIN
 	INSERT INTO aif.usage_queue (cluster, job_id, node, restart_count, project_id, sector_id, gpus,
 				     started_at, ended_at, charged_gpus, gpu_models)
 	SELECT i.cluster, i.job_id, i.node, i.restart_count, i.project_id, i.sector_id, i.gpus,
-	       i.started_at, i.ended_at, coalesce(i.charged_gpus, i.gpus), i.gpu_models
+	       i.started_at, i.ended_at, i.charged_gpus, i.gpu_models
 	FROM aif.usage_intervals i
 	WHERE i.ended_at IS NOT NULL;
 	RETURN aif.rollup_flush(true);

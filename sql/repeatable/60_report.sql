@@ -69,11 +69,14 @@ WITH per AS (
 		SELECT r.period_id, r.project_id, r.charged_us, r.gpu_us
 		FROM aif.usage_period_rollup r
 		UNION ALL
-		SELECT per.id, u.project_id,
-		       aif_report.charged_us_within(u.charged_gpus, u.started_at, u.ended_at, per.t0, per.t1),
-		       aif_report.gpu_us_within(u.gpus, u.started_at, u.ended_at, per.t0, per.t1)
-		FROM aif.usage_pending u
-		JOIN per ON u.started_at < per.t1 AND u.ended_at > per.t0 AND u.ended_at > u.started_at
+		-- each pending interval's overlap computed once (OFFSET 0 keeps the planner from
+		-- copying it into both products): charged_us_within() and gpu_us_within() of it
+		SELECT o.id, o.project_id, aif_report.charged_us(o.charged_gpus, o.gpus, o.us), o.gpus * o.us
+		FROM (SELECT per.id, u.project_id, u.charged_gpus, u.gpus,
+			     aif_report.overlap_us(u.started_at, u.ended_at, per.t0, per.t1) AS us
+		      FROM aif.usage_pending u
+		      JOIN per ON u.started_at < per.t1 AND u.ended_at > per.t0 AND u.ended_at > u.started_at
+		      OFFSET 0) o
 	) x
 	GROUP BY x.period_id, x.project_id
 ), reserved AS (
@@ -122,7 +125,7 @@ COMMENT ON VIEW aif_report.budget_status IS
 CREATE OR REPLACE VIEW aif_report.usage_by_model AS
 WITH pending AS (
 	SELECT sl.day, sl.cluster, sl.project_id, sl.sector_id, m.model,
-	       sum(m.gpus * sl.us) AS gpu_us, sum(round(sl.charged_gpus * sl.us * m.share)) AS charged_us
+	       sum(m.gpus * sl.us) AS gpu_us, sum(round(coalesce(sl.charged_gpus, sl.gpus) * sl.us * m.share)) AS charged_us
 	FROM aif.usage_pending_day_slices sl
 	CROSS JOIN LATERAL aif_report.model_shares(sl.gpus, sl.gpu_models) m
 	GROUP BY 1, 2, 3, 4, 5

@@ -110,7 +110,7 @@ expected() {
 	done | sort
 }
 stored() { # stored JOB: the same from aifd's intervals
-	psql -d "$AIFD_DB" -Atc "SELECT node, gpu_models, gpus, trim_scale(charged_gpus),
+	psql -d "$AIFD_DB" -Atc "SELECT node, gpu_models, gpus, trim_scale(coalesce(charged_gpus, gpus)),
 		extract(epoch FROM started_at)::bigint, extract(epoch FROM ended_at)::bigint
 		FROM aif.usage_intervals WHERE job_id = $1 AND exact ORDER BY node" | tr '|' ' '
 }
@@ -189,7 +189,7 @@ j6=$(job --gres=gpu:a100:1)
 j7=$(job --gres=gpu:a100:2)
 for j in $j6 $j7; do assert_eq COMPLETED "$(wait_job "$j")" "job $j"; done
 aifd_wait_settled "the a100 jobs' ends"
-assert_eq "4 8" "$(psql -d "$AIFD_DB" -Atc "SELECT string_agg(trim_scale(charged_gpus)::text, ' ' ORDER BY job_id)
+assert_eq "4 8" "$(psql -d "$AIFD_DB" -Atc "SELECT string_agg(trim_scale(coalesce(charged_gpus, gpus))::text, ' ' ORDER BY job_id)
 	FROM aif.usage_intervals WHERE job_id IN ($j6, $j7)")" "a100 jobs at the unrated rate"
 assert_eq 1 "$(grep -c 'GPU model "a100" on cluster .* has no rate in the budgets file' "$AIFD_WORK/a.log")" \
 	"the unrated model said once"
@@ -219,7 +219,7 @@ for j in $j5 $j8; do
 	[[ -n $billing ]] || fail "job $j has no billing TRES: $rec"
 	elapsed=$(($(date -d "$(grep -o 'EndTime=[^ ]*' <<<"$rec" | cut -d= -f2)" +%s) -
 		   $(date -d "$(grep -o 'StartTime=[^ ]*' <<<"$rec" | cut -d= -f2)" +%s)))
-	charged=$(psql -d "$AIFD_DB" -Atc "SELECT trim_scale(round(sum(charged_gpus
+	charged=$(psql -d "$AIFD_DB" -Atc "SELECT trim_scale(round(sum(coalesce(charged_gpus, gpus)
 		* extract(epoch FROM ended_at - started_at)), 6)) FROM aif.usage_intervals WHERE job_id = $j AND exact")
 	assert_eq "$((billing * elapsed))" "$charged" "job $j: billing $billing x $elapsed s"
 	IFS='|' read -r elapsed tres <<<"$(sacct_of "$j" ElapsedRaw AllocTRES)"

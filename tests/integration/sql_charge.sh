@@ -68,7 +68,7 @@ starts="(1, false, 'jean-zay', 1, 'n1', 2), (2, false, 'jean-zay', 2, 'n1', 2),
 	(9, false, 'jean-zay', 8, 'n4', 1), (10, false, 'adastra', 9, 'a1', 8),
 	(11, false, 'adastra', 9, 'a2', 8), (12, false, 'jean-zay', 10, 'n5', 0)"
 record "$starts"
-assert_eq 8 "$(q -c "SELECT trim_scale(charged_gpus) FROM aif.usage_intervals WHERE job_id = 1")" \
+assert_eq 8 "$(q -c "SELECT trim_scale(coalesce(charged_gpus, gpus)) FROM aif.usage_intervals WHERE job_id = 1")" \
 	"a new interval: its GPUs at the unrated rate (the highest, 4) until its allocation is known"
 assert_eq "12 {jean-zay/(untyped),jean-zay/gh200}" "$(allocate "('jean-zay', 1, 'n1', 'h100:2', 8, 16384, 2, 1),
 	('jean-zay', 2, 'n1', 'h100:2', 64, 65536, 8, 2), ('jean-zay', 2, 'n2', 'a100:2', 64, 65536, 8, 2),
@@ -96,7 +96,7 @@ assert_eq "1 n1 2 h100:2 8 16384 8
 9 a1 8 mi250x:8 64 131072 5
 9 a2 8 mi250x:8 64 131072 5
 10 n5 0  32 16384 8" "$(q -F ' ' -c "SELECT job_id, node, gpus, coalesce(gpu_models, '-'), coalesce(cpus::text, '-'),
-		coalesce(memory_mb::text, '-'), trim_scale(charged_gpus)
+		coalesce(memory_mb::text, '-'), trim_scale(coalesce(charged_gpus, gpus))
 	FROM aif.usage_intervals ORDER BY job_id, node")" "charged GPUs per interval"
 # (job 1: 2 h100 at 4, 8 CPUs within 2 GPUs' share; job 2: per node 32 CPUs = 2 GPUs' share;
 # job 3: 64 CPUs = 4 GPUs' share on 1 h100: 3 more at 4; job 4: 200000 MiB = 4 GPUs' share
@@ -139,7 +139,7 @@ config 6 | q >/dev/null
 record "(1, false, 'jean-zay', 12, 'n7', 1)"
 allocate "('jean-zay', 11, 'n6', 'h100:1', 1, 1024, 1, 1), ('jean-zay', 12, 'n7', 'h100:1', 1, 1024, 1, 1)" >/dev/null
 assert_eq "11 4
-12 6" "$(q -F ' ' -c "SELECT job_id, trim_scale(charged_gpus) FROM aif.usage_intervals WHERE job_id > 10
+12 6" "$(q -F ' ' -c "SELECT job_id, trim_scale(coalesce(charged_gpus, gpus)) FROM aif.usage_intervals WHERE job_id > 10
 	ORDER BY 1")" "a rate change applies from then on"
 assert_eq "2" "$(q -c "SELECT count(*) FROM aif.charging_versions WHERE cluster = 'jean-zay'")" \
 	"the change is a new charging version"
@@ -164,5 +164,23 @@ assert_eq 4 "$(reserve_alloc 21 2 '{a100:2}' 8)" "reserved: 2 a100"
 assert_eq 12 "$(reserve_alloc 22 2 '{h100:2}' 8)" "reserved: 2 h100, three times 2 a100"
 assert_eq 16 "$(reserve_alloc 23 2 '{h100:1,a100:1}' 64)" "reserved: per node, with its CPU share"
 assert_eq 12 "$(reserve_alloc 24 2 '{""}' 8)" "reserved: models short of the job's GPUs, at the highest rate"
+
+# A node charged as its GPUs (here: on a cluster its factory does not list, one unit per
+# GPU-hour) stores no charge (NULL, aif.charged_gpus_stored()), so that the sums over it stay in
+# integers; the views charge it its GPUs, in both the rollups and the pending usage.
+record "(1, false, 'elsewhere', 30, 'x1', 3)"
+assert_eq "3|" "$(q -c "SELECT gpus, charged_gpus FROM aif.usage_intervals WHERE job_id = 30")" \
+	"an interval charged as its GPUs stores NULL"
+same_hours() { # same_hours: whether usage_daily charges cluster elsewhere as many hours as it used
+	q -F ' ' -c "SELECT sum(charged_hours) = sum(gpu_hours) AND sum(gpu_hours) > 0 FROM aif_report.usage_daily
+		WHERE cluster = 'elsewhere'"
+}
+assert_eq t "$(same_hours)" "pending: usage_daily charges it its GPUs"
+record "(1, true, 'elsewhere', 30, 'x1', 3)"
+q -c "SELECT aif.rollup_flush(true)" >/dev/null
+assert_eq "3|" "$(q -c "SELECT gpus, charged_gpus FROM aif.usage_intervals WHERE job_id = 30")" \
+	"closed, still NULL"
+assert_eq t "$(same_hours)" "folded: usage_daily charges it its GPUs"
+assert_eq "" "$(q -c 'SELECT * FROM aif.rollup_verify()')" "rollup_verify"
 
 echo "sql charge: ok"
