@@ -70,7 +70,7 @@ WITH per AS (
 		FROM aif.usage_period_rollup r
 		UNION ALL
 		-- each pending interval's overlap computed once (OFFSET 0 keeps the planner from
-		-- copying it into both products): charged_us_within() and gpu_us_within() of it
+		-- copying it into both products): what charged_us_within() and gpu_us_within() give
 		SELECT o.id, o.project_id, aif_report.charged_us(o.charged_gpus, o.gpus, o.us), o.gpus * o.us
 		FROM (SELECT per.id, u.project_id, u.charged_gpus, u.gpus,
 			     aif_report.overlap_us(u.started_at, u.ended_at, per.t0, per.t1) AS us
