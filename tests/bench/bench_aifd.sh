@@ -16,7 +16,9 @@
 #   - submit-time checks: latency with 1, 2, 4 and 8 clients (goal p50 < 0.5 ms, p99 < 2 ms);
 #   - usage, acknowledged only after the commit: 1 start record per request, then batches of
 #     32 records (16 intervals, start and end) per request, 32 clients each (goal >= 10,000
-#     records/s); then batches of 32 start records until 100,000 intervals are open
+#     records/s); the time until those ends are settled and flushed into the rollups, which
+#     the next phase waits for, so that it measures its own records only; then batches of 32
+#     start records until 100,000 intervals are open
 #     (AIF_BENCH_OPEN=N: N of them, e.g. 1000000 for a very busy cluster's snapshot);
 #   - the rows in PostgreSQL compared with what was acknowledged;
 #   - checks again, with those 100,000 open intervals in the budgets' usage, and the time one
@@ -159,6 +161,21 @@ run_usage --clients=$usage_clients --records=$batch --event=both --first-job=100
 closed=$(($(kv records_acked "$out") / 2))
 batch_rate=$(kv record_rate "$out")
 report_usage "usage, $batch records per request ($((batch / 2)) intervals, start and end), $usage_clients clients"
+# The ends of that phase are still being settled and flushed into the rollups: wait for that
+# and say how long it took, so that the next phase measures the starts alone.
+drain_ms() { # ms until the inbox and the rollups' queue are empty (at most 120 s)
+	local t0 i
+	t0=$(date +%s%N)
+	for ((i = 0; i < 1200; i++)); do
+		[[ $(q -c "SELECT (SELECT count(*) FROM aif.usage_end_inbox)
+			+ (SELECT count(*) FROM aif.usage_queue)") == 0 ]] && break
+		sleep 0.1
+	done
+	((i < 1200)) || fail "the ends of the last phase were not settled and flushed in 120 s"
+	echo $((($(date +%s%N) - t0) / 1000000))
+}
+echo "usage, settled and flushed into the rollups $(drain_ms) ms after that phase ended" \
+	"($closed intervals; aifd's flush interval is its default)"
 if ((opened < open_goal)); then
 	per_client=$(((open_goal - opened + usage_clients * batch - 1) / (usage_clients * batch)))
 	run_usage --clients=$usage_clients --records=$batch --event=start \
