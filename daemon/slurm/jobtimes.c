@@ -346,16 +346,13 @@ static long long distance(time_t a, int64_t b)
 }
 
 /* What slurmctld allocated on r's node, when a names it. */
-static void apply_alloc(const struct job_alloc *a, struct usage_record *r)
+static void apply_alloc(struct job_alloc *a, struct usage_record *r)
 {
 	for (size_t i = 0; a && i < a->n_nodes; i++)
 		if (a->nodes[i].known && strcmp(a->nodes[i].name, r->node) == 0) {
-			r->alloc.known = true;
-			memcpy(r->alloc.gpu_models, a->nodes[i].models, sizeof(r->alloc.gpu_models));
-			r->alloc.job_cpus = a->cpus;
-			r->alloc.job_memory_mb = a->memory_mb;
-			r->alloc.job_billing = a->billing;
-			r->alloc.job_nodes = (int64_t)a->n_nodes;
+			job_alloc_release(r->alloc); /* an earlier round's */
+			r->alloc = job_alloc_retain(a);
+			r->alloc_node = i;
 			return;
 		}
 }

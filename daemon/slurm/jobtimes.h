@@ -11,7 +11,7 @@
  * job started (and, for an end, ended), and each time within USAGE_CLOCK_TOLERANCE of the
  * node's. Otherwise, and while slurmctld does not answer, the record keeps the node's times
  * and is not exact. A start of a job still running gets what slurmctld allocated on its node
- * too (usage.h, struct usage_alloc; allocations.h): an ended job's record keeps no GRES per node.
+ * too (usage.h, the record's alloc; allocations.h): an ended job's record keeps no GRES per node.
  */
 #ifndef AIFD_JOBTIMES_H
 #define AIFD_JOBTIMES_H

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "aif_db.h"
+#include "joballoc.h"
 #include "log.h"
 #include "pgarray.h"
 
@@ -27,12 +28,12 @@ static const char WRITE_SQL[] =
 
 #define NARRAYS 10
 #define SAID_MAX 64 /* unrated models said; past that, no more is said */
+#define NODES_MAX 65536 /* node names kept: a cluster's nodes, with room to spare */
 
-/* A start to ask slurmctld about: its interval's key. */
+/* A start to ask slurmctld about: its interval's key, its node by number (nodes[]). */
 struct started {
-	uint32_t job, restart, uid;
+	uint32_t job, restart, uid, node;
 	int64_t start;
-	char *node;
 };
 
 struct allocations {
@@ -41,6 +42,14 @@ struct allocations {
 	size_t head, n, cap;   /* lock */
 	uint64_t appended;     /* lock: starts the writer queued, ever */
 	bool rescan;           /* lock: the next round reads the database */
+	/*
+	 * lock: each node name queued, once (a start costs the queue 24 bytes, not a copy of
+	 * its name). Only the settler's thread forgets them, after its round (put_back()), so
+	 * that it reads the names it took under the lock after it. by_name: 1 + a name's
+	 * number, 0 empty; open addressing.
+	 */
+	char **nodes;
+	uint32_t n_nodes, nodes_cap, *by_name, by_name_cap;
 	/* The settler's thread alone: the "cluster/model" charged at an unrated rate said so of. */
 	char *said[SAID_MAX];
 	size_t n_said;
@@ -57,12 +66,23 @@ struct allocations *allocations_new(void)
 	return a;
 }
 
+/* Forget the node names, which nothing queued refers to. Lock held, no round's names in use. */
+static void forget_nodes(struct allocations *a)
+{
+	for (uint32_t i = 0; i < a->n_nodes; i++)
+		free(a->nodes[i]);
+	a->n_nodes = 0;
+	if (a->by_name)
+		memset(a->by_name, 0, a->by_name_cap * sizeof(*a->by_name));
+}
+
 void allocations_free(struct allocations *a)
 {
 	if (!a)
 		return;
-	for (size_t i = a->head; i < a->n; i++)
-		free(a->queue[i].node);
+	forget_nodes(a);
+	free(a->nodes);
+	free(a->by_name);
 	for (size_t i = 0; i < a->n_said; i++)
 		free(a->said[i]);
 	free(a->queue);
@@ -70,7 +90,65 @@ void allocations_free(struct allocations *a)
 	free(a);
 }
 
-/* Append s (its node taken) under the lock; false when full: the database has it. */
+static uint32_t name_hash(const char *name)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+
+	for (; *name; name++)
+		h = (h ^ (unsigned char)*name) * 16777619u;
+	return h;
+}
+
+/* The slot of by_name[] that holds name, or the empty one where it goes. Lock held. */
+static uint32_t *name_slot(struct allocations *a, const char *name)
+{
+	uint32_t i = name_hash(name) & (a->by_name_cap - 1);
+
+	while (a->by_name[i] && strcmp(a->nodes[a->by_name[i] - 1], name) != 0)
+		i = (i + 1) & (a->by_name_cap - 1);
+	return &a->by_name[i];
+}
+
+/* name's number in nodes[], added if new; false when out of room (the database has the start). */
+static bool node_number(struct allocations *a, const char *name, uint32_t *number)
+{
+	uint32_t *slot = a->by_name_cap ? name_slot(a, name) : NULL;
+
+	if (slot && *slot) {
+		*number = *slot - 1;
+		return true;
+	}
+	if (2 * (a->n_nodes + 1) > a->by_name_cap) { /* at most half full */
+		uint32_t cap = a->by_name_cap ? 2 * a->by_name_cap : 64;
+		uint32_t *old = a->by_name, old_cap = a->by_name_cap;
+
+		if (a->n_nodes >= NODES_MAX || !(a->by_name = calloc(cap, sizeof(*a->by_name)))) {
+			a->by_name = old;
+			return false;
+		}
+		a->by_name_cap = cap;
+		for (uint32_t i = 0; i < old_cap; i++)
+			if (old[i])
+				*name_slot(a, a->nodes[old[i] - 1]) = old[i];
+		free(old);
+	}
+	if (a->n_nodes == a->nodes_cap) {
+		uint32_t cap = a->nodes_cap ? 2 * a->nodes_cap : 32;
+		char **nodes = realloc(a->nodes, cap * sizeof(*nodes));
+
+		if (!nodes)
+			return false;
+		a->nodes = nodes;
+		a->nodes_cap = cap;
+	}
+	if (!(a->nodes[a->n_nodes] = strdup(name)))
+		return false;
+	*name_slot(a, name) = ++a->n_nodes; /* (the slot was empty: name was not there) */
+	*number = a->n_nodes - 1;
+	return true;
+}
+
+/* Append s under the lock; false when full: the database has it. */
 static bool append_locked(struct allocations *a, struct started s)
 {
 	if (a->n == a->cap && a->head) { /* the room that rounds took */
@@ -91,25 +169,27 @@ static bool append_locked(struct allocations *a, struct started s)
 	return true;
 }
 
-void allocations_started(struct allocations *a, const struct usage_record *recs, size_t n)
+bool allocations_started(struct allocations *a, const struct usage_record *recs, size_t n)
 {
+	bool idle;
+
 	pthread_mutex_lock(&a->lock);
+	idle = a->n == a->head && !a->rescan;
 	for (size_t i = 0; i < n; i++) {
 		const struct usage_record *r = &recs[i];
-		struct started s;
+		struct started s = {r->job, r->restart, r->uid, 0, r->start};
 
 		/* (an unattributed interval is charged to no budget) */
 		if (r->event != USAGE_START || r->unattributed)
 			continue;
-		s = (struct started){r->job, r->restart, r->uid, r->start, strdup(r->node)};
-		if (s.node && append_locked(a, s)) {
+		if (node_number(a, r->node, &s.node) && append_locked(a, s))
 			a->appended++;
-		} else { /* the next round reads the database, which has it */
-			free(s.node);
+		else /* the next round reads the database, which has it */
 			a->rescan = true;
-		}
 	}
+	idle = idle && (a->n > a->head || a->rescan);
 	pthread_mutex_unlock(&a->lock);
+	return idle;
 }
 
 /* What the queue lost, the next round reads from the database. */
@@ -133,17 +213,18 @@ bool allocations_pending(struct allocations *a)
 /*
  * The queue becomes the open intervals of cluster whose allocation is not known (the newest
  * ALLOCATIONS_QUEUE_MAX, oldest first), and the starts the writer queued while they were read.
- * Built outside the lock: the writer never waits for it. The database holds every start
- * committed before the read, so the entries queued before it are dropped: an overflowing queue
- * keeps the newest starts, not the oldest.
+ * Read outside the lock; the writer waits only while the rows' nodes are numbered (the first
+ * round, and one after an overflow). The database holds every start committed before the
+ * read, so the entries queued before it are dropped: an overflowing queue keeps the newest
+ * starts, not the oldest.
  */
 static bool read_unasked(struct allocations *a, struct db *db, const char *cluster)
 {
 	const char *params[] = {cluster};
-	struct started *fresh = NULL, *q, *old = NULL;
+	struct started *q, *old = NULL;
 	PGresult *res;
 	uint64_t mark;
-	size_t m = 0, tail, old_head = 0, old_end = 0;
+	size_t rows, tail;
 	bool whole = true;
 
 	pthread_mutex_lock(&a->lock);
@@ -156,49 +237,39 @@ static bool read_unasked(struct allocations *a, struct db *db, const char *clust
 		want_rescan(a);
 		return false;
 	}
-	if (PQntuples(res) && !(fresh = malloc((size_t)PQntuples(res) * sizeof(*fresh))))
-		whole = false;
-	for (int i = PQntuples(res) - 1; fresh && i >= 0; i--) { /* oldest first */
-		struct started s = {(uint32_t)strtoul(PQgetvalue(res, i, 0), NULL, 10),
-				    (uint32_t)strtoul(PQgetvalue(res, i, 2), NULL, 10),
-				    (uint32_t)strtoul(PQgetvalue(res, i, 3), NULL, 10),
-				    strtoll(PQgetvalue(res, i, 4), NULL, 10),
-				    strdup(PQgetvalue(res, i, 1))};
-
-		if (s.node)
-			fresh[m++] = s;
-		else
-			whole = false;
-	}
-	PQclear(res);
+	rows = (size_t)PQntuples(res);
 	pthread_mutex_lock(&a->lock);
 	/* The writer's starts since the read began are the queue's last entries. */
 	tail = a->appended - mark < a->n - a->head ? (size_t)(a->appended - mark) : a->n - a->head;
-	q = malloc((m + tail > 0 ? m + tail : 1) * sizeof(*q));
+	q = malloc((rows + tail > 0 ? rows + tail : 1) * sizeof(*q));
 	if (!q) {
 		whole = false;
-	} else { /* the entries before the tail are freed after the lock */
-		old = a->queue;
-		old_head = a->head;
-		old_end = a->n - tail;
-		if (m)
-			memcpy(q, fresh, m * sizeof(*q));
+	} else {
+		size_t m = 0;
+
+		for (size_t i = rows; i-- > 0;) { /* oldest first */
+			struct started s = {(uint32_t)strtoul(PQgetvalue(res, (int)i, 0), NULL, 10),
+					    (uint32_t)strtoul(PQgetvalue(res, (int)i, 2), NULL, 10),
+					    (uint32_t)strtoul(PQgetvalue(res, (int)i, 3), NULL, 10), 0,
+					    strtoll(PQgetvalue(res, (int)i, 4), NULL, 10)};
+
+			if (node_number(a, PQgetvalue(res, (int)i, 1), &s.node))
+				q[m++] = s;
+			else
+				whole = false;
+		}
 		if (tail)
 			memcpy(q + m, a->queue + a->n - tail, tail * sizeof(*q));
+		old = a->queue;
 		a->queue = q;
 		a->head = 0;
 		a->n = a->cap = m + tail;
-		m = 0; /* taken */
 	}
 	if (!whole)
 		a->rescan = true;
 	pthread_mutex_unlock(&a->lock);
-	for (size_t i = old_head; i < old_end; i++)
-		free(old[i].node);
+	PQclear(res);
 	free(old);
-	for (size_t i = 0; i < m; i++)
-		free(fresh[i].node);
-	free(fresh);
 	return true;
 }
 
@@ -248,7 +319,9 @@ static bool write_allocations(struct allocations *a, struct db *db, const char *
 	for (size_t i = 0; i < n; i++) {
 		const struct usage_record *r = &recs[i];
 
-		if (!r->alloc.known) /* not this run's answer, or it gave none */
+		const struct job_alloc *j = r->alloc;
+
+		if (!j) /* not this run's answer, or it gave none */
 			continue;
 		any = true;
 		pg_array_text(&arrays[0], cluster);
@@ -256,11 +329,13 @@ static bool write_allocations(struct allocations *a, struct db *db, const char *
 		pg_array_text(&arrays[2], r->node);
 		pg_array_int(&arrays[3], r->restart);
 		pg_array_int(&arrays[4], r->uid);
-		pg_array_text(&arrays[5], r->alloc.gpu_models);
-		pg_array_int(&arrays[6], r->alloc.job_cpus);
-		put_count(&arrays[7], r->alloc.job_memory_mb);
-		put_count(&arrays[8], r->alloc.job_billing);
-		pg_array_int(&arrays[9], r->alloc.job_nodes);
+		pg_array_text(&arrays[5], j->nodes[r->alloc_node].models);
+		/* The job's CPUs, memory and billing, and its nodes: libslurm gives no per-node
+		 * CPUs since 24.11, so aif.node_share() divides the job's by its nodes. */
+		pg_array_int(&arrays[6], j->cpus);
+		put_count(&arrays[7], j->memory_mb);
+		put_count(&arrays[8], j->billing);
+		pg_array_int(&arrays[9], (int64_t)j->n_nodes);
 	}
 	for (int j = 0; j < NARRAYS; j++)
 		ok = (values[j] = pg_array_end(&arrays[j])) != NULL && ok;
@@ -299,16 +374,19 @@ static size_t take(struct allocations *a, struct started **out)
 	return n;
 }
 
-/* Put back the starts of batch that keep[] says, free the others' nodes. */
-static void put_back(struct allocations *a, struct started *batch, const bool *keep, size_t n)
+/*
+ * Put back the starts of batch that keep[] says, at the end of a round. A queue left empty
+ * with many names forgets them: names only grow, and a full table would send every start
+ * to the database.
+ */
+static void put_back(struct allocations *a, const struct started *batch, const bool *keep, size_t n)
 {
 	pthread_mutex_lock(&a->lock);
 	for (size_t i = 0; i < n; i++)
-		if (!keep[i] || !append_locked(a, batch[i])) {
-			if (keep[i])
-				a->rescan = true;
-			free(batch[i].node);
-		}
+		if (keep[i] && !append_locked(a, batch[i]))
+			a->rescan = true;
+	if (a->n == a->head && a->n_nodes > NODES_MAX / 2)
+		forget_nodes(a);
 	pthread_mutex_unlock(&a->lock);
 }
 
@@ -335,6 +413,7 @@ void allocations_round(struct allocations *a, struct db *db, struct jobtimes *jt
 			keep[i] = true;
 		goto out;
 	}
+	pthread_mutex_lock(&a->lock); /* for nodes[], which the writer may grow */
 	for (size_t i = 0; i < n; i++) {
 		struct usage_record *r = &recs[i];
 
@@ -344,25 +423,25 @@ void allocations_round(struct allocations *a, struct db *db, struct jobtimes *jt
 		r->event = USAGE_START;
 		r->cluster = cluster;
 		r->job = batch[i].job;
-		r->node = batch[i].node;
+		r->node = a->nodes[batch[i].node]; /* kept until put_back() */
 		r->restart = batch[i].restart;
 		r->uid = batch[i].uid;
 		r->start = batch[i].start;
 		settle[m++] = r;
 	}
+	pthread_mutex_unlock(&a->lock);
 	jobtimes_settle(jt, settle, m);
 	ok = write_allocations(a, db, cluster, recs, n);
 	/* Answered for (slurmctld's allocation, or it does not know the job): done. */
 	for (size_t i = 0; i < n && ok; i++)
 		keep[i] = keep[i] && !recs[i].exact && !recs[i].forgotten;
 out:
-	if (keep) {
+	for (size_t i = 0; recs && i < n; i++)
+		job_alloc_release(recs[i].alloc);
+	if (keep)
 		put_back(a, batch, keep, n);
-	} else { /* the database has them */
-		for (size_t i = 0; i < n; i++)
-			free(batch[i].node);
+	else /* the database has them */
 		want_rescan(a);
-	}
 	free(keep);
 	free(settle);
 	free(recs);

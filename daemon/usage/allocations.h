@@ -38,8 +38,12 @@ struct allocations;
 struct allocations *allocations_new(void);
 void allocations_free(struct allocations *a);
 
-/* The writer committed recs: queue their starts. Any thread; never blocks for long. */
-void allocations_started(struct allocations *a, const struct usage_record *recs, size_t n);
+/*
+ * The writer committed recs: queue their starts. Any thread; never blocks for long. True when
+ * a round had nothing to do before: only then need the settler be woken (a busy queue is
+ * taken once per round anyway, and a wake-up per commit cost the writer's throughput).
+ */
+bool allocations_started(struct allocations *a, const struct usage_record *recs, size_t n);
 
 /* Whether a round has anything to do. Any thread. */
 bool allocations_pending(struct allocations *a);

@@ -457,10 +457,10 @@ void settle_written(struct settle *s, const struct usage_record *recs, size_t n)
 
 	for (size_t i = 0; i < n && !ends; i++)
 		ends = recs[i].event == USAGE_END;
-	allocations_started(s->allocations, recs, n);
 	if (ends)
 		__atomic_store_n(&s->ends_written, true, __ATOMIC_RELEASE);
-	waker_poke(&s->waker);
+	if (allocations_started(s->allocations, recs, n) || ends)
+		waker_poke(&s->waker);
 }
 
 void settle_stop(struct settle *s)

@@ -33,18 +33,7 @@ enum usage_event {
 /* Room for a node's GPUs by model in aif_gres_models()'s form ("a100:1,h100:2"). */
 #define USAGE_MODELS_MAX 160
 
-/*
- * What slurmctld allocated to the record's running job (jobtimes.h), for charging (allocations.h):
- * the GPUs of the record's node by model, and the job's CPUs, memory and billing TRES over its
- * nodes (libslurm gives per-node CPUs on no release since 24.11: the node's share is the job's
- * total divided by its nodes). known false: nothing of it came (the node's GPUs count, at the
- * cluster's unrated rate). A job's memory or billing is -1 when its TRES have none.
- */
-struct usage_alloc {
-	bool known;
-	char gpu_models[USAGE_MODELS_MAX];
-	int64_t job_cpus, job_memory_mb, job_billing, job_nodes;
-};
+struct job_alloc; /* joballoc.h */
 
 /*
  * One usage record. Times are Unix seconds, UTC. An end record may carry the allocation's
@@ -83,8 +72,14 @@ struct usage_record {
 	bool unanswered;
 	/* Set by jobtimes_settle(): slurmctld answered that it does not know the job (any more). */
 	bool forgotten;
-	/* Set by jobtimes_settle() for a start of a job still running, with exact. */
-	struct usage_alloc alloc;
+	/*
+	 * Set by jobtimes_settle() for a start of a job still running, with exact: what slurmctld
+	 * allocated to the job (joballoc.h; a reference the caller releases, shared by the job's
+	 * records rather than copied into each) and which of its nodes is this record's. NULL
+	 * otherwise: nothing of it came (the node's GPUs count, at the cluster's unrated rate).
+	 */
+	struct job_alloc *alloc;
+	size_t alloc_node;
 };
 
 /* The statement that writes a group of records, and its parameters. */
