@@ -149,30 +149,45 @@ BEGIN
 END
 $$;
 
--- How a node's usage splits between its GPU models, for the by-model rollup: each model's GPUs
--- and its share of the node's charge (in proportion to its GPUs). '(unknown)': the models were
--- not learnt (all the node's GPUs); '(untyped)': GPUs without a type; '(none)': no GPU (a node
--- charged for its share of CPUs or memory alone).
+-- One model of a node, e one element of its gpu_models ("h100:2", ":2"; NULL for a node with
+-- none of them): its name and its GPUs. '(unknown)': the models were not learnt (all the node's
+-- GPUs); '(untyped)': GPUs without a type; '(none)': no GPU (a node charged for its share of
+-- CPUs or memory alone). Single expressions: the planner inlines them.
+CREATE OR REPLACE FUNCTION aif_report.model_name(gpus bigint, gpu_models text, e text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+SELECT CASE WHEN e IS NOT NULL THEN coalesce(nullif(split_part(e, ':', 1), ''), '(untyped)')
+	    WHEN gpu_models IS NULL AND gpus > 0 THEN '(unknown)' ELSE '(none)' END
+$$;
+
+CREATE OR REPLACE FUNCTION aif_report.model_gpus(gpus bigint, gpu_models text, e text) RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+SELECT CASE WHEN e IS NOT NULL THEN split_part(e, ':', 2)::bigint
+	    WHEN gpu_models IS NULL THEN gpus ELSE 0 END
+$$;
+
+-- How a node's usage splits between its GPU models, for the by-model rollup: each model
+-- (model_name(), model_gpus()) and its share of the node's charge (in proportion to its GPUs;
+-- 1 for a node of one model, whose element is its whole gpu_models).
 CREATE OR REPLACE FUNCTION aif_report.model_shares(gpus bigint, gpu_models text)
 RETURNS TABLE (model text, gpus bigint, share numeric)
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
 -- One SELECT, no SET: the planner inlines it into the rollup flush (a call per interval cost
 -- half the flush's time).
-SELECT CASE WHEN e IS NOT NULL THEN coalesce(nullif(split_part(e, ':', 1), ''), '(untyped)')
-	    WHEN model_shares.gpu_models IS NULL AND model_shares.gpus > 0 THEN '(unknown)'
-	    ELSE '(none)' END,
-       CASE WHEN e IS NOT NULL THEN split_part(e, ':', 2)::bigint
-	    WHEN model_shares.gpu_models IS NULL THEN model_shares.gpus ELSE 0 END,
+SELECT aif_report.model_name(model_shares.gpus, model_shares.gpu_models, e),
+       aif_report.model_gpus(model_shares.gpus, model_shares.gpu_models, e),
        CASE WHEN e IS NULL THEN 1::numeric
 	    ELSE split_part(e, ':', 2)::numeric / sum(split_part(e, ':', 2)::numeric) OVER () END
 FROM unnest(CASE WHEN coalesce(model_shares.gpu_models, '') = '' THEN ARRAY[NULL::text]
 		 ELSE string_to_array(model_shares.gpu_models, ',') END) AS x(e)
 $$;
 
-REVOKE ALL ON FUNCTION aif_report.model_shares(bigint, text), aif_report.gpu_models_gpus(text)
-	FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION aif_report.model_shares(bigint, text), aif_report.gpu_models_gpus(text)
+REVOKE ALL ON FUNCTION aif_report.model_shares(bigint, text), aif_report.gpu_models_gpus(text),
+	aif_report.model_name(bigint, text, text), aif_report.model_gpus(bigint, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aif_report.model_shares(bigint, text), aif_report.gpu_models_gpus(text),
+	aif_report.model_name(bigint, text, text), aif_report.model_gpus(bigint, text, text)
 	TO aif_daemon, aif_operator, aif_funder;
 
 REVOKE ALL ON FUNCTION aif.record_allocations(text[], bigint[], text[], bigint[], bigint[], text[],
