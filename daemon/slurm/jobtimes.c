@@ -350,8 +350,10 @@ static void apply_alloc(struct job_alloc *a, struct usage_record *r)
 {
 	for (size_t i = 0; a && i < a->n_nodes; i++)
 		if (a->nodes[i].known && strcmp(a->nodes[i].name, r->node) == 0) {
-			job_alloc_release(r->alloc); /* an earlier round's */
+			struct job_alloc *earlier = r->alloc; /* an earlier round's, perhaps a */
+
 			r->alloc = job_alloc_retain(a);
+			job_alloc_release(earlier);
 			r->alloc_node = i;
 			return;
 		}

@@ -30,7 +30,17 @@ static const char WRITE_SQL[] =
 #define SAID_MAX 64 /* unrated models said; past that, no more is said */
 #define NODES_MAX 65536 /* node names kept: a cluster's nodes, with room to spare */
 
-/* A start to ask slurmctld about: its interval's key, its node by number (nodes[]). */
+/*
+ * Node names by number, each once: a cluster's nodes are few, and a start queued costs 24
+ * bytes, not a copy of its name. by_name: 1 + a name's number, 0 empty; open addressing, at
+ * most half full.
+ */
+struct node_names {
+	char **v;
+	uint32_t n, cap, *by_name, by_name_cap;
+};
+
+/* A start to ask slurmctld about: its interval's key, its node by number (node_names). */
 struct started {
 	uint32_t job, restart, uid, node;
 	int64_t start;
@@ -43,17 +53,16 @@ struct allocations {
 	uint64_t appended;     /* lock: starts the writer queued, ever */
 	bool rescan;           /* lock: the next round reads the database */
 	/*
-	 * lock: each node name queued, once (a start costs the queue 24 bytes, not a copy of
-	 * its name). Only the settler's thread forgets them, after its round (put_back()), so
-	 * that it reads the names it took under the lock after it. by_name: 1 + a name's
-	 * number, 0 empty; open addressing.
+	 * lock: the queued starts' nodes. Only the settler's thread forgets them, after its
+	 * round (put_back()), so that it reads the names it took under the lock after it.
 	 */
-	char **nodes;
-	uint32_t n_nodes, nodes_cap, *by_name, by_name_cap;
+	struct node_names nodes;
 	/* The settler's thread alone: the "cluster/model" charged at an unrated rate said so of. */
 	char *said[SAID_MAX];
 	size_t n_said;
 };
+
+static void names_forget(struct node_names *t);
 
 struct allocations *allocations_new(void)
 {
@@ -66,23 +75,13 @@ struct allocations *allocations_new(void)
 	return a;
 }
 
-/* Forget the node names, which nothing queued refers to. Lock held, no round's names in use. */
-static void forget_nodes(struct allocations *a)
-{
-	for (uint32_t i = 0; i < a->n_nodes; i++)
-		free(a->nodes[i]);
-	a->n_nodes = 0;
-	if (a->by_name)
-		memset(a->by_name, 0, a->by_name_cap * sizeof(*a->by_name));
-}
-
 void allocations_free(struct allocations *a)
 {
 	if (!a)
 		return;
-	forget_nodes(a);
-	free(a->nodes);
-	free(a->by_name);
+	names_forget(&a->nodes);
+	free(a->nodes.v);
+	free(a->nodes.by_name);
 	for (size_t i = 0; i < a->n_said; i++)
 		free(a->said[i]);
 	free(a->queue);
@@ -99,53 +98,63 @@ static uint32_t name_hash(const char *name)
 	return h;
 }
 
-/* The slot of by_name[] that holds name, or the empty one where it goes. Lock held. */
-static uint32_t *name_slot(struct allocations *a, const char *name)
+/* The slot of by_name[] that holds name, or the empty one where it goes. */
+static uint32_t *name_slot(struct node_names *t, const char *name)
 {
-	uint32_t i = name_hash(name) & (a->by_name_cap - 1);
+	uint32_t i = name_hash(name) & (t->by_name_cap - 1);
 
-	while (a->by_name[i] && strcmp(a->nodes[a->by_name[i] - 1], name) != 0)
-		i = (i + 1) & (a->by_name_cap - 1);
-	return &a->by_name[i];
+	while (t->by_name[i] && strcmp(t->v[t->by_name[i] - 1], name) != 0)
+		i = (i + 1) & (t->by_name_cap - 1);
+	return &t->by_name[i];
 }
 
-/* name's number in nodes[], added if new; false when out of room (the database has the start). */
-static bool node_number(struct allocations *a, const char *name, uint32_t *number)
+/* name's number, added if new; false when out of room (the database has the start). */
+static bool names_number(struct node_names *t, const char *name, uint32_t *number)
 {
-	uint32_t *slot = a->by_name_cap ? name_slot(a, name) : NULL;
+	uint32_t *slot = t->by_name_cap ? name_slot(t, name) : NULL;
 
 	if (slot && *slot) {
 		*number = *slot - 1;
 		return true;
 	}
-	if (2 * (a->n_nodes + 1) > a->by_name_cap) { /* at most half full */
-		uint32_t cap = a->by_name_cap ? 2 * a->by_name_cap : 64;
-		uint32_t *old = a->by_name, old_cap = a->by_name_cap;
+	if (2 * (t->n + 1) > t->by_name_cap) {
+		uint32_t cap = t->by_name_cap ? 2 * t->by_name_cap : 64;
+		uint32_t *old = t->by_name, old_cap = t->by_name_cap;
 
-		if (a->n_nodes >= NODES_MAX || !(a->by_name = calloc(cap, sizeof(*a->by_name)))) {
-			a->by_name = old;
+		if (t->n >= NODES_MAX || !(t->by_name = calloc(cap, sizeof(*t->by_name)))) {
+			t->by_name = old;
 			return false;
 		}
-		a->by_name_cap = cap;
+		t->by_name_cap = cap;
 		for (uint32_t i = 0; i < old_cap; i++)
 			if (old[i])
-				*name_slot(a, a->nodes[old[i] - 1]) = old[i];
+				*name_slot(t, t->v[old[i] - 1]) = old[i];
 		free(old);
 	}
-	if (a->n_nodes == a->nodes_cap) {
-		uint32_t cap = a->nodes_cap ? 2 * a->nodes_cap : 32;
-		char **nodes = realloc(a->nodes, cap * sizeof(*nodes));
+	if (t->n == t->cap) {
+		uint32_t cap = t->cap ? 2 * t->cap : 32;
+		char **v = realloc(t->v, cap * sizeof(*v));
 
-		if (!nodes)
+		if (!v)
 			return false;
-		a->nodes = nodes;
-		a->nodes_cap = cap;
+		t->v = v;
+		t->cap = cap;
 	}
-	if (!(a->nodes[a->n_nodes] = strdup(name)))
+	if (!(t->v[t->n] = strdup(name)))
 		return false;
-	*name_slot(a, name) = ++a->n_nodes; /* (the slot was empty: name was not there) */
-	*number = a->n_nodes - 1;
+	*name_slot(t, name) = ++t->n; /* (the slot was empty: name was not there) */
+	*number = t->n - 1;
 	return true;
+}
+
+/* Forget every name (the table keeps its room). */
+static void names_forget(struct node_names *t)
+{
+	for (uint32_t i = 0; i < t->n; i++)
+		free(t->v[i]);
+	t->n = 0;
+	if (t->by_name)
+		memset(t->by_name, 0, t->by_name_cap * sizeof(*t->by_name));
 }
 
 /* Append s under the lock; false when full: the database has it. */
@@ -182,7 +191,7 @@ bool allocations_started(struct allocations *a, const struct usage_record *recs,
 		/* (an unattributed interval is charged to no budget) */
 		if (r->event != USAGE_START || r->unattributed)
 			continue;
-		if (node_number(a, r->node, &s.node) && append_locked(a, s))
+		if (names_number(&a->nodes, r->node, &s.node) && append_locked(a, s))
 			a->appended++;
 		else /* the next round reads the database, which has it */
 			a->rescan = true;
@@ -213,18 +222,20 @@ bool allocations_pending(struct allocations *a)
 /*
  * The queue becomes the open intervals of cluster whose allocation is not known (the newest
  * ALLOCATIONS_QUEUE_MAX, oldest first), and the starts the writer queued while they were read.
- * Read outside the lock; the writer waits only while the rows' nodes are numbered (the first
- * round, and one after an overflow). The database holds every start committed before the
- * read, so the entries queued before it are dropped: an overflowing queue keeps the newest
- * starts, not the oldest.
+ * Built outside the lock, the rows' nodes numbered in a table of the read's own; under it,
+ * only the few distinct names go to the queue's table: the writer never waits long. The
+ * database holds every start committed before the read, so the entries queued before it are
+ * dropped: an overflowing queue keeps the newest starts, not the oldest.
  */
 static bool read_unasked(struct allocations *a, struct db *db, const char *cluster)
 {
 	const char *params[] = {cluster};
-	struct started *q, *old = NULL;
+	struct node_names local = {0};
+	struct started *q = NULL, *old = NULL;
+	uint32_t *renumber = NULL;
 	PGresult *res;
 	uint64_t mark;
-	size_t rows, tail;
+	size_t rows, m = 0, tail;
 	bool whole = true;
 
 	pthread_mutex_lock(&a->lock);
@@ -238,38 +249,66 @@ static bool read_unasked(struct allocations *a, struct db *db, const char *clust
 		return false;
 	}
 	rows = (size_t)PQntuples(res);
+	if (!(q = malloc((rows ? rows : 1) * sizeof(*q))))
+		whole = false;
+	for (size_t i = rows; q && i-- > 0;) { /* oldest first */
+		struct started s = {(uint32_t)strtoul(PQgetvalue(res, (int)i, 0), NULL, 10),
+				    (uint32_t)strtoul(PQgetvalue(res, (int)i, 2), NULL, 10),
+				    (uint32_t)strtoul(PQgetvalue(res, (int)i, 3), NULL, 10), 0,
+				    strtoll(PQgetvalue(res, (int)i, 4), NULL, 10)};
+
+		if (names_number(&local, PQgetvalue(res, (int)i, 1), &s.node))
+			q[m++] = s;
+		else
+			whole = false;
+	}
+	PQclear(res);
+	if (local.n && !(renumber = malloc(local.n * sizeof(*renumber)))) {
+		whole = false;
+		m = 0;
+	}
 	pthread_mutex_lock(&a->lock);
+	for (uint32_t i = 0; renumber && i < local.n; i++)
+		if (!names_number(&a->nodes, local.v[i], &renumber[i])) {
+			renumber[i] = UINT32_MAX; /* its starts are dropped: read again later */
+			whole = false;
+		}
 	/* The writer's starts since the read began are the queue's last entries. */
 	tail = a->appended - mark < a->n - a->head ? (size_t)(a->appended - mark) : a->n - a->head;
-	q = malloc((rows + tail > 0 ? rows + tail : 1) * sizeof(*q));
-	if (!q) {
-		whole = false;
-	} else {
-		size_t m = 0;
+	if (q && tail) { /* (realloc under the lock: at most a copy of the queue, rare) */
+		struct started *grown = realloc(q, (m + tail) * sizeof(*q));
 
-		for (size_t i = rows; i-- > 0;) { /* oldest first */
-			struct started s = {(uint32_t)strtoul(PQgetvalue(res, (int)i, 0), NULL, 10),
-					    (uint32_t)strtoul(PQgetvalue(res, (int)i, 2), NULL, 10),
-					    (uint32_t)strtoul(PQgetvalue(res, (int)i, 3), NULL, 10), 0,
-					    strtoll(PQgetvalue(res, (int)i, 4), NULL, 10)};
-
-			if (node_number(a, PQgetvalue(res, (int)i, 1), &s.node))
-				q[m++] = s;
-			else
-				whole = false;
+		if (!grown) { /* the queue stays as it is */
+			free(q);
+			whole = false;
 		}
+		q = grown;
+	}
+	if (q) {
+		size_t k = 0;
+
+		for (size_t i = 0; i < m; i++)
+			if (renumber[q[i].node] != UINT32_MAX) {
+				q[k] = q[i];
+				q[k++].node = renumber[q[i].node];
+			}
 		if (tail)
-			memcpy(q + m, a->queue + a->n - tail, tail * sizeof(*q));
+			memcpy(q + k, a->queue + a->n - tail, tail * sizeof(*q));
 		old = a->queue;
 		a->queue = q;
 		a->head = 0;
-		a->n = a->cap = m + tail;
+		a->n = a->cap = k + tail;
+		q = NULL;
 	}
 	if (!whole)
 		a->rescan = true;
 	pthread_mutex_unlock(&a->lock);
-	PQclear(res);
+	free(q);
 	free(old);
+	free(renumber);
+	names_forget(&local);
+	free(local.v);
+	free(local.by_name);
 	return true;
 }
 
@@ -385,8 +424,8 @@ static void put_back(struct allocations *a, const struct started *batch, const b
 	for (size_t i = 0; i < n; i++)
 		if (keep[i] && !append_locked(a, batch[i]))
 			a->rescan = true;
-	if (a->n == a->head && a->n_nodes > NODES_MAX / 2)
-		forget_nodes(a);
+	if (a->n == a->head && a->nodes.n > NODES_MAX / 2)
+		names_forget(&a->nodes);
 	pthread_mutex_unlock(&a->lock);
 }
 
@@ -423,7 +462,7 @@ void allocations_round(struct allocations *a, struct db *db, struct jobtimes *jt
 		r->event = USAGE_START;
 		r->cluster = cluster;
 		r->job = batch[i].job;
-		r->node = a->nodes[batch[i].node]; /* kept until put_back() */
+		r->node = a->nodes.v[batch[i].node]; /* kept until put_back() */
 		r->restart = batch[i].restart;
 		r->uid = batch[i].uid;
 		r->start = batch[i].start;

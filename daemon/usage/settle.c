@@ -14,6 +14,7 @@
 #include "aif_db.h"
 #include "allocations.h"
 #include "db.h"
+#include "joballoc.h"
 #include "log.h"
 #include "slurmdbd.h"
 #include "wakeup.h"
@@ -367,6 +368,8 @@ static bool close_round(struct settle *s)
 		}
 	}
 out:
+	for (size_t i = 0; recs && i < n; i++) /* (ends get none: jobtimes.h) */
+		job_alloc_release(recs[i].alloc);
 	free(wait);
 	free(age_ms);
 	free(closing);
