@@ -62,7 +62,7 @@ struct allocations {
 	size_t n_said;
 };
 
-static void names_forget(struct node_names *t);
+static void names_free(struct node_names *t);
 
 struct allocations *allocations_new(void)
 {
@@ -79,9 +79,7 @@ void allocations_free(struct allocations *a)
 {
 	if (!a)
 		return;
-	names_forget(&a->nodes);
-	free(a->nodes.v);
-	free(a->nodes.by_name);
+	names_free(&a->nodes);
 	for (size_t i = 0; i < a->n_said; i++)
 		free(a->said[i]);
 	free(a->queue);
@@ -155,6 +153,13 @@ static void names_forget(struct node_names *t)
 	t->n = 0;
 	if (t->by_name)
 		memset(t->by_name, 0, t->by_name_cap * sizeof(*t->by_name));
+}
+
+static void names_free(struct node_names *t)
+{
+	names_forget(t);
+	free(t->v);
+	free(t->by_name);
 }
 
 /* Append s under the lock; false when full: the database has it. */
@@ -306,9 +311,7 @@ static bool read_unasked(struct allocations *a, struct db *db, const char *clust
 	free(q);
 	free(old);
 	free(renumber);
-	names_forget(&local);
-	free(local.v);
-	free(local.by_name);
+	names_free(&local);
 	return true;
 }
 
@@ -357,7 +360,6 @@ static bool write_allocations(struct allocations *a, struct db *db, const char *
 		pg_array_start(&arrays[j]);
 	for (size_t i = 0; i < n; i++) {
 		const struct usage_record *r = &recs[i];
-
 		const struct job_alloc *j = r->alloc;
 
 		if (!j) /* not this run's answer, or it gave none */
@@ -452,7 +454,7 @@ void allocations_round(struct allocations *a, struct db *db, struct jobtimes *jt
 			keep[i] = true;
 		goto out;
 	}
-	pthread_mutex_lock(&a->lock); /* for nodes[], which the writer may grow */
+	pthread_mutex_lock(&a->lock); /* for a->nodes, which the writer may grow */
 	for (size_t i = 0; i < n; i++) {
 		struct usage_record *r = &recs[i];
 
