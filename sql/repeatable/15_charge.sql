@@ -184,10 +184,19 @@ FROM unnest(CASE WHEN coalesce(model_shares.gpu_models, '') = '' THEN ARRAY[NULL
 		 ELSE string_to_array(model_shares.gpu_models, ',') END) AS x(e)
 $$;
 
+-- A model's part of a slice's charged microseconds: the node's charge (charged_gpus, NULL: its
+-- GPUs) times the slice, times the model's share (model_shares()), rounded per slice and model.
+CREATE OR REPLACE FUNCTION aif_report.model_charged_us(charged_gpus numeric, gpus bigint, us bigint,
+						       share numeric) RETURNS numeric
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT round(coalesce(charged_gpus, gpus) * us * share) $$;
+
 REVOKE ALL ON FUNCTION aif_report.model_shares(bigint, text), aif_report.gpu_models_gpus(text),
-	aif_report.model_name(bigint, text, text), aif_report.model_gpus(bigint, text, text) FROM PUBLIC;
+	aif_report.model_name(bigint, text, text), aif_report.model_gpus(bigint, text, text),
+	aif_report.model_charged_us(numeric, bigint, bigint, numeric) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION aif_report.model_shares(bigint, text), aif_report.gpu_models_gpus(text),
-	aif_report.model_name(bigint, text, text), aif_report.model_gpus(bigint, text, text)
+	aif_report.model_name(bigint, text, text), aif_report.model_gpus(bigint, text, text),
+	aif_report.model_charged_us(numeric, bigint, bigint, numeric)
 	TO aif_daemon, aif_operator, aif_funder;
 
 REVOKE ALL ON FUNCTION aif.record_allocations(text[], bigint[], text[], bigint[], bigint[], text[],

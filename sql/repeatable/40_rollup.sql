@@ -271,7 +271,7 @@ BEGIN
 		      GROUP BY 1, 2, 3, 4, 5
 		      UNION ALL
 		      SELECT ov.day, ov.cluster, ov.project_id, ov.sector_id, m.model, m.gpus * ov.us,
-			     round(coalesce(ov.charged_gpus, ov.gpus) * ov.us * m.share)
+			     aif_report.model_charged_us(ov.charged_gpus, ov.gpus, ov.us, m.share)
 		      FROM ov
 		      CROSS JOIN LATERAL aif_report.model_shares(ov.gpus, ov.gpu_models) m
 		      WHERE strpos(ov.gpu_models, ',') > 0) x

@@ -125,7 +125,7 @@ COMMENT ON VIEW aif_report.budget_status IS
 CREATE OR REPLACE VIEW aif_report.usage_by_model AS
 WITH pending AS (
 	SELECT sl.day, sl.cluster, sl.project_id, sl.sector_id, m.model,
-	       sum(m.gpus * sl.us) AS gpu_us, sum(round(coalesce(sl.charged_gpus, sl.gpus) * sl.us * m.share)) AS charged_us
+	       sum(m.gpus * sl.us) AS gpu_us, sum(aif_report.model_charged_us(sl.charged_gpus, sl.gpus, sl.us, m.share)) AS charged_us
 	FROM aif.usage_pending_day_slices sl
 	CROSS JOIN LATERAL aif_report.model_shares(sl.gpus, sl.gpu_models) m
 	GROUP BY 1, 2, 3, 4, 5
