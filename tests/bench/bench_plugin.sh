@@ -44,7 +44,8 @@
 # the verdict, min and max the spread: how far one round strays, as other load on the machine
 # makes it), with the best of each and the sums for information: baseline / aif (goal >= 0.95),
 # no-op prolog and epilog / aif (aif's own share, goal >= 0.98), baseline / floor; then what
-# aif adds to an sbatch, medians over all the rounds' submissions (goal <= 2 ms), and per job.
+# aif adds to an sbatch, medians over all the rounds' submissions (goal <= 2 ms), and the wall
+# time it adds per job, per round (median, min, max), with the prolog process's part.
 # Slurm's daemons and jobs, munged, aifd and PostgreSQL share this machine's cores. About 20
 # minutes (7 with AIF_BENCH_WRAP=true). As root (the harness needs it).
 set -euo pipefail
@@ -314,7 +315,7 @@ phase() {
 	total[$1]=$((total[$1] + total_ms))
 	((${best[$1]:-0} && best[$1] <= total_ms)) || best[$1]=$total_ms
 }
-per_round=() per_round_own=() per_round_prolog=()
+per_round=() per_round_own=() per_round_prolog=() per_round_added=() per_round_added_prolog=()
 for ((round = 1; round <= rounds; round++)); do
 	# Each first, second and third in turn: slurmctld keeps every ended job (MinJobAge),
 	# and a later phase has more of them to go through.
@@ -326,6 +327,8 @@ for ((round = 1; round <= rounds; round++)); do
 	per_round+=("$(ratio "${ms[base]}" "${ms[aif]}")")
 	per_round_own+=("$(ratio "${ms[floor]}" "${ms[aif]}")")
 	per_round_prolog+=("$(ratio "${ms[base]}" "${ms[floor]}")")
+	per_round_added+=("$(per_job $((ms[aif] - ms[base])))")
+	per_round_added_prolog+=("$(per_job $((ms[floor] - ms[base])))")
 done
 # spread RATIO...: "median M (min A, max B)" of per-round ratios
 spread() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
@@ -350,8 +353,10 @@ echo "sbatch, median over $((rounds * jobs)) submissions each: $sb_aif ms with a
 	"baseline, $(median "$work"/floor.*.ids.sbatch) ms floor: aif adds $sb_more ms (goal <= 2 ms:" \
 	"$(awk -v v="$sb_more" 'BEGIN { printf "%s", v <= 2 ? "met" : "MISSED" }')); p90 $(p90 "$work"/aif.*.ids.sbatch)" \
 	"ms with aif, $(p90 "$work"/base.*.ids.sbatch) ms baseline"
-echo "aif adds $(per_job $((best[aif] - best[base]))) ms of wall time per job," \
-	"of which the prolog's own process $(per_job $((best[floor] - best[base]))) ms; best of each"
+echo "wall time aif adds per job, per round: $(spread "${per_round_added[@]}") ms; of it the prolog's" \
+	"own process (floor less baseline): $(spread "${per_round_added_prolog[@]}") ms; rounds:" \
+	"${per_round_added[*]}; best of each $(per_job $((best[aif] - best[base]))) ms," \
+	"$(per_job $((best[floor] - best[base]))) ms"
 echo "for information, time with nothing in plugstack.conf / time with aif:" \
 	"$(ratio "$none_ms" "${best[aif]}") (Slurm's deferred scheduling without any epilog)"
 echo "aifd log: $(grep -c 'ERROR:' "$log" || true) errors, $(grep -c 'WARNING:' "$log" || true) warnings;" \
