@@ -346,7 +346,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	TRUNCATE aif.usage_queue, aif.usage_daily_rollup, aif.usage_monthly_rollup,
-		aif.usage_period_rollup, aif.usage_model_daily_rollup;
+		aif.usage_period_rollup, aif.usage_model_monthly_rollup;
 	RETURN NULL;
 END
 $$;

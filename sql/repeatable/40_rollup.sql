@@ -253,15 +253,16 @@ BEGIN
 		ON CONFLICT (period_id, project_id) DO UPDATE
 		SET gpu_us = r.gpu_us + excluded.gpu_us, charged_us = r.charged_us + excluded.charged_us
 	), ins_model AS (
-		-- a node's charge split between its models (aif_report.model_shares()); the slices of
-		-- nodes of one model (most) are summed per model at once: a single model's share is
-		-- 1, so the sums are what the slices give one by one (the split per slice, or per
-		-- group of slices, took a third of the flush)
-		INSERT INTO aif.usage_model_daily_rollup AS r (day, cluster, project_id, sector_id, model,
-							       gpu_us, charged_us)
-		SELECT x.day, x.cluster, x.project_id, x.sector_id, x.model, sum(x.gpu_us)::bigint,
+		-- per month: a node's charge split between its models (aif_report.model_shares()); the
+		-- slices of nodes of one model (most) are summed per model at once: a single model's
+		-- share is 1, so the sums are what the slices give one by one (the split per slice, or
+		-- per group of slices, took a third of the flush)
+		INSERT INTO aif.usage_model_monthly_rollup AS r (month, cluster, project_id, sector_id,
+								 model, gpu_us, charged_us)
+		SELECT x.month, x.cluster, x.project_id, x.sector_id, x.model, sum(x.gpu_us)::bigint,
 		       sum(x.charged_us)::bigint
-		FROM (SELECT ov.day, ov.cluster, ov.project_id, ov.sector_id,
+		FROM (SELECT date_trunc('month', ov.day)::date AS month, ov.cluster, ov.project_id,
+			     ov.sector_id,
 			     aif_report.model_name(ov.gpus, ov.gpu_models, nullif(ov.gpu_models, '')) AS model,
 			     sum(aif_report.model_gpus(ov.gpus, ov.gpu_models, nullif(ov.gpu_models, ''))
 				 * ov.us) AS gpu_us,
@@ -270,14 +271,15 @@ BEGIN
 		      WHERE ov.gpu_models IS NULL OR strpos(ov.gpu_models, ',') = 0
 		      GROUP BY 1, 2, 3, 4, 5
 		      UNION ALL
-		      SELECT ov.day, ov.cluster, ov.project_id, ov.sector_id, m.model, m.gpus * ov.us,
+		      SELECT date_trunc('month', ov.day)::date, ov.cluster, ov.project_id, ov.sector_id,
+			     m.model, m.gpus * ov.us,
 			     aif_report.model_charged_us(ov.charged_gpus, ov.gpus, ov.us, m.share)
 		      FROM ov
 		      CROSS JOIN LATERAL aif_report.model_shares(ov.gpus, ov.gpu_models) m
 		      WHERE strpos(ov.gpu_models, ',') > 0) x
 		GROUP BY 1, 2, 3, 4, 5
 		ORDER BY 1, 2, 3, 4, 5
-		ON CONFLICT (day, cluster, project_id, sector_id, model) DO UPDATE
+		ON CONFLICT (month, cluster, project_id, sector_id, model) DO UPDATE
 		SET gpu_us = r.gpu_us + excluded.gpu_us, charged_us = r.charged_us + excluded.charged_us
 	)
 	SELECT count(*) INTO n FROM q;
@@ -316,7 +318,7 @@ BEGIN
 	PERFORM pg_advisory_xact_lock(1634297344, 3);
 	LOCK TABLE aif.usage_intervals IN SHARE MODE;
 	TRUNCATE aif.usage_queue, aif.usage_daily_rollup, aif.usage_monthly_rollup,
-		aif.usage_period_rollup, aif.usage_model_daily_rollup;
+		aif.usage_period_rollup, aif.usage_model_monthly_rollup;
 	INSERT INTO aif.usage_queue (cluster, job_id, node, restart_count, project_id, sector_id, gpus,
 				     started_at, ended_at, charged_gpus, gpu_models)
 	SELECT i.cluster, i.job_id, i.node, i.restart_count, i.project_id, i.sector_id, i.gpus,
@@ -369,8 +371,8 @@ BEGIN
 		FROM daily d JOIN aif.periods p ON d.day >= p.starts_on AND d.day < p.ends_on
 		GROUP BY 1, 2
 	), model AS (
-		SELECT ov.day, ov.cluster, ov.project_id, ov.sector_id, m.model,
-		       sum(m.gpus * ov.us)::bigint AS gpu_us,
+		SELECT date_trunc('month', ov.day)::date AS month, ov.cluster, ov.project_id, ov.sector_id,
+		       m.model, sum(m.gpus * ov.us)::bigint AS gpu_us,
 		       sum(round(ov.charged_gpus * ov.us * m.share))::bigint AS charged_us
 		FROM ov CROSS JOIN LATERAL aif_report.model_shares(ov.gpus, ov.gpu_models) m
 		GROUP BY 1, 2, 3, 4, 5
@@ -399,12 +401,12 @@ BEGIN
 	FULL JOIN period e ON e.period_id = r.period_id AND e.project_id = r.project_id
 	WHERE r.gpu_us IS DISTINCT FROM e.gpu_us OR r.charged_us IS DISTINCT FROM e.charged_us
 	UNION ALL
-	SELECT 'model', concat_ws('/', coalesce(r.day, e.day), coalesce(r.cluster, e.cluster),
+	SELECT 'model', concat_ws('/', coalesce(r.month, e.month), coalesce(r.cluster, e.cluster),
 				  coalesce(r.project_id, e.project_id), coalesce(r.sector_id, e.sector_id),
 				  coalesce(r.model, e.model)),
 	       r.gpu_us, e.gpu_us, NULL::bigint, NULL::bigint, r.charged_us, e.charged_us
-	FROM aif.usage_model_daily_rollup r
-	FULL JOIN model e ON e.day = r.day AND e.cluster = r.cluster AND e.project_id = r.project_id
+	FROM aif.usage_model_monthly_rollup r
+	FULL JOIN model e ON e.month = r.month AND e.cluster = r.cluster AND e.project_id = r.project_id
 		AND e.sector_id = r.sector_id AND e.model = r.model
 	WHERE r.gpu_us IS DISTINCT FROM e.gpu_us OR r.charged_us IS DISTINCT FROM e.charged_us;
 END

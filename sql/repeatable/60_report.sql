@@ -119,28 +119,30 @@ ORDER BY per.starts_on, b.period_id, b.factory_id, b.project_id NULLS FIRST;
 COMMENT ON VIEW aif_report.budget_status IS
 	'budgets per period and factory (project NULL) or project, in charged GPU-hours (each cluster''s rates; 1 per GPU-hour without): used, remaining, state, what running jobs reserve, and the physical GPU-hours used';
 
--- Per UTC day, cluster, factory, project, sector and GPU model: physical GPU-hours and charged
--- hours (a node's charge split between its models by their GPUs, aif_report.model_shares();
--- model '(unknown)' for usage whose allocation aif did not learn, as before migration 014).
+-- Per UTC calendar month, cluster, factory, project, sector and GPU model: physical GPU-hours
+-- and charged hours (a node's charge split between its models by their GPUs,
+-- aif_report.model_shares(); model '(unknown)' for usage whose allocation aif did not learn, as
+-- before migration 014). The pending usage's day slices, summed per month, are its month's.
 CREATE OR REPLACE VIEW aif_report.usage_by_model AS
 WITH pending AS (
-	SELECT sl.day, sl.cluster, sl.project_id, sl.sector_id, m.model,
-	       sum(m.gpus * sl.us) AS gpu_us, sum(aif_report.model_charged_us(sl.charged_gpus, sl.gpus, sl.us, m.share)) AS charged_us
+	SELECT date_trunc('month', sl.day)::date AS month, sl.cluster, sl.project_id, sl.sector_id,
+	       m.model, sum(m.gpus * sl.us) AS gpu_us,
+	       sum(aif_report.model_charged_us(sl.charged_gpus, sl.gpus, sl.us, m.share)) AS charged_us
 	FROM aif.usage_pending_day_slices sl
 	CROSS JOIN LATERAL aif_report.model_shares(sl.gpus, sl.gpu_models) m
 	GROUP BY 1, 2, 3, 4, 5
 )
-SELECT u.day, u.cluster, p.factory_id AS factory, u.project_id AS project, u.sector_id AS sector,
+SELECT u.month, u.cluster, p.factory_id AS factory, u.project_id AS project, u.sector_id AS sector,
        u.model, trim_scale(round(sum(u.gpu_us) / 3600000000.0, 6)) AS gpu_hours,
        trim_scale(round(sum(u.charged_us) / 3600000000.0, 6)) AS charged_hours
-FROM (SELECT r.day, r.cluster, r.project_id, r.sector_id, r.model, r.gpu_us, r.charged_us
-      FROM aif.usage_model_daily_rollup r
+FROM (SELECT r.month, r.cluster, r.project_id, r.sector_id, r.model, r.gpu_us, r.charged_us
+      FROM aif.usage_model_monthly_rollup r
       UNION ALL
       SELECT * FROM pending) u
 JOIN aif.projects p ON p.id = u.project_id
-GROUP BY u.day, u.cluster, p.factory_id, u.project_id, u.sector_id, u.model;
+GROUP BY u.month, u.cluster, p.factory_id, u.project_id, u.sector_id, u.model;
 COMMENT ON VIEW aif_report.usage_by_model IS
-	'physical GPU-hours and charged hours per UTC day, cluster, factory, project, sector and GPU model';
+	'physical GPU-hours and charged hours per UTC calendar month (first day), cluster, factory, project, sector and GPU model';
 
 -- Per UTC day, cluster and reason: GPU-hours (split at UTC midnight, open intervals up to
 -- now(), as usage_daily) and distinct jobs. No uid, no user name, no project name.

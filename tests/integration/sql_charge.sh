@@ -128,6 +128,12 @@ mi250x 16 10"
 assert_eq "$expected_models" "$(by_model)" "usage_by_model, pending"
 assert_eq 12 "$(q -c 'SELECT aif.rollup_flush()')" "flush"
 assert_eq "$expected_models" "$(by_model)" "usage_by_model, folded"
+# Per calendar month, as usage_monthly: the same months and, over the models, the same hours.
+per_month() { # per_month VIEW: month, physical and charged hours, over clusters and models
+	q -F ' ' -c "SELECT month, trim_scale(sum(gpu_hours)), trim_scale(sum(charged_hours)) FROM aif_report.$1
+		GROUP BY month ORDER BY month"
+}
+assert_eq "$(per_month usage_monthly)" "$(per_month usage_by_model)" "usage_by_model's months are usage_monthly's"
 assert_eq "" "$(q -c 'SELECT * FROM aif.rollup_verify()')" "rollup_verify"
 assert_eq "ai2f p1 500 90.75" "$(q -F ' ' -c "SELECT factory, project, budget_gpu_hours, used_gpu_hours
 	FROM aif_report.budget_status WHERE period = 'cur' AND project = 'p1'")" "budget_status, folded"

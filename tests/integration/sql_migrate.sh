@@ -60,6 +60,26 @@ assert_eq "$latest" "$total" "migrations applied by four concurrent migrators"
 assert_eq "$latest" "$("$migrate" --version "$(sql_conninfo "$conc")")" "version after concurrent migration"
 dropdb --force "$conc"
 
+# 016 rolls the by-model usage up per month: migration 014's daily rows are summed into their
+# months, and their table goes.
+old=aif_t_migrate_016_$$
+createdb "$old"
+for f in "${files[@]:0:15}"; do
+	psql -X -q -1 -v ON_ERROR_STOP=1 -d "$old" -f "$f" >/dev/null || { dropdb --force "$old"; fail "psql -f ${f##*/}"; }
+done
+psql -X -q -v ON_ERROR_STOP=1 -d "$old" -c "INSERT INTO aif.usage_model_daily_rollup VALUES
+	('2026-01-01', 'c', 'p1', 's', 'h100', 10, 40), ('2026-01-31', 'c', 'p1', 's', 'h100', 5, 20),
+	('2026-01-02', 'c', 'p1', 's', 'a100', 20, 30), ('2026-02-01', 'c', 'p1', 's', 'h100', 1, 4)" ||
+	{ dropdb --force "$old"; fail "rows before 016"; }
+"$migrate" "$(sql_conninfo "$old")" >/dev/null || { dropdb --force "$old"; fail "migrating from 015"; }
+assert_eq "2026-01-01 a100 20 30
+2026-01-01 h100 15 60
+2026-02-01 h100 1 4
+daily by-model rollup gone" "$(psql -X -At -F ' ' -d "$old" -c "SELECT month, model, gpu_us, charged_us
+	FROM aif.usage_model_monthly_rollup ORDER BY month, model" -c "SELECT coalesce(to_regclass('aif.usage_model_daily_rollup')::text,
+	'daily by-model rollup gone')")" "016: the by-model rollup per month"
+dropdb --force "$old"
+
 # The repeatable files run again when the database's record of them is not this build's (a
 # build with other functions and views migrated it last), and aifctl refuses such a database
 # until then. What they define comes back whole: a view dropped with its function, its rights.
