@@ -122,7 +122,8 @@ GROUP BY jm.month, jm.cluster, jm.project_id, jm.sector_id;
 -- Safe to call at any time and from any transaction; readers see the queue and the rollups
 -- change together at commit. The planner settings keep the plan proportional to the batch
 -- (hash joins on batch-sized sides, index probes into usage) even when the statistics of the
--- ever-changing queue are off; measured in tests/bench.
+-- ever-changing queue are off; measured in tests/bench. The statement is planned at each call
+-- (a few ms), for the size of its batch (earlier_sql).
 CREATE OR REPLACE FUNCTION aif.rollup_flush(wait boolean DEFAULT false) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -130,10 +131,29 @@ SET jit = off
 SET enable_bitmapscan = off
 SET enable_mergejoin = off
 SET enable_sort = off
+SET enable_nestloop = on
 SET work_mem = '64MB'
 AS $$
 DECLARE
 	n bigint;
+	queued bigint;
+	-- How the closed intervals of the batch's jobs folded before are found. A batch of a
+	-- tenth of all usage or more (a backlog, aif.rollup_rebuild()) reads all usage once,
+	-- hashed against its jobs: an index probe per job costs more from there on (about 2 s
+	-- of 16 for a million intervals). Any other batch probes the index once per job, whatever
+	-- the statistics of the queue say (OFFSET 0), never a scan of all usage.
+	earlier_sql text := $probe$
+		SELECT o.cluster, o.job_id, o.project_id, o.sector_id, o.started_at, o.ended_at
+		FROM (SELECT DISTINCT q.cluster, q.job_id FROM q) b
+		CROSS JOIN LATERAL (
+			SELECT i.cluster, i.job_id, i.node, i.restart_count, i.project_id, i.sector_id,
+			       i.started_at, i.ended_at
+			FROM aif.usage_intervals i
+			WHERE i.cluster = b.cluster AND i.job_id = b.job_id AND i.ended_at > i.started_at
+			OFFSET 0) o
+		WHERE NOT EXISTS (SELECT 1 FROM q
+				  WHERE q.cluster = o.cluster AND q.job_id = o.job_id AND q.node = o.node
+				    AND q.restart_count = o.restart_count)$probe$;
 BEGIN
 	IF wait THEN
 		PERFORM pg_advisory_xact_lock(1634297344, 3);
@@ -141,8 +161,25 @@ BEGIN
 		RETURN 0;
 	END IF;
 
+	SELECT count(*) INTO queued FROM aif.usage_queue;
+	IF queued >= 10000 AND queued * 10 >= (SELECT c.reltuples FROM pg_class c
+					       WHERE c.oid = 'aif.usage_intervals'::regclass) THEN
+		-- (job_id + 0: not through the index; no nested loop until the function returns)
+		earlier_sql := $scan$
+		SELECT i.cluster, i.job_id, i.project_id, i.sector_id, i.started_at, i.ended_at
+		FROM aif.usage_intervals i
+		JOIN (SELECT DISTINCT q.cluster, q.job_id FROM q) b
+			ON b.cluster = i.cluster AND b.job_id = i.job_id + 0
+		WHERE i.ended_at > i.started_at
+		  AND NOT EXISTS (SELECT 1 FROM q
+				  WHERE q.cluster = i.cluster AND q.job_id = i.job_id AND q.node = i.node
+				    AND q.restart_count = i.restart_count)$scan$;
+		SET LOCAL enable_nestloop = off;
+	END IF;
+
 	-- One statement, one snapshot: the closed intervals not in this batch are exactly the
 	-- ones folded before.
+	EXECUTE replace($fold$
 	WITH q AS (
 		DELETE FROM aif.usage_queue
 		RETURNING cluster, job_id, node, restart_count, project_id, sector_id, gpus,
@@ -177,19 +214,7 @@ BEGIN
 	), earlier AS (
 		-- The closed intervals of this batch's jobs folded before: a job counts for a day
 		-- (month) only if none of them covers it already.
-		-- (OFFSET 0: one index probe per job, whatever the statistics of the queue say;
-		-- never a scan of all usage.)
-		SELECT o.cluster, o.job_id, o.project_id, o.sector_id, o.started_at, o.ended_at
-		FROM (SELECT DISTINCT q.cluster, q.job_id FROM q) b
-		CROSS JOIN LATERAL (
-			SELECT i.cluster, i.job_id, i.node, i.restart_count, i.project_id, i.sector_id,
-			       i.started_at, i.ended_at
-			FROM aif.usage_intervals i
-			WHERE i.cluster = b.cluster AND i.job_id = b.job_id AND i.ended_at > i.started_at
-			OFFSET 0) o
-		WHERE NOT EXISTS (SELECT 1 FROM q
-				  WHERE q.cluster = o.cluster AND q.job_id = o.job_id AND q.node = o.node
-				    AND q.restart_count = o.restart_count)
+		/* earlier_sql */
 	), covered_days AS (
 		SELECT DISTINCT jd.day, jd.cluster, jd.project_id, jd.sector_id, jd.job_id
 		FROM jd
@@ -282,7 +307,8 @@ BEGIN
 		ON CONFLICT (month, cluster, project_id, sector_id, model) DO UPDATE
 		SET gpu_us = r.gpu_us + excluded.gpu_us, charged_us = r.charged_us + excluded.charged_us
 	)
-	SELECT count(*) INTO n FROM q;
+	SELECT count(*) FROM q
+	$fold$, '/* earlier_sql */', earlier_sql) INTO n;
 	RETURN n;
 END
 $$;

@@ -236,7 +236,7 @@ EOF
 if [[ $same == $'0\n0' ]]; then
 	echo "results: views and naive queries agree (budget_status exactly, month x sector to 0.01 GPU-hour)"
 else
-	echo "results: MISMATCH between views and naive queries ($same)"
+	echo "results: MISMATCH between views and naive queries ($(echo $same))"
 fi
 echo "budget_status: $(q -c "SELECT sum(n) || ' rows; states ' || string_agg(state || ' ' || n, ', ' ORDER BY state)
 	FROM (SELECT state, count(*) AS n FROM aif_report.budget_status GROUP BY 1) s")"

@@ -326,4 +326,32 @@ verify "two runs of a reused job id"
 assert_eq "0|2|alice2 1|3|alice2" "$(q -c "SELECT string_agg(concat_ws('|', run, gpus, user_name), ' ' ORDER BY run)
 	FROM aif.usage_intervals WHERE job_id = 987654 AND ended_at IS NOT NULL")" "both runs closed"
 
+# A batch of a tenth of all usage or more, and of at least 10,000 intervals (a backlog, a
+# rebuild), finds its jobs' intervals folded before with one scan of all usage, hashed; any
+# other batch probes the index per job, never a scan. Both count each job once per day and
+# month. 6000 jobs of 3 nodes across midnight: node 1's intervals closed and folded first (a
+# small batch), then the other two nodes' closed (12,000 intervals: a bulk batch).
+flush_scans() { # flush_scans: intervals folded, and sequential scans of aif.usage_intervals doing so
+	q -F ' ' -c "BEGIN" -c "SELECT aif.rollup_flush(true), pg_stat_get_xact_numscans('aif.usage_intervals'::regclass)" -c "COMMIT"
+}
+q -c "INSERT INTO aif.usage_intervals (cluster, job_id, node, restart_count, project_id, sector_id, uid,
+	user_name, gpus, started_at, ended_at, end_source)
+SELECT 'c3', 500000 + g, 'n' || n, 0, (ARRAY['p1', 'p2', 'p3'])[1 + g % 3], CASE WHEN g % 3 = 1 THEN 's2' ELSE 's1' END,
+       1000, 'u', 1 + n, timestamptz '2025-05-31 20:00Z' + (g % 97) * interval '1 minute',
+       CASE WHEN n = 1 THEN timestamptz '2025-05-31 23:00Z' + (g % 89) * interval '1 minute' END,
+       CASE WHEN n = 1 THEN 'epilog' END
+FROM generate_series(1, 6000) AS g, generate_series(1, 3) AS n" >/dev/null
+assert_eq "6000 0" "$(flush_scans)" "a small batch: probes, no scan of all usage"
+q -c "UPDATE aif.usage_intervals SET ended_at = started_at + (job_id % 7 + 5) * interval '1 hour',
+	end_source = 'epilog' WHERE cluster = 'c3' AND ended_at IS NULL" >/dev/null
+assert_eq "12000 1" "$(flush_scans)" "a bulk batch: one scan of all usage"
+assert_eq "daily|0
+monthly|0
+budget|0" "$(naive_check)" "after a bulk batch"
+verify "after a bulk batch"
+assert_eq "6000 6000" "$(q -F ' ' -c "SELECT sum(jobs) FILTER (WHERE day = '2025-06-01'), sum(jobs) FILTER (WHERE month = '2025-06-01')
+	FROM (SELECT day, NULL::date AS month, jobs FROM aif.usage_daily_rollup WHERE cluster = 'c3'
+	      UNION ALL SELECT NULL, month, jobs FROM aif.usage_monthly_rollup WHERE cluster = 'c3') r")" \
+	"each job counted once on the day and in the month its later nodes were folded"
+
 echo "sql usage: ok"
