@@ -3,10 +3,6 @@
 -- folding into it took a fifth of every flush; funders read GPU models per month
 -- (docs/funders.md). Its rows are summed into their months. Safe to run twice.
 
--- The view over it has a month where it had a day (sql/repeatable/60_report.sql creates it
--- again).
-DROP VIEW IF EXISTS aif_report.usage_by_model;
-
 -- Physical and charged GPU-microseconds per UTC calendar month (its first day) and GPU model
 -- ('(unknown)': an interval whose allocation aifd did not learn; '(untyped)': GPUs without a
 -- GRES type; '(none)': no GPU, charged for its share of a node). A node's charge is split
@@ -25,6 +21,9 @@ CREATE TABLE IF NOT EXISTS aif.usage_model_monthly_rollup (
 DO $$
 BEGIN
 	IF to_regclass('aif.usage_model_daily_rollup') IS NOT NULL THEN
+		-- The view over it has a month where it had a day: sql/repeatable/60_report.sql
+		-- creates it again. (Not on a second run: that would drop today's view.)
+		DROP VIEW IF EXISTS aif_report.usage_by_model;
 		INSERT INTO aif.usage_model_monthly_rollup (month, cluster, project_id, sector_id, model,
 							   gpu_us, charged_us)
 		SELECT date_trunc('month', d.day)::date, d.cluster, d.project_id, d.sector_id, d.model,

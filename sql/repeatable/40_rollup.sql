@@ -137,6 +137,7 @@ AS $$
 DECLARE
 	n bigint;
 	queued bigint;
+	total float8;
 	-- How the closed intervals of the batch's jobs folded before are found. A batch of a
 	-- tenth of all usage or more (a backlog, aif.rollup_rebuild()) reads all usage once,
 	-- hashed against its jobs: an index probe per job costs more from there on (about 2 s
@@ -161,9 +162,12 @@ BEGIN
 		RETURN 0;
 	END IF;
 
+	-- All usage: as the last ANALYZE counted it, or the statistics since, whichever is more;
+	-- neither known (after pg_upgrade): probes.
 	SELECT count(*) INTO queued FROM aif.usage_queue;
-	IF queued >= 10000 AND queued * 10 >= (SELECT c.reltuples FROM pg_class c
-					       WHERE c.oid = 'aif.usage_intervals'::regclass) THEN
+	SELECT greatest(c.reltuples, pg_stat_get_live_tuples(c.oid)) INTO total
+	FROM pg_class c WHERE c.oid = 'aif.usage_intervals'::regclass;
+	IF queued >= 10000 AND total > 0 AND queued * 10 >= total THEN
 		-- (job_id + 0: not through the index; no nested loop until the function returns)
 		earlier_sql := $scan$
 		SELECT i.cluster, i.job_id, i.project_id, i.sector_id, i.started_at, i.ended_at

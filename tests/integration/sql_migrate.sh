@@ -67,7 +67,9 @@ createdb "$old"
 for f in "${files[@]:0:15}"; do
 	psql -X -q -1 -v ON_ERROR_STOP=1 -d "$old" -f "$f" >/dev/null || { dropdb --force "$old"; fail "psql -f ${f##*/}"; }
 done
-psql -X -q -v ON_ERROR_STOP=1 -d "$old" -c "INSERT INTO aif.usage_model_daily_rollup VALUES
+# (the view of the repeatable files before it, over the daily table)
+psql -X -q -v ON_ERROR_STOP=1 -d "$old" -c "CREATE VIEW aif_report.usage_by_model AS
+	SELECT day, model, gpu_us FROM aif.usage_model_daily_rollup" -c "INSERT INTO aif.usage_model_daily_rollup VALUES
 	('2026-01-01', 'c', 'p1', 's', 'h100', 10, 40), ('2026-01-31', 'c', 'p1', 's', 'h100', 5, 20),
 	('2026-01-02', 'c', 'p1', 's', 'a100', 20, 30), ('2026-02-01', 'c', 'p1', 's', 'h100', 1, 4)" ||
 	{ dropdb --force "$old"; fail "rows before 016"; }
@@ -78,6 +80,10 @@ assert_eq "2026-01-01 a100 20 30
 daily by-model rollup gone" "$(psql -X -At -F ' ' -d "$old" -c "SELECT month, model, gpu_us, charged_us
 	FROM aif.usage_model_monthly_rollup ORDER BY month, model" -c "SELECT coalesce(to_regclass('aif.usage_model_daily_rollup')::text,
 	'daily by-model rollup gone')")" "016: the by-model rollup per month"
+# Run again by hand, it leaves today's view alone.
+psql -X -q -1 -v ON_ERROR_STOP=1 -d "$old" -f "$sql/016_model_monthly_rollup.sql" >/dev/null || { dropdb --force "$old"; fail "016 again"; }
+assert_eq "month" "$(psql -X -At -d "$old" -c "SELECT attname FROM pg_attribute
+	WHERE attrelid = 'aif_report.usage_by_model'::regclass AND attnum = 1")" "016 run again: usage_by_model kept"
 dropdb --force "$old"
 
 # The repeatable files run again when the database's record of them is not this build's (a

@@ -331,8 +331,9 @@ assert_eq "0|2|alice2 1|3|alice2" "$(q -c "SELECT string_agg(concat_ws('|', run,
 # other batch probes the index per job, never a scan. Both count each job once per day and
 # month. 6000 jobs of 3 nodes across midnight: node 1's intervals closed and folded first (a
 # small batch), then the other two nodes' closed (12,000 intervals: a bulk batch).
-flush_scans() { # flush_scans: intervals folded, and sequential scans of aif.usage_intervals doing so
-	q -F ' ' -c "BEGIN" -c "SELECT aif.rollup_flush(true), pg_stat_get_xact_numscans('aif.usage_intervals'::regclass)" -c "COMMIT"
+flush_scans() { # flush_scans: intervals folded, sequential scans of aif.usage_intervals doing so, enable_nestloop after
+	q -F ' ' -c "BEGIN" -c "SELECT aif.rollup_flush(true), pg_stat_get_xact_numscans('aif.usage_intervals'::regclass)" \
+		-c "SHOW enable_nestloop" -c "COMMIT" | paste -sd ' '
 }
 q -c "INSERT INTO aif.usage_intervals (cluster, job_id, node, restart_count, project_id, sector_id, uid,
 	user_name, gpus, started_at, ended_at, end_source)
@@ -341,10 +342,10 @@ SELECT 'c3', 500000 + g, 'n' || n, 0, (ARRAY['p1', 'p2', 'p3'])[1 + g % 3], CASE
        CASE WHEN n = 1 THEN timestamptz '2025-05-31 23:00Z' + (g % 89) * interval '1 minute' END,
        CASE WHEN n = 1 THEN 'epilog' END
 FROM generate_series(1, 6000) AS g, generate_series(1, 3) AS n" >/dev/null
-assert_eq "6000 0" "$(flush_scans)" "a small batch: probes, no scan of all usage"
+assert_eq "6000 0 on" "$(flush_scans)" "a small batch: probes, no scan of all usage"
 q -c "UPDATE aif.usage_intervals SET ended_at = started_at + (job_id % 7 + 5) * interval '1 hour',
 	end_source = 'epilog' WHERE cluster = 'c3' AND ended_at IS NULL" >/dev/null
-assert_eq "12000 1" "$(flush_scans)" "a bulk batch: one scan of all usage"
+assert_eq "12000 1 on" "$(flush_scans)" "a bulk batch: one scan of all usage, nested loops allowed again after"
 assert_eq "daily|0
 monthly|0
 budget|0" "$(naive_check)" "after a bulk batch"
@@ -353,5 +354,17 @@ assert_eq "6000 6000" "$(q -F ' ' -c "SELECT sum(jobs) FILTER (WHERE day = '2025
 	FROM (SELECT day, NULL::date AS month, jobs FROM aif.usage_daily_rollup WHERE cluster = 'c3'
 	      UNION ALL SELECT NULL, month, jobs FROM aif.usage_monthly_rollup WHERE cluster = 'c3') r")" \
 	"each job counted once on the day and in the month its later nodes were folded"
+# 10,000 intervals are not a bulk batch against ten times as much usage.
+q -c "INSERT INTO aif.usage_intervals (cluster, job_id, node, restart_count, project_id, sector_id, uid,
+	user_name, gpus, started_at, ended_at, end_source)
+SELECT 'c4', g, 'n1', 0, 'p1', 's1', 1000, 'u', 1, timestamptz '2025-05-01 00:00Z' + g * interval '1 second',
+       timestamptz '2025-05-01 01:00Z' + g * interval '1 second', 'epilog'
+FROM generate_series(1, 100000) AS g" -c "SELECT aif.rollup_flush(true)" -c "ANALYZE aif.usage_intervals" >/dev/null
+q -c "INSERT INTO aif.usage_intervals (cluster, job_id, node, restart_count, project_id, sector_id, uid,
+	user_name, gpus, started_at, ended_at, end_source)
+SELECT 'c4', 100000 + g, 'n1', 0, 'p1', 's1', 1000, 'u', 1, timestamptz '2025-05-03 00:00Z',
+       timestamptz '2025-05-03 01:00Z', 'epilog'
+FROM generate_series(1, 10000) AS g" >/dev/null
+assert_eq "10000 0 on" "$(flush_scans)" "10,000 intervals against ten times as many: probes"
 
 echo "sql usage: ok"
