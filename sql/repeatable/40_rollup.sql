@@ -137,12 +137,14 @@ AS $$
 DECLARE
 	n bigint;
 	queued bigint;
-	total float8;
-	-- How the closed intervals of the batch's jobs folded before are found. A batch of a
-	-- tenth of all usage or more (a backlog, aif.rollup_rebuild()) reads all usage once,
-	-- hashed against its jobs: an index probe per job costs more from there on (about 2 s
-	-- of 16 for a million intervals). Any other batch probes the index once per job, whatever
-	-- the statistics of the queue say (OFFSET 0), never a scan of all usage.
+	pages bigint;
+	-- How the closed intervals of the batch's jobs folded before are found. A batch of at
+	-- least 10,000 intervals and 4 per page of usage (about a tenth of its rows: a backlog,
+	-- aif.rollup_rebuild()) reads all usage once, hashed against its jobs: an index probe
+	-- per job costs more from there on (about 2 s of 16 for a million intervals; a probe
+	-- costs about what a scan of a page does, a job has 2 or 3 intervals). Any other batch
+	-- probes the index once per job, whatever the statistics of the queue say (OFFSET 0),
+	-- never a scan of all usage.
 	earlier_sql text := $probe$
 		SELECT o.cluster, o.job_id, o.project_id, o.sector_id, o.started_at, o.ended_at
 		FROM (SELECT DISTINCT q.cluster, q.job_id FROM q) b
@@ -162,12 +164,11 @@ BEGIN
 		RETURN 0;
 	END IF;
 
-	-- All usage: as the last ANALYZE counted it, or the statistics since, whichever is more;
-	-- neither known (after pg_upgrade): probes.
+	-- (The pages of usage as they are now, not as statistics last saw them: what a scan
+	-- reads.)
 	SELECT count(*) INTO queued FROM aif.usage_queue;
-	SELECT greatest(c.reltuples, pg_stat_get_live_tuples(c.oid)) INTO total
-	FROM pg_class c WHERE c.oid = 'aif.usage_intervals'::regclass;
-	IF queued >= 10000 AND total > 0 AND queued * 10 >= total THEN
+	pages := pg_relation_size('aif.usage_intervals') / current_setting('block_size')::bigint;
+	IF queued >= 10000 AND queued >= 4 * pages THEN
 		-- (job_id + 0: not through the index; no nested loop until the function returns)
 		earlier_sql := $scan$
 		SELECT i.cluster, i.job_id, i.project_id, i.sector_id, i.started_at, i.ended_at
