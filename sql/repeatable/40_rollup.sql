@@ -123,7 +123,7 @@ GROUP BY jm.month, jm.cluster, jm.project_id, jm.sector_id;
 -- change together at commit. The planner settings keep the plan proportional to the batch
 -- (hash joins on batch-sized sides, index probes into usage) even when the statistics of the
 -- ever-changing queue are off; measured in tests/bench. The statement is planned at each call
--- (a few ms), for the size of its batch (earlier_sql).
+-- (a few ms), for the size of its batch (jobs_usage).
 CREATE OR REPLACE FUNCTION aif.rollup_flush(wait boolean DEFAULT false) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -138,25 +138,20 @@ DECLARE
 	n bigint;
 	queued bigint;
 	pages bigint;
-	-- How the closed intervals of the batch's jobs folded before are found. A batch of at
-	-- least 10,000 intervals and 4 per page of usage (about a tenth of its rows: a backlog,
-	-- aif.rollup_rebuild()) reads all usage once, hashed against its jobs: an index probe
-	-- per job costs more from there on (about 2 s of 16 for a million intervals; a probe
-	-- costs about what a scan of a page does, a job has 2 or 3 intervals). Any other batch
-	-- probes the index once per job, whatever the statistics of the queue say (OFFSET 0),
-	-- never a scan of all usage.
-	earlier_sql text := $probe$
-		SELECT o.cluster, o.job_id, o.project_id, o.sector_id, o.started_at, o.ended_at
-		FROM (SELECT DISTINCT q.cluster, q.job_id FROM q) b
+	-- How the batch's jobs (b) meet their intervals (o) to find those folded before. A batch
+	-- of at least 10,000 intervals and 4 per page of usage (about a tenth of its rows: a
+	-- backlog, aif.rollup_rebuild()) reads all usage once, hashed against its jobs: an index
+	-- probe per job costs more from there on (about 2 s of 16 for a million intervals; a
+	-- probe costs about what a scan of a page does, a job has 2 or 3 intervals). Any other
+	-- batch probes the index once per job, whatever the statistics of the queue say
+	-- (OFFSET 0), never a scan of all usage.
+	jobs_usage text := $probe$
 		CROSS JOIN LATERAL (
 			SELECT i.cluster, i.job_id, i.node, i.restart_count, i.project_id, i.sector_id,
 			       i.started_at, i.ended_at
 			FROM aif.usage_intervals i
-			WHERE i.cluster = b.cluster AND i.job_id = b.job_id AND i.ended_at > i.started_at
-			OFFSET 0) o
-		WHERE NOT EXISTS (SELECT 1 FROM q
-				  WHERE q.cluster = o.cluster AND q.job_id = o.job_id AND q.node = o.node
-				    AND q.restart_count = o.restart_count)$probe$;
+			WHERE i.cluster = b.cluster AND i.job_id = b.job_id
+			OFFSET 0) o$probe$;
 BEGIN
 	IF wait THEN
 		PERFORM pg_advisory_xact_lock(1634297344, 3);
@@ -170,15 +165,8 @@ BEGIN
 	pages := pg_relation_size('aif.usage_intervals') / current_setting('block_size')::bigint;
 	IF queued >= 10000 AND queued >= 4 * pages THEN
 		-- (job_id + 0: not through the index; no nested loop until the function returns)
-		earlier_sql := $scan$
-		SELECT i.cluster, i.job_id, i.project_id, i.sector_id, i.started_at, i.ended_at
-		FROM aif.usage_intervals i
-		JOIN (SELECT DISTINCT q.cluster, q.job_id FROM q) b
-			ON b.cluster = i.cluster AND b.job_id = i.job_id + 0
-		WHERE i.ended_at > i.started_at
-		  AND NOT EXISTS (SELECT 1 FROM q
-				  WHERE q.cluster = i.cluster AND q.job_id = i.job_id AND q.node = i.node
-				    AND q.restart_count = i.restart_count)$scan$;
+		jobs_usage := $scan$
+		JOIN aif.usage_intervals o ON o.cluster = b.cluster AND o.job_id + 0 = b.job_id$scan$;
 		SET LOCAL enable_nestloop = off;
 	END IF;
 
@@ -219,7 +207,13 @@ BEGIN
 	), earlier AS (
 		-- The closed intervals of this batch's jobs folded before: a job counts for a day
 		-- (month) only if none of them covers it already.
-		/* earlier_sql */
+		SELECT o.cluster, o.job_id, o.project_id, o.sector_id, o.started_at, o.ended_at
+		FROM (SELECT DISTINCT q.cluster, q.job_id FROM q) b
+		/* jobs_usage */
+		WHERE o.ended_at > o.started_at
+		  AND NOT EXISTS (SELECT 1 FROM q
+				  WHERE q.cluster = o.cluster AND q.job_id = o.job_id AND q.node = o.node
+				    AND q.restart_count = o.restart_count)
 	), covered_days AS (
 		SELECT DISTINCT jd.day, jd.cluster, jd.project_id, jd.sector_id, jd.job_id
 		FROM jd
@@ -313,7 +307,7 @@ BEGIN
 		SET gpu_us = r.gpu_us + excluded.gpu_us, charged_us = r.charged_us + excluded.charged_us
 	)
 	SELECT count(*) FROM q
-	$fold$, '/* earlier_sql */', earlier_sql) INTO n;
+	$fold$, '/* jobs_usage */', jobs_usage) INTO n;
 	RETURN n;
 END
 $$;
