@@ -73,6 +73,8 @@ COMMENT ON FUNCTION aif.admission_current(aif.admissions, bigint) IS
 -- joined and the expression inlined for the whole group: a function looking the version up per
 -- row cost a fifth of a start), until aifd learns what slurmctld allocated
 -- (aif.record_allocations()); stored as aif.charged_gpus_stored() says (NULL: its GPUs).
+-- A start's src is NULL: the test for an end without a start is IS NOT DISTINCT FROM, false
+-- rather than NULL for it, so that the AND stops there instead of probing the job's intervals.
 -- Integers travel as bigint and are cast where stored, so that an out-of-range value is a
 -- data error (22003). PL/pgSQL: its plan is kept for the session, as a prepared statement's.
 DROP FUNCTION IF EXISTS aif.record_usage(boolean[], text[], bigint[], text[], bigint[], text[],
@@ -183,7 +185,7 @@ BEGIN
 	 aif.usage_run(k.l_run, k.l_start, k.l_end, k.l_uid, k.uid, to_timestamp(k.st), $16),
 	 k.project_id, k.sector_id, k.uid,
 	 k.user_name, k.gpus::int,
-	 CASE WHEN k.src = 'epilog-no-start' AND k.restart_count = 0 AND k.l_run IS NULL
+	 CASE WHEN k.src IS NOT DISTINCT FROM 'epilog-no-start' AND k.restart_count = 0 AND k.l_run IS NULL
 	  AND a.decided_at < to_timestamp(k.en) AND NOT EXISTS (SELECT 1 FROM aif.usage_intervals o
 	   WHERE o.cluster = k.cluster AND o.job_id = k.job_id
 	   AND o.ended_at < to_timestamp(k.en) - $16)

@@ -367,4 +367,17 @@ SELECT 'c4', 150000 + g, 'n1', 0, 'p1', 's1', 1000, 'u', 1, timestamptz '2025-05
 FROM generate_series(1, 10000) AS g" >/dev/null
 assert_eq "10000 0 on" "$(flush_scans)" "10,000 intervals against fifteen times as many: probes"
 
+# A batch of starts as aifd records them probes each key of the primary key twice: for the
+# interval's latest run and for the insert's conflict. A start never looks for the job's earlier
+# intervals, which only an end without a start needs (NULL AND ... went on to probe them).
+assert_eq "400" "$(q -c "BEGIN" -c "SELECT aif.record_usage(array_fill(false, ARRAY[200]),
+	array_fill('c5'::text, ARRAY[200]), (SELECT array_agg(g::bigint) FROM generate_series(1, 200) g),
+	array_fill('n1'::text, ARRAY[200]), array_fill(0::bigint, ARRAY[200]), array_fill('p1'::text, ARRAY[200]),
+	array_fill('s1'::text, ARRAY[200]), array_fill(1000::bigint, ARRAY[200]), array_fill('alice'::text, ARRAY[200]),
+	array_fill(1::bigint, ARRAY[200]), array_fill(extract(epoch FROM now())::bigint, ARRAY[200]),
+	array_fill(NULL::bigint, ARRAY[200]), array_fill(false, ARRAY[200]), array_fill(false, ARRAY[200]),
+	array_fill(NULL::text, ARRAY[200]), interval '300 seconds')" \
+	-c "SELECT pg_stat_get_xact_numscans('aif.usage_intervals_pkey'::regclass)" -c "ROLLBACK" | sed -n 2p)" \
+	"200 starts: two probes of the primary key each"
+
 echo "sql usage: ok"
