@@ -40,11 +40,28 @@ struct node_names {
 	uint32_t n, cap, *by_name, by_name_cap;
 };
 
-/* A start to ask slurmctld about: its interval's key, its node by number (node_names). */
+/*
+ * A start to ask slurmctld about, in 16 bytes (a burst queues many): its interval's key, its
+ * node by number (node_names: below NODES_MAX) and its start in seconds since the epoch.
+ */
 struct started {
-	uint32_t job, restart, uid, node;
-	int64_t start;
+	uint32_t job, uid, start;
+	uint16_t restart, node;
 };
+
+/*
+ * The start of run restart of job on node number node, or false when it has no such form:
+ * Slurm counts a job's restarts in 16 bits, so only a forged record says more, and a start
+ * before 1970 or after 2106 is none slurmctld has. Such a start is not asked about.
+ */
+static bool started_of(uint32_t job, uint64_t restart, uint32_t uid, int64_t start, uint32_t node,
+		       struct started *s)
+{
+	if (restart > UINT16_MAX || node > UINT16_MAX || start < 0 || start > (int64_t)UINT32_MAX)
+		return false;
+	*s = (struct started){job, uid, (uint32_t)start, (uint16_t)restart, (uint16_t)node};
+	return true;
+}
 
 struct allocations {
 	pthread_mutex_t lock;
@@ -174,6 +191,9 @@ static bool append_locked(struct allocations *a, struct started s)
 		size_t cap = a->cap ? 2 * a->cap : 256;
 		struct started *q;
 
+		if (cap > ALLOCATIONS_QUEUE_MAX)
+			cap = ALLOCATIONS_QUEUE_MAX;
+
 		if (a->n >= ALLOCATIONS_QUEUE_MAX || !(q = realloc(a->queue, cap * sizeof(*q))))
 			return false;
 		a->queue = q;
@@ -191,14 +211,21 @@ bool allocations_started(struct allocations *a, const struct usage_record *recs,
 	idle = a->n == a->head && !a->rescan;
 	for (size_t i = 0; i < n; i++) {
 		const struct usage_record *r = &recs[i];
-		struct started s = {r->job, r->restart, r->uid, 0, r->start};
+		struct started s;
+		uint32_t node;
 
 		/* (an unattributed interval is charged to no budget) */
 		if (r->event != USAGE_START || r->unattributed)
 			continue;
-		if (names_number(&a->nodes, r->node, &s.node) && append_locked(a, s))
+		if (!names_number(&a->nodes, r->node, &node)) {
+			a->rescan = true; /* the next round reads the database, which has it */
+			continue;
+		}
+		if (!started_of(r->job, r->restart, r->uid, r->start, node, &s))
+			continue; /* (none slurmctld has) */
+		if (append_locked(a, s))
 			a->appended++;
-		else /* the next round reads the database, which has it */
+		else
 			a->rescan = true;
 	}
 	idle = idle && (a->n > a->head || a->rescan);
@@ -257,15 +284,15 @@ static bool read_unasked(struct allocations *a, struct db *db, const char *clust
 	if (!(q = malloc((rows ? rows : 1) * sizeof(*q))))
 		whole = false;
 	for (size_t i = rows; q && i-- > 0;) { /* oldest first */
-		struct started s = {(uint32_t)strtoul(PQgetvalue(res, (int)i, 0), NULL, 10),
-				    (uint32_t)strtoul(PQgetvalue(res, (int)i, 2), NULL, 10),
-				    (uint32_t)strtoul(PQgetvalue(res, (int)i, 3), NULL, 10), 0,
-				    strtoll(PQgetvalue(res, (int)i, 4), NULL, 10)};
+		uint32_t node;
 
-		if (names_number(&local, PQgetvalue(res, (int)i, 1), &s.node))
-			q[m++] = s;
-		else
+		if (!names_number(&local, PQgetvalue(res, (int)i, 1), &node))
 			whole = false;
+		else if (started_of((uint32_t)strtoul(PQgetvalue(res, (int)i, 0), NULL, 10),
+				    strtoull(PQgetvalue(res, (int)i, 2), NULL, 10),
+				    (uint32_t)strtoul(PQgetvalue(res, (int)i, 3), NULL, 10),
+				    strtoll(PQgetvalue(res, (int)i, 4), NULL, 10), node, &q[m]))
+			m++;
 	}
 	PQclear(res);
 	if (local.n && !(renumber = malloc(local.n * sizeof(*renumber)))) {
@@ -295,7 +322,7 @@ static bool read_unasked(struct allocations *a, struct db *db, const char *clust
 		for (size_t i = 0; i < m; i++)
 			if (renumber[q[i].node] != UINT32_MAX) {
 				q[k] = q[i];
-				q[k++].node = renumber[q[i].node];
+				q[k++].node = (uint16_t)renumber[q[i].node]; /* (< NODES_MAX) */
 			}
 		if (tail)
 			memcpy(q + k, a->queue + a->n - tail, tail * sizeof(*q));
