@@ -16,12 +16,17 @@
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 
-/* What an earlier aifd, or an overflowing queue, left to ask about: the newest first. */
+/*
+ * What an earlier aifd, or an overflowing queue, left to ask about: the newest first, as many
+ * as the queue holds (older ones stay charged at the unrated rate), of the form started_of()
+ * takes.
+ */
 static const char READ_SQL[] =
 	"SELECT job_id, node, restart_count, uid, extract(epoch FROM started_at)::bigint"
 	" FROM aif.usage_intervals WHERE cluster = $1 AND ended_at IS NULL AND allocation_at IS NULL"
 	" AND started_at > now() - interval '" STRINGIFY(ALLOCATIONS_RECENT_S) " seconds'"
-	" AND uid IS NOT NULL ORDER BY started_at DESC LIMIT " STRINGIFY(ALLOCATIONS_QUEUE_MAX);
+	" AND restart_count <= 65535 AND uid IS NOT NULL"
+	" ORDER BY started_at DESC LIMIT " STRINGIFY(ALLOCATIONS_QUEUE_MAX);
 
 static const char WRITE_SQL[] =
 	"SELECT changed, unrated FROM aif.record_allocations($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
@@ -31,7 +36,7 @@ static const char WRITE_SQL[] =
 #define NODES_MAX 65536 /* node names kept: a cluster's nodes, with room to spare */
 
 /*
- * Node names by number, each once: a cluster's nodes are few, and a start queued costs 24
+ * Node names by number, each once: a cluster's nodes are few, and a start queued costs 16
  * bytes, not a copy of its name. by_name: 1 + a name's number, 0 empty; open addressing, at
  * most half full.
  */
@@ -48,6 +53,7 @@ struct started {
 	uint32_t job, uid, start;
 	uint16_t restart, node;
 };
+_Static_assert(sizeof(struct started) == 16, "a queued start is 16 bytes (docs/aifd.md)");
 
 /*
  * The start of run restart of job on node number node, or false when it has no such form:
@@ -217,12 +223,14 @@ bool allocations_started(struct allocations *a, const struct usage_record *recs,
 		/* (an unattributed interval is charged to no budget) */
 		if (r->event != USAGE_START || r->unattributed)
 			continue;
+		/* (none slurmctld has: its node is not numbered either) */
+		if (!started_of(r->job, r->restart, r->uid, r->start, 0, &s))
+			continue;
 		if (!names_number(&a->nodes, r->node, &node)) {
 			a->rescan = true; /* the next round reads the database, which has it */
 			continue;
 		}
-		if (!started_of(r->job, r->restart, r->uid, r->start, node, &s))
-			continue; /* (none slurmctld has) */
+		s.node = (uint16_t)node; /* (< NODES_MAX) */
 		if (append_locked(a, s))
 			a->appended++;
 		else

@@ -16,9 +16,10 @@
  *
  * What is in memory only is which intervals to ask about: the first round of an aifd, and one
  * after the queue overflowed (ALLOCATIONS_QUEUE_MAX), reads them from the database instead
- * (the open intervals of the cluster whose allocation is not known). The queue holds three
- * rounds' worth, 1 MiB: more is a burst no cluster starts, and reading the database once
- * after it costs less than holding it in memory for good (the queue keeps the room it grew).
+ * (the open intervals of the cluster whose allocation is not known; the newest that the queue
+ * holds). The queue holds about three rounds' worth, 1 MiB: more is a burst no cluster
+ * starts, and reading the database once after it costs less than holding it in memory for
+ * good (the queue keeps the room it grew).
  */
 #ifndef AIFD_ALLOCATIONS_H
 #define AIFD_ALLOCATIONS_H
