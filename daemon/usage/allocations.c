@@ -25,7 +25,7 @@ static const char READ_SQL[] =
 	"SELECT job_id, node, restart_count, uid, extract(epoch FROM started_at)::bigint"
 	" FROM aif.usage_intervals WHERE cluster = $1 AND ended_at IS NULL AND allocation_at IS NULL"
 	" AND started_at > now() - interval '" STRINGIFY(ALLOCATIONS_RECENT_S) " seconds'"
-	" AND restart_count <= 65535 AND uid IS NOT NULL"
+	" AND restart_count <= " STRINGIFY(UINT16_MAX) " AND uid IS NOT NULL"
 	" ORDER BY started_at DESC LIMIT " STRINGIFY(ALLOCATIONS_QUEUE_MAX);
 
 static const char WRITE_SQL[] =
@@ -56,16 +56,16 @@ struct started {
 _Static_assert(sizeof(struct started) == 16, "a queued start is 16 bytes (docs/aifd.md)");
 
 /*
- * The start of run restart of job on node number node, or false when it has no such form:
- * Slurm counts a job's restarts in 16 bits, so only a forged record says more, and a start
- * before 1970 or after 2106 is none slurmctld has. Such a start is not asked about.
+ * The start of run restart of job, its node still to number (node_names numbers below
+ * NODES_MAX, which 16 bits hold), or false when it has no such form: Slurm counts a job's
+ * restarts in 16 bits, so only a forged record says more, and a start before 1970 or after
+ * 2106 is none slurmctld has. Such a start is not asked about.
  */
-static bool started_of(uint32_t job, uint64_t restart, uint32_t uid, int64_t start, uint32_t node,
-		       struct started *s)
+static bool started_of(uint32_t job, uint64_t restart, uint32_t uid, int64_t start, struct started *s)
 {
-	if (restart > UINT16_MAX || node > UINT16_MAX || start < 0 || start > (int64_t)UINT32_MAX)
+	if (restart > UINT16_MAX || start < 0 || start > (int64_t)UINT32_MAX)
 		return false;
-	*s = (struct started){job, uid, (uint32_t)start, (uint16_t)restart, (uint16_t)node};
+	*s = (struct started){job, uid, (uint32_t)start, (uint16_t)restart, 0};
 	return true;
 }
 
@@ -199,7 +199,6 @@ static bool append_locked(struct allocations *a, struct started s)
 
 		if (cap > ALLOCATIONS_QUEUE_MAX)
 			cap = ALLOCATIONS_QUEUE_MAX;
-
 		if (a->n >= ALLOCATIONS_QUEUE_MAX || !(q = realloc(a->queue, cap * sizeof(*q))))
 			return false;
 		a->queue = q;
@@ -224,7 +223,7 @@ bool allocations_started(struct allocations *a, const struct usage_record *recs,
 		if (r->event != USAGE_START || r->unattributed)
 			continue;
 		/* (none slurmctld has: its node is not numbered either) */
-		if (!started_of(r->job, r->restart, r->uid, r->start, 0, &s))
+		if (!started_of(r->job, r->restart, r->uid, r->start, &s))
 			continue;
 		if (!names_number(&a->nodes, r->node, &node)) {
 			a->rescan = true; /* the next round reads the database, which has it */
@@ -299,8 +298,8 @@ static bool read_unasked(struct allocations *a, struct db *db, const char *clust
 		else if (started_of((uint32_t)strtoul(PQgetvalue(res, (int)i, 0), NULL, 10),
 				    strtoull(PQgetvalue(res, (int)i, 2), NULL, 10),
 				    (uint32_t)strtoul(PQgetvalue(res, (int)i, 3), NULL, 10),
-				    strtoll(PQgetvalue(res, (int)i, 4), NULL, 10), node, &q[m]))
-			m++;
+				    strtoll(PQgetvalue(res, (int)i, 4), NULL, 10), &q[m]))
+			q[m++].node = (uint16_t)node; /* (< NODES_MAX) */
 	}
 	PQclear(res);
 	if (local.n && !(renumber = malloc(local.n * sizeof(*renumber)))) {
