@@ -380,4 +380,12 @@ assert_eq "400" "$(q -c "BEGIN" -c "SELECT aif.record_usage(array_fill(false, AR
 	-c "SELECT pg_stat_get_xact_numscans('aif.usage_intervals_pkey'::regclass)" -c "ROLLBACK" | sed -n 2p)" \
 	"200 starts: two probes of the primary key each"
 
+# record_usage() keeps its generic plan: a group of one record (every prolog's and epilog's)
+# would otherwise be planned anew at each call, most of its time (tests/bench/bench_aifd.sh,
+# "1 start record per request"). Nothing it returns shows which plan ran, so the setting is read.
+assert_eq "t" "$(q -c "SELECT 'plan_cache_mode=force_generic_plan' = ANY (proconfig) FROM pg_proc
+	WHERE oid = 'aif.record_usage(boolean[], text[], bigint[], text[], bigint[], text[], text[],
+	bigint[], text[], bigint[], bigint[], bigint[], boolean[], boolean[], text[], interval)'::regprocedure")" \
+	"record_usage() runs its generic plan"
+
 echo "sql usage: ok"
