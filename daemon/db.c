@@ -27,10 +27,25 @@ void db_set_setup(struct db *db, db_setup_fn setup, void *arg)
 	db->setup_arg = arg;
 }
 
-void db_close(struct db *db)
+/* The connection's prepared statements die with it (or were deallocated): none known. */
+static void forget_prepared(struct db *db)
+{
+	for (unsigned i = 0; i < db->nprepared; i++)
+		free(db->prepared[i]);
+	db->nprepared = 0;
+}
+
+/* conn (NULL: none) replaces db's connection, whose prepared statements go with it. */
+static void set_conn(struct db *db, PGconn *conn)
 {
 	PQfinish(db->conn);
-	db->conn = NULL;
+	db->conn = conn;
+	forget_prepared(db);
+}
+
+void db_close(struct db *db)
+{
+	set_conn(db, NULL);
 	free(db->conninfo);
 	db->conninfo = NULL;
 }
@@ -90,8 +105,7 @@ void db_lost(struct db *db, const struct aif_diag *why)
 {
 	char what[160];
 
-	PQfinish(db->conn);
-	db->conn = NULL;
+	set_conn(db, NULL);
 	db->dropped = true;
 	snprintf(what, sizeof(what), "%s lost its database connection; reconnecting", db->who);
 	outage(db, what, why);
@@ -156,8 +170,7 @@ static int prepare(struct db *db, struct aif_diag *diag)
 int db_adopt(struct db *db, PGconn *conn, struct aif_diag *diag)
 {
 	aif_diag_clear(diag);
-	PQfinish(db->conn);
-	db->conn = conn;
+	set_conn(db, conn);
 	return prepare(db, diag);
 }
 
@@ -176,7 +189,7 @@ PGconn *db_get(struct db *db, struct aif_diag *diag)
 	}
 	if (db->conn)
 		return db->conn;
-	db->conn = aif_db_connect_by(db->conninfo, db->app, aif_clock_ms() + db->timeout_ms);
+	set_conn(db, aif_db_connect_by(db->conninfo, db->app, aif_clock_ms() + db->timeout_ms));
 	if (!db->conn) {
 		char within[32];
 
@@ -231,10 +244,65 @@ PGresult *db_result(struct db *db, const char *what, int sent, struct aif_diag *
 	return NULL;
 }
 
+/* Statement i of the connection's current generation (retire_prepared()). */
+static void prepared_name(const struct db *db, char *buf, size_t size, unsigned i)
+{
+	snprintf(buf, size, "aifd_%u_%u", db->prepared_generation, i);
+}
+
+/*
+ * A prepared statement whose plan no longer fits the schema (a migration changed a table's
+ * columns under it: "cached plan must not change result type") must not be run again: the
+ * statements are prepared anew under new names. The old ones stay on the server, unused (at
+ * most DB_PREPARED_MAX per such change), since a transaction that failed cannot deallocate.
+ */
+static void retire_prepared(struct db *db, const PGresult *res)
+{
+	const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+	if (!code || strcmp(code, "0A000") != 0)
+		return;
+	forget_prepared(db);
+	db->prepared_generation++;
+}
+
+/*
+ * sql's number among the statements prepared on db's connection, preparing it now if there is
+ * room; -1 when it is run unprepared, or when preparing failed: then *failed is the server's
+ * answer, or NULL with diag when the connection was lost.
+ */
+static int prepared_index(struct db *db, const char *what, const char *sql, int nparams,
+			  PGresult **failed, struct aif_diag *diag)
+{
+	char name[40];
+	PGresult *res;
+	char *copy;
+
+	*failed = NULL;
+	for (unsigned i = 0; i < db->nprepared; i++)
+		if (strcmp(db->prepared[i], sql) == 0)
+			return (int)i;
+	if (db->nprepared == DB_PREPARED_MAX || !(copy = strdup(sql)))
+		return -1;
+	prepared_name(db, name, sizeof(name), db->nprepared);
+	res = db_result(db, what, PQsendPrepare(db->conn, name, sql, nparams, NULL), diag);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		free(copy);
+		*failed = res;
+		return -1;
+	}
+	PQclear(res);
+	db->prepared[db->nprepared] = copy;
+	return (int)db->nprepared++;
+}
+
 PGresult *db_exec(struct db *db, const char *what, const char *sql, int nparams,
 		  const char *const *params, struct aif_diag *diag)
 {
 	struct aif_diag why;
+	PGresult *res, *failed;
+	char name[40];
+	int i;
 
 	if (!db_get(db, &why)) {
 		aif_diag_clear(diag);
@@ -242,8 +310,17 @@ PGresult *db_exec(struct db *db, const char *what, const char *sql, int nparams,
 		aif_diag_detail(diag, "%s", why.detail);
 		return NULL;
 	}
-	return db_result(db, what,
-			 PQsendQueryParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0), diag);
+	i = prepared_index(db, what, sql, nparams, &failed, diag);
+	if (failed || !db->conn) /* the server refused the statement, or the connection is gone */
+		return failed;
+	if (i < 0)
+		return db_result(db, what,
+				 PQsendQueryParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0), diag);
+	prepared_name(db, name, sizeof(name), (unsigned)i);
+	res = db_result(db, what, PQsendQueryPrepared(db->conn, name, nparams, params, NULL, NULL, 0), diag);
+	if (res && db->conn && PQresultStatus(res) == PGRES_FATAL_ERROR)
+		retire_prepared(db, res);
+	return res;
 }
 
 PGresult *db_exec_want(struct db *db, const char *what, const char *sql, int nparams,

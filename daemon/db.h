@@ -41,6 +41,9 @@ struct db;
 /* Run on every new connection before it is used (prepare a statement, LISTEN); 0 or -1 with diag. */
 typedef int (*db_setup_fn)(struct db *db, void *arg, struct aif_diag *diag);
 
+/* How many of an owner's statements db_exec() keeps prepared on its connection. */
+#define DB_PREPARED_MAX 32
+
 struct db {
 	char *conninfo;
 	const char *app; /* application_name, for pg_stat_activity: "aifd-store" */
@@ -54,6 +57,9 @@ struct db {
 	bool lost;             /* an outage is under way: logged once */
 	bool dropped;          /* and the connection was dropped in it */
 	uint64_t reconnects;   /* connections made after a loss */
+	char *prepared[DB_PREPARED_MAX]; /* db_exec()'s statements prepared on conn, by number */
+	unsigned nprepared;
+	unsigned prepared_generation; /* in their names: a schema change retires a generation */
 };
 
 /* app and who are kept as pointers (string literals). 0, or -1 when out of memory. */
@@ -101,6 +107,10 @@ void db_backoff(struct db *db);
  * the connection usable); NULL with diag ("<what>: ...") when there was no connection, it
  * failed, or the server did not answer within timeout_ms: the connection is then dropped
  * (db_lost()).
+ * The first DB_PREPARED_MAX statements (by their text) are prepared on the connection at
+ * their first run, as "aifd_G_N", so that a statement run at every admission or refresh is
+ * not parsed and planned again each time (PostgreSQL keeps a generic plan once it is no
+ * worse than the custom ones).
  */
 PGresult *db_exec(struct db *db, const char *what, const char *sql, int nparams,
 		  const char *const *params, struct aif_diag *diag);

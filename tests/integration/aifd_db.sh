@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# How aifd runs a statement (daemon/db.c, db_exec(), driven by tests/tools/aif-db-exec): prepared
+# on its connection at its first run and run prepared after, so that it is parsed once; prepared
+# anew on a new connection after a lost one; and, when a schema change broke its plan ("cached
+# plan must not change result type"), failed once and prepared anew, never failed again.
+set -euo pipefail
+source "$(dirname "$0")/../lib.sh"
+load_harness
+tool=${AIF_BUILD_DIR:?}/tests/aif-db-exec
+
+db=aif_db_$$
+cleanup() { dropdb --force --if-exists "$db" >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+createdb "$db"
+conninfo="${AIF_TEST_DB/dbname=aif/dbname=$db}"
+
+mapfile -t out < <("$tool" "$conninfo" <<'SQL'
+SELECT 41 + 1
+SELECT 41 + 1
+SELECT name, statement FROM pg_prepared_statements ORDER BY name
+CREATE TABLE t (a int)
+INSERT INTO t VALUES (1)
+SELECT * FROM t
+ALTER TABLE t ADD COLUMN b text DEFAULT 'x'
+SELECT * FROM t
+SELECT * FROM t
+SELECT name FROM pg_prepared_statements WHERE statement = 'SELECT * FROM t' ORDER BY name
+SELECT pg_terminate_backend(pg_backend_pid())
+SELECT 41 + 1
+SELECT name FROM pg_prepared_statements ORDER BY name
+SQL
+)
+assert_eq 13 "${#out[@]}" "one answer per statement"
+assert_eq "42" "${out[0]}" "a statement's first run"
+assert_eq "42" "${out[1]}" "its second run"
+assert_eq "aifd_0_0|SELECT 41 + 1;aifd_0_1|SELECT name, statement FROM pg_prepared_statements ORDER BY name" \
+	"${out[2]}" "statements prepared on the connection, once each"
+assert_eq "1" "${out[5]}" "a table's rows"
+assert_eq "ERROR 0A000" "${out[7]}" "a prepared statement whose result the schema changed"
+assert_eq "1|x" "${out[8]}" "the same statement after it: prepared anew"
+assert_eq "aifd_0_4;aifd_1_0" "${out[9]}" "the old statement retired, the new one under a new name"
+assert_eq "LOST" "${out[10]}" "the connection terminated"
+assert_eq "42" "${out[11]}" "a statement on the new connection"
+assert_eq "aifd_1_0;aifd_1_1" "${out[12]}" "the new connection's statements, prepared anew"
+echo "aifd db: ok"
