@@ -27,7 +27,7 @@ void db_set_setup(struct db *db, db_setup_fn setup, void *arg)
 	db->setup_arg = arg;
 }
 
-/* The connection's prepared statements die with it (or were deallocated): none known. */
+/* The connection's prepared statements die with it (or were retired): none known. */
 static void forget_prepared(struct db *db)
 {
 	for (unsigned i = 0; i < db->nprepared; i++)
