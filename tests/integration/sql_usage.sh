@@ -370,13 +370,16 @@ assert_eq "10000 0 on" "$(flush_scans)" "10,000 intervals against fifteen times 
 # A batch of starts as aifd records them probes each key of the primary key twice: for the
 # interval's latest run and for the insert's conflict. A start never looks for the job's earlier
 # intervals, which only an end without a start needs (NULL AND ... went on to probe them).
-assert_eq "400" "$(q -c "BEGIN" -c "SELECT aif.record_usage(array_fill(false, ARRAY[200]),
-	array_fill('c5'::text, ARRAY[200]), (SELECT array_agg(g::bigint) FROM generate_series(1, 200) g),
-	array_fill('n1'::text, ARRAY[200]), array_fill(0::bigint, ARRAY[200]), array_fill('p1'::text, ARRAY[200]),
-	array_fill('s1'::text, ARRAY[200]), array_fill(1000::bigint, ARRAY[200]), array_fill('alice'::text, ARRAY[200]),
-	array_fill(1::bigint, ARRAY[200]), array_fill(extract(epoch FROM now())::bigint, ARRAY[200]),
-	array_fill(NULL::bigint, ARRAY[200]), array_fill(false, ARRAY[200]), array_fill(false, ARRAY[200]),
-	array_fill(NULL::text, ARRAY[200]), interval '300 seconds')" \
+starts_sql() { # starts_sql N CLUSTER: aif.record_usage() of N starts (jobs 1..N on n1), as aifd sends them
+	echo "SELECT aif.record_usage(array_fill(false, ARRAY[$1]),
+	array_fill('$2'::text, ARRAY[$1]), (SELECT array_agg(g::bigint) FROM generate_series(1, $1) g),
+	array_fill('n1'::text, ARRAY[$1]), array_fill(0::bigint, ARRAY[$1]), array_fill('p1'::text, ARRAY[$1]),
+	array_fill('s1'::text, ARRAY[$1]), array_fill(1000::bigint, ARRAY[$1]), array_fill('alice'::text, ARRAY[$1]),
+	array_fill(1::bigint, ARRAY[$1]), array_fill(extract(epoch FROM now())::bigint, ARRAY[$1]),
+	array_fill(NULL::bigint, ARRAY[$1]), array_fill(false, ARRAY[$1]), array_fill(false, ARRAY[$1]),
+	array_fill(NULL::text, ARRAY[$1]), interval '300 seconds')"
+}
+assert_eq "400" "$(q -c "BEGIN" -c "$(starts_sql 200 c5)" \
 	-c "SELECT pg_stat_get_xact_numscans('aif.usage_intervals_pkey'::regclass)" -c "ROLLBACK" | sed -n 2p)" \
 	"200 starts: two probes of the primary key each"
 
@@ -386,13 +389,7 @@ assert_eq "400" "$(q -c "BEGIN" -c "SELECT aif.record_usage(array_fill(false, AR
 plan_rows() { # plan_rows N: the estimated rows of record_usage()'s unnest for a group of N starts
 	q -c "LOAD 'auto_explain'" -c "SET auto_explain.log_min_duration = 0" \
 		-c "SET auto_explain.log_nested_statements = on" -c "SET client_min_messages = log" \
-		-c "BEGIN" -c "SELECT aif.record_usage(array_fill(false, ARRAY[$1]),
-	array_fill('c7'::text, ARRAY[$1]), (SELECT array_agg(g::bigint) FROM generate_series(1, $1) g),
-	array_fill('n1'::text, ARRAY[$1]), array_fill(0::bigint, ARRAY[$1]), array_fill('p1'::text, ARRAY[$1]),
-	array_fill('s1'::text, ARRAY[$1]), array_fill(1000::bigint, ARRAY[$1]), array_fill('alice'::text, ARRAY[$1]),
-	array_fill(1::bigint, ARRAY[$1]), array_fill(extract(epoch FROM now())::bigint, ARRAY[$1]),
-	array_fill(NULL::bigint, ARRAY[$1]), array_fill(false, ARRAY[$1]), array_fill(false, ARRAY[$1]),
-	array_fill(NULL::text, ARRAY[$1]), interval '300 seconds')" -c "ROLLBACK" 2>&1 >/dev/null |
+		-c "BEGIN" -c "$(starts_sql "$1" c7)" -c "ROLLBACK" 2>&1 >/dev/null |
 		sed -n '/Query Text: WITH r0/,$p' | sed -n 's/.*Function Scan on [a-z_0-9]* *(cost=[^ ]* rows=\([0-9]*\) .*/\1/p' |
 		head -1
 }
