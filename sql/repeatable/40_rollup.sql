@@ -41,7 +41,8 @@ WHERE NOT EXISTS (SELECT 1 FROM aif.usage_queue q
 -- thousand. Only built-in functions: the funder views use this view, and functions in views
 -- are called with the rights of whoever reads them. Overlaps are rounded to whole
 -- microseconds from float8 seconds, which is exact for any overlap shorter than a century
--- (timestamps are whole microseconds).
+-- (timestamps are whole microseconds). OFFSET 0 computes us once per slice: inlined, its
+-- expression was computed again for each sum that uses it (GPU and charged microseconds).
 CREATE OR REPLACE VIEW aif.usage_pending_day_slices AS
 WITH RECURSIVE sl AS (
 	SELECT u.cluster, u.job_id, u.project_id, u.sector_id, u.gpus, u.charged_gpus, u.gpu_models,
@@ -59,7 +60,8 @@ SELECT sl.cluster, sl.job_id, sl.project_id, sl.sector_id, sl.gpus, sl.charged_g
        sl.t::date AS day,
        round(date_part('epoch', least(sl.e, sl.t + interval '1 day') - greatest(sl.s, sl.t))
 	     * 1000000)::bigint AS us
-FROM sl;
+FROM sl
+OFFSET 0;
 
 -- The pending usage per day, in the shape of aif.usage_daily_rollup.
 CREATE OR REPLACE VIEW aif.usage_pending_daily AS
@@ -83,7 +85,7 @@ LEFT JOIN covered c ON c.day = jd.day AND c.cluster = jd.cluster AND c.project_i
 	AND c.sector_id = jd.sector_id AND c.job_id = jd.job_id
 GROUP BY jd.day, jd.cluster, jd.project_id, jd.sector_id;
 
--- The same per month.
+-- The same per month (OFFSET 0: us once per slice, as in usage_pending_day_slices).
 CREATE OR REPLACE VIEW aif.usage_pending_monthly AS
 WITH RECURSIVE sl AS (
 	SELECT u.cluster, u.job_id, u.project_id, u.sector_id, u.gpus, u.charged_gpus,
@@ -100,7 +102,8 @@ WITH RECURSIVE sl AS (
 	SELECT sl.cluster, sl.job_id, sl.project_id, sl.sector_id, sl.t::date AS month,
 	       sum(sl.gpus * sl.us) AS gpu_us, sum(aif_report.charged_us(sl.charged_gpus, sl.gpus, sl.us)) AS charged_us
 	FROM (SELECT sl.*, round(date_part('epoch', least(sl.e, sl.t + interval '1 month')
-						 - greatest(sl.s, sl.t)) * 1000000)::bigint AS us FROM sl) sl
+						 - greatest(sl.s, sl.t)) * 1000000)::bigint AS us
+	      FROM sl OFFSET 0) sl
 	GROUP BY 1, 2, 3, 4, 5
 ), covered AS (
 	SELECT DISTINCT jm.month, jm.cluster, jm.project_id, jm.sector_id, jm.job_id
