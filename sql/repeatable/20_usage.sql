@@ -70,8 +70,9 @@ COMMENT ON FUNCTION aif.admission_current(aif.admissions, bigint) IS
 -- before this end): those start at their end.
 -- A new interval takes the charging version in force (aif.project_charging) and is charged
 -- aif.charged_gpus_unallocated(), what aif.charged_gpus() gives without an allocation (the view
--- joined and the expression inlined for the whole group: a function looking the version up per
--- row cost a fifth of a start), until aifd learns what slurmctld allocated
+-- joined once per project and cluster of the group (kc), and the expression inlined: a function
+-- looking the version up per row cost a fifth of a start, the view joined per row 9 % of a
+-- group of 500 starts), until aifd learns what slurmctld allocated
 -- (aif.record_allocations()); stored as aif.charged_gpus_stored() says (NULL: its GPUs).
 -- A start's src is NULL: the test for an end without a start is IS NOT DISTINCT FROM, false
 -- rather than NULL for it, so that the AND stops there instead of probing the job's intervals.
@@ -82,8 +83,9 @@ COMMENT ON FUNCTION aif.admission_current(aif.admissions, bigint) IS
 -- 1.4 ms of a start's 1.9 ms. Its generic plan, planned once, guesses 10 records per array:
 -- right for a small group, but it joins a large one (a settle round of thousands of ends) to
 -- the inbox and the unattributed rows in nested loops, 75 s instead of 0.5 s for 20,000 ends.
--- So a group of up to 32 records runs the generic plan, and a larger one a plan made for its
--- size at each call, as before.
+-- So a group of up to 32 records, or of starts only (they meet neither: 500 starts 7.3 ms
+-- instead of 8.7, 20,000 in 0.28 s instead of 0.43), runs the generic plan, and a larger one
+-- with ends a plan made for its size at each call (1.5 ms of planning for 500 records).
 DROP FUNCTION IF EXISTS aif.record_usage(boolean[], text[], bigint[], text[], bigint[], text[],
 	text[], bigint[], text[], bigint[], bigint[], bigint[], boolean[], boolean[], text[], text[],
 	bigint[], bigint[], bigint[], bigint[], interval);
@@ -95,7 +97,8 @@ SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_custom_plan
 AS $$
 BEGIN
-	IF cardinality($1) <= 32 THEN -- (until the call returns: the SET clause restores it)
+	-- (until the call returns: the SET clause restores it)
+	IF cardinality($1) <= 32 OR NOT (true = ANY($1)) THEN
 		PERFORM set_config('plan_cache_mode', 'force_generic_plan', true);
 	END IF;
 	WITH r0 AS (
@@ -188,6 +191,10 @@ BEGIN
 	 AND e.node = s.node AND e.restart_count = s.restart_count
 	LEFT JOIN mv ON mv.cluster = e.cluster AND mv.job_id = e.job_id AND mv.node = e.node
 	 AND mv.restart_count = e.restart_count
+	), kc AS (
+	SELECT c.project_id, c.cluster, v.charging_version, v.unrated_rate
+	FROM (SELECT DISTINCT project_id, cluster FROM k) c
+	LEFT JOIN aif.project_charging v ON v.project_id = c.project_id AND v.cluster = c.cluster
 	)
 	INSERT INTO aif.usage_intervals AS u (cluster, job_id, node, restart_count, run, project_id,
 	 sector_id, uid, user_name, gpus, started_at, ended_at, end_source, exact, charging_version,
@@ -207,7 +214,7 @@ BEGIN
 	FROM k LEFT JOIN aif.admissions a ON a.cluster = k.cluster AND a.job_id = k.job_id
 	 AND a.sector_id IS NOT NULL
 	 AND aif.admission_current(a, k.uid)
-	LEFT JOIN aif.project_charging pc ON pc.project_id = k.project_id AND pc.cluster = k.cluster
+	LEFT JOIN kc pc ON pc.project_id = k.project_id AND pc.cluster = k.cluster
 	ORDER BY k.cluster, k.job_id, k.node, k.restart_count
 	ON CONFLICT (cluster, job_id, node, restart_count, run) DO UPDATE
 	SET project_id = excluded.project_id, sector_id = excluded.sector_id,
