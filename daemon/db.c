@@ -296,18 +296,16 @@ static int prepared_index(struct db *db, const char *what, const char *sql, int 
 	return (int)db->nprepared++;
 }
 
-PGresult *db_exec(struct db *db, const char *what, const char *sql, int nparams,
-		  const char *const *params, struct aif_diag *diag)
+PGresult *db_run(struct db *db, const char *what, const char *sql, int nparams,
+		 const char *const *params, struct aif_diag *diag)
 {
-	struct aif_diag why;
 	PGresult *res, *failed;
 	char name[40];
 	int i;
 
-	if (!db_get(db, &why)) {
+	if (!db->conn) {
 		aif_diag_clear(diag);
-		aif_diag_message(diag, "%s: %s", what, why.message);
-		aif_diag_detail(diag, "%s", why.detail);
+		aif_diag_message(diag, "%s: no connection to the aif database", what);
 		return NULL;
 	}
 	i = prepared_index(db, what, sql, nparams, &failed, diag);
@@ -321,6 +319,20 @@ PGresult *db_exec(struct db *db, const char *what, const char *sql, int nparams,
 	if (res && db->conn && PQresultStatus(res) == PGRES_FATAL_ERROR)
 		retire_prepared(db, res);
 	return res;
+}
+
+PGresult *db_exec(struct db *db, const char *what, const char *sql, int nparams,
+		  const char *const *params, struct aif_diag *diag)
+{
+	struct aif_diag why;
+
+	if (!db_get(db, &why)) {
+		aif_diag_clear(diag);
+		aif_diag_message(diag, "%s: %s", what, why.message);
+		aif_diag_detail(diag, "%s", why.detail);
+		return NULL;
+	}
+	return db_run(db, what, sql, nparams, params, diag);
 }
 
 PGresult *db_exec_want(struct db *db, const char *what, const char *sql, int nparams,

@@ -116,6 +116,13 @@ PGresult *db_exec(struct db *db, const char *what, const char *sql, int nparams,
 		  const char *const *params, struct aif_diag *diag);
 
 /*
+ * db_exec() on the connection db has now, never a new one: for a statement inside a
+ * transaction, which a new connection would run outside it. NULL with diag when db has none.
+ */
+PGresult *db_run(struct db *db, const char *what, const char *sql, int nparams,
+		 const char *const *params, struct aif_diag *diag);
+
+/*
  * db_exec() for an owner that only logs failures: the result when it has status want, else
  * NULL, the statement's error logged as a warning (a lost connection db_lost() logged).
  */

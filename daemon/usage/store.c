@@ -37,8 +37,6 @@
 #define STATEMENT_MS 20000
 #define STALL_MS 10000
 
-#define WRITE_NAME "aif_store_write" /* usage_write_sql, prepared on each connection */
-
 struct batch {
 	struct batch *next;
 	store_done_fn done;
@@ -197,9 +195,9 @@ static enum outcome write_range(struct store *s, struct batch **batches, size_t 
 		aif_diag_message(diag, "could not write usage: out of memory");
 		return OUTCOME_FAIL;
 	}
-	res = result_by(s, PQsendQueryPrepared(s->db.conn, WRITE_NAME, USAGE_WRITE_NPARAMS, values,
-					       NULL, NULL, 0),
-			"could not write usage", diag);
+	/* prepared on the connection at its first run (db.h): planning it cost as much as running
+	 * it for the small groups of a steady job stream */
+	res = db_run(&s->db, "could not write usage", usage_write_sql, USAGE_WRITE_NPARAMS, values, diag);
 	if (!res)
 		return OUTCOME_RETRY;
 	o = classify(s, res);
@@ -259,25 +257,6 @@ static enum outcome write_bisected(struct store *s, struct batch **batches, size
 	if (o == OUTCOME_DATA)
 		o = OUTCOME_FAIL;
 	return o;
-}
-
-/*
- * db_setup_fn: prepare WRITE_SQL on each connection. Planning it (a few CTEs over unnest)
- * cost as much as running it for the small groups of a steady job stream.
- */
-static int prepare(struct db *db, void *arg, struct aif_diag *diag)
-{
-	static const char what[] = "could not prepare the usage statement";
-	PGresult *res = db_result(db, what,
-				  PQsendPrepare(db->conn, WRITE_NAME, usage_write_sql, USAGE_WRITE_NPARAMS, NULL),
-				  diag);
-	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-
-	(void)arg;
-	if (res && !ok)
-		aif_db_diag(diag, db->conn, res, what);
-	PQclear(res);
-	return ok ? 0 : -1;
 }
 
 /* The writer's connection, made if need be; false (diag) when the database cannot be reached now. */
@@ -529,7 +508,6 @@ int store_start_opts(const char *conninfo, const struct store_options *opts, str
 		aif_diag_message(diag, "could not start the usage writer: out of memory");
 		return -1;
 	}
-	db_set_setup(&s->db, prepare, NULL);
 	if (opts)
 		s->opts = *opts;
 	else
