@@ -405,9 +405,11 @@ static int build(struct owned *o)
 	return 0;
 }
 
-static int exec_simple(struct db *db, const char *sql, struct aif_diag *diag)
+/* sql without parameters; connect: on a new connection if need be (db_exec()), else only on
+ * the one the transaction runs on (db_run()). */
+static int exec_simple(struct db *db, bool connect, const char *sql, struct aif_diag *diag)
 {
-	PGresult *res = db_exec(db, "could not load the budgets", sql, 0, NULL, diag);
+	PGresult *res = (connect ? db_exec : db_run)(db, "could not load the budgets", sql, 0, NULL, diag);
 	int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 
 	if (res && !ok)
@@ -429,7 +431,7 @@ int snapshot_load(struct db *db, struct snapshot **out, struct aif_diag *diag)
 		aif_diag_message(diag, "could not load the budgets: out of memory");
 		return -1;
 	}
-	if (exec_simple(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", diag) < 0) {
+	if (exec_simple(db, true, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", diag) < 0) {
 		owned_free(o);
 		return -1;
 	}
@@ -437,20 +439,20 @@ int snapshot_load(struct db *db, struct snapshot **out, struct aif_diag *diag)
 		int with_time = q == Q_USAGE;
 		if (with_time)
 			snprintf(taken, sizeof(taken), "%s", PQgetvalue(o->res[Q_NOW], 0, 0));
-		o->res[q] = db_exec(db, "could not load the budgets", queries[q], with_time,
-				    with_time ? params : NULL, diag);
+		o->res[q] = db_run(db, "could not load the budgets", queries[q], with_time,
+				   with_time ? params : NULL, diag);
 		if (PQresultStatus(o->res[q]) != PGRES_TUPLES_OK) {
 			if (o->res[q]) {
 				struct aif_diag ignored;
 
 				aif_db_diag(diag, db->conn, o->res[q], "could not load the budgets");
-				PQclear(db_exec(db, "ROLLBACK", "ROLLBACK", 0, NULL, &ignored));
+				PQclear(db_run(db, "ROLLBACK", "ROLLBACK", 0, NULL, &ignored));
 			}
 			owned_free(o);
 			return -1;
 		}
 	}
-	if (exec_simple(db, "COMMIT", diag) < 0) {
+	if (exec_simple(db, false, "COMMIT", diag) < 0) {
 		owned_free(o);
 		return -1;
 	}
