@@ -383,7 +383,7 @@ starts_sql() { # starts_sql N CLUSTER [end|last-end]: aif.record_usage() of N st
 	array_fill('$2'::text, ARRAY[$1]), (SELECT array_agg(g::bigint) FROM generate_series(1, $1) g),
 	array_fill('n1'::text, ARRAY[$1]), array_fill(0::bigint, ARRAY[$1]), array_fill('p1'::text, ARRAY[$1]),
 	array_fill('s1'::text, ARRAY[$1]), array_fill(1000::bigint, ARRAY[$1]), array_fill('alice'::text, ARRAY[$1]),
-	array_fill(1::bigint, ARRAY[$1]), array_fill(extract(epoch FROM now())::bigint - 60, ARRAY[$1]),
+	array_fill(1::bigint, ARRAY[$1]), array_fill($now - 60, ARRAY[$1]),
 	$end, array_fill(false, ARRAY[$1]), $is_end,
 	array_fill(NULL::text, ARRAY[$1]), interval '300 seconds')"
 }
@@ -394,7 +394,7 @@ assert_eq "400" "$(q -c "BEGIN" -c "$(starts_sql 200 c5)" \
 # record_usage() picks its plan by the group. A record alone runs the generic plan, planned
 # once (PostgreSQL planned it anew at every call: most of a start's time), which guesses 10
 # records per array; the plan's estimate shows which plan ran (auto_explain).
-plan_rows() { # plan_rows N [end]: the estimated rows of record_usage()'s unnest for N starts (ends)
+plan_rows() { # plan_rows N [end|last-end]: the estimated rows of record_usage()'s unnest (starts_sql)
 	q -c "LOAD 'auto_explain'" -c "SET auto_explain.log_min_duration = 0" \
 		-c "SET auto_explain.log_nested_statements = on" -c "SET client_min_messages = log" \
 		-c "BEGIN" -c "$(starts_sql "$1" c7 "${2:-}")" -c "ROLLBACK" 2>&1 >/dev/null |
