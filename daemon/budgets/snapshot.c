@@ -62,13 +62,15 @@ static const char *const queries[Q_COUNT] = {
 	 * microsecond each), and the charged GPUs of the intervals open at $1, rounded up, for
 	 * the periods not over at $1.
 	 * The open intervals (a busy cluster's many) are summed first per project, span of
-	 * start times between consecutive period bounds and $1 (width_bucket()) and charged GPUs,
-	 * in integers (a numeric product per interval made the load 40 % slower; they are grouped
-	 * by the stored charge, mostly NULL: aif.charged_gpus_stored()), then per project and
-	 * span, each charge times its intervals' summed time: every interval of a span starts
-	 * before a period, or within it and before its end, so a period's share
-	 * of a span is its GPUs times a common length, or its GPUs' summed time to $1 less the
-	 * time after the period's end. One cheap pass over them, not one row per interval and
+	 * start times between consecutive period bounds, $1 and $1 + 1 microsecond
+	 * (width_bucket()) and charged GPUs, in integers (a numeric product per interval made
+	 * the load 40 % slower; they are grouped by the stored charge, mostly NULL:
+	 * aif.charged_gpus_stored()). A span lies wholly before $1, at $1 or after it, so
+	 * whether its intervals count is decided once per span, not by a filter on each of them
+	 * (6 % of the load). Then per project and span, each charge times its intervals'
+	 * summed time: every interval of a span starts before a period, or within it and before
+	 * its end, so a period's share of a span is its GPUs times a common length, or its GPUs'
+	 * summed time to $1 less the time after the period's end. One cheap pass over them, not one row per interval and
 	 * period (1 M open intervals: 0.5 s instead of 1.6 s here). Last, what is committed:
 	 * the closed usage and the reservations (aif.committed_us() computes the same for one
 	 * budget), for the submit-time check of projects that reserve. Rows of nothing are left
@@ -79,17 +81,18 @@ static const char *const queries[Q_COUNT] = {
 		" per AS (SELECT id, starts_on::timestamp AT TIME ZONE 'UTC' AS t0,"
 		"  ends_on::timestamp AT TIME ZONE 'UTC' AS t1 FROM aif.periods),"
 		" xs AS (SELECT array_agg(x ORDER BY x) AS xs FROM ("
-		"  SELECT t0 AS x FROM per UNION SELECT t1 FROM per UNION SELECT t FROM t) b),"
+		"  SELECT t0 AS x FROM per UNION SELECT t1 FROM per UNION SELECT t FROM t"
+		"  UNION SELECT t + interval '1 microsecond' FROM t) b),"
 		" oc AS (SELECT i.project_id, width_bucket(i.started_at, xs.xs) AS k,"
-		"  coalesce(i.charged_gpus, i.gpus) AS c,"
-		"  count(*) FILTER (WHERE i.started_at < t.t) AS n,"
-		"  sum(round(date_part('epoch', t.t - i.started_at) * 1000000)::bigint)"
-		"   FILTER (WHERE i.started_at < t.t) AS us,"
-		"  count(*) FILTER (WHERE i.started_at <= t.t) AS n_now"
+		"  coalesce(i.charged_gpus, i.gpus) AS c, count(*) AS n,"
+		"  sum(round(date_part('epoch', t.t - i.started_at) * 1000000)::bigint) AS us"
 		"  FROM aif.usage_intervals i, xs, t WHERE i.ended_at IS NULL"
 		"  GROUP BY i.project_id, 2, i.gpus, i.charged_gpus),"
-		" o AS (SELECT project_id, k, sum(c * n) FILTER (WHERE n > 0) AS g,"
-		"  sum(round(c * us)) AS g_us, ceil(sum(c * n_now)) AS g_now FROM oc GROUP BY 1, 2)"
+		" o AS (SELECT oc.project_id, oc.k,"
+		"  sum(oc.c * oc.n) FILTER (WHERE oc.k = 0 OR xs.xs[oc.k] < t.t) AS g,"
+		"  sum(round(oc.c * oc.us)) FILTER (WHERE oc.k = 0 OR xs.xs[oc.k] < t.t) AS g_us,"
+		"  ceil(sum(oc.c * oc.n) FILTER (WHERE oc.k = 0 OR xs.xs[oc.k] <= t.t)) AS g_now"
+		"  FROM oc, xs, t GROUP BY 1, 2)"
 		" SELECT x.period_id, x.project_id, sum(x.gpu_us)::bigint, sum(x.gpus)::bigint,"
 		"  sum(x.committed_us)::bigint FROM ("
 		"  SELECT r.period_id, r.project_id, r.charged_us AS gpu_us, 0 AS gpus, r.charged_us AS committed_us"

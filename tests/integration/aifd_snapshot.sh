@@ -172,8 +172,18 @@ open_at 21 p-ok health 5 "'$from 00:00Z'"
 open_at 25 p-ok health 1 "'$from 00:00Z'::timestamptz - interval '1 day'"
 open_at 22 p-ok language 7 "now() - interval '0.5 seconds'"
 open_at 24 p-warn energy 4 "now() + interval '1 hour'"
+# Two on each whole second from just before now to 10 s after, on it and a microsecond later:
+# the snapshot's own second is among them, so one starts at the very instant of the snapshot
+# (running, with no usage yet) and one a microsecond later (not running yet).
+for ((i = 0; i < 12; i++)); do
+	open_at $((30 + i)) p-ok language 2 "date_trunc('second', now()) + interval '$((i - 1)) seconds'"
+	open_at $((50 + i)) p-ok language 6 "date_trunc('second', now()) + interval '$((i - 1)) seconds' + interval '1 microsecond'"
+done
 "$decide_tool" --usage "$conninfo" >"$work/usage" 2>"$work/err" || fail "aif-decide --usage: $(cat "$work/err")"
 taken_at=$(sed -n 's/^taken_at=//p' "$work/usage")
+[[ $(psql -X -At -c "SELECT count(*) FROM aif.usage_intervals
+	WHERE job_id BETWEEN 30 AND 41 AND started_at = to_timestamp($taken_at)") == 1 ]] ||
+	fail "the snapshot was taken at $taken_at, not on the second an interval starts on: the test ran too slowly"
 expected=$(psql -X -At -F ' ' -c "WITH t AS (SELECT to_timestamp($taken_at) AS t),
 	per AS (SELECT id, starts_on::timestamp AT TIME ZONE 'UTC' AS t0, ends_on::timestamp AT TIME ZONE 'UTC' AS t1
 		FROM aif.periods),
