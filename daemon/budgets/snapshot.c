@@ -59,8 +59,8 @@ static const char *const queries[Q_COUNT] = {
 	 * queue + open intervals up to $1, as aif_report.budget_status computes them up to now(),
 	 * each interval's share of a period as aif_report.charged_us_within() defines it; with
 	 * fractional rates, open intervals may differ from it by their rounding, under a
-	 * microsecond each), and the charged GPUs of the intervals open at $1, rounded up, for
-	 * the periods not over at $1.
+	 * microsecond each), and the charged GPUs of the intervals open at $1, summed and then
+	 * rounded up, for the periods not over at $1.
 	 * The open intervals (a busy cluster's many) are summed first per project, span of
 	 * start times between consecutive period bounds, $1 and $1 + 1 microsecond
 	 * (width_bucket()) and charged GPUs, in integers (a numeric product per interval made
@@ -70,11 +70,11 @@ static const char *const queries[Q_COUNT] = {
 	 * (6 % of the load). Then per project and span, each charge times its intervals'
 	 * summed time: every interval of a span starts before a period, or within it and before
 	 * its end, so a period's share of a span is its GPUs times a common length, or its GPUs'
-	 * summed time to $1 less the time after the period's end. One cheap pass over them, not one row per interval and
-	 * period (1 M open intervals: 0.5 s instead of 1.6 s here). Last, what is committed:
-	 * the closed usage and the reservations (aif.committed_us() computes the same for one
-	 * budget), for the submit-time check of projects that reserve. Rows of nothing are left
-	 * out: decide() reads them all.
+	 * summed time to $1 less the time after the period's end. One cheap pass over them, not
+	 * one row per interval and period (1 M open intervals: 0.5 s instead of 1.6 s here).
+	 * Last, what is committed: the closed usage and the reservations (aif.committed_us()
+	 * computes the same for one budget), for the submit-time check of projects that reserve.
+	 * Rows of nothing are left out: decide() reads them all.
 	 */
 	[Q_USAGE] =
 		"WITH t AS (SELECT to_timestamp($1::bigint) AS t),"
@@ -91,9 +91,9 @@ static const char *const queries[Q_COUNT] = {
 		" o AS (SELECT oc.project_id, oc.k,"
 		"  sum(oc.c * oc.n) FILTER (WHERE oc.k = 0 OR xs.xs[oc.k] < t.t) AS g,"
 		"  sum(round(oc.c * oc.us)) FILTER (WHERE oc.k = 0 OR xs.xs[oc.k] < t.t) AS g_us,"
-		"  ceil(sum(oc.c * oc.n) FILTER (WHERE oc.k = 0 OR xs.xs[oc.k] <= t.t)) AS g_now"
+		"  sum(oc.c * oc.n) FILTER (WHERE oc.k = 0 OR xs.xs[oc.k] <= t.t) AS g_now"
 		"  FROM oc, xs, t GROUP BY 1, 2)"
-		" SELECT x.period_id, x.project_id, sum(x.gpu_us)::bigint, sum(x.gpus)::bigint,"
+		" SELECT x.period_id, x.project_id, sum(x.gpu_us)::bigint, ceil(sum(x.gpus))::bigint,"
 		"  sum(x.committed_us)::bigint FROM ("
 		"  SELECT r.period_id, r.project_id, r.charged_us AS gpu_us, 0 AS gpus, r.charged_us AS committed_us"
 		"  FROM aif.usage_period_rollup r"

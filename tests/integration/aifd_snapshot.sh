@@ -175,10 +175,17 @@ open_at 24 p-warn energy 4 "now() + interval '1 hour'"
 # Two on each whole second from just before now to 10 s after, on it and a microsecond later:
 # the snapshot's own second is among them, so one starts at the very instant of the snapshot
 # (running, with no usage yet) and one a microsecond later (not running yet).
-for ((i = 0; i < 12; i++)); do
-	open_at $((30 + i)) p-ok language 2 "date_trunc('second', now()) + interval '$((i - 1)) seconds'"
-	open_at $((50 + i)) p-ok language 6 "date_trunc('second', now()) + interval '$((i - 1)) seconds' + interval '1 microsecond'"
-done
+psql -X -q -v ON_ERROR_STOP=1 -c "INSERT INTO aif.usage_intervals (cluster, job_id, node,
+	restart_count, project_id, sector_id, gpus, started_at)
+	SELECT 'c1', j + s.i, 'n1', 0, 'p-ok', 'language', g, b.t + (s.i - 1) * interval '1 second' + d
+	FROM (SELECT date_trunc('second', now()) AS t) b, generate_series(0, 11) s(i),
+	     (VALUES (30, 2, interval '0'), (50, 6, interval '1 microsecond')) v(j, g, d)"
+# Two charged half a GPU, in different spans of start times (before every period, and within
+# the previous one): the GPUs running are summed before they are rounded up.
+psql -X -q -v ON_ERROR_STOP=1 -c "INSERT INTO aif.usage_intervals (cluster, job_id, node,
+	restart_count, project_id, sector_id, gpus, charged_gpus, started_at)
+	VALUES ('c1', 26, 'n1', 0, 'p-ok', 'health', 1, 0.5, '$(date -u -d '-100 days' +%F)'),
+	       ('c1', 27, 'n1', 0, 'p-ok', 'health', 1, 0.5, '$from 00:00Z'::timestamptz - interval '2 days')"
 "$decide_tool" --usage "$conninfo" >"$work/usage" 2>"$work/err" || fail "aif-decide --usage: $(cat "$work/err")"
 taken_at=$(sed -n 's/^taken_at=//p' "$work/usage")
 [[ $(psql -X -At -c "SELECT count(*) FROM aif.usage_intervals
@@ -187,16 +194,17 @@ taken_at=$(sed -n 's/^taken_at=//p' "$work/usage")
 expected=$(psql -X -At -F ' ' -c "WITH t AS (SELECT to_timestamp($taken_at) AS t),
 	per AS (SELECT id, starts_on::timestamp AT TIME ZONE 'UTC' AS t0, ends_on::timestamp AT TIME ZONE 'UTC' AS t1
 		FROM aif.periods),
-	u AS (SELECT i.project_id, i.gpus, i.started_at, coalesce(i.ended_at, t.t) AS e, i.ended_at IS NULL AS running
+	u AS (SELECT i.project_id, coalesce(i.charged_gpus, i.gpus) AS c, i.started_at,
+		     coalesce(i.ended_at, t.t) AS e, i.ended_at IS NULL AS running
 		FROM aif.usage_intervals i, t)
 	SELECT per.id, u.project_id,
 	       sum(CASE WHEN u.e > u.started_at AND u.started_at < per.t1 AND u.e > per.t0
-		   THEN u.gpus * round(date_part('epoch', least(u.e, per.t1) - greatest(u.started_at, per.t0)) * 1000000)::bigint
+		   THEN round(u.c * round(date_part('epoch', least(u.e, per.t1) - greatest(u.started_at, per.t0)) * 1000000)::bigint)
 		   ELSE 0 END),
-	       sum(CASE WHEN u.running AND u.started_at <= t.t AND per.t1 > t.t THEN u.gpus ELSE 0 END)
+	       ceil(sum(CASE WHEN u.running AND u.started_at <= t.t AND per.t1 > t.t THEN u.c ELSE 0 END))
 	FROM u, per, t GROUP BY 1, 2 HAVING sum(CASE WHEN u.e > u.started_at AND u.started_at < per.t1
 		AND u.e > per.t0 THEN 1 ELSE 0 END) > 0 OR sum(CASE WHEN u.running AND u.started_at <= t.t
-		AND per.t1 > t.t THEN u.gpus ELSE 0 END) > 0
+		AND per.t1 > t.t THEN u.c ELSE 0 END) > 0
 " | LC_ALL=C sort)
 assert_eq "$expected" "$(grep -v '^taken_at=' "$work/usage" | LC_ALL=C sort)" "the snapshot's usage, per period and project"
 [[ $(grep -c '^next ' <<<"$expected") -ge 1 && $(grep -c '^prev ' <<<"$expected") -ge 1 ]] ||
