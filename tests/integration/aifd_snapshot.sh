@@ -163,9 +163,10 @@ next_to=$(date -u -d '+90 days' +%F)
 sed -i "s/^  cur: {start: $from, end: $to}\$/  prev: {start: $prev_from, end: $from}\n&\n  next: {start: $to, end: $next_to}/" \
 	"$work/budgets.yaml"
 "$aifctl" apply "$work/budgets.yaml" >/dev/null
-open_at() { # open_at JOB PROJECT SECTOR GPUS START(SQL)
+open_at() { # open_at JOB PROJECT SECTOR GPUS START(SQL) [CHARGED_GPUS]
 	psql -X -q -v ON_ERROR_STOP=1 -c "INSERT INTO aif.usage_intervals (cluster, job_id, node,
-		restart_count, project_id, sector_id, gpus, started_at) VALUES ('c1', $1, 'n1', 0, '$2', '$3', $4, $5)"
+		restart_count, project_id, sector_id, gpus, started_at, charged_gpus)
+		VALUES ('c1', $1, 'n1', 0, '$2', '$3', $4, $5, ${6:-NULL})"
 }
 open_at 20 p-ok health 3 "'$(date -u -d '-120 days' +%F)'"
 open_at 21 p-ok health 5 "'$from 00:00Z'"
@@ -182,10 +183,8 @@ psql -X -q -v ON_ERROR_STOP=1 -c "INSERT INTO aif.usage_intervals (cluster, job_
 	     (VALUES (30, 2, interval '0'), (50, 6, interval '1 microsecond')) v(j, g, d)"
 # Two charged half a GPU, in different spans of start times (before every period, and within
 # the previous one): the GPUs running are summed before they are rounded up.
-psql -X -q -v ON_ERROR_STOP=1 -c "INSERT INTO aif.usage_intervals (cluster, job_id, node,
-	restart_count, project_id, sector_id, gpus, charged_gpus, started_at)
-	VALUES ('c1', 26, 'n1', 0, 'p-ok', 'health', 1, 0.5, '$(date -u -d '-100 days' +%F)'),
-	       ('c1', 27, 'n1', 0, 'p-ok', 'health', 1, 0.5, '$from 00:00Z'::timestamptz - interval '2 days')"
+open_at 26 p-ok health 1 "'$(date -u -d '-100 days' +%F)'" 0.5
+open_at 27 p-ok health 1 "'$from 00:00Z'::timestamptz - interval '2 days'" 0.5
 "$decide_tool" --usage "$conninfo" >"$work/usage" 2>"$work/err" || fail "aif-decide --usage: $(cat "$work/err")"
 taken_at=$(sed -n 's/^taken_at=//p' "$work/usage")
 [[ $(psql -X -At -c "SELECT count(*) FROM aif.usage_intervals
