@@ -39,13 +39,18 @@
 #     interval per job and node, closed by its epilog.
 # ROUNDS (default 5) rounds of the last three, back to back, each first in turn. Each phase
 # prints its time, jobs/s, how long the submissions took (in all, and each sbatch's median and
-# p90) and where the CPU went (from the first submission). At the end, each ratio as the
-# median of the rounds' (the three phases of a round share the machine's moment; the median is
-# the verdict, min and max the spread: how far one round strays, as other load on the machine
-# makes it), with the best of each and the sums for information: baseline / aif (goal >= 0.95),
-# no-op prolog and epilog / aif (aif's own share, goal >= 0.98), baseline / floor; then what
-# aif adds to an sbatch, medians over all the rounds' submissions (goal <= 2 ms), and the wall
-# time it adds per job, per round (median, min, max), with the prolog process's part.
+# p90), where the CPU went (from the first submission) and, per job from slurmctld's log, the
+# median time from allocation to end and from an end to the next allocation. At the end, each
+# ratio as the median of the rounds' (the three phases of a round share the machine's moment;
+# the median is the verdict, min and max the spread: how far one round strays, as other load on
+# the machine makes it), with the best of each and the sums for information: baseline / aif
+# (goal >= 0.95), no-op prolog and epilog / aif (aif's own share, goal >= 0.98), baseline /
+# floor; then what aif adds to an sbatch, medians over all the rounds' submissions (goal <= 2
+# ms), and the wall time it adds per job, per round (median, min, max), with the prolog
+# process's part; and, for information, the per-job times from slurmctld's log (medians of the
+# rounds) and what aif adds to the floor's cycle: its own cost per job, far less dependent on
+# how the 1- and 2-node jobs happened to pack onto the nodes, which moves a phase's time, and so
+# the ratios, by a few per cent.
 # Slurm's daemons and jobs, munged, aifd and PostgreSQL share this machine's cores. About 20
 # minutes (7 with AIF_BENCH_WRAP=true). As root (the harness needs it).
 set -euo pipefail
@@ -235,6 +240,64 @@ cpu_sample() {
 }
 hz=$(getconf CLK_TCK)
 
+# cycle IDS: "RUN FREE", two medians over the jobs in file IDS, in ms, from slurmctld's log:
+# RUN from a job's allocation to its end (the prolog, the admission, the job, the end of its
+# batch step), FREE from a job's end to slurmctld's next allocation (the epilog on the freed
+# node, then the scheduling pass its completion starts; each allocation counted from the latest
+# end before it). Unlike a phase's time, neither depends much on how the 1- and 2-node jobs
+# happened to pack onto the nodes, which moves a phase's time by a few per cent from run to
+# run. "- -" when the log has neither kind of line.
+cycle() {
+	awk '
+	function ms(ts,   p, y, m, a, day) { # "2026-12-06T10:46:26.035": ms, from a civil day number
+		split(ts, p, /[-T:]/)
+		a = p[2] <= 2; y = p[1] - a; m = p[2] + 12 * a - 3
+		day = 365 * y + int(y / 4) - int(y / 100) + int(y / 400) + int((153 * m + 2) / 5) + p[3]
+		return (day * 86400 + p[4] * 3600 + p[5] * 60 + p[6]) * 1000
+	}
+	function sort(v, n,   i, j, x) { # insertion sort: mawk has no asort(), and n is 200
+		for (i = 2; i <= n; i++) {
+			x = v[i]
+			for (j = i - 1; j > 0 && v[j] > x; j--)
+				v[j + 1] = v[j]
+			v[j + 1] = x
+		}
+	}
+	function median(v, n) {
+		sort(v, n)
+		return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+	}
+	FNR == NR { want[$1] = 1; next }
+	match($0, /JobId=[0-9]+ /) {
+		id = substr($0, RSTART + 6, RLENGTH - 7)
+		if (!(id in want)) next
+		if ($0 ~ /(sched: Allocate|Started) JobId=/ && !(id in al)) al[id] = ms(substr($1, 2, 23))
+		else if ($0 ~ /_job_complete: JobId=[0-9]+ done/) dn[id] = ms(substr($1, 2, 23))
+	}
+	END {
+		for (id in al) {
+			a[++na] = al[id]
+			if (id in dn) {
+				r[++nr] = dn[id] - al[id]
+				d[++nd] = dn[id]
+			}
+		}
+		if (!nr) {
+			print "- -"
+			exit
+		}
+		sort(a, na)
+		sort(d, nd)
+		for (i = 1; i <= na; i++) { # each allocation after the latest end before it
+			while (k < nd && d[k + 1] <= a[i])
+				k++
+			if (k)
+				f[++nf] = a[i] - d[k]
+		}
+		printf "%.1f %s\n", median(r, nr), nf ? sprintf("%.1f", median(f, nf)) : "-"
+	}' "$1" "$AIF_HARNESS_DIR/slurm/log/slurmctld.log"
+}
+
 report() { # report WHAT IDS: the figures of the last run_jobs, whose ids are in IDS
 	local ids=$2
 	echo "$1: $jobs jobs in $(secs "$total_ms") = $(awk -v n="$jobs" -v ms="$total_ms" \
@@ -242,6 +305,9 @@ report() { # report WHAT IDS: the figures of the last run_jobs, whose ids are in
 		"($(awk -v n="$jobs" -v ms="$submit_ms" 'BEGIN { printf "%.1f", ms / n }') ms per sbatch;" \
 		"each sbatch: median $(median "$ids.sbatch") ms, p90 $(p90 "$ids.sbatch") ms)," \
 		"running them $(secs "$run_ms") (from the first allocation, $(secs "$wait_ms") after the release)"
+	read -r cycle_run cycle_free < <(cycle "$ids")
+	echo "  per job (slurmctld's log): allocation to end median $cycle_run ms, an end to the next" \
+		"allocation median $cycle_free ms"
 	awk -v hz="$hz" -v a="$cpu_before" -v b="$cpu_after" 'BEGIN {
 		split(a, x); split(b, y); for (i = 1; i <= 7; i++) d[i] = (y[i] - x[i]) / hz
 		printf "  CPU, core-seconds: machine busy %.1f of %.1f (every user);", d[1], d[2]
@@ -302,7 +368,8 @@ report "without aif, nothing in plugstack.conf (for information)" "$work/none.id
 check_unrecorded "$work/none.ids"
 none_ms=$total_ms
 declare -A name=([base]="baseline, no-op epilog        " [floor]="floor, no-op prolog and epilog"
-	[aif]="with aif                      ") total=([base]=0 [floor]=0 [aif]=0) best=() ms=()
+	[aif]="with aif                      ") total=([base]=0 [floor]=0 [aif]=0) best=() ms=() \
+	cycle_runs=() cycle_frees=()
 # phase base|floor|aif ROUND: one timed phase, added to total[] and best[]
 phase() {
 	local args=()
@@ -312,6 +379,7 @@ phase() {
 	report "round $2, ${name[$1]}" "$work/$1.$2.ids"
 	if [[ $1 == aif ]]; then check_recorded "$work/$1.$2.ids"; else check_unrecorded "$work/$1.$2.ids"; fi
 	ms[$1]=$total_ms
+	[[ $cycle_free == - ]] || cycle_runs[$1]+=" $cycle_run" cycle_frees[$1]+=" $cycle_free"
 	total[$1]=$((total[$1] + total_ms))
 	((${best[$1]:-0} && best[$1] <= total_ms)) || best[$1]=$total_ms
 }
@@ -357,6 +425,23 @@ echo "wall time aif adds per job, per round: $(spread "${per_round_added[@]}") m
 	"own process (floor less baseline): $(spread "${per_round_added_prolog[@]}") ms; rounds:" \
 	"${per_round_added[*]}; best of each $(per_job $((best[aif] - best[base]))) ms," \
 	"$(per_job $((best[floor] - best[base]))) ms"
+# The same per job, from slurmctld's log: the medians of the rounds' medians (cycle()).
+declare -A cyc_run=() cyc_free=()
+[[ -n ${cycle_frees[base]:-} && -n ${cycle_frees[floor]:-} && -n ${cycle_frees[aif]:-} ]] ||
+	cycle_frees=() # slurmctld's log had not the lines: nothing to print
+for p in "${!cycle_frees[@]}"; do
+	# shellcheck disable=SC2086 # the lists split on purpose
+	cyc_run[$p]=$(printf '%.1f' "$(median_of ${cycle_runs[$p]})")
+	# shellcheck disable=SC2086
+	cyc_free[$p]=$(printf '%.1f' "$(median_of ${cycle_frees[$p]})")
+done
+((${#cyc_run[@]} == 0)) ||
+	echo "per job, from slurmctld's log, medians of the rounds: allocation to end: baseline ${cyc_run[base]}," \
+	"floor ${cyc_run[floor]}, with aif ${cyc_run[aif]} ms; an end to the next allocation: baseline" \
+	"${cyc_free[base]}, floor ${cyc_free[floor]}, with aif ${cyc_free[aif]} ms; so aif adds" \
+	"$(awk -v a="${cyc_run[aif]}" -v b="${cyc_free[aif]}" -v c="${cyc_run[floor]}" -v d="${cyc_free[floor]}" \
+		'BEGIN { printf "%.1f ms to the cycle of the floor (floor / aif: %.3f)", a + b - c - d, (c + d) / (a + b) }')," \
+	"the part of aif's own share that depends far less on how the jobs packed (for information)"
 echo "for information, time with nothing in plugstack.conf / time with aif:" \
 	"$(ratio "$none_ms" "${best[aif]}") (Slurm's deferred scheduling without any epilog)"
 echo "aifd log: $(grep -c 'ERROR:' "$log" || true) errors, $(grep -c 'WARNING:' "$log" || true) warnings;" \
