@@ -242,11 +242,13 @@ hz=$(getconf CLK_TCK)
 
 # cycle IDS: "RUN FREE", two medians over the jobs in file IDS, in ms, from slurmctld's log:
 # RUN from a job's allocation to its end (the prolog, the admission, the job, the end of its
-# batch step), FREE from a job's end to slurmctld's next allocation (the epilog on the freed
-# node, then the scheduling pass its completion starts; each allocation counted from the latest
-# end before it). Unlike a phase's time, neither depends much on how the 1- and 2-node jobs
-# happened to pack onto the nodes, which moves a phase's time by a few per cent from run to
-# run. "- -" when the log has neither kind of line.
+# batch step), FREE from the latest end before each allocation to that allocation (mostly the
+# epilog of the job that freed the GPUs, then the scheduling pass its completion starts; when
+# ends bunch up, the latest may be another job's, and FREE then counts less than the epilog).
+# Unlike a phase's time, neither depends much on how the 1- and 2-node jobs happened to pack
+# onto the nodes, which moves a phase's time by a few per cent from run to run. "- -" when no
+# job has both an allocation and an end in the log, "RUN -" when no allocation follows an end.
+# (slurmctld logs local time: a run across a daylight-saving change skews one FREE.)
 cycle() {
 	awk '
 	function ms(ts,   p, y, m, a, day) { # "2026-12-06T10:46:26.035": ms, from a civil day number
@@ -255,7 +257,7 @@ cycle() {
 		day = 365 * y + int(y / 4) - int(y / 100) + int(y / 400) + int((153 * m + 2) / 5) + p[3]
 		return (day * 86400 + p[4] * 3600 + p[5] * 60 + p[6]) * 1000
 	}
-	function sort(v, n,   i, j, x) { # insertion sort: mawk has no asort(), and n is 200
+	function sort(v, n,   i, j, x) { # insertion sort: mawk has no asort(); n is JOBS
 		for (i = 2; i <= n; i++) {
 			x = v[i]
 			for (j = i - 1; j > 0 && v[j] > x; j--)
@@ -379,6 +381,7 @@ phase() {
 	report "round $2, ${name[$1]}" "$work/$1.$2.ids"
 	if [[ $1 == aif ]]; then check_recorded "$work/$1.$2.ids"; else check_unrecorded "$work/$1.$2.ids"; fi
 	ms[$1]=$total_ms
+	# a phase without both figures is left out of their summary
 	[[ $cycle_free == - ]] || cycle_runs[$1]+=" $cycle_run" cycle_frees[$1]+=" $cycle_free"
 	total[$1]=$((total[$1] + total_ms))
 	((${best[$1]:-0} && best[$1] <= total_ms)) || best[$1]=$total_ms
