@@ -240,16 +240,20 @@ cpu_sample() {
 }
 hz=$(getconf CLK_TCK)
 
-# cycle IDS: "RUN FREE", two medians over the jobs in file IDS, in ms, from slurmctld's log:
-# RUN from a job's allocation to its end (the prolog, the admission, the job, the end of its
-# batch step), FREE from the latest end before each allocation to that allocation (mostly the
-# epilog of the job that freed the GPUs, then the scheduling pass its completion starts; when
-# ends bunch up, the latest may be another job's, and FREE then counts less than the epilog).
-# Unlike a phase's time, neither depends much on how the 1- and 2-node jobs happened to pack
-# onto the nodes, which moves a phase's time by a few per cent from run to run. "- -" when no
-# job has both an allocation and an end in the log, "RUN -" when no allocation follows an end.
-# (slurmctld logs local time: a run across a daylight-saving change skews one FREE.)
+# cycle IDS: "RUN FREE", two medians over the jobs in file IDS, in ms, from slurmctld's log
+# (median(), of IDS.run and IDS.free): RUN from a job's allocation to its end (the prolog, the
+# admission, the job, the end of its batch step), FREE from the latest end before each
+# allocation to that allocation (mostly the epilog of the job that freed the GPUs, then the
+# scheduling pass its completion starts; when ends bunch up, the latest may be another job's,
+# and FREE then counts less than the epilog). Unlike a phase's time, neither depends much on how
+# the 1- and 2-node jobs happened to pack onto the nodes, which moves a phase's time by a few
+# per cent from run to run. "- -" when no job has both an allocation and an end in the log,
+# "RUN -" when no allocation follows an end. (slurmctld logs local time: a run across a
+# daylight-saving change skews one FREE.)
 cycle() {
+	# The jobs' allocations (A) and ends (E), "MS KIND JOB", in time order, an end before an
+	# allocation of the same millisecond; then the two kinds of durations.
+	rm -f "$1.run" "$1.free"
 	awk '
 	function ms(ts,   p, y, m, a, day) { # "2026-12-06T10:46:26.035": ms, from a civil day number
 		split(ts, p, /[-T:]/)
@@ -257,47 +261,23 @@ cycle() {
 		day = 365 * y + int(y / 4) - int(y / 100) + int(y / 400) + int((153 * m + 2) / 5) + p[3]
 		return (day * 86400 + p[4] * 3600 + p[5] * 60 + p[6]) * 1000
 	}
-	function sort(v, n,   i, j, x) { # insertion sort: mawk has no asort(); n is JOBS
-		for (i = 2; i <= n; i++) {
-			x = v[i]
-			for (j = i - 1; j > 0 && v[j] > x; j--)
-				v[j + 1] = v[j]
-			v[j + 1] = x
-		}
-	}
-	function median(v, n) {
-		sort(v, n)
-		return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-	}
 	FNR == NR { want[$1] = 1; next }
 	match($0, /JobId=[0-9]+ /) {
 		id = substr($0, RSTART + 6, RLENGTH - 7)
 		if (!(id in want)) next
-		if ($0 ~ /(sched: Allocate|Started) JobId=/ && !(id in al)) al[id] = ms(substr($1, 2, 23))
-		else if ($0 ~ /_job_complete: JobId=[0-9]+ done/) dn[id] = ms(substr($1, 2, 23))
-	}
-	END {
-		for (id in al) {
-			a[++na] = al[id]
-			if (id in dn) {
-				r[++nr] = dn[id] - al[id]
-				d[++nd] = dn[id]
-			}
-		}
-		if (!nr) {
-			print "- -"
-			exit
-		}
-		sort(a, na)
-		sort(d, nd)
-		for (i = 1; i <= na; i++) { # each allocation after the latest end before it
-			while (k < nd && d[k + 1] <= a[i])
-				k++
-			if (k)
-				f[++nf] = a[i] - d[k]
-		}
-		printf "%.1f %s\n", median(r, nr), nf ? sprintf("%.1f", median(f, nf)) : "-"
-	}' "$1" "$AIF_HARNESS_DIR/slurm/log/slurmctld.log"
+		if ($0 ~ /(sched: Allocate|Started) JobId=/) printf "%.0f A %s\n", ms(substr($1, 2, 23)), id
+		else if ($0 ~ /_job_complete: JobId=[0-9]+ done/) printf "%.0f E %s\n", ms(substr($1, 2, 23)), id
+	}' "$1" "$AIF_HARNESS_DIR/slurm/log/slurmctld.log" | sort -k1,1g -k2,2r |
+		awk -v run="$1.run" -v free="$1.free" '
+		$2 == "A" && !($3 in al) { al[$3] = $1; if (last != "") print $1 - last >free }
+		$2 == "E" { last = $1; if ($3 in al) print $1 - al[$3] >run }'
+	if [[ ! -s $1.run ]]; then
+		echo "- -"
+	elif [[ ! -s $1.free ]]; then
+		echo "$(median "$1.run") -"
+	else
+		echo "$(median "$1.run") $(median "$1.free")"
+	fi
 }
 
 report() { # report WHAT IDS: the figures of the last run_jobs, whose ids are in IDS
