@@ -152,10 +152,12 @@ plugstack() {
 	env -u AIF_HARNESS_DIR "$harness" restart-slurmd "$env_file" >/dev/null
 }
 
+# What slurmctld logs when it allocates a job: its main scheduler, or backfill ("Started").
+allocated_re='(sched: Allocate|Started) JobId='
 # alloc_ms JOB: when slurmctld allocated JOB (its log), in ms since the epoch
 alloc_ms() {
 	local line
-	line=$(grep -m 1 -E "(sched: Allocate|Started) JobId=$1 " "$AIF_HARNESS_DIR/slurm/log/slurmctld.log") ||
+	line=$(grep -m 1 -E "${allocated_re}$1 " "$AIF_HARNESS_DIR/slurm/log/slurmctld.log") ||
 		return 1
 	line=${line#\[} # "[2026-11-24T21:35:02.576] sched: Allocate JobId=..."
 	date -d "${line%%\]*}" +%s%3N
@@ -254,7 +256,7 @@ cycle() {
 	# The jobs' allocations (A) and ends (E), "MS KIND JOB", in time order, an end before an
 	# allocation of the same millisecond; then the two kinds of durations.
 	rm -f "$1.run" "$1.free"
-	awk '
+	awk -v allocated="$allocated_re" '
 	function ms(ts,   p, y, m, a, day) { # "2026-12-06T10:46:26.035": ms, from a civil day number
 		split(ts, p, /[-T:]/)
 		a = p[2] <= 2; y = p[1] - a; m = p[2] + 12 * a - 3
@@ -265,7 +267,7 @@ cycle() {
 	match($0, /JobId=[0-9]+ /) {
 		id = substr($0, RSTART + 6, RLENGTH - 7)
 		if (!(id in want)) next
-		if ($0 ~ /(sched: Allocate|Started) JobId=/) printf "%.0f A %s\n", ms(substr($1, 2, 23)), id
+		if ($0 ~ allocated) printf "%.0f A %s\n", ms(substr($1, 2, 23)), id
 		else if ($0 ~ /_job_complete: JobId=[0-9]+ done/) printf "%.0f E %s\n", ms(substr($1, 2, 23)), id
 	}' "$1" "$AIF_HARNESS_DIR/slurm/log/slurmctld.log" | sort -k1,1g -k2,2r |
 		awk -v run="$1.run" -v free="$1.free" '
