@@ -260,6 +260,11 @@ BEGIN
 	LIMIT 1;
 	PERFORM aif.usage_check_references(bad.project_id, bad.sector_id);
 
+	-- New open intervals (a prolog's start) go to no rollup and release nothing: two
+	-- statements fewer per start.
+	IF NOT EXISTS (SELECT 1 FROM new_rows n WHERE n.ended_at IS NOT NULL) THEN
+		RETURN NULL;
+	END IF;
 	INSERT INTO aif.usage_queue (cluster, job_id, node, restart_count, project_id, sector_id, gpus,
 				     started_at, ended_at, charged_gpus, gpu_models)
 	SELECT n.cluster, n.job_id, n.node, n.restart_count, n.project_id, n.sector_id, n.gpus,
@@ -288,6 +293,11 @@ AS $$
 DECLARE
 	bad record;
 BEGIN
+	-- aif.record_usage()'s INSERT ... ON CONFLICT DO UPDATE fires this trigger at every call,
+	-- a prolog's start too, which updates nothing: one statement then instead of four.
+	IF NOT EXISTS (SELECT 1 FROM new_rows) THEN
+		RETURN NULL;
+	END IF;
 	-- An open interval may change freely (it is not in any rollup yet); a closed one only in
 	-- what the rollups ignore (uid, user_name, end_source, exact); the key never.
 	SELECT coalesce(o.cluster, n.cluster) AS cluster, coalesce(o.job_id, n.job_id) AS job_id,
