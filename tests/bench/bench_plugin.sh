@@ -10,8 +10,11 @@
 # the ordinary test user one project with ample GPU-hours, and starts BUILD_DIR's aifd as the
 # run's SlurmUser with its default settings (durable PostgreSQL, 4 workers, reconciliation
 # every 60 s), on a Unix socket. Each phase writes plugstack.conf, restarts slurmd, submits
-# JOBS (default 200) jobs `sbatch -N1|-N2 --gpus-per-node=1 --wrap 'sleep 1'`, one and two nodes in
-# turn, one after the other as the ordinary user, held; then releases them all. A phase's
+# JOBS (default 200) jobs `sbatch -N2 --gpus-per-node=1 --wrap 'sleep 1'`, one after the other as
+# the ordinary user, held; then releases them all. Every job takes one GPU on each of the two
+# nodes: jobs of one shape pack alike in every phase (1- and 2-node jobs in turn, as before
+# stop 34, packed differently from phase to phase and moved its time by 2-5 %), and each job
+# has a prolog and an epilog on two nodes, a start waiting for the slower one. A phase's
 # time is the submissions' (sbatch with its submit-time checks) plus the run's, from the first
 # job's allocation (slurmctld's log) until squeue lists none of them (every epilog done).
 # Holding keeps the two apart, so every phase measures the same work. The wait between the
@@ -48,9 +51,8 @@
 # floor; then what aif adds to an sbatch, medians over all the rounds' submissions (goal <= 2
 # ms), and the wall time it adds per job, per round (median, min, max), with the prolog
 # process's part; and, for information, the per-job times from slurmctld's log (medians of the
-# rounds) and what aif adds to the floor's cycle: its own cost per job, far less dependent on
-# how the 1- and 2-node jobs happened to pack onto the nodes, which moves a phase's time, and so
-# the ratios, by a few per cent.
+# rounds) and what aif adds to the floor's cycle: its own cost per job, which does not depend
+# on how many jobs ran at once.
 # Slurm's daemons and jobs, munged, aifd and PostgreSQL share this machine's cores. About 20
 # minutes (7 with AIF_BENCH_WRAP=true). As root (the harness needs it).
 set -euo pipefail
@@ -59,6 +61,7 @@ build=${1:-$src/build}
 jobs=${2:-200}
 rounds=${3:-5}
 wrap=${AIF_BENCH_WRAP:-sleep 1} # the jobs' command
+job_nodes=2                     # each job's nodes, one GPU on each
 so=$build/plugin/aif.so
 aifd=$build/daemon/aifd
 migrate=$build/tests/aif-migrate
@@ -136,7 +139,7 @@ echo "machine: $(nproc) cores; Slurm $(sinfo -V | cut -d' ' -f2), nodes $AIF_TES
 	"($AIF_TEST_GPUS_PER_NODE GPUs each); PostgreSQL $(q -c 'SHOW server_version')" \
 	"(fsync $(q -c 'SHOW fsync'), synchronous_commit $(q -c 'SHOW synchronous_commit'));" \
 	"aifd with its default settings, on a Unix socket"
-echo "jobs: $jobs per phase, 'sbatch -N1|-N2 --gpus-per-node=1 --wrap \"$wrap\"' in turn," \
+echo "jobs: $jobs per phase, 'sbatch -N$job_nodes --gpus-per-node=1 --wrap \"$wrap\"'," \
 	"submitted one after the other by $user; $rounds rounds of the baseline, the floor and" \
 	"with aif, in turn first"
 
@@ -163,7 +166,7 @@ alloc_ms() {
 	date -d "${line%%\]*}" +%s%3N
 }
 
-# run_jobs N OUT [SBATCH ARG]...: N jobs as the ordinary user, one and two nodes in turn; their
+# run_jobs N OUT [SBATCH ARG]...: N jobs as the ordinary user, each on job_nodes nodes; their
 # ids go to OUT. They are submitted held and released together once all are in, so that the
 # submissions never overlap the run: a phase's time is submit_ms (the submissions, one after
 # the other: sbatch and its submit-time checks) plus run_ms (from the first allocation until
@@ -177,12 +180,12 @@ run_jobs() {
 	# One shell as the user for all the submissions: no per-job setpriv in the figures. Each
 	# sbatch's own time (bash's clock, no process of its own) goes to submit.times.
 	"$harness" as-user "$env_file" "$user" bash -c '
-		n=$1 dir=$2 wrap=$3; shift 3
+		n=$1 dir=$2 wrap=$3 nodes=$4; shift 4
 		for ((i = 0; i < n; i++)); do
 			t=$EPOCHREALTIME
-			sbatch --parsable -H -N$((i % 2 + 1)) --gpus-per-node=1 -o "$dir/%j.out" "$@" --wrap "$wrap" || exit 1
+			sbatch --parsable -H -N"$nodes" --gpus-per-node=1 -o "$dir/%j.out" "$@" --wrap "$wrap" || exit 1
 			echo "$t $EPOCHREALTIME" >&3
-		done 3>"$dir/submit.times"' bash "$n" "$work/out" "$wrap" "$@" >"$out" 2>"$out.err" ||
+		done 3>"$dir/submit.times"' bash "$n" "$work/out" "$wrap" "$job_nodes" "$@" >"$out" 2>"$out.err" ||
 		fail "sbatch failed after $(wc -l <"$out") jobs: $(tail -n 5 "$out.err")"
 	t1=$(now_ms)
 	submit_ms=$((t1 - t0))
@@ -247,9 +250,8 @@ hz=$(getconf CLK_TCK)
 # admission, the job, the end of its batch step), FREE from the latest end before each
 # allocation to that allocation (mostly the epilog of the job that freed the GPUs, then the
 # scheduling pass its completion starts; when ends bunch up, the latest may be another job's,
-# and FREE then counts less than the epilog). Unlike a phase's time, neither depends much on how
-# the 1- and 2-node jobs happened to pack onto the nodes, which moves a phase's time by a few
-# per cent from run to run. "- -" when no job has both an allocation and an end in the log,
+# and FREE then counts less than the epilog). Unlike a phase's time, neither depends on how many
+# jobs ran at once. "- -" when no job has both an allocation and an end in the log,
 # "RUN -" when no allocation follows an end. (slurmctld logs local time: a run across a
 # daylight-saving change skews one FREE.)
 cycle() {
@@ -302,14 +304,14 @@ report() { # report WHAT IDS: the figures of the last run_jobs, whose ids are in
 }
 
 # The proof that aif did the work for the jobs in file $1: one admission per job and one
-# interval per job and node, closed by its epilog (1-node and 2-node jobs in turn). aifd
+# interval per job and node, closed by its epilog. aifd
 # closes an interval once slurmctld gave it the job's times, in rounds at most a second apart
 # (docs/aifd.md, Exact times), so the last ones close a little after squeue lists no job: up
 # to 30 s are waited for, not counted in the phase's time, and printed.
 check_recorded() {
 	local ids want_intervals got admitted closed open all t0 lag
 	ids="{$(paste -sd, "$1")}"
-	want_intervals=$((jobs + jobs / 2))
+	want_intervals=$((jobs * job_nodes))
 	t0=$(now_ms)
 	while :; do
 		got=$(q -F ' ' -v ids="$ids" -v cluster="$AIF_TEST_CLUSTER" <<-'SQL'
@@ -426,7 +428,7 @@ done
 	"${cyc_free[base]}, floor ${cyc_free[floor]}, with aif ${cyc_free[aif]} ms; so aif adds" \
 	"$(awk -v a="${cyc_run[aif]}" -v b="${cyc_free[aif]}" -v c="${cyc_run[floor]}" -v d="${cyc_free[floor]}" \
 		'BEGIN { printf "%.1f ms to the cycle of the floor (floor / aif: %.3f)", a + b - c - d, (c + d) / (a + b) }')," \
-	"the part of aif's own share that depends far less on how the jobs packed (for information)"
+	"aif's own cost per job, whatever ran beside it (for information)"
 echo "for information, time with nothing in plugstack.conf / time with aif:" \
 	"$(ratio "$none_ms" "${best[aif]}") (Slurm's deferred scheduling without any epilog)"
 echo "aifd log: $(grep -c 'ERROR:' "$log" || true) errors, $(grep -c 'WARNING:' "$log" || true) warnings;" \
