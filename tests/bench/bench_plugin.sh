@@ -12,9 +12,9 @@
 # every 60 s), on a Unix socket. Each phase writes plugstack.conf, restarts slurmd, submits
 # JOBS (default 200) jobs `sbatch -N2 --gpus-per-node=1 --wrap 'sleep 1'`, one after the other as
 # the ordinary user, held; then releases them all. Every job takes one GPU on each of the two
-# nodes: jobs of one shape pack alike in every phase (1- and 2-node jobs in turn, as before
-# stop 34, packed differently from phase to phase and moved its time by 2-5 %), and each job
-# has a prolog and an epilog on two nodes, a start waiting for the slower one. A phase's
+# nodes: jobs of one shape pack alike in every phase (1- and 2-node jobs in turn packed
+# differently from phase to phase, which moved a phase's time by 2-5 %), and each job has a
+# prolog and an epilog on two nodes, its start waiting for the slower one. A phase's
 # time is the submissions' (sbatch with its submit-time checks) plus the run's, from the first
 # job's allocation (slurmctld's log) until squeue lists none of them (every epilog done).
 # Holding keeps the two apart, so every phase measures the same work. The wait between the
