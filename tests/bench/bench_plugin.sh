@@ -51,8 +51,8 @@
 # floor; then what aif adds to an sbatch, medians over all the rounds' submissions (goal <= 2
 # ms), and the wall time it adds per job, per round (median, min, max), with the prolog
 # process's part; and, for information, the per-job times from slurmctld's log (medians of the
-# rounds) and what aif adds to the floor's cycle: its own cost per job, which does not depend
-# on how many jobs ran at once.
+# rounds) and what aif adds to the floor's cycle: its own cost per job, whatever the jobs'
+# packing onto the nodes.
 # Slurm's daemons and jobs, munged, aifd and PostgreSQL share this machine's cores. About 20
 # minutes (7 with AIF_BENCH_WRAP=true). As root (the harness needs it).
 set -euo pipefail
@@ -250,8 +250,8 @@ hz=$(getconf CLK_TCK)
 # admission, the job, the end of its batch step), FREE from the latest end before each
 # allocation to that allocation (mostly the epilog of the job that freed the GPUs, then the
 # scheduling pass its completion starts; when ends bunch up, the latest may be another job's,
-# and FREE then counts less than the epilog). Unlike a phase's time, neither depends on how many
-# jobs ran at once. "- -" when no job has both an allocation and an end in the log,
+# and FREE then counts less than the epilog). Unlike a phase's time, neither depends on how the
+# jobs packed onto the nodes. "- -" when no job has both an allocation and an end in the log,
 # "RUN -" when no allocation follows an end. (slurmctld logs local time: a run across a
 # daylight-saving change skews one FREE.)
 cycle() {
@@ -428,7 +428,7 @@ done
 	"${cyc_free[base]}, floor ${cyc_free[floor]}, with aif ${cyc_free[aif]} ms; so aif adds" \
 	"$(awk -v a="${cyc_run[aif]}" -v b="${cyc_free[aif]}" -v c="${cyc_run[floor]}" -v d="${cyc_free[floor]}" \
 		'BEGIN { printf "%.1f ms to the cycle of the floor (floor / aif: %.3f)", a + b - c - d, (c + d) / (a + b) }')," \
-	"aif's own cost per job, whatever ran beside it (for information)"
+	"aif's own cost per job, whatever the packing (for information)"
 echo "for information, time with nothing in plugstack.conf / time with aif:" \
 	"$(ratio "$none_ms" "${best[aif]}") (Slurm's deferred scheduling without any epilog)"
 echo "aifd log: $(grep -c 'ERROR:' "$log" || true) errors, $(grep -c 'WARNING:' "$log" || true) warnings;" \
