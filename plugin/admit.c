@@ -53,19 +53,6 @@ static void unreachable(const struct plugin_settings *s, uint32_t job, const str
 	refuse(&d);
 }
 
-/* aifd answered "error": it could not admit the job, so the job is not admitted. */
-static void not_admitted(const struct aif_proto_msg *ans)
-{
-	struct aif_diag why, d;
-
-	aif_proto_response_diag(ans, &why);
-	aif_diag_clear(&d);
-	aif_diag_message(&d, "job refused: aifd could not admit it");
-	aif_diag_detail(&d, "aifd: %s", why.message[0] ? why.message : "(no message)");
-	aif_diag_hint(&d, "%s", why.hint[0] ? why.hint : "Tell your site's support; the reason is in aifd's log.");
-	refuse(&d);
-}
-
 void admit_step(spank_t sp, const struct plugin_settings *s)
 {
 	uint32_t job, stepid, uid, gid;
@@ -107,7 +94,8 @@ void admit_step(spank_t sp, const struct plugin_settings *s)
 		refuse(&diag);
 		slurm_info("aif: job %u refused: %s", job, diag.message);
 	} else if (ans.kind == AIF_PROTO_ERROR) {
-		not_admitted(&ans);
+		client_error_refusal(&ans, "admit", &diag);
+		refuse(&diag);
 		slurm_info("aif: job %u refused: aifd answered error: %s", job, step.diag.detail);
 	}
 	aif_proto_msg_free(&ans);

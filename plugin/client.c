@@ -45,3 +45,14 @@ bool client_answer_is_no_project(const struct aif_proto_msg *answer)
 
 	return answer->kind == AIF_PROTO_REFUSE && reason && strcmp(reason, "no-project") == 0;
 }
+
+void client_error_refusal(const struct aif_proto_msg *answer, const char *what, struct aif_diag *out)
+{
+	struct aif_diag why;
+
+	aif_proto_response_diag(answer, &why);
+	aif_diag_clear(out);
+	aif_diag_message(out, "job refused: aifd could not %s it", what);
+	aif_diag_detail(out, "%s", why.message[0] ? why.message : "aifd gave no reason.");
+	aif_diag_hint(out, "%s", why.hint[0] ? why.hint : "Tell your site's support; the reason is in aifd's log.");
+}

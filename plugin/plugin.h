@@ -130,6 +130,12 @@ int client_ask_by(const struct plugin_settings *s, const struct aif_proto_msg *r
 bool client_answer_is_no_project(const struct aif_proto_msg *answer);
 
 /*
+ * aifd answered "error": it could not decide (what: "admit", "check"), so the job is refused,
+ * whatever on_unreachable says (that covers transport failures only). The refusal, in out.
+ */
+void client_error_refusal(const struct aif_proto_msg *answer, const char *what, struct aif_diag *out);
+
+/*
  * A diagnostic in PostgreSQL's style: "error: aif: message" (slurm_error) or "warning: aif:
  * message", then DETAIL and HINT lines, all at error level (slurm_spank_log) so that sbatch,
  * salloc and srun always print them, prefixed with the program's name like Slurm's own lines.

@@ -10,8 +10,10 @@
  *   refuse  the refusal is printed and nothing is submitted, except with require_project=no
  *           when no project was asked for and the user is a member of none: then the job is
  *           submitted untagged, silently (it is not an AI Factory job);
- *   error, or no answer within the timeout: on_unreachable decides; a job submitted
- *           unchecked carries the project and sector the user asked for, if any.
+ *   error   refused, whatever on_unreachable says: aifd answered, but could not decide
+ *           (a credential it could not check, a reservation it could not make);
+ *   no answer within the timeout: on_unreachable decides; a job submitted unchecked
+ *           carries the project and sector the user asked for, if any.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,10 +138,10 @@ int submit_check(spank_t sp, const struct plugin_settings *s)
 		log_diag(true, &diag);
 		rc = -1;
 		break;
-	default: /* AIF_PROTO_ERROR: aifd could not decide */
-		rc = unreachable(s, &diag);
-		if (rc == 0)
-			keep(sp, project, sector);
+	default: /* AIF_PROTO_ERROR: aifd answered but could not decide; not a transport failure */
+		client_error_refusal(&answer, "check", &diag);
+		log_diag(true, &diag);
+		rc = -1;
 		break;
 	}
 	aif_proto_msg_free(&answer);

@@ -8,7 +8,8 @@
 # a forged SLURM_SPANK_ option variable is refused at submit; a later srun step of an admitted
 # job is not refused once its project is exhausted; a control character in AIF_PROJECT, or a
 # missing or false SLURM_CLUSTER_NAME in a step's environment, refuses the step (never an
-# "error" that on_unreachable=allow lets through).
+# "error" that on_unreachable=allow lets through); an "error" answer refuses the step whatever
+# on_unreachable says.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 plugin_cluster_start
@@ -204,4 +205,27 @@ wait_sql "SELECT count(*) FROM aif.usage_intervals WHERE job_id IN ($jobs_list) 
 deadline=$((SECONDS + 20))
 until [[ $(nodes_state) == "n1 idle,n2 idle" ]] || ((SECONDS >= deadline)); do sleep 0.2; done
 assert_eq "n1 idle,n2 idle" "$(nodes_state)" "nodes at the end"
+
+# aifd answers "error" to an admission (here: it cannot check credentials, its munged is not
+# there): an answer, not a transport failure, so the step is refused although
+# on_unreachable=allow (the default); never a drained node.
+aifd_start b "munge_socket = $AIFD_WORK/no-munged.socket"
+plugstack_file=$(sed -n 's/^PlugStackConfig=//p' "$SLURM_CONF")
+sed -i "s|server=[^ ]*|server=$AIFD_WORK/run/b.sock|" "$plugstack_file"
+"$AIF_HARNESS" restart-slurmd "$AIF_HARNESS_DIR" >/dev/null
+job=$(as_user "$user" env SLURM_CONF="$AIFD_WORK/private.conf" AIF_PROJECT=mine \
+	sbatch --parsable -N1 --gpus-per-node=1 -o err.out -e err.err --wrap 'echo ran')
+assert_eq FAILED "$(wait_job "$job")" "the job aifd answered error to"
+assert_eq "aif: job refused: aifd could not admit it
+aif: DETAIL:  aifd could not check the request's MUNGE credential
+aif: HINT:  Check that munged is running on aifd's host." \
+	"$(sed -n 's/^slurmstepd-n[12]: error: \(aif: \)/\1/p' "$AIF_TEST_WORKDIR/err.err")" \
+	"the refusal in the job's stderr"
+[[ ! -s $AIF_TEST_WORKDIR/err.out ]] || fail "the job aifd answered error to ran"
+if grep -h "job $job admitted without aifd" "$AIF_HARNESS_DIR"/slurm/log/slurmd.*.log; then
+	fail "job $job: an error answer was let through by on_unreachable=allow"
+fi
+deadline=$((SECONDS + 20))
+until [[ $(nodes_state) == "n1 idle,n2 idle" ]] || ((SECONDS >= deadline)); do sleep 0.2; done
+assert_eq "n1 idle,n2 idle" "$(nodes_state)" "nodes after the job aifd answered error to"
 echo "plugin admission: all checks passed"

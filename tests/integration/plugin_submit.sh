@@ -9,7 +9,7 @@
 #   only project as the default; the resolved project and sector in the prolog's environment
 #   (SPANK_AIF_PROJECT, from sbatch, salloc and srun) and a batch job's;
 #   require_project=yes|no; on_unreachable=allow|deny with aifd stopped, and with aifd not
-#   answering (bounded by timeout); invalid plugstack.conf arguments, each named;
+#   answering (bounded by timeout); an "error" answer refuses whatever on_unreachable says; invalid plugstack.conf arguments, each named;
 #   slurmctld's job_submit/aif: what a tagged job can cost (GPUs x time limit), per node, job,
 #   task, array, without or with an unlimited time limit, from sbatch and salloc; nothing
 #   for an untagged job.
@@ -272,6 +272,21 @@ sbatch: error: spank: required plugin aif.so: init() failed with rc=-1
 sbatch: error: Failed to initialize plugin stack' "$err" "invalid plugstack.conf arguments"
 assert_eq 1 "$rc" "invalid plugstack.conf arguments: exit status"
 assert_eq "$before" "$(jobs_known)" "invalid plugstack.conf arguments: jobs known to slurmctld"
+
+# ---- aifd answers error (it cannot check credentials: its munged is not there) ----
+# An answer, not a transport failure: refused whatever on_unreachable says (docs/plugin.md).
+aifd_start b "munge_socket = $AIFD_WORK/no-munged.socket"
+plugstack server="$AIFD_WORK/run/b.sock" # on_unreachable=allow is the default
+refused "aifd answers error, on_unreachable=allow" aiftest "sbatch: error: aif: job refused: aifd could not check it
+sbatch: DETAIL:  aifd could not check the request's MUNGE credential
+sbatch: HINT:  Check that munged is running on aifd's host." \
+	sbatch -H --aif-project=proja --wrap true
+plugstack server="$AIFD_WORK/run/b.sock" on_unreachable=deny
+refused "aifd answers error, on_unreachable=deny, srun" aiftest "srun: error: aif: job refused: aifd could not check it
+srun: DETAIL:  aifd could not check the request's MUNGE credential
+srun: HINT:  Check that munged is running on aifd's host." \
+	srun --aif-project=proja true
+stop_pid "$AIFD_PID_b"
 
 # ---- aifd that does not answer (stopped with SIGSTOP): bounded by timeout ----
 # shellcheck disable=SC2154 # AIFD_PID_a: set by aifd_start
