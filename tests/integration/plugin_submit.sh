@@ -286,6 +286,7 @@ refused "aifd answers error, on_unreachable=deny, srun" aiftest "srun: error: ai
 srun: DETAIL:  aifd could not check the request's MUNGE credential
 srun: HINT:  Check that munged is running on aifd's host." \
 	srun --aif-project=proja true
+# shellcheck disable=SC2154 # AIFD_PID_b: set by aifd_start
 stop_pid "$AIFD_PID_b"
 
 # ---- aifd that does not answer (stopped with SIGSTOP): bounded by timeout ----
