@@ -370,26 +370,45 @@ assert_eq "10000 0 on" "$(flush_scans)" "10,000 intervals against fifteen times 
 # A batch of starts as aifd records them probes each key of the primary key twice: for the
 # interval's latest run and for the insert's conflict. A start never looks for the job's earlier
 # intervals, which only an end without a start needs (NULL AND ... went on to probe them).
-starts_sql() { # starts_sql N CLUSTER [end|last-end]: aif.record_usage() of N starts (jobs 1..N
-	# on n1), as aifd sends them; with "end", of N final ends instead; "last-end": job N's an end
+starts_sql() { # starts_sql N CLUSTER [end|last-end|epilog]: aif.record_usage() of N starts (jobs
+	# 1..N on n1), as aifd sends them; with "end", of N final ends instead; "last-end": job N's
+	# an end; "epilog": N ends not final (as the epilogs send them)
 	local is_end="array_fill(false, ARRAY[$1])" end="array_fill(NULL::bigint, ARRAY[$1])"
-	local now="extract(epoch FROM now())::bigint"
+	local now="extract(epoch FROM now())::bigint" final
 	case ${3:-} in
-	end) is_end="array_fill(true, ARRAY[$1])" end="array_fill($now, ARRAY[$1])" ;;
+	end | epilog) is_end="array_fill(true, ARRAY[$1])" end="array_fill($now, ARRAY[$1])" ;;
 	last-end) is_end="array_fill(false, ARRAY[$1 - 1]) || true"
 		end="array_fill(NULL::bigint, ARRAY[$1 - 1]) || $now" ;;
 	esac
+	final=$is_end
+	[[ ${3:-} != epilog ]] || final="array_fill(false, ARRAY[$1])"
 	echo "SELECT aif.record_usage($is_end,
 	array_fill('$2'::text, ARRAY[$1]), (SELECT array_agg(g::bigint) FROM generate_series(1, $1) g),
 	array_fill('n1'::text, ARRAY[$1]), array_fill(0::bigint, ARRAY[$1]), array_fill('p1'::text, ARRAY[$1]),
 	array_fill('s1'::text, ARRAY[$1]), array_fill(1000::bigint, ARRAY[$1]), array_fill('alice'::text, ARRAY[$1]),
 	array_fill(1::bigint, ARRAY[$1]), array_fill($now - 60, ARRAY[$1]),
-	$end, array_fill(false, ARRAY[$1]), $is_end,
+	$end, array_fill(false, ARRAY[$1]), $final,
 	array_fill(NULL::text, ARRAY[$1]), interval '300 seconds')"
 }
 assert_eq "400" "$(q -c "BEGIN" -c "$(starts_sql 200 c5)" \
 	-c "SELECT pg_stat_get_xact_numscans('aif.usage_intervals_pkey'::regclass)" -c "ROLLBACK" | sed -n 2p)" \
 	"200 starts: two probes of the primary key each"
+
+# A prolog's start and an epilog's end each run only the statement of their kind
+# (docs/database.md): the starts a plain INSERT, whose UPDATE trigger is not called; the ends,
+# not final, nothing on aif.usage_intervals, whose triggers are not called.
+trigger_calls() { # trigger_calls N KIND: the calls of usage_intervals' INSERT and UPDATE
+	# triggers, then the intervals and inbox rows stored (rolled back)
+	q -c "SET track_functions = 'all'" -c "BEGIN" -c "$(starts_sql "$1" c6 "${2:-}")" \
+		-c "SELECT concat_ws(' ',
+		 coalesce(pg_stat_get_xact_function_calls('aif.usage_intervals_inserted'::regproc), 0),
+		 coalesce(pg_stat_get_xact_function_calls('aif.usage_intervals_updated'::regproc), 0),
+		 (SELECT count(*) FROM aif.usage_intervals WHERE cluster = 'c6'),
+		 (SELECT count(*) FROM aif.usage_end_inbox WHERE cluster = 'c6'))" \
+		-c "ROLLBACK" | sed -n 2p
+}
+assert_eq "1 0 3 0" "$(trigger_calls 3)" "3 starts: the INSERT trigger only, 3 intervals, no inbox row"
+assert_eq "0 0 0 3" "$(trigger_calls 3 epilog)" "3 ends not final: no trigger, no interval, 3 inbox rows"
 
 # record_usage() picks its plan by the group. A record alone runs the generic plan, planned
 # once (PostgreSQL planned it anew at every call: most of a start's time), which guesses 10
@@ -398,7 +417,7 @@ plan_rows() { # plan_rows N [end|last-end]: the estimated rows of record_usage()
 	q -c "LOAD 'auto_explain'" -c "SET auto_explain.log_min_duration = 0" \
 		-c "SET auto_explain.log_nested_statements = on" -c "SET client_min_messages = log" \
 		-c "BEGIN" -c "$(starts_sql "$1" c7 "${2:-}")" -c "ROLLBACK" 2>&1 >/dev/null |
-		sed -n '/Query Text: WITH r0/,$p' | sed -n 's/.*Function Scan on [a-z_0-9]* *(cost=[^ ]* rows=\([0-9]*\) .*/\1/p' |
+		sed -n '/Query Text: WITH r/,$p' | sed -n 's/.*Function Scan on [a-z_0-9]* *(cost=[^ ]* rows=\([0-9]*\) .*/\1/p' |
 		head -1
 }
 assert_eq "10" "$(plan_rows 1)" "a group of one record: the generic plan"
