@@ -239,7 +239,8 @@ static int start_threads_blocked(struct aifd *aifd, const struct refresh_options
 static int start_threads(struct aifd *aifd)
 {
 	const struct aifd_config *config = &aifd->config;
-	struct refresh_options ropts = {config->db, (unsigned)config->refresh_interval_ms, 250};
+	struct refresh_options ropts = {config->db, (unsigned)config->refresh_interval_ms,
+					 REFRESH_AFTER_USAGE_MS};
 	struct handler_settings hs = {config->cluster, config->slurm_uid, config->slurm_user,
 				      config->munge_socket, config->db};
 	sigset_t all, was;

@@ -15,6 +15,15 @@
 
 #include "snapshot.h"
 
+/*
+ * How soon decisions see the usage this aifd recorded: at once after a quiet second, under load
+ * once a second. A reload reads every budget's usage, and a busy cluster records usage ten
+ * times a second (four reloads a second at 250 ms, 1.5 per job of a throughput benchmark).
+ * Meanwhile decisions lose little: a job's GPUs count up to each decision's now from its
+ * start on, and a job that ended counts until the reload, a second of its GPUs too many.
+ */
+#define REFRESH_AFTER_USAGE_MS 1000
+
 struct refresh_options {
 	const char *conninfo;        /* for reconnecting */
 	unsigned interval_ms;        /* the longest a snapshot is used */
