@@ -11,7 +11,7 @@
  *           when no project was asked for and the user is a member of none: then the job is
  *           submitted untagged, silently (it is not an AI Factory job);
  *   error   refused, whatever on_unreachable says: aifd answered, but could not decide
- *           (a credential it could not check, a reservation it could not make);
+ *           (a credential it could not check, a request it could not read);
  *   no answer within the timeout: on_unreachable decides; a job submitted unchecked
  *           carries the project and sector the user asked for, if any.
  */

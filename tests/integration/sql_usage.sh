@@ -410,6 +410,41 @@ trigger_calls() { # trigger_calls N KIND: the calls of usage_intervals' INSERT a
 assert_eq "1 0 3 0" "$(trigger_calls 3)" "3 starts: the INSERT trigger only, 3 intervals, no inbox row"
 assert_eq "0 0 0 3" "$(trigger_calls 3 epilog)" "3 ends not final: no trigger, no interval, 3 inbox rows"
 
+# A group of one kind with a record that has no project to charge is stored by the general
+# statement alone, as if there were no statement of its kind: a start and an end of job 1
+# with none (no-project) beside jobs 1-3's of p1 keep an unattributed row of their own. The
+# inbox rows are the same either way.
+group_sql() { # group_sql CLUSTER start|end [unattributed]: jobs 1-3 of p1, and job 1 with no project
+	local n=3 ev=false st=1700000000 en=NULL why="NULL, NULL, NULL" proj="'p1', 'p1', 'p1'" sec="'s1', 's1', 's1'"
+	[[ $2 == start ]] || { ev=true st=NULL en=1700000600; }
+	[[ -z ${3:-} ]] || { n=4 why="$why, 'no-project'" proj="$proj, NULL" sec="$sec, NULL"; }
+	echo "SELECT aif.record_usage(array_fill($ev, ARRAY[$n]), array_fill('$1'::text, ARRAY[$n]),
+	(ARRAY[1, 2, 3, 1]::bigint[])[1:$n], array_fill('n1'::text, ARRAY[$n]), array_fill(0::bigint, ARRAY[$n]),
+	ARRAY[$proj]::text[], ARRAY[$sec]::text[], array_fill(1000::bigint, ARRAY[$n]),
+	array_fill('alice'::text, ARRAY[$n]), array_fill(1::bigint, ARRAY[$n]), array_fill($st::bigint, ARRAY[$n]),
+	array_fill($en::bigint, ARRAY[$n]), array_fill(false, ARRAY[$n]), array_fill(false, ARRAY[$n]),
+	ARRAY[$why]::text[], interval '300 seconds')"
+}
+stored() { # stored CLUSTER: its intervals, inbox rows and unattributed rows
+	q -c "SELECT concat_ws(' / ',
+	 (SELECT string_agg(concat_ws(',', job_id, project_id, started_at, ended_at), ' ' ORDER BY job_id)
+	  FROM aif.usage_intervals WHERE cluster = '$1'),
+	 (SELECT string_agg(concat_ws(',', job_id, project_id, uid, gpus, started_at, ended_at), ' ' ORDER BY job_id)
+	  FROM aif.usage_end_inbox WHERE cluster = '$1'),
+	 (SELECT string_agg(concat_ws(',', job_id, reason, started_at, ended_at), ' ' ORDER BY job_id)
+	  FROM aif.unattributed_intervals WHERE cluster = '$1'))"
+}
+for kind in start end; do
+	q -c "$(group_sql "c8$kind" "$kind")" -c "$(group_sql "c9$kind" "$kind" unattributed)" >/dev/null
+done
+t0=$(q -c "SELECT to_timestamp(1700000000)") t1=$(q -c "SELECT to_timestamp(1700000600)")
+assert_eq "1,p1,$t0 2,p1,$t0 3,p1,$t0" "$(stored c8start)" "3 starts of p1"
+assert_eq "1,p1,$t0 2,p1,$t0 3,p1,$t0 / 1,no-project,$t0" "$(stored c9start)" \
+	"3 starts of p1 and one without a project: the general statement's"
+assert_eq "1,p1,1000,1,$t1 2,p1,1000,1,$t1 3,p1,1000,1,$t1" "$(stored c8end)" "3 ends of p1, not final"
+assert_eq "1,p1,1000,1,$t1 2,p1,1000,1,$t1 3,p1,1000,1,$t1 / 1,no-project,$t1,$t1" "$(stored c9end)" \
+	"3 ends of p1, not final, and one without a project: the general statement's"
+
 # record_usage() picks its plan by the group. A record alone runs the generic plan, planned
 # once (PostgreSQL planned it anew at every call: most of a start's time), which guesses 10
 # records per array; the plan's estimate shows which plan ran (auto_explain).
