@@ -219,8 +219,8 @@ assert_eq FAILED "$(wait_job "$job")" "the job aifd answered error to"
 assert_eq "aif: job refused: aifd could not admit it
 aif: DETAIL:  aifd could not check the request's MUNGE credential
 aif: HINT:  Check that munged is running on aifd's host." \
-	"$(sed -n 's/^slurmstepd-n[12]: error: \(aif: \)/\1/p' "$AIF_TEST_WORKDIR/err.err")" \
-	"the refusal in the job's stderr"
+	"$(grep -o 'aif: .*' "$AIF_TEST_WORKDIR/err.err")" \
+	"the refusal in the job's stderr ($(cat "$AIF_TEST_WORKDIR/err.err"))"
 [[ ! -s $AIF_TEST_WORKDIR/err.out ]] || fail "the job aifd answered error to ran"
 if grep -h "job $job admitted without aifd" "$AIF_HARNESS_DIR"/slurm/log/slurmd.*.log; then
 	fail "job $job: an error answer was let through by on_unreachable=allow"
