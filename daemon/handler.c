@@ -519,7 +519,7 @@ static int charge_admitted(const struct handler *h, struct worker *w, struct usa
 			a = &cache->jobs[i];
 	if (!a) {
 		struct admitted_job found = {.job = u->job, .uid = u->uid};
-		int rc = admissions_recall(&w->db, h->cluster, u->job, u->uid, &found.adm);
+		int rc = admissions_recall_charging(&w->db, h->cluster, u->job, u->uid, &found.adm);
 
 		if (rc < 0) {
 			aif_diag_clear(diag);

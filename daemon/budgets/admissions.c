@@ -6,6 +6,7 @@
 
 #include <libpq-fe.h>
 
+#include "admission_memory.h"
 #include "aif_db.h"
 #include "log.h"
 
@@ -47,16 +48,20 @@ static void failed(const struct db *db, const char *what, const PGresult *res,
 	log_diag(LOG_LEVEL_WARNING, NULL, &d);
 }
 
-/* 1 found, 0 none, -1 failed. */
-static int recall(struct db *db, const char *cluster, const char *job, const char *uid,
-		  struct admission *out)
+/* What is found is remembered (admission_memory.h); what is not, forgotten. */
+int admissions_recall(struct db *db, const char *cluster, uint32_t job, uint32_t uid,
+		      struct admission *out)
 {
 	static const char what[] = "could not read a job's admission";
-	const char *params[] = {cluster, job, uid};
+	char id[16], uid_text[16];
+	const char *params[] = {cluster, id, uid_text};
 	struct aif_diag lost;
-	PGresult *res = db_exec(db, what, RECALL_SQL, 3, params, &lost);
+	PGresult *res;
 	int rc = 0;
 
+	snprintf(id, sizeof(id), "%u", job);
+	snprintf(uid_text, sizeof(uid_text), "%u", uid);
+	res = db_exec(db, what, RECALL_SQL, 3, params, &lost);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		failed(db, what, res, &lost);
 		rc = -1;
@@ -70,20 +75,21 @@ static int recall(struct db *db, const char *cluster, const char *job, const cha
 		snprintf(out->diag.hint, sizeof(out->diag.hint), "%s", PQgetvalue(res, 0, 5));
 		snprintf(out->reason, sizeof(out->reason), "%s", PQgetvalue(res, 0, 6));
 		out->unreserved = PQgetvalue(res, 0, 7)[0] == 't';
+		admission_memory_put(cluster, job, uid, out);
 		rc = 1;
+	} else {
+		admission_memory_forget(cluster, job, uid);
 	}
 	PQclear(res);
 	return rc;
 }
 
-int admissions_recall(struct db *db, const char *cluster, uint32_t job, uint32_t uid,
-		      struct admission *out)
+int admissions_recall_charging(struct db *db, const char *cluster, uint32_t job, uint32_t uid,
+			       struct admission *out)
 {
-	char id[16], uid_text[16];
-
-	snprintf(id, sizeof(id), "%u", job);
-	snprintf(uid_text, sizeof(uid_text), "%u", uid);
-	return recall(db, cluster, id, uid_text, out);
+	if (admission_memory_get(cluster, job, uid, out))
+		return 1;
+	return admissions_recall(db, cluster, job, uid, out);
 }
 
 int admissions_keep(struct db *db, const char *cluster, uint32_t job, uint32_t uid,
@@ -101,12 +107,14 @@ int admissions_keep(struct db *db, const char *cluster, uint32_t job, uint32_t u
 	snprintf(id, sizeof(id), "%u", job);
 	snprintf(uid_text, sizeof(uid_text), "%u", uid);
 	res = db_exec(db, what, KEEP_SQL, 10, params, &lost);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		failed(db, what, res, &lost);
-	else if (strcmp(PQcmdTuples(res), "1") == 0)
+	} else if (strcmp(PQcmdTuples(res), "1") == 0) {
+		admission_memory_put(cluster, job, uid, decided);
 		rc = 0;
-	else /* decided first elsewhere (another node's request, another aifd) */
-		rc = recall(db, cluster, id, uid_text, decided) == 1 ? 0 : -1;
+	} else { /* decided first elsewhere (another node's request, another aifd) */
+		rc = admissions_recall(db, cluster, job, uid, decided) == 1 ? 0 : -1;
+	}
 	PQclear(res);
 	return rc;
 }

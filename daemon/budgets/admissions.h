@@ -39,6 +39,13 @@ int admissions_recall(struct db *db, const char *cluster, uint32_t job, uint32_t
 		      struct admission *out);
 
 /*
+ * The same for charging a usage record: from memory when this aifd kept or read it lately
+ * (admission_memory.h), else from the database; only its verdict, reason, project and sector.
+ */
+int admissions_recall_charging(struct db *db, const char *cluster, uint32_t job, uint32_t uid,
+			       struct admission *out);
+
+/*
  * Keep *decided as the job's admission unless one is kept already: then *decided becomes that
  * one (the first decision wins). Returns 0, or -1 when the database failed (logged).
  */

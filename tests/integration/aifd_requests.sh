@@ -394,23 +394,37 @@ assert_eq "refuse" "$(head -1 <<<"$answer")" "job 500 of uid 4242 after 31 days,
 assert_eq "refuse|t" "$(psql -d "$AIFD_DB" -Atc "SELECT verdict, decided_at > now() - interval '1 minute'
 	FROM aif.admissions WHERE job_id = 500")" "job 500's admission replaced"
 
-# Usage whose charged project depends on an admission aifd cannot read now is answered
-# "error" (the node keeps it and sends it again), never charged by a guess: here proja, which
-# the record names and its user may use, while job 650 was admitted for projb.
+# The end of a job this aifd admitted is charged from its memory of the admission
+# (daemon/budgets/admission_memory.h), without reading aif.admissions: even while it cannot be
+# read. Here to projb, although the record names proja, which its user may use.
 answer=$(aif_send root a admit job=650 uid="$a1" gid="$g1" project=projb)
 assert_eq "ok projb" "$(head -1 <<<"$answer") $(aif_field project "$answer")" "job 650's admission: $answer"
 psql -d "$AIFD_DB" -qc "ALTER TABLE aif.admissions RENAME TO admissions_away"
 answer=$(aif_send root a usage cluster=aiftest -- event=end job=650 node=n1 restart=0 gpus=1 time=$now \
 	start=$now uid="$a1" project=proja) # no GPU-hours: projb's figures below stay
 psql -d "$AIFD_DB" -qc "ALTER TABLE aif.admissions_away RENAME TO admissions"
-assert_eq "error 0" "$(head -1 <<<"$answer") $(aif_field acked "$answer")" "job 650's end, admissions unreadable: $answer"
-assert_eq "could not read the admission of job 650" "$(aif_field message "$answer")" "its message"
-answer=$(aif_send root a usage cluster=aiftest -- event=end job=650 node=n1 restart=0 gpus=1 time=$now \
-	start=$now uid="$a1" project=proja) # no GPU-hours: projb's figures below stay
-assert_eq "ok 1" "$(head -1 <<<"$answer") $(aif_field acked "$answer")" "job 650's end sent again: $answer"
+assert_eq "ok 1" "$(head -1 <<<"$answer") $(aif_field acked "$answer")" "job 650's end, admissions unreadable: $answer"
 aifd_wait_settled "job 650"
 assert_eq projb "$(psql -d "$AIFD_DB" -Atc "SELECT project_id FROM aif.usage_intervals WHERE job_id = 650")" \
 	"job 650 charged to the project of its admission"
+
+# Usage whose charged project depends on an admission aifd does not remember and cannot read
+# now is answered "error" (the node keeps it and sends it again), never charged by a guess.
+# Job 651's admission was kept by another aifd (here by hand, as before a restart of aifd).
+psql -d "$AIFD_DB" -qc "INSERT INTO aif.admissions (cluster, job_id, uid, verdict, reason, project_id, sector_id)
+	VALUES ('aiftest', 651, $a1, 'ok', 'ok', 'projb', 'energy')"
+psql -d "$AIFD_DB" -qc "ALTER TABLE aif.admissions RENAME TO admissions_away"
+answer=$(aif_send root a usage cluster=aiftest -- event=end job=651 node=n1 restart=0 gpus=1 time=$now \
+	start=$now uid="$a1" project=proja)
+psql -d "$AIFD_DB" -qc "ALTER TABLE aif.admissions_away RENAME TO admissions"
+assert_eq "error 0" "$(head -1 <<<"$answer") $(aif_field acked "$answer")" "job 651's end, admissions unreadable: $answer"
+assert_eq "could not read the admission of job 651" "$(aif_field message "$answer")" "its message"
+answer=$(aif_send root a usage cluster=aiftest -- event=end job=651 node=n1 restart=0 gpus=1 time=$now \
+	start=$now uid="$a1" project=proja)
+assert_eq "ok 1" "$(head -1 <<<"$answer") $(aif_field acked "$answer")" "job 651's end sent again: $answer"
+aifd_wait_settled "job 651"
+assert_eq projb "$(psql -d "$AIFD_DB" -Atc "SELECT project_id FROM aif.usage_intervals WHERE job_id = 651")" \
+	"job 651 charged to the project of its admission"
 
 # A database that stops answering (its backends stopped: SIGSTOP, as a hung server or a network
 # black hole looks to aifd) holds no request: an admission is decided without its history
