@@ -230,8 +230,31 @@ static int reserve_or_error(struct handler *h, struct worker *w, struct request 
 }
 
 /*
+ * The answer to an admit from the job's kept admission (recalled, or found kept first): a run
+ * after a requeue, whose last run's reservation went with that run, reserves again.
+ */
+static void reply_kept(struct handler *h, struct worker *w, struct request *req,
+		       const char *nonce, uint64_t job, uint64_t uid, struct admission *adm)
+{
+	char what[96];
+
+	log_debug("admission of job %llu: %s, as decided before", (unsigned long long)job,
+		  adm->verdict);
+	snprintf(what, sizeof(what), "admission of job %llu, run again", (unsigned long long)job);
+	if (strcmp(adm->verdict, "refuse") != 0 && adm->unreserved &&
+	    reserve_or_error(h, w, req, nonce, what, job, uid, adm) < 0)
+		return;
+	if (strcmp(adm->verdict, "refuse") == 0 && adm->unreserved)
+		log_msg(LOG_LEVEL_INFO, "%s: %s: %s", what, adm->reason, adm->diag.message);
+	reply_admission(h, req, nonce, adm, NULL, NULL);
+}
+
+/*
  * check and admit: the decision, on the current snapshot. An admission is decided once per
- * job (admissions.h): a later admit of the same job gets the first answer.
+ * job (admissions.h): a later admit of the same job gets the first answer. Its first admit
+ * costs one statement, keeping the decision (a later admit finds one kept first); a later one
+ * that this aifd remembers (admissions_remembered()), one recalling it; and so does a
+ * reserving admission's first, which must not reserve for an admission kept already.
  */
 static void handle_decision(struct handler *h, struct worker *w, struct request *req,
 			    const struct aif_proto_msg *m, uid_t sender, gid_t sender_gid)
@@ -252,18 +275,9 @@ static void handle_decision(struct handler *h, struct worker *w, struct request 
 		aif_proto_get_u64(&m->header, "job", UINT32_MAX, &job, NULL);
 		aif_proto_get_u64(&m->header, "uid", UINT32_MAX, &uid, NULL);
 		aif_proto_get_u64(&m->header, "gid", UINT32_MAX, &gid, NULL);
-		if (admissions_recall(&w->db, h->cluster, (uint32_t)job, (uint32_t)uid, &adm) == 1) {
-			log_debug("admission of job %llu: %s, as decided before",
-				  (unsigned long long)job, adm.verdict);
-			/* A run after a requeue: its last run's reservation went with that run. */
-			snprintf(what, sizeof(what), "admission of job %llu, run again",
-				 (unsigned long long)job);
-			if (strcmp(adm.verdict, "refuse") != 0 && adm.unreserved &&
-			    reserve_or_error(h, w, req, nonce, what, job, uid, &adm) < 0)
-				return;
-			if (strcmp(adm.verdict, "refuse") == 0 && adm.unreserved)
-				log_msg(LOG_LEVEL_INFO, "%s: %s: %s", what, adm.reason, adm.diag.message);
-			reply_admission(h, req, nonce, &adm, NULL, NULL);
+		if (admissions_remembered(h->cluster, (uint32_t)job, (uint32_t)uid) &&
+		    admissions_recall(&w->db, h->cluster, (uint32_t)job, (uint32_t)uid, &adm) == 1) {
+			reply_kept(h, w, req, nonce, job, uid, &adm);
 			return;
 		}
 		dr.kind = DECIDE_ADMIT;
@@ -303,16 +317,26 @@ static void handle_decision(struct handler *h, struct worker *w, struct request 
 	snprintf(what + strlen(what), sizeof(what) - strlen(what), " by %s (uid %llu)",
 		 id.user ? id.user : "a user without a name", (unsigned long long)uid);
 	identity_free(&id);
-	if (admit && dec.verdict != DECIDE_REFUSE && dec.reserve &&
-	    (reserved = reserve_or_error(h, w, req, nonce, what, job, uid, &adm)) < 0)
+	if (admit && dec.verdict != DECIDE_REFUSE && dec.reserve) {
+		struct admission kept;
+
+		if (admissions_recall(&w->db, h->cluster, (uint32_t)job, (uint32_t)uid, &kept) == 1) {
+			reply_kept(h, w, req, nonce, job, uid, &kept);
+			return;
+		}
+		if ((reserved = reserve_or_error(h, w, req, nonce, what, job, uid, &adm)) < 0)
+			return;
+	}
+	/* The first decision wins; without the database, this one stands alone (logged). A job
+	 * that waits is decided again when it starts again. */
+	if (admit && reserved != RESERVE_HELD &&
+	    admissions_keep(&w->db, h->cluster, (uint32_t)job, (uint32_t)uid, &adm) == 0) {
+		reply_kept(h, w, req, nonce, job, uid, &adm); /* kept first: adm is that one */
 		return;
+	}
 	if (strcmp(adm.verdict, "refuse") == 0 || admit)
 		log_msg(LOG_LEVEL_INFO, "%s: %s, project \"%s\"%s%s", what, adm.reason, project,
 			adm.diag.message[0] ? ": " : "", adm.diag.message);
-	/* The first decision wins; without the database, this one stands alone (logged). A job
-	 * that waits is decided again when it starts again. */
-	if (admit && reserved != RESERVE_HELD)
-		admissions_keep(&w->db, h->cluster, (uint32_t)job, (uint32_t)uid, &adm);
 	reply_admission(h, req, nonce, &adm, left[0] ? left : NULL, left_period);
 }
 

@@ -84,6 +84,13 @@ int admissions_recall(struct db *db, const char *cluster, uint32_t job, uint32_t
 	return rc;
 }
 
+bool admissions_remembered(const char *cluster, uint32_t job, uint32_t uid)
+{
+	struct admission adm;
+
+	return admission_memory_get(cluster, job, uid, &adm);
+}
+
 int admissions_recall_charging(struct db *db, const char *cluster, uint32_t job, uint32_t uid,
 			       struct admission *out)
 {
@@ -111,7 +118,7 @@ int admissions_keep(struct db *db, const char *cluster, uint32_t job, uint32_t u
 		failed(db, what, res, &lost);
 	} else if (strcmp(PQcmdTuples(res), "1") == 0) {
 		admission_memory_put(cluster, job, uid, decided);
-		rc = 0;
+		rc = 1;
 	} else { /* decided first elsewhere (another node's request, another aifd) */
 		rc = admissions_recall(db, cluster, job, uid, decided) == 1 ? 0 : -1;
 	}

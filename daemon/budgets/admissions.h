@@ -45,9 +45,13 @@ int admissions_recall(struct db *db, const char *cluster, uint32_t job, uint32_t
 int admissions_recall_charging(struct db *db, const char *cluster, uint32_t job, uint32_t uid,
 			       struct admission *out);
 
+/* Whether this aifd remembers job's admission for uid: one is likely kept (admission_memory.h). */
+bool admissions_remembered(const char *cluster, uint32_t job, uint32_t uid);
+
 /*
  * Keep *decided as the job's admission unless one is kept already: then *decided becomes that
- * one (the first decision wins). Returns 0, or -1 when the database failed (logged).
+ * one (the first decision wins). Returns 1 when *decided was kept, 0 when it became the one
+ * kept first, -1 when the database failed (logged).
  */
 int admissions_keep(struct db *db, const char *cluster, uint32_t job, uint32_t uid,
 		    struct admission *decided);

@@ -497,6 +497,24 @@ back=$(($(count_log "$back_re") - back_before))
 (($(count_log "$any_re") > any_before)) || fail "aifd did not see the database fail while aif.admissions was locked"
 ((back <= 4)) || fail "admissions reconnected $back times while the database did not answer (goal: at most once per worker)"
 
+# A job's first admission costs one statement: it keeps its decision, and reads a kept one only
+# when one was kept first. Here no read could be answered (the read of an admission reads
+# aif.reservations, locked for 3 s): the first admit of job 690 is answered at once and kept,
+# and no worker sees the database fail.
+any_before=$(count_log "$any_re")
+psql -d "$AIFD_DB" -qc "BEGIN; LOCK TABLE aif.reservations IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT" \
+	>/dev/null &
+locker=$!
+wait_sql "SELECT count(*) FROM pg_locks WHERE relation = 'aif.reservations'::regclass AND granted
+	AND mode = 'AccessExclusiveLock'" 1 "aif.reservations locked" 5
+timed_send root a admit job=690 uid="$a1" gid="$g1" project=projb
+assert_eq "ok projb" "$(head -1 <<<"$answer") $(aif_field project "$answer")" "job 690's first admit: $answer"
+((ms < 400)) || fail "job 690's first admit took $ms ms: it waited for a read (goal: no read, < 400 ms)"
+assert_eq "$any_before" "$(count_log "$any_re")" "warnings of admissions failing, aif.reservations locked"
+wait "$locker"
+assert_eq "ok|projb" "$(psql -d "$AIFD_DB" -Atc "SELECT verdict, project_id FROM aif.admissions WHERE job_id = 690")" \
+	"job 690's admission kept"
+
 # The usage writer's backend stopped too: usage is not answered while the writer waits; after
 # 10 s new usage is answered "error" at once (the nodes spool it); after 20 s the writer drops
 # the connection and writes everything on a new one.
