@@ -238,9 +238,10 @@ static void reply_kept(struct handler *h, struct worker *w, struct request *req,
 {
 	char what[96];
 
-	log_debug("admission of job %llu: %s, as decided before", (unsigned long long)job,
-		  adm->verdict);
-	snprintf(what, sizeof(what), "admission of job %llu, run again", (unsigned long long)job);
+	log_debug("admission of job %llu (uid %llu): %s, as decided before",
+		  (unsigned long long)job, (unsigned long long)uid, adm->verdict);
+	snprintf(what, sizeof(what), "admission of job %llu (uid %llu), run again",
+		 (unsigned long long)job, (unsigned long long)uid);
 	if (strcmp(adm->verdict, "refuse") != 0 && adm->unreserved &&
 	    reserve_or_error(h, w, req, nonce, what, job, uid, adm) < 0)
 		return;
@@ -251,10 +252,12 @@ static void reply_kept(struct handler *h, struct worker *w, struct request *req,
 
 /*
  * check and admit: the decision, on the current snapshot. An admission is decided once per
- * job (admissions.h): a later admit of the same job gets the first answer. Its first admit
- * costs one statement, keeping the decision (a later admit finds one kept first); a later one
- * that this aifd remembers (admissions_remembered()), one recalling it; and so does a
- * reserving admission's first, which must not reserve for an admission kept already.
+ * job (admissions.h): a later admit of the same job gets the first answer. A job's first admit
+ * costs one statement, keeping the decision; a later one that this aifd remembers
+ * (admissions_remembered()), one recalling it; and so does a reserving admission's first, which
+ * must not reserve for an admission kept already. A later admit not remembered (another node's
+ * at the same moment, after a restart, a long job's step after 4096 later jobs) finds the kept
+ * one by trying to keep its own: two statements, and then it is remembered.
  */
 static void handle_decision(struct handler *h, struct worker *w, struct request *req,
 			    const struct aif_proto_msg *m, uid_t sender, gid_t sender_gid)

@@ -1,20 +1,21 @@
 /*
- * admission_memory: the admissions this aifd kept or read in the last hour, in memory, so that
- * a usage record's charge (the project of its job's admission: handler.c) does not read
+ * admission_memory: the admissions this aifd kept or read lately, in memory, so that a usage
+ * record's charge (the project of its job's admission: handler.c) does not read
  * aif.admissions again: otherwise the end of each node of a job costs a statement, two of the
  * three a two-node job's admission and usage read from aif.admissions.
  *
- * Only what PostgreSQL holds is remembered, and it stays true for as long as it is remembered:
- * a kept admission changes only when a later job of the same id is admitted (another uid, or
- * one decided more than 30 days ago: aif.admission_current()), and every admission of this
- * cluster passes through this aifd, which then remembers the later one instead. An hour is far
- * inside those 30 days; and a job that ends is current anyway (reconciliation saw it run). The
- * hour bounds the cost of the rare case this cannot see: an operator's hand in aif.admissions.
- * An admission's `unreserved` is not remembered (it changes with the job's runs): an admit
- * always reads the database.
+ * Remembered: what PostgreSQL held when aifd kept or read it, for an hour at most, and until a
+ * later job of the same slot (job id modulo the slots: 4096 later jobs) takes its place. A
+ * kept admission changes only when a later job of its id is admitted (another uid, or one
+ * decided more than 30 days ago: aif.admission_current()); admitted by this aifd, the later
+ * one replaces the earlier here too. What this cannot see (the later job admitted by another
+ * aifd of the cluster, a worker's read racing another's replacement, an operator's edit) is a
+ * later job of another uid: the earlier job's late end is then charged to the project that job
+ * was admitted for, as it would have been before the later job came, never to one its user was
+ * not admitted to; the later job's records, of its own uid, read the database. An admission's
+ * `unreserved` is not remembered (it changes with the job's runs): an admit reads the database.
  *
- * One slot per job id modulo the slots, replaced by any later job of the slot: bounded memory
- * (about 1.3 MB), one mutex held for a copy, nothing to expire but by age.
+ * Bounded: about 1.5 MiB, one mutex held for a copy, nothing to expire but by age and slot.
  */
 #ifndef AIFD_ADMISSION_MEMORY_H
 #define AIFD_ADMISSION_MEMORY_H

@@ -33,7 +33,7 @@ struct admission {
 /*
  * The job's current admission for uid: 1 with *out, 0 when none yet (or only an earlier job's
  * of the same id: another uid, or older than any job runs), -1 when the database failed
- * (logged).
+ * (logged). What it finds is remembered, what it does not, forgotten (admission_memory.h).
  */
 int admissions_recall(struct db *db, const char *cluster, uint32_t job, uint32_t uid,
 		      struct admission *out);

@@ -425,6 +425,15 @@ assert_eq "ok 1" "$(head -1 <<<"$answer") $(aif_field acked "$answer")" "job 651
 aifd_wait_settled "job 651"
 assert_eq projb "$(psql -d "$AIFD_DB" -Atc "SELECT project_id FROM aif.usage_intervals WHERE job_id = 651")" \
 	"job 651 charged to the project of its admission"
+# An admit of a job whose admission aifd does not remember (kept by another aifd) gets that
+# one: its own decision (ok, projb) is not kept over it.
+psql -d "$AIFD_DB" -qc "INSERT INTO aif.admissions (cluster, job_id, uid, verdict, reason, message)
+	VALUES ('aiftest', 652, $a1, 'refuse', 'not-member', 'refused by the other aifd')"
+answer=$(aif_send root a admit job=652 uid="$a1" gid="$g1" project=projb)
+assert_eq "refuse|refused by the other aifd" "$(head -1 <<<"$answer")|$(aif_field message "$answer")" \
+	"job 652's admit, kept elsewhere: $answer"
+assert_eq "refuse|1" "$(psql -d "$AIFD_DB" -Atc "SELECT verdict, count(*) OVER () FROM aif.admissions
+	WHERE job_id = 652")" "job 652's admission as kept elsewhere"
 
 # A database that stops answering (its backends stopped: SIGSTOP, as a hung server or a network
 # black hole looks to aifd) holds no request: an admission is decided without its history
