@@ -394,15 +394,21 @@ assert_eq "refuse" "$(head -1 <<<"$answer")" "job 500 of uid 4242 after 31 days,
 assert_eq "refuse|t" "$(psql -d "$AIFD_DB" -Atc "SELECT verdict, decided_at > now() - interval '1 minute'
 	FROM aif.admissions WHERE job_id = 500")" "job 500's admission replaced"
 
+# send_end JOB [away]: JOB's end on n1, of a1, naming proja (which a1 may use), in $answer;
+# with "away", while aif.admissions cannot be read (renamed away). No GPU-hours: projb's
+# figures below stay.
+send_end() {
+	[[ ${2-} != away ]] || psql -d "$AIFD_DB" -qc "ALTER TABLE aif.admissions RENAME TO admissions_away"
+	answer=$(aif_send root a usage cluster=aiftest -- event=end job="$1" node=n1 restart=0 gpus=1 \
+		time="$now" start="$now" uid="$a1" project=proja)
+	[[ ${2-} != away ]] || psql -d "$AIFD_DB" -qc "ALTER TABLE aif.admissions_away RENAME TO admissions"
+}
 # The end of a job this aifd admitted is charged from its memory of the admission
 # (daemon/budgets/admission_memory.h), without reading aif.admissions: even while it cannot be
-# read. Here to projb, although the record names proja, which its user may use.
+# read. Here to projb, although the record names proja.
 answer=$(aif_send root a admit job=650 uid="$a1" gid="$g1" project=projb)
 assert_eq "ok projb" "$(head -1 <<<"$answer") $(aif_field project "$answer")" "job 650's admission: $answer"
-psql -d "$AIFD_DB" -qc "ALTER TABLE aif.admissions RENAME TO admissions_away"
-answer=$(aif_send root a usage cluster=aiftest -- event=end job=650 node=n1 restart=0 gpus=1 time=$now \
-	start=$now uid="$a1" project=proja) # no GPU-hours: projb's figures below stay
-psql -d "$AIFD_DB" -qc "ALTER TABLE aif.admissions_away RENAME TO admissions"
+send_end 650 away
 assert_eq "ok 1" "$(head -1 <<<"$answer") $(aif_field acked "$answer")" "job 650's end, admissions unreadable: $answer"
 aifd_wait_settled "job 650"
 assert_eq projb "$(psql -d "$AIFD_DB" -Atc "SELECT project_id FROM aif.usage_intervals WHERE job_id = 650")" \
@@ -413,14 +419,10 @@ assert_eq projb "$(psql -d "$AIFD_DB" -Atc "SELECT project_id FROM aif.usage_int
 # Job 651's admission was kept by another aifd (here by hand, as before a restart of aifd).
 psql -d "$AIFD_DB" -qc "INSERT INTO aif.admissions (cluster, job_id, uid, verdict, reason, project_id, sector_id)
 	VALUES ('aiftest', 651, $a1, 'ok', 'ok', 'projb', 'energy')"
-psql -d "$AIFD_DB" -qc "ALTER TABLE aif.admissions RENAME TO admissions_away"
-answer=$(aif_send root a usage cluster=aiftest -- event=end job=651 node=n1 restart=0 gpus=1 time=$now \
-	start=$now uid="$a1" project=proja)
-psql -d "$AIFD_DB" -qc "ALTER TABLE aif.admissions_away RENAME TO admissions"
+send_end 651 away
 assert_eq "error 0" "$(head -1 <<<"$answer") $(aif_field acked "$answer")" "job 651's end, admissions unreadable: $answer"
 assert_eq "could not read the admission of job 651" "$(aif_field message "$answer")" "its message"
-answer=$(aif_send root a usage cluster=aiftest -- event=end job=651 node=n1 restart=0 gpus=1 time=$now \
-	start=$now uid="$a1" project=proja)
+send_end 651
 assert_eq "ok 1" "$(head -1 <<<"$answer") $(aif_field acked "$answer")" "job 651's end sent again: $answer"
 aifd_wait_settled "job 651"
 assert_eq projb "$(psql -d "$AIFD_DB" -Atc "SELECT project_id FROM aif.usage_intervals WHERE job_id = 651")" \
