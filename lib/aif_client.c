@@ -34,6 +34,17 @@ struct aif_client {
 	void *encode_arg;
 	munge_ctx_t munge;
 	uint64_t requests; /* mixed into the nonce if getrandom() fails */
+	/* The request sent and not yet answered (aif_client_send_by() to aif_client_receive()). */
+	struct {
+		bool pending;
+		bool reused;  /* over a connection kept from an earlier request */
+		bool retried; /* sent again once over a new connection */
+		enum aif_proto_kind kind;
+		char nonce[AIF_PROTO_NONCE_LEN + 1];
+		char *payload;
+		size_t len;
+		int64_t deadline_ms;
+	} sent;
 };
 
 static const char *errstr(int err, char *buf, size_t size)
@@ -132,10 +143,19 @@ static void disconnect(struct aif_client *c)
 	c->fd = -1;
 }
 
+/* Forgets the request in flight, if any. */
+static void sent_clear(struct aif_client *c)
+{
+	free(c->sent.payload);
+	c->sent.payload = NULL;
+	c->sent.pending = false;
+}
+
 void aif_client_free(struct aif_client *c)
 {
 	if (!c)
 		return;
+	sent_clear(c);
 	disconnect(c);
 	if (c->munge)
 		munge_ctx_destroy(c->munge);
@@ -322,40 +342,160 @@ static int build_payload(const struct aif_client *c, const struct aif_proto_msg 
 	return 0;
 }
 
-/* One attempt over the current or a new connection: 1 = response body read, -1 = failed. */
-static int exchange(struct aif_client *c, const char *payload, size_t plen, int64_t deadline_ms,
-		    char **body, size_t *blen, bool *retry, struct aif_diag *diag)
+/*
+ * aifd may close idle connections: a request that failed at once on a kept one is worth one
+ * more try over a new connection (every protocol 1 request is idempotent).
+ */
+static bool worth_retry(const struct aif_client *c, bool reused, int err)
+{
+	return reused && !c->sent.retried && (err == ECONNRESET || err == EPIPE);
+}
+
+/* The request in flight, over the kept connection or a new one: 0, or -1 (disconnected). */
+static int send_attempt(struct aif_client *c, bool *retry, struct aif_diag *diag)
 {
 	bool reused = c->fd >= 0;
 	char *cred = NULL;
 	int rc;
 
 	*retry = false;
-	if (munge_payload(c, payload, plen, &cred, diag) < 0)
+	c->sent.reused = reused;
+	if (munge_payload(c, c->sent.payload, c->sent.len, &cred, diag) < 0)
 		return -1;
-	if (!reused && client_connect(c, deadline_ms, diag) < 0) {
+	if (!reused && client_connect(c, c->sent.deadline_ms, diag) < 0) {
 		free(cred);
 		return -1;
 	}
-	rc = aif_proto_write_frame(c->fd, cred, strlen(cred), deadline_ms, c->peer, diag);
+	rc = aif_proto_write_frame(c->fd, cred, strlen(cred), c->sent.deadline_ms, c->peer, diag);
 	free(cred);
 	if (rc == 0)
-		rc = aif_proto_read_frame(c->fd, body, blen, AIF_PROTO_MAX_FRAME, deadline_ms, c->peer,
-					  diag);
+		return 0;
+	*retry = worth_retry(c, reused, errno);
+	disconnect(c);
+	return -1;
+}
+
+/* Sends the request in flight, once more over a new connection when that is worth it. */
+static int send_sent(struct aif_client *c, struct aif_diag *diag)
+{
+	bool retry;
+
+	if (send_attempt(c, &retry, diag) == 0)
+		return 0;
+	if (!retry)
+		return -1;
+	c->sent.retried = true;
+	return send_attempt(c, &retry, diag);
+}
+
+int aif_client_send_by(struct aif_client *c, const struct aif_proto_msg *request,
+		       int64_t deadline_ms, struct aif_diag *diag)
+{
+	int64_t now = aif_clock_ms();
+
+	if (c->sent.pending)
+		disconnect(c); /* its response, should it come, must not pass for this one's */
+	sent_clear(c);
+	if (deadline_ms - now > (int64_t)c->timeout_ms)
+		deadline_ms = now + (int64_t)c->timeout_ms;
+	c->wait_ms = deadline_ms > now ? (unsigned long)(deadline_ms - now) : 0;
+	c->requests++;
+	if (build_payload(c, request, c->sent.nonce, &c->sent.payload, &c->sent.len, diag) < 0)
+		return -1;
+	c->sent.kind = request->kind;
+	c->sent.deadline_ms = deadline_ms;
+	c->sent.retried = false;
+	if (send_sent(c, diag) < 0) {
+		sent_clear(c);
+		return -1;
+	}
+	c->sent.pending = true;
+	return 0;
+}
+
+/* The response's body: 1, or -1 (disconnected; *retry when worth sending again). */
+static int receive_attempt(struct aif_client *c, char **body, size_t *blen, bool *retry,
+			   struct aif_diag *diag)
+{
+	int rc = aif_proto_read_frame(c->fd, body, blen, AIF_PROTO_MAX_FRAME, c->sent.deadline_ms,
+				      c->peer, diag);
+
+	*retry = false;
 	if (rc == 1)
 		return 1;
 	if (rc == 0) {
 		aif_diag_message(diag, "%s closed the connection without answering", c->peer);
 		errno = ECONNRESET;
 	}
-	/* aifd may close idle connections: a kept one that failed at once is worth one retry */
-	*retry = reused && (errno == ECONNRESET || errno == EPIPE);
+	*retry = worth_retry(c, c->sent.reused, errno);
 	if (errno == ETIMEDOUT) {
 		aif_diag_clear(diag);
 		aif_diag_message(diag, "timed out after %lu ms waiting for %s", c->wait_ms, c->peer);
 	}
 	disconnect(c);
 	return -1;
+}
+
+/* The response's body, sending the request again once when that is worth it: 1, or -1. */
+static int receive_body(struct aif_client *c, char **body, size_t *blen, struct aif_diag *diag)
+{
+	bool retry;
+
+	if (receive_attempt(c, body, blen, &retry, diag) == 1)
+		return 1;
+	if (!retry)
+		return -1;
+	c->sent.retried = true;
+	if (send_attempt(c, &retry, diag) < 0)
+		return -1;
+	return receive_attempt(c, body, blen, &retry, diag);
+}
+
+int aif_client_receive(struct aif_client *c, struct aif_proto_msg *response, struct aif_diag *diag)
+{
+	char *body = NULL;
+	size_t blen = 0;
+	struct aif_diag inner;
+	const char *echo;
+	int rc;
+
+	aif_proto_msg_init(response, AIF_PROTO_NONE);
+	if (!c->sent.pending) {
+		aif_diag_clear(diag);
+		aif_diag_message(diag, "internal error: no request sent to %s", c->peer);
+		return -1;
+	}
+	rc = receive_body(c, &body, &blen, diag);
+	if (rc < 0) {
+		sent_clear(c);
+		return -1;
+	}
+	rc = aif_proto_decode(body, blen, response, &inner);
+	free(body);
+	if (rc == 0)
+		rc = aif_proto_validate_response(response, c->sent.kind, &inner);
+	if (rc < 0) {
+		aif_diag_clear(diag);
+		aif_diag_message(diag, "invalid response from %s", c->peer);
+		aif_diag_detail(diag, "%s", inner.message);
+		aif_proto_msg_free(response);
+		disconnect(c);
+		sent_clear(c);
+		return -1;
+	}
+	echo = aif_proto_get(&response->header, "nonce");
+	if (echo && strcmp(echo, c->sent.nonce) != 0) {
+		aif_diag_clear(diag);
+		aif_diag_message(diag, "response from %s does not match the request", c->peer);
+		aif_diag_detail(diag, "The request's nonce is %s, the response's %s.", c->sent.nonce, echo);
+		aif_proto_msg_free(response);
+		disconnect(c);
+		sent_clear(c);
+		return -1;
+	}
+	sent_clear(c);
+	aif_diag_clear(diag);
+	return 0;
 }
 
 int aif_client_request(struct aif_client *c, const struct aif_proto_msg *request,
@@ -367,50 +507,9 @@ int aif_client_request(struct aif_client *c, const struct aif_proto_msg *request
 int aif_client_request_by(struct aif_client *c, const struct aif_proto_msg *request,
 			  struct aif_proto_msg *response, int64_t deadline_ms, struct aif_diag *diag)
 {
-	int64_t now = aif_clock_ms();
-	char nonce[AIF_PROTO_NONCE_LEN + 1];
-	char *payload, *body = NULL;
-	size_t plen, blen = 0;
-	struct aif_diag inner;
-	const char *echo;
-	bool retry;
-	int rc;
-
-	aif_proto_msg_init(response, AIF_PROTO_NONE);
-	if (deadline_ms - now > (int64_t)c->timeout_ms)
-		deadline_ms = now + (int64_t)c->timeout_ms;
-	c->wait_ms = deadline_ms > now ? (unsigned long)(deadline_ms - now) : 0;
-	c->requests++;
-	if (build_payload(c, request, nonce, &payload, &plen, diag) < 0)
-		return -1;
-	rc = exchange(c, payload, plen, deadline_ms, &body, &blen, &retry, diag);
-	if (rc < 0 && retry)
-		rc = exchange(c, payload, plen, deadline_ms, &body, &blen, &retry, diag);
-	free(payload);
-	if (rc < 0)
-		return -1;
-
-	rc = aif_proto_decode(body, blen, response, &inner);
-	free(body);
-	if (rc == 0)
-		rc = aif_proto_validate_response(response, request->kind, &inner);
-	if (rc < 0) {
-		aif_diag_clear(diag);
-		aif_diag_message(diag, "invalid response from %s", c->peer);
-		aif_diag_detail(diag, "%s", inner.message);
-		aif_proto_msg_free(response);
-		disconnect(c);
+	if (aif_client_send_by(c, request, deadline_ms, diag) < 0) {
+		aif_proto_msg_init(response, AIF_PROTO_NONE);
 		return -1;
 	}
-	echo = aif_proto_get(&response->header, "nonce");
-	if (echo && strcmp(echo, nonce) != 0) {
-		aif_diag_clear(diag);
-		aif_diag_message(diag, "response from %s does not match the request", c->peer);
-		aif_diag_detail(diag, "The request's nonce is %s, the response's %s.", nonce, echo);
-		aif_proto_msg_free(response);
-		disconnect(c);
-		return -1;
-	}
-	aif_diag_clear(diag);
-	return 0;
+	return aif_client_receive(c, response, diag);
 }

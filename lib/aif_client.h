@@ -66,4 +66,16 @@ int aif_client_request(struct aif_client *c, const struct aif_proto_msg *request
 int aif_client_request_by(struct aif_client *c, const struct aif_proto_msg *request,
 			  struct aif_proto_msg *response, int64_t deadline_ms, struct aif_diag *diag);
 
+/*
+ * aif_client_request_by() in two halves, for a caller with work of its own to do while aifd
+ * answers (slurmstepd sets up the step meanwhile). aif_client_send_by() sends the request:
+ * 0, or -1 with diag (nothing in flight). aif_client_receive() waits for its response, by the
+ * deadline given to the send (a response already received is read whatever the time), and
+ * returns as aif_client_request_by() does. One request in flight per client; a send forgets an
+ * earlier one that was never received.
+ */
+int aif_client_send_by(struct aif_client *c, const struct aif_proto_msg *request,
+		       int64_t deadline_ms, struct aif_diag *diag);
+int aif_client_receive(struct aif_client *c, struct aif_proto_msg *response, struct aif_diag *diag);
+
 #endif

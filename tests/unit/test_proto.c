@@ -1013,6 +1013,77 @@ static void test_client_timeout(void **state)
 	assert_int_equal(s.requests, 1);
 }
 
+/*
+ * A request in two halves (slurmstepd's admission: sent in init_post_opt, read in user_init):
+ * an answer that came while the caller did other work is read even after the deadline; the
+ * wait for one that does not come counts from the send; a second send never takes the first
+ * one's answer; a receive with nothing sent fails.
+ */
+static void test_client_send_then_receive(void **state)
+{
+	struct server s;
+	struct aif_client *c;
+	struct aif_proto_msg req, resp;
+	struct aif_diag d;
+	char expected[256];
+	int64_t start;
+	(void)state;
+
+	server_start(&s, SERVE_OK, false);
+	c = client_for(&s, 100);
+	make_check(&req, "early");
+	assert_int_equal(aif_client_send_by(c, &req, INT64_MAX, &d), 0);
+	aif_proto_msg_free(&req);
+	usleep(250000); /* past the 100 ms deadline: the answer has been waiting */
+	assert_int_equal(aif_client_receive(c, &resp, &d), 0);
+	assert_int_equal(resp.kind, AIF_PROTO_OK);
+	assert_string_equal(aif_proto_get(&resp.header, "project"), "early");
+	aif_proto_msg_free(&resp);
+
+	assert_int_equal(aif_client_receive(c, &resp, &d), -1);
+	snprintf(expected, sizeof(expected), "internal error: no request sent to aifd at %s", s.net.path);
+	assert_string_equal(d.message, expected);
+	assert_int_equal(resp.kind, AIF_PROTO_NONE);
+	aif_client_free(c);
+	server_stop(&s);
+
+	/*
+	 * Two sends, one receive: the answer is the second request's. The first connection is
+	 * dropped with its answer unread, which the server reads as a reset: not checked.
+	 */
+	server_start(&s, SERVE_OK, false);
+	c = client_for(&s, 2000);
+	make_check(&req, "first");
+	assert_int_equal(aif_client_send_by(c, &req, INT64_MAX, &d), 0);
+	aif_proto_msg_free(&req);
+	usleep(50000); /* the first one's answer is on its way */
+	make_check(&req, "second");
+	assert_int_equal(aif_client_send_by(c, &req, INT64_MAX, &d), 0);
+	aif_proto_msg_free(&req);
+	assert_int_equal(aif_client_receive(c, &resp, &d), 0);
+	assert_string_equal(aif_proto_get(&resp.header, "project"), "second");
+	aif_proto_msg_free(&resp);
+	aif_client_free(c);
+	fake_server_stop(&s.net);
+	assert_int_equal(s.net.connections, 2);
+	assert_int_equal(s.requests, 2);
+
+	/* No answer: the receive gives up when the request's time is up, counted from the send. */
+	server_start(&s, SERVE_SILENT, false);
+	c = client_for(&s, 300);
+	make_check(&req, "p");
+	assert_int_equal(aif_client_send_by(c, &req, INT64_MAX, &d), 0);
+	aif_proto_msg_free(&req);
+	usleep(200000);
+	start = aif_clock_ms();
+	assert_int_equal(aif_client_receive(c, &resp, &d), -1);
+	assert_true(aif_clock_ms() - start < 200);
+	snprintf(expected, sizeof(expected), "timed out after 300 ms waiting for aifd at %s", s.net.path);
+	assert_string_equal(d.message, expected);
+	aif_client_free(c);
+	server_stop(&s);
+}
+
 static void test_client_errors(void **state)
 {
 	struct aif_client_options o = {.server = "/nonexistent/aifd.sock", .encode = fake_encode};
@@ -1112,6 +1183,7 @@ int main(void)
 		cmocka_unit_test(test_client_bad_responses),
 		cmocka_unit_test(test_client_error_without_nonce),
 		cmocka_unit_test(test_client_timeout),
+		cmocka_unit_test(test_client_send_then_receive),
 		cmocka_unit_test(test_client_errors),
 		cmocka_unit_test(test_client_addresses),
 	};
