@@ -11,17 +11,37 @@
  * failure (aifd not reached, no answer in time) is left to on_unreachable; any answer that is
  * not "ok" or "warn" refuses, "error" included: an admission aifd could not accept is no
  * admission (docs/protocol.md).
+ *
+ * The answer is read in user_init, the last callback before slurmstepd forks the tasks: aifd
+ * decides while slurmstepd sets the step up (its I/O, the job container, the user's
+ * environment), so the admission adds to the step's start only what is left of its wait then.
+ * No task runs before it is read: task_init reads it should user_init not have (never on the
+ * releases we support: docs/slurm.md "A step's callbacks, in order").
  */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <slurm/slurm.h>
 #include <slurm/spank.h>
 
+#include "aif_client.h"
 #include "plugin.h"
 
-/* This slurmstepd's step: decided in init_post_opt, read in task_init (forked after it). */
+/*
+ * This slurmstepd's step: asked in init_post_opt, answered in user_init, read in task_init
+ * (forked after both). With SlurmdParameters=contain_spank, user_init runs in a child that
+ * shares this memory but not the file descriptors (docs/slurm.md): the client is then the
+ * sender's to free, in exit, with slurmstepd's copy of the connection. (Should the child have
+ * closed its copy on a failure, slurmstepd's stays open until the step ends; aifd closes its
+ * end when idle.)
+ */
 static struct {
+	struct aif_client *asking; /* the admit sent, its answer not yet read or not yet freed */
+	bool answered;
+	pid_t sender;
+	uint32_t job;
+	const struct plugin_settings *settings;
 	bool refused;
 	struct aif_diag diag;
 } step;
@@ -57,7 +77,7 @@ void admit_step(spank_t sp, const struct plugin_settings *s)
 {
 	uint32_t job, stepid, uid, gid;
 	const char *project = options_project(sp), *sector = options_sector(sp);
-	struct aif_proto_msg req, ans;
+	struct aif_proto_msg req;
 	struct aif_diag diag;
 
 	if (item_u32(sp, S_JOB_ID, &job) < 0 || item_u32(sp, S_JOB_STEPID, &stepid) < 0 ||
@@ -75,7 +95,6 @@ void admit_step(spank_t sp, const struct plugin_settings *s)
 		return;
 	}
 	aif_proto_msg_init(&req, AIF_PROTO_ADMIT);
-	aif_proto_msg_init(&ans, AIF_PROTO_NONE);
 	if (aif_proto_set_u64(&req.header, "job", job) < 0 ||
 	    aif_proto_set_u64(&req.header, "uid", uid) < 0 ||
 	    aif_proto_set_u64(&req.header, "gid", gid) < 0 ||
@@ -84,27 +103,66 @@ void admit_step(spank_t sp, const struct plugin_settings *s)
 		aif_diag_message(&diag, "invalid project or sector name");
 		aif_diag_hint(&diag, "Check --aif-project, --aif-sector, AIF_PROJECT and AIF_SECTOR.");
 		refuse(&diag);
-	} else if (client_ask(s, &req, &ans, &diag) < 0) {
+	} else if (!(step.asking = client_send(s, &req, &diag))) {
 		unreachable(s, job, &diag);
-	} else if (ans.kind == AIF_PROTO_REFUSE && !s->require_project && client_answer_is_no_project(&ans)) {
+	} else {
+		step.sender = getpid();
+		step.job = job;
+		step.settings = s;
+	}
+	aif_proto_msg_free(&req);
+}
+
+/* aifd's answer to the admit sent, or the transport's failure (rc < 0, diag). */
+static void judge(int rc, struct aif_proto_msg *ans, struct aif_diag *diag)
+{
+	const struct plugin_settings *s = step.settings;
+	uint32_t job = step.job;
+
+	if (rc < 0) {
+		unreachable(s, job, diag);
+	} else if (ans->kind == AIF_PROTO_REFUSE && !s->require_project && client_answer_is_no_project(ans)) {
 		slurm_info("aif: job %u runs untagged: its user is a member of no project (require_project=no)",
 			   job);
-	} else if (ans.kind == AIF_PROTO_REFUSE) {
-		aif_proto_response_diag(&ans, &diag);
-		refuse(&diag);
-		slurm_info("aif: job %u refused: %s", job, diag.message);
-	} else if (ans.kind == AIF_PROTO_ERROR) {
-		client_error_refusal(&ans, "admit", &diag);
-		refuse(&diag);
+	} else if (ans->kind == AIF_PROTO_REFUSE) {
+		aif_proto_response_diag(ans, diag);
+		refuse(diag);
+		slurm_info("aif: job %u refused: %s", job, diag->message);
+	} else if (ans->kind == AIF_PROTO_ERROR) {
+		client_error_refusal(ans, "admit", diag);
+		refuse(diag);
 		slurm_info("aif: job %u refused: aifd answered error: %s", job, step.diag.detail);
 	}
+}
+
+void admit_answer(void)
+{
+	struct aif_proto_msg ans;
+	struct aif_diag diag;
+	int rc;
+
+	if (!step.asking || step.answered)
+		return;
+	aif_diag_clear(&diag);
+	rc = aif_client_receive(step.asking, &ans, &diag);
+	step.answered = true;
+	judge(rc, &ans, &diag);
 	aif_proto_msg_free(&ans);
-	aif_proto_msg_free(&req);
+	admit_exit();
+}
+
+void admit_exit(void)
+{
+	if (step.asking && getpid() == step.sender) {
+		aif_client_free(step.asking);
+		step.asking = NULL;
+	}
 }
 
 int admit_task(spank_t sp)
 {
 	(void)sp;
+	admit_answer();
 	if (!step.refused)
 		return 0;
 	/* In task_init, slurm_error() writes to the job's stderr. */

@@ -53,6 +53,17 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 	return 0;
 }
 
+/* The last callback before the tasks fork (as the user): aifd's answer to the admit. */
+int slurm_spank_user_init(spank_t sp, int ac, char **av)
+{
+	(void)sp;
+	(void)ac;
+	(void)av;
+	if (settings_ok && spank_context() == S_CTX_REMOTE)
+		admit_answer();
+	return 0;
+}
+
 int slurm_spank_task_init(spank_t sp, int ac, char **av)
 {
 	(void)ac;
@@ -60,6 +71,16 @@ int slurm_spank_task_init(spank_t sp, int ac, char **av)
 	if (!settings_ok || spank_context() != S_CTX_REMOTE)
 		return 0;
 	return admit_task(sp);
+}
+
+int slurm_spank_exit(spank_t sp, int ac, char **av)
+{
+	(void)sp;
+	(void)ac;
+	(void)av;
+	if (spank_context() == S_CTX_REMOTE)
+		admit_exit();
+	return 0;
 }
 
 /* job_prolog and job_epilog: init is not called in this context; parse here. */

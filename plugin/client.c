@@ -39,6 +39,18 @@ int client_ask(const struct plugin_settings *s, const struct aif_proto_msg *requ
 	return client_ask_by(s, request, answer, INT64_MAX, diag);
 }
 
+struct aif_client *client_send(const struct plugin_settings *s, const struct aif_proto_msg *request,
+			       struct aif_diag *diag)
+{
+	struct aif_client *client = client_new(s, diag);
+
+	if (client && aif_client_send_by(client, request, INT64_MAX, diag) < 0) {
+		aif_client_free(client);
+		return NULL;
+	}
+	return client;
+}
+
 bool client_answer_is_no_project(const struct aif_proto_msg *answer)
 {
 	const char *reason = aif_proto_get(&answer->header, "reason");

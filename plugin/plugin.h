@@ -8,7 +8,7 @@
  *   admit.c     remote context (slurmstepd): the authoritative admission; the refusal in task_init
  *   account.c   job_script context (prolog/epilog): per-node usage records, and the spool
  *   runs.c      job_script context: the run a node's prolog started, for its epilog
- *   client.c    one request to aifd
+ *   client.c    one request to aifd, whole or in two halves
  * and aif-pelog, the program that records usage as Prolog= and Epilog= under
  * PrologFlags=RunInJob, where Slurm calls no SPANK job_prolog or job_epilog (docs/slurm.md):
  *   pelog.c     its main: which job, prolog or epilog, then account.c
@@ -71,9 +71,14 @@ bool name_has_control(const char *v);
 /* Allocator/local context, init_post_opt: 0, or -1 after printing the refusal. */
 int submit_check(spank_t sp, const struct plugin_settings *s);
 
-/* Remote context: ask aifd in init_post_opt (never fails); refuse in task_init (0 or -1). */
+/*
+ * Remote context: ask aifd in init_post_opt (never fails), read its answer in user_init,
+ * refuse in task_init (0 or -1); exit frees what the asking process still holds.
+ */
 void admit_step(spank_t sp, const struct plugin_settings *s);
+void admit_answer(void);
 int admit_task(spank_t sp);
+void admit_exit(void);
 
 /*
  * job_script context: the start (prolog) or end (epilog) of job's allocation on this node,
@@ -122,6 +127,13 @@ int client_ask(const struct plugin_settings *s, const struct aif_proto_msg *requ
 /* The same, done by deadline_ms (aif_clock_ms()): for the prolog and epilog's one budget. */
 int client_ask_by(const struct plugin_settings *s, const struct aif_proto_msg *request,
 	       struct aif_proto_msg *answer, int64_t deadline_ms, struct aif_diag *diag);
+
+/*
+ * The first half of client_ask(): request sent by a new client, whose answer is then read with
+ * aif_client_receive(); NULL with diag when it could not be sent.
+ */
+struct aif_client *client_send(const struct plugin_settings *s, const struct aif_proto_msg *request,
+			       struct aif_diag *diag);
 
 /*
  * aifd refused because no project was given and the user is a member of none (reason

@@ -9,7 +9,8 @@
 # job is not refused once its project is exhausted; a control character in AIF_PROJECT, or a
 # missing or false SLURM_CLUSTER_NAME in a step's environment, refuses the step (never an
 # "error" that on_unreachable=allow lets through); an "error" answer refuses the step whatever
-# on_unreachable says.
+# on_unreachable says; with SlurmdParameters=contain_spank (24.11 and later) the answer, read
+# in a child of slurmstepd, still admits and refuses.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 plugin_cluster_start
@@ -228,4 +229,29 @@ fi
 deadline=$((SECONDS + 20))
 until [[ $(nodes_state) == "n1 idle,n2 idle" ]] || ((SECONDS >= deadline)); do sleep 0.2; done
 assert_eq "n1 idle,n2 idle" "$(nodes_state)" "nodes after the job aifd answered error to"
+
+# SlurmdParameters=contain_spank (24.11 and later): slurmstepd runs user_init, where aif.so
+# reads aifd's answer, in a child that shares its memory but not its file descriptors
+# (docs/slurm.md). The answer still decides: a member's job runs, a bypassing job is refused
+# with its reason, and no node is drained.
+if "$AIF_HARNESS" slurm-at-least 24.11; then
+	sed -i "s|server=[^ ]*|server=$AIFD_WORK/run/a.sock|" "$plugstack_file"
+	sed -i 's|^SlurmdParameters=.*|&,contain_spank|' "$SLURM_CONF"
+	scontrol reconfigure
+	"$AIF_HARNESS" restart-slurmd "$AIF_HARNESS_DIR" >/dev/null
+	assert_match "contain_spank" "$(scontrol show config | grep '^SlurmdParameters')" "SlurmdParameters"
+	job=$(submit contained -N2 --gpus-per-node=1 --aif-project=mine --wrap 'srun -N2 hostname')
+	assert_eq COMPLETED "$(wait_job "$job")" "a member's job with contain_spank"
+	assert_eq 2 "$(wc -l <"$AIF_TEST_WORKDIR/contained.out")" "its srun step's output"
+	job=$(as_user "$user" env SLURM_CONF="$AIFD_WORK/private.conf" AIF_PROJECT=theirs \
+		sbatch --parsable -N2 --gpus-per-node=1 -o contained-bypass.out -e contained-bypass.err --wrap 'echo ran')
+	assert_eq FAILED "$(wait_job "$job")" "the bypassing job with contain_spank"
+	assert_match "aif: user \"$user\" is not a member of project \"theirs\"" \
+		"$(cat "$AIF_TEST_WORKDIR/contained-bypass.err")" "its reason in the job's stderr"
+	[[ ! -s $AIF_TEST_WORKDIR/contained-bypass.out ]] || fail "the bypassing job ran with contain_spank"
+	deadline=$((SECONDS + 20))
+	until [[ $(nodes_state) == "n1 idle,n2 idle" ]] || ((SECONDS >= deadline)); do sleep 0.2; done
+	assert_eq "n1 idle,n2 idle" "$(nodes_state)" "nodes with contain_spank"
+	echo "plugin admission: checked with contain_spank too"
+fi
 echo "plugin admission: all checks passed"
