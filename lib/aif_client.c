@@ -34,6 +34,7 @@ struct aif_client {
 	void *encode_arg;
 	munge_ctx_t munge;
 	uint64_t requests; /* mixed into the nonce if getrandom() fails */
+	pid_t owner;       /* the process that made the client: only it opens and closes its fd */
 	/* The request sent and not yet answered (aif_client_send_by() to aif_client_receive()). */
 	struct {
 		bool pending;
@@ -107,6 +108,7 @@ struct aif_client *aif_client_new(const struct aif_client_options *opts, struct 
 		return NULL;
 	}
 	c->fd = -1;
+	c->owner = getpid();
 	c->timeout_ms = opts->timeout_ms ? opts->timeout_ms : AIF_CLIENT_DEFAULT_TIMEOUT_MS;
 	c->encode = opts->encode;
 	c->encode_arg = opts->encode_arg;
@@ -136,19 +138,36 @@ struct aif_client *aif_client_new(const struct aif_client_options *opts, struct 
 	return c;
 }
 
-static void disconnect(struct aif_client *c)
-{
-	if (c->fd >= 0)
-		close(c->fd);
-	c->fd = -1;
-}
-
 /* Forgets the request in flight, if any. */
 static void sent_clear(struct aif_client *c)
 {
 	free(c->sent.payload);
 	c->sent.payload = NULL;
 	c->sent.pending = false;
+}
+
+/*
+ * Ends the connection. Used by another process that shares the client's memory but not its
+ * descriptors (a clone(CLONE_VM) child: Slurm's contain_spank), it shuts the connection down
+ * for both and leaves the descriptor, whose number means something only to the owner, for the
+ * owner to close.
+ */
+static void disconnect(struct aif_client *c)
+{
+	if (c->fd < 0)
+		return;
+	if (getpid() != c->owner) {
+		shutdown(c->fd, SHUT_RDWR);
+		return;
+	}
+	close(c->fd);
+	c->fd = -1;
+}
+
+void aif_client_disconnect(struct aif_client *c)
+{
+	disconnect(c);
+	sent_clear(c);
 }
 
 void aif_client_free(struct aif_client *c)
@@ -209,6 +228,12 @@ static int client_connect(struct aif_client *c, int64_t deadline_ms, struct aif_
 	int err;
 
 	aif_diag_clear(diag);
+	if (getpid() != c->owner) {
+		/* its descriptor would exist in this process only (disconnect()) */
+		aif_diag_message(diag, "internal error: the client of process %d cannot connect in process %d",
+				 (int)c->owner, (int)getpid());
+		return -1;
+	}
 	if (c->is_unix) {
 		c->fd = connect_one(AF_UNIX, (const struct sockaddr *)&c->sun, sizeof(c->sun),
 				    deadline_ms);
@@ -343,16 +368,26 @@ static int build_payload(const struct aif_client *c, const struct aif_proto_msg 
 }
 
 /*
- * aifd may close idle connections: a request that failed at once on a kept one is worth one
- * more try over a new connection (every protocol 1 request is idempotent).
+ * The request in flight failed on its connection, which is dropped; a timeout is said as
+ * "timed out after N ms". Returns whether it is worth sending again over a new connection:
+ * aifd may close idle connections, so a kept one that failed at once (ECONNRESET, EPIPE) is
+ * tried once more (every protocol 1 request is idempotent).
  */
-static bool worth_retry(const struct aif_client *c, bool reused, int err)
+static bool connection_failed(struct aif_client *c, struct aif_diag *diag)
 {
-	return reused && !c->sent.retried && (err == ECONNRESET || err == EPIPE);
+	int err = errno;
+	bool retry = c->sent.reused && !c->sent.retried && (err == ECONNRESET || err == EPIPE);
+
+	if (err == ETIMEDOUT) {
+		aif_diag_clear(diag);
+		aif_diag_message(diag, "timed out after %lu ms waiting for %s", c->wait_ms, c->peer);
+	}
+	disconnect(c);
+	return retry;
 }
 
-/* The request in flight, over the kept connection or a new one: 0, or -1 (disconnected). */
-static int send_attempt(struct aif_client *c, bool *retry, struct aif_diag *diag)
+/* Sends the request in flight, over the kept connection or a new one: 0, or -1 (*retry). */
+static int send_once(struct aif_client *c, bool *retry, struct aif_diag *diag)
 {
 	bool reused = c->fd >= 0;
 	char *cred = NULL;
@@ -370,28 +405,25 @@ static int send_attempt(struct aif_client *c, bool *retry, struct aif_diag *diag
 	free(cred);
 	if (rc == 0)
 		return 0;
-	*retry = worth_retry(c, reused, errno);
-	disconnect(c);
+	*retry = connection_failed(c, diag);
 	return -1;
 }
 
-/* Sends the request in flight, once more over a new connection when that is worth it. */
-static int send_sent(struct aif_client *c, struct aif_diag *diag)
+/* The one more try of connection_failed(), over a new connection: 0, or -1. */
+static int send_again(struct aif_client *c, struct aif_diag *diag)
 {
 	bool retry;
 
-	if (send_attempt(c, &retry, diag) == 0)
-		return 0;
-	if (!retry)
-		return -1;
 	c->sent.retried = true;
-	return send_attempt(c, &retry, diag);
+	return send_once(c, &retry, diag);
 }
 
 int aif_client_send_by(struct aif_client *c, const struct aif_proto_msg *request,
 		       int64_t deadline_ms, struct aif_diag *diag)
 {
 	int64_t now = aif_clock_ms();
+	bool retry;
+	int rc;
 
 	if (c->sent.pending)
 		disconnect(c); /* its response, should it come, must not pass for this one's */
@@ -405,7 +437,10 @@ int aif_client_send_by(struct aif_client *c, const struct aif_proto_msg *request
 	c->sent.kind = request->kind;
 	c->sent.deadline_ms = deadline_ms;
 	c->sent.retried = false;
-	if (send_sent(c, diag) < 0) {
+	rc = send_once(c, &retry, diag);
+	if (rc < 0 && retry)
+		rc = send_again(c, diag);
+	if (rc < 0) {
 		sent_clear(c);
 		return -1;
 	}
@@ -413,9 +448,9 @@ int aif_client_send_by(struct aif_client *c, const struct aif_proto_msg *request
 	return 0;
 }
 
-/* The response's body: 1, or -1 (disconnected; *retry when worth sending again). */
-static int receive_attempt(struct aif_client *c, char **body, size_t *blen, bool *retry,
-			   struct aif_diag *diag)
+/* The response's body: 1, or -1 (*retry). */
+static int read_once(struct aif_client *c, char **body, size_t *blen, bool *retry,
+		     struct aif_diag *diag)
 {
 	int rc = aif_proto_read_frame(c->fd, body, blen, AIF_PROTO_MAX_FRAME, c->sent.deadline_ms,
 				      c->peer, diag);
@@ -427,28 +462,19 @@ static int receive_attempt(struct aif_client *c, char **body, size_t *blen, bool
 		aif_diag_message(diag, "%s closed the connection without answering", c->peer);
 		errno = ECONNRESET;
 	}
-	*retry = worth_retry(c, c->sent.reused, errno);
-	if (errno == ETIMEDOUT) {
-		aif_diag_clear(diag);
-		aif_diag_message(diag, "timed out after %lu ms waiting for %s", c->wait_ms, c->peer);
-	}
-	disconnect(c);
+	*retry = connection_failed(c, diag);
 	return -1;
 }
 
-/* The response's body, sending the request again once when that is worth it: 1, or -1. */
+/* The response's body, after one more try when connection_failed() says so: 1, or -1. */
 static int receive_body(struct aif_client *c, char **body, size_t *blen, struct aif_diag *diag)
 {
 	bool retry;
+	int rc = read_once(c, body, blen, &retry, diag);
 
-	if (receive_attempt(c, body, blen, &retry, diag) == 1)
-		return 1;
-	if (!retry)
-		return -1;
-	c->sent.retried = true;
-	if (send_attempt(c, &retry, diag) < 0)
-		return -1;
-	return receive_attempt(c, body, blen, &retry, diag);
+	if (rc < 0 && retry && send_again(c, diag) == 0)
+		rc = read_once(c, body, blen, &retry, diag);
+	return rc;
 }
 
 int aif_client_receive(struct aif_client *c, struct aif_proto_msg *response, struct aif_diag *diag)

@@ -4,7 +4,10 @@
  * exits, and every wait of ours is bounded by the request's deadline.
  *
  * A client is one connection, opened on the first request and kept for the next ones. One
- * thread at a time per client; clients in different threads are independent.
+ * thread at a time per client; clients in different threads are independent. It is used by
+ * the process that made it; a child that shares its memory but not its descriptors
+ * (clone(CLONE_VM), as Slurm's contain_spank runs SPANK callbacks) may read an answer and end
+ * the connection, never open one; the client is freed by its process.
  */
 #ifndef AIF_CLIENT_H
 #define AIF_CLIENT_H
@@ -77,5 +80,8 @@ int aif_client_request_by(struct aif_client *c, const struct aif_proto_msg *requ
 int aif_client_send_by(struct aif_client *c, const struct aif_proto_msg *request,
 		       int64_t deadline_ms, struct aif_diag *diag);
 int aif_client_receive(struct aif_client *c, struct aif_proto_msg *response, struct aif_diag *diag);
+
+/* Ends the connection now, and forgets a request in flight (the next request opens another). */
+void aif_client_disconnect(struct aif_client *c);
 
 #endif

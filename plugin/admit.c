@@ -13,10 +13,10 @@
  * admission (docs/protocol.md).
  *
  * The answer is read in user_init, the last callback before slurmstepd forks the tasks: aifd
- * decides while slurmstepd sets the step up (its I/O, the job container, the user's
- * environment), so the admission adds to the step's start only what is left of its wait then.
- * No task runs before it is read: task_init reads it should user_init not have (never on the
- * releases we support: docs/slurm.md "A step's callbacks, in order").
+ * decides while slurmstepd sets the step up (its task plugins, its I/O, the GPUs' environment),
+ * so the admission adds to the step's start only what is left of its wait then.
+ * No task runs before it is read: should user_init not have read it (no release we support
+ * starts the tasks then: docs/slurm.md "A step's callbacks, in order"), task_init refuses.
  */
 #include <stdio.h>
 #include <string.h>
@@ -30,15 +30,14 @@
 
 /*
  * This slurmstepd's step: asked in init_post_opt, answered in user_init, read in task_init
- * (forked after both). With SlurmdParameters=contain_spank, user_init runs in a child that
- * shares this memory but not the file descriptors (docs/slurm.md): the client is then the
- * sender's to free, in exit, with slurmstepd's copy of the connection. (Should the child have
- * closed its copy on a failure, slurmstepd's stays open until the step ends; aifd closes its
- * end when idle.)
+ * (forked after both). The client is freed in exit, by slurmstepd: with
+ * SlurmdParameters=contain_spank, user_init runs in a child that shares this memory but not
+ * the descriptors (docs/slurm.md), which reads the answer and ends the connection but leaves
+ * the descriptor to slurmstepd (lib/aif_client.h).
  */
 static struct {
-	struct aif_client *asking; /* the admit sent, its answer not yet read or not yet freed */
-	bool answered;
+	struct aif_client *asking; /* the admit sent; freed in exit */
+	bool answered;             /* its answer read (in this process or contain_spank's child) */
 	pid_t sender;
 	uint32_t job;
 	const struct plugin_settings *settings;
@@ -148,7 +147,7 @@ void admit_answer(void)
 	step.answered = true;
 	judge(rc, &ans, &diag);
 	aif_proto_msg_free(&ans);
-	admit_exit();
+	aif_client_disconnect(step.asking);
 }
 
 void admit_exit(void)
@@ -159,10 +158,28 @@ void admit_exit(void)
 	}
 }
 
+/*
+ * The tasks were forked and aifd's answer was never read, which no release we support does
+ * (docs/slurm.md): refused, whatever on_unreachable says, since aifd may have refused. No task
+ * reads the connection they all inherit: each would take a part of the answer or none.
+ */
+static void refuse_unread(void)
+{
+	struct aif_diag d;
+
+	aif_diag_clear(&d);
+	aif_diag_message(&d, "job refused: its admission was not read before its tasks started");
+	aif_diag_detail(&d, "slurmstepd forked the step's tasks without aif.so's user_init having read "
+			    "aifd's answer.");
+	aif_diag_hint(&d, "Tell your site's support: slurmd's log on this node may say why.");
+	refuse(&d);
+}
+
 int admit_task(spank_t sp)
 {
 	(void)sp;
-	admit_answer();
+	if (step.asking && !step.answered)
+		refuse_unread();
 	if (!step.refused)
 		return 0;
 	/* In task_init, slurm_error() writes to the job's stderr. */

@@ -73,7 +73,7 @@ int submit_check(spank_t sp, const struct plugin_settings *s);
 
 /*
  * Remote context: ask aifd in init_post_opt (never fails), read its answer in user_init,
- * refuse in task_init (0 or -1); exit frees what the asking process still holds.
+ * refuse in task_init (0 or -1); exit frees the client, in slurmstepd.
  */
 void admit_step(spank_t sp, const struct plugin_settings *s);
 void admit_answer(void);

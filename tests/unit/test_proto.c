@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "aif_client.h"
@@ -1084,6 +1085,84 @@ static void test_client_send_then_receive(void **state)
 	server_stop(&s);
 }
 
+/* Runs child(c) in a forked process: its exit code, or -1 when it did not exit. */
+static int in_child(struct aif_client *c, int (*child)(struct aif_client *c))
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid == 0)
+		_exit(child(c));
+	assert_true(pid > 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* Reads the answer to the request its parent sent, then ends the connection. */
+static int read_and_disconnect(struct aif_client *c)
+{
+	struct aif_proto_msg resp;
+	struct aif_diag d;
+	int rc = aif_client_receive(c, &resp, &d);
+
+	rc = rc == 0 && strcmp(aif_proto_get(&resp.header, "project"), "child") == 0 ? 0 : 1;
+	aif_proto_msg_free(&resp);
+	aif_client_disconnect(c);
+	return rc;
+}
+
+/* Sends a request with a client that has no connection yet: refused, never connected. */
+static int send_unconnected(struct aif_client *c)
+{
+	struct aif_proto_msg req;
+	struct aif_diag d;
+	char expected[128];
+	int rc;
+
+	make_check(&req, "p");
+	rc = aif_client_send_by(c, &req, INT64_MAX, &d);
+	aif_proto_msg_free(&req);
+	snprintf(expected, sizeof(expected),
+		 "internal error: the client of process %d cannot connect in process %d", (int)getppid(),
+		 (int)getpid());
+	return rc == -1 && strcmp(d.message, expected) == 0 ? 0 : 1;
+}
+
+/*
+ * Another process than the client's (contain_spank's clone(CLONE_VM) child of slurmstepd; a
+ * forked child here) reads the answer and ends the connection for both, but never closes the
+ * descriptor, whose number is the client's process's, nor opens one of its own.
+ */
+static void test_client_other_process(void **state)
+{
+	struct server s;
+	struct aif_client *c;
+	struct aif_proto_msg req, resp;
+	struct aif_diag d;
+	char expected[256];
+	(void)state;
+
+	server_start(&s, SERVE_OK, false);
+	c = client_for(&s, 2000);
+	make_check(&req, "child");
+	assert_int_equal(aif_client_send_by(c, &req, INT64_MAX, &d), 0);
+	aif_proto_msg_free(&req);
+	assert_int_equal(in_child(c, read_and_disconnect), 0);
+	/* This process's descriptor is still open, on a connection the child ended. */
+	assert_int_equal(aif_client_receive(c, &resp, &d), -1);
+	snprintf(expected, sizeof(expected), "aifd at %s closed the connection without answering",
+		 s.net.path);
+	assert_string_equal(d.message, expected);
+	aif_client_free(c);
+
+	c = client_for(&s, 2000);
+	assert_int_equal(in_child(c, send_unconnected), 0);
+	aif_client_free(c);
+	server_stop(&s);
+	assert_int_equal(s.net.connections, 1);
+	assert_int_equal(s.requests, 1);
+}
+
 static void test_client_errors(void **state)
 {
 	struct aif_client_options o = {.server = "/nonexistent/aifd.sock", .encode = fake_encode};
@@ -1184,6 +1263,7 @@ int main(void)
 		cmocka_unit_test(test_client_error_without_nonce),
 		cmocka_unit_test(test_client_timeout),
 		cmocka_unit_test(test_client_send_then_receive),
+		cmocka_unit_test(test_client_other_process),
 		cmocka_unit_test(test_client_errors),
 		cmocka_unit_test(test_client_addresses),
 	};
