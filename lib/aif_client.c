@@ -149,8 +149,7 @@ static void sent_clear(struct aif_client *c)
 /*
  * Ends the connection. Used by another process that shares the client's memory but not its
  * descriptors (a clone(CLONE_VM) child: Slurm's contain_spank), it shuts the connection down
- * for both and leaves the descriptor, whose number means something only to the owner, for the
- * owner to close.
+ * for both and leaves c->fd, which that memory holds for the owner, for the owner to close.
  */
 static void disconnect(struct aif_client *c)
 {
@@ -228,12 +227,6 @@ static int client_connect(struct aif_client *c, int64_t deadline_ms, struct aif_
 	int err;
 
 	aif_diag_clear(diag);
-	if (getpid() != c->owner) {
-		/* its descriptor would exist in this process only (disconnect()) */
-		aif_diag_message(diag, "internal error: the client of process %d cannot connect in process %d",
-				 (int)c->owner, (int)getpid());
-		return -1;
-	}
 	if (c->is_unix) {
 		c->fd = connect_one(AF_UNIX, (const struct sockaddr *)&c->sun, sizeof(c->sun),
 				    deadline_ms);
@@ -395,6 +388,14 @@ static int send_once(struct aif_client *c, bool *retry, struct aif_diag *diag)
 
 	*retry = false;
 	c->sent.reused = reused;
+	if (getpid() != c->owner) {
+		/* a descriptor it opened would exist in this process only, its number in the memory
+		 * both share (disconnect()) */
+		aif_diag_clear(diag);
+		aif_diag_message(diag, "internal error: the client of process %d cannot send from process %d",
+				 (int)c->owner, (int)getpid());
+		return -1;
+	}
 	if (munge_payload(c, c->sent.payload, c->sent.len, &cred, diag) < 0)
 		return -1;
 	if (!reused && client_connect(c, c->sent.deadline_ms, diag) < 0) {

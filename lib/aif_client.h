@@ -6,8 +6,9 @@
  * A client is one connection, opened on the first request and kept for the next ones. One
  * thread at a time per client; clients in different threads are independent. It is used by
  * the process that made it; a child that shares its memory but not its descriptors
- * (clone(CLONE_VM), as Slurm's contain_spank runs SPANK callbacks) may read an answer and end
- * the connection, never open one; the client is freed by its process.
+ * (clone(CLONE_VM), as Slurm's contain_spank runs SPANK callbacks) may only read an answer and
+ * end the connection (for both); the client is freed by its process. Not for a fork()ed
+ * child: what it ends, it ends for its parent too.
  */
 #ifndef AIF_CLIENT_H
 #define AIF_CLIENT_H
@@ -57,7 +58,7 @@ void aif_client_free(struct aif_client *c);
  *
  * Returns 0 when aifd answered, whatever the answer: look at response->kind (ok, warn, refuse,
  * error) and aif_proto_response_diag(). Returns -1 with diag when it did not (cannot connect,
- * timeout, MUNGE, invalid response); the connection is then closed.
+ * timeout, MUNGE, invalid response); a connection that failed, or answered wrong, is dropped.
  */
 int aif_client_request(struct aif_client *c, const struct aif_proto_msg *request,
 		       struct aif_proto_msg *response, struct aif_diag *diag);
@@ -81,7 +82,7 @@ int aif_client_send_by(struct aif_client *c, const struct aif_proto_msg *request
 		       int64_t deadline_ms, struct aif_diag *diag);
 int aif_client_receive(struct aif_client *c, struct aif_proto_msg *response, struct aif_diag *diag);
 
-/* Ends the connection now, and forgets a request in flight (the next request opens another). */
+/* Ends the connection now, and forgets a request in flight (the owner's next request opens another). */
 void aif_client_disconnect(struct aif_client *c);
 
 #endif

@@ -15,8 +15,9 @@
  * The answer is read in user_init, the last callback before slurmstepd forks the tasks: aifd
  * decides while slurmstepd sets the step up (its task plugins, its I/O, the GPUs' environment),
  * so the admission adds to the step's start only what is left of its wait then.
- * No task runs before it is read: should user_init not have read it (no release we support
- * starts the tasks then: docs/slurm.md "A step's callbacks, in order"), task_init refuses.
+ * No task runs before it is read: should the tasks start without it (with contain_spank, when
+ * slurmstepd's child for user_init dies before aif.so's runs: docs/slurm.md "A step's
+ * callbacks, in order"), task_init refuses.
  */
 #include <stdio.h>
 #include <string.h>
@@ -144,8 +145,8 @@ void admit_answer(void)
 		return;
 	aif_diag_clear(&diag);
 	rc = aif_client_receive(step.asking, &ans, &diag);
-	step.answered = true;
 	judge(rc, &ans, &diag);
+	step.answered = true; /* after the verdict: a process that dies between leaves it unread */
 	aif_proto_msg_free(&ans);
 	aif_client_disconnect(step.asking);
 }
@@ -159,9 +160,9 @@ void admit_exit(void)
 }
 
 /*
- * The tasks were forked and aifd's answer was never read, which no release we support does
- * (docs/slurm.md): refused, whatever on_unreachable says, since aifd may have refused. No task
- * reads the connection they all inherit: each would take a part of the answer or none.
+ * The tasks were forked and aifd's answer was never read (above): refused, whatever
+ * on_unreachable says, since aifd may have refused. No task reads the connection they all
+ * inherit: each would take a part of the answer or none.
  */
 static void refuse_unread(void)
 {

@@ -1111,7 +1111,7 @@ static int read_and_disconnect(struct aif_client *c)
 	return rc;
 }
 
-/* Sends a request with a client that has no connection yet: refused, never connected. */
+/* Sends a request with its parent's client: refused, never connected. */
 static int send_unconnected(struct aif_client *c)
 {
 	struct aif_proto_msg req;
@@ -1123,7 +1123,7 @@ static int send_unconnected(struct aif_client *c)
 	rc = aif_client_send_by(c, &req, INT64_MAX, &d);
 	aif_proto_msg_free(&req);
 	snprintf(expected, sizeof(expected),
-		 "internal error: the client of process %d cannot connect in process %d", (int)getppid(),
+		 "internal error: the client of process %d cannot send from process %d", (int)getppid(),
 		 (int)getpid());
 	return rc == -1 && strcmp(d.message, expected) == 0 ? 0 : 1;
 }
@@ -1131,7 +1131,7 @@ static int send_unconnected(struct aif_client *c)
 /*
  * Another process than the client's (contain_spank's clone(CLONE_VM) child of slurmstepd; a
  * forked child here) reads the answer and ends the connection for both, but never closes the
- * descriptor, whose number is the client's process's, nor opens one of its own.
+ * descriptor the client holds for its process, nor sends (which could open one of its own).
  */
 static void test_client_other_process(void **state)
 {
