@@ -77,7 +77,7 @@ DROP FUNCTION IF EXISTS aif.reserve(text, bigint, text, bigint, timestamptz, tim
 -- the span reaches, the cost fits what the project's budget (if it has one there) and its
 -- factory's budget (none: no GPU-hours) have left after what they committed. A job reserved
 -- already (another node's or step's admission, or its release from waiting) fits as it did
--- when that reservation covers this span; else it is replaced. running: the job runs (its
+-- when that reservation is its project's and covers this span; else it is replaced. running: the job runs (its
 -- admission), so one whose intervals have all closed has ended in the meantime.
 -- Returns fits, and the figures of the budget that decided (scope project or factory, owner its
 -- id): the first that has no room, else the one left with the least room (its committed_us then
@@ -113,8 +113,11 @@ BEGIN
 		WHERE r.cluster = reserve.cluster AND r.job_id = reserve.job));
 	fits := true;
 	waits := false;
-	-- (the same GPUs: a job held while pending was reserved the most it asked for)
-	SELECT r.starts_at <= starts AND r.ends_at >= ends AND r.gpus = reserve.gpus INTO covered
+	-- (the same GPUs: a job held while pending was reserved the most it asked for; the same
+	-- project: a job id reused after slurmctld lost its state is never covered by another
+	-- project's reservation)
+	SELECT r.starts_at <= starts AND r.ends_at >= ends AND r.gpus = reserve.gpus
+	       AND r.project_id = reserve.project INTO covered
 	FROM aif.reservations r WHERE r.cluster = reserve.cluster AND r.job_id = reserve.job;
 	IF covered THEN
 		RETURN;

@@ -128,6 +128,13 @@ assert_eq "t" "$(reserve 25 p 2 60 | cut -d' ' -f1)" "job 25, 2 GPUs"
 assert_eq "t" "$(reserve 25 p 1 60 | cut -d' ' -f1)" "job 25, started with 1 GPU"
 assert_eq 1 "$(q -c "SELECT gpus FROM aif.reservations WHERE job_id = 25")" "job 25's reservation, exact"
 q -c "SELECT aif.reservations_release(ARRAY['c1'], ARRAY[25::bigint])" >/dev/null
+# A job id reused for another project (slurmctld's state lost while a job of that id was
+# reserved) is not covered by the earlier job's reservation: it is checked and reserved for
+# its own project, replacing it.
+assert_eq "t" "$(reserve 26 p 1 60 | cut -d' ' -f1)" "job 26 of p"
+assert_eq "t" "$(reserve 26 q 1 60 | cut -d' ' -f1)" "job 26 again, of q"
+assert_eq q "$(q -c "SELECT project_id FROM aif.reservations WHERE job_id = 26")" "job 26's reservation"
+q -c "SELECT aif.reservations_release(ARRAY['c1'], ARRAY[26::bigint])" >/dev/null
 # A waiting job that fits now is reserved (its cost: its time limit, from now) and released,
 # though its first try's interval is closed (it was requeued).
 q -c "INSERT INTO aif.usage_intervals (cluster, job_id, node, restart_count, project_id, sector_id,
