@@ -218,7 +218,7 @@ job=$(as_user "$user" env SLURM_CONF="$AIFD_WORK/private.conf" AIF_PROJECT=mine 
 	sbatch --parsable -N1 --gpus-per-node=1 -o err.out -e err.err --wrap 'echo ran')
 assert_eq FAILED "$(wait_job "$job")" "the job aifd answered error to"
 assert_eq "aif: job refused: aifd could not admit it
-aif: DETAIL:  aifd could not check the request's MUNGE credential
+aif: DETAIL:  aifd could not check the request's MUNGE credential. munge: Failed to access \"$AIFD_WORK/no-munged.socket\": No such file or directory (Did you start munged?).
 aif: HINT:  Check that munged is running on aifd's host." \
 	"$(grep -o 'aif: .*' "$AIF_TEST_WORKDIR/err.err")" \
 	"the refusal in the job's stderr ($(cat "$AIF_TEST_WORKDIR/err.err"))"

@@ -278,12 +278,12 @@ assert_eq "$before" "$(jobs_known)" "invalid plugstack.conf arguments: jobs know
 aifd_start b "munge_socket = $AIFD_WORK/no-munged.socket"
 plugstack server="$AIFD_WORK/run/b.sock" # on_unreachable=allow is the default
 refused "aifd answers error, on_unreachable=allow" aiftest "sbatch: error: aif: job refused: aifd could not check it
-sbatch: DETAIL:  aifd could not check the request's MUNGE credential
+sbatch: DETAIL:  aifd could not check the request's MUNGE credential. munge: Failed to access \"$AIFD_WORK/no-munged.socket\": No such file or directory (Did you start munged?).
 sbatch: HINT:  Check that munged is running on aifd's host." \
 	sbatch -H --aif-project=proja --wrap true
 plugstack server="$AIFD_WORK/run/b.sock" on_unreachable=deny
 refused "aifd answers error, on_unreachable=deny, srun" aiftest "srun: error: aif: job refused: aifd could not check it
-srun: DETAIL:  aifd could not check the request's MUNGE credential
+srun: DETAIL:  aifd could not check the request's MUNGE credential. munge: Failed to access \"$AIFD_WORK/no-munged.socket\": No such file or directory (Did you start munged?).
 srun: HINT:  Check that munged is running on aifd's host." \
 	srun --aif-project=proja true
 # shellcheck disable=SC2154 # AIFD_PID_b: set by aifd_start
