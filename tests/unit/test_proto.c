@@ -167,21 +167,13 @@ static void test_set_rules(void **state)
 	aif_proto_msg_free(&m); /* freeing twice is harmless */
 }
 
-static void test_many_records(void **state)
+/* A usage message of n records of 10 fields: starts and ends of n / 2 jobs on 64 nodes. */
+static void make_usage(struct aif_proto_msg *m, unsigned n)
 {
-	enum { N = 5000 };
-	struct aif_proto_msg m, back;
-	struct aif_diag d;
-	size_t len;
-	char *text;
-	uint64_t v;
-	(void)state;
-
-	aif_proto_msg_init(&m, AIF_PROTO_USAGE);
-	assert_int_equal(aif_proto_set(&m.header, "nonce", "00000000deadbeef"), 0);
-	assert_int_equal(aif_proto_set(&m.header, "cluster", "jupiter"), 0);
-	for (unsigned i = 0; i < N; i++) {
-		struct aif_proto_block *r = aif_proto_add_record(&m);
+	aif_proto_msg_init(m, AIF_PROTO_USAGE);
+	assert_int_equal(aif_proto_set(&m->header, "cluster", "jupiter"), 0);
+	for (unsigned i = 0; i < n; i++) {
+		struct aif_proto_block *r = aif_proto_add_record(m);
 		assert_non_null(r);
 		assert_int_equal(aif_proto_set(r, "event", i % 2 ? "end" : "start"), 0);
 		assert_int_equal(aif_proto_set_u64(r, "job", 1000000 + i / 2), 0);
@@ -194,6 +186,20 @@ static void test_many_records(void **state)
 		assert_int_equal(aif_proto_set_u64(r, "uid", 1001), 0);
 		assert_int_equal(aif_proto_set(r, "user", "alice"), 0);
 	}
+}
+
+static void test_many_records(void **state)
+{
+	enum { N = 5000 };
+	struct aif_proto_msg m, back;
+	struct aif_diag d;
+	size_t len;
+	char *text;
+	uint64_t v;
+	(void)state;
+
+	make_usage(&m, N);
+	assert_int_equal(aif_proto_set(&m.header, "nonce", "00000000deadbeef"), 0);
 	text = encode_ok(&m, &len);
 	assert_true(len < AIF_PROTO_MAX_REQUEST);
 	decode_ok(text, &back);
@@ -751,6 +757,7 @@ enum server_mode {
 	SERVE_WRONG_NONCE,
 	SERVE_GARBAGE,
 	SERVE_ERROR_NO_NONCE,
+	SERVE_DEAF,         /* read nothing, until the test lets the connection go */
 };
 
 struct server {
@@ -758,6 +765,7 @@ struct server {
 	struct fake_server net;
 	int requests;
 	bool failed; /* cmocka's asserts belong to the main thread: the server only records */
+	bool let_go; /* __atomic: SERVE_DEAF ends its connection */
 	char last[1024];
 };
 
@@ -777,6 +785,11 @@ static void serve_connection(void *arg, int fd)
 {
 	struct server *s = arg;
 
+	if (s->mode == SERVE_DEAF) { /* (what came is a part of a frame: left unread) */
+		while (!__atomic_load_n(&s->let_go, __ATOMIC_ACQUIRE))
+			usleep(10000);
+		return;
+	}
 	for (;;) {
 		static const char garbage[] = "HTTP/1.1 400 Bad Request\r\n";
 		struct aif_proto_msg req, resp;
@@ -826,6 +839,7 @@ static void server_start(struct server *s, enum server_mode mode, bool tcp)
 /* Call after the client is freed: the server thread then sees the connection end. */
 static void server_stop(struct server *s)
 {
+	__atomic_store_n(&s->let_go, true, __ATOMIC_RELEASE);
 	fake_server_stop(&s->net);
 	assert_false(s->failed);
 }
@@ -1012,6 +1026,36 @@ static void test_client_timeout(void **state)
 	aif_client_free(c);
 	server_stop(&s);
 	assert_int_equal(s.requests, 1);
+}
+
+/*
+ * A server that reads nothing: a request larger than the socket's buffers fails when its write
+ * times out, with the same message as a wait for the answer (the time waited, and for whom).
+ */
+static void test_client_write_timeout(void **state)
+{
+	struct server s;
+	struct aif_client *c;
+	struct aif_proto_msg req, resp;
+	struct aif_diag d;
+	char expected[256];
+	int64_t start, elapsed;
+	(void)state;
+
+	server_start(&s, SERVE_DEAF, false);
+	c = client_for(&s, 300);
+	make_usage(&req, 6000); /* about 600 kB, beyond a Unix socket's buffers */
+	start = aif_clock_ms();
+	assert_int_equal(aif_client_request(c, &req, &resp, &d), -1);
+	elapsed = aif_clock_ms() - start;
+	assert_true(elapsed >= 300);
+	assert_true(elapsed < 300 + 150);
+	snprintf(expected, sizeof(expected), "timed out after 300 ms waiting for aifd at %s", s.net.path);
+	assert_string_equal(d.message, expected);
+	aif_proto_msg_free(&req);
+	aif_client_free(c);
+	server_stop(&s);
+	assert_int_equal(s.requests, 0);
 }
 
 /*
@@ -1262,6 +1306,7 @@ int main(void)
 		cmocka_unit_test(test_client_bad_responses),
 		cmocka_unit_test(test_client_error_without_nonce),
 		cmocka_unit_test(test_client_timeout),
+		cmocka_unit_test(test_client_write_timeout),
 		cmocka_unit_test(test_client_send_then_receive),
 		cmocka_unit_test(test_client_other_process),
 		cmocka_unit_test(test_client_errors),
