@@ -4,8 +4,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "aif_clock.h"
-
 struct slot {
 	bool used;
 	uint32_t job, uid;
@@ -31,7 +29,7 @@ static bool holds(const struct slot *s, const char *cluster, uint32_t job, uint3
 }
 
 void admission_memory_put(const char *cluster, uint32_t job, uint32_t uid,
-			  const struct admission *adm)
+			  const struct admission *adm, int64_t now_ms)
 {
 	struct slot *s = slot_of(job);
 
@@ -42,7 +40,7 @@ void admission_memory_put(const char *cluster, uint32_t job, uint32_t uid,
 	s->used = true;
 	s->job = job;
 	s->uid = uid;
-	s->at_ms = aif_clock_ms();
+	s->at_ms = now_ms;
 	snprintf(s->cluster, sizeof(s->cluster), "%s", cluster);
 	snprintf(s->verdict, sizeof(s->verdict), "%s", adm->verdict);
 	snprintf(s->reason, sizeof(s->reason), "%s", adm->reason);
@@ -61,13 +59,14 @@ void admission_memory_forget(const char *cluster, uint32_t job, uint32_t uid)
 	pthread_mutex_unlock(&memory_lock);
 }
 
-bool admission_memory_get(const char *cluster, uint32_t job, uint32_t uid, struct admission *out)
+bool admission_memory_get(const char *cluster, uint32_t job, uint32_t uid, struct admission *out,
+			  int64_t now_ms)
 {
 	const struct slot *s = slot_of(job);
 	bool found;
 
 	pthread_mutex_lock(&memory_lock);
-	found = holds(s, cluster, job, uid) && aif_clock_ms() - s->at_ms < ADMISSION_MEMORY_MS;
+	found = holds(s, cluster, job, uid) && now_ms - s->at_ms < ADMISSION_MEMORY_MS;
 	if (found) {
 		memset(out, 0, sizeof(*out));
 		snprintf(out->verdict, sizeof(out->verdict), "%s", s->verdict);

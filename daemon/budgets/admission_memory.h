@@ -28,17 +28,21 @@
 #define ADMISSION_MEMORY_SLOTS 4096
 #define ADMISSION_MEMORY_MS (3600 * 1000)
 
-/* Remember adm (its verdict, reason, project and sector) as job's admission for uid. */
+/*
+ * Remember adm (its verdict, reason, project and sector) as job's admission for uid, at now_ms
+ * (aif_clock_ms(): a parameter, so that the tests can age it).
+ */
 void admission_memory_put(const char *cluster, uint32_t job, uint32_t uid,
-			  const struct admission *adm);
+			  const struct admission *adm, int64_t now_ms);
 
 /* The database holds no current admission of job for uid: forget the one remembered. */
 void admission_memory_forget(const char *cluster, uint32_t job, uint32_t uid);
 
 /*
- * The admission remembered for job and uid, at most ADMISSION_MEMORY_MS old: true with *out
- * (its diag empty, unreserved false), or false.
+ * The admission remembered for job and uid, less than ADMISSION_MEMORY_MS old at now_ms: true
+ * with *out (its diag empty, unreserved false), or false.
  */
-bool admission_memory_get(const char *cluster, uint32_t job, uint32_t uid, struct admission *out);
+bool admission_memory_get(const char *cluster, uint32_t job, uint32_t uid, struct admission *out,
+			  int64_t now_ms);
 
 #endif

@@ -7,6 +7,7 @@
 #include <libpq-fe.h>
 
 #include "admission_memory.h"
+#include "aif_clock.h"
 #include "aif_db.h"
 #include "log.h"
 
@@ -75,7 +76,7 @@ int admissions_recall(struct db *db, const char *cluster, uint32_t job, uint32_t
 		snprintf(out->diag.hint, sizeof(out->diag.hint), "%s", PQgetvalue(res, 0, 5));
 		snprintf(out->reason, sizeof(out->reason), "%s", PQgetvalue(res, 0, 6));
 		out->unreserved = PQgetvalue(res, 0, 7)[0] == 't';
-		admission_memory_put(cluster, job, uid, out);
+		admission_memory_put(cluster, job, uid, out, aif_clock_ms());
 		rc = 1;
 	} else {
 		admission_memory_forget(cluster, job, uid);
@@ -88,13 +89,13 @@ bool admissions_remembered(const char *cluster, uint32_t job, uint32_t uid)
 {
 	struct admission adm;
 
-	return admission_memory_get(cluster, job, uid, &adm);
+	return admission_memory_get(cluster, job, uid, &adm, aif_clock_ms());
 }
 
 int admissions_recall_charging(struct db *db, const char *cluster, uint32_t job, uint32_t uid,
 			       struct admission *out)
 {
-	if (admission_memory_get(cluster, job, uid, out))
+	if (admission_memory_get(cluster, job, uid, out, aif_clock_ms()))
 		return 1;
 	return admissions_recall(db, cluster, job, uid, out);
 }
@@ -117,7 +118,7 @@ int admissions_keep(struct db *db, const char *cluster, uint32_t job, uint32_t u
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		failed(db, what, res, &lost);
 	} else if (strcmp(PQcmdTuples(res), "1") == 0) {
-		admission_memory_put(cluster, job, uid, decided);
+		admission_memory_put(cluster, job, uid, decided, aif_clock_ms());
 		rc = 1;
 	} else { /* decided first elsewhere (another node's request, another aifd) */
 		rc = admissions_recall(db, cluster, job, uid, decided) == 1 ? 0 : -1;

@@ -1,7 +1,7 @@
 /*
  * Unit tests for aifd's memory of admissions (daemon/budgets/admission_memory.c): it answers
- * only for the job, uid and cluster it holds, as the database's one row per job would, and a
- * later job of the same id or slot replaces it.
+ * only for the job, uid and cluster it holds, as the database's one row per job would, a
+ * later job of the same id or slot replaces it, and it forgets by age.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +13,8 @@
 #include <cmocka.h>
 
 #include "admission_memory.h"
+
+#define T 5000000 /* "now" on aif_clock_ms()'s clock, in ms */
 
 static struct admission admitted(const char *verdict, const char *project)
 {
@@ -33,8 +35,8 @@ static void remembers_what_it_was_given(void **state)
 	struct admission in = admitted("ok", "proja"), out;
 
 	(void)state;
-	admission_memory_put("c1", 10, 1000, &in);
-	assert_true(admission_memory_get("c1", 10, 1000, &out));
+	admission_memory_put("c1", 10, 1000, &in, T);
+	assert_true(admission_memory_get("c1", 10, 1000, &out, T));
 	assert_string_equal(out.verdict, "ok");
 	assert_string_equal(out.reason, "ok");
 	assert_string_equal(out.project, "proja");
@@ -49,12 +51,12 @@ static void answers_only_its_job_uid_and_cluster(void **state)
 	struct admission in = admitted("ok", "proja"), out;
 
 	(void)state;
-	admission_memory_put("c1", 20, 1000, &in);
-	assert_false(admission_memory_get("c1", 20, 1001, &out)); /* a reused id, another user */
-	assert_false(admission_memory_get("c2", 20, 1000, &out));
-	assert_false(admission_memory_get("c1", 21, 1000, &out));
-	assert_false(admission_memory_get("c1", 20 + ADMISSION_MEMORY_SLOTS, 1000, &out));
-	assert_true(admission_memory_get("c1", 20, 1000, &out));
+	admission_memory_put("c1", 20, 1000, &in, T);
+	assert_false(admission_memory_get("c1", 20, 1001, &out, T)); /* a reused id, another user */
+	assert_false(admission_memory_get("c2", 20, 1000, &out, T));
+	assert_false(admission_memory_get("c1", 21, 1000, &out, T));
+	assert_false(admission_memory_get("c1", 20 + ADMISSION_MEMORY_SLOTS, 1000, &out, T));
+	assert_true(admission_memory_get("c1", 20, 1000, &out, T));
 }
 
 static void a_later_job_of_the_slot_replaces_it(void **state)
@@ -62,15 +64,15 @@ static void a_later_job_of_the_slot_replaces_it(void **state)
 	struct admission first = admitted("ok", "proja"), later = admitted("refuse", ""), out;
 
 	(void)state;
-	admission_memory_put("c1", 30, 1000, &first);
-	admission_memory_put("c1", 30, 1001, &later); /* the same id, kept for another uid */
-	assert_false(admission_memory_get("c1", 30, 1000, &out));
-	assert_true(admission_memory_get("c1", 30, 1001, &out));
+	admission_memory_put("c1", 30, 1000, &first, T);
+	admission_memory_put("c1", 30, 1001, &later, T); /* the same id, kept for another uid */
+	assert_false(admission_memory_get("c1", 30, 1000, &out, T));
+	assert_true(admission_memory_get("c1", 30, 1001, &out, T));
 	assert_string_equal(out.verdict, "refuse");
 	assert_string_equal(out.project, "");
-	admission_memory_put("c1", 30 + ADMISSION_MEMORY_SLOTS, 1000, &first);
-	assert_false(admission_memory_get("c1", 30, 1001, &out));
-	assert_true(admission_memory_get("c1", 30 + ADMISSION_MEMORY_SLOTS, 1000, &out));
+	admission_memory_put("c1", 30 + ADMISSION_MEMORY_SLOTS, 1000, &first, T);
+	assert_false(admission_memory_get("c1", 30, 1001, &out, T));
+	assert_true(admission_memory_get("c1", 30 + ADMISSION_MEMORY_SLOTS, 1000, &out, T));
 }
 
 static void forgets_only_what_it_holds(void **state)
@@ -78,12 +80,12 @@ static void forgets_only_what_it_holds(void **state)
 	struct admission in = admitted("warn", "projb"), out;
 
 	(void)state;
-	admission_memory_put("c1", 40, 1000, &in);
+	admission_memory_put("c1", 40, 1000, &in, T);
 	admission_memory_forget("c1", 40, 1001); /* another uid's: not this one */
 	admission_memory_forget("c2", 40, 1000);
-	assert_true(admission_memory_get("c1", 40, 1000, &out));
+	assert_true(admission_memory_get("c1", 40, 1000, &out, T));
 	admission_memory_forget("c1", 40, 1000);
-	assert_false(admission_memory_get("c1", 40, 1000, &out));
+	assert_false(admission_memory_get("c1", 40, 1000, &out, T));
 }
 
 static void a_cluster_name_too_long_is_not_remembered(void **state)
@@ -94,10 +96,24 @@ static void a_cluster_name_too_long_is_not_remembered(void **state)
 	(void)state;
 	memset(cluster, 'c', sizeof(cluster) - 1);
 	cluster[sizeof(cluster) - 1] = '\0';
-	admission_memory_put(cluster, 50, 1000, &in);
-	assert_false(admission_memory_get(cluster, 50, 1000, &out));
+	admission_memory_put(cluster, 50, 1000, &in, T);
+	assert_false(admission_memory_get(cluster, 50, 1000, &out, T));
 	cluster[63] = '\0'; /* what a truncated copy would hold */
-	assert_false(admission_memory_get(cluster, 50, 1000, &out));
+	assert_false(admission_memory_get(cluster, 50, 1000, &out, T));
+}
+
+static void forgets_after_an_hour(void **state)
+{
+	struct admission in = admitted("ok", "proja"), out;
+
+	(void)state;
+	admission_memory_put("c1", 60, 1000, &in, T);
+	assert_true(admission_memory_get("c1", 60, 1000, &out, T + ADMISSION_MEMORY_MS - 1));
+	assert_false(admission_memory_get("c1", 60, 1000, &out, T + ADMISSION_MEMORY_MS));
+	/* remembered again, it ages from then */
+	admission_memory_put("c1", 60, 1000, &in, T + ADMISSION_MEMORY_MS);
+	assert_true(admission_memory_get("c1", 60, 1000, &out, T + 2 * ADMISSION_MEMORY_MS - 1));
+	assert_false(admission_memory_get("c1", 60, 1000, &out, T + 2 * ADMISSION_MEMORY_MS));
 }
 
 int main(void)
@@ -108,6 +124,7 @@ int main(void)
 		cmocka_unit_test(a_later_job_of_the_slot_replaces_it),
 		cmocka_unit_test(forgets_only_what_it_holds),
 		cmocka_unit_test(a_cluster_name_too_long_is_not_remembered),
+		cmocka_unit_test(forgets_after_an_hour),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
