@@ -90,7 +90,7 @@ static int cannot_afford(struct db *db, const char *cluster, uint32_t job, struc
 			period, scope, owner, h_left, h_budget);
 	reserve_waiting_comment(comment, sizeof(comment), need, scope, owner, left);
 	if (waits && holds_hold(db, cluster, job, adm->project, cost->gpus, cost->end - cost->start,
-				comment, &why) == 0) {
+				comment, cost->comment, &why) == 0) {
 		aif_diag_message(&adm->diag, "job held: it may cost %s charged GPU-hours, and %s \"%s\" "
 					     "has %s left", h_need, scope, owner, h_left);
 		aif_diag_hint(&adm->diag, "It waits in the queue, held, and runs once its cost fits "

@@ -200,9 +200,10 @@ static enum seen look(uint32_t job, bool *requeued, char **comment)
 }
 
 int holds_hold(struct db *db, const char *cluster, uint32_t job, const char *project,
-	       int64_t gpus, int64_t seconds, const char *comment, struct aif_diag *why)
+	       int64_t gpus, int64_t seconds, const char *comment, const char *current,
+	       struct aif_diag *why)
 {
-	char id[16], g[24], s[24], *current, *waiting;
+	char id[16], g[24], s[24], *waiting;
 	const char *params[] = {cluster, id, project, g, s};
 
 	aif_diag_clear(why);
@@ -214,8 +215,8 @@ int holds_hold(struct db *db, const char *cluster, uint32_t job, const char *pro
 		aif_diag_message(why, "the database did not record it as waiting");
 		return -1;
 	}
-	/* The comment first: the job is never seen held without it. */
-	look(job, NULL, &current);
+	/* The comment first: the job is never seen held without it. (The user's own is the one
+	 * the admission read with the job's cost: no second RPC, which could fail and lose it.) */
 	waiting = waiting_comment(comment, current);
 	if (update(job, waiting ? waiting : comment, UPDATE_COMMENT) != 0)
 		log_warning("job %" PRIu32 " waits, but its comment could not be set: %s", job,
@@ -225,11 +226,9 @@ int holds_hold(struct db *db, const char *cluster, uint32_t job, const char *pro
 		aif_diag_message(why, "slurmctld would not requeue it held: %s",
 				 slurm_strerror(slurm_compat_errno()));
 		update(job, current ? current : "", UPDATE_COMMENT); /* its own back */
-		free(current);
 		run(db, "could not forget a waiting job", FORGET_SQL, 2, params, PGRES_COMMAND_OK);
 		return -1;
 	}
-	free(current);
 	return 0;
 }
 

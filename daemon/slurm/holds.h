@@ -15,11 +15,14 @@
 
 /*
  * Requeue job held, with comment, and record it in aif.waiting (its project, GPUs and time limit
- * in seconds). Returns 0, or -1 with why when slurmctld would not (not a batch job, --no-requeue,
- * not answering) or the database failed: then the job is simply refused.
+ * in seconds). current is the job's own comment as slurmctld has it (NULL: none, jobcost.h),
+ * which follows aif's and comes back when aifd releases the job. Returns 0, or -1 with why when
+ * slurmctld would not (not a batch job, --no-requeue, not answering) or the database failed:
+ * then the job is simply refused.
  */
 int holds_hold(struct db *db, const char *cluster, uint32_t job, const char *project,
-	       int64_t gpus, int64_t seconds, const char *comment, struct aif_diag *why);
+	       int64_t gpus, int64_t seconds, const char *comment, const char *current,
+	       struct aif_diag *why);
 
 /*
  * Hold job, pending and never started by aif's leave, with comment, and record it in

@@ -19,6 +19,7 @@ int jobcost_load(uint32_t job, uint32_t uid, struct job_cost *out, struct aif_di
 
 	aif_diag_clear(why);
 	out->alloc = NULL;
+	out->comment = NULL;
 	if (slurm_compat_load_job(&msg, job, SLURMCTLD_SHOW | SHOW_DETAIL) != 0) {
 		aif_diag_message(why, "slurmctld did not tell job %" PRIu32 "'s allocation: %s", job,
 				 slurm_strerror(slurm_compat_errno()));
@@ -41,7 +42,12 @@ int jobcost_load(uint32_t job, uint32_t uid, struct job_cost *out, struct aif_di
 		out->unlimited = info->time_limit == INFINITE || info->time_limit == NO_VAL;
 		out->end = out->unlimited ? out->start : out->start + (int64_t)info->time_limit * 60;
 		out->alloc = job_alloc_of(info);
-		rc = 0;
+		if (info->comment && !(out->comment = strdup(info->comment))) {
+			aif_diag_message(why, "out of memory");
+			jobcost_free(out);
+		} else {
+			rc = 0;
+		}
 	}
 	slurm_free_job_info_msg(msg);
 	return rc;
@@ -51,4 +57,6 @@ void jobcost_free(struct job_cost *cost)
 {
 	job_alloc_release(cost->alloc);
 	cost->alloc = NULL;
+	free(cost->comment);
+	cost->comment = NULL;
 }

@@ -20,6 +20,7 @@ struct job_cost {
 	int64_t start;  /* slurmctld's StartTime, Unix seconds */
 	int64_t end;    /* start + the time limit; meaningless when unlimited */
 	bool unlimited; /* the job has no finite time limit */
+	char *comment;  /* its comment in slurmctld (malloc'ed; NULL: none), which a hold keeps */
 };
 
 /*
