@@ -14,13 +14,16 @@
 /*
  * Only the current admission of the job: the same uid, recent (aif.admission_current(), sql/
  * 009): a job id repeats after MaxJobId wraps or a slurmctld state reset, and an earlier job's
- * decision must neither answer nor charge a later job of another user.
+ * decision must neither answer nor charge a later job of another user. Unreserved (the last
+ * column): a reserving project's admission without a reservation of that project (none, or
+ * another project's: a hold by an AdminComment, an earlier job of the id, a racing admit).
  */
 static const char RECALL_SQL[] =
 	"SELECT verdict, coalesce(project_id, ''), coalesce(sector_id, ''), message, detail, hint,"
 	" reason, coalesce((SELECT p.admission = 'reserve' FROM aif.projects p WHERE p.id = a.project_id)"
 	"  AND NOT EXISTS (SELECT 1 FROM aif.reservations r"
-	"                  WHERE r.cluster = a.cluster AND r.job_id = a.job_id), false)"
+	"                  WHERE r.cluster = a.cluster AND r.job_id = a.job_id"
+	"                    AND r.project_id = a.project_id), false)"
 	" FROM aif.admissions a WHERE cluster = $1 AND job_id = $2 AND aif.admission_current(a, $3)";
 
 /* The first decision wins, unless the kept one is an earlier job's: then it is replaced. */

@@ -27,7 +27,8 @@ struct admission {
 	char sector[128];
 	struct aif_diag diag;
 	bool unreserved;   /* recalled: its project reserves, and the job holds no reservation
-			      (it was requeued, and its last run's ended: reserve.h) */
+			      of that project (it was requeued, and its last run's ended:
+			      reserve.h; or the one it holds is another project's) */
 };
 
 /*

@@ -10,7 +10,8 @@
 #   reservation is released at once, and aifd releases the waiting job, which runs; a pending
 #   job (waiting for the first's node) that would not fit is held before it ever starts, by its
 #   project from job_submit/aif's AdminComment, and released to run once it fits; a job
-#   requeued reserves again for its next run; no node is drained.
+#   requeued reserves again for its next run, and a later step reserves again when the job's
+#   reservation is another project's; no node is drained.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 plugin_cluster_start
@@ -24,6 +25,7 @@ factories:
     admission: reserve
     projects:
       - {id: small, sectors: [health], budgets: {cur: 1}, members: {users: [$user]}}
+      - {id: other, sectors: [health], budgets: {cur: 1}, members: {users: [$user]}}
 YAML
 aif_apply "$AIFD_WORK/budgets.yaml"
 # (reconciliation, which releases waiting jobs, every second)
@@ -150,6 +152,17 @@ until [[ $(squeue -h -j "$third" -o %T) == RUNNING && $(admission "$third") == "
 	((SECONDS < deadline)) || fail "job $third: not running with a reservation: $(reservations) $(squeue -j "$third")"
 	sleep 0.2
 done
+# A reservation of the job under another project (say, from a hold by an AdminComment that an
+# operator changed) is not its kept admission's: a later step of the job (srun --overlap)
+# reserves again under the admission's project, replacing it.
+start=$(date -d "$(scontrol -o show job "$third" | sed 's/.* StartTime=\([^ ]*\).*/\1/')" +%s)
+psql -d "$AIFD_DB" -Atqc "SELECT aif.reservations_delete(ARRAY['$AIF_TEST_CLUSTER'], ARRAY[$third::bigint], false)"
+assert_eq t "$(psql -d "$AIFD_DB" -Atc "SELECT fits FROM aif.reserve('$AIF_TEST_CLUSTER', $third, 'other', 1,
+	to_timestamp($start), to_timestamp($start + 1800), true)")" "job $third reserved under another project"
+as_user "$user" srun --jobid="$third" --overlap -n1 --aif-project=small true ||
+	fail "a step of job $third failed"
+assert_eq "small" "$(psql -d "$AIFD_DB" -Atc "SELECT project_id FROM aif.reservations WHERE job_id = $third")" \
+	"job $third's reservation after its step"
 scontrol requeue "$third"
 wait_sql "SELECT count(*) FROM aif.reservations" 0 "the requeued job's reservation once its run ended" 30
 deadline=$((SECONDS + 30))
