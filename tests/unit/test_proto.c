@@ -1007,29 +1007,35 @@ static void test_client_error_without_nonce(void **state)
 	server_stop(&s);
 }
 
+/* req, sent by a client with a 300 ms timeout, fails with it, within it, saying so. */
+static void request_times_out(const struct server *s, const struct aif_proto_msg *req)
+{
+	struct aif_client *c = client_for(s, 300);
+	struct aif_proto_msg resp;
+	struct aif_diag d;
+	char expected[256];
+	int64_t start = aif_clock_ms(), elapsed;
+
+	assert_int_equal(aif_client_request(c, req, &resp, &d), -1);
+	elapsed = aif_clock_ms() - start;
+	assert_true(elapsed >= 300);
+	assert_true(elapsed < 300 + 150);
+	snprintf(expected, sizeof(expected), "timed out after 300 ms waiting for aifd at %s", s->net.path);
+	assert_string_equal(d.message, expected);
+	aif_client_free(c);
+}
+
 /* A server that never answers: the request fails with the timeout, within the deadline. */
 static void test_client_timeout(void **state)
 {
 	struct server s;
-	struct aif_client *c;
-	struct aif_proto_msg req, resp;
-	struct aif_diag d;
-	char expected[256];
-	int64_t start, elapsed;
+	struct aif_proto_msg req;
 	(void)state;
 
 	server_start(&s, SERVE_SILENT, false);
-	c = client_for(&s, 300);
 	make_check(&req, "p");
-	start = aif_clock_ms();
-	assert_int_equal(aif_client_request(c, &req, &resp, &d), -1);
-	elapsed = aif_clock_ms() - start;
-	assert_true(elapsed >= 300);
-	assert_true(elapsed < 300 + 150);
-	snprintf(expected, sizeof(expected), "timed out after 300 ms waiting for aifd at %s", s.net.path);
-	assert_string_equal(d.message, expected);
+	request_times_out(&s, &req);
 	aif_proto_msg_free(&req);
-	aif_client_free(c);
 	server_stop(&s);
 	assert_int_equal(s.requests, 1);
 }
@@ -1041,28 +1047,17 @@ static void test_client_timeout(void **state)
 static void test_client_write_timeout(void **state)
 {
 	struct server s;
-	struct aif_client *c;
-	struct aif_proto_msg req, resp;
-	struct aif_diag d;
-	char expected[256], *text;
-	int64_t start, elapsed;
+	struct aif_proto_msg req;
+	char *text;
 	size_t len;
 	(void)state;
 
 	server_start(&s, SERVE_DEAF, false);
-	c = client_for(&s, 300);
 	make_usage(&req, 5000); /* 630 kB, beyond a Unix socket's buffers (212 kB by default) */
 	text = encode_ok(&req, &len);
 	free(text);
-	start = aif_clock_ms();
-	assert_int_equal(aif_client_request(c, &req, &resp, &d), -1);
-	elapsed = aif_clock_ms() - start;
-	assert_true(elapsed >= 300);
-	assert_true(elapsed < 300 + 150);
-	snprintf(expected, sizeof(expected), "timed out after 300 ms waiting for aifd at %s", s.net.path);
-	assert_string_equal(d.message, expected);
+	request_times_out(&s, &req);
 	aif_proto_msg_free(&req);
-	aif_client_free(c);
 	server_stop(&s);
 	assert_int_equal(s.requests, 0);
 	/* what the write got out before it timed out: not the whole request (else the timeout
