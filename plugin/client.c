@@ -65,7 +65,7 @@ void client_error_refusal(const struct aif_proto_msg *answer, const char *what, 
 	aif_proto_response_diag(answer, &why);
 	aif_diag_clear(out);
 	aif_diag_message(out, "job refused: aifd could not %s it", what);
-	if (why.message[0] && why.detail[0]) /* aifd's reason, with its own detail (a primary has no period) */
+	if (why.message[0] && why.detail[0]) /* (aifd's primary message has no period) */
 		aif_diag_detail(out, "%s. %s", why.message, why.detail);
 	else
 		aif_diag_detail(out, "%s", why.message[0] ? why.message : "aifd gave no reason.");

@@ -18,9 +18,9 @@
  * in seconds). current is the job's own comment as slurmctld had it when the admission read
  * the job's cost (NULL: none, jobcost.h), which follows aif's and comes back when aifd releases
  * the job (a comment its user set in the moment since, while the admission waited for its
- * factory's lock, is replaced: one RPC fewer, and none that could fail and lose it). Returns 0, or -1 with why when
- * slurmctld would not (not a batch job, --no-requeue, not answering) or the database failed:
- * then the job is simply refused.
+ * factory's lock, is replaced: one RPC fewer, and none that could fail and lose it). Returns 0,
+ * or -1 with why when slurmctld would not (not a batch job, --no-requeue, not answering) or the
+ * database failed: then the job is simply refused.
  */
 int holds_hold(struct db *db, const char *cluster, uint32_t job, const char *project,
 	       int64_t gpus, int64_t seconds, const char *comment, const char *current,

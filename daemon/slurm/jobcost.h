@@ -29,7 +29,7 @@ struct job_cost {
  * not running, slurmctld not answering).
  */
 int jobcost_load(uint32_t job, uint32_t uid, struct job_cost *out, struct aif_diag *why);
-/* Free what jobcost_load() gave *cost (its allocation and comment); a cost it did not fill is zeroed. */
+/* Free what jobcost_load() gave *cost (its allocation and comment); one it did not fill is zeroed. */
 void jobcost_free(struct job_cost *cost);
 
 #endif

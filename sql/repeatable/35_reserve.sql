@@ -77,8 +77,9 @@ DROP FUNCTION IF EXISTS aif.reserve(text, bigint, text, bigint, timestamptz, tim
 -- the span reaches, the cost fits what the project's budget (if it has one there) and its
 -- factory's budget (none: no GPU-hours) have left after what they committed. A job reserved
 -- already (another node's or step's admission, or its release from waiting) fits as it did
--- when that reservation is its project's and covers this span; else it is replaced. running: the job runs (its
--- admission), so one whose intervals have all closed has ended in the meantime.
+-- when that reservation is its project's and covers this span; else it is replaced. running:
+-- the job runs (its admission), so one whose intervals have all closed has ended in the
+-- meantime.
 -- Returns fits, and the figures of the budget that decided (scope project or factory, owner its
 -- id): the first that has no room, else the one left with the least room (its committed_us then
 -- includes this job's cost); waits: it does not fit, but its cost is within the budget, so it
