@@ -41,6 +41,9 @@ reservations() {
 	psql -d "$AIFD_DB" -Atc "SELECT job_id, gpus, extract(epoch FROM ends_at - starts_at)::int,
 		extract(epoch FROM starts_at)::bigint FROM aif.reservations ORDER BY job_id"
 }
+start_of() { # start_of JOB: its StartTime in slurmctld, Unix seconds
+	date -d "$(scontrol -o show job "$1" | sed 's/.* StartTime=\([^ ]*\).*/\1/')" +%s
+}
 admission() { psql -d "$AIFD_DB" -Atc "SELECT verdict, reason FROM aif.admissions WHERE job_id = $1"; }
 nodes_state() { sinfo -h -N -o '%N %T' | sort | paste -sd,; }
 held() { # held JOB: waits (30 s at most) until JOB is pending with priority 0, then its comment
@@ -78,7 +81,7 @@ until [[ -n $(reservations) ]]; do
 	((SECONDS < deadline)) || fail "job $first: no reservation: $(squeue -j "$first") $(admission "$first")"
 	sleep 0.2
 done
-start=$(date -d "$(scontrol -o show job "$first" | sed 's/.* StartTime=\([^ ]*\).*/\1/')" +%s)
+start=$(start_of "$first")
 assert_eq "$first|1|1800|$start" "$(reservations)" "the first job's reservation"
 assert_eq "ok|ok" "$(admission "$first")" "the first job's admission"
 
@@ -155,7 +158,7 @@ done
 # A reservation of the job under another project (say, from a hold by an AdminComment that an
 # operator changed) is not its kept admission's: a later step of the job (srun --overlap)
 # reserves again under the admission's project, replacing it.
-start=$(date -d "$(scontrol -o show job "$third" | sed 's/.* StartTime=\([^ ]*\).*/\1/')" +%s)
+start=$(start_of "$third")
 psql -d "$AIFD_DB" -Atqc "SELECT aif.reservations_delete(ARRAY['$AIF_TEST_CLUSTER'], ARRAY[$third::bigint], false)"
 assert_eq t "$(psql -d "$AIFD_DB" -Atc "SELECT fits FROM aif.reserve('$AIF_TEST_CLUSTER', $third, 'other', 1,
 	to_timestamp($start), to_timestamp($start + 1800), true)")" "job $third reserved under another project"
@@ -176,7 +179,7 @@ until [[ $(reservations) == "$third|1|1800|"* ]]; do
 	((SECONDS < deadline)) || fail "job $third, run again: no reservation: $(reservations)"
 	sleep 0.2
 done
-start=$(date -d "$(scontrol -o show job "$third" | sed 's/.* StartTime=\([^ ]*\).*/\1/')" +%s)
+start=$(start_of "$third")
 assert_eq "$third|1|1800|$start" "$(reservations)" "the requeued job's second run's reservation"
 scancel "$third"
 wait_job "$third" >/dev/null
