@@ -505,10 +505,15 @@ static void answered(struct conns *cs, struct request *req)
 		log_debug("connection %llu from %s: answered in %lld ms", (unsigned long long)req->conn_id,
 			  req->peer, (long long)(aif_clock_ms() - req->received_ms));
 	if (!conn) {
-		request_free(req); /* the client went away meanwhile */
+		request_free(req); /* aifd is stopping: the connection is gone */
 		return;
 	}
 	conn->req = NULL;
+	if (conn->watch.fd < 0) { /* the client went away meanwhile: its place is free now */
+		request_free(req);
+		conn_close(cs, conn, "its client went away");
+		return;
+	}
 	if (!req->response) {
 		request_free(req);
 		conn_close(cs, conn, "out of memory for the answer");
@@ -796,26 +801,35 @@ static struct conn *conn_open(struct conns *cs, int fd, const struct listener *l
 
 void conn_close(struct conns *cs, struct conn *conn, const char *why)
 {
-
-	if (conn->watch.fd < 0)
+	if (conn->released)
 		return;
-	log_debug("closing connection %llu from %s: %s", (unsigned long long)conn->id, conn->peer, why);
-	loop_unwatch(cs->loop, &conn->watch);
-	close(conn->watch.fd);
-	conn->watch.fd = -1;
-	if (conn->req)
-		conn->req->conn = NULL; /* answered later into the void */
-	conn->req = NULL;
-	queue_remove(&conn->by_state);
-	queue_remove(&conn->by_body);
-	cs->buffered -= conn->body_cap;
-	conn->body_cap = 0;
+	if (conn->watch.fd >= 0) {
+		log_debug("closing connection %llu from %s: %s", (unsigned long long)conn->id, conn->peer,
+			  why);
+		loop_unwatch(cs->loop, &conn->watch);
+		close(conn->watch.fd);
+		conn->watch.fd = -1;
+		queue_remove(&conn->by_state);
+		queue_remove(&conn->by_body);
+		cs->buffered -= conn->body_cap;
+		conn->body_cap = 0;
+		free(conn->body);
+		free(conn->out);
+		conn->body = conn->out = NULL;
+	}
+	/*
+	 * A request still with the workers keeps the connection's place (in max_conns and its
+	 * uid's count) until they give it back, so that a client cannot queue requests without
+	 * bound by closing each connection once its request is sent. The workers skip it.
+	 */
+	if (conn->req) {
+		request_abandon(conn->req);
+		return;
+	}
+	conn->released = true;
 	if (conn->uid_counted)
 		uid_release(cs, conn->uid);
 	conn->uid_counted = false;
-	free(conn->body);
-	free(conn->out);
-	conn->body = conn->out = NULL;
 	list_remove(&cs->all, conn);
 	list_push(&cs->closed, conn);
 }
@@ -832,8 +846,15 @@ void conn_free_closed(struct conns *cs)
 
 void conn_close_all(struct conns *cs, const char *why)
 {
-	while (cs->all.head)
-		conn_close(cs, cs->all.head, why);
+	struct conn *conn;
+
+	while ((conn = cs->all.head)) {
+		if (conn->req) { /* answered later into the void */
+			conn->req->conn = NULL;
+			conn->req = NULL;
+		}
+		conn_close(cs, conn, why);
+	}
 	conn_free_closed(cs);
 }
 

@@ -93,7 +93,8 @@ struct conn {
 	size_t body_len, body_got, body_cap;
 	char *out;                  /* the answer frame being written */
 	size_t out_len, out_sent;
-	struct request *req;        /* while CONN_BUSY */
+	struct request *req;        /* while CONN_BUSY, also once closed: until the workers give it back */
+	bool released;              /* out of conns.all: in conns.closed, to be freed */
 };
 
 struct conn_list {

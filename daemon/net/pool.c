@@ -65,7 +65,10 @@ static void *worker(void *arg)
 		pthread_mutex_unlock(&pool->lock);
 		if (!req)
 			break; /* stopping, and the queue is empty */
-		pool->ops.handle(pool->ops.arg, state, req);
+		if (request_abandoned(req))
+			pool_done(pool, req); /* nobody to answer: back to free its connection's place */
+		else
+			pool->ops.handle(pool->ops.arg, state, req);
 	}
 	if (state)
 		pool->ops.thread_stop(pool->ops.arg, state);

@@ -23,3 +23,13 @@ void request_free(struct request *req)
 		free(req);
 	}
 }
+
+void request_abandon(struct request *req)
+{
+	__atomic_store_n(&req->abandoned, true, __ATOMIC_RELAXED);
+}
+
+bool request_abandoned(const struct request *req)
+{
+	return __atomic_load_n(&req->abandoned, __ATOMIC_RELAXED);
+}

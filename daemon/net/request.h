@@ -5,6 +5,7 @@
 #ifndef AIFD_REQUEST_H
 #define AIFD_REQUEST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,6 +22,7 @@ struct request {
 	char *response;         /* the response body to send, response_len bytes */
 	size_t response_len;
 	int64_t received_ms;    /* monotonic, for the debug log's timing */
+	bool abandoned;         /* __atomic: its client went away before the answer */
 	/* The handler's, while the request waits for the database (usage). */
 	char nonce[17];
 	size_t records;
@@ -30,5 +32,8 @@ struct request {
 /* A request owning frame (malloc()ed); NULL when out of memory (frame is then freed). */
 struct request *request_new(char *frame, size_t frame_len);
 void request_free(struct request *req);
+/* The loop thread: the request's connection closed; the workers need not handle it. */
+void request_abandon(struct request *req);
+bool request_abandoned(const struct request *req);
 
 #endif

@@ -5,7 +5,8 @@
 # closes them; incomplete frames holding more than aifd's buffer limit; invalid frame lengths;
 # a flood of checks; a client that never reads its answers. Meanwhile checks by aiftest2 are
 # answered within 2 s on both listeners, aifd's memory stays bounded and aifd says what it
-# did; SIGTERM while a client does not read stops aifd within seconds.
+# did; SIGTERM while a client does not read stops aifd within seconds. Then requests sent and
+# abandoned at once do not pile up.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 load_harness
@@ -197,5 +198,33 @@ echo "aifd stopped $stop_ms ms after SIGTERM with a client that does not read"
 ((stop_ms < 3000)) || fail "aifd took $stop_ms ms to stop (at most 3000)"
 stop_attacks
 
-grep -qs "AddressSanitizer\|LeakSanitizer\|runtime error" "$AIFD_WORK"/a.log* && fail "sanitizer report in aifd's log: $(grep -A20 "Sanitizer\|runtime error" "$AIFD_WORK"/a.log*)"
+# 6. Requests sent and abandoned at once, as fast as one process can (a connection, a replayed
+# credential of the user's, closed without reading the answer), to an aifd with one worker:
+# each connection keeps its place (aiftest's 64) until the worker gave its request back, and the
+# worker skips it, so the queue stays short. Another user's checks are answered meanwhile, and
+# at SIGTERM no more than aiftest's 64 requests are left to answer. Before, each close freed its
+# place at once and left its request queued for a munge_decode: the queue grew by thousands a
+# second, delaying every other request, and a stop waited for all of them.
+"$AIF_HARNESS" as-user "$AIF_HARNESS_DIR" aiftest munge -n -S "$AIF_MUNGE_SOCKET" \
+	>"$AIFD_WORK/replayed.cred" || fail "aiftest could not make a MUNGE credential"
+aifd_start b "workers = 1"
+pid_b=$AIFD_PID_b pid=$AIFD_PID_b # (legit samples its RSS)
+sock_b=$AIFD_WORK/run/b.sock
+attack abandon --server="$sock_b" abandon --count=100000 --duration=6 \
+	--frame-file="$AIFD_WORK/replayed.cred"
+abandon_pid=${attack_pids[-1]}
+sleep 2
+legit "$sock_b" "unix, one worker, requests abandoned at once"
+wait "$abandon_pid" || true
+attack_pids=()
+kill -TERM "$pid_b"
+wait "$pid_b" || fail "aifd b's exit status after SIGTERM: $?"
+echo "requests abandoned at once: $(cat "$AIFD_WORK/abandon.out")"
+sent=$(sed -n 's/.*requests_sent=\([0-9]*\).*/\1/p' "$AIFD_WORK/abandon.out")
+((sent > 1000)) || fail "the attack sent only ${sent:-no} requests: $(cat "$AIFD_WORK/abandon.out")"
+left=$(sed -n 's/.*answering \([0-9]*\) requests already received.*/\1/p' "$AIFD_WORK/b.log" | tail -1)
+echo "at SIGTERM, aifd b had ${left:-0} requests to answer"
+((${left:-0} <= 64)) || fail "aifd b had $left requests left to answer at SIGTERM (at most aiftest's 64)"
+
+grep -qs "AddressSanitizer\|LeakSanitizer\|runtime error" "$AIFD_WORK"/[ab].log* && fail "sanitizer report in aifd's log: $(grep -A20 "Sanitizer\|runtime error" "$AIFD_WORK"/[ab].log*)"
 echo "aifd hostile: all checks passed"

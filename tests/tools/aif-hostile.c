@@ -11,13 +11,17 @@
  *   aif-hostile --server=S headers
  *       Sends each invalid frame header (length 0, 1 MiB + 1, 0xFFFFFFFF, "GET / HTTP/1.0")
  *       on a connection of its own; each must be closed by aifd within 2 s.
+ *   aif-hostile --server=S abandon --count=N [--frame-file=FILE] [--duration=SECONDS]
+ *       N times, one after the other, as fast as it can: a connection, one whole request (the
+ *       contents of FILE, e.g. a credential of the user's replayed; by default a bogus one),
+ *       closed at once without waiting for the answer.
  *   aif-hostile --server=S noread --count=N [--duration=SECONDS]
  *       One connection with a small receive buffer: N bogus requests in a row, and their
  *       answers never read, until aifd closes it or the duration ends.
  *
  * S is an absolute Unix socket path or IPV4:PORT. At the end (--duration, SIGTERM or SIGINT)
  * prints one line of key=value counts: opened, closed_by_aifd, connect_failed, open (hold:
- * still open at the end).
+ * still open at the end), before it requests_sent= (abandon, noread).
  * Exit status: 0; 1 when a check failed (headers); 2 on bad usage.
  */
 #include <arpa/inet.h>
@@ -34,12 +38,13 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 struct settings {
-	const char *server, *ready_file;
+	const char *server, *ready_file, *frame_file;
 	unsigned long count, announce, send, trickle_ms, duration_s;
 	bool reconnect;
 };
@@ -305,6 +310,59 @@ static int headers(const struct settings *s)
 	return rc;
 }
 
+/* ---- abandon ---- */
+
+/* The contents of path (at most 1 MiB), or NULL. */
+static char *read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = malloc(1 << 20);
+
+	*len = 0;
+	if (f && buf)
+		*len = fread(buf, 1, 1 << 20, f);
+	if (f)
+		fclose(f);
+	while (*len && (buf[*len - 1] == '\n' || buf[*len - 1] == '\r'))
+		(*len)--;
+	if (!*len) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+static int abandon(const struct settings *s, int64_t end)
+{
+	static const char bogus[] = "MUNGE:not-a-credential:";
+	size_t body_len = sizeof(bogus) - 1;
+	char *body = s->frame_file ? read_file(s->frame_file, &body_len) : NULL;
+	unsigned char len[4];
+	unsigned long sent = 0;
+
+	if (s->frame_file && !body) {
+		fprintf(stderr, "aif-hostile: nothing to send in %s\n", s->frame_file);
+		return 2;
+	}
+	put_length(len, (uint32_t)body_len);
+	for (unsigned long i = 0; i < s->count && !stop && now_ms() < end; i++) {
+		int fd = dial(s->server, 0);
+		struct iovec iov[2] = {{len, 4}, {body ? body : (char *)bogus, body_len}};
+
+		if (fd < 0) {
+			connect_failed++;
+			continue;
+		}
+		opened++;
+		if (writev(fd, iov, 2) == (ssize_t)(4 + body_len))
+			sent++;
+		close(fd);
+	}
+	printf("requests_sent=%lu ", sent);
+	free(body);
+	return 0;
+}
+
 /* ---- noread ---- */
 
 static int noread(const struct settings *s, int64_t end)
@@ -350,9 +408,9 @@ static int noread(const struct settings *s, int64_t end)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: aif-hostile --server=S hold|headers|noread [--count=N] [--announce=BYTES] "
-			"[--send=BYTES] [--trickle-ms=MS] [--reconnect] [--duration=SECONDS] "
-			"[--ready-file=FILE]\n");
+	fprintf(stderr, "usage: aif-hostile --server=S hold|headers|abandon|noread [--count=N] "
+			"[--announce=BYTES] [--send=BYTES] [--trickle-ms=MS] [--reconnect] "
+			"[--duration=SECONDS] [--ready-file=FILE] [--frame-file=FILE]\n");
 	return 2;
 }
 
@@ -363,7 +421,7 @@ int main(int argc, char **argv)
 		{"announce", required_argument, NULL, 'a'},   {"send", required_argument, NULL, 'b'},
 		{"trickle-ms", required_argument, NULL, 't'}, {"reconnect", no_argument, NULL, 'r'},
 		{"duration", required_argument, NULL, 'd'},   {"ready-file", required_argument, NULL, 'f'},
-		{NULL, 0, NULL, 0},
+		{"frame-file", required_argument, NULL, 'F'}, {NULL, 0, NULL, 0},
 	};
 	struct settings s = {.count = 1, .duration_s = 3600};
 	struct rlimit rl;
@@ -380,6 +438,7 @@ int main(int argc, char **argv)
 		case 'r': s.reconnect = true; break;
 		case 'd': s.duration_s = strtoul(optarg, NULL, 10); break;
 		case 'f': s.ready_file = optarg; break;
+		case 'F': s.frame_file = optarg; break;
 		default: return usage();
 		}
 	}
@@ -400,6 +459,8 @@ int main(int argc, char **argv)
 		rc = hold(&s, end);
 	else if (strcmp(argv[optind], "headers") == 0)
 		rc = headers(&s);
+	else if (strcmp(argv[optind], "abandon") == 0)
+		rc = abandon(&s, end);
 	else if (strcmp(argv[optind], "noread") == 0)
 		rc = noread(&s, end);
 	else
