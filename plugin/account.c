@@ -159,9 +159,10 @@ static void send_or_spool(const struct plugin_settings *s, const char *cluster,
 
 /*
  * Earlier records of this node that aifd could not take, oldest first, in the time left.
- * Returns true when the spool may still hold records (not all sent, or another process is
+ * Returns true when the spool still holds records (not all sent, or another process is
  * still sending them): the new record then goes behind them, so that aifd never gets an
- * allocation's end before its start.
+ * allocation's end before its start. Not when the spool itself failed (unsafe, unreadable):
+ * the new record could not be spooled either, and is sent rather than lost.
  */
 static bool flush_spool(const struct plugin_settings *s, int64_t deadline_ms)
 {
@@ -169,6 +170,7 @@ static bool flush_spool(const struct plugin_settings *s, int64_t deadline_ms)
 	struct aif_diag diag;
 	struct aif_client *client;
 	bool left;
+	int rc;
 
 	aif_diag_clear(&diag);
 	if (!(client = client_new(s, &diag)))
@@ -177,18 +179,17 @@ static bool flush_spool(const struct plugin_settings *s, int64_t deadline_ms)
 	 * as the deadline allows, rather than queue behind records it may be sending. Not when
 	 * the spool holds none: the other is only looking, as every prolog and epilog does. */
 	for (;;) {
-		int rc = aif_spool_flush(s->spool_dir, client, 0, deadline_ms, &stats, &diag);
-
-		left = rc < 0 || stats.kept > 0;
+		rc = aif_spool_flush(s->spool_dir, client, 0, deadline_ms, &stats, &diag);
+		left = stats.kept > 0;
 		if (!stats.busy || !left || aif_clock_ms() + BUSY_PAUSE_MS >= deadline_ms)
 			break;
 		poll(NULL, 0, BUSY_PAUSE_MS);
 	}
 	if (stats.sent)
 		slurm_info("aif: sent %zu spooled usage records", stats.sent);
-	if (left && !stats.busy && stats.kept)
+	if (left && !stats.busy)
 		slurm_info("aif: %zu usage records stay in %s: %s", stats.kept, s->spool_dir, diag.message);
-	else if (left && !stats.busy)
+	else if (rc < 0 && !stats.busy)
 		log_diag(true, &diag); /* the spool itself failed: unsafe, unreadable */
 	if (stats.bad)
 		slurm_error("aif: %zu spooled usage records moved to %s/bad: %s", stats.bad,

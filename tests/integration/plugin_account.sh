@@ -6,7 +6,8 @@
 # (the next job's prolog flushes the spool), each exactly once and still exact; each task of a
 # job array is its own job; a requeued job gives one interval per node and run (restart
 # count), the first run's closed by its epilog although the requeue raised the count before it;
-# an epilog that Slurm ran as the job's user records nothing, and reconciliation closes its run.
+# an epilog that Slurm ran as the job's user records nothing, and reconciliation closes its run;
+# with an unusable spool (a directory of the user's) the records are sent all the same.
 # aif-pelog is Prolog= and Epilog= too: run by slurmd, as here, it records nothing.
 # plugin_account.sh RunInJob: the same with PrologFlags=RunInJob, where aif-pelog records the
 # usage (plugin/pelog.c).
@@ -221,4 +222,24 @@ grep -q 'error: aif: the epilog of job 4000000 on n1 runs as uid [0-9]*, not as 
 grep -q 'HINT: *Upgrade Slurm to 24.11.6 or later' <<<"$out" || fail "aif-pelog run as $user, no hint: $out"
 assert_eq "$before" "$(find "$AIFD_WORK/spool" -type f | sort)" "the spool after aif-pelog ran as $user"
 assert_eq "" "$(intervals 4000000)" "intervals of the job whose epilog ran as $user"
+
+# A spool that cannot be used (spool_dir a directory of the user's, as a user can make one in
+# /tmp before the first job after a boot): it is refused, and each record is sent all the same,
+# not lost. Before, a failed spool counted as one that still held records, so every record
+# went into it behind them, and failed there too: neither sent nor spooled.
+user_spool=$AIFD_WORK/userspool
+mkdir -m 700 "$user_spool"
+chown "$user" "$user_spool"
+plugstack=$(sed -n 's/^PlugStackConfig=//p' "$SLURM_CONF")
+sed -i "s|spool_dir=$AIFD_WORK/spool |spool_dir=$user_spool |" "$plugstack"
+grep -q "spool_dir=$user_spool " "$plugstack" || fail "plugstack.conf not changed: $(cat "$plugstack")"
+"$AIF_HARNESS" restart-slurmd "$AIF_HARNESS_DIR" >/dev/null
+job5=$(as_user "$user" sbatch --parsable -N$nodes --gpus-per-node=1 --aif-project=mine -o /dev/null --wrap 'sleep 1')
+assert_eq COMPLETED "$(wait_job "$job5")" "a job whose nodes' spool is the user's"
+wait_closed "$job5" "$nodes"
+check_job "$job5" 1 $nodes
+grep -qs "spool directory \"$user_spool\" belongs to uid $(id -u "$user"), not to uid 0" \
+	"$AIF_HARNESS_DIR"/slurm/log/*.log "$AIFD_WORK/pelog.log" ||
+	fail "no word of the unusable spool: $(grep -hs 'spool' "$AIF_HARNESS_DIR"/slurm/log/slurmd*.log "$AIFD_WORK/pelog.log" | tail -10)"
+assert_eq "" "$(ls -A "$user_spool")" "nothing written into the user's directory"
 echo "plugin accounting: all checks passed"
