@@ -10,8 +10,10 @@
 -- aif.waiting_release) first takes the advisory lock of each factory concerned (two-key form:
 -- 1634297345 = 'aif\1', hashtext(id)), all at once and in the order of their keys, so that
 -- the check and the insert are one step for every aifd, and no two of them wait for each
--- other in a circle. Deleting reservations needs no such lock: it only lowers what is
--- committed, in the same transaction that queues the usage that replaces it. Rows of
+-- other in a circle. Releasing the reservations of ended runs (aif.reservations_release, from
+-- the close of their intervals) takes the same locks, so that a close and an admission of one
+-- job take turns; it only lowers what is committed, in the same transaction that queues the
+-- usage that replaces it. Rows of
 -- aif.reserved_totals are changed in (period_id, project_id) order. (An advisory lock rather
 -- than a row lock of aif.factories: that one writes the row, which cost 0.15 ms per admission.)
 
@@ -247,12 +249,22 @@ $$;
 -- Release the reservations of the jobs (clusters[i], jobs[i]) that have no open interval left:
 -- their runs ended, and what they used is in the rollups' queue from the same transaction (the
 -- triggers of aif.usage_intervals call this), so the budget never counts a job twice or not at
--- all.
+-- all. First the factories' locks, of the jobs' intervals and reservations, as aif.reserve()
+-- takes them: a close and an admission of one job take turns. Without them, an admission that
+-- did not see the uncommitted close (an interval still open) reserved after the close had
+-- looked for a reservation to release, or the close did not see the admission's uncommitted
+-- reservation: either way a reservation was left for a job that had ended, never released.
 CREATE OR REPLACE FUNCTION aif.reservations_release(clusters text[], jobs bigint[]) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	PERFORM aif.reservations_lock(ARRAY(
+		SELECT i.project_id FROM aif.usage_intervals i
+		JOIN unnest(clusters, jobs) AS k(c, j) ON i.cluster = k.c AND i.job_id = k.j
+		UNION
+		SELECT r.project_id FROM aif.reservations r
+		JOIN unnest(clusters, jobs) AS k(c, j) ON r.cluster = k.c AND r.job_id = k.j));
 	PERFORM aif.reservations_delete(clusters, jobs, true);
 END
 $$;

@@ -6,7 +6,8 @@
 # period without a factory budget has none left; closing the run's last interval releases the
 # reservation in the same transaction that queues its usage; two sessions reserving against one
 # factory take turns, so that the second sees the first's reservation; the budget_status view
-# shows what is reserved; the plan shows admission; aif.waiting_release() tries every project's
+# shows what is reserved; a run's close and its admission at once leave no reservation; the
+# plan shows admission; aif.waiting_release() tries every project's
 # waiting jobs; aif.reserve_trial() answers as aif.reserve() and reserves nothing.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
@@ -135,6 +136,39 @@ assert_eq "t" "$(reserve 26 p 1 60 | cut -d' ' -f1)" "job 26 of p"
 assert_eq "t" "$(reserve 26 q 1 60 | cut -d' ' -f1)" "job 26 again, of q"
 assert_eq q "$(q -c "SELECT project_id FROM aif.reservations WHERE job_id = 26")" "job 26's reservation"
 q -c "SELECT aif.reservations_release(ARRAY['c1'], ARRAY[26::bigint])" >/dev/null
+# A run that ends while its admission reserves: the close of its last interval takes the
+# factory's lock too, so the two take turns and no reservation outlives the job, whichever
+# comes first. Before, neither saw the other's uncommitted work: the admission saw the interval
+# still open and reserved, and the close found no reservation to release.
+# race_close JOB FIRST: JOB's only interval open; FIRST ("close" or "reserve") runs in a session
+# that holds it uncommitted for 2 s, the other meanwhile.
+race_close() {
+	local job=$1 close reserve0 first
+	q -c "INSERT INTO aif.usage_intervals (cluster, job_id, node, restart_count, project_id, sector_id,
+		uid, user_name, gpus, started_at, ended_at, end_source, exact)
+		VALUES ('c1', $job, 'n1', 0, 'p', 's1', 1000, 'u', 1, to_timestamp($now), NULL, NULL, false)" >/dev/null
+	close="UPDATE aif.usage_intervals SET ended_at = to_timestamp($now + 60), end_source = 'epilog'
+		WHERE job_id = $job"
+	reserve0="SELECT fits FROM aif.reserve('c1', $job, 'p', 1, to_timestamp($now), to_timestamp($now + 60), true)"
+	if [[ $2 == close ]]; then
+		( q -c "BEGIN" -c "$close" -c "SELECT pg_sleep(2)" -c "COMMIT" >/dev/null ) &
+	else
+		( q -c "BEGIN" -c "$reserve0" -c "SELECT pg_sleep(2)" -c "COMMIT" >"$SQL_WORK/first" ) &
+	fi
+	first=$!
+	sleep 0.5
+	if [[ $2 == close ]]; then
+		assert_eq t "$(q -c "$reserve0")" "job $job reserved while its close commits: fits"
+	else
+		q -c "$close" >/dev/null
+	fi
+	wait "$first"
+	[[ $2 == close ]] || assert_eq t "$(cat "$SQL_WORK/first")" "job $job reserved before its close: fits"
+	assert_eq 0 "$(q -c "SELECT count(*) FROM aif.reservations WHERE job_id = $job")" \
+		"job $job, its close and its admission at once, the $2 first: reservations left"
+}
+race_close 27 close
+race_close 28 reserve
 # A waiting job that fits now is reserved (its cost: its time limit, from now) and released,
 # though its first try's interval is closed (it was requeued).
 q -c "INSERT INTO aif.usage_intervals (cluster, job_id, node, restart_count, project_id, sector_id,
