@@ -157,10 +157,26 @@ static int set_timeout(struct db *db, struct aif_diag *diag)
 	return ok ? 0 : -1;
 }
 
+/*
+ * Non-blocking: libpq then sends a statement by PQflush() within the owner's deadline
+ * (aif_db_result_by()). In blocking mode PQsend*() itself writes the whole statement, with no
+ * time limit: a server that stops reading (stopped, a backend hung) held the sender for ever
+ * once the statement was larger than the socket's buffer (a usage group of a few thousand
+ * records), and statement_timeout cannot help a statement the server never received.
+ */
+static int set_nonblocking(struct db *db, struct aif_diag *diag)
+{
+	if (PQsetnonblocking(db->conn, 1) == 0)
+		return 0;
+	aif_db_diag(diag, db->conn, NULL, "could not make the database connection non-blocking");
+	return -1;
+}
+
 /* What every connection gets before its first statement, however it was made. */
 static int prepare(struct db *db, struct aif_diag *diag)
 {
-	if (set_timeout(db, diag) < 0 || (db->setup && db->setup(db, db->setup_arg, diag) < 0)) {
+	if (set_nonblocking(db, diag) < 0 || set_timeout(db, diag) < 0 ||
+	    (db->setup && db->setup(db, db->setup_arg, diag) < 0)) {
 		db_lost(db, diag);
 		return -1;
 	}

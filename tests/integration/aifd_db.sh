@@ -2,7 +2,8 @@
 # How aifd runs a statement (daemon/db.c, db_exec(), driven by tests/tools/aif-db-exec): prepared
 # on its connection at its first run and run prepared after, so that it is parsed once; prepared
 # anew on a new connection after a lost one; and, when a schema change broke its plan ("cached
-# plan must not change result type"), failed once and prepared anew, never failed again.
+# plan must not change result type"), failed once and prepared anew, never failed again; a
+# statement of 1 MiB to a backend that stopped reading dropped after the timeout.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 load_harness
@@ -42,4 +43,45 @@ assert_eq "aifd_0_4;aifd_1_0" "${out[9]}" "the old statement retired, the new on
 assert_eq "LOST" "${out[10]}" "the connection terminated"
 assert_eq "42" "${out[11]}" "a statement on the new connection"
 assert_eq "aifd_1_0;aifd_1_1" "${out[12]}" "the new connection's statements, prepared anew"
+
+# A server that stops reading (its backend stopped: SIGSTOP, as a hung server or a network black
+# hole looks to aifd) holds a statement no longer than the timeout (5 s here), however large:
+# libpq sends it within the deadline (a non-blocking connection), then the connection is
+# dropped. Before, PQsend*() wrote a statement larger than the socket's buffer itself, with no
+# limit: aifd's writer, holding a group of a few thousand records, waited for ever.
+work=$(mktemp -d)
+backend=
+trap '[[ -z $backend ]] || kill -CONT "$backend" 2>/dev/null; [[ -z ${exec_pid:-} ]] || kill "$exec_pid" 2>/dev/null; rm -rf "$work"; cleanup' EXIT
+mkfifo "$work/in"
+"$tool" "$conninfo" <"$work/in" >"$work/out" &
+exec_pid=$!
+exec 3>"$work/in"
+# lines OUT N: until OUT has N lines, at most 15 s
+lines() {
+	local deadline=$((SECONDS + 15))
+	until (($(wc -l <"$1") >= $2)); do
+		((SECONDS < deadline)) || fail "no answer $2 from aif-db-exec within 15 s: $(cat "$1")"
+		sleep 0.1
+	done
+}
+echo "SELECT pg_backend_pid()" >&3
+lines "$work/out" 1
+backend=$(head -1 "$work/out")
+[[ $backend =~ ^[0-9]+$ ]] || fail "aif-db-exec's backend: '$backend'"
+kill -STOP "$backend"
+t0=$(date +%s%N)
+echo "SELECT length('$(head -c 1048576 /dev/zero | tr '\0' x)')" >&3 # 1 MiB
+lines "$work/out" 2
+ms=$((($(date +%s%N) - t0) / 1000000))
+assert_eq LOST "$(sed -n 2p "$work/out")" "a 1 MiB statement to a stopped backend"
+((ms < 10000)) || fail "a 1 MiB statement to a stopped backend took $ms ms (timeout 5000 ms)"
+echo "a 1 MiB statement to a stopped backend: connection dropped after $ms ms"
+kill -CONT "$backend"
+backend=
+echo "SELECT 41 + 1" >&3
+lines "$work/out" 3
+assert_eq 42 "$(sed -n 3p "$work/out")" "a statement on a new connection after it"
+exec 3>&-
+wait "$exec_pid"
+exec_pid=
 echo "aifd db: ok"

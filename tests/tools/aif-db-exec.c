@@ -1,6 +1,7 @@
 /*
  * aif-db-exec: for tests, aifd's way of running a statement (daemon/db.c, db_exec()) on one
- * connection, one statement per line of standard input (no parameters, no newline inside).
+ * connection, one statement per line of standard input (no parameters, no newline inside; of
+ * any length).
  *
  *   aif-db-exec CONNINFO < STATEMENTS
  *
@@ -9,6 +10,7 @@
  * next line waits for db.c's backoff, then reconnects). Exit status 0, or 2 on bad usage.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -37,7 +39,8 @@ static void wait_retry(const struct db *db)
 
 int main(int argc, char **argv)
 {
-	char line[4096];
+	char *line = NULL;
+	size_t cap = 0;
 	struct aif_diag diag;
 	struct db db;
 
@@ -49,7 +52,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "aif-db-exec: out of memory\n");
 		return 2;
 	}
-	while (fgets(line, sizeof(line), stdin)) {
+	while (getline(&line, &cap, stdin) >= 0) {
 		PGresult *res;
 
 		line[strcspn(line, "\n")] = '\0';
@@ -65,5 +68,6 @@ int main(int argc, char **argv)
 		PQclear(res);
 	}
 	db_close(&db);
+	free(line);
 	return 0;
 }
