@@ -752,7 +752,10 @@ static void handle(void *arg, void *thread_state, struct request *req)
 				 cluster, h->cluster);
 		aif_diag_hint(&d, "Point the plugin's \"server\" setting at this cluster's aifd.");
 		log_limited(h, HANDLER_LOG_REFUSED, req, uid, "request refused", &d);
-		reply_diag(h, req, AIF_PROTO_REFUSE, nonce, &d);
+		/* Usage: "error", not "refuse" (kept aside for good on the node): the records are
+		 * right, the configuration is not, and they go once it is fixed. */
+		reply_diag(h, req, m.kind == AIF_PROTO_USAGE ? AIF_PROTO_ERROR : AIF_PROTO_REFUSE, nonce,
+			   &d);
 	} else if ((m.kind == AIF_PROTO_ADMIT || m.kind == AIF_PROTO_USAGE) && !privileged(h, uid)) {
 		aif_diag_message(&d, "permission denied to %s",
 				 m.kind == AIF_PROTO_ADMIT ? "admit jobs" : "record usage");

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The node's spool (lib/aif_spool.c) and "aifctl spool flush", with a real aifd, MUNGE and
 # PostgreSQL: records spooled while aifd is down stay until it is back, then arrive exactly
-# once; a record aifd refuses goes to bad/ and the others are stored; two flushers at once
-# send each record once; bad usage is refused.
+# once; a record aifd refuses goes to bad/ and the others are stored; a record of another
+# cluster stays spooled; two flushers at once send each record once; bad usage is refused.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 load_harness
@@ -103,6 +103,19 @@ rc=0
 out=$(aifctl spool flush --spool-dir "$AIFD_WORK/nothing-here" 2>&1) || rc=$?
 assert_eq "0 $AIFD_WORK/nothing-here: 0 usage records sent, 0 moved to bad/, 0 left" "$rc $out" "--spool-dir"
 [[ ! -e $AIFD_WORK/nothing-here ]] || fail "flush created the missing spool directory"
+
+# A record of another cluster (a node that sends to this aifd by mistake, or aifd's "cluster"
+# misnamed): aifd answers "error", so it stays spooled, to go once the configuration is fixed.
+# Before, the answer was "refuse", and the node moved the cluster's every record to bad/.
+"$AIF_BUILD_DIR/tests/aif-spool" put "$spool" elsewhere event=start job=103 node=n1 restart=0 gpus=1 \
+	time=$start uid="$uid" project=proja
+flush
+assert_eq "1 $spool: 0 usage records sent, 0 moved to bad/, 1 left" "$rc $out" "a record of another cluster ($err)"
+assert_match 'request for cluster "elsewhere" sent to the aifd of cluster "aiftest"' "$err" \
+	"a record of another cluster: why it stays"
+assert_eq "aiftest.102.0.n1.start.usage aiftest.102.0.n1.start.usage.why" "$(cd "$spool/bad" && echo *)" \
+	"bad/ after a record of another cluster"
+rm "$spool"/elsewhere.103.*
 
 # A spool others can write into is refused: its records would be sent as root's.
 chmod 0777 "$spool"
