@@ -419,7 +419,9 @@ static void dispatch(struct conns *cs, struct conn *conn)
 		return;
 	}
 	req->held = held;
-	if (set_events(cs, conn, 0) < 0) {
+	/* Only the client's going away, while the workers have the request: over TCP a close
+	 * shows as EPOLLRDHUP alone (on the Unix socket as EPOLLHUP). Clients never half-close. */
+	if (set_events(cs, conn, EPOLLRDHUP) < 0) {
 		cs->buffered -= held;
 		request_free(req);
 		return;
@@ -484,8 +486,8 @@ static void conn_ready(struct watch *watch, uint32_t events)
 		break;
 	case CONN_BUSY:
 		/* Not watching input; only a hang-up or an error is reported here. */
-		if (events & (EPOLLHUP | EPOLLERR))
-			conn_close(cs, conn, "the connection failed while its request was handled");
+		if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+			conn_close(cs, conn, "the client went away while its request was handled");
 		break;
 	case CONN_WRITING:
 		write_answer(cs, conn);
