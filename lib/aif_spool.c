@@ -1078,8 +1078,10 @@ int aif_spool_flush(const char *dir, struct aif_client *client, size_t max_recor
 		max_records = AIF_SPOOL_FLUSH_MAX;
 	f.dirfd = aif_spool_open(dir, false, &missing, diag);
 	if (f.dirfd < 0) {
-		if (!missing)
+		if (!missing) {
+			stats->unusable = true;
 			return -1;
+		}
 		aif_diag_clear(diag);
 		return 0; /* nothing was ever spooled here */
 	}

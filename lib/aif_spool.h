@@ -72,6 +72,7 @@ struct aif_spool_stats {
 	size_t kept;  /* records left in the spool (unsent, unanswered, or beyond max_records) */
 	size_t bad;   /* files moved to bad/ by this flush */
 	bool busy;    /* another process was flushing: this one did nothing */
+	bool unusable; /* the spool itself could not be opened (unsafe, unreadable): none of it read */
 	struct aif_diag bad_diag; /* why the first of the bad files was moved aside */
 };
 

@@ -161,8 +161,9 @@ static void send_or_spool(const struct plugin_settings *s, const char *cluster,
  * Earlier records of this node that aifd could not take, oldest first, in the time left.
  * Returns true when the spool still holds records (not all sent, or another process is
  * still sending them): the new record then goes behind them, so that aifd never gets an
- * allocation's end before its start. Not when the spool itself failed (unsafe, unreadable):
- * the new record could not be spooled either, and is sent rather than lost.
+ * allocation's end before its start; also when its flush failed otherwise (a lock, a scan):
+ * it may hold some. Not when the spool itself could not be opened (unsafe, unreadable): the
+ * new record could not be spooled either, and is sent rather than lost.
  */
 static bool flush_spool(const struct plugin_settings *s, int64_t deadline_ms)
 {
@@ -180,14 +181,14 @@ static bool flush_spool(const struct plugin_settings *s, int64_t deadline_ms)
 	 * the spool holds none: the other is only looking, as every prolog and epilog does. */
 	for (;;) {
 		rc = aif_spool_flush(s->spool_dir, client, 0, deadline_ms, &stats, &diag);
-		left = stats.kept > 0;
+		left = stats.kept > 0 || (rc < 0 && !stats.unusable); /* (a lock or scan failed) */
 		if (!stats.busy || !left || aif_clock_ms() + BUSY_PAUSE_MS >= deadline_ms)
 			break;
 		poll(NULL, 0, BUSY_PAUSE_MS);
 	}
 	if (stats.sent)
 		slurm_info("aif: sent %zu spooled usage records", stats.sent);
-	if (left && !stats.busy)
+	if (left && !stats.busy && stats.kept)
 		slurm_info("aif: %zu usage records stay in %s: %s", stats.kept, s->spool_dir, diag.message);
 	else if (rc < 0 && !stats.busy)
 		log_diag(true, &diag); /* the spool itself failed: unsafe, unreadable */
