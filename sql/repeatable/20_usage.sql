@@ -195,6 +195,13 @@ BEGIN
 	IF unplaced = 0 THEN
 		RETURN;
 	END IF;
+	-- A group that closes intervals first takes the locks of every factory whose reservations
+	-- the closes may release, all at once (aif.reservations_lock_jobs()): the statement's update
+	-- and insert triggers, each releasing its own, then take them again without waiting. Taken
+	-- one trigger after the other, they could wait in a circle with an admission.
+	IF true = ANY($14) THEN
+		PERFORM aif.reservations_lock_jobs($2, $3, $6);
+	END IF;
 	-- (until the call returns: the SET clause restores it)
 	IF cardinality($1) > 32 AND n_ends > 0 THEN
 		PERFORM set_config('plan_cache_mode', 'force_custom_plan', true);

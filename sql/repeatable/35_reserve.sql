@@ -43,6 +43,25 @@ BEGIN
 END
 $$;
 
+-- Lock the factories a reservation of the jobs (clusters[i], jobs[i]) may be of: the projects
+-- given, and those of the jobs' intervals and reservations. The one set aif.reserve() and the
+-- closes of runs (aif.reservations_release(), aif.record_usage()) take, so that an admission
+-- and the close of the same job always share a lock, whatever project each names.
+CREATE OR REPLACE FUNCTION aif.reservations_lock_jobs(clusters text[], jobs bigint[],
+						      projects text[] DEFAULT '{}')
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+BEGIN
+	PERFORM aif.reservations_lock(projects || ARRAY(
+		SELECT i.project_id FROM aif.usage_intervals i
+		JOIN unnest(clusters, jobs) AS k(c, j) ON i.cluster = k.c AND i.job_id = k.j
+		UNION
+		SELECT r.project_id FROM aif.reservations r
+		JOIN unnest(clusters, jobs) AS k(c, j) ON r.cluster = k.c AND r.job_id = k.j));
+END
+$$;
+
 -- What the budget of a project (projects: its id) or a factory (projects: all of its) in
 -- period [t0, t1) has committed: closed usage (rollup and queue) and reservations. The open
 -- intervals of reserved jobs are in their reservations; those of jobs admitted without one
@@ -110,10 +129,10 @@ BEGIN
 			MESSAGE = format('cannot reserve for an unknown project "%s"', reserve.project),
 			HINT = 'Apply a budgets file that defines it first.';
 	END IF;
-	-- This project's factory and, for a reservation to replace, its project's: all at once.
-	PERFORM aif.reservations_lock(ARRAY[reserve.project] || ARRAY(
-		SELECT r.project_id FROM aif.reservations r
-		WHERE r.cluster = reserve.cluster AND r.job_id = reserve.job));
+	-- This project's factory and, for a reservation to replace or an interval that may close
+	-- meanwhile, theirs: all at once.
+	PERFORM aif.reservations_lock_jobs(ARRAY[reserve.cluster], ARRAY[reserve.job],
+					   ARRAY[reserve.project]);
 	fits := true;
 	waits := false;
 	-- (the same GPUs: a job held while pending was reserved the most it asked for; the same
@@ -259,12 +278,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	PERFORM aif.reservations_lock(ARRAY(
-		SELECT i.project_id FROM aif.usage_intervals i
-		JOIN unnest(clusters, jobs) AS k(c, j) ON i.cluster = k.c AND i.job_id = k.j
-		UNION
-		SELECT r.project_id FROM aif.reservations r
-		JOIN unnest(clusters, jobs) AS k(c, j) ON r.cluster = k.c AND r.job_id = k.j));
+	PERFORM aif.reservations_lock_jobs(clusters, jobs);
 	PERFORM aif.reservations_delete(clusters, jobs, true);
 END
 $$;
@@ -347,7 +361,7 @@ END
 $$;
 
 REVOKE ALL ON FUNCTION aif.reservation_shares(numeric, timestamptz, timestamptz),
-	aif.reservations_lock(text[]),
+	aif.reservations_lock(text[]), aif.reservations_lock_jobs(text[], bigint[], text[]),
 	aif.committed_us(text[], text, timestamptz, timestamptz),
 	aif.reserve(text, bigint, text, bigint, timestamptz, timestamptz, boolean, text[], bigint, bigint,
 		    bigint),
@@ -358,6 +372,8 @@ GRANT EXECUTE ON FUNCTION aif.reserve(text, bigint, text, bigint, timestamptz, t
 	text[], bigint, bigint, bigint),
 	aif.reserve_trial(text, bigint, text, bigint, bigint), aif.waiting_release(text),
 	aif.reservations_release(text[], bigint[]) TO aif_daemon;
+GRANT EXECUTE ON FUNCTION aif.reservations_lock(text[]), aif.reservations_lock_jobs(text[], bigint[], text[])
+	TO aif_daemon; -- aif.record_usage(), as the writer
 GRANT EXECUTE ON FUNCTION aif.committed_us(text[], text, timestamptz, timestamptz)
 	TO aif_daemon, aif_operator;
 GRANT EXECUTE ON FUNCTION aif.reserved_totals_recompute(), aif.reservations_lock(text[])

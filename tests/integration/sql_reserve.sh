@@ -151,12 +151,19 @@ race_close() {
 		WHERE job_id = $job"
 	reserve0="SELECT fits FROM aif.reserve('c1', $job, 'p', 1, to_timestamp($now), to_timestamp($now + 60), true)"
 	if [[ $2 == close ]]; then
-		( q -c "BEGIN" -c "$close" -c "SELECT pg_sleep(2)" -c "COMMIT" >/dev/null ) &
+		( PGAPPNAME=race_$job q -c "BEGIN" -c "$close" -c "SELECT pg_sleep(2)" -c "COMMIT" >/dev/null ) &
 	else
-		( q -c "BEGIN" -c "$reserve0" -c "SELECT pg_sleep(2)" -c "COMMIT" >"$SQL_WORK/first" ) &
+		( PGAPPNAME=race_$job q -c "BEGIN" -c "$reserve0" -c "SELECT pg_sleep(2)" -c "COMMIT" \
+			>"$SQL_WORK/first" ) &
 	fi
 	first=$!
-	sleep 0.5
+	# until the first session holds its work uncommitted (it sleeps), at most 10 s
+	local deadline=$((SECONDS + 10))
+	until [[ $(q -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'race_$job'
+		AND wait_event = 'PgSleep'") == 1 ]]; do
+		((SECONDS < deadline)) || fail "job $job: the first session did not get to its sleep"
+		sleep 0.05
+	done
 	if [[ $2 == close ]]; then
 		assert_eq t "$(q -c "$reserve0")" "job $job reserved while its close commits: fits"
 	else
