@@ -26,6 +26,8 @@ static const char ADD_PENDING_SQL[] =
 	" VALUES ($1, $2, $3, $4, $5)"
 	" ON CONFLICT (cluster, job_id) DO NOTHING RETURNING job_id";
 static const char FORGET_SQL[] = "DELETE FROM aif.waiting WHERE cluster = $1 AND job_id = $2";
+/* The pass's: the record as it listed it, not one a new hold made meanwhile. */
+static const char FORGET_LISTED_SQL[] = "SELECT aif.waiting_forget($1, $2, $3)";
 /*
  * With each: released; released more than 10 minutes ago (its reservation, from then plus its
  * time limit and 10 minutes, no longer covers it: aif.waiting_release()); held more than a
@@ -33,7 +35,7 @@ static const char FORGET_SQL[] = "DELETE FROM aif.waiting WHERE cluster = $1 AND
  */
 static const char LIST_SQL[] =
 	"SELECT job_id, released_at IS NOT NULL, released_at < now() - interval '10 minutes',"
-	" held_at < now() - interval '1 minute'"
+	" held_at < now() - interval '1 minute', held_at"
 	" FROM aif.waiting WHERE cluster = $1 ORDER BY held_at, job_id";
 static const char REHOLD_SQL[] =
 	"UPDATE aif.waiting SET released_at = NULL WHERE cluster = $1 AND job_id = $2";
@@ -297,9 +299,21 @@ int holds_hold_pending(struct db *db, const char *cluster, uint32_t job, const c
 	return 0;
 }
 
+/* Forget the listed record of a waiting job (params: cluster, job, held_at as listed); false when
+ * it was not deleted: a new hold recorded the job since (then it is that one's), or it failed. */
+static bool forget_listed(struct db *db, const char *const *params)
+{
+	PGresult *res = db_exec_want(db, "could not forget a waiting job", FORGET_LISTED_SQL, 3,
+				     params, PGRES_TUPLES_OK);
+	bool gone = res && PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
+
+	PQclear(res);
+	return gone;
+}
+
 void holds_pass(struct db *db, const char *cluster)
 {
-	const char *params[] = {cluster, NULL};
+	const char *params[] = {cluster, NULL, NULL};
 	PGresult *res;
 
 	if (!(res = db_exec_want(db, "could not read the waiting jobs", LIST_SQL, 1, params,
@@ -315,6 +329,7 @@ void holds_pass(struct db *db, const char *cluster)
 		char *restored = released_comment(current);
 
 		params[1] = PQgetvalue(res, i, 0);
+		params[2] = PQgetvalue(res, i, 4);
 		if (seen == SEEN_UNKNOWN) {
 			free(restored);
 			free(current);
@@ -325,15 +340,12 @@ void holds_pass(struct db *db, const char *cluster)
 			/* Its reservation first (it never started: no interval releases it). */
 			if (!released || run(db, "could not release a reservation", GONE_SQL, 2, params,
 					     PGRES_TUPLES_OK))
-				run(db, "could not forget a waiting job", FORGET_SQL, 2, params,
-				    PGRES_COMMAND_OK);
+				forget_listed(db, params);
 		} else if (seen == SEEN_STARTED) {
 			/* Not before it was requeued: a job is running when it is first held. One that
 			 * started unreleased (it started as aifd held it pending, or an administrator
 			 * released it) gets its user's comment back instead of the one that says it waits. */
-			if ((released || old) &&
-			    run(db, "could not forget a waiting job", FORGET_SQL, 2, params,
-				PGRES_COMMAND_OK) && !released)
+			if ((released || old) && forget_listed(db, params) && !released)
 				update(job, restored, UPDATE_UNHOLD);
 		} else if (released && stale && !requeued) {
 			/* Held while pending, released, and still waiting for nodes: its reservation
@@ -342,8 +354,7 @@ void holds_pass(struct db *db, const char *cluster)
 			 * still held (its release failed): nothing else would release it. */
 			if ((seen == SEEN_PENDING || update(job, restored, UPDATE_RELEASE) == 0) &&
 			    run(db, "could not release a reservation", GONE_SQL, 2, params, PGRES_TUPLES_OK))
-				run(db, "could not forget a waiting job", FORGET_SQL, 2, params,
-				    PGRES_COMMAND_OK);
+				forget_listed(db, params);
 		} else if (released && stale) {
 			/* Released, but not started since: it waits again, and its reservation goes. */
 			char *again = waiting_comment(WAITING_COMMENT " again: did not start once released",

@@ -360,6 +360,23 @@ BEGIN
 END
 $$;
 
+-- Forget a waiting job as aifd's pass listed it (held at listed_held_at), not a record of it made
+-- since: a job released, started and found not to fit is held again, and recorded anew, while
+-- the pass looks at it; that record is the only one that would ever release it
+-- (daemon/slurm/holds.c). Whether a row was deleted.
+CREATE OR REPLACE FUNCTION aif.waiting_forget(cluster text, job bigint, listed_held_at timestamptz)
+RETURNS boolean LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH gone AS (
+	DELETE FROM aif.waiting w
+	WHERE w.cluster = waiting_forget.cluster AND w.job_id = waiting_forget.job
+	  AND w.held_at = waiting_forget.listed_held_at
+	RETURNING 1
+)
+SELECT EXISTS (SELECT 1 FROM gone)
+$$;
+
 REVOKE ALL ON FUNCTION aif.reservation_shares(numeric, timestamptz, timestamptz),
 	aif.reservations_lock(text[]), aif.reservations_lock_jobs(text[], bigint[], text[]),
 	aif.committed_us(text[], text, timestamptz, timestamptz),
@@ -367,11 +384,13 @@ REVOKE ALL ON FUNCTION aif.reservation_shares(numeric, timestamptz, timestamptz)
 		    bigint),
 	aif.reserve_trial(text, bigint, text, bigint, bigint),
 	aif.reservations_delete(text[], bigint[], boolean), aif.reservations_release(text[], bigint[]),
-	aif.waiting_release(text), aif.reserved_totals_recompute() FROM PUBLIC;
+	aif.waiting_release(text), aif.waiting_forget(text, bigint, timestamptz),
+	aif.reserved_totals_recompute() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION aif.reserve(text, bigint, text, bigint, timestamptz, timestamptz, boolean,
 	text[], bigint, bigint, bigint),
 	aif.reserve_trial(text, bigint, text, bigint, bigint), aif.waiting_release(text),
-	aif.reservations_release(text[], bigint[]) TO aif_daemon;
+	aif.waiting_forget(text, bigint, timestamptz), aif.reservations_release(text[], bigint[])
+	TO aif_daemon;
 GRANT EXECUTE ON FUNCTION aif.reservations_lock(text[]), aif.reservations_lock_jobs(text[], bigint[], text[])
 	TO aif_daemon; -- aif.record_usage(), as the writer
 GRANT EXECUTE ON FUNCTION aif.committed_us(text[], text, timestamptz, timestamptz)

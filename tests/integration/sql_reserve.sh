@@ -6,7 +6,8 @@
 # period without a factory budget has none left; closing the run's last interval releases the
 # reservation in the same transaction that queues its usage; two sessions reserving against one
 # factory take turns, so that the second sees the first's reservation; the budget_status view
-# shows what is reserved; a run's close and its admission at once leave no reservation; the
+# shows what is reserved; a run's close and its admission at once leave no reservation; a
+# waiting job is forgotten only as listed; the
 # plan shows admission; aif.waiting_release() tries every project's
 # waiting jobs; aif.reserve_trial() answers as aif.reserve() and reserves nothing.
 set -euo pipefail
@@ -176,6 +177,20 @@ race_close() {
 }
 race_close 27 close
 race_close 28 reserve
+# aifd's pass forgets a waiting job only as it listed it (aif.waiting_forget()): a job held again
+# since (released, started, found not to fit: its admission recorded it anew while the pass
+# looked at it) keeps its new record, the only one that would ever release it. Before, the
+# pass deleted whatever record the job had, and the job stayed held for ever.
+q -c "INSERT INTO aif.waiting (cluster, job_id, project_id, gpus, seconds, released_at)
+	VALUES ('c1', 40, 'p', 1, 60, now())" >/dev/null
+listed=$(q -c "SELECT held_at FROM aif.waiting WHERE job_id = 40")
+q -c "UPDATE aif.waiting SET held_at = clock_timestamp(), released_at = NULL WHERE job_id = 40" >/dev/null
+assert_eq f "$(q -c "SELECT aif.waiting_forget('c1', 40, '$listed')")" "job 40, held again since listed: forgotten"
+assert_eq "1 f" "$(q -F ' ' -c "SELECT count(*), bool_or(released_at IS NOT NULL) FROM aif.waiting
+	WHERE job_id = 40")" "job 40's new record, held"
+listed=$(q -c "SELECT held_at FROM aif.waiting WHERE job_id = 40")
+assert_eq t "$(q -c "SELECT aif.waiting_forget('c1', 40, '$listed')")" "job 40 as listed: forgotten"
+assert_eq 0 "$(q -c "SELECT count(*) FROM aif.waiting WHERE job_id = 40")" "job 40's records after"
 # A waiting job that fits now is reserved (its cost: its time limit, from now) and released,
 # though its first try's interval is closed (it was requeued).
 q -c "INSERT INTO aif.usage_intervals (cluster, job_id, node, restart_count, project_id, sector_id,
