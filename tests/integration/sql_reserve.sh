@@ -7,9 +7,9 @@
 # reservation in the same transaction that queues its usage; two sessions reserving against one
 # factory take turns, so that the second sees the first's reservation; the budget_status view
 # shows what is reserved; a run's close and its admission at once leave no reservation; a
-# waiting job is forgotten only as listed; the
-# plan shows admission; aif.waiting_release() tries every project's
-# waiting jobs; aif.reserve_trial() answers as aif.reserve() and reserves nothing.
+# waiting job is forgotten only as listed; the plan shows admission; aif.waiting_release()
+# tries every project's waiting jobs; aif.reserve_trial() answers as aif.reserve() and reserves
+# nothing.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/sql_common.sh"
@@ -159,12 +159,8 @@ race_close() {
 	fi
 	first=$!
 	# until the first session holds its work uncommitted (it sleeps), at most 10 s
-	local deadline=$((SECONDS + 10))
-	until [[ $(q -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'race_$job'
-		AND wait_event = 'PgSleep'") == 1 ]]; do
-		((SECONDS < deadline)) || fail "job $job: the first session did not get to its sleep"
-		sleep 0.05
-	done
+	AIFD_DB=$SQL_DB wait_sql "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'race_$job'
+		AND wait_event = 'PgSleep'" 1 "job $job: the first session at its sleep" 10
 	if [[ $2 == close ]]; then
 		assert_eq t "$(q -c "$reserve0")" "job $job reserved while its close commits: fits"
 	else
