@@ -191,7 +191,7 @@ static bool flush_spool(const struct plugin_settings *s, int64_t deadline_ms)
 	if (left && !stats.busy && stats.kept)
 		slurm_info("aif: %zu usage records stay in %s: %s", stats.kept, s->spool_dir, diag.message);
 	else if (rc < 0 && !stats.busy)
-		log_diag(true, &diag); /* the spool itself failed: unsafe, unreadable */
+		log_diag(true, &diag); /* the spool itself failed: unsafe, unreadable, its lock */
 	if (stats.bad)
 		slurm_error("aif: %zu spooled usage records moved to %s/bad: %s", stats.bad,
 			    s->spool_dir, stats.bad_diag.message);

@@ -13,9 +13,9 @@
 -- other in a circle. Releasing the reservations of ended runs (aif.reservations_release, from
 -- the close of their intervals) takes the same locks, so that a close and an admission of one
 -- job take turns; it only lowers what is committed, in the same transaction that queues the
--- usage that replaces it. Rows of
--- aif.reserved_totals are changed in (period_id, project_id) order. (An advisory lock rather
--- than a row lock of aif.factories: that one writes the row, which cost 0.15 ms per admission.)
+-- usage that replaces it. Rows of aif.reserved_totals are changed in (period_id, project_id)
+-- order. (An advisory lock rather than a row lock of aif.factories: that one writes the row,
+-- which cost 0.15 ms per admission.)
 
 -- A reservation's share of each period it reaches, in charged microseconds: charged GPUs over
 -- [starts, ends), as usage is split (aif_report.charged_us_within(), the one definition).

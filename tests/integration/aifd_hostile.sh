@@ -202,10 +202,10 @@ stop_attacks
 # process can (a connection, a replayed credential of the user's, closed without reading the
 # answer), to an aifd with one worker: each connection keeps its place (on the Unix socket,
 # aiftest's 64) until the worker gave its request back, and the worker skips it (over TCP it
-# sees the close as EPOLLRDHUP), so the queue stays short. Another user's checks are answered meanwhile, and
-# at SIGTERM no more than aiftest's 64 requests are left to answer. Before, each close freed its
-# place at once and left its request queued for a munge_decode: the queue grew by thousands a
-# second, delaying every other request, and a stop waited for all of them.
+# sees the close as EPOLLRDHUP), so the queue stays short. Another user's checks are answered
+# meanwhile, and at SIGTERM no more than aiftest's 64 requests are left to answer. Before, each
+# close freed its place at once and left its request queued for a munge_decode: the queue grew
+# by thousands a second, delaying every other request, and a stop waited for all of them.
 "$AIF_HARNESS" as-user "$AIF_HARNESS_DIR" aiftest munge -n -S "$AIF_MUNGE_SOCKET" \
 	>"$AIFD_WORK/replayed.cred" || fail "aiftest could not make a MUNGE credential"
 aifd_start b "workers = 1"
