@@ -90,28 +90,33 @@ $$;
 -- (Dropped first: CREATE OR REPLACE cannot change the columns a function returns.)
 DROP FUNCTION IF EXISTS aif.reserve(text, bigint, text, bigint, timestamptz, timestamptz);
 DROP FUNCTION IF EXISTS aif.reserve(text, bigint, text, bigint, timestamptz, timestamptz, boolean);
+DROP FUNCTION IF EXISTS aif.reserve(text, bigint, text, bigint, timestamptz, timestamptz, boolean,
+	text[], bigint, bigint, bigint);
 -- Reserve gpus over [starts, ends) for job (cluster, job) of project, charged as its usage will
 -- be: each node (models[i], its GPUs by model, "a100:1,h100:2") under aif.charged_gpus() with
 -- its share of the job's CPUs, memory and billing, as aif.record_allocations() charges its
 -- interval; without models (slurmctld's detail not read), each GPU at the most one GPU costs
--- an hour on the cluster (aif.charged_gpu_most()). Only when, in every period
--- the span reaches, the cost fits what the project's budget (if it has one there) and its
--- factory's budget (none: no GPU-hours) have left after what they committed. A job reserved
--- already (another node's or step's admission, or its release from waiting) fits as it did
--- when that reservation is its project's and covers this span; else it is replaced. running:
--- the job runs (its admission), so one whose intervals have all closed has ended in the
--- meantime.
+-- an hour on the cluster (aif.charged_gpu_most()), or, given held_charged, at that (a waiting
+-- job's release: what its admission computed when it was held at its start). Only when, in
+-- every period the span reaches, the cost fits what the project's budget (if it has one there)
+-- and its factory's budget (none: no GPU-hours) have left after what they committed. A job
+-- reserved already (another node's or step's admission, or its release from waiting) fits as
+-- it did when that reservation is its project's, covers this span and is charged at least
+-- this cost's rate (or the nodes' models are not known); else it is replaced. running: the job
+-- runs (its admission), so one whose intervals have all closed has ended in the meantime.
 -- Returns fits, and the figures of the budget that decided (scope project or factory, owner its
 -- id): the first that has no room, else the one left with the least room (its committed_us then
 -- includes this job's cost); waits: it does not fit, but its cost is within the budget, so it
--- will once running jobs end, more GPU-hours are granted or a new period begins.
+-- will once running jobs end, more GPU-hours are granted or a new period begins; charged: the
+-- job's cost per hour, in charged GPUs (what a hold records, aif.waiting.charged).
 CREATE OR REPLACE FUNCTION aif.reserve(cluster text, job bigint, project text, gpus bigint,
 				       starts timestamptz, ends timestamptz, running boolean,
 				       models text[] DEFAULT NULL, job_cpus bigint DEFAULT NULL,
 				       job_memory_mb bigint DEFAULT NULL, job_billing bigint DEFAULT NULL,
+				       held_charged numeric DEFAULT NULL,
 				       OUT fits boolean, OUT period_id text, OUT scope text, OUT owner text,
 				       OUT budget_us bigint, OUT committed_us bigint, OUT cost_us bigint,
-				       OUT waits boolean)
+				       OUT waits boolean, OUT charged numeric)
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -121,7 +126,9 @@ DECLARE
 	least_room bigint;
 	covered boolean;
 	replacing boolean;
-	charged numeric;
+	models_known boolean := reserve.models IS NOT NULL AND cardinality(reserve.models) > 0
+		AND (SELECT sum(aif_report.gpu_models_gpus(m)) FROM unnest(reserve.models) m)
+			IS NOT DISTINCT FROM reserve.gpus;
 BEGIN
 	SELECT p.factory_id INTO factory FROM aif.projects p WHERE p.id = reserve.project;
 	IF NOT FOUND THEN
@@ -135,29 +142,29 @@ BEGIN
 					   ARRAY[reserve.project]);
 	fits := true;
 	waits := false;
+	-- (models that do not add up to the job's GPUs are not trusted: the highest rate then)
+	SELECT CASE WHEN models_known
+		    THEN (SELECT sum(aif.charged_gpus(v, aif_report.gpu_models_gpus(m), m,
+						      aif.node_share(job_cpus, n), aif.node_share(job_memory_mb, n),
+						      job_billing::numeric / n))
+			  FROM unnest(reserve.models) m,
+			       (SELECT cardinality(reserve.models)::bigint AS n) k)
+		    ELSE coalesce(held_charged, reserve.gpus * aif.charged_gpu_most(v)) END
+	INTO reserve.charged
+	FROM (SELECT NULL) x
+	LEFT JOIN aif.charging_versions v ON v.id = aif.charging_version(reserve.project, reserve.cluster);
 	-- (the same GPUs: a job held while pending was reserved the most it asked for; the same
 	-- project: a job id reused after slurmctld lost its state is never covered by another
-	-- project's reservation)
+	-- project's reservation; a rate at least this one: a job released from waiting was reserved
+	-- as it was charged at its last start, and may run on other nodes now)
 	SELECT r.starts_at <= starts AND r.ends_at >= ends AND r.gpus = reserve.gpus
-	       AND r.project_id = reserve.project INTO covered
+	       AND r.project_id = reserve.project AND (r.charged >= reserve.charged OR NOT models_known)
+	INTO covered
 	FROM aif.reservations r WHERE r.cluster = reserve.cluster AND r.job_id = reserve.job;
 	IF covered THEN
 		RETURN;
 	END IF;
 	replacing := FOUND;
-	-- (models that do not add up to the job's GPUs are not trusted: the highest rate then)
-	SELECT CASE WHEN reserve.models IS NULL OR cardinality(reserve.models) = 0
-		     OR (SELECT sum(aif_report.gpu_models_gpus(m)) FROM unnest(reserve.models) m)
-			IS DISTINCT FROM reserve.gpus
-		    THEN reserve.gpus * aif.charged_gpu_most(v)
-		    ELSE (SELECT sum(aif.charged_gpus(v, aif_report.gpu_models_gpus(m), m,
-						      aif.node_share(job_cpus, n), aif.node_share(job_memory_mb, n),
-						      job_billing::numeric / n))
-			  FROM unnest(reserve.models) m,
-			       (SELECT cardinality(reserve.models)::bigint AS n) k) END
-	INTO charged
-	FROM (SELECT NULL) x
-	LEFT JOIN aif.charging_versions v ON v.id = aif.charging_version(reserve.project, reserve.cluster);
 	-- A job whose intervals are all closed has ended (its cancellation raced its admission):
 	-- a reservation now would never be released.
 	IF running AND EXISTS (SELECT 1 FROM aif.usage_intervals i
@@ -177,13 +184,13 @@ BEGIN
 			WITH scoped AS (
 				SELECT h.*, 'project' AS scope, reserve.project AS owner, pb.gpu_hours,
 				       ARRAY[reserve.project] AS projects
-				FROM aif.reservation_shares(charged, starts, ends) h
+				FROM aif.reservation_shares(reserve.charged, starts, ends) h
 				JOIN aif.project_budgets pb
 				  ON pb.period_id = h.period_id AND pb.project_id = reserve.project
 				UNION ALL
 				SELECT h.*, 'factory', factory, coalesce(fb.gpu_hours, 0),
 				       ARRAY(SELECT p.id FROM aif.projects p WHERE p.factory_id = factory)
-				FROM aif.reservation_shares(charged, starts, ends) h
+				FROM aif.reservation_shares(reserve.charged, starts, ends) h
 				LEFT JOIN aif.factory_budgets fb
 				  ON fb.period_id = h.period_id AND fb.factory_id = factory
 			)
@@ -219,10 +226,11 @@ BEGIN
 			END IF;
 		END LOOP;
 		INSERT INTO aif.reservations (cluster, job_id, project_id, gpus, starts_at, ends_at, charged)
-		VALUES (reserve.cluster, reserve.job, reserve.project, reserve.gpus, starts, ends, charged);
+		VALUES (reserve.cluster, reserve.job, reserve.project, reserve.gpus, starts, ends,
+			reserve.charged);
 		INSERT INTO aif.reserved_totals AS t (period_id, project_id, gpu_us)
 		SELECT h.period_id, reserve.project, h.gpu_us
-		FROM aif.reservation_shares(charged, starts, ends) h
+		FROM aif.reservation_shares(reserve.charged, starts, ends) h
 		WHERE h.gpu_us > 0
 		ORDER BY h.period_id
 		ON CONFLICT ON CONSTRAINT reserved_totals_pkey
@@ -310,9 +318,12 @@ BEGIN
 END
 $$;
 
--- The jobs of cluster that wait (aif.waiting) and fit now, oldest first (per project): each is reserved its
--- GPUs for its time limit from now, plus 10 minutes for it to start (its admission then finds
--- it reserved, or replaces a reservation that no longer covers it), and marked released.
+-- The jobs of cluster that wait (aif.waiting) and fit now, oldest first (per project): each is
+-- reserved its GPUs for its time limit from now, at the rate its admission charged it when it
+-- was held at its start (else each GPU at the cluster's highest), and marked released. Its
+-- admission then replaces the reservation with one of its own span and allocation, and holds
+-- it again if that does not fit: released at a lower rate than that, it would start, be held,
+-- be released again, over and over.
 CREATE OR REPLACE FUNCTION aif.waiting_release(cluster text) RETURNS SETOF bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -334,7 +345,8 @@ BEGIN
 	LOOP
 		-- Its exact cost, placed from now: its admission places it at its StartTime.
 		IF (SELECT r.fits FROM aif.reserve(w.cluster, w.job_id, w.project_id, w.gpus, now(),
-						  now() + make_interval(secs => w.seconds), false) r) THEN
+						  now() + make_interval(secs => w.seconds), false,
+						  held_charged => w.charged) r) THEN
 			UPDATE aif.waiting x SET released_at = now()
 			WHERE x.cluster = w.cluster AND x.job_id = w.job_id;
 			RETURN NEXT w.job_id;
@@ -381,13 +393,13 @@ REVOKE ALL ON FUNCTION aif.reservation_shares(numeric, timestamptz, timestamptz)
 	aif.reservations_lock(text[]), aif.reservations_lock_jobs(text[], bigint[], text[]),
 	aif.committed_us(text[], text, timestamptz, timestamptz),
 	aif.reserve(text, bigint, text, bigint, timestamptz, timestamptz, boolean, text[], bigint, bigint,
-		    bigint),
+		    bigint, numeric),
 	aif.reserve_trial(text, bigint, text, bigint, bigint),
 	aif.reservations_delete(text[], bigint[], boolean), aif.reservations_release(text[], bigint[]),
 	aif.waiting_release(text), aif.waiting_forget(text, bigint, timestamptz),
 	aif.reserved_totals_recompute() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION aif.reserve(text, bigint, text, bigint, timestamptz, timestamptz, boolean,
-	text[], bigint, bigint, bigint),
+	text[], bigint, bigint, bigint, numeric),
 	aif.reserve_trial(text, bigint, text, bigint, bigint), aif.waiting_release(text),
 	aif.waiting_forget(text, bigint, timestamptz), aif.reservations_release(text[], bigint[])
 	TO aif_daemon;

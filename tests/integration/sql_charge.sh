@@ -5,7 +5,9 @@
 # an unknown allocation at the unrated rate; MIG profiles are models; a rate changed while a job
 # runs does not change its charge; budget_status counts charged hours and says the physical
 # ones; usage_daily and usage_by_model give both; the rollups stay exact (rollup_verify); a
-# reservation charges each GPU at the cluster's highest rate.
+# reservation charges each GPU at the cluster's highest rate, or as the allocation is charged,
+# and covers a later admission only at a rate at least that one's; a job held at its start is
+# released at the rate its admission charged it.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/sql_common.sh"
@@ -170,6 +172,25 @@ assert_eq 4 "$(reserve_alloc 21 2 '{a100:2}' 8)" "reserved: 2 a100"
 assert_eq 12 "$(reserve_alloc 22 2 '{h100:2}' 8)" "reserved: 2 h100, three times 2 a100"
 assert_eq 16 "$(reserve_alloc 23 2 '{h100:1,a100:1}' 64)" "reserved: per node, with its CPU share"
 assert_eq 12 "$(reserve_alloc 24 2 '{""}' 8)" "reserved: models short of the job's GPUs, at the highest rate"
+# A job reserved already is covered only at a rate at least its allocation's: job 23's 16,
+# admitted again over the same span with 128 CPUs (4 GPUs' share a node), is reserved 32.
+assert_eq "t 32" "$(q -F ' ' -c "SELECT r.fits, trim_scale(r.charged) FROM aif.reservations x,
+	LATERAL aif.reserve('jean-zay', 23, 'p1', 2, x.starts_at, x.ends_at, true, '{h100:1,a100:1}', 128,
+			    2048, NULL) r WHERE x.job_id = 23")" "job 23 again, with more CPUs: its answer"
+assert_eq 32 "$(q -c "SELECT trim_scale(charged) FROM aif.reservations WHERE job_id = 23")" \
+	"job 23 again, with more CPUs: reserved at its new rate"
+# A job held at its start is released at the rate its admission charged it (aif.waiting.charged,
+# e.g. job 23's 32, its CPU share), not each GPU at the highest (12): job 25 at 600 an hour does
+# not fit p1's 500, job 26 at 16 does and is reserved 16; job 27, held while pending (no charge
+# known), at the highest rate.
+q -c "INSERT INTO aif.waiting (cluster, job_id, project_id, gpus, seconds, charged)
+	VALUES ('jean-zay', 25, 'p1', 2, 3600, 600), ('jean-zay', 26, 'p1', 2, 3600, 16),
+	       ('jean-zay', 27, 'p1', 2, 3600, NULL)" >/dev/null
+assert_eq "26 27" "$(q -c "SELECT string_agg(j::text, ' ' ORDER BY j) FROM aif.waiting_release('jean-zay') j")" \
+	"the waiting jobs released"
+assert_eq "26 16
+27 12" "$(q -F ' ' -c "SELECT job_id, trim_scale(charged) FROM aif.reservations WHERE job_id IN (26, 27)
+	ORDER BY 1")" "released jobs reserved at their admission's rate, else the highest"
 
 # A node charged as its GPUs (here: on a cluster its factory does not list, one unit per
 # GPU-hour) stores no charge (NULL, aif.charged_gpus_stored()), so that the sums over it stay in

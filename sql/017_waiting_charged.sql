@@ -1,0 +1,13 @@
+-- 017_waiting_charged: a job held at its start keeps the cost per hour its admission computed
+-- from slurmctld's allocation (charged GPUs: models at their rates, raised to the node's CPU and
+-- memory shares, or billing), so that its release reserves that, not each GPU at the cluster's
+-- highest rate: on a cluster that charges shares or billing, that was less than the job's cost,
+-- and the job was released, held again at its start and released again, over and over
+-- (docs/aifd.md, "Jobs that wait"). NULL: held while pending (the allocation is not known yet).
+-- Safe to run twice.
+
+ALTER TABLE aif.waiting ADD COLUMN IF NOT EXISTS charged numeric CHECK (charged >= 0);
+COMMENT ON COLUMN aif.waiting.charged IS
+	'charged GPUs per hour its admission computed when it was held at its start; NULL: held while pending';
+
+INSERT INTO aif.schema_migrations (version, name) VALUES (17, '017_waiting_charged') ON CONFLICT DO NOTHING;
