@@ -182,11 +182,11 @@ aif_apply() { # aif_apply FILE: apply a budgets file to the test's database
 	"$AIF_BUILD_DIR/aifctl/aifctl" --db "$AIFD_CONNINFO" apply "$1" >/dev/null
 }
 
-# plugin_aifd_start: the aifd "a" of a plugin_cluster_start run, as that run's SlurmUser
-# (so that it may cancel jobs), for its cluster.
+# plugin_aifd_start [KEY = VALUE]...: the aifd "a" of a plugin_cluster_start run, as that run's
+# SlurmUser (so that it may cancel jobs), for its cluster, with the lines given.
 plugin_aifd_start() {
 	aifd_start a "cluster = $AIF_TEST_CLUSTER" "user = $AIF_TEST_SLURM_USER" \
-		"slurm_user = $AIF_TEST_SLURM_USER"
+		"slurm_user = $AIF_TEST_SLURM_USER" "$@"
 }
 
 # wait_answer AIFD WORD WHAT SENDER ARG...: until aif_send SENDER AIFD ARG... answers WORD,

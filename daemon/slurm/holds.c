@@ -17,9 +17,11 @@
 #include "slurmctld.h"
 
 static const char ADD_SQL[] =
-	"INSERT INTO aif.waiting (cluster, job_id, project_id, gpus, seconds) VALUES ($1, $2, $3, $4, $5)"
+	"INSERT INTO aif.waiting (cluster, job_id, project_id, gpus, seconds, charged)"
+	" VALUES ($1, $2, $3, $4, $5, $6)"
 	" ON CONFLICT (cluster, job_id) DO UPDATE SET project_id = excluded.project_id,"
-	"  gpus = excluded.gpus, seconds = excluded.seconds, held_at = now(), released_at = NULL";
+	"  gpus = excluded.gpus, seconds = excluded.seconds, charged = excluded.charged,"
+	"  held_at = now(), released_at = NULL";
 /* A pending job is recorded once: one already waiting (held, or released to start) is aifd's. */
 static const char ADD_PENDING_SQL[] =
 	"INSERT INTO aif.waiting (cluster, job_id, project_id, gpus, seconds)"
@@ -202,18 +204,18 @@ static enum seen look(uint32_t job, bool *requeued, char **comment)
 }
 
 int holds_hold(struct db *db, const char *cluster, uint32_t job, const char *project,
-	       int64_t gpus, int64_t seconds, const char *comment, const char *current,
-	       struct aif_diag *why)
+	       int64_t gpus, const char *charged, int64_t seconds, const char *comment,
+	       const char *current, struct aif_diag *why)
 {
 	char id[16], g[24], s[24], *waiting;
-	const char *params[] = {cluster, id, project, g, s};
+	const char *params[] = {cluster, id, project, g, s, charged && *charged ? charged : NULL};
 
 	aif_diag_clear(why);
 	snprintf(id, sizeof(id), "%" PRIu32, job);
 	snprintf(g, sizeof(g), "%" PRId64, gpus);
 	snprintf(s, sizeof(s), "%" PRId64, seconds > 0 ? seconds : 1);
 	/* Recorded first: a job held with nobody to release it would wait for ever. */
-	if (!run(db, "could not record a waiting job", ADD_SQL, 5, params, PGRES_COMMAND_OK)) {
+	if (!run(db, "could not record a waiting job", ADD_SQL, 6, params, PGRES_COMMAND_OK)) {
 		aif_diag_message(why, "the database did not record it as waiting");
 		return -1;
 	}

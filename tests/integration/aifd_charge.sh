@@ -6,8 +6,8 @@
 # slurmctld's StartTime and EndTime, at the rates of the budgets file (schema version 2),
 # raised to the CPU share of the node; a job over both node types is charged per node; the
 # GPU-hours per model are sacct's typed gres/gpu:MODEL; with charge: billing, a job's charged
-# hours are its billing TRES times its elapsed time, as sacct has them; and budget_status
-# counts charged hours. The expected figures are computed here from what slurmctld and
+# hours are its billing TRES times its elapsed time, as sacct has them; budget_status counts
+# charged hours; and a job held at its start for its charged cost is released at that cost. The expected figures are computed here from what slurmctld and
 # slurmdbd report (scontrol -d show job, sacct), not from what aifd stored.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
@@ -18,7 +18,7 @@ AIF_PELOG=1 AIF_SLURMDBD=1 \
 	plugin_cluster_start timeout=2s
 user=$AIF_TEST_USER
 
-budgets_yaml() { # budgets_yaml CLUSTER-SETTINGS [ADMISSION]: a budgets file, schema version 2
+budgets_yaml() { # budgets_yaml CLUSTER-SETTINGS [ADMISSION [HOURS]]: a budgets file, schema version 2
 	{ budgets_head health | sed 's/^version: 1$/version: 2/'; cat; } <<YAML
 factories:
   - id: fa
@@ -27,10 +27,10 @@ factories:
     budgets: {cur: 1000}
     admission: ${2:-used}
     projects:
-      - {id: mine, sectors: [health], budgets: {cur: 100}, members: {users: [$user]}}
+      - {id: mine, sectors: [health], budgets: {cur: ${3:-100}}, members: {users: [$user]}}
 YAML
 }
-budgets() { # budgets CLUSTER-SETTINGS [ADMISSION]: applied
+budgets() { # budgets CLUSTER-SETTINGS [ADMISSION [HOURS]]: applied
 	budgets_yaml "$@" >"$AIFD_WORK/budgets.yaml"
 	aif_apply "$AIFD_WORK/budgets.yaml"
 }
@@ -53,7 +53,7 @@ assert_match "WARNING:  no factory of \"$AIFD_WORK/elsewhere.yaml\" lists cluste
 	"$("$AIF_BUILD_DIR/aifctl/aifctl" check --slurm "$AIFD_WORK/elsewhere.yaml" 2>&1 >/dev/null)" \
 	"aifctl check --slurm of a file without this cluster"
 budgets "{rates: {h100: 4, a100: 2, 1g.10gb: 0.5}, share: {cpus_per_gpu: 1}}"
-plugin_aifd_start
+plugin_aifd_start "reconcile_interval = 1s"
 
 job() { # job ARG...: a job of 5 s (JOB_SECONDS) of the user in project mine; prints its id once it runs, its
 	# allocation as slurmctld has it then in $AIFD_WORK/alloc.ID (an ended job's keeps no GRES
@@ -177,7 +177,7 @@ kill -TERM "$AIFD_PID_a"
 wait "$AIFD_PID_a" || true
 psql -d "$AIFD_DB" -qAtc "UPDATE aif.usage_intervals SET gpu_models = NULL, allocation_at = NULL
 	WHERE job_id = $j11"
-plugin_aifd_start
+plugin_aifd_start "reconcile_interval = 1s"
 wait_sql "SELECT gpu_models FROM aif.usage_intervals WHERE job_id = $j11" "h100:1" \
 	"job $j11's allocation, learnt by the aifd started while it runs"
 scancel "$j11"
@@ -205,6 +205,27 @@ for j in "$j9 2" "$j10 4"; do
 		WHERE job_id = ${j% *}" "${j#* } 00:01:00" "job ${j% *}: its reservation, per its model"
 done
 for j in $j9 $j10; do assert_eq COMPLETED "$(wait_job "$j")" "job $j"; done
+
+# A job held at its start is released only when the cost its admission computed fits, not each
+# GPU at the cluster's highest rate: an a100 with 4 CPUs is charged 8 an hour (its CPU share),
+# 0.13 hours for its minute, where the project has 0.1 left; at the highest rate (4) it would
+# fit, be released, start, be held again, over and over.
+aifd_wait_settled "the reserving jobs' ends"
+committed=$(psql -d "$AIFD_DB" -Atc "SELECT used_gpu_hours + reserved_gpu_hours FROM aif_report.budget_status
+	WHERE project = 'mine'")
+budgets "{rates: {h100: 4, a100: 2, 1g.10gb: 0.5}, share: {cpus_per_gpu: 1}}" reserve "$(calc "$committed + 0.1")"
+j12=$(as_user "$user" sbatch --parsable --aif-project=mine -o /dev/null --gres=gpu:a100:1 -c 4 --time=1 \
+	--wrap "sleep 5")
+wait_sql "SELECT trim_scale(charged) || ' ' || coalesce(released_at::text, 'held') FROM aif.waiting WHERE job_id = $j12" "8 held" \
+	"job $j12 held at its start, at its admission's rate" 30
+sleep 5 # (passes of reconciliation, a second apart)
+assert_eq "PENDING 0 Restarts=1" "$(squeue -h -j "$j12" -o '%T %Q') $(scontrol -o show job "$j12" |
+	grep -o 'Restarts=[0-9]*')" "job $j12, 5 s later: held, started once"
+! grep -q "job $j12 released" "$AIFD_WORK/a.log" || fail "job $j12 was released: $(grep "job $j12" "$AIFD_WORK/a.log")"
+budgets "{rates: {h100: 4, a100: 2, 1g.10gb: 0.5}, share: {cpus_per_gpu: 1}}" reserve "$(calc "$committed + 0.2")"
+assert_eq COMPLETED "$(wait_job "$j12" 60)" "job $j12, once its cost fits"
+grep -q "job $j12 released" "$AIFD_WORK/a.log" || fail "job $j12 was not released by aifd"
+assert_eq "Restarts=1" "$(scontrol -o show job "$j12" | grep -o 'Restarts=[0-9]*')" "job $j12 started twice"
 
 # charge: billing: a job's charged hours are its billing TRES times its elapsed time, as
 # slurmctld and sacct have them (TRESBillingWeights above: CPUs, and the GPUs by model).
