@@ -4,10 +4,14 @@
 -- highest rate: on a cluster that charges shares or billing, that was less than the job's cost,
 -- and the job was released, held again at its start and released again, over and over
 -- (docs/aifd.md, "Jobs that wait"). NULL: held while pending (the allocation is not known yet).
+-- The charge is used only while the cluster's charging is the version it was computed under.
 -- Safe to run twice.
 
 ALTER TABLE aif.waiting ADD COLUMN IF NOT EXISTS charged numeric CHECK (charged >= 0);
+ALTER TABLE aif.waiting ADD COLUMN IF NOT EXISTS charging_version bigint;
 COMMENT ON COLUMN aif.waiting.charged IS
 	'charged GPUs per hour its admission computed when it was held at its start; NULL: held while pending';
+COMMENT ON COLUMN aif.waiting.charging_version IS
+	'the charging version charged was computed under (aif.charging_versions; NULL: none)';
 
 INSERT INTO aif.schema_migrations (version, name) VALUES (17, '017_waiting_charged') ON CONFLICT DO NOTHING;

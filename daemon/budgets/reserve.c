@@ -20,7 +20,8 @@
 static const char RESERVE_SQL[] =
 	"SELECT fits, coalesce(period_id, ''), coalesce(scope, ''), coalesce(owner, ''),"
 	" coalesce(budget_us, 0), coalesce(committed_us, 0), coalesce(cost_us, 0), waits, charged"
-	" FROM aif.reserve($1, $2, $3, $4, to_timestamp($5), to_timestamp($6), true, $7, $8, $9, $10)";
+	" FROM aif.reserve($1, $2, $3, $4, to_timestamp($5), to_timestamp($6), true, $7, $8, $9, $10,"
+	"  restarts => $11)";
 
 /*
  * The GPUs by model of each node of a as an array literal into arr; NULL when a node's are not
@@ -115,9 +116,10 @@ int reserve_admission(struct db *db, const char *cluster, uint32_t job, uint32_t
 {
 	static const char what[] = "could not reserve a job's cost";
 	struct job_cost cost;
-	char id[16], gpus[24], start[24], end[24], cpus[24], memory[24], billing[24];
+	char id[16], gpus[24], start[24], end[24], cpus[24], memory[24], billing[24], restarts[24];
 	struct pg_array models = {0};
-	const char *params[] = {cluster, id, adm->project, gpus, start, end, NULL, NULL, NULL, NULL};
+	const char *params[] = {cluster, id,   adm->project, gpus, start, end,
+				NULL,    NULL, NULL,         NULL, restarts};
 	struct aif_diag lost;
 	PGresult *res;
 	int rc = -1;
@@ -143,6 +145,7 @@ int reserve_admission(struct db *db, const char *cluster, uint32_t job, uint32_t
 	snprintf(gpus, sizeof(gpus), "%" PRId64, cost.gpus);
 	snprintf(start, sizeof(start), "%" PRId64, cost.start);
 	snprintf(end, sizeof(end), "%" PRId64, cost.end);
+	snprintf(restarts, sizeof(restarts), "%" PRId64, cost.restarts);
 	/* What each node is charged, as its usage will be (aif.charged_gpus()). */
 	if (cost.alloc && (params[6] = models_array(&models, cost.alloc))) {
 		snprintf(cpus, sizeof(cpus), "%" PRId64, cost.alloc->cpus);
@@ -156,7 +159,7 @@ int reserve_admission(struct db *db, const char *cluster, uint32_t job, uint32_t
 			params[9] = billing;
 		}
 	}
-	res = db_exec(db, what, RESERVE_SQL, 10, params, &lost);
+	res = db_exec(db, what, RESERVE_SQL, 11, params, &lost);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
 		if (!res || db_outcome(db, res) == DB_RETRY)
 			*why = lost;

@@ -16,12 +16,14 @@
 #include "log.h"
 #include "slurmctld.h"
 
+/* (The charging version in force now: one an apply made since the admission computed the charge
+ * costs at most one more hold.) */
 static const char ADD_SQL[] =
-	"INSERT INTO aif.waiting (cluster, job_id, project_id, gpus, seconds, charged)"
-	" VALUES ($1, $2, $3, $4, $5, $6)"
+	"INSERT INTO aif.waiting (cluster, job_id, project_id, gpus, seconds, charged, charging_version)"
+	" VALUES ($1, $2, $3, $4, $5, $6, aif.charging_version($3, $1))"
 	" ON CONFLICT (cluster, job_id) DO UPDATE SET project_id = excluded.project_id,"
 	"  gpus = excluded.gpus, seconds = excluded.seconds, charged = excluded.charged,"
-	"  held_at = now(), released_at = NULL";
+	"  charging_version = excluded.charging_version, held_at = now(), released_at = NULL";
 /* A pending job is recorded once: one already waiting (held, or released to start) is aifd's. */
 static const char ADD_PENDING_SQL[] =
 	"INSERT INTO aif.waiting (cluster, job_id, project_id, gpus, seconds)"
@@ -31,9 +33,10 @@ static const char FORGET_SQL[] = "DELETE FROM aif.waiting WHERE cluster = $1 AND
 /* The pass's: the record as it listed it, not one a new hold made meanwhile. */
 static const char FORGET_LISTED_SQL[] = "SELECT aif.waiting_forget($1, $2, $3)";
 /*
- * With each: released; released more than 10 minutes ago (its reservation, from then plus its
- * time limit and 10 minutes, no longer covers it: aif.waiting_release()); held more than a
- * minute ago (before that, a running job may not be requeued yet).
+ * With each: released; released more than 10 minutes ago (and not started: its reservation,
+ * from then for its time limit, covers ever less of a run that starts now:
+ * aif.waiting_release()); held more than a minute ago (before that, a running job may not be
+ * requeued yet).
  */
 static const char LIST_SQL[] =
 	"SELECT job_id, released_at IS NOT NULL, released_at < now() - interval '10 minutes',"
@@ -43,7 +46,7 @@ static const char REHOLD_SQL[] =
 	"UPDATE aif.waiting SET released_at = NULL WHERE cluster = $1 AND job_id = $2";
 /* A job released but gone before it started: its reservation (no interval ever opened) too. */
 static const char GONE_SQL[] = "SELECT aif.reservations_release(ARRAY[$1], ARRAY[$2::bigint])";
-static const char RELEASE_SQL[] = "SELECT j FROM aif.waiting_release($1) j";
+static const char RELEASE_SQL[] = "SELECT job_id, reserved FROM aif.waiting_release($1)";
 
 /* One statement whose result is not needed: true when it gave want (else logged). */
 static bool run(struct db *db, const char *what, const char *sql, int n, const char *const *params,
@@ -380,6 +383,7 @@ void holds_pass(struct db *db, const char *cluster)
 		return;
 	for (int i = 0; i < PQntuples(res); i++) {
 		uint32_t job = (uint32_t)strtoul(PQgetvalue(res, i, 0), NULL, 10);
+		bool reserved = PQgetvalue(res, i, 1)[0] == 't';
 		char *current, *restored;
 		int rc;
 
@@ -388,8 +392,11 @@ void holds_pass(struct db *db, const char *cluster)
 		rc = update(job, restored, UPDATE_RELEASE);
 		free(restored);
 		free(current);
-		if (rc == 0)
+		if (rc == 0 && reserved)
 			log_info("job %" PRIu32 " released: its cost fits its budgets now, and is reserved", job);
+		else if (rc == 0)
+			log_info("job %" PRIu32 " released: its cost is more than its whole budget now; "
+				 "its admission decides at its start, and says why if it refuses it", job);
 		else
 			log_warning("could not release job %" PRIu32 ": %s; trying again at the next pass",
 				    job, slurm_strerror(slurm_compat_errno()));

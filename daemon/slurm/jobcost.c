@@ -39,6 +39,7 @@ int jobcost_load(uint32_t job, uint32_t uid, struct job_cost *out, struct aif_di
 		if (out->gpus < 0)
 			out->gpus = 0;
 		out->start = (int64_t)info->start_time;
+		out->restarts = (int64_t)info->restart_cnt;
 		out->unlimited = info->time_limit == INFINITE || info->time_limit == NO_VAL;
 		out->end = out->unlimited ? out->start : out->start + (int64_t)info->time_limit * 60;
 		out->alloc = job_alloc_of(info);

@@ -18,6 +18,7 @@ struct job_cost {
 	int64_t gpus;   /* allocated, all nodes together */
 	struct job_alloc *alloc; /* per node, or NULL when slurmctld's detail could not be read */
 	int64_t start;  /* slurmctld's StartTime, Unix seconds */
+	int64_t restarts; /* slurmctld's restart count: which run this is */
 	int64_t end;    /* start + the time limit; meaningless when unlimited */
 	bool unlimited; /* the job has no finite time limit */
 	char *comment;  /* its comment in slurmctld (malloc'ed; NULL: none), which a hold keeps */

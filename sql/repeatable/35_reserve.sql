@@ -92,6 +92,8 @@ DROP FUNCTION IF EXISTS aif.reserve(text, bigint, text, bigint, timestamptz, tim
 DROP FUNCTION IF EXISTS aif.reserve(text, bigint, text, bigint, timestamptz, timestamptz, boolean);
 DROP FUNCTION IF EXISTS aif.reserve(text, bigint, text, bigint, timestamptz, timestamptz, boolean,
 	text[], bigint, bigint, bigint);
+DROP FUNCTION IF EXISTS aif.reserve(text, bigint, text, bigint, timestamptz, timestamptz, boolean,
+	text[], bigint, bigint, bigint, numeric);
 -- Reserve gpus over [starts, ends) for job (cluster, job) of project, charged as its usage will
 -- be: each node (models[i], its GPUs by model, "a100:1,h100:2") under aif.charged_gpus() with
 -- its share of the job's CPUs, memory and billing, as aif.record_allocations() charges its
@@ -100,10 +102,14 @@ DROP FUNCTION IF EXISTS aif.reserve(text, bigint, text, bigint, timestamptz, tim
 -- job's release: what its admission computed when it was held at its start). Only when, in
 -- every period the span reaches, the cost fits what the project's budget (if it has one there)
 -- and its factory's budget (none: no GPU-hours) have left after what they committed. A job
--- reserved already (another node's or step's admission, or its release from waiting) fits as
--- it did when that reservation is its project's, covers this span and is charged at least
--- this cost's rate (or the nodes' models are not known); else it is replaced. running: the job
--- runs (its admission), so one whose intervals have all closed has ended in the meantime.
+-- reserved already fits as it did when that reservation is its project's and covers this span:
+-- made by an admission of this run (another node's or step's: it starts at the run's
+-- StartTime, starts), whatever the rates since, else (its release from waiting) when it is
+-- charged at least this cost's rate; otherwise it is replaced. running: the job
+-- runs (its admission), so one whose intervals of this run (restarts: slurmctld's restart
+-- count; NULL: any) have all closed has ended in the meantime. (Not the earlier runs': a
+-- requeued job admitted before its run's start is recorded, spooled while aifd was away, would
+-- get no reservation.)
 -- Returns fits, and the figures of the budget that decided (scope project or factory, owner its
 -- id): the first that has no room, else the one left with the least room (its committed_us then
 -- includes this job's cost); waits: it does not fit, but its cost is within the budget, so it
@@ -113,7 +119,7 @@ CREATE OR REPLACE FUNCTION aif.reserve(cluster text, job bigint, project text, g
 				       starts timestamptz, ends timestamptz, running boolean,
 				       models text[] DEFAULT NULL, job_cpus bigint DEFAULT NULL,
 				       job_memory_mb bigint DEFAULT NULL, job_billing bigint DEFAULT NULL,
-				       held_charged numeric DEFAULT NULL,
+				       held_charged numeric DEFAULT NULL, restarts bigint DEFAULT NULL,
 				       OUT fits boolean, OUT period_id text, OUT scope text, OUT owner text,
 				       OUT budget_us bigint, OUT committed_us bigint, OUT cost_us bigint,
 				       OUT waits boolean, OUT charged numeric)
@@ -155,10 +161,12 @@ BEGIN
 	LEFT JOIN aif.charging_versions v ON v.id = aif.charging_version(reserve.project, reserve.cluster);
 	-- (the same GPUs: a job held while pending was reserved the most it asked for; the same
 	-- project: a job id reused after slurmctld lost its state is never covered by another
-	-- project's reservation; a rate at least this one: a job released from waiting was reserved
-	-- as it was charged at its last start, and may run on other nodes now)
+	-- project's reservation; this run's, or a rate at least this one: a job released from
+	-- waiting was reserved as it was charged at its last start, and may run on dearer nodes
+	-- now, while this run's intervals keep the rates in force when they opened)
 	SELECT r.starts_at <= starts AND r.ends_at >= ends AND r.gpus = reserve.gpus
-	       AND r.project_id = reserve.project AND (r.charged >= reserve.charged OR NOT models_known)
+	       AND r.project_id = reserve.project
+	       AND (r.starts_at = starts OR r.charged >= reserve.charged)
 	INTO covered
 	FROM aif.reservations r WHERE r.cluster = reserve.cluster AND r.job_id = reserve.job;
 	IF covered THEN
@@ -168,7 +176,8 @@ BEGIN
 	-- A job whose intervals are all closed has ended (its cancellation raced its admission):
 	-- a reservation now would never be released.
 	IF running AND EXISTS (SELECT 1 FROM aif.usage_intervals i
-		   WHERE i.cluster = reserve.cluster AND i.job_id = reserve.job)
+		   WHERE i.cluster = reserve.cluster AND i.job_id = reserve.job
+		     AND i.restart_count = coalesce(restarts, i.restart_count))
 	   AND NOT EXISTS (SELECT 1 FROM aif.usage_intervals i
 			   WHERE i.cluster = reserve.cluster AND i.job_id = reserve.job
 			     AND i.ended_at IS NULL) THEN
@@ -319,17 +328,23 @@ END
 $$;
 
 -- The jobs of cluster that wait (aif.waiting) and fit now, oldest first (per project): each is
--- reserved its GPUs for its time limit from now, at the rate its admission charged it when it
--- was held at its start (else each GPU at the cluster's highest), and marked released. Its
--- admission then replaces the reservation with one of its own span and allocation, and holds
--- it again if that does not fit: released at a lower rate than that, it would start, be held,
--- be released again, over and over.
-CREATE OR REPLACE FUNCTION aif.waiting_release(cluster text) RETURNS SETOF bigint
+-- reserved (reserved true) its GPUs for its time limit from now, at the rate its admission
+-- charged it when it was held at its start (while the cluster's charging is the one in force
+-- then; else each GPU at the cluster's highest), and marked released. Its admission then replaces the
+-- reservation with one of its own span and allocation, and holds it again if that does not
+-- fit: released at a lower rate than that, it would start, be held, be released again, over
+-- and over. A job that can no longer fit at all (its cost is more than the whole budget now,
+-- lowered since) is released too, unreserved: its admission at its start refuses it and says
+-- why, rather than leaving it held for ever.
+DROP FUNCTION IF EXISTS aif.waiting_release(text); -- (it returned SETOF bigint)
+CREATE OR REPLACE FUNCTION aif.waiting_release(cluster text)
+RETURNS TABLE (job_id bigint, reserved boolean)
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	w record;
+	tried record;
 BEGIN
 	-- Every factory it may reserve against, at once (aif.reserve() takes them again: no wait).
 	PERFORM aif.reservations_lock(ARRAY(SELECT x.project_id FROM aif.waiting x
@@ -344,12 +359,18 @@ BEGIN
 		 LIMIT 100 -- a pass's share: admissions wait for these locks
 	LOOP
 		-- Its exact cost, placed from now: its admission places it at its StartTime.
-		IF (SELECT r.fits FROM aif.reserve(w.cluster, w.job_id, w.project_id, w.gpus, now(),
-						  now() + make_interval(secs => w.seconds), false,
-						  held_charged => w.charged) r) THEN
+		SELECT r.fits, r.waits INTO tried
+		FROM aif.reserve(w.cluster, w.job_id, w.project_id, w.gpus, now(),
+				 now() + make_interval(secs => w.seconds), false,
+				 held_charged => CASE WHEN w.charging_version IS NOT DISTINCT FROM
+							   aif.charging_version(w.project_id, w.cluster)
+						      THEN w.charged END) r;
+		IF tried.fits OR NOT tried.waits THEN
 			UPDATE aif.waiting x SET released_at = now()
 			WHERE x.cluster = w.cluster AND x.job_id = w.job_id;
-			RETURN NEXT w.job_id;
+			job_id := w.job_id;
+			reserved := tried.fits;
+			RETURN NEXT;
 		END IF;
 	END LOOP;
 END
@@ -393,13 +414,13 @@ REVOKE ALL ON FUNCTION aif.reservation_shares(numeric, timestamptz, timestamptz)
 	aif.reservations_lock(text[]), aif.reservations_lock_jobs(text[], bigint[], text[]),
 	aif.committed_us(text[], text, timestamptz, timestamptz),
 	aif.reserve(text, bigint, text, bigint, timestamptz, timestamptz, boolean, text[], bigint, bigint,
-		    bigint, numeric),
+		    bigint, numeric, bigint),
 	aif.reserve_trial(text, bigint, text, bigint, bigint),
 	aif.reservations_delete(text[], bigint[], boolean), aif.reservations_release(text[], bigint[]),
 	aif.waiting_release(text), aif.waiting_forget(text, bigint, timestamptz),
 	aif.reserved_totals_recompute() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION aif.reserve(text, bigint, text, bigint, timestamptz, timestamptz, boolean,
-	text[], bigint, bigint, bigint, numeric),
+	text[], bigint, bigint, bigint, numeric, bigint),
 	aif.reserve_trial(text, bigint, text, bigint, bigint), aif.waiting_release(text),
 	aif.waiting_forget(text, bigint, timestamptz), aif.reservations_release(text[], bigint[])
 	TO aif_daemon;

@@ -172,25 +172,51 @@ assert_eq 4 "$(reserve_alloc 21 2 '{a100:2}' 8)" "reserved: 2 a100"
 assert_eq 12 "$(reserve_alloc 22 2 '{h100:2}' 8)" "reserved: 2 h100, three times 2 a100"
 assert_eq 16 "$(reserve_alloc 23 2 '{h100:1,a100:1}' 64)" "reserved: per node, with its CPU share"
 assert_eq 12 "$(reserve_alloc 24 2 '{""}' 8)" "reserved: models short of the job's GPUs, at the highest rate"
-# A job reserved already is covered only at a rate at least its allocation's: job 23's 16,
-# admitted again over the same span with 128 CPUs (4 GPUs' share a node), is reserved 32.
-assert_eq "t 32" "$(q -F ' ' -c "SELECT r.fits, trim_scale(r.charged) FROM aif.reservations x,
-	LATERAL aif.reserve('jean-zay', 23, 'p1', 2, x.starts_at, x.ends_at, true, '{h100:1,a100:1}', 128,
-			    2048, NULL) r WHERE x.job_id = 23")" "job 23 again, with more CPUs: its answer"
-assert_eq 32 "$(q -c "SELECT trim_scale(charged) FROM aif.reservations WHERE job_id = 23")" \
-	"job 23 again, with more CPUs: reserved at its new rate"
-# A job held at its start is released at the rate its admission charged it (aif.waiting.charged,
-# e.g. job 23's 32, its CPU share), not each GPU at the highest (12): job 25 at 600 an hour does
-# not fit p1's 500, job 26 at 16 does and is reserved 16; job 27, held while pending (no charge
-# known), at the highest rate.
-q -c "INSERT INTO aif.waiting (cluster, job_id, project_id, gpus, seconds, charged)
-	VALUES ('jean-zay', 25, 'p1', 2, 3600, 600), ('jean-zay', 26, 'p1', 2, 3600, 16),
-	       ('jean-zay', 27, 'p1', 2, 3600, NULL)" >/dev/null
-assert_eq "26 27" "$(q -c "SELECT string_agg(j::text, ' ' ORDER BY j) FROM aif.waiting_release('jean-zay') j")" \
-	"the waiting jobs released"
+# Another admission of the same run (same StartTime: another node's, a step's) keeps the run's
+# reservation whatever the rates since: job 23's 16, though 128 CPUs would be 32 now.
+assert_eq "t|16" "$(q -c "SELECT r.fits FROM aif.reservations x, LATERAL aif.reserve('jean-zay', 23, 'p1', 2,
+	x.starts_at, x.ends_at, true, '{h100:1,a100:1}', 128, 2048, NULL) r WHERE x.job_id = 23" \
+	-c "SELECT trim_scale(charged) FROM aif.reservations WHERE job_id = 23" | paste -sd'|')" \
+	"job 23's run admitted again: its reservation kept"
+# A job held at its start is released at the rate its admission charged it (aif.waiting.charged),
+# not each GPU at the highest (12), while its cluster's charging is the version it was computed
+# under: job 25 at 480 an hour waits (more than p1 has left, within its 500), 26 at 16 is
+# reserved 16; 27's 16 is of a charging version replaced since, and 28 was held while pending
+# (no charge known): both at the highest rate. Job 29 at 600 can no longer fit p1's 500 at all:
+# released unreserved, for its admission to refuse and say why.
+q -c "INSERT INTO aif.waiting (cluster, job_id, project_id, gpus, seconds, charged, charging_version)
+	SELECT 'jean-zay', j, 'p1', 2, 3600, c, CASE WHEN j = 27 THEN (SELECT min(id) FROM aif.charging_versions
+		WHERE cluster = 'jean-zay') ELSE aif.charging_version('p1', 'jean-zay') END
+	FROM (VALUES (25, 480), (26, 16), (27, 16), (28, NULL), (29, 600)) v(j, c)" >/dev/null
+assert_eq "26 t,27 t,28 t,29 f" "$(q -F ' ' -c "SELECT string_agg(job_id || ' ' || CASE WHEN reserved THEN 't' ELSE 'f' END, ',' ORDER BY job_id)
+	FROM aif.waiting_release('jean-zay')")" "the waiting jobs released, and whether reserved"
 assert_eq "26 16
-27 12" "$(q -F ' ' -c "SELECT job_id, trim_scale(charged) FROM aif.reservations WHERE job_id IN (26, 27)
+27 12
+28 12" "$(q -F ' ' -c "SELECT job_id, trim_scale(charged) FROM aif.reservations WHERE job_id BETWEEN 25 AND 29
 	ORDER BY 1")" "released jobs reserved at their admission's rate, else the highest"
+# Its admission, when it starts a minute later with a lower time limit (within the span
+# reserved) on dearer nodes (128 CPUs: 32), replaces job 26's reservation; job 28's, on cheaper
+# nodes (2 a100: 4), keeps its 12.
+assert_eq "t 32" "$(q -F ' ' -c "SELECT r.fits, trim_scale(r.charged) FROM aif.reservations x,
+	LATERAL aif.reserve('jean-zay', 26, 'p1', 2, x.starts_at + interval '1 minute', x.ends_at, true,
+	'{h100:1,a100:1}', 128, 2048, NULL) r WHERE x.job_id = 26")" "job 26's admission on dearer nodes"
+assert_eq 32 "$(q -c "SELECT trim_scale(charged) FROM aif.reservations WHERE job_id = 26")" \
+	"job 26's admission on dearer nodes: reserved at its rate"
+assert_eq "t 4" "$(q -F ' ' -c "SELECT r.fits, trim_scale(r.charged) FROM aif.reservations x,
+	LATERAL aif.reserve('jean-zay', 28, 'p1', 2, x.starts_at + interval '1 minute', x.ends_at, true,
+	'{a100:2}', 8, 2048, NULL) r WHERE x.job_id = 28")" "job 28's admission on cheaper nodes"
+assert_eq 12 "$(q -c "SELECT trim_scale(charged) FROM aif.reservations WHERE job_id = 28")" \
+	"job 28's admission on cheaper nodes: its release's reservation kept"
+# One whose nodes' models are not known is charged each GPU at the highest rate (12): more than
+# job 30's release reserved (4), so it is replaced.
+q -c "INSERT INTO aif.waiting (cluster, job_id, project_id, gpus, seconds, charged, charging_version)
+	VALUES ('jean-zay', 30, 'p1', 2, 3600, 4, aif.charging_version('p1', 'jean-zay'))" >/dev/null
+assert_eq "30 t" "$(q -F ' ' -c "SELECT job_id, reserved FROM aif.waiting_release('jean-zay')")" "job 30 released"
+assert_eq "t 12" "$(q -F ' ' -c "SELECT r.fits, trim_scale(r.charged) FROM aif.reservations x,
+	LATERAL aif.reserve('jean-zay', 30, 'p1', 2, x.starts_at + interval '1 minute', x.ends_at, true) r
+	WHERE x.job_id = 30")" "job 30's admission, its nodes not known"
+assert_eq 12 "$(q -c "SELECT trim_scale(charged) FROM aif.reservations WHERE job_id = 30")" \
+	"job 30's admission, its nodes not known: reserved at the highest rate"
 
 # A node charged as its GPUs (here: on a cluster its factory does not list, one unit per
 # GPU-hour) stores no charge (NULL, aif.charged_gpus_stored()), so that the sums over it stay in

@@ -119,6 +119,15 @@ q -c "INSERT INTO aif.usage_intervals (cluster, job_id, node, restart_count, pro
 	VALUES ('c1', 20, 'n1', 0, 'p', 's1', 1000, 'u', 1, to_timestamp($now), to_timestamp($now), 'epilog', true)" >/dev/null
 assert_eq "t" "$(reserve 20 p 1 60 | cut -d' ' -f1)" "a job that has ended"
 assert_eq 0 "$(q -c "SELECT count(*) FROM aif.reservations WHERE job_id = 20")" "its reservation"
+# Its next run (requeued: restart 1) is reserved, though nothing of that run is recorded yet
+# (its start spooled while aifd was away) and its first run's intervals are all closed.
+assert_eq "t|1" "$(q -c "SELECT fits FROM aif.reserve('c1', 20, 'p', 1, to_timestamp($now + 120),
+	to_timestamp($now + 180), true, restarts => 1)" -c "SELECT count(*) FROM aif.reservations
+	WHERE job_id = 20" | paste -sd'|')" "job 20's next run: reserved"
+assert_eq "t|0" "$(q -c "SELECT aif.reservations_delete(ARRAY['c1'], ARRAY[20::bigint], false)" \
+	-c "SELECT fits FROM aif.reserve('c1', 20, 'p', 1, to_timestamp($now), to_timestamp($now + 60), true,
+		restarts => 0)" -c "SELECT count(*) FROM aif.reservations WHERE job_id = 20" | sed 1d | paste -sd'|')" \
+	"job 20's first run, again: ended, not reserved"
 # A reservation that no longer covers its job is replaced only when the new one fits.
 assert_eq "t" "$(reserve 21 p 1 600 | cut -d' ' -f1)" "job 21, 10 minutes"
 assert_eq "f" "$(reserve 21 p 1 7200 | cut -d' ' -f1)" "job 21 again, 2 hours"
@@ -194,19 +203,26 @@ q -c "INSERT INTO aif.usage_intervals (cluster, job_id, node, restart_count, pro
 	VALUES ('c1', 22, 'n1', 0, 'p', 's1', 1000, 'u', 1, to_timestamp($now), to_timestamp($now), 'epilog', true)" >/dev/null
 q -c "INSERT INTO aif.waiting (cluster, job_id, project_id, gpus, seconds) VALUES ('c1', 22, 'p', 1, 1800),
 	('c1', 23, 'p', 1, 7200)" >/dev/null
-assert_eq 22 "$(q -c "SELECT * FROM aif.waiting_release('c1')")" "the waiting jobs released"
+assert_eq "22|t" "$(q -c "SELECT * FROM aif.waiting_release('c1')")" "the waiting jobs released"
 assert_eq "1800|t|f" "$(q -c "SELECT extract(epoch FROM r.ends_at - r.starts_at)::int, w.released_at IS NOT NULL,
 	(SELECT released_at IS NOT NULL FROM aif.waiting WHERE job_id = 23)
 	FROM aif.reservations r JOIN aif.waiting w USING (cluster, job_id) WHERE r.job_id = 22")" \
 	"job 22 reserved and marked released, job 23 still waiting"
 # One project's waiting jobs that do not fit never keep another's from being tried: 101 of p's
-# (100 GPU-hours each), held before one of q's that fits (a minute); a pass tries 100.
+# (3 GPU-hours each, of p's 4, 2 reserved), held before one of q's that fits (a minute); a
+# pass tries 100.
 q -c "INSERT INTO aif.waiting (cluster, job_id, project_id, gpus, seconds, held_at)
-	SELECT 'c1', 1000 + i, 'p', 1, 360000, now() - interval '1 hour' + i * interval '1 second'
+	SELECT 'c1', 1000 + i, 'p', 1, 10800, now() - interval '1 hour' + i * interval '1 second'
 	FROM generate_series(1, 101) i" >/dev/null
 q -c "INSERT INTO aif.waiting (cluster, job_id, project_id, gpus, seconds) VALUES ('c1', 24, 'q', 1, 60)" >/dev/null
-assert_eq 24 "$(q -c "SELECT * FROM aif.waiting_release('c1')")" "q's job, behind 101 of p's that do not fit"
+assert_eq "24|t" "$(q -c "SELECT * FROM aif.waiting_release('c1')")" "q's job, behind 101 of p's that do not fit"
 q -c "DELETE FROM aif.waiting WHERE job_id > 1000" >/dev/null
+# One that can no longer fit at all (100 GPU-hours, of p's 4) is released unreserved: its
+# admission refuses it at its start and says why, rather than it waiting for ever.
+q -c "INSERT INTO aif.waiting (cluster, job_id, project_id, gpus, seconds) VALUES ('c1', 29, 'p', 1, 360000)" >/dev/null
+assert_eq "29|f|0" "$(q -c "SELECT * FROM aif.waiting_release('c1')" -c "SELECT count(*) FROM aif.reservations
+	WHERE job_id = 29" | paste -sd'|')" "a job whose cost is more than its budget: released, unreserved"
+q -c "DELETE FROM aif.waiting WHERE job_id = 29" >/dev/null
 # aif.reserve_trial(): aif.reserve()'s answer for a job placed from now, nothing reserved.
 reservations_now() { q -c "SELECT count(*), coalesce(sum(gpus), 0) FROM aif.reservations"; }
 trial() { # trial JOB PROJECT GPUS SECONDS: fits and waits
