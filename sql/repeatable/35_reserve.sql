@@ -328,14 +328,14 @@ END
 $$;
 
 -- The jobs of cluster that wait (aif.waiting) and fit now, oldest first (per project): each is
--- reserved (reserved true) its GPUs for its time limit from now, at the rate its admission
--- charged it when it was held at its start (while the cluster's charging is the one in force
--- then; else each GPU at the cluster's highest), and marked released. Its admission then replaces the
--- reservation with one of its own span and allocation, and holds it again if that does not
--- fit: released at a lower rate than that, it would start, be held, be released again, over
--- and over. A job that can no longer fit at all (its cost is more than the whole budget now,
--- lowered since) is released too, unreserved: its admission at its start refuses it and says
--- why, rather than leaving it held for ever.
+-- reserved (reserved true) its GPUs for its time limit from now, at the rate its admission charged
+-- it when it was held at its start (while the cluster's charging is the one in force then; else
+-- each GPU at the cluster's highest), and marked released. Its admission then replaces the
+-- reservation with one of its own span and allocation, and holds it again if that does not fit:
+-- released at a lower rate than that, it would start, be held, be released again, over and over. A
+-- job that can no longer fit at all (its cost is more than the whole budget now, lowered since) is
+-- released too, unreserved: its admission decides at its start, with today's rates, and says
+-- why if it refuses it, rather than leaving it held for ever.
 DROP FUNCTION IF EXISTS aif.waiting_release(text); -- (it returned SETOF bigint)
 CREATE OR REPLACE FUNCTION aif.waiting_release(cluster text)
 RETURNS TABLE (job_id bigint, reserved boolean)

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Charging on a real cluster with typed GPUs (issue 18): n1 with 4 x h100, n2 with 2 x a100 and
-# 2 MIG-like 1g.10gb slices, Slurm's accounting through slurmdbd and MariaDB (typed GPU TRES,
+# Charging on a real cluster with typed GPUs (issue 18): n1 with 4 x h100, n2 with 2 x a100 and 2
+# MIG-like 1g.10gb slices, Slurm's accounting through slurmdbd and MariaDB (typed GPU TRES,
 # TRESBillingWeights); real jobs of an ordinary user through aif.so and aifd. Job by job, each
 # node's interval holds the GPU models slurmctld allocated and is charged, to the second of
-# slurmctld's StartTime and EndTime, at the rates of the budgets file (schema version 2),
-# raised to the CPU share of the node; a job over both node types is charged per node; the
-# GPU-hours per model are sacct's typed gres/gpu:MODEL; with charge: billing, a job's charged
-# hours are its billing TRES times its elapsed time, as sacct has them; budget_status counts
-# charged hours; and a job held at its start for its charged cost is released at that cost. The expected figures are computed here from what slurmctld and
-# slurmdbd report (scontrol -d show job, sacct), not from what aifd stored.
+# slurmctld's StartTime and EndTime, at the rates of the budgets file (schema version 2), raised to
+# the CPU share of the node; a job over both node types is charged per node; the GPU-hours per
+# model are sacct's typed gres/gpu:MODEL; with charge: billing, a job's charged hours are its
+# billing TRES times its elapsed time, as sacct has them; budget_status counts charged hours; and a
+# job held at its start for its charged cost is released at that cost. The expected figures are
+# computed here from what slurmctld and slurmdbd report (scontrol -d show job, sacct), not from
+# what aifd stored.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 # Slurm's billing: 1 per CPU, and each GPU at the rate the budgets file gives its model below.
