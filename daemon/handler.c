@@ -20,11 +20,14 @@
 
 /* What a sender can repeat at will is logged at most every 10 s, the rest counted. */
 #define HANDLER_LOG_EVERY_MS 10000
+/* Refused submit-time checks, which any user can send at will: at most so many every 10 s. */
+#define HANDLER_LOG_CHECKS_BURST 100
 
 enum handler_log_kind {
 	HANDLER_LOG_CREDENTIAL, /* a credential MUNGE rejects */
 	HANDLER_LOG_REFUSED,    /* an invalid request, another cluster, no permission */
 	HANDLER_LOG_UNATTRIBUTED,
+	HANDLER_LOG_CHECK_REFUSED, /* a submit-time check refused (information, not a warning) */
 	HANDLER_LOG_KINDS
 };
 
@@ -32,6 +35,7 @@ static const char *const handler_log_what[HANDLER_LOG_KINDS] = {
 	[HANDLER_LOG_CREDENTIAL] = "requests refused for their MUNGE credential",
 	[HANDLER_LOG_REFUSED] = "requests refused as invalid, for another cluster or not permitted",
 	[HANDLER_LOG_UNATTRIBUTED] = "usage records unattributed (all are in aif.unattributed_intervals)",
+	[HANDLER_LOG_CHECK_REFUSED] = "submit-time checks refused (each was answered with why)",
 };
 
 struct handler {
@@ -337,7 +341,9 @@ static void handle_decision(struct handler *h, struct worker *w, struct request 
 		reply_kept(h, w, req, nonce, job, uid, &adm); /* kept first: adm is that one */
 		return;
 	}
-	if (strcmp(adm.verdict, "refuse") == 0 || admit)
+	/* (a refused check, which any user can repeat at will, within a limit) */
+	if (admit || (strcmp(adm.verdict, "refuse") == 0 &&
+		      log_limit_pass(&h->logs[HANDLER_LOG_CHECK_REFUSED], aif_clock_ms())))
 		log_msg(LOG_LEVEL_INFO, "%s: %s, project \"%s\"%s%s", what, adm.reason, project,
 			adm.diag.message[0] ? ": " : "", adm.diag.message);
 	reply_admission(h, req, nonce, &adm, left[0] ? left : NULL, left_period);
@@ -824,6 +830,7 @@ struct handler *handler_new(const struct handler_settings *settings, struct refr
 		return NULL;
 	for (int kind = 0; kind < HANDLER_LOG_KINDS; kind++)
 		log_limit_init(&h->logs[kind], handler_log_what[kind], HANDLER_LOG_EVERY_MS);
+	log_limit_burst(&h->logs[HANDLER_LOG_CHECK_REFUSED], LOG_LEVEL_INFO, HANDLER_LOG_CHECKS_BURST);
 	snprintf(h->cluster, sizeof(h->cluster), "%s", settings->cluster);
 	snprintf(h->slurm_user, sizeof(h->slurm_user), "%s", settings->slurm_user);
 	h->slurm_uid = settings->slurm_uid;

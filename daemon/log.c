@@ -147,20 +147,34 @@ void log_limit_init(struct log_limit *l, const char *what, int every_ms)
 	pthread_mutex_init(&l->lock, NULL);
 	l->what = what;
 	l->every_ms = every_ms;
+	l->level = LOG_LEVEL_WARNING;
+	l->burst = 1;
+	l->passed = 0;
 	l->next_ms = 0;
 	l->more = 0;
+}
+
+void log_limit_burst(struct log_limit *l, enum log_level level, int burst)
+{
+	l->level = level;
+	l->burst = burst > 0 ? burst : 1;
 }
 
 /* Under l->lock, l->more > 0. */
 static void limit_summary(struct log_limit *l, int64_t now_ms)
 {
 	struct aif_diag diag;
+	long long secs = (now_ms - l->next_ms + l->every_ms + 999) / 1000;
 
 	aif_diag_clear(&diag);
 	aif_diag_message(&diag, "%lu more %s", l->more, l->what);
-	aif_diag_detail(&diag, "In the last %lld s. aifd logs one warning of a kind at most every %d s, and counts the others.",
-			(long long)((now_ms - l->next_ms + l->every_ms + 999) / 1000), l->every_ms / 1000);
-	log_diag(LOG_LEVEL_WARNING, NULL, &diag);
+	if (l->burst == 1)
+		aif_diag_detail(&diag, "In the last %lld s. aifd logs one warning of a kind at most every %d s, and counts the others.",
+				secs, l->every_ms / 1000);
+	else
+		aif_diag_detail(&diag, "In the last %lld s. aifd logs at most %d of these every %d s, and counts the others.",
+				secs, l->burst, l->every_ms / 1000);
+	log_diag(l->level, NULL, &diag);
 	l->more = 0;
 }
 
@@ -168,16 +182,20 @@ bool log_limit_pass(struct log_limit *l, int64_t now_ms)
 {
 	bool pass = false;
 
-	if (!log_enabled(LOG_LEVEL_WARNING))
+	if (!log_enabled(l->level))
 		return false;
 	pthread_mutex_lock(&l->lock);
-	if (now_ms < l->next_ms) {
-		l->more++;
-	} else {
+	if (now_ms >= l->next_ms) {
 		if (l->more)
 			limit_summary(l, now_ms);
 		l->next_ms = now_ms + l->every_ms;
+		l->passed = 1;
 		pass = true;
+	} else if (l->passed < l->burst) {
+		l->passed++;
+		pass = true;
+	} else {
+		l->more++;
 	}
 	pthread_mutex_unlock(&l->lock);
 	return pass;

@@ -42,19 +42,24 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
 void log_diag(enum log_level level, const char *where, const struct aif_diag *diag);
 
 /*
- * A kind of warning that a hostile peer could repeat at will: logged at most once per
- * every_ms, the others counted and said in one line, "N more <what>", when the next passes or
+ * A kind of message that a hostile peer could repeat at will: a warning logged at most once per
+ * every_ms (or, set with log_limit_burst(), up to burst messages of level per every_ms), the
+ * others counted and said in one line, "N more <what>", when the next passes or
  * log_limit_flush() finds the period over. Any thread.
  */
 struct log_limit {
 	pthread_mutex_t lock;
 	const char *what; /* "connections closed to make room for new ones" */
 	int every_ms;
-	int64_t next_ms;  /* aif_clock_ms() */
+	enum log_level level;
+	int burst;        /* messages logged per period */
+	int passed;       /* of them, in this period */
+	int64_t next_ms;  /* aif_clock_ms(): when this period ends */
 	unsigned long more;
 };
-#define LOG_LIMIT_INIT(what, every_ms) {PTHREAD_MUTEX_INITIALIZER, (what), (every_ms), 0, 0}
 void log_limit_init(struct log_limit *l, const char *what, int every_ms);
+/* Up to burst messages of level a period, rather than one warning (before any is logged). */
+void log_limit_burst(struct log_limit *l, enum log_level level, int burst);
 
 /* Whether to log one now (after the summary of those left out); if not, it is counted. */
 bool log_limit_pass(struct log_limit *l, int64_t now_ms);

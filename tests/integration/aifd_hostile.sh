@@ -226,6 +226,18 @@ for via in "$tcp_b" "$sock_b"; do
 	sent=$(sed -n 's/.*requests_sent=\([0-9]*\).*/\1/p' "$AIFD_WORK/abandon.out")
 	((sent > 1000)) || fail "the attack on $via sent only ${sent:-no} requests: $(cat "$AIFD_WORK/abandon.out")"
 done
+
+# 7. Refused checks, which any user can send at will (here of a project nobody has), are logged
+# 100 every 10 s at most, the others counted: before, each was a line of aifd's log.
+"$AIF_HARNESS" as-user "$AIF_HARNESS_DIR" aiftest "$AIFD_WORK/aif-load" --server="$sock_b" \
+	--munge-socket="$AIF_MUNGE_SOCKET" --cluster=aiftest --mode=check --project=nope \
+	--clients=2 --requests=1500 >"$AIFD_WORK/refused.out" 2>&1 || true
+logged=$(grep -cE 'submit-time check by aiftest \(uid [0-9]+\): unknown-project' "$AIFD_WORK/b.log" || true)
+echo "refused checks: $(tail -1 "$AIFD_WORK/refused.out"); $logged of them logged"
+assert_match "errors=3000 " "$(cat "$AIFD_WORK/refused.out")" "the refused checks, all answered refused"
+((logged >= 1 && logged <= 200)) || fail "$logged refused checks logged (between 1 and 200: 100 every 10 s)"
+aifd_wait_log b "INFO:  [0-9]+ more submit-time checks refused \(each was answered with why\)" \
+	"the refused checks not logged, counted"
 kill -TERM "$pid_b"
 wait "$pid_b" || fail "aifd b's exit status after SIGTERM: $?"
 left=$(sed -n 's/.*answering \([0-9]*\) requests already received.*/\1/p' "$AIFD_WORK/b.log" | tail -1)
