@@ -1,6 +1,7 @@
 /* db: the one way aifd holds a PostgreSQL connection (db.h has the rule). */
 #include "db.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,18 +142,40 @@ static const char *duration(char *buf, size_t size, unsigned ms)
 	return buf;
 }
 
-/* The server gives a statement up after the owner's timeout too. 0, or -1 with diag. */
-static int set_timeout(struct db *db, struct aif_diag *diag)
+/*
+ * The session's settings, in one round trip: the server gives a statement up after the owner's
+ * timeout too; and a commit is durable before it returns. aifd acknowledges usage, and keeps an
+ * admission, only once committed: with synchronous_commit off (a role's or the server's
+ * setting, for speed) a crash of the server would lose what aifd already acknowledged, for good.
+ * 'local', 'remote_write', 'remote_apply' and 'on' are left as they are. 0, or -1 with diag.
+ */
+static int set_session(struct db *db, struct aif_diag *diag)
 {
-	char sql[64];
+	static atomic_bool said_durable;
+	char sql[256];
 	PGresult *res;
 	int ok;
 
-	snprintf(sql, sizeof(sql), "SET statement_timeout = %u", db->timeout_ms);
+	snprintf(sql, sizeof(sql),
+		 "SELECT set_config('statement_timeout', '%u', false), current_setting('synchronous_commit'),"
+		 " CASE WHEN current_setting('synchronous_commit') = 'off'"
+		 "  THEN set_config('synchronous_commit', 'on', false) END", db->timeout_ms);
 	res = aif_db_result_by(db->conn, PQsendQuery(db->conn, sql), aif_clock_ms() + db->timeout_ms);
-	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+	ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
 	if (!ok)
-		aif_db_diag(diag, db->conn, res, "could not set the statement timeout");
+		aif_db_diag(diag, db->conn, res, "could not set the session's statement timeout and durability");
+	else if (strcmp(PQgetvalue(res, 0, 1), "off") == 0 && !atomic_exchange(&said_durable, true)) {
+		struct aif_diag off;
+
+		aif_diag_clear(&off);
+		aif_diag_message(&off, "synchronous_commit is off for aifd's database sessions; aifd "
+				       "sets it on for its own");
+		aif_diag_detail(&off, "aifd acknowledges usage and keeps admissions only once they are "
+				      "durable.");
+		aif_diag_hint(&off, "Leave it on for aifd's role (ALTER ROLE ... RESET "
+				    "synchronous_commit) to silence this.");
+		log_diag(LOG_LEVEL_WARNING, NULL, &off);
+	}
 	PQclear(res);
 	return ok ? 0 : -1;
 }
@@ -175,7 +198,7 @@ static int set_nonblocking(struct db *db, struct aif_diag *diag)
 /* What every connection gets before its first statement, however it was made. */
 static int prepare(struct db *db, struct aif_diag *diag)
 {
-	if (set_nonblocking(db, diag) < 0 || set_timeout(db, diag) < 0 ||
+	if (set_nonblocking(db, diag) < 0 || set_session(db, diag) < 0 ||
 	    (db->setup && db->setup(db, db->setup_arg, diag) < 0)) {
 		db_lost(db, diag);
 		return -1;

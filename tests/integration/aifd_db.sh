@@ -2,18 +2,20 @@
 # How aifd runs a statement (daemon/db.c, db_exec(), driven by tests/tools/aif-db-exec): prepared
 # on its connection at its first run and run prepared after, so that it is parsed once; prepared
 # anew on a new connection after a lost one; and, when a schema change broke its plan ("cached
-# plan must not change result type"), failed once and prepared anew, never failed again; a
-# statement of 1 MiB to a backend that stopped reading dropped after the timeout.
+# plan must not change result type"), failed once and prepared anew, never failed again; its
+# sessions durable (synchronous_commit on) whatever the database's default; a statement of 1
+# MiB to a backend that stopped reading dropped after the timeout.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 load_harness
 tool=${AIF_BUILD_DIR:?}/tests/aif-db-exec
 
 db=aif_db_$$
-cleanup() { dropdb --force --if-exists "$db" >/dev/null 2>&1 || true; }
+cleanup() { dropdb --force --if-exists "$db" >/dev/null 2>&1 || true; rm -f "${errfile:-}"; }
 trap cleanup EXIT
 createdb "$db"
 conninfo="${AIF_TEST_DB/dbname=aif/dbname=$db}"
+errfile=$(mktemp)
 
 mapfile -t out < <("$tool" "$conninfo" <<'SQL'
 SELECT 41 + 1
@@ -43,6 +45,17 @@ assert_eq "aifd_0_4;aifd_1_0" "${out[9]}" "the old statement retired, the new on
 assert_eq "LOST" "${out[10]}" "the connection terminated"
 assert_eq "42" "${out[11]}" "a statement on the new connection"
 assert_eq "aifd_1_0;aifd_1_1" "${out[12]}" "the new connection's statements, prepared anew"
+
+# A database whose sessions default to synchronous_commit off (for speed: a crash then loses
+# the last commits) has aifd's own sessions durable, and aifd says so once.
+psql -X -q -d "$db" -c "ALTER DATABASE $db SET synchronous_commit = off"
+assert_eq off "$(psql -X -At -d "$db" -c 'SHOW synchronous_commit')" "a session's synchronous_commit"
+out=$(printf 'SHOW synchronous_commit\nSHOW statement_timeout\n' | "$tool" "$conninfo" 2>"$errfile")
+assert_eq "on
+5s" "$out" "aifd's session: synchronous_commit and statement_timeout"
+assert_match "WARNING:  synchronous_commit is off for aifd's database sessions; aifd sets it on for its own" \
+	"$(cat "$errfile")" "what aifd says of it"
+psql -X -q -d "$db" -c "ALTER DATABASE $db RESET synchronous_commit"
 
 # A server that stops reading (its backend stopped: SIGSTOP, as a hung server or a network black
 # hole looks to aifd) holds a statement no longer than the timeout (5 s here), however large:
