@@ -206,7 +206,8 @@ int64_t log_limit_flush(struct log_limit *l, int64_t now_ms, int64_t next)
 	pthread_mutex_lock(&l->lock);
 	if (l->more && now_ms >= l->next_ms) {
 		limit_summary(l, now_ms);
-		l->next_ms = now_ms + l->every_ms;
+		l->next_ms = now_ms + l->every_ms; /* a period of its own, none of its burst used */
+		l->passed = 0;
 	} else if (l->more && l->next_ms < next) {
 		next = l->next_ms;
 	}
