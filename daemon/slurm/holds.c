@@ -33,15 +33,17 @@ static const char FORGET_SQL[] = "DELETE FROM aif.waiting WHERE cluster = $1 AND
 /* The pass's: the record as it listed it, not one a new hold made meanwhile. */
 static const char FORGET_LISTED_SQL[] = "SELECT aif.waiting_forget($1, $2, $3)";
 /*
- * With each: released; released more than 10 minutes ago (and not started: its reservation,
- * from then for its time limit, covers ever less of a run that starts now:
- * aif.waiting_release()); held more than a minute ago (before that, a running job may not be
- * requeued yet).
+ * With each: released; released more than 10 minutes ago with a reservation (and not started:
+ * the reservation, from then for its time limit, covers ever less of a run that starts now:
+ * aif.waiting_release(); one released unreserved, whose cost can no longer fit, holds nothing
+ * and is left released, for its admission to decide); held more than a minute ago (before
+ * that, a running job may not be requeued yet).
  */
 static const char LIST_SQL[] =
-	"SELECT job_id, released_at IS NOT NULL, released_at < now() - interval '10 minutes',"
-	" held_at < now() - interval '1 minute', held_at"
-	" FROM aif.waiting WHERE cluster = $1 ORDER BY held_at, job_id";
+	"SELECT w.job_id, w.released_at IS NOT NULL, w.released_at < now() - interval '10 minutes'"
+	"  AND EXISTS (SELECT 1 FROM aif.reservations r WHERE r.cluster = w.cluster AND r.job_id = w.job_id),"
+	" w.held_at < now() - interval '1 minute', w.held_at"
+	" FROM aif.waiting w WHERE w.cluster = $1 ORDER BY w.held_at, w.job_id";
 static const char REHOLD_SQL[] =
 	"UPDATE aif.waiting SET released_at = NULL WHERE cluster = $1 AND job_id = $2";
 /* A job released but gone before it started: its reservation (no interval ever opened) too. */

@@ -7,9 +7,9 @@
 # the CPU share of the node; a job over both node types is charged per node; the GPU-hours per
 # model are sacct's typed gres/gpu:MODEL; with charge: billing, a job's charged hours are its
 # billing TRES times its elapsed time, as sacct has them; budget_status counts charged hours; and a
-# job held at its start for its charged cost is released at that cost. The expected figures are
-# computed here from what slurmctld and slurmdbd report (scontrol -d show job, sacct), not from
-# what aifd stored.
+# job held at its start for its charged cost is released at that cost, or unreserved once it
+# can no longer fit, and then not held again. The expected figures are computed here from what
+# slurmctld and slurmdbd report (scontrol -d show job, sacct), not from what aifd stored.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 # Slurm's billing: 1 per CPU, and each GPU at the rate the budgets file gives its model below.
@@ -227,6 +227,34 @@ budgets "{rates: {h100: 4, a100: 2, 1g.10gb: 0.5}, share: {cpus_per_gpu: 1}}" re
 assert_eq COMPLETED "$(wait_job "$j12" 60)" "job $j12, once its cost fits"
 grep -q "job $j12 released" "$AIFD_WORK/a.log" || fail "job $j12 was not released by aifd"
 assert_eq "Restarts=1" "$(scontrol -o show job "$j12" | grep -o 'Restarts=[0-9]*')" "job $j12 started twice"
+
+# One held at its start that can no longer fit at all (the project's budget lowered below its
+# cost) is released unreserved, for its admission to refuse it and say why. While it waits for
+# nodes (its partition down), it is not held again 10 minutes after its release, since it holds
+# no reservation to drop: before, it was held and released again at every pass from then on.
+share="{rates: {h100: 4, a100: 2, 1g.10gb: 0.5}, share: {cpus_per_gpu: 1}}"
+aifd_wait_settled "job $j12's end"
+committed=$(psql -d "$AIFD_DB" -Atc "SELECT used_gpu_hours + reserved_gpu_hours FROM aif_report.budget_status
+	WHERE project = 'mine'")
+budgets "$share" reserve "$(calc "$committed + 0.1")"
+j13=$(as_user "$user" sbatch --parsable --aif-project=mine -o /dev/null --gres=gpu:a100:1 -c 4 --time=1 \
+	--wrap "sleep 5")
+wait_sql "SELECT coalesce(released_at::text, 'held') FROM aif.waiting WHERE job_id = $j13" held \
+	"job $j13 held at its start" 30
+partition=$(sinfo -h -o %P | head -n 1 | tr -d '*')
+scontrol update PartitionName="$partition" State=DOWN
+budgets "$share" reserve 0.1
+aifd_wait_log a "job $j13 released: its cost is more than its whole budget now" "job $j13 released unreserved"
+assert_eq 0 "$(psql -d "$AIFD_DB" -Atc "SELECT count(*) FROM aif.reservations WHERE job_id = $j13")" \
+	"job $j13's reservation"
+psql -d "$AIFD_DB" -qAtc "UPDATE aif.waiting SET released_at = now() - interval '11 minutes' WHERE job_id = $j13"
+sleep 3 # (passes of reconciliation, a second apart)
+assert_eq 1 "$(grep -c "job $j13 released" "$AIFD_WORK/a.log")" "job $j13 released once, not held and released again"
+[[ $(squeue -h -j "$j13" -o %Q) != 0 ]] || fail "job $j13 held again: $(scontrol -o show job "$j13")"
+scontrol update PartitionName="$partition" State=UP
+assert_eq FAILED "$(wait_job "$j13" 60)" "job $j13, once its partition is up"
+assert_eq refuse "$(psql -d "$AIFD_DB" -Atc "SELECT verdict FROM aif.admissions WHERE job_id = $j13")" \
+	"job $j13's admission"
 
 # charge: billing: a job's charged hours are its billing TRES times its elapsed time, as
 # slurmctld and sacct have them (TRESBillingWeights above: CPUs, and the GPUs by model).
