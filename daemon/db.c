@@ -157,9 +157,10 @@ static int set_session(struct db *db, struct aif_diag *diag)
 	int ok;
 
 	snprintf(sql, sizeof(sql),
-		 "SELECT set_config('statement_timeout', '%u', false), current_setting('synchronous_commit'),"
-		 " CASE WHEN current_setting('synchronous_commit') = 'off'"
-		 "  THEN set_config('synchronous_commit', 'on', false) END", db->timeout_ms);
+		 "WITH was AS MATERIALIZED (SELECT current_setting('synchronous_commit') AS sc)"
+		 " SELECT set_config('statement_timeout', '%u', false), was.sc,"
+		 "  CASE WHEN was.sc = 'off' THEN set_config('synchronous_commit', 'on', false) END"
+		 " FROM was", db->timeout_ms);
 	res = aif_db_result_by(db->conn, PQsendQuery(db->conn, sql), aif_clock_ms() + db->timeout_ms);
 	ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
 	if (!ok)
@@ -172,8 +173,9 @@ static int set_session(struct db *db, struct aif_diag *diag)
 				       "sets it on for its own");
 		aif_diag_detail(&off, "aifd acknowledges usage and keeps admissions only once they are "
 				      "durable.");
-		aif_diag_hint(&off, "Leave it on for aifd's role (ALTER ROLE ... RESET "
-				    "synchronous_commit) to silence this.");
+		aif_diag_hint(&off, "Leave it on for aifd's role and database (ALTER ROLE or ALTER "
+				    "DATABASE ... RESET synchronous_commit; postgresql.conf) to silence "
+				    "this.");
 		log_diag(LOG_LEVEL_WARNING, NULL, &off);
 	}
 	PQclear(res);
