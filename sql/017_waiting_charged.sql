@@ -11,6 +11,12 @@ ALTER TABLE aif.waiting ADD COLUMN IF NOT EXISTS charged numeric CHECK (charged 
 ALTER TABLE aif.waiting ADD COLUMN IF NOT EXISTS charging_version bigint;
 COMMENT ON COLUMN aif.waiting.charged IS
 	'charged GPUs per hour its admission computed when it was held at its start; NULL: held while pending';
+-- A reservation made by a run's admission keeps the run (slurmctld's restart count): the late
+-- close of an earlier run's intervals (its end spooled while aifd was away) does not release
+-- the reservation of the next run, whose own intervals are not recorded yet.
+ALTER TABLE aif.reservations ADD COLUMN IF NOT EXISTS restart_count bigint CHECK (restart_count >= 0);
+COMMENT ON COLUMN aif.reservations.restart_count IS
+	'the run whose admission made it (slurmctld''s restart count); NULL: a release''s, or made before 017';
 COMMENT ON COLUMN aif.waiting.charging_version IS
 	'the charging version charged was computed under (aif.charging_versions; NULL: none)';
 

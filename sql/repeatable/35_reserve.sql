@@ -103,9 +103,9 @@ DROP FUNCTION IF EXISTS aif.reserve(text, bigint, text, bigint, timestamptz, tim
 -- every period the span reaches, the cost fits what the project's budget (if it has one there)
 -- and its factory's budget (none: no GPU-hours) have left after what they committed. A job
 -- reserved already fits as it did when that reservation is its project's and covers this span:
--- made by an admission of this run (another node's or step's: it starts at the run's
--- StartTime, starts), whatever the rates since, else (its release from waiting) when it is
--- charged at least this cost's rate; otherwise it is replaced. running: the job
+-- made by an admission of this run (another node's or step's: the same restarts), whatever the
+-- rates since, else (its release from waiting) when it is charged at least this cost's rate;
+-- otherwise it is replaced. running: the job
 -- runs (its admission), so one whose intervals of this run (restarts: slurmctld's restart
 -- count; NULL: any) have all closed has ended in the meantime. (Not the earlier runs': a
 -- requeued job admitted before its run's start is recorded, spooled while aifd was away, would
@@ -166,7 +166,7 @@ BEGIN
 	-- now, while this run's intervals keep the rates in force when they opened)
 	SELECT r.starts_at <= starts AND r.ends_at >= ends AND r.gpus = reserve.gpus
 	       AND r.project_id = reserve.project
-	       AND (r.starts_at = starts OR r.charged >= reserve.charged)
+	       AND (r.restart_count = restarts OR r.charged >= reserve.charged)
 	INTO covered
 	FROM aif.reservations r WHERE r.cluster = reserve.cluster AND r.job_id = reserve.job;
 	IF covered THEN
@@ -234,9 +234,10 @@ BEGIN
 				cost_us := b.cost;
 			END IF;
 		END LOOP;
-		INSERT INTO aif.reservations (cluster, job_id, project_id, gpus, starts_at, ends_at, charged)
+		INSERT INTO aif.reservations (cluster, job_id, project_id, gpus, starts_at, ends_at, charged,
+					      restart_count)
 		VALUES (reserve.cluster, reserve.job, reserve.project, reserve.gpus, starts, ends,
-			reserve.charged);
+			reserve.charged, CASE WHEN running THEN restarts END);
 		INSERT INTO aif.reserved_totals AS t (period_id, project_id, gpu_us)
 		SELECT h.period_id, reserve.project, h.gpu_us
 		FROM aif.reservation_shares(reserve.charged, starts, ends) h
@@ -251,7 +252,9 @@ END
 $$;
 
 -- Delete the reservations of the jobs (clusters[i], jobs[i]) (with ended: only those without an
--- open interval left) and take their shares off aif.reserved_totals.
+-- open interval left, and, for one of a run's admission, with an interval of that run or a
+-- later one: not the next run's, admitted before its start was recorded, when an earlier run's
+-- end arrives late) and take their shares off aif.reserved_totals.
 -- (PL/pgSQL, as committed_us(): a SQL function is planned anew at every call.)
 CREATE OR REPLACE FUNCTION aif.reservations_delete(clusters text[], jobs bigint[], ended boolean)
 RETURNS void LANGUAGE plpgsql
@@ -261,8 +264,12 @@ WITH gone AS (
 	DELETE FROM aif.reservations r
 	USING (SELECT DISTINCT c, j FROM unnest(clusters, jobs) AS k(c, j)) k
 	WHERE r.cluster = k.c AND r.job_id = k.j
-	  AND NOT (ended AND EXISTS (SELECT 1 FROM aif.usage_intervals i
-				     WHERE i.cluster = k.c AND i.job_id = k.j AND i.ended_at IS NULL))
+	  AND NOT (ended AND (EXISTS (SELECT 1 FROM aif.usage_intervals i
+				      WHERE i.cluster = k.c AND i.job_id = k.j AND i.ended_at IS NULL)
+			      OR (r.restart_count IS NOT NULL
+				  AND NOT EXISTS (SELECT 1 FROM aif.usage_intervals i
+						  WHERE i.cluster = k.c AND i.job_id = k.j
+						    AND i.restart_count >= r.restart_count))))
 	RETURNING r.project_id, r.charged, r.starts_at, r.ends_at
 ), shares AS (
 	SELECT h.period_id, g.project_id, sum(h.gpu_us) AS gpu_us

@@ -165,17 +165,17 @@ assert_eq "12" "$(q -c "SELECT trim_scale(charged) FROM aif.reservations WHERE j
 # raised to 2 GPUs at its rate.
 reserve_alloc() { # reserve_alloc JOB GPUS MODELS CPUS: charged GPUs reserved for an hour
 	q -c "SELECT fits FROM aif.reserve('jean-zay', $1, 'p1', $2, now(), now() + interval '1 hour',
-		true, '$3', $4, 2048, NULL)" >/dev/null
+		true, '$3', $4, 2048, NULL, restarts => 0)" >/dev/null
 	q -c "SELECT trim_scale(charged) FROM aif.reservations WHERE job_id = $1"
 }
 assert_eq 4 "$(reserve_alloc 21 2 '{a100:2}' 8)" "reserved: 2 a100"
 assert_eq 12 "$(reserve_alloc 22 2 '{h100:2}' 8)" "reserved: 2 h100, three times 2 a100"
 assert_eq 16 "$(reserve_alloc 23 2 '{h100:1,a100:1}' 64)" "reserved: per node, with its CPU share"
 assert_eq 12 "$(reserve_alloc 24 2 '{""}' 8)" "reserved: models short of the job's GPUs, at the highest rate"
-# Another admission of the same run (same StartTime: another node's, a step's) keeps the run's
-# reservation whatever the rates since: job 23's 16, though 128 CPUs would be 32 now.
+# Another admission of the same run (another node's, a step's: the same restart count) keeps
+# the run's reservation whatever the rates since: job 23's 16, though 128 CPUs would be 32 now.
 assert_eq "t|16" "$(q -c "SELECT r.fits FROM aif.reservations x, LATERAL aif.reserve('jean-zay', 23, 'p1', 2,
-	x.starts_at, x.ends_at, true, '{h100:1,a100:1}', 128, 2048, NULL) r WHERE x.job_id = 23" \
+	x.starts_at, x.ends_at, true, '{h100:1,a100:1}', 128, 2048, NULL, restarts => 0) r WHERE x.job_id = 23" \
 	-c "SELECT trim_scale(charged) FROM aif.reservations WHERE job_id = 23" | paste -sd'|')" \
 	"job 23's run admitted again: its reservation kept"
 # A job held at its start is released at the rate its admission charged it (aif.waiting.charged),
@@ -199,12 +199,12 @@ assert_eq "26 16
 # nodes (2 a100: 4), keeps its 12.
 assert_eq "t 32" "$(q -F ' ' -c "SELECT r.fits, trim_scale(r.charged) FROM aif.reservations x,
 	LATERAL aif.reserve('jean-zay', 26, 'p1', 2, x.starts_at + interval '1 minute', x.ends_at, true,
-	'{h100:1,a100:1}', 128, 2048, NULL) r WHERE x.job_id = 26")" "job 26's admission on dearer nodes"
+	'{h100:1,a100:1}', 128, 2048, NULL, restarts => 0) r WHERE x.job_id = 26")" "job 26's admission on dearer nodes"
 assert_eq 32 "$(q -c "SELECT trim_scale(charged) FROM aif.reservations WHERE job_id = 26")" \
 	"job 26's admission on dearer nodes: reserved at its rate"
 assert_eq "t 4" "$(q -F ' ' -c "SELECT r.fits, trim_scale(r.charged) FROM aif.reservations x,
 	LATERAL aif.reserve('jean-zay', 28, 'p1', 2, x.starts_at + interval '1 minute', x.ends_at, true,
-	'{a100:2}', 8, 2048, NULL) r WHERE x.job_id = 28")" "job 28's admission on cheaper nodes"
+	'{a100:2}', 8, 2048, NULL, restarts => 0) r WHERE x.job_id = 28")" "job 28's admission on cheaper nodes"
 assert_eq 12 "$(q -c "SELECT trim_scale(charged) FROM aif.reservations WHERE job_id = 28")" \
 	"job 28's admission on cheaper nodes: its release's reservation kept"
 # One whose nodes' models are not known is charged each GPU at the highest rate (12): more than
@@ -213,7 +213,8 @@ q -c "INSERT INTO aif.waiting (cluster, job_id, project_id, gpus, seconds, charg
 	VALUES ('jean-zay', 30, 'p1', 2, 3600, 4, aif.charging_version('p1', 'jean-zay'))" >/dev/null
 assert_eq "30 t" "$(q -F ' ' -c "SELECT job_id, reserved FROM aif.waiting_release('jean-zay')")" "job 30 released"
 assert_eq "t 12" "$(q -F ' ' -c "SELECT r.fits, trim_scale(r.charged) FROM aif.reservations x,
-	LATERAL aif.reserve('jean-zay', 30, 'p1', 2, x.starts_at + interval '1 minute', x.ends_at, true) r
+	LATERAL aif.reserve('jean-zay', 30, 'p1', 2, x.starts_at + interval '1 minute', x.ends_at, true,
+			    restarts => 0) r
 	WHERE x.job_id = 30")" "job 30's admission, its nodes not known"
 assert_eq 12 "$(q -c "SELECT trim_scale(charged) FROM aif.reservations WHERE job_id = 30")" \
 	"job 30's admission, its nodes not known: reserved at the highest rate"
