@@ -202,6 +202,9 @@ static const char DUE_SQL[] =
 static const char DONE_SQL[] =
 	"UPDATE aif.cancellations SET done_at = now(), outcome = $2 WHERE id = $1 AND done_at IS NULL";
 
+/* Reservations nothing else would release (aif.reservations_expire()). */
+static const char EXPIRE_SQL[] = "SELECT aif.reservations_expire($1)";
+
 /* What a pass makes of one run (job, restart) that has open intervals. */
 enum verdict {
 	RUN_UNSURE,      /* nothing certain (slurmctld did not answer for it): ask next pass */
@@ -735,6 +738,34 @@ static void forget_and_flush(struct reconcile *r, int closed)
 				     "SELECT aif.rollup_flush()", 0, NULL, PGRES_TUPLES_OK));
 }
 
+/* ---- reservations left behind ---- */
+
+/*
+ * A reservation whose span ended more than an hour ago with none of its job's usage open: its
+ * run's close never came (its records lost with a node's spool, or unattributed), and it would
+ * hold its project's GPU-hours for good.
+ */
+static void expire_reservations(struct reconcile *r)
+{
+	const char *values[] = {r->cluster};
+	PGresult *res = db_exec_want(&r->db, "could not expire reservations", EXPIRE_SQL, 1, values,
+				     PGRES_TUPLES_OK);
+
+	if (res && PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "0") != 0) {
+		struct aif_diag d;
+
+		aif_diag_clear(&d);
+		aif_diag_message(&d, "released %s reservations that no run's end released",
+				 PQgetvalue(res, 0, 0));
+		aif_diag_detail(&d, "Their jobs' time limits ended more than an hour ago, and none of "
+				    "their usage is open: the records of their runs' ends (or starts) "
+				    "never reached the database.");
+		aif_diag_hint(&d, "Look for usage records left in the nodes' spools (aifctl spool list).");
+		log_diag(LOG_LEVEL_WARNING, NULL, &d);
+	}
+	PQclear(res);
+}
+
 /* ---- on_exhausted: cancel ---- */
 
 static void request_cancellations(struct reconcile *r)
@@ -856,6 +887,7 @@ static void pass(struct reconcile *r)
 			request_cancellations(r);
 		carry_out_cancellations(r, slurm_ok);
 		holds_pass(&r->db, r->cluster);
+		expire_reservations(r);
 		if (jobs && r->jobs_seen && r->db.conn && !waker_stopping(&r->waker))
 			r->jobs_seen(r->jobs_seen_arg, &r->db, r->cluster, jobs);
 		log_debug("reconciled %zu open runs with slurmctld; %d intervals closed", n, closed);

@@ -383,6 +383,45 @@ BEGIN
 END
 $$;
 
+-- Delete the reservations of cluster that nothing else would ever release: the end of their span
+-- (the job's StartTime + time limit) more than an hour past, and no interval of the job open,
+-- attributed or not. A run's close releases its reservation; this catches one whose run's
+-- usage never closed an interval of aif.usage_intervals (its records lost with a node's spool,
+-- or unattributed), which would otherwise hold its project's GPU-hours for good. A job still
+-- running past its time limit (OverTimeLimit) has an open interval and keeps its reservation.
+-- Returns how many it deleted.
+CREATE OR REPLACE FUNCTION aif.reservations_expire(cluster text) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	clusters text[];
+	jobs bigint[];
+BEGIN
+	-- (chosen, locked, then chosen again under the locks: an admission of a reused job id may
+	-- have replaced one meanwhile)
+	FOR pass IN 1..2 LOOP
+		SELECT coalesce(array_agg(r.cluster ORDER BY r.job_id), '{}'),
+		       coalesce(array_agg(r.job_id ORDER BY r.job_id), '{}')
+		INTO clusters, jobs
+		FROM aif.reservations r
+		WHERE r.cluster = reservations_expire.cluster AND r.ends_at < now() - interval '1 hour'
+		  AND NOT EXISTS (SELECT 1 FROM aif.usage_intervals i
+				  WHERE i.cluster = r.cluster AND i.job_id = r.job_id AND i.ended_at IS NULL)
+		  AND NOT EXISTS (SELECT 1 FROM aif.unattributed_intervals u
+				  WHERE u.cluster = r.cluster AND u.job_id = r.job_id AND u.ended_at IS NULL);
+		IF cardinality(jobs) = 0 THEN
+			RETURN 0;
+		END IF;
+		IF pass = 1 THEN
+			PERFORM aif.reservations_lock_jobs(clusters, jobs);
+		END IF;
+	END LOOP;
+	PERFORM aif.reservations_delete(clusters, jobs, false);
+	RETURN cardinality(jobs);
+END
+$$;
+
 -- Recompute aif.reserved_totals from the reservations, after periods moved (aif.apply()).
 CREATE OR REPLACE FUNCTION aif.reserved_totals_recompute() RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
@@ -425,11 +464,12 @@ REVOKE ALL ON FUNCTION aif.reservation_shares(numeric, timestamptz, timestamptz)
 	aif.reserve_trial(text, bigint, text, bigint, bigint),
 	aif.reservations_delete(text[], bigint[], boolean), aif.reservations_release(text[], bigint[]),
 	aif.waiting_release(text), aif.waiting_forget(text, bigint, timestamptz),
-	aif.reserved_totals_recompute() FROM PUBLIC;
+	aif.reservations_expire(text), aif.reserved_totals_recompute() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION aif.reserve(text, bigint, text, bigint, timestamptz, timestamptz, boolean,
 	text[], bigint, bigint, bigint, numeric, bigint),
 	aif.reserve_trial(text, bigint, text, bigint, bigint), aif.waiting_release(text),
-	aif.waiting_forget(text, bigint, timestamptz), aif.reservations_release(text[], bigint[])
+	aif.waiting_forget(text, bigint, timestamptz), aif.reservations_release(text[], bigint[]),
+	aif.reservations_expire(text)
 	TO aif_daemon;
 GRANT EXECUTE ON FUNCTION aif.reservations_lock(text[]), aif.reservations_lock_jobs(text[], bigint[], text[])
 	TO aif_daemon; -- aif.record_usage(), as the writer

@@ -276,4 +276,7 @@ for j in $j5 $j8; do
 	assert_eq "$(($(tres_of billing "$tres") * elapsed))" "$charged" "job $j: sacct's billing x ElapsedRaw ($tres)"
 done
 assert_eq 9 "$(tres_of billing "$tres")" "job $j8: billing 1 CPU and 2 h100 at 4"
+# Every reconciliation pass (a second apart here) ran its statements without an error.
+! grep -E "could not (expire reservations|release waiting jobs|read the waiting jobs)" "$AIFD_WORK"/a.log* ||
+	fail "reconciliation's statements failed"
 echo "aifd charge: ok"

@@ -7,7 +7,8 @@
 # reservation in the same transaction that queues its usage; two sessions reserving against one
 # factory take turns, so that the second sees the first's reservation; the budget_status view
 # shows what is reserved; a run's close and its admission at once leave no reservation; a
-# waiting job is forgotten only as listed; the plan shows admission; aif.waiting_release()
+# waiting job is forgotten only as listed; a reservation nothing released expires an hour past
+# its span; the plan shows admission; aif.waiting_release()
 # tries every project's waiting jobs; aif.reserve_trial() answers as aif.reserve() and reserves
 # nothing.
 set -euo pipefail
@@ -265,6 +266,25 @@ totals_agree() { # totals_agree WHAT
 		"$(q -c "SELECT period_id, project_id, gpu_us FROM aif.reserved_totals WHERE gpu_us > 0 ORDER BY 1, 2")" \
 		"aif.reserved_totals $1"
 }
+# A reservation that nothing released (its run's records lost, or unattributed) expires an hour
+# past its span's end, unless an interval of its job is open: job 37 (its span ended 2 hours
+# ago, no interval), job 38 (the same, an unattributed interval open: running past its limit),
+# job 39 (its span ends in a minute).
+ago=$((now - 7200 - 60))
+reserve 37 q 1 60 "$ago" >/dev/null
+reserve 38 q 1 60 "$ago" >/dev/null
+reserve 39 q 1 60 >/dev/null
+q -c "INSERT INTO aif.unattributed_intervals (cluster, job_id, node, restart_count, reason, gpus, started_at)
+	VALUES ('c1', 38, 'n1', 0, 'not-member', 1, to_timestamp($ago))" >/dev/null
+assert_eq "1|38,39" "$(q -c "SELECT aif.reservations_expire('c1')" -c "SELECT string_agg(job_id::text, ','
+	ORDER BY job_id) FROM aif.reservations WHERE job_id BETWEEN 37 AND 39" | paste -sd'|')" \
+	"reservations expired: job 37's"
+totals_agree "after one expired"
+q -c "DELETE FROM aif.unattributed_intervals WHERE job_id = 38" >/dev/null
+assert_eq "1|39" "$(q -c "SELECT aif.reservations_expire('c1')" -c "SELECT string_agg(job_id::text, ','
+	ORDER BY job_id) FROM aif.reservations WHERE job_id BETWEEN 37 AND 39" | paste -sd'|')" \
+	"reservations expired once job 38's interval is gone"
+q -c "SELECT aif.reservations_delete(ARRAY['c1'], ARRAY[39::bigint], false)" >/dev/null
 totals_agree "after reserving and releasing"
 [[ -n $(q -c "SELECT * FROM aif.reserved_totals WHERE gpu_us > 0") ]] || fail "no reserved totals to check"
 q -c "UPDATE aif.periods SET ends_on = (now() AT TIME ZONE 'UTC')::date WHERE id = 'cur'" >/dev/null # as apply would
