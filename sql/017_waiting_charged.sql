@@ -1,23 +1,25 @@
--- 017_waiting_charged: a job held at its start keeps the cost per hour its admission computed
--- from slurmctld's allocation (charged GPUs: models at their rates, raised to the node's CPU and
--- memory shares, or billing), so that its release reserves that, not each GPU at the cluster's
--- highest rate: on a cluster that charges shares or billing, that was less than the job's cost,
--- and the job was released, held again at its start and released again, over and over
--- (docs/aifd.md, "Jobs that wait"). NULL: held while pending (the allocation is not known yet).
--- The charge is used only while the cluster's charging is the version it was computed under.
--- Safe to run twice.
-
+-- 017_waiting_charged: what a held job costs, and which run a reservation is of
+-- (docs/aifd.md, "Reservations" and "Jobs that wait"). Safe to run twice.
+--
+-- A job held at its start keeps the cost per hour its admission computed from slurmctld's
+-- allocation (charged GPUs: models at their rates, raised to the node's CPU and memory shares,
+-- or billing) and the charging version it was computed under, so that its release reserves that,
+-- not each GPU at the cluster's highest rate: on a cluster that charges shares or billing, that
+-- was less than the job's cost, and the job was released, held again at its start and released
+-- again, over and over. The charge is used only while its version is the cluster's. NULL: held
+-- while pending (the allocation is not known yet).
 ALTER TABLE aif.waiting ADD COLUMN IF NOT EXISTS charged numeric CHECK (charged >= 0);
 ALTER TABLE aif.waiting ADD COLUMN IF NOT EXISTS charging_version bigint;
 COMMENT ON COLUMN aif.waiting.charged IS
 	'charged GPUs per hour its admission computed when it was held at its start; NULL: held while pending';
+COMMENT ON COLUMN aif.waiting.charging_version IS
+	'the charging version charged was computed under (aif.charging_versions; NULL: none)';
+
 -- A reservation made by a run's admission keeps the run (slurmctld's restart count): the late
 -- close of an earlier run's intervals (its end spooled while aifd was away) does not release
 -- the reservation of the next run, whose own intervals are not recorded yet.
 ALTER TABLE aif.reservations ADD COLUMN IF NOT EXISTS restart_count bigint CHECK (restart_count >= 0);
 COMMENT ON COLUMN aif.reservations.restart_count IS
 	'the run whose admission made it (slurmctld''s restart count); NULL: a release''s, or made before 017';
-COMMENT ON COLUMN aif.waiting.charging_version IS
-	'the charging version charged was computed under (aif.charging_versions; NULL: none)';
 
 INSERT INTO aif.schema_migrations (version, name) VALUES (17, '017_waiting_charged') ON CONFLICT DO NOTHING;

@@ -19,7 +19,8 @@
 
 static const char RESERVE_SQL[] =
 	"SELECT fits, coalesce(period_id, ''), coalesce(scope, ''), coalesce(owner, ''),"
-	" coalesce(budget_us, 0), coalesce(committed_us, 0), coalesce(cost_us, 0), waits, charged"
+	" coalesce(budget_us, 0), coalesce(committed_us, 0), coalesce(cost_us, 0), waits, charged,"
+	" charging_version"
 	" FROM aif.reserve($1, $2, $3, $4, to_timestamp($5), to_timestamp($6), true, $7, $8, $9, $10,"
 	"  restarts => $11)";
 
@@ -92,7 +93,8 @@ static int cannot_afford(struct db *db, const char *cluster, uint32_t job, struc
 	reserve_waiting_comment(comment, sizeof(comment), need, scope, owner, left);
 	/* (recorded with its charged GPUs an hour, which its release reserves: holds.h) */
 	if (waits && holds_hold(db, cluster, job, adm->project, cost->gpus, PQgetvalue(res, 0, 8),
-				cost->end - cost->start, comment, cost->comment, &why) == 0) {
+				PQgetvalue(res, 0, 9), cost->end - cost->start, comment, cost->comment,
+				&why) == 0) {
 		aif_diag_message(&adm->diag, "job held: it may cost %s charged GPU-hours, and %s \"%s\" "
 					     "has %s left", h_need, scope, owner, h_left);
 		aif_diag_hint(&adm->diag, "It waits in the queue, held, and runs once its cost fits "

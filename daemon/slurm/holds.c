@@ -16,11 +16,9 @@
 #include "log.h"
 #include "slurmctld.h"
 
-/* (The charging version in force now: one an apply made since the admission computed the charge
- * costs at most one more hold.) */
 static const char ADD_SQL[] =
 	"INSERT INTO aif.waiting (cluster, job_id, project_id, gpus, seconds, charged, charging_version)"
-	" VALUES ($1, $2, $3, $4, $5, $6, aif.charging_version($3, $1))"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7)"
 	" ON CONFLICT (cluster, job_id) DO UPDATE SET project_id = excluded.project_id,"
 	"  gpus = excluded.gpus, seconds = excluded.seconds, charged = excluded.charged,"
 	"  charging_version = excluded.charging_version, held_at = now(), released_at = NULL";
@@ -209,18 +207,19 @@ static enum seen look(uint32_t job, bool *requeued, char **comment)
 }
 
 int holds_hold(struct db *db, const char *cluster, uint32_t job, const char *project,
-	       int64_t gpus, const char *charged, int64_t seconds, const char *comment,
-	       const char *current, struct aif_diag *why)
+	       int64_t gpus, const char *charged, const char *charging_version, int64_t seconds,
+	       const char *comment, const char *current, struct aif_diag *why)
 {
 	char id[16], g[24], s[24], *waiting;
-	const char *params[] = {cluster, id, project, g, s, charged && *charged ? charged : NULL};
+	const char *params[] = {cluster, id, project, g, s, charged && *charged ? charged : NULL,
+				charging_version && *charging_version ? charging_version : NULL};
 
 	aif_diag_clear(why);
 	snprintf(id, sizeof(id), "%" PRIu32, job);
 	snprintf(g, sizeof(g), "%" PRId64, gpus);
 	snprintf(s, sizeof(s), "%" PRId64, seconds > 0 ? seconds : 1);
 	/* Recorded first: a job held with nobody to release it would wait for ever. */
-	if (!run(db, "could not record a waiting job", ADD_SQL, 6, params, PGRES_COMMAND_OK)) {
+	if (!run(db, "could not record a waiting job", ADD_SQL, 7, params, PGRES_COMMAND_OK)) {
 		aif_diag_message(why, "the database did not record it as waiting");
 		return -1;
 	}

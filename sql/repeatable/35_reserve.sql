@@ -114,7 +114,8 @@ DROP FUNCTION IF EXISTS aif.reserve(text, bigint, text, bigint, timestamptz, tim
 -- id): the first that has no room, else the one left with the least room (its committed_us then
 -- includes this job's cost); waits: it does not fit, but its cost is within the budget, so it
 -- will once running jobs end, more GPU-hours are granted or a new period begins; charged: the
--- job's cost per hour, in charged GPUs (what a hold records, aif.waiting.charged).
+-- job's cost per hour, in charged GPUs, and charging_version, the version it was computed under
+-- (what a hold records, aif.waiting.charged and charging_version).
 CREATE OR REPLACE FUNCTION aif.reserve(cluster text, job bigint, project text, gpus bigint,
 				       starts timestamptz, ends timestamptz, running boolean,
 				       models text[] DEFAULT NULL, job_cpus bigint DEFAULT NULL,
@@ -122,7 +123,8 @@ CREATE OR REPLACE FUNCTION aif.reserve(cluster text, job bigint, project text, g
 				       held_charged numeric DEFAULT NULL, restarts bigint DEFAULT NULL,
 				       OUT fits boolean, OUT period_id text, OUT scope text, OUT owner text,
 				       OUT budget_us bigint, OUT committed_us bigint, OUT cost_us bigint,
-				       OUT waits boolean, OUT charged numeric)
+				       OUT waits boolean, OUT charged numeric,
+				       OUT charging_version bigint)
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -155,8 +157,9 @@ BEGIN
 						      job_billing::numeric / n))
 			  FROM unnest(reserve.models) m,
 			       (SELECT cardinality(reserve.models)::bigint AS n) k)
-		    ELSE coalesce(held_charged, reserve.gpus * aif.charged_gpu_most(v)) END
-	INTO reserve.charged
+		    ELSE coalesce(held_charged, reserve.gpus * aif.charged_gpu_most(v)) END,
+	       v.id
+	INTO reserve.charged, reserve.charging_version
 	FROM (SELECT NULL) x
 	LEFT JOIN aif.charging_versions v ON v.id = aif.charging_version(reserve.project, reserve.cluster);
 	-- (the same GPUs: a job held while pending was reserved the most it asked for; the same
@@ -166,7 +169,7 @@ BEGIN
 	-- now, while this run's intervals keep the rates in force when they opened)
 	SELECT r.starts_at <= starts AND r.ends_at >= ends AND r.gpus = reserve.gpus
 	       AND r.project_id = reserve.project
-	       AND (r.restart_count = restarts OR r.charged >= reserve.charged)
+	       AND (r.restart_count = restarts OR (r.restart_count IS NULL AND r.charged >= reserve.charged))
 	INTO covered
 	FROM aif.reservations r WHERE r.cluster = reserve.cluster AND r.job_id = reserve.job;
 	IF covered THEN
