@@ -211,19 +211,26 @@ for j in $j9 $j10; do assert_eq COMPLETED "$(wait_job "$j")" "job $j"; done
 # GPU at the cluster's highest rate: an a100 with 4 CPUs is charged 8 an hour (its CPU share),
 # 0.13 hours for its minute, where the project has 0.1 left; at the highest rate (4) it would
 # fit, be released, start, be held again, over and over.
-aifd_wait_settled "the reserving jobs' ends"
-committed=$(psql -d "$AIFD_DB" -Atc "SELECT used_gpu_hours + reserved_gpu_hours FROM aif_report.budget_status
-	WHERE project = 'mine'")
-budgets "{rates: {h100: 4, a100: 2, 1g.10gb: 0.5}, share: {cpus_per_gpu: 1}}" reserve "$(calc "$committed + 0.1")"
-j12=$(as_user "$user" sbatch --parsable --aif-project=mine -o /dev/null --gres=gpu:a100:1 -c 4 --time=1 \
-	--wrap "sleep 5")
-wait_sql "SELECT trim_scale(charged) || ' ' || coalesce(released_at::text, 'held') FROM aif.waiting WHERE job_id = $j12" "8 held" \
-	"job $j12 held at its start, at its admission's rate" 30
+share="{rates: {h100: 4, a100: 2, 1g.10gb: 0.5}, share: {cpus_per_gpu: 1}}"
+# held_at_start: such a job, submitted once the project has 0.1 hours left ($committed: what it
+# committed before), in $held once aifd holds it at its start
+held_at_start() {
+	aifd_wait_settled "the jobs' ends"
+	committed=$(psql -d "$AIFD_DB" -Atc "SELECT used_gpu_hours + reserved_gpu_hours FROM aif_report.budget_status
+		WHERE project = 'mine'")
+	budgets "$share" reserve "$(calc "$committed + 0.1")"
+	held=$(as_user "$user" sbatch --parsable --aif-project=mine -o /dev/null --gres=gpu:a100:1 -c 4 --time=1 \
+		--wrap "sleep 5")
+	wait_sql "SELECT trim_scale(charged) || ' ' || coalesce(released_at::text, 'held') FROM aif.waiting
+		WHERE job_id = $held" "8 held" "job $held held at its start, at its admission's rate" 30
+}
+held_at_start
+j12=$held
 sleep 5 # (passes of reconciliation, a second apart)
 assert_eq "PENDING 0 Restarts=1" "$(squeue -h -j "$j12" -o '%T %Q') $(scontrol -o show job "$j12" |
 	grep -o 'Restarts=[0-9]*')" "job $j12, 5 s later: held, started once"
 ! grep -q "job $j12 released" "$AIFD_WORK/a.log" || fail "job $j12 was released: $(grep "job $j12" "$AIFD_WORK/a.log")"
-budgets "{rates: {h100: 4, a100: 2, 1g.10gb: 0.5}, share: {cpus_per_gpu: 1}}" reserve "$(calc "$committed + 0.2")"
+budgets "$share" reserve "$(calc "$committed + 0.2")"
 assert_eq COMPLETED "$(wait_job "$j12" 60)" "job $j12, once its cost fits"
 grep -q "job $j12 released" "$AIFD_WORK/a.log" || fail "job $j12 was not released by aifd"
 assert_eq "Restarts=1" "$(scontrol -o show job "$j12" | grep -o 'Restarts=[0-9]*')" "job $j12 started twice"
@@ -232,15 +239,8 @@ assert_eq "Restarts=1" "$(scontrol -o show job "$j12" | grep -o 'Restarts=[0-9]*
 # cost) is released unreserved, for its admission to refuse it and say why. While it waits for
 # nodes (its partition down), it is not held again 10 minutes after its release, since it holds
 # no reservation to drop: before, it was held and released again at every pass from then on.
-share="{rates: {h100: 4, a100: 2, 1g.10gb: 0.5}, share: {cpus_per_gpu: 1}}"
-aifd_wait_settled "job $j12's end"
-committed=$(psql -d "$AIFD_DB" -Atc "SELECT used_gpu_hours + reserved_gpu_hours FROM aif_report.budget_status
-	WHERE project = 'mine'")
-budgets "$share" reserve "$(calc "$committed + 0.1")"
-j13=$(as_user "$user" sbatch --parsable --aif-project=mine -o /dev/null --gres=gpu:a100:1 -c 4 --time=1 \
-	--wrap "sleep 5")
-wait_sql "SELECT coalesce(released_at::text, 'held') FROM aif.waiting WHERE job_id = $j13" held \
-	"job $j13 held at its start" 30
+held_at_start
+j13=$held
 partition=$(sinfo -h -o %P | head -n 1 | tr -d '*')
 scontrol update PartitionName="$partition" State=DOWN
 budgets "$share" reserve 0.1

@@ -29,13 +29,19 @@ static void one_warning_a_period(void **state)
 	assert_int_equal(l.more, 0);
 }
 
+/* A limit of 3 information messages a second. */
+static void three_a_second(struct log_limit *l)
+{
+	log_limit_init(l, "things", 1000);
+	log_limit_burst(l, LOG_LEVEL_INFO, 3);
+}
+
 static void a_burst_a_period(void **state)
 {
 	struct log_limit l;
 
 	(void)state;
-	log_limit_init(&l, "things", 1000);
-	log_limit_burst(&l, LOG_LEVEL_INFO, 3);
+	three_a_second(&l);
 	for (int i = 0; i < 3; i++)
 		assert_true(log_limit_pass(&l, T + i));
 	assert_false(log_limit_pass(&l, T + 3));
@@ -52,8 +58,7 @@ static void a_whole_burst_after_the_flush(void **state)
 	struct log_limit l;
 
 	(void)state;
-	log_limit_init(&l, "things", 1000);
-	log_limit_burst(&l, LOG_LEVEL_INFO, 3);
+	three_a_second(&l);
 	for (int i = 0; i < 4; i++)
 		log_limit_pass(&l, T + i);
 	assert_int_equal(l.more, 1);
@@ -71,8 +76,7 @@ static void nothing_counted_below_the_level(void **state)
 
 	(void)state;
 	log_setup(LOG_LEVEL_WARNING, false);
-	log_limit_init(&l, "things", 1000);
-	log_limit_burst(&l, LOG_LEVEL_INFO, 3);
+	three_a_second(&l);
 	assert_false(log_limit_pass(&l, T));
 	assert_int_equal(l.more, 0);
 	log_setup(LOG_LEVEL_INFO, false);
