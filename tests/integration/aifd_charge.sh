@@ -226,9 +226,9 @@ held_at_start() {
 }
 held_at_start
 j12=$held
-sleep 5 # (passes of reconciliation, a second apart)
+sleep 2 # (passes of reconciliation, a second apart: before, the first released it)
 assert_eq "PENDING 0 Restarts=1" "$(squeue -h -j "$j12" -o '%T %Q') $(scontrol -o show job "$j12" |
-	grep -o 'Restarts=[0-9]*')" "job $j12, 5 s later: held, started once"
+	grep -o 'Restarts=[0-9]*')" "job $j12, 2 s later: held, started once"
 ! grep -q "job $j12 released" "$AIFD_WORK/a.log" || fail "job $j12 was released: $(grep "job $j12" "$AIFD_WORK/a.log")"
 budgets "$share" reserve "$(calc "$committed + 0.2")"
 assert_eq COMPLETED "$(wait_job "$j12" 60)" "job $j12, once its cost fits"
@@ -248,7 +248,7 @@ aifd_wait_log a "job $j13 released: its cost is more than its whole budget now" 
 assert_eq 0 "$(psql -d "$AIFD_DB" -Atc "SELECT count(*) FROM aif.reservations WHERE job_id = $j13")" \
 	"job $j13's reservation"
 psql -d "$AIFD_DB" -qAtc "UPDATE aif.waiting SET released_at = now() - interval '11 minutes' WHERE job_id = $j13"
-sleep 3 # (passes of reconciliation, a second apart)
+sleep 2 # (passes of reconciliation, a second apart)
 assert_eq 1 "$(grep -c "job $j13 released" "$AIFD_WORK/a.log")" "job $j13 released once, not held and released again"
 [[ $(squeue -h -j "$j13" -o %Q) != 0 ]] || fail "job $j13 held again: $(scontrol -o show job "$j13")"
 scontrol update PartitionName="$partition" State=UP
