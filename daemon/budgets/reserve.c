@@ -120,8 +120,9 @@ int reserve_admission(struct db *db, const char *cluster, uint32_t job, uint32_t
 	struct job_cost cost;
 	char id[16], gpus[24], start[24], end[24], cpus[24], memory[24], billing[24], restarts[24];
 	struct pg_array models = {0};
-	const char *params[] = {cluster, id,   adm->project, gpus, start, end,
-				NULL,    NULL, NULL,         NULL, restarts};
+	/* models, cpus, memory and billing (params[6..9]) when slurmctld's detail was read */
+	const char *params[] = {cluster, id, adm->project, gpus, start, end, NULL, NULL, NULL, NULL,
+				restarts};
 	struct aif_diag lost;
 	PGresult *res;
 	int rc = -1;

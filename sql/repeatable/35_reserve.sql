@@ -97,19 +97,18 @@ DROP FUNCTION IF EXISTS aif.reserve(text, bigint, text, bigint, timestamptz, tim
 -- Reserve gpus over [starts, ends) for job (cluster, job) of project, charged as its usage will
 -- be: each node (models[i], its GPUs by model, "a100:1,h100:2") under aif.charged_gpus() with
 -- its share of the job's CPUs, memory and billing, as aif.record_allocations() charges its
--- interval; without models (slurmctld's detail not read), each GPU at the most one GPU costs
--- an hour on the cluster (aif.charged_gpu_most()), or, given held_charged, at that (a waiting
+-- interval; without models (slurmctld's detail not read), each GPU at the most one GPU costs an
+-- hour on the cluster (aif.charged_gpu_most()), or, given held_charged, at that (a waiting
 -- job's release: what its admission computed when it was held at its start). Only when, in
 -- every period the span reaches, the cost fits what the project's budget (if it has one there)
 -- and its factory's budget (none: no GPU-hours) have left after what they committed. A job
 -- reserved already fits as it did when that reservation is its project's and covers this span:
 -- made by an admission of this run (another node's or step's: the same restarts), whatever the
 -- rates since, else (its release from waiting) when it is charged at least this cost's rate;
--- otherwise it is replaced. running: the job
--- runs (its admission), so one whose intervals of this run (restarts: slurmctld's restart
--- count; NULL: any) have all closed has ended in the meantime. (Not the earlier runs': a
--- requeued job admitted before its run's start is recorded, spooled while aifd was away, would
--- get no reservation.)
+-- otherwise it is replaced. running: the job runs (its admission), so one whose intervals of
+-- this run (restarts: slurmctld's restart count; NULL: any) have all closed has ended in the
+-- meantime. (Not the earlier runs': a requeued job admitted before its run's start is recorded,
+-- spooled while aifd was away, would get no reservation.)
 -- Returns fits, and the figures of the budget that decided (scope project or factory, owner its
 -- id): the first that has no room, else the one left with the least room (its committed_us then
 -- includes this job's cost); waits: it does not fit, but its cost is within the budget, so it
@@ -338,14 +337,15 @@ END
 $$;
 
 -- The jobs of cluster that wait (aif.waiting) and fit now, oldest first (per project): each is
--- reserved (reserved true) its GPUs for its time limit from now, at the rate its admission charged
--- it when it was held at its start (while the cluster's charging is the one in force then; else
--- each GPU at the cluster's highest), and marked released. Its admission then replaces the
--- reservation with one of its own span and allocation, and holds it again if that does not fit:
--- released at a lower rate than that, it would start, be held, be released again, over and over. A
--- job that can no longer fit at all (its cost is more than the whole budget now, lowered since) is
--- released too, unreserved: its admission decides at its start, with today's rates, and says
--- why if it refuses it, rather than leaving it held for ever.
+-- reserved (reserved true) its GPUs for its time limit from now, at the rate its admission
+-- charged it when it was held at its start (while the cluster's charging is the one in force
+-- then; else each GPU at the cluster's highest), and marked released. Its admission then
+-- replaces the reservation with one of its own span and allocation, and holds it again if that
+-- does not fit: released at a lower rate than that, it would start, be held, be released again,
+-- over and over. A job that can no longer fit at all (its cost is more than the whole budget
+-- now, lowered since, or its span reaches a period without one) is released too, unreserved:
+-- its admission decides at its start, with today's rates, and says why if it refuses it, rather
+-- than leaving it held for ever.
 DROP FUNCTION IF EXISTS aif.waiting_release(text); -- (it returned SETOF bigint)
 CREATE OR REPLACE FUNCTION aif.waiting_release(cluster text)
 RETURNS TABLE (job_id bigint, reserved boolean)
