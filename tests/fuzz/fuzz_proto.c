@@ -36,6 +36,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 		}                                                                                 \
 	} while (0)
 
+/*
+ * A diag as the stack may leave it: no NUL anywhere. A function that is to fill it must
+ * therefore clear every part, or check_diag() fails on every input, not only on the inputs
+ * whose stack garbage happens to lack a NUL.
+ */
+static void poison_diag(struct aif_diag *d)
+{
+	memset(d, 0xA5, sizeof(*d));
+}
+
 /* Every part of a diag is a NUL-terminated string within its buffer. */
 static void check_diag(const struct aif_diag *d)
 {
@@ -97,18 +107,21 @@ static void check_validators(const struct aif_proto_msg *m)
 	struct aif_diag d;
 	int rc;
 
+	poison_diag(&d);
 	rc = aif_proto_validate_request(m, &d);
 	check_diag(&d);
 	CHECK(rc == 0 || rc == -1);
 	CHECK(rc == -1 || aif_proto_kind_is_request(m->kind));
 	CHECK(rc == 0 || d.message[0]);
 	for (size_t i = 0; i < sizeof(requests) / sizeof(requests[0]); i++) {
+		poison_diag(&d);
 		rc = aif_proto_validate_response(m, requests[i], &d);
 		check_diag(&d);
 		CHECK(rc == 0 || rc == -1);
 		CHECK(rc == -1 || aif_proto_kind_is_response(m->kind));
 		CHECK(rc == 0 || d.message[0]);
 	}
+	poison_diag(&d);
 	aif_proto_response_diag(m, &d);
 	check_diag(&d);
 }
@@ -121,8 +134,11 @@ static void check_numbers(const struct aif_proto_block *b)
 		struct aif_diag d;
 		uint64_t v = 12345, max = i % 2 ? UINT64_MAX : UINT32_MAX;
 		const char *text = aif_proto_get(b, keys[i]);
-		int rc = aif_proto_get_u64(b, keys[i], max, &v, &d);
-		check_diag(&d);
+		int rc;
+
+		poison_diag(&d);
+		rc = aif_proto_get_u64(b, keys[i], max, &v, &d);
+		/* It fills diag on failure only (aif_proto.h), as its callers read it. */
 		if (rc == 0) {
 			char back[32];
 			CHECK(text && v <= max);
@@ -132,6 +148,7 @@ static void check_numbers(const struct aif_proto_block *b)
 			CHECK(strcmp(text + strlen(text) - strlen(back), back) == 0);
 			CHECK(strspn(text, "0") >= strlen(text) - strlen(back));
 		} else {
+			check_diag(&d);
 			CHECK(rc == -1 && v == 12345 && d.message[0]);
 		}
 	}
@@ -145,6 +162,7 @@ static void check_message(const uint8_t *data, size_t size)
 	size_t len, len2, len3;
 	int rc;
 
+	poison_diag(&d);
 	rc = aif_proto_decode((const char *)data, size, &m, &d);
 	check_diag(&d);
 	if (rc < 0) {
@@ -238,8 +256,10 @@ static void check_frames(const uint8_t *data, size_t size)
 		char *body = NULL;
 		size_t len = 0;
 		size_t left = sent - pos;
-		int rc = aif_proto_read_frame(sv[1], &body, &len, max, aif_clock_ms() + 5000, "peer",
-					      &d);
+		int rc;
+
+		poison_diag(&d);
+		rc = aif_proto_read_frame(sv[1], &body, &len, max, aif_clock_ms() + 5000, "peer", &d);
 		check_diag(&d);
 		if (left == 0) {
 			CHECK(rc == 0);
