@@ -1,4 +1,5 @@
--- 017_waiting_charged: what a held job costs, and which run a reservation is of
+-- 017_waiting_charged: what a held job costs, when it was last tried, and which run a
+-- reservation is of
 -- (docs/aifd.md, "Reservations" and "Jobs that wait"). Safe to run twice.
 --
 -- A job held at its start keeps the cost per hour its admission computed from slurmctld's
@@ -14,6 +15,14 @@ COMMENT ON COLUMN aif.waiting.charged IS
 	'charged GPUs per hour its admission computed when it was held at its start; NULL: held while pending';
 COMMENT ON COLUMN aif.waiting.charging_version IS
 	'the charging version charged was computed under (aif.charging_versions; NULL: none)';
+
+-- When aif.waiting_release() last tried a job that still does not fit: a pass tries 100, the
+-- least recently tried first, so that more than 100 projects' waiting jobs that do not fit do
+-- not keep the others from ever being tried. NULL: never tried (a job held again keeps its
+-- last try: it is as overdue for one as a job never tried).
+ALTER TABLE aif.waiting ADD COLUMN IF NOT EXISTS tried_at timestamptz;
+COMMENT ON COLUMN aif.waiting.tried_at IS
+	'when aif.waiting_release() last tried it and it did not fit; NULL: never';
 
 -- A reservation made by a run's admission keeps the run (slurmctld's restart count): the late
 -- close of an earlier run's intervals (its end spooled while aifd was away) does not release

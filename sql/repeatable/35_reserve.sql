@@ -361,11 +361,12 @@ BEGIN
 					    WHERE x.cluster = waiting_release.cluster
 					      AND x.released_at IS NULL));
 	-- Each project's oldest first, then each one's second, ...: jobs of one project that do not
-	-- fit never keep another's from being tried.
+	-- fit never keep another's from being tried. Among each rank, those tried least recently
+	-- first: with more than a pass's share waiting, the next pass tries the ones this one left.
 	FOR w IN SELECT * FROM aif.waiting x
 		 WHERE x.cluster = waiting_release.cluster AND x.released_at IS NULL
 		 ORDER BY row_number() OVER (PARTITION BY x.project_id ORDER BY x.held_at, x.job_id),
-			  x.held_at, x.job_id
+			  x.tried_at NULLS FIRST, x.held_at, x.job_id
 		 LIMIT 100 -- a pass's share: admissions wait for these locks
 	LOOP
 		-- Its exact cost, placed from now: its admission places it at its StartTime.
@@ -381,6 +382,9 @@ BEGIN
 			job_id := w.job_id;
 			reserved := tried.fits;
 			RETURN NEXT;
+		ELSE
+			UPDATE aif.waiting x SET tried_at = now()
+			WHERE x.cluster = w.cluster AND x.job_id = w.job_id;
 		END IF;
 	END LOOP;
 END

@@ -9,7 +9,7 @@
 # shows what is reserved; a run's close and its admission at once leave no reservation; a
 # waiting job is forgotten only as listed; a reservation nothing released expires an hour past
 # its span; the plan shows admission; aif.waiting_release()
-# tries every project's waiting jobs; aif.reserve_trial() answers as aif.reserve() and reserves
+# tries every project's waiting jobs, more than a pass takes in turns; aif.reserve_trial() answers as aif.reserve() and reserves
 # nothing.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
@@ -240,6 +240,40 @@ q -c "INSERT INTO aif.waiting (cluster, job_id, project_id, gpus, seconds, held_
 q -c "INSERT INTO aif.waiting (cluster, job_id, project_id, gpus, seconds) VALUES ('c1', 24, 'q', 1, 60)" >/dev/null
 assert_eq "24|t" "$(q -c "SELECT * FROM aif.waiting_release('c1')")" "q's job, behind 101 of p's that do not fit"
 q -c "DELETE FROM aif.waiting WHERE job_id > 1000" >/dev/null
+# Nor do more than a pass's share of projects whose jobs do not fit keep another's from ever
+# being tried: 101 projects r001..r101 of f (no budget of their own) each wait with a job of
+# 9.5 of f's 10 GPU-hours, held before r102's of a minute. The first pass tries 100 and
+# releases none; the second tries those it left first: r102's. Before, every pass tried the
+# same 100, and r102's job waited for ever.
+q <<SQL >/dev/null
+BEGIN;
+SELECT aif.begin_staging();
+INSERT INTO stage_sectors VALUES ('s1');
+INSERT INTO stage_periods VALUES ('cur', (now() AT TIME ZONE 'UTC')::date - 10, '$cur_end'),
+	('next', '$cur_end', '$next_end');
+INSERT INTO stage_factories (id, name, on_exhausted, grace_seconds, warn_at, allow_overcommit, admission)
+	VALUES ('f', NULL, 'deny', 0, '{}', false, 'reserve');
+INSERT INTO stage_factory_clusters VALUES ('f', 'c1');
+INSERT INTO stage_factory_budgets VALUES ('f', 'cur', 10);
+INSERT INTO stage_projects (id, factory_id, name, on_exhausted, grace_seconds, warn_at, admission)
+	SELECT id, 'f', NULL, 'deny', 0, '{}', 'reserve'
+	FROM unnest(ARRAY['p', 'q'] || ARRAY(SELECT format('r%s', lpad(i::text, 3, '0'))
+					      FROM generate_series(1, 102) i)) id;
+INSERT INTO stage_project_sectors SELECT id, 's1', 0 FROM stage_projects;
+INSERT INTO stage_project_budgets VALUES ('p', 'cur', 4);
+SELECT count(*) FROM aif.apply('reserve-r.yaml', sha256('r102'), 'test');
+COMMIT;
+SQL
+q -c "INSERT INTO aif.waiting (cluster, job_id, project_id, gpus, seconds, held_at)
+	SELECT 'c1', 2000 + i, format('r%s', lpad(i::text, 3, '0')), 1, CASE WHEN i = 102 THEN 60 ELSE 34200 END,
+	       now() - interval '1 hour' + i * interval '1 second'
+	FROM generate_series(1, 102) i" >/dev/null
+assert_eq "f t" "$(q -F ' ' -c "SELECT fits, waits FROM aif.reserve_trial('c1', 2001, 'r001', 1, 34200)")" \
+	"r001's job: does not fit now, but could"
+assert_eq "" "$(q -c "SELECT * FROM aif.waiting_release('c1')")" "the first pass over 102 projects' jobs"
+assert_eq "2102|t" "$(q -c "SELECT * FROM aif.waiting_release('c1')")" "the second: r102's job, left by the first"
+q -c "SELECT aif.reservations_delete(ARRAY['c1'], ARRAY[2102::bigint], false)" \
+	-c "DELETE FROM aif.waiting WHERE job_id > 2000" >/dev/null
 # One that can no longer fit at all (100 GPU-hours, of p's 4) is released unreserved: its
 # admission refuses it at its start and says why, rather than it waiting for ever.
 q -c "INSERT INTO aif.waiting (cluster, job_id, project_id, gpus, seconds) VALUES ('c1', 29, 'p', 1, 360000)" >/dev/null
