@@ -22,7 +22,10 @@ SQL_WORK=$(mktemp -d)
 # its own. cur ends at the next UTC midnight + 2 days, next follows it.
 cur_end=$(date -u -d "@$(($(date +%s) + 2 * 86400))" +%F)
 next_end=$(date -u -d "@$(($(date +%s) + 40 * 86400))" +%F)
-q <<SQL >/dev/null
+# apply_f NAME [MORE]: that configuration applied as file NAME, with the projects of the SQL
+# text[] MORE too (no budget of their own).
+apply_f() {
+	q <<SQL >/dev/null
 BEGIN;
 SELECT aif.begin_staging();
 INSERT INTO stage_sectors VALUES ('s1');
@@ -33,12 +36,14 @@ INSERT INTO stage_factories (id, name, on_exhausted, grace_seconds, warn_at, all
 INSERT INTO stage_factory_clusters VALUES ('f', 'c1');
 INSERT INTO stage_factory_budgets VALUES ('f', 'cur', 10);
 INSERT INTO stage_projects (id, factory_id, name, on_exhausted, grace_seconds, warn_at, admission)
-	VALUES ('p', 'f', NULL, 'deny', 0, '{}', 'reserve'), ('q', 'f', NULL, 'deny', 0, '{}', 'reserve');
-INSERT INTO stage_project_sectors VALUES ('p', 's1', 0), ('q', 's1', 0);
+	SELECT id, 'f', NULL, 'deny', 0, '{}', 'reserve' FROM unnest(ARRAY['p', 'q'] || ${2:-'{}'}::text[]) id;
+INSERT INTO stage_project_sectors SELECT id, 's1', 0 FROM stage_projects;
 INSERT INTO stage_project_budgets VALUES ('p', 'cur', 4);
-SELECT count(*) FROM aif.apply('reserve.yaml', sha256('r'), 'test');
+SELECT count(*) FROM aif.apply('$1', sha256('$1'), 'test');
 COMMIT;
 SQL
+}
+apply_f reserve.yaml
 assert_eq "reserve reserve" "$(q -c "SELECT admission FROM aif.factories" -c "SELECT DISTINCT admission FROM aif.projects" | paste -sd' ')" \
 	"the factory's and projects' admission"
 
@@ -245,25 +250,7 @@ q -c "DELETE FROM aif.waiting WHERE job_id > 1000" >/dev/null
 # 9.5 of f's 10 GPU-hours, held before r102's of a minute. The first pass tries 100 and
 # releases none; the second tries those it left first: r102's. Before, every pass tried the
 # same 100, and r102's job waited for ever.
-q <<SQL >/dev/null
-BEGIN;
-SELECT aif.begin_staging();
-INSERT INTO stage_sectors VALUES ('s1');
-INSERT INTO stage_periods VALUES ('cur', (now() AT TIME ZONE 'UTC')::date - 10, '$cur_end'),
-	('next', '$cur_end', '$next_end');
-INSERT INTO stage_factories (id, name, on_exhausted, grace_seconds, warn_at, allow_overcommit, admission)
-	VALUES ('f', NULL, 'deny', 0, '{}', false, 'reserve');
-INSERT INTO stage_factory_clusters VALUES ('f', 'c1');
-INSERT INTO stage_factory_budgets VALUES ('f', 'cur', 10);
-INSERT INTO stage_projects (id, factory_id, name, on_exhausted, grace_seconds, warn_at, admission)
-	SELECT id, 'f', NULL, 'deny', 0, '{}', 'reserve'
-	FROM unnest(ARRAY['p', 'q'] || ARRAY(SELECT format('r%s', lpad(i::text, 3, '0'))
-					      FROM generate_series(1, 102) i)) id;
-INSERT INTO stage_project_sectors SELECT id, 's1', 0 FROM stage_projects;
-INSERT INTO stage_project_budgets VALUES ('p', 'cur', 4);
-SELECT count(*) FROM aif.apply('reserve-r.yaml', sha256('r102'), 'test');
-COMMIT;
-SQL
+apply_f reserve-r.yaml "ARRAY(SELECT format('r%s', lpad(i::text, 3, '0')) FROM generate_series(1, 102) i)"
 q -c "INSERT INTO aif.waiting (cluster, job_id, project_id, gpus, seconds, held_at)
 	SELECT 'c1', 2000 + i, format('r%s', lpad(i::text, 3, '0')), 1, CASE WHEN i = 102 THEN 60 ELSE 34200 END,
 	       now() - interval '1 hour' + i * interval '1 second'
