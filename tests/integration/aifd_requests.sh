@@ -502,8 +502,8 @@ for job in $(seq 661 680); do
 	sleep 0.2
 done
 sleep 0.6 # the last statement's timeout
-assert_eq 0 "$(psql -d "$AIFD_DB" -Atc "SELECT count(*) FROM pg_stat_activity WHERE application_name =
-	'aifd-admissions' AND wait_event_type = 'Lock'")" "admission statements left waiting for the lock"
+assert_eq 0 "$(psql -d "$AIFD_DB" -Atc "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+	AND application_name = 'aifd-admissions' AND wait_event_type = 'Lock'")" "admission statements left waiting for the lock"
 wait "$locker"
 lost=$(($(count_log "$lost_re") - lost_before))
 back=$(($(count_log "$back_re") - back_before))
@@ -654,10 +654,10 @@ until (($(count_log "$gave_up_re") > gave_up_before)); do
 	sleep 0.2
 done
 sleep 1
-left=$(psql -d "$AIFD_DB" -Atc "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'aifd%'
-	AND wait_event_type = 'Lock' AND query_start < now() - interval '20.5 s'")
+left=$(psql -d "$AIFD_DB" -Atc "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+	AND application_name LIKE 'aifd%' AND wait_event_type = 'Lock' AND query_start < now() - interval '20.5 s'")
 psql -d "$AIFD_DB" -Atc "SELECT pg_cancel_backend(pid) FROM pg_stat_activity
-	WHERE application_name = 'aif-test-locker'" >/dev/null
+	WHERE datname = current_database() AND application_name = 'aif-test-locker'" >/dev/null
 wait "$lock_pid" || true
 assert_eq 0 "$left" "aifd statements still waiting for the lock after their owner's timeout (20 s)"
 
