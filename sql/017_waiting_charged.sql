@@ -16,10 +16,10 @@ COMMENT ON COLUMN aif.waiting.charged IS
 COMMENT ON COLUMN aif.waiting.charging_version IS
 	'the charging version charged was computed under (aif.charging_versions; NULL: none)';
 
--- When aif.waiting_release() last tried a job that still does not fit: a pass tries 100, the
--- least recently tried first, so that more than 100 projects' waiting jobs that do not fit do
--- not keep the others from ever being tried. NULL: never tried (a job held again keeps its
--- last try: it is as overdue for one as a job never tried).
+-- When aif.waiting_release() last tried a job that still does not fit: a pass tries 100, those
+-- looked at least recently first (tried, or held and not tried since), so that more than 100
+-- waiting jobs that do not fit do not keep the others from ever being tried. NULL: never
+-- tried (a job held again keeps its last try: it is as overdue for one).
 ALTER TABLE aif.waiting ADD COLUMN IF NOT EXISTS tried_at timestamptz;
 COMMENT ON COLUMN aif.waiting.tried_at IS
 	'when aif.waiting_release() last tried it and it did not fit; NULL: never';

@@ -4,13 +4,13 @@
 # every period the span reaches (closed usage, queued or folded, and the other reservations),
 # refusing with the figures of the budget that decided; a job reserved already fits again; a
 # period without a factory budget has none left; closing the run's last interval releases the
-# reservation in the same transaction that queues its usage; two sessions reserving against one
-# factory take turns, so that the second sees the first's reservation; the budget_status view
-# shows what is reserved; a run's close and its admission at once leave no reservation; a
-# waiting job is forgotten only as listed; a reservation nothing released expires an hour past
-# its span; the plan shows admission; aif.waiting_release()
-# tries every project's waiting jobs, more than a pass takes in turns; aif.reserve_trial() answers as aif.reserve() and reserves
-# nothing.
+# reservation in the same transaction that queues its usage (not an earlier run's late end: not
+# a later run's, nor a release's); two sessions reserving against one factory take turns, so
+# that the second sees the first's reservation; the budget_status view shows what is reserved;
+# a run's close and its admission at once leave no reservation; a waiting job is forgotten only
+# as listed; a reservation nothing released expires an hour past its span; the plan shows
+# admission; aif.waiting_release() tries every project's waiting jobs, more than a pass takes
+# in turns; aif.reserve_trial() answers as aif.reserve() and reserves nothing.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/sql_common.sh"
@@ -152,6 +152,27 @@ interval36 1
 close36 1
 assert_eq 0 "$(q -c "SELECT count(*) FROM aif.reservations WHERE job_id = 36")" \
 	"job 36's reservation after run 1 closed"
+# Nor does it release what a release reserved for the next run: job 46, its run 0 held at its
+# start on a second node while its first node's interval was open, is released (reserved, no
+# run); run 0's end arrives after: the release's reservation stays; the next run's interval
+# closes: released. Before, run 0's late end released it, and the job started unreserved.
+q -c "INSERT INTO aif.usage_intervals (cluster, job_id, node, restart_count, project_id, sector_id,
+	uid, user_name, gpus, started_at, ended_at, end_source, exact)
+	VALUES ('c1', 46, 'n1', 0, 'p', 's1', 1000, 'u', 1, to_timestamp($now - 600), NULL, NULL, false)" \
+	-c "INSERT INTO aif.waiting (cluster, job_id, project_id, gpus, seconds) VALUES ('c1', 46, 'p', 1, 60)" >/dev/null
+assert_eq "46|t" "$(q -c "SELECT * FROM aif.waiting_release('c1')")" "job 46 released"
+q -c "UPDATE aif.usage_intervals SET ended_at = to_timestamp($now - 300), end_source = 'epilog'
+	WHERE job_id = 46" >/dev/null
+assert_eq "1|" "$(q -c "SELECT count(*), max(restart_count) FROM aif.reservations WHERE job_id = 46")" \
+	"job 46's release reservation after run 0's late end"
+q -c "INSERT INTO aif.usage_intervals (cluster, job_id, node, restart_count, project_id, sector_id,
+	uid, user_name, gpus, started_at, ended_at, end_source, exact)
+	VALUES ('c1', 46, 'n1', 1, 'p', 's1', 1000, 'u', 1, now() + interval '1 second', NULL, NULL, false)" >/dev/null
+q -c "UPDATE aif.usage_intervals SET ended_at = now() + interval '30 seconds', end_source = 'epilog'
+	WHERE job_id = 46 AND restart_count = 1" >/dev/null
+assert_eq 0 "$(q -c "SELECT count(*) FROM aif.reservations WHERE job_id = 46")" \
+	"job 46's reservation after its next run closed"
+q -c "DELETE FROM aif.waiting WHERE job_id = 46" >/dev/null
 assert_eq "t|0" "$(q -c "SELECT aif.reservations_delete(ARRAY['c1'], ARRAY[20::bigint], false)" \
 	-c "SELECT fits FROM aif.reserve('c1', 20, 'p', 1, to_timestamp($now), to_timestamp($now + 60), true,
 		restarts => 0)" -c "SELECT count(*) FROM aif.reservations WHERE job_id = 20" | sed 1d | paste -sd'|')" \
@@ -196,8 +217,9 @@ race_close() {
 	fi
 	first=$!
 	# until the first session holds its work uncommitted (it sleeps), at most 10 s
-	AIFD_DB=$SQL_DB wait_sql "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'race_$job'
-		AND wait_event = 'PgSleep'" 1 "job $job: the first session at its sleep" 10
+	AIFD_DB=$SQL_DB wait_sql "SELECT count(*) FROM pg_stat_activity
+		WHERE datname = current_database() AND application_name = 'race_$job'
+		  AND wait_event = 'PgSleep'" 1 "job $job: the first session at its sleep" 10
 	if [[ $2 == close ]]; then
 		assert_eq t "$(q -c "$reserve0")" "job $job reserved while its close commits: fits"
 	else
@@ -238,28 +260,34 @@ assert_eq "1800|t|f" "$(q -c "SELECT extract(epoch FROM r.ends_at - r.starts_at)
 	"job 22 reserved and marked released, job 23 still waiting"
 # One project's waiting jobs that do not fit never keep another's from being tried: 101 of p's
 # (3 GPU-hours each, of p's 4, 2 reserved), held before one of q's that fits (a minute); a
-# pass tries 100.
+# pass tries 100, those looked at least recently first: the first p's 100 oldest, the second
+# the one left and q's.
 q -c "INSERT INTO aif.waiting (cluster, job_id, project_id, gpus, seconds, held_at)
 	SELECT 'c1', 1000 + i, 'p', 1, 10800, now() - interval '1 hour' + i * interval '1 second'
 	FROM generate_series(1, 101) i" >/dev/null
 q -c "INSERT INTO aif.waiting (cluster, job_id, project_id, gpus, seconds) VALUES ('c1', 24, 'q', 1, 60)" >/dev/null
+assert_eq "" "$(q -c "SELECT * FROM aif.waiting_release('c1')")" "the first pass over 101 of p's jobs"
 assert_eq "24|t" "$(q -c "SELECT * FROM aif.waiting_release('c1')")" "q's job, behind 101 of p's that do not fit"
 q -c "DELETE FROM aif.waiting WHERE job_id > 1000" >/dev/null
-# Nor do more than a pass's share of projects whose jobs do not fit keep another's from ever
-# being tried: 101 projects r001..r101 of f (no budget of their own) each wait with a job of
-# 9.5 of f's 10 GPU-hours, held before r102's of a minute. The first pass tries 100 and
-# releases none; the second tries those it left first: r102's. Before, every pass tried the
-# same 100, and r102's job waited for ever.
+# Nor do more than a pass's share of projects whose jobs do not fit keep another's, or a
+# project's later job, from ever being tried: 101 projects r001..r101 of f (no budget of their
+# own) each wait with a job of 9.5 of f's 10 GPU-hours, held before r102's of a minute and
+# r001's second, of a minute too. The first pass tries 100 and releases none; the second tries
+# those it left first: r102's and r001's second. Before, every pass tried the same 100, and
+# both waited for ever (and after a first fix, which took each project's oldest first, r001's
+# second did).
 apply_f reserve-r.yaml "ARRAY(SELECT format('r%s', lpad(i::text, 3, '0')) FROM generate_series(1, 102) i)"
 q -c "INSERT INTO aif.waiting (cluster, job_id, project_id, gpus, seconds, held_at)
 	SELECT 'c1', 2000 + i, format('r%s', lpad(i::text, 3, '0')), 1, CASE WHEN i = 102 THEN 60 ELSE 34200 END,
 	       now() - interval '1 hour' + i * interval '1 second'
-	FROM generate_series(1, 102) i" >/dev/null
+	FROM generate_series(1, 102) i" \
+	-c "INSERT INTO aif.waiting (cluster, job_id, project_id, gpus, seconds) VALUES ('c1', 2103, 'r001', 1, 60)" >/dev/null
 assert_eq "f t" "$(q -F ' ' -c "SELECT fits, waits FROM aif.reserve_trial('c1', 2001, 'r001', 1, 34200)")" \
 	"r001's job: does not fit now, but could"
 assert_eq "" "$(q -c "SELECT * FROM aif.waiting_release('c1')")" "the first pass over 102 projects' jobs"
-assert_eq "2102|t" "$(q -c "SELECT * FROM aif.waiting_release('c1')")" "the second: r102's job, left by the first"
-q -c "SELECT aif.reservations_delete(ARRAY['c1'], ARRAY[2102::bigint], false)" \
+assert_eq "2102|t 2103|t" "$(q -c "SELECT * FROM aif.waiting_release('c1') ORDER BY 1" | paste -sd' ')" \
+	"the second: r102's job and r001's second, left by the first"
+q -c "SELECT aif.reservations_delete(ARRAY['c1'], ARRAY[2102, 2103]::bigint[], false)" \
 	-c "DELETE FROM aif.waiting WHERE job_id > 2000" >/dev/null
 # One that can no longer fit at all (100 GPU-hours, of p's 4) is released unreserved: its
 # admission refuses it at its start and says why, rather than it waiting for ever.
