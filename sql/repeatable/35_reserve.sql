@@ -256,9 +256,7 @@ $$;
 -- Delete the reservations of the jobs (clusters[i], jobs[i]) (with ended: only those without an
 -- open interval left, and, for one of a run's admission, with an interval of that run or a
 -- later one: not the next run's, admitted before its start was recorded, when an earlier run's
--- end arrives late; for a release's, with an interval that started since it was made: not
--- the one reserved for the job's next start, when the end of the run held at its start
--- arrives late) and take their shares off aif.reserved_totals.
+-- end arrives late) and take their shares off aif.reserved_totals.
 -- (PL/pgSQL, as committed_us(): a SQL function is planned anew at every call.)
 CREATE OR REPLACE FUNCTION aif.reservations_delete(clusters text[], jobs bigint[], ended boolean)
 RETURNS void LANGUAGE plpgsql
@@ -270,11 +268,10 @@ WITH gone AS (
 	WHERE r.cluster = k.c AND r.job_id = k.j
 	  AND NOT (ended AND (EXISTS (SELECT 1 FROM aif.usage_intervals i
 				      WHERE i.cluster = k.c AND i.job_id = k.j AND i.ended_at IS NULL)
-			      OR NOT EXISTS (SELECT 1 FROM aif.usage_intervals i
-					     WHERE i.cluster = k.c AND i.job_id = k.j
-					       AND CASE WHEN r.restart_count IS NULL
-							THEN i.started_at >= r.starts_at
-							ELSE i.restart_count >= r.restart_count END)))
+			      OR (r.restart_count IS NOT NULL
+				  AND NOT EXISTS (SELECT 1 FROM aif.usage_intervals i
+						  WHERE i.cluster = k.c AND i.job_id = k.j
+						    AND i.restart_count >= r.restart_count))))
 	RETURNING r.project_id, r.charged, r.starts_at, r.ends_at
 ), shares AS (
 	SELECT h.period_id, g.project_id, sum(h.gpu_us) AS gpu_us
@@ -339,7 +336,7 @@ BEGIN
 END
 $$;
 
--- The jobs of cluster that wait (aif.waiting) and fit now, oldest first (per project): each is
+-- The jobs of cluster that wait (aif.waiting) and fit now, 100 a pass (below): each is
 -- reserved (reserved true) its GPUs for its time limit from now, at the rate its admission
 -- charged it when it was held at its start (while the cluster's charging is the one in force
 -- then; else each GPU at the cluster's highest), and marked released. Its admission then
@@ -363,17 +360,16 @@ BEGIN
 	PERFORM aif.reservations_lock(ARRAY(SELECT x.project_id FROM aif.waiting x
 					    WHERE x.cluster = waiting_release.cluster
 					      AND x.released_at IS NULL));
-	-- The jobs looked at least recently first (last tried, or held and not tried since): with
-	-- more than a pass's share waiting, the next pass tries those this one left, whatever their
-	-- project or their place in it. Among those looked at together (a pass tries all it takes
-	-- at one now()), each project's oldest first, then each one's second, ...: jobs of one
-	-- project that do not fit never come before another's.
-	FOR w IN SELECT * FROM aif.waiting x
-		 WHERE x.cluster = waiting_release.cluster AND x.released_at IS NULL
-		 ORDER BY coalesce(x.tried_at, x.held_at),
-			  row_number() OVER (PARTITION BY x.project_id ORDER BY x.held_at, x.job_id),
+	-- A pass's share, the jobs looked at least recently (last tried, or held and not tried
+	-- since): with more waiting, the next pass takes those this one left, whatever their project
+	-- or their place in it. Then, among those, each project's oldest first, then each one's
+	-- second, ...: jobs of one project that do not fit never keep another's from its turn.
+	FOR w IN SELECT * FROM (SELECT * FROM aif.waiting x
+				WHERE x.cluster = waiting_release.cluster AND x.released_at IS NULL
+				ORDER BY coalesce(x.tried_at, x.held_at), x.held_at, x.job_id
+				LIMIT 100) x -- a pass's share: admissions wait for these locks
+		 ORDER BY row_number() OVER (PARTITION BY x.project_id ORDER BY x.held_at, x.job_id),
 			  x.held_at, x.job_id
-		 LIMIT 100 -- a pass's share: admissions wait for these locks
 	LOOP
 		-- Its exact cost, placed from now: its admission places it at its StartTime.
 		SELECT r.fits, r.waits INTO tried

@@ -5,12 +5,13 @@
 # refusing with the figures of the budget that decided; a job reserved already fits again; a
 # period without a factory budget has none left; closing the run's last interval releases the
 # reservation in the same transaction that queues its usage (not an earlier run's late end: not
-# a later run's, nor a release's); two sessions reserving against one factory take turns, so
+# a later run's); two sessions reserving against one factory take turns, so
 # that the second sees the first's reservation; the budget_status view shows what is reserved;
 # a run's close and its admission at once leave no reservation; a waiting job is forgotten only
 # as listed; a reservation nothing released expires an hour past its span; the plan shows
 # admission; aif.waiting_release() tries every project's waiting jobs, more than a pass takes
-# in turns; aif.reserve_trial() answers as aif.reserve() and reserves nothing.
+# in turns, each project's oldest before anyone's second; aif.reserve_trial() answers as
+# aif.reserve() and reserves nothing.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/sql_common.sh"
@@ -152,27 +153,6 @@ interval36 1
 close36 1
 assert_eq 0 "$(q -c "SELECT count(*) FROM aif.reservations WHERE job_id = 36")" \
 	"job 36's reservation after run 1 closed"
-# Nor does it release what a release reserved for the next run: job 46, its run 0 held at its
-# start on a second node while its first node's interval was open, is released (reserved, no
-# run); run 0's end arrives after: the release's reservation stays; the next run's interval
-# closes: released. Before, run 0's late end released it, and the job started unreserved.
-q -c "INSERT INTO aif.usage_intervals (cluster, job_id, node, restart_count, project_id, sector_id,
-	uid, user_name, gpus, started_at, ended_at, end_source, exact)
-	VALUES ('c1', 46, 'n1', 0, 'p', 's1', 1000, 'u', 1, to_timestamp($now - 600), NULL, NULL, false)" \
-	-c "INSERT INTO aif.waiting (cluster, job_id, project_id, gpus, seconds) VALUES ('c1', 46, 'p', 1, 60)" >/dev/null
-assert_eq "46|t" "$(q -c "SELECT * FROM aif.waiting_release('c1')")" "job 46 released"
-q -c "UPDATE aif.usage_intervals SET ended_at = to_timestamp($now - 300), end_source = 'epilog'
-	WHERE job_id = 46" >/dev/null
-assert_eq "1|" "$(q -c "SELECT count(*), max(restart_count) FROM aif.reservations WHERE job_id = 46")" \
-	"job 46's release reservation after run 0's late end"
-q -c "INSERT INTO aif.usage_intervals (cluster, job_id, node, restart_count, project_id, sector_id,
-	uid, user_name, gpus, started_at, ended_at, end_source, exact)
-	VALUES ('c1', 46, 'n1', 1, 'p', 's1', 1000, 'u', 1, now() + interval '1 second', NULL, NULL, false)" >/dev/null
-q -c "UPDATE aif.usage_intervals SET ended_at = now() + interval '30 seconds', end_source = 'epilog'
-	WHERE job_id = 46 AND restart_count = 1" >/dev/null
-assert_eq 0 "$(q -c "SELECT count(*) FROM aif.reservations WHERE job_id = 46")" \
-	"job 46's reservation after its next run closed"
-q -c "DELETE FROM aif.waiting WHERE job_id = 46" >/dev/null
 assert_eq "t|0" "$(q -c "SELECT aif.reservations_delete(ARRAY['c1'], ARRAY[20::bigint], false)" \
 	-c "SELECT fits FROM aif.reserve('c1', 20, 'p', 1, to_timestamp($now), to_timestamp($now + 60), true,
 		restarts => 0)" -c "SELECT count(*) FROM aif.reservations WHERE job_id = 20" | sed 1d | paste -sd'|')" \
@@ -287,8 +267,28 @@ assert_eq "f t" "$(q -F ' ' -c "SELECT fits, waits FROM aif.reserve_trial('c1', 
 assert_eq "" "$(q -c "SELECT * FROM aif.waiting_release('c1')")" "the first pass over 102 projects' jobs"
 assert_eq "2102|t 2103|t" "$(q -c "SELECT * FROM aif.waiting_release('c1') ORDER BY 1" | paste -sd' ')" \
 	"the second: r102's job and r001's second, left by the first"
-q -c "SELECT aif.reservations_delete(ARRAY['c1'], ARRAY[2102, 2103]::bigint[], false)" \
+q -c "SELECT aif.reservations_delete(ARRAY['c1', 'c1'], ARRAY[2102, 2103]::bigint[], false)" \
 	-c "DELETE FROM aif.waiting WHERE job_id > 2000" >/dev/null
+# Among the jobs a pass takes, each project's oldest goes before anyone's second, whenever each
+# was held: r001 waits with a job of 9.5 hours and one of 5 minutes, tried by a pass while f
+# is full; r002's of 5 minutes is held after it; then f has room for one of the two short
+# ones: r002's gets it. (Ordered by when each was looked at first, r001's second got it.)
+fill_f() { # fill_f JOB SECONDS_LEFT: a reservation of r003's that leaves f about SECONDS_LEFT
+	q -c "SELECT fits FROM aif.reserve('c1', $1, 'r003', 1, now(), now() + make_interval(secs =>
+		(SELECT (budget_us - committed_us) / 1000000 - $2 FROM aif.reserve_trial('c1', 0, 'r003', 1, 1))),
+		false)" >/dev/null
+}
+fill_f 2200 0
+q -c "INSERT INTO aif.waiting (cluster, job_id, project_id, gpus, seconds, held_at)
+	VALUES ('c1', 2201, 'r001', 1, 34200, now() - interval '2 minutes'),
+	       ('c1', 2202, 'r001', 1, 300, now() - interval '1 minute')" >/dev/null
+assert_eq "" "$(q -c "SELECT * FROM aif.waiting_release('c1')")" "r001's two jobs, f full"
+q -c "INSERT INTO aif.waiting (cluster, job_id, project_id, gpus, seconds) VALUES ('c1', 2203, 'r002', 1, 300)" \
+	-c "SELECT aif.reservations_delete(ARRAY['c1'], ARRAY[2200::bigint], false)" >/dev/null
+fill_f 2204 450
+assert_eq "2203|t" "$(q -c "SELECT * FROM aif.waiting_release('c1')")" "room for one short job: r002's, r001's first"
+q -c "SELECT aif.reservations_delete(ARRAY['c1', 'c1'], ARRAY[2203, 2204]::bigint[], false)" \
+	-c "DELETE FROM aif.waiting WHERE job_id > 2200" >/dev/null
 # One that can no longer fit at all (100 GPU-hours, of p's 4) is released unreserved: its
 # admission refuses it at its start and says why, rather than it waiting for ever.
 q -c "INSERT INTO aif.waiting (cluster, job_id, project_id, gpus, seconds) VALUES ('c1', 29, 'p', 1, 360000)" >/dev/null
