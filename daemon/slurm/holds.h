@@ -16,13 +16,14 @@
 /*
  * Requeue job held, with comment, and record it in aif.waiting: its project, GPUs, charged GPUs
  * an hour (numeric text its admission computed from the allocation, under charging_version;
- * NULL or empty: not known) and time limit in seconds. Its release reserves that charge: released at less than its admission
- * charges, it would be held again at its start, over and over. current is the job's own comment
- * as slurmctld had it when the admission read the job's cost (NULL: none, jobcost.h), which
- * follows aif's and comes back when aifd releases the job (a comment its user set in the moment
- * since, while the admission waited for its factory's lock, is replaced: one RPC fewer, and none
- * that could fail and lose it). Returns 0, or -1 with why when slurmctld would not (not a batch
- * job, --no-requeue, not answering) or the database failed: then the job is simply refused.
+ * NULL or empty: not known) and time limit in seconds. Its release reserves that charge:
+ * released at less than its admission charges, it would be held again at its start, over and
+ * over. current is the job's own comment as slurmctld had it when the admission read the job's
+ * cost (NULL: none, jobcost.h), which follows aif's and comes back when aifd releases the job
+ * (a comment its user set in the moment since, while the admission waited for its factory's
+ * lock, is replaced: one RPC fewer, and none that could fail and lose it). Returns 0, or -1
+ * with why when slurmctld would not (not a batch job, --no-requeue, not answering) or the
+ * database failed: then the job is simply refused.
  */
 int holds_hold(struct db *db, const char *cluster, uint32_t job, const char *project,
 	       int64_t gpus, const char *charged, const char *charging_version, int64_t seconds,

@@ -168,7 +168,8 @@ BEGIN
 	-- now, while this run's intervals keep the rates in force when they opened)
 	SELECT r.starts_at <= starts AND r.ends_at >= ends AND r.gpus = reserve.gpus
 	       AND r.project_id = reserve.project
-	       AND (r.restart_count = restarts OR (r.restart_count IS NULL AND r.charged >= reserve.charged))
+	       AND (r.restart_count = restarts
+		    OR (r.restart_count IS NULL AND r.charged >= reserve.charged))
 	INTO covered
 	FROM aif.reservations r WHERE r.cluster = reserve.cluster AND r.job_id = reserve.job;
 	IF covered THEN
