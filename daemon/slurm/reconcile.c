@@ -12,8 +12,9 @@
  *      (ESLURM_INVALID_JOB_ID) makes it unknown: a list that leaves jobs out must never close
  *      the intervals of a live job. slurmctld gives that answer for the jobs PrivateData=jobs
  *      hides too: when it may hide them from aifd, unknown jobs stay open (jobs_hidden()).
- *   3. Record when running runs were seen (aif.job_last_seen), close the runs that are over,
- *      forget the runs without open intervals, fold what was closed into the rollups.
+ *   3. Record when running runs were seen (aif.job_last_seen) and move their reservations to
+ *      end where slurmctld says they end now, close the runs that are over, forget the runs
+ *      without open intervals, fold what was closed into the rollups.
  *   4. Request the cancellations that on_exhausted: cancel calls for, then carry out the due
  *      ones that still apply, when slurmctld answered this pass.
  *   5. The jobs that wait (holds.h); then the caller's jobs_seen with the pass's jobs (the
@@ -201,6 +202,14 @@ static const char DUE_SQL[] =
 
 static const char DONE_SQL[] =
 	"UPDATE aif.cancellations SET done_at = now(), outcome = $2 WHERE id = $1 AND done_at IS NULL";
+
+/*
+ * The reservations of the runs $2/$3 of cluster $1, alive now, moved to end where slurmctld says
+ * each run ends, $4 (aif.reservations_follow()).
+ */
+static const char FOLLOW_SQL[] =
+	"SELECT job, project, old_end, new_end"
+	" FROM aif.reservations_follow($1, $2::bigint[], $3::bigint[], $4::bigint[])";
 
 /* Reservations nothing else would release (aif.reservations_expire()). */
 static const char EXPIRE_SQL[] = "SELECT aif.reservations_expire($1)";
@@ -560,9 +569,9 @@ static bool closes(enum verdict v)
 }
 
 /*
- * Array parameters ("{1,2,NULL}") for the runs that are alive (to record as seen) or that
- * close: their jobs, restarts, and slurmctld's start and end times (NULL: close at the last
- * bound).
+ * Array parameters ("{1,2,NULL}") for the runs that are alive (to record as seen, and their
+ * reservations to follow their end) or that close: their jobs, restarts, and slurmctld's start
+ * and end times (a closing run's NULL: close at the last bound; an alive run's start is NULL).
  */
 struct arrays {
 	struct pg_array jobs, restarts, ends, starts, dbd;
@@ -602,7 +611,10 @@ static bool arrays_build(struct arrays *a, const struct run *runs, size_t n, boo
 			else
 				pg_array_null(&a->starts);
 		} else {
-			pg_array_null(&a->ends);
+			if (run->verdict == RUN_ALIVE && run->end > 0)
+				pg_array_int(&a->ends, run->end);
+			else
+				pg_array_null(&a->ends);
 			pg_array_null(&a->starts);
 		}
 		pg_array_bool(&a->dbd, run->from_slurmdbd);
@@ -678,6 +690,32 @@ static void log_closed(const PGresult *res, const struct run *runs, size_t n)
 	}
 }
 
+/*
+ * The reservations of the alive runs (arr: their jobs, restarts and ends) follow slurmctld's end
+ * of each run: a time limit changed since the admission, or a run going on past its end (then
+ * up to now). Logged, since it commits GPU-hours whatever the budgets have left.
+ */
+static void follow_reservations(struct reconcile *r, const char *const arr[3])
+{
+	const char *values[] = {r->cluster, arr[0], arr[1], arr[2]};
+	PGresult *res = db_exec_want(&r->db, "could not move reservations to their jobs' ends",
+				     FOLLOW_SQL, 4, values, PGRES_TUPLES_OK);
+
+	for (int i = 0; res && i < PQntuples(res); i++) {
+		struct aif_diag d;
+
+		aif_diag_clear(&d);
+		aif_diag_message(&d, "the reservation of job %s of project \"%s\" now ends at %s "
+				     "(was %s)", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+				 PQgetvalue(res, i, 3), PQgetvalue(res, i, 2));
+		aif_diag_detail(&d, "slurmctld's end of the job's run moved (its time limit was "
+				    "changed), or the run goes on past it; the reservation follows "
+				    "whatever the budgets have left, since the job runs.");
+		log_diag(LOG_LEVEL_INFO, NULL, &d);
+	}
+	PQclear(res);
+}
+
 /* Step 3: write down what slurmctld said. Returns the number of intervals closed, or -1. */
 static int write_verdicts(struct reconcile *r, const struct run *runs, size_t n, time_t seen_at)
 {
@@ -700,6 +738,7 @@ static int write_verdicts(struct reconcile *r, const struct run *runs, size_t n,
 			return -1;
 		}
 		PQclear(res);
+		follow_reservations(r, arr);
 	}
 	if (!arrays_build(&a, runs, n, false, arr))
 		goto oom;

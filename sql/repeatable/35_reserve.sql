@@ -62,6 +62,23 @@ BEGIN
 END
 $$;
 
+-- Add a reservation's shares (charged GPUs over [starts, ends)) to project's totals, in key
+-- order; the caller holds the factory's lock.
+CREATE OR REPLACE FUNCTION aif.reserved_totals_add(project text, charged numeric, starts timestamptz,
+						   ends timestamptz)
+RETURNS void LANGUAGE plpgsql
+AS $$
+BEGIN
+	INSERT INTO aif.reserved_totals AS t (period_id, project_id, gpu_us)
+	SELECT h.period_id, project, h.gpu_us
+	FROM aif.reservation_shares(charged, starts, ends) h
+	WHERE h.gpu_us > 0
+	ORDER BY h.period_id
+	ON CONFLICT ON CONSTRAINT reserved_totals_pkey
+	DO UPDATE SET gpu_us = t.gpu_us + excluded.gpu_us;
+END
+$$;
+
 -- What the budget of a project (projects: its id) or a factory (projects: all of its) in
 -- period [t0, t1) has committed: closed usage (rollup and queue) and reservations. The open
 -- intervals of reserved jobs are in their reservations; those of jobs admitted without one
@@ -241,13 +258,7 @@ BEGIN
 					      restart_count)
 		VALUES (reserve.cluster, reserve.job, reserve.project, reserve.gpus, starts, ends,
 			reserve.charged, CASE WHEN running THEN restarts END);
-		INSERT INTO aif.reserved_totals AS t (period_id, project_id, gpu_us)
-		SELECT h.period_id, reserve.project, h.gpu_us
-		FROM aif.reservation_shares(reserve.charged, starts, ends) h
-		WHERE h.gpu_us > 0
-		ORDER BY h.period_id
-		ON CONFLICT ON CONSTRAINT reserved_totals_pkey
-		DO UPDATE SET gpu_us = t.gpu_us + excluded.gpu_us;
+		PERFORM aif.reserved_totals_add(reserve.project, reserve.charged, starts, ends);
 	EXCEPTION WHEN SQLSTATE 'AIF01' THEN
 		NULL; -- does not fit: nothing reserved, nothing replaced
 	END;
@@ -432,6 +443,68 @@ BEGIN
 END
 $$;
 
+-- The reservations of runs (restarts[i] of jobs[i] of cluster) whose span is to end elsewhere
+-- now that slurmctld says each run ends at ends[i] (aif.reservations_follow()): where, moved_to.
+CREATE OR REPLACE FUNCTION aif.reservations_moved(cluster text, jobs bigint[], restarts bigint[],
+						  ends bigint[])
+RETURNS TABLE (job_id bigint, project_id text, charged numeric, starts_at timestamptz,
+	       ends_at timestamptz, moved_to timestamptz)
+LANGUAGE sql STABLE
+AS $$
+SELECT m.*
+FROM (SELECT r.job_id, r.project_id, r.charged, r.starts_at, r.ends_at,
+	     greatest(to_timestamp(k.e), now(), r.starts_at) AS moved_to
+      FROM aif.reservations r
+      JOIN unnest(jobs, restarts, ends) AS k(j, rc, e) ON r.job_id = k.j AND r.restart_count = k.rc
+      WHERE r.cluster = reservations_moved.cluster AND k.e IS NOT NULL) m
+WHERE m.moved_to <> m.ends_at
+$$;
+
+-- Make the reservations of running runs follow slurmctld's end of each run: an operator raised
+-- its time limit (scontrol update TimeLimit=), or its user lowered it. Run restarts[i] of job jobs[i] of cluster ends at ends[i] (Unix seconds, slurmctld's
+-- EndTime; NULL: unknown), so its reservation (that run's admission's; not a release's) now
+-- spans [its start, greatest(that end, now())): never less than what the run may have used by
+-- now (a run past its end: OverTimeLimit, or suspended), whose open intervals count only
+-- through it. Whatever the budgets have left: the job runs already, and a raised limit is an
+-- operator's choice; what it commits now keeps every later admission from spending it again.
+-- Returns the reservations that moved, with their ends before and after.
+CREATE OR REPLACE FUNCTION aif.reservations_follow(cluster text, jobs bigint[], restarts bigint[],
+						   ends bigint[])
+RETURNS TABLE (job bigint, project text, old_end timestamptz, new_end timestamptz)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	m record;
+	locked text[];
+BEGIN
+	-- The factories of those to move, locked; then chosen again under the locks, each only if
+	-- its project's factory is locked (one replaced meanwhile under another project waits for
+	-- the next pass).
+	SELECT coalesce(array_agg(DISTINCT x.project_id), '{}') INTO locked
+	FROM aif.reservations_moved(cluster, jobs, restarts, ends) x;
+	IF cardinality(locked) = 0 THEN
+		RETURN;
+	END IF;
+	PERFORM aif.reservations_lock(locked);
+	FOR m IN SELECT * FROM aif.reservations_moved(cluster, jobs, restarts, ends) x
+		 WHERE x.project_id = ANY (locked) ORDER BY x.job_id
+	LOOP
+		UPDATE aif.reserved_totals t SET gpu_us = greatest(t.gpu_us - h.gpu_us, 0)
+		FROM aif.reservation_shares(m.charged, m.starts_at, m.ends_at) h
+		WHERE t.period_id = h.period_id AND t.project_id = m.project_id;
+		UPDATE aif.reservations r SET ends_at = m.moved_to
+		WHERE r.cluster = reservations_follow.cluster AND r.job_id = m.job_id;
+		PERFORM aif.reserved_totals_add(m.project_id, m.charged, m.starts_at, m.moved_to);
+		job := m.job_id;
+		project := m.project_id;
+		old_end := m.ends_at;
+		new_end := m.moved_to;
+		RETURN NEXT;
+	END LOOP;
+END
+$$;
+
 -- Recompute aif.reserved_totals from the reservations, after periods moved (aif.apply()).
 CREATE OR REPLACE FUNCTION aif.reserved_totals_recompute() RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
@@ -474,12 +547,15 @@ REVOKE ALL ON FUNCTION aif.reservation_shares(numeric, timestamptz, timestamptz)
 	aif.reserve_trial(text, bigint, text, bigint, bigint),
 	aif.reservations_delete(text[], bigint[], boolean), aif.reservations_release(text[], bigint[]),
 	aif.waiting_release(text), aif.waiting_forget(text, bigint, timestamptz),
-	aif.reservations_expire(text), aif.reserved_totals_recompute() FROM PUBLIC;
+	aif.reservations_expire(text), aif.reserved_totals_recompute(),
+	aif.reserved_totals_add(text, numeric, timestamptz, timestamptz),
+	aif.reservations_moved(text, bigint[], bigint[], bigint[]),
+	aif.reservations_follow(text, bigint[], bigint[], bigint[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION aif.reserve(text, bigint, text, bigint, timestamptz, timestamptz, boolean,
 	text[], bigint, bigint, bigint, numeric, bigint),
 	aif.reserve_trial(text, bigint, text, bigint, bigint), aif.waiting_release(text),
 	aif.waiting_forget(text, bigint, timestamptz), aif.reservations_release(text[], bigint[]),
-	aif.reservations_expire(text)
+	aif.reservations_expire(text), aif.reservations_follow(text, bigint[], bigint[], bigint[])
 	TO aif_daemon;
 GRANT EXECUTE ON FUNCTION aif.reservations_lock(text[]), aif.reservations_lock_jobs(text[], bigint[], text[])
 	TO aif_daemon; -- aif.record_usage(), as the writer

@@ -11,7 +11,9 @@
 #   job (waiting for the first's node) that would not fit is held before it ever starts, by its
 #   project from job_submit/aif's AdminComment, and released to run once it fits; a job
 #   requeued reserves again for its next run, and a later step reserves again when the job's
-#   reservation is another project's; no node is drained.
+#   reservation is another project's; a running job's reservation follows its time limit,
+#   raised by an operator (a job that fitted beside it waits) or lowered by its user (the
+#   waiting job runs); no node is drained.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 plugin_cluster_start
@@ -183,6 +185,37 @@ start=$(start_of "$third")
 assert_eq "$third|1|1800|$start" "$(reservations)" "the requeued job's second run's reservation"
 scancel "$third"
 wait_job "$third" >/dev/null
+wait_sql "SELECT count(*) FROM aif.reservations" 0 "reservations once every job ended"
+
+# A running job's time limit raised by an operator: aifd's next pass moves its reservation to
+# the new end, so a job that would have fitted beside the old one waits. Its user lowers the
+# limit again: the reservation follows, and the waiting job is released and runs.
+wait_sql "SELECT count(*) FROM aif.reservations" 0 "reservations before the fourth job"
+fourth=$(submit fourth --gpus-per-node=1 --time=20 --wrap 'sleep 300')
+until_reserved() { # until_reserved JOB SECONDS: JOB runs with SECONDS reserved (30 s at most)
+	local deadline=$((SECONDS + 30))
+	until [[ $(squeue -h -j "$1" -o %T) == RUNNING && $(reservations) == "$1|1|$2|$(start_of "$1")" ]]; do
+		((SECONDS < deadline)) || fail "job $1: not running with $2 s reserved: $(reservations) $(squeue -j "$1")"
+		sleep 0.2
+	done
+}
+until_reserved "$fourth" 1200
+scontrol update JobId="$fourth" TimeLimit=50
+until_reserved "$fourth" 3000
+grep -q "the reservation of job $fourth of project \"small\" now ends at" "$AIFD_WORK/a.log" ||
+	fail "aifd did not log moving job $fourth's reservation: $(tail -n 20 "$AIFD_WORK/a.log")"
+# 0.5 GPU-hours fit beside 20 minutes (0.33) of the 1, not beside 50 (0.83).
+fifth=$(submit fifth --gpus-per-node=1 --time=30 --wrap 'echo ran')
+assert_match '^aif: waiting for GPU-hours: may cost 0.5 charged, project small has 0.1[0-9]* left' \
+	"$(held "$fifth")" "the job beside the raised one"
+as_user "$user" scontrol update JobId="$fourth" TimeLimit=10 || fail "user $user could not lower a time limit"
+until_reserved "$fourth" 600
+! as_user "$user" scontrol update JobId="$fourth" TimeLimit=50 2>/dev/null ||
+	fail "user $user raised the time limit of a running job"
+assert_eq COMPLETED "$(wait_job "$fifth" 90)" "the waiting job, once the limit was lowered"
+assert_eq "ran" "$(cat "$AIF_TEST_WORKDIR/fifth.out")" "its output"
+scancel "$fourth"
+wait_job "$fourth" >/dev/null
 wait_sql "SELECT count(*) FROM aif.reservations" 0 "reservations once every job ended"
 wait_sql "SELECT count(*) FROM aif.reserved_totals WHERE gpu_us > 0" 0 "reserved totals once every job ended"
 assert_eq "n1 idle,n2 idle" "$(nodes_state)" "nodes after the refusals"

@@ -11,7 +11,8 @@
 # as listed; a reservation nothing released expires an hour past its span; the plan shows
 # admission; aif.waiting_release() tries every project's waiting jobs, more than a pass takes
 # in turns, each project's oldest before anyone's second; aif.reserve_trial() answers as
-# aif.reserve() and reserves nothing.
+# aif.reserve() and reserves nothing; a running run's reservation follows slurmctld's end of
+# the run.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/sql_common.sh"
@@ -315,6 +316,37 @@ totals_agree() { # totals_agree WHAT
 		"$(q -c "SELECT period_id, project_id, gpu_us FROM aif.reserved_totals WHERE gpu_us > 0 ORDER BY 1, 2")" \
 		"aif.reserved_totals $1"
 }
+# A running run's reservation follows slurmctld's end of the run (aif.reservations_follow(), at
+# each reconciliation pass): raised (an operator's scontrol update TimeLimit=), across a period
+# boundary and whatever the budgets have left (the job runs); lowered; never to end before now.
+# Only that run's: not another run's (46), nor a release's (47, no run).
+# (a minute each: f has about 9 of its 10 committed)
+q -c "SELECT aif.reserve('c1', 45, 'q', 1, to_timestamp($now), to_timestamp($now + 60), true, restarts => 0)" \
+	-c "SELECT aif.reserve('c1', 46, 'q', 1, to_timestamp($now), to_timestamp($now + 60), true, restarts => 1)" \
+	-c "SELECT aif.reserve('c1', 47, 'q', 1, to_timestamp($now), to_timestamp($now + 60), false)" >/dev/null
+follow() { # follow END: the three, as runs 0 ending at END; what moved, by how many seconds
+	q -F ' ' -c "SELECT job, extract(epoch FROM new_end - old_end)::int FROM aif.reservations_follow('c1',
+		ARRAY[45, 46, 47]::bigint[], ARRAY[0, 0, 0]::bigint[], ARRAY[$1, $1, $1]::bigint[])" | paste -sd'|'
+}
+spans() {
+	q -F ' ' -c "SELECT job_id, extract(epoch FROM ends_at - starts_at)::int FROM aif.reservations
+		WHERE job_id BETWEEN 45 AND 47 ORDER BY job_id" | paste -sd'|'
+}
+late=$(($(date -u -d "$cur_end" +%s) + 3600)) # an hour into next
+assert_eq "45 $((late - now - 60))" "$(follow "$late")" "job 45's time limit raised"
+assert_eq "45 $((late - now))|46 60|47 60" "$(spans)" "the spans after the raise"
+totals_agree "after a reservation followed a raised limit"
+assert_eq "f" "$(reserve 48 q 1 60 | cut -d' ' -f1)" "a job beside the raised reservation"
+assert_eq "" "$(follow "$late")" "the same end again: nothing moves"
+assert_eq "45 $((now + 300 - late))" "$(follow $((now + 300)))" "job 45's time limit lowered"
+assert_eq "45 300|46 60|47 60" "$(spans)" "the spans after the lowering"
+totals_agree "after a reservation followed a lowered limit"
+follow $((now - 600)) >/dev/null
+assert_eq t "$(q -c "SELECT ends_at BETWEEN statement_timestamp() - interval '10 seconds' AND now()
+	FROM aif.reservations WHERE job_id = 45")" "job 45's reservation, its end before now: until now"
+q -c "SELECT aif.reservations_delete(ARRAY['c1', 'c1', 'c1'], ARRAY[45, 46, 47]::bigint[], false)" >/dev/null
+totals_agree "after the three were released"
+
 # A reservation that nothing released (its run's records lost, or unattributed) expires an hour
 # past its span's end, unless an interval of its job is open: job 37 (its span ended 2 hours
 # ago, no interval), job 38 (the same, an unattributed interval open: running past its limit),
