@@ -12,9 +12,9 @@
  *      (ESLURM_INVALID_JOB_ID) makes it unknown: a list that leaves jobs out must never close
  *      the intervals of a live job. slurmctld gives that answer for the jobs PrivateData=jobs
  *      hides too: when it may hide them from aifd, unknown jobs stay open (jobs_hidden()).
- *   3. Record when running runs were seen (aif.job_last_seen) and move their reservations to
- *      end where slurmctld says they end now, close the runs that are over, forget the runs
- *      without open intervals, fold what was closed into the rollups.
+ *   3. Record when running runs were seen (aif.job_last_seen), close the runs that are over,
+ *      move the running ones' reservations to end where slurmctld says they end now, forget
+ *      the runs without open intervals, fold what was closed into the rollups.
  *   4. Request the cancellations that on_exhausted: cancel calls for, then carry out the due
  *      ones that still apply, when slurmctld answered this pass.
  *   5. The jobs that wait (holds.h); then the caller's jobs_seen with the pass's jobs (the
@@ -205,11 +205,14 @@ static const char DONE_SQL[] =
 
 /*
  * The reservations of the runs $2/$3 of cluster $1, alive now, moved to end where slurmctld says
- * each run ends, $4 (aif.reservations_follow()).
+ * each run ends, $4 (0: no end), or, past that, up to $5 seconds from now
+ * (aif.reservations_follow()).
  */
 static const char FOLLOW_SQL[] =
-	"SELECT job, project, old_end, new_end"
-	" FROM aif.reservations_follow($1, $2::bigint[], $3::bigint[], $4::bigint[])";
+	"SELECT job, project,"
+	"  to_char(old_end AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS \"UTC\"'),"
+	"  to_char(new_end AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS \"UTC\"'), limit_moved"
+	" FROM aif.reservations_follow($1, $2::bigint[], $3::bigint[], $4::bigint[], $5)";
 
 /* Reservations nothing else would release (aif.reservations_expire()). */
 static const char EXPIRE_SQL[] = "SELECT aif.reservations_expire($1)";
@@ -236,6 +239,7 @@ struct run {
 	time_t end;
 	time_t first;     /* the run's first interval start in aif */
 	time_t seen;      /* the last time a pass saw it running (0: never) */
+	bool unlimited;   /* its time limit is UNLIMITED: no end */
 	bool from_slurmdbd; /* RUN_ENDED from slurmdbd's record: slurmctld forgot the job */
 };
 
@@ -299,6 +303,7 @@ static void judge(struct run *run, const slurm_job_info_t *job)
 	run->slurm_restart = job->restart_cnt;
 	run->start = job->start_time;
 	run->end = job->end_time;
+	run->unlimited = job->time_limit == INFINITE || job->time_limit == NO_VAL;
 	if (job->restart_cnt > run->restart)
 		run->verdict = RUN_REQUEUED;
 	else if (job->restart_cnt < run->restart)
@@ -611,8 +616,8 @@ static bool arrays_build(struct arrays *a, const struct run *runs, size_t n, boo
 			else
 				pg_array_null(&a->starts);
 		} else {
-			if (run->verdict == RUN_ALIVE && run->end > 0)
-				pg_array_int(&a->ends, run->end);
+			if (run->verdict == RUN_ALIVE && (run->unlimited || run->end > 0))
+				pg_array_int(&a->ends, run->unlimited ? 0 : run->end); /* 0: no end */
 			else
 				pg_array_null(&a->ends);
 			pg_array_null(&a->starts);
@@ -692,26 +697,35 @@ static void log_closed(const PGresult *res, const struct run *runs, size_t n)
 
 /*
  * The reservations of the alive runs (arr: their jobs, restarts and ends) follow slurmctld's end
- * of each run: a time limit changed since the admission, or a run going on past its end (then
- * up to now). Logged, since it commits GPU-hours whatever the budgets have left.
+ * of each run, a time limit changed since the admission: logged, since that commits GPU-hours
+ * whatever the budgets have left. A run past its end (OverTimeLimit, suspended) or without one
+ * is reserved two passes ahead whenever its reservation runs out: at debug, as it recurs.
  */
 static void follow_reservations(struct reconcile *r, const char *const arr[3])
 {
-	const char *values[] = {r->cluster, arr[0], arr[1], arr[2]};
-	PGresult *res = db_exec_want(&r->db, "could not move reservations to their jobs' ends",
-				     FOLLOW_SQL, 4, values, PGRES_TUPLES_OK);
+	char step[24];
+	const char *values[] = {r->cluster, arr[0], arr[1], arr[2], step};
+	PGresult *res;
 
+	snprintf(step, sizeof(step), "%u", 2 * (atomic_load(&r->interval_ms) / 1000 + 1));
+	res = db_exec_want(&r->db, "could not move reservations to their jobs' ends", FOLLOW_SQL, 5,
+			   values, PGRES_TUPLES_OK);
 	for (int i = 0; res && i < PQntuples(res); i++) {
+		bool limit = PQgetvalue(res, i, 4)[0] == 't';
 		struct aif_diag d;
 
 		aif_diag_clear(&d);
 		aif_diag_message(&d, "the reservation of job %s of project \"%s\" now ends at %s "
 				     "(was %s)", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
 				 PQgetvalue(res, i, 3), PQgetvalue(res, i, 2));
-		aif_diag_detail(&d, "slurmctld's end of the job's run moved (its time limit was "
-				    "changed), or the run goes on past it; the reservation follows "
-				    "whatever the budgets have left, since the job runs.");
-		log_diag(LOG_LEVEL_INFO, NULL, &d);
+		if (limit)
+			aif_diag_detail(&d, "slurmctld's end of the job's run moved: its time limit was "
+					    "changed. The reservation follows whatever the budgets have "
+					    "left, since the job runs.");
+		else
+			aif_diag_detail(&d, "The run goes on past its end in slurmctld, or has none "
+					    "(UNLIMITED): it is reserved two reconciliation passes ahead.");
+		log_diag(limit ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG, NULL, &d);
 	}
 	PQclear(res);
 }
@@ -738,7 +752,6 @@ static int write_verdicts(struct reconcile *r, const struct run *runs, size_t n,
 			return -1;
 		}
 		PQclear(res);
-		follow_reservations(r, arr);
 	}
 	if (!arrays_build(&a, runs, n, false, arr))
 		goto oom;
@@ -755,6 +768,9 @@ static int write_verdicts(struct reconcile *r, const struct run *runs, size_t n,
 			closed = -1;
 		}
 	}
+	/* (after the closes: a follow kept waiting for a factory's lock delays nothing else) */
+	if (closed >= 0 && arrays_build(&a, runs, n, true, arr) && a.count)
+		follow_reservations(r, arr);
 	arrays_free(&a);
 	return closed;
 oom:

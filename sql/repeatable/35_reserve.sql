@@ -150,6 +150,7 @@ DECLARE
 	least_room bigint;
 	covered boolean;
 	replacing boolean;
+	released boolean; -- the job's reservation has no run: its release's
 	models_known boolean := reserve.models IS NOT NULL AND cardinality(reserve.models) > 0
 		AND (SELECT sum(aif_report.gpu_models_gpus(m)) FROM unnest(reserve.models) m)
 			IS NOT DISTINCT FROM reserve.gpus;
@@ -186,10 +187,19 @@ BEGIN
 	SELECT r.starts_at <= starts AND r.ends_at >= ends AND r.gpus = reserve.gpus
 	       AND r.project_id = reserve.project
 	       AND (r.restart_count = restarts
-		    OR (r.restart_count IS NULL AND r.charged >= reserve.charged))
-	INTO covered
+		    OR (r.restart_count IS NULL AND r.charged >= reserve.charged)),
+	       r.restart_count IS NULL
+	INTO covered, released
 	FROM aif.reservations r WHERE r.cluster = reserve.cluster AND r.job_id = reserve.job;
 	IF covered THEN
+		-- A release's reservation (no run) that covers the run becomes the run's: a run's
+		-- reservation follows its end (aif.reservations_follow()), and no earlier run's late
+		-- close releases it.
+		IF released AND running AND restarts IS NOT NULL THEN
+			UPDATE aif.reservations r SET restart_count = restarts
+			WHERE r.cluster = reserve.cluster AND r.job_id = reserve.job
+			  AND r.restart_count IS NULL;
+		END IF;
 		RETURN;
 	END IF;
 	replacing := FOUND;
@@ -443,65 +453,88 @@ BEGIN
 END
 $$;
 
--- The reservations of runs (restarts[i] of jobs[i] of cluster) whose span is to end elsewhere
--- now that slurmctld says each run ends at ends[i] (aif.reservations_follow()): where, moved_to.
+-- The reservations of runs (restarts[i] of jobs[i] of cluster, running) whose span is to end
+-- elsewhere now that slurmctld says each run ends at ends[i] (aif.reservations_follow()): where,
+-- moved_to, and whether that is slurmctld's end (limit_moved) rather than a rolling end.
 CREATE OR REPLACE FUNCTION aif.reservations_moved(cluster text, jobs bigint[], restarts bigint[],
-						  ends bigint[])
-RETURNS TABLE (job_id bigint, project_id text, charged numeric, starts_at timestamptz,
-	       ends_at timestamptz, moved_to timestamptz)
+						  ends bigint[], step_seconds bigint)
+RETURNS TABLE (job_id bigint, project_id text, ends_at timestamptz, moved_to timestamptz,
+	       limit_moved boolean)
 LANGUAGE sql STABLE
 AS $$
-SELECT m.*
-FROM (SELECT r.job_id, r.project_id, r.charged, r.starts_at, r.ends_at,
-	     greatest(to_timestamp(k.e), now(), r.starts_at) AS moved_to
+SELECT m.job_id, m.project_id, m.ends_at, m.moved_to, m.limit_moved
+FROM (SELECT r.job_id, r.project_id, r.ends_at, x.limit_moved,
+	     CASE WHEN x.limit_moved THEN greatest(x.slurm_end, r.starts_at)
+		  ELSE now() + make_interval(secs => step_seconds) END AS moved_to
       FROM aif.reservations r
       JOIN unnest(jobs, restarts, ends) AS k(j, rc, e) ON r.job_id = k.j AND r.restart_count = k.rc
+      CROSS JOIN LATERAL (SELECT to_timestamp(k.e) AS slurm_end, to_timestamp(k.e) >= now() AS limit_moved) x
       WHERE r.cluster = reservations_moved.cluster AND k.e IS NOT NULL) m
-WHERE m.moved_to <> m.ends_at
+WHERE CASE WHEN m.limit_moved THEN m.moved_to <> m.ends_at
+	   ELSE m.ends_at NOT BETWEEN now() AND m.moved_to END
 $$;
 
 -- Make the reservations of running runs follow slurmctld's end of each run: an operator raised
--- its time limit (scontrol update TimeLimit=), or its user lowered it. Run restarts[i] of job jobs[i] of cluster ends at ends[i] (Unix seconds, slurmctld's
--- EndTime; NULL: unknown), so its reservation (that run's admission's; not a release's) now
--- spans [its start, greatest(that end, now())): never less than what the run may have used by
--- now (a run past its end: OverTimeLimit, or suspended), whose open intervals count only
--- through it. Whatever the budgets have left: the job runs already, and a raised limit is an
--- operator's choice; what it commits now keeps every later admission from spending it again.
--- Returns the reservations that moved, with their ends before and after.
+-- its time limit (scontrol update TimeLimit=), or its user lowered it. Run restarts[i] of job
+-- jobs[i] of cluster ends at ends[i] (Unix seconds, slurmctld's EndTime; 0: no end, UNLIMITED;
+-- NULL: unknown, left alone), so its reservation (that run's admission's) now ends there; a run
+-- whose end is past (OverTimeLimit, suspended) or that has none is reserved up to now +
+-- step_seconds whenever its reservation ends before now (aifd passes two of its passes), so
+-- that its open intervals, which count only through its reservation, stay inside it. Whatever
+-- the budgets have left: the job runs already, and a raised limit is an operator's choice; what
+-- it commits keeps later admissions from spending it again. At most 1000 a call, so that the
+-- factories' locks are held briefly (admissions wait for them); the rest at the next pass.
+-- Returns the reservations that moved: their ends before and after, and limit_moved as above.
 CREATE OR REPLACE FUNCTION aif.reservations_follow(cluster text, jobs bigint[], restarts bigint[],
-						   ends bigint[])
-RETURNS TABLE (job bigint, project text, old_end timestamptz, new_end timestamptz)
+						   ends bigint[], step_seconds bigint)
+RETURNS TABLE (job bigint, project text, old_end timestamptz, new_end timestamptz,
+	       limit_moved boolean)
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	m record;
 	locked text[];
 BEGIN
 	-- The factories of those to move, locked; then chosen again under the locks, each only if
 	-- its project's factory is locked (one replaced meanwhile under another project waits for
-	-- the next pass).
+	-- the next pass), and moved only as chosen (a row changed since is left alone).
 	SELECT coalesce(array_agg(DISTINCT x.project_id), '{}') INTO locked
-	FROM aif.reservations_moved(cluster, jobs, restarts, ends) x;
+	FROM aif.reservations_moved(cluster, jobs, restarts, ends, step_seconds) x;
 	IF cardinality(locked) = 0 THEN
 		RETURN;
 	END IF;
 	PERFORM aif.reservations_lock(locked);
-	FOR m IN SELECT * FROM aif.reservations_moved(cluster, jobs, restarts, ends) x
-		 WHERE x.project_id = ANY (locked) ORDER BY x.job_id
-	LOOP
-		UPDATE aif.reserved_totals t SET gpu_us = greatest(t.gpu_us - h.gpu_us, 0)
-		FROM aif.reservation_shares(m.charged, m.starts_at, m.ends_at) h
-		WHERE t.period_id = h.period_id AND t.project_id = m.project_id;
-		UPDATE aif.reservations r SET ends_at = m.moved_to
-		WHERE r.cluster = reservations_follow.cluster AND r.job_id = m.job_id;
-		PERFORM aif.reserved_totals_add(m.project_id, m.charged, m.starts_at, m.moved_to);
-		job := m.job_id;
-		project := m.project_id;
-		old_end := m.ends_at;
-		new_end := m.moved_to;
-		RETURN NEXT;
-	END LOOP;
+	RETURN QUERY
+	WITH chosen AS (
+		SELECT x.* FROM aif.reservations_moved(cluster, jobs, restarts, ends, step_seconds) x
+		WHERE x.project_id = ANY (locked)
+		ORDER BY x.job_id
+		LIMIT 1000
+	), moved AS (
+		UPDATE aif.reservations r SET ends_at = c.moved_to
+		FROM chosen c
+		WHERE r.cluster = reservations_follow.cluster AND r.job_id = c.job_id
+		  AND r.project_id = c.project_id AND r.ends_at = c.ends_at
+		RETURNING r.job_id, r.project_id, r.charged, r.starts_at, c.ends_at AS was,
+			  c.moved_to, c.limit_moved
+	), net AS ( -- what each total gains (or loses): the new spans' shares less the old ones'
+		SELECT s.period_id, s.project_id, sum(s.gpu_us) AS gpu_us
+		FROM (SELECT h.period_id, v.project_id, h.gpu_us
+		      FROM moved v CROSS JOIN LATERAL aif.reservation_shares(v.charged, v.starts_at, v.moved_to) h
+		      UNION ALL
+		      SELECT h.period_id, v.project_id, -h.gpu_us
+		      FROM moved v CROSS JOIN LATERAL aif.reservation_shares(v.charged, v.starts_at, v.was) h) s
+		GROUP BY 1, 2
+		HAVING sum(s.gpu_us) <> 0
+	), totals AS ( -- (in key order, as every writer of the totals)
+		INSERT INTO aif.reserved_totals AS t (period_id, project_id, gpu_us)
+		SELECT n.period_id, n.project_id, greatest(n.gpu_us, 0) FROM net n ORDER BY 1, 2
+		ON CONFLICT ON CONSTRAINT reserved_totals_pkey
+		DO UPDATE SET gpu_us = greatest(t.gpu_us + (SELECT n.gpu_us FROM net n
+							     WHERE n.period_id = t.period_id
+							       AND n.project_id = t.project_id), 0)
+	)
+	SELECT v.job_id, v.project_id, v.was, v.moved_to, v.limit_moved FROM moved v ORDER BY v.job_id;
 END
 $$;
 
@@ -549,13 +582,13 @@ REVOKE ALL ON FUNCTION aif.reservation_shares(numeric, timestamptz, timestamptz)
 	aif.waiting_release(text), aif.waiting_forget(text, bigint, timestamptz),
 	aif.reservations_expire(text), aif.reserved_totals_recompute(),
 	aif.reserved_totals_add(text, numeric, timestamptz, timestamptz),
-	aif.reservations_moved(text, bigint[], bigint[], bigint[]),
-	aif.reservations_follow(text, bigint[], bigint[], bigint[]) FROM PUBLIC;
+	aif.reservations_moved(text, bigint[], bigint[], bigint[], bigint),
+	aif.reservations_follow(text, bigint[], bigint[], bigint[], bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION aif.reserve(text, bigint, text, bigint, timestamptz, timestamptz, boolean,
 	text[], bigint, bigint, bigint, numeric, bigint),
 	aif.reserve_trial(text, bigint, text, bigint, bigint), aif.waiting_release(text),
 	aif.waiting_forget(text, bigint, timestamptz), aif.reservations_release(text[], bigint[]),
-	aif.reservations_expire(text), aif.reservations_follow(text, bigint[], bigint[], bigint[])
+	aif.reservations_expire(text), aif.reservations_follow(text, bigint[], bigint[], bigint[], bigint)
 	TO aif_daemon;
 GRANT EXECUTE ON FUNCTION aif.reservations_lock(text[]), aif.reservations_lock_jobs(text[], bigint[], text[])
 	TO aif_daemon; -- aif.record_usage(), as the writer
