@@ -719,9 +719,9 @@ static void follow_reservations(struct reconcile *r, const char *const arr[3])
 				     "(was %s)", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
 				 PQgetvalue(res, i, 3), PQgetvalue(res, i, 2));
 		if (limit)
-			aif_diag_detail(&d, "slurmctld's end of the job's run moved: its time limit was "
-					    "changed. The reservation follows whatever the budgets have "
-					    "left, since the job runs.");
+			aif_diag_detail(&d, "slurmctld now ends the job's run at another time (its time "
+					    "limit was changed, say). The reservation follows whatever the "
+					    "budgets have left, since the job runs.");
 		else
 			aif_diag_detail(&d, "The run goes on past its end in slurmctld, or has none "
 					    "(UNLIMITED): it is reserved two reconciliation passes ahead.");
@@ -769,8 +769,12 @@ static int write_verdicts(struct reconcile *r, const struct run *runs, size_t n,
 		}
 	}
 	/* (after the closes: a follow kept waiting for a factory's lock delays nothing else) */
-	if (closed >= 0 && arrays_build(&a, runs, n, true, arr) && a.count)
-		follow_reservations(r, arr);
+	if (closed >= 0) {
+		if (!arrays_build(&a, runs, n, true, arr))
+			log_warning("could not move reservations to their jobs' ends: out of memory");
+		else if (a.count)
+			follow_reservations(r, arr);
+	}
 	arrays_free(&a);
 	return closed;
 oom:

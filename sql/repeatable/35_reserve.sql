@@ -119,9 +119,10 @@ DROP FUNCTION IF EXISTS aif.reserve(text, bigint, text, bigint, timestamptz, tim
 -- job's release: what its admission computed when it was held at its start). Only when, in
 -- every period the span reaches, the cost fits what the project's budget (if it has one there)
 -- and its factory's budget (none: no GPU-hours) have left after what they committed. A job
--- reserved already fits as it did when that reservation is its project's and covers this span:
--- made by an admission of this run (another node's or step's: the same restarts), whatever the
--- rates since, else (its release from waiting) when it is charged at least this cost's rate;
+-- reserved already fits as it did when that reservation is its project's, of the same GPUs, and
+-- made by an admission of this run (another node's or step's: the same restarts), whatever its
+-- span (reconciliation moves its end with the run's, aif.reservations_follow()) and the rates
+-- since, or (its release from waiting) covering this span at least at this cost's rate;
 -- otherwise it is replaced. running: the job runs (its admission), so one whose intervals of
 -- this run (restarts: slurmctld's restart count; NULL: any) have all closed has ended in the
 -- meantime. (Not the earlier runs': a requeued job admitted before its run's start is recorded,
@@ -181,13 +182,14 @@ BEGIN
 	LEFT JOIN aif.charging_versions v ON v.id = aif.charging_version(reserve.project, reserve.cluster);
 	-- (the same GPUs: a job held while pending was reserved the most it asked for; the same
 	-- project: a job id reused after slurmctld lost its state is never covered by another
-	-- project's reservation; this run's, or a rate at least this one: a job released from
-	-- waiting was reserved as it was charged at its last start, and may run on dearer nodes
-	-- now, while this run's intervals keep the rates in force when they opened)
-	SELECT r.starts_at <= starts AND r.ends_at >= ends AND r.gpus = reserve.gpus
-	       AND r.project_id = reserve.project
+	-- project's reservation; this run's whatever its span, since reconciliation moves its end
+	-- with the run's (a limit an operator raised: a later step is not refused for it); else covering the span at a rate at least this one: a job released from waiting
+	-- was reserved as it was charged at its last start, and may run on dearer nodes now, while
+	-- this run's intervals keep the rates in force when they opened)
+	SELECT r.gpus = reserve.gpus AND r.project_id = reserve.project
 	       AND (r.restart_count = restarts
-		    OR (r.restart_count IS NULL AND r.charged >= reserve.charged)),
+		    OR (r.restart_count IS NULL AND r.starts_at <= starts AND r.ends_at >= ends
+			AND r.charged >= reserve.charged)),
 	       r.restart_count IS NULL
 	INTO covered, released
 	FROM aif.reservations r WHERE r.cluster = reserve.cluster AND r.job_id = reserve.job;
@@ -455,7 +457,9 @@ $$;
 
 -- The reservations of runs (restarts[i] of jobs[i] of cluster, running) whose span is to end
 -- elsewhere now that slurmctld says each run ends at ends[i] (aif.reservations_follow()): where,
--- moved_to, and whether that is slurmctld's end (limit_moved) rather than a rolling end.
+-- moved_to, and whether that is slurmctld's end (limit_moved), or, for a run whose end is past
+-- or that has none (0), a rolling end: now + step_seconds, once less than half of that is left.
+-- A rolling end only ever extends: making a job UNLIMITED commits no less than it had.
 CREATE OR REPLACE FUNCTION aif.reservations_moved(cluster text, jobs bigint[], restarts bigint[],
 						  ends bigint[], step_seconds bigint)
 RETURNS TABLE (job_id bigint, project_id text, ends_at timestamptz, moved_to timestamptz,
@@ -464,23 +468,25 @@ LANGUAGE sql STABLE
 AS $$
 SELECT m.job_id, m.project_id, m.ends_at, m.moved_to, m.limit_moved
 FROM (SELECT r.job_id, r.project_id, r.ends_at, x.limit_moved,
-	     CASE WHEN x.limit_moved THEN greatest(x.slurm_end, r.starts_at)
-		  ELSE now() + make_interval(secs => step_seconds) END AS moved_to
+	     greatest(CASE WHEN x.limit_moved THEN x.slurm_end
+			   ELSE now() + make_interval(secs => step_seconds) END, r.starts_at) AS moved_to
       FROM aif.reservations r
       JOIN unnest(jobs, restarts, ends) AS k(j, rc, e) ON r.job_id = k.j AND r.restart_count = k.rc
-      CROSS JOIN LATERAL (SELECT to_timestamp(k.e) AS slurm_end, to_timestamp(k.e) >= now() AS limit_moved) x
+      CROSS JOIN LATERAL (SELECT to_timestamp(k.e) AS slurm_end,
+				 to_timestamp(k.e) >= now() AS limit_moved) x
       WHERE r.cluster = reservations_moved.cluster AND k.e IS NOT NULL) m
 WHERE CASE WHEN m.limit_moved THEN m.moved_to <> m.ends_at
-	   ELSE m.ends_at NOT BETWEEN now() AND m.moved_to END
+	   ELSE m.ends_at < now() + make_interval(secs => step_seconds / 2.0) END
 $$;
 
 -- Make the reservations of running runs follow slurmctld's end of each run: an operator raised
 -- its time limit (scontrol update TimeLimit=), or its user lowered it. Run restarts[i] of job
 -- jobs[i] of cluster ends at ends[i] (Unix seconds, slurmctld's EndTime; 0: no end, UNLIMITED;
 -- NULL: unknown, left alone), so its reservation (that run's admission's) now ends there; a run
--- whose end is past (OverTimeLimit, suspended) or that has none is reserved up to now +
--- step_seconds whenever its reservation ends before now (aifd passes two of its passes), so
--- that its open intervals, which count only through its reservation, stay inside it. Whatever
+-- whose end is past (OverTimeLimit, suspended, or at its limit until slurmctld ends it) or that
+-- has none is reserved up to now + step_seconds before its reservation runs out (aifd passes two
+-- of its passes), so that its open intervals, which count only through its reservation, stay
+-- inside it while passes keep their interval. Whatever
 -- the budgets have left: the job runs already, and a raised limit is an operator's choice; what
 -- it commits keeps later admissions from spending it again. At most 1000 a call, so that the
 -- factories' locks are held briefly (admissions wait for them); the rest at the next pass.
@@ -508,7 +514,7 @@ BEGIN
 	WITH chosen AS (
 		SELECT x.* FROM aif.reservations_moved(cluster, jobs, restarts, ends, step_seconds) x
 		WHERE x.project_id = ANY (locked)
-		ORDER BY x.job_id
+		ORDER BY x.ends_at, x.job_id -- (the most overdue first)
 		LIMIT 1000
 	), moved AS (
 		UPDATE aif.reservations r SET ends_at = c.moved_to

@@ -203,8 +203,8 @@ until_reserved() { # until_reserved JOB SECONDS: JOB runs with SECONDS reserved 
 until_reserved "$fourth" 1200
 scontrol update JobId="$fourth" TimeLimit=50
 until_reserved "$fourth" 3000
-grep -q "the reservation of job $fourth of project \"small\" now ends at" "$AIFD_WORK/a.log" ||
-	fail "aifd did not log moving job $fourth's reservation: $(tail -n 20 "$AIFD_WORK/a.log")"
+aifd_wait_log a "the reservation of job $fourth of project \"small\" now ends at" \
+	"aifd's line for job $fourth's reservation"
 # 0.5 GPU-hours fit beside 20 minutes (0.33) of the 1 (less the minutes the jobs above used),
 # not beside 50 (0.83).
 fifth=$(submit fifth --gpus-per-node=1 --time=30 --wrap 'echo ran')

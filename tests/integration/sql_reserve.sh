@@ -319,13 +319,15 @@ totals_agree() { # totals_agree WHAT
 # A running run's reservation follows slurmctld's end of the run (aif.reservations_follow(), at
 # each reconciliation pass): raised (an operator's scontrol update TimeLimit=), across a period
 # boundary and whatever the budgets have left (the job runs); lowered; a run past its end (or
-# with none: 0) reserved up to now + the step (120 s here) whenever its reservation runs out.
-# Only that run's: not another run's (46), nor a release's (47, no run) until the run's
-# admission finds it covers the run and makes it the run's.
+# with none: 0) reserved up to now + the step (120 s here) once less than half of it is left,
+# never less than it had. Only that run's: not another run's (46), nor a release's (47, no run)
+# until the run's admission finds it covers the run and makes it the run's. A later step of a
+# run whose reservation ends before its time limit (raised, not yet followed) is covered.
 # (a minute each: f has about 9 of its 10 committed)
-q -c "SELECT aif.reserve('c1', 45, 'q', 1, to_timestamp($now), to_timestamp($now + 60), true, restarts => 0)" \
-	-c "SELECT aif.reserve('c1', 46, 'q', 1, to_timestamp($now), to_timestamp($now + 60), true, restarts => 1)" \
-	-c "SELECT aif.reserve('c1', 47, 'q', 1, to_timestamp($now), to_timestamp($now + 60), false)" >/dev/null
+t=$(date +%s)
+q -c "SELECT aif.reserve('c1', 45, 'q', 1, to_timestamp($t), to_timestamp($t + 60), true, restarts => 0)" \
+	-c "SELECT aif.reserve('c1', 46, 'q', 1, to_timestamp($t), to_timestamp($t + 60), true, restarts => 1)" \
+	-c "SELECT aif.reserve('c1', 47, 'q', 1, to_timestamp($t), to_timestamp($t + 60), false)" >/dev/null
 follow() { # follow END: the three, as runs 0 ending at END; what moved, by how many seconds
 	q -F ' ' -c "SELECT job, extract(epoch FROM new_end - old_end)::int, limit_moved
 		FROM aif.reservations_follow('c1', ARRAY[45, 46, 47]::bigint[], ARRAY[0, 0, 0]::bigint[],
@@ -335,29 +337,36 @@ spans() {
 	q -F ' ' -c "SELECT job_id, extract(epoch FROM ends_at - starts_at)::int FROM aif.reservations
 		WHERE job_id BETWEEN 45 AND 47 ORDER BY job_id" | paste -sd'|'
 }
+assert_eq "t|60" "$(q -c "SELECT fits FROM aif.reserve('c1', 45, 'q', 1, to_timestamp($t),
+	to_timestamp($t + 7200), true, restarts => 0)" -c "SELECT extract(epoch FROM ends_at - starts_at)::int
+	FROM aif.reservations WHERE job_id = 45" | paste -sd'|')" "a later step of job 45's run, 2 h limit: covered"
 late=$(($(date -u -d "$cur_end" +%s) + 3600)) # an hour into next
-assert_eq "45 $((late - now - 60)) t" "$(follow "$late")" "job 45's time limit raised"
-assert_eq "45 $((late - now))|46 60|47 60" "$(spans)" "the spans after the raise"
+assert_eq "45 $((late - t - 60)) t" "$(follow "$late")" "job 45's time limit raised"
+assert_eq "45 $((late - t))|46 60|47 60" "$(spans)" "the spans after the raise"
 totals_agree "after a reservation followed a raised limit"
 assert_eq "f" "$(reserve 48 q 1 60 | cut -d' ' -f1)" "a job beside the raised reservation"
 assert_eq "" "$(follow "$late")" "the same end again: nothing moves"
-assert_eq "45 $((now + 300 - late)) t" "$(follow $((now + 300)))" "job 45's time limit lowered"
+assert_eq "45 $((t + 300 - late)) t" "$(follow $((t + 300)))" "job 45's time limit lowered"
 assert_eq "45 300|46 60|47 60" "$(spans)" "the spans after the lowering"
 totals_agree "after a reservation followed a lowered limit"
 ahead() { # ahead JOB: whether its reservation ends 100 to 121 s from now
 	q -c "SELECT ends_at BETWEEN now() + interval '100 seconds' AND now() + interval '121 seconds'
 		FROM aif.reservations WHERE job_id = $1"
 }
-follow $((now - 600)) >/dev/null
-assert_eq t "$(ahead 45)" "job 45's reservation, its end past: two minutes ahead"
-assert_eq "" "$(follow $((now - 600)))" "the same, again at once: nothing moves"
+assert_eq "" "$(follow $((t - 600)))" "its end past, more than a minute of its reservation left: nothing moves"
+assert_eq "" "$(follow 0)" "no end (UNLIMITED), the same: nothing moves"
+# (its reservation made to end at its start, as if it had run out)
+q -c "UPDATE aif.reservations SET ends_at = starts_at WHERE job_id = 45" \
+	-c "SELECT aif.reserved_totals_recompute()" >/dev/null
+assert_eq "45 f" "$(follow $((t - 600)) | cut -d' ' -f1,3)" "its end past, its reservation run out: rolled"
+assert_eq t "$(ahead 45)" "job 45's reservation, rolled: two minutes ahead"
+totals_agree "after a reservation was rolled ahead"
 assert_eq "" "$(follow 0)" "no end (UNLIMITED), reserved ahead already: nothing moves"
-totals_agree "after a reservation was reserved ahead"
 # Job 47's run admitted: its release's reservation covers it, and becomes the run's.
-assert_eq "t|0" "$(q -c "SELECT fits FROM aif.reserve('c1', 47, 'q', 1, to_timestamp($now + 1),
-	to_timestamp($now + 60), true, restarts => 0)" -c "SELECT restart_count FROM aif.reservations
+assert_eq "t|0" "$(q -c "SELECT fits FROM aif.reserve('c1', 47, 'q', 1, to_timestamp($t + 1),
+	to_timestamp($t + 60), true, restarts => 0)" -c "SELECT restart_count FROM aif.reservations
 	WHERE job_id = 47" | paste -sd'|')" "job 47's release's reservation, adopted by its run"
-assert_eq "45,47" "$(follow $((now + 300)) | tr '|' '\n' | cut -d' ' -f1 | paste -sd,)" \
+assert_eq "45,47" "$(follow $((t + 300)) | tr '|' '\n' | cut -d' ' -f1 | paste -sd,)" \
 	"the reservations moved, job 47's now too"
 q -c "SELECT aif.reservations_delete(ARRAY['c1', 'c1', 'c1'], ARRAY[45, 46, 47]::bigint[], false)" >/dev/null
 totals_agree "after the three were released"
