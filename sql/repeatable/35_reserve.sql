@@ -183,7 +183,7 @@ BEGIN
 	-- (the same GPUs: a job held while pending was reserved the most it asked for; the same
 	-- project: a job id reused after slurmctld lost its state is never covered by another
 	-- project's reservation; this run's whatever its span, since reconciliation moves its end
-	-- with the run's (a limit an operator raised: a later step is not refused for it); else covering the span at a rate at least this one: a job released from waiting
+	-- with the run's (a limit an operator raised just before); else covering the span at a rate at least this one: a job released from waiting
 	-- was reserved as it was charged at its last start, and may run on dearer nodes now, while
 	-- this run's intervals keep the rates in force when they opened)
 	SELECT r.gpus = reserve.gpus AND r.project_id = reserve.project
