@@ -699,7 +699,7 @@ static void log_closed(const PGresult *res, const struct run *runs, size_t n)
  * The reservations of the alive runs (arr: their jobs, restarts and ends) follow slurmctld's end
  * of each run, a time limit changed since the admission: logged, since that commits GPU-hours
  * whatever the budgets have left. A run past its end (OverTimeLimit, suspended) or without one
- * is reserved two passes ahead whenever its reservation runs out: at debug, as it recurs.
+ * is reserved two passes ahead before its reservation runs out: at debug, as it recurs.
  */
 static void follow_reservations(struct reconcile *r, const char *const arr[3])
 {

@@ -64,8 +64,8 @@ $$;
 
 -- Add a reservation's shares (charged GPUs over [starts, ends)) to project's totals, in key
 -- order; the caller holds the factory's lock.
-CREATE OR REPLACE FUNCTION aif.reserved_totals_add(project text, charged numeric, starts timestamptz,
-						   ends timestamptz)
+CREATE OR REPLACE FUNCTION aif.reserved_totals_add(project text, charged numeric,
+						   starts timestamptz, ends timestamptz)
 RETURNS void LANGUAGE plpgsql
 AS $$
 BEGIN
@@ -183,9 +183,10 @@ BEGIN
 	-- (the same GPUs: a job held while pending was reserved the most it asked for; the same
 	-- project: a job id reused after slurmctld lost its state is never covered by another
 	-- project's reservation; this run's whatever its span, since reconciliation moves its end
-	-- with the run's (a limit an operator raised just before); else covering the span at a rate at least this one: a job released from waiting
-	-- was reserved as it was charged at its last start, and may run on dearer nodes now, while
-	-- this run's intervals keep the rates in force when they opened)
+	-- with the run's (a limit an operator raised just before); else covering the span at a
+	-- rate at least this one: a job released from waiting was reserved as it was charged at
+	-- its last start, and may run on dearer nodes now, while this run's intervals keep the
+	-- rates in force when they opened)
 	SELECT r.gpus = reserve.gpus AND r.project_id = reserve.project
 	       AND (r.restart_count = restarts
 		    OR (r.restart_count IS NULL AND r.starts_at <= starts AND r.ends_at >= ends
@@ -486,10 +487,10 @@ $$;
 -- whose end is past (OverTimeLimit, suspended, or at its limit until slurmctld ends it) or that
 -- has none is reserved up to now + step_seconds before its reservation runs out (aifd passes two
 -- of its passes), so that its open intervals, which count only through its reservation, stay
--- inside it while passes keep their interval. Whatever
--- the budgets have left: the job runs already, and a raised limit is an operator's choice; what
--- it commits keeps later admissions from spending it again. At most 1000 a call, so that the
--- factories' locks are held briefly (admissions wait for them); the rest at the next pass.
+-- inside it while passes keep their interval. Whatever the budgets have left: the job runs
+-- already, and a raised limit is an operator's choice; what it commits keeps later admissions
+-- from spending it again. At most 1000 a call, the most overdue first, so that the factories'
+-- locks are held briefly (admissions wait for them); the rest at the next pass.
 -- Returns the reservations that moved: their ends before and after, and limit_moved as above.
 CREATE OR REPLACE FUNCTION aif.reservations_follow(cluster text, jobs bigint[], restarts bigint[],
 						   ends bigint[], step_seconds bigint)
@@ -594,8 +595,8 @@ GRANT EXECUTE ON FUNCTION aif.reserve(text, bigint, text, bigint, timestamptz, t
 	text[], bigint, bigint, bigint, numeric, bigint),
 	aif.reserve_trial(text, bigint, text, bigint, bigint), aif.waiting_release(text),
 	aif.waiting_forget(text, bigint, timestamptz), aif.reservations_release(text[], bigint[]),
-	aif.reservations_expire(text), aif.reservations_follow(text, bigint[], bigint[], bigint[], bigint)
-	TO aif_daemon;
+	aif.reservations_expire(text),
+	aif.reservations_follow(text, bigint[], bigint[], bigint[], bigint) TO aif_daemon;
 GRANT EXECUTE ON FUNCTION aif.reservations_lock(text[]), aif.reservations_lock_jobs(text[], bigint[], text[])
 	TO aif_daemon; -- aif.record_usage(), as the writer
 GRANT EXECUTE ON FUNCTION aif.committed_us(text[], text, timestamptz, timestamptz)
