@@ -733,29 +733,27 @@ static void follow_reservations(struct reconcile *r, const char *const arr[3])
 /* Step 3: write down what slurmctld said. Returns the number of intervals closed, or -1. */
 static int write_verdicts(struct reconcile *r, const struct run *runs, size_t n, time_t seen_at)
 {
-	struct arrays a = {0};
-	const char *arr[5];
+	struct arrays alive = {0}, closing = {0};
+	const char *live[5], *arr[5];
 	char seen[24];
 	PGresult *res;
 	int closed = 0;
 
 	snprintf(seen, sizeof(seen), "%lld", (long long)seen_at);
-	if (!arrays_build(&a, runs, n, true, arr))
+	if (!arrays_build(&alive, runs, n, true, live) || !arrays_build(&closing, runs, n, false, arr))
 		goto oom;
-	if (a.count) {
-		const char *values[] = {r->cluster, arr[0], arr[1], seen};
+	if (alive.count) {
+		const char *values[] = {r->cluster, live[0], live[1], seen};
 
 		res = db_exec_want(&r->db, "could not record the running jobs", SEEN_SQL, 4, values,
 				   PGRES_COMMAND_OK);
 		if (!res) {
-			arrays_free(&a);
-			return -1;
+			closed = -1;
+			goto out;
 		}
 		PQclear(res);
 	}
-	if (!arrays_build(&a, runs, n, false, arr))
-		goto oom;
-	if (a.count) {
+	if (closing.count) {
 		const char *values[] = {r->cluster, arr[0], arr[1], arr[2], arr[3], arr[4]};
 
 		res = db_exec_want(&r->db, "could not close usage intervals", CLOSE_SQL, 6, values,
@@ -769,16 +767,15 @@ static int write_verdicts(struct reconcile *r, const struct run *runs, size_t n,
 		}
 	}
 	/* (after the closes: a follow kept waiting for a factory's lock delays nothing else) */
-	if (closed >= 0) {
-		if (!arrays_build(&a, runs, n, true, arr))
-			log_warning("could not move reservations to their jobs' ends: out of memory");
-		else if (a.count)
-			follow_reservations(r, arr);
-	}
-	arrays_free(&a);
+	if (closed >= 0 && alive.count)
+		follow_reservations(r, live);
+out:
+	arrays_free(&alive);
+	arrays_free(&closing);
 	return closed;
 oom:
-	arrays_free(&a);
+	arrays_free(&alive);
+	arrays_free(&closing);
 	log_warning("could not reconcile open usage intervals: out of memory");
 	return -1;
 }
