@@ -211,7 +211,8 @@ static const char DONE_SQL[] =
 static const char FOLLOW_SQL[] =
 	"SELECT job, project,"
 	"  to_char(old_end AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS \"UTC\"'),"
-	"  to_char(new_end AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS \"UTC\"'), limit_moved"
+	"  to_char(new_end AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS \"UTC\"'), limit_moved,"
+	"  coalesce(run_was::text, '')"
 	" FROM aif.reservations_follow($1, $2::bigint[], $3::bigint[], $4::bigint[], $5)";
 
 /* Reservations nothing else would release (aif.reservations_expire()). */
@@ -698,8 +699,9 @@ static void log_closed(const PGresult *res, const struct run *runs, size_t n)
 /*
  * The reservations of the alive runs (arr: their jobs, restarts and ends) follow slurmctld's end
  * of each run, a time limit changed since the admission: logged, since that commits GPU-hours
- * whatever the budgets have left. A run past its end (OverTimeLimit, suspended) or without one
- * is reserved two passes ahead before its reservation runs out: at debug, as it recurs.
+ * whatever the budgets have left; so is an earlier run's reservation taken over by the run
+ * after a requeue. A run past its end (OverTimeLimit, suspended) or without one is reserved two
+ * passes ahead before its reservation runs out: at debug, as it recurs.
  */
 static void follow_reservations(struct reconcile *r, const char *const arr[3])
 {
@@ -712,20 +714,26 @@ static void follow_reservations(struct reconcile *r, const char *const arr[3])
 			   values, PGRES_TUPLES_OK);
 	for (int i = 0; res && i < PQntuples(res); i++) {
 		bool limit = PQgetvalue(res, i, 4)[0] == 't';
+		const char *run_was = PQgetvalue(res, i, 5);
 		struct aif_diag d;
 
 		aif_diag_clear(&d);
 		aif_diag_message(&d, "the reservation of job %s of project \"%s\" now ends at %s "
 				     "(was %s)", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
 				 PQgetvalue(res, i, 3), PQgetvalue(res, i, 2));
-		if (limit)
+		if (run_was[0])
+			aif_diag_detail(&d, "It was made for the job's run before a requeue (restart "
+					    "count %s), whose end is not recorded yet; the job's next run "
+					    "was admitted on it. It is now that run's and follows its end.",
+					run_was);
+		else if (limit)
 			aif_diag_detail(&d, "slurmctld now ends the job's run at another time (its time "
 					    "limit was changed, say). The reservation follows whatever the "
 					    "budgets have left, since the job runs.");
 		else
 			aif_diag_detail(&d, "The run goes on past its end in slurmctld, or has none "
 					    "(UNLIMITED): it is reserved two reconciliation passes ahead.");
-		log_diag(limit ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG, NULL, &d);
+		log_diag(limit || run_was[0] ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG, NULL, &d);
 	}
 	PQclear(res);
 }

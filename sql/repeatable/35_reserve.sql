@@ -460,23 +460,31 @@ $$;
 -- elsewhere now that slurmctld says each run ends at ends[i] (aif.reservations_follow()): where,
 -- moved_to, and whether that is slurmctld's end (limit_moved), or, for a run whose end is past
 -- or that has none (0), a rolling end: now + step_seconds, once less than half of that is left.
--- A rolling end only ever extends: making a job UNLIMITED commits no less than it had.
-CREATE OR REPLACE FUNCTION aif.reservations_moved(cluster text, jobs bigint[], restarts bigint[],
-						  ends bigint[], step_seconds bigint)
-RETURNS TABLE (job_id bigint, project_id text, ends_at timestamptz, moved_to timestamptz,
-	       limit_moved boolean)
+-- A rolling end only ever extends: making a job UNLIMITED commits no less than it had. An
+-- earlier run's reservation of the job (restart_was, below the run's restart_count) is the
+-- run's too, and moves whatever its end: the job was requeued, and its next run admitted while
+-- the last run's reservation was still there (that run's end not recorded yet), so the
+-- admission took it for the run's and reserved nothing more.
+DROP FUNCTION IF EXISTS aif.reservations_moved(text, bigint[], bigint[], bigint[], bigint);
+CREATE FUNCTION aif.reservations_moved(cluster text, jobs bigint[], restarts bigint[],
+				       ends bigint[], step_seconds bigint)
+RETURNS TABLE (job_id bigint, project_id text, restart_was bigint, restart_count bigint,
+	       ends_at timestamptz, moved_to timestamptz, limit_moved boolean)
 LANGUAGE sql STABLE
 AS $$
-SELECT m.job_id, m.project_id, m.ends_at, m.moved_to, m.limit_moved
-FROM (SELECT r.job_id, r.project_id, r.ends_at, x.limit_moved,
+SELECT m.job_id, m.project_id, m.restart_was, m.restart_count, m.ends_at, m.moved_to, m.limit_moved
+FROM (SELECT r.job_id, r.project_id, r.restart_count AS restart_was, k.rc AS restart_count,
+	     r.ends_at, x.limit_moved,
 	     greatest(CASE WHEN x.limit_moved THEN x.slurm_end
-			   ELSE now() + make_interval(secs => step_seconds) END, r.starts_at) AS moved_to
+			   ELSE greatest(now() + make_interval(secs => step_seconds), r.ends_at) END,
+		      r.starts_at) AS moved_to
       FROM aif.reservations r
-      JOIN unnest(jobs, restarts, ends) AS k(j, rc, e) ON r.job_id = k.j AND r.restart_count = k.rc
+      JOIN unnest(jobs, restarts, ends) AS k(j, rc, e) ON r.job_id = k.j AND r.restart_count <= k.rc
       CROSS JOIN LATERAL (SELECT to_timestamp(k.e) AS slurm_end,
 				 to_timestamp(k.e) >= now() AS limit_moved) x
       WHERE r.cluster = reservations_moved.cluster AND k.e IS NOT NULL) m
-WHERE CASE WHEN m.limit_moved THEN m.moved_to <> m.ends_at
+WHERE m.restart_was < m.restart_count
+   OR CASE WHEN m.limit_moved THEN m.moved_to <> m.ends_at
 	   ELSE m.ends_at < now() + make_interval(secs => step_seconds / 2.0) END
 $$;
 
@@ -491,11 +499,16 @@ $$;
 -- already, and a raised limit is an operator's choice; what it commits keeps later admissions
 -- from spending it again. At most 1000 a call, the most overdue first, so that the factories'
 -- locks are held briefly (admissions wait for them); the rest at the next pass.
--- Returns the reservations that moved: their ends before and after, and limit_moved as above.
-CREATE OR REPLACE FUNCTION aif.reservations_follow(cluster text, jobs bigint[], restarts bigint[],
-						   ends bigint[], step_seconds bigint)
+-- An earlier run's reservation of a requeued job becomes the running run's (restart_count),
+-- so that it follows this run, and a late close of the earlier run does not release it.
+-- Returns the reservations that moved: their ends before and after, limit_moved as above, and
+-- the earlier run's restart count (run_was) for one the running run took over, else NULL.
+-- (Dropped first: CREATE OR REPLACE cannot change the columns a function returns.)
+DROP FUNCTION IF EXISTS aif.reservations_follow(text, bigint[], bigint[], bigint[], bigint);
+CREATE FUNCTION aif.reservations_follow(cluster text, jobs bigint[], restarts bigint[],
+					ends bigint[], step_seconds bigint)
 RETURNS TABLE (job bigint, project text, old_end timestamptz, new_end timestamptz,
-	       limit_moved boolean)
+	       limit_moved boolean, run_was bigint)
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -518,12 +531,14 @@ BEGIN
 		ORDER BY x.ends_at, x.job_id -- (the most overdue first)
 		LIMIT 1000
 	), moved AS (
-		UPDATE aif.reservations r SET ends_at = c.moved_to
+		UPDATE aif.reservations r SET ends_at = c.moved_to, restart_count = c.restart_count
 		FROM chosen c
 		WHERE r.cluster = reservations_follow.cluster AND r.job_id = c.job_id
 		  AND r.project_id = c.project_id AND r.ends_at = c.ends_at
+		  AND r.restart_count = c.restart_was
 		RETURNING r.job_id, r.project_id, r.charged, r.starts_at, c.ends_at AS was,
-			  c.moved_to, c.limit_moved
+			  c.moved_to, c.limit_moved,
+			  CASE WHEN c.restart_was < c.restart_count THEN c.restart_was END AS run_was
 	), net AS ( -- what each total gains (or loses): the new spans' shares less the old ones'
 		SELECT s.period_id, s.project_id, sum(s.gpu_us) AS gpu_us
 		FROM (SELECT h.period_id, v.project_id, h.gpu_us
@@ -541,7 +556,8 @@ BEGIN
 							     WHERE n.period_id = t.period_id
 							       AND n.project_id = t.project_id), 0)
 	)
-	SELECT v.job_id, v.project_id, v.was, v.moved_to, v.limit_moved FROM moved v ORDER BY v.job_id;
+	SELECT v.job_id, v.project_id, v.was, v.moved_to, v.limit_moved, v.run_was FROM moved v
+	ORDER BY v.job_id;
 END
 $$;
 
