@@ -205,15 +205,15 @@ static const char DONE_SQL[] =
 
 /*
  * The reservations of the runs $2/$3 of cluster $1, alive now, moved to end where slurmctld says
- * each run ends, $4 (0: no end), or, past that, up to $5 seconds from now
- * (aif.reservations_follow()).
+ * each run ends, $4 (0: no end), or, past that, up to $5 seconds from now; one of an earlier
+ * run, taken over from the run's start, $6 (aif.reservations_follow()).
  */
 static const char FOLLOW_SQL[] =
 	"SELECT job, project,"
 	"  to_char(old_end AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS \"UTC\"'),"
 	"  to_char(new_end AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS \"UTC\"'), limit_moved,"
 	"  coalesce(run_was::text, '')"
-	" FROM aif.reservations_follow($1, $2::bigint[], $3::bigint[], $4::bigint[], $5)";
+	" FROM aif.reservations_follow($1, $2::bigint[], $3::bigint[], $4::bigint[], $5, $6::bigint[])";
 
 /* Reservations nothing else would release (aif.reservations_expire()). */
 static const char EXPIRE_SQL[] = "SELECT aif.reservations_expire($1)";
@@ -577,7 +577,7 @@ static bool closes(enum verdict v)
 /*
  * Array parameters ("{1,2,NULL}") for the runs that are alive (to record as seen, and their
  * reservations to follow their end) or that close: their jobs, restarts, and slurmctld's start
- * and end times (a closing run's NULL: close at the last bound; an alive run's start is NULL).
+ * and end times (a closing run's NULL: close at the last bound).
  */
 struct arrays {
 	struct pg_array jobs, restarts, ends, starts, dbd;
@@ -610,19 +610,16 @@ static bool arrays_build(struct arrays *a, const struct run *runs, size_t n, boo
 			continue;
 		pg_array_int(&a->jobs, run->job);
 		pg_array_int(&a->restarts, run->restart);
-		if (run->verdict == RUN_ENDED) {
+		if (run->verdict == RUN_ENDED)
 			pg_array_int(&a->ends, run->end);
-			if (run->start > 0)
-				pg_array_int(&a->starts, run->start);
-			else
-				pg_array_null(&a->starts);
-		} else {
-			if (run->verdict == RUN_ALIVE && (run->unlimited || run->end > 0))
-				pg_array_int(&a->ends, run->unlimited ? 0 : run->end); /* 0: no end */
-			else
-				pg_array_null(&a->ends);
+		else if (run->verdict == RUN_ALIVE && (run->unlimited || run->end > 0))
+			pg_array_int(&a->ends, run->unlimited ? 0 : run->end); /* 0: no end */
+		else
+			pg_array_null(&a->ends);
+		if ((run->verdict == RUN_ENDED || run->verdict == RUN_ALIVE) && run->start > 0)
+			pg_array_int(&a->starts, run->start);
+		else
 			pg_array_null(&a->starts);
-		}
 		pg_array_bool(&a->dbd, run->from_slurmdbd);
 		a->count++;
 	}
@@ -697,20 +694,20 @@ static void log_closed(const PGresult *res, const struct run *runs, size_t n)
 }
 
 /*
- * The reservations of the alive runs (arr: their jobs, restarts and ends) follow slurmctld's end
- * of each run, a time limit changed since the admission: logged, since that commits GPU-hours
- * whatever the budgets have left; so is an earlier run's reservation taken over by the run
- * after a requeue. A run past its end (OverTimeLimit, suspended) or without one is reserved two
- * passes ahead before its reservation runs out: at debug, as it recurs.
+ * The reservations of the alive runs (arr: their jobs, restarts, ends and starts) follow
+ * slurmctld's end of each run, a time limit changed since the admission: logged, since that
+ * commits GPU-hours whatever the budgets have left; so is an earlier run's reservation taken
+ * over by the run after a requeue. A run past its end (OverTimeLimit, suspended) or without one
+ * is reserved two passes ahead before its reservation runs out: at debug, as it recurs.
  */
-static void follow_reservations(struct reconcile *r, const char *const arr[3])
+static void follow_reservations(struct reconcile *r, const char *const arr[4])
 {
 	char step[24];
-	const char *values[] = {r->cluster, arr[0], arr[1], arr[2], step};
+	const char *values[] = {r->cluster, arr[0], arr[1], arr[2], step, arr[3]};
 	PGresult *res;
 
 	snprintf(step, sizeof(step), "%u", 2 * (atomic_load(&r->interval_ms) / 1000 + 1));
-	res = db_exec_want(&r->db, "could not move reservations to their jobs' ends", FOLLOW_SQL, 5,
+	res = db_exec_want(&r->db, "could not move reservations to their jobs' ends", FOLLOW_SQL, 6,
 			   values, PGRES_TUPLES_OK);
 	for (int i = 0; res && i < PQntuples(res); i++) {
 		bool limit = PQgetvalue(res, i, 4)[0] == 't';
@@ -722,10 +719,10 @@ static void follow_reservations(struct reconcile *r, const char *const arr[3])
 				     "(was %s)", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
 				 PQgetvalue(res, i, 3), PQgetvalue(res, i, 2));
 		if (run_was[0])
-			aif_diag_detail(&d, "It was made for the job's run before a requeue (restart "
-					    "count %s), whose end is not recorded yet; the job's next run "
-					    "was admitted on it. It is now that run's and follows its end.",
-					run_was);
+			aif_diag_detail(&d, "It was made for an earlier run of the job (restart count "
+					    "%s), before a requeue, and the run going on now was admitted "
+					    "on it: it is now this run's, from its start, and follows its "
+					    "end.", run_was);
 		else if (limit)
 			aif_diag_detail(&d, "slurmctld now ends the job's run at another time (its time "
 					    "limit was changed, say). The reservation follows whatever the "

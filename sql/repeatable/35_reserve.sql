@@ -460,30 +460,42 @@ $$;
 -- elsewhere now that slurmctld says each run ends at ends[i] (aif.reservations_follow()): where,
 -- moved_to, and whether that is slurmctld's end (limit_moved), or, for a run whose end is past
 -- or that has none (0), a rolling end: now + step_seconds, once less than half of that is left.
--- A rolling end only ever extends: making a job UNLIMITED commits no less than it had. An
--- earlier run's reservation of the job (restart_was, below the run's restart_count) is the
--- run's too, and moves whatever its end: the job was requeued, and its next run admitted while
--- the last run's reservation was still there (that run's end not recorded yet), so the
--- admission took it for the run's and reserved nothing more.
+-- A rolling end only ever extends: making a job UNLIMITED commits no less than it had. A run
+-- also takes over its job's reservation of an earlier run (restart_was, below restart_count) of
+-- the project it runs in (an open interval of the run says so): the job was requeued, and the
+-- run admitted while the last run's reservation was still there (that run's close not recorded
+-- yet), so its admission took it for the run's and reserved nothing more. Taken over, it spans
+-- the run from its start (starts[i], slurmctld's StartTime: start_to), since the last run's
+-- usage counts closed, whatever its end.
 DROP FUNCTION IF EXISTS aif.reservations_moved(text, bigint[], bigint[], bigint[], bigint);
-CREATE FUNCTION aif.reservations_moved(cluster text, jobs bigint[], restarts bigint[],
-				       ends bigint[], step_seconds bigint)
+CREATE OR REPLACE FUNCTION aif.reservations_moved(cluster text, jobs bigint[], restarts bigint[],
+				       ends bigint[], step_seconds bigint, starts bigint[])
 RETURNS TABLE (job_id bigint, project_id text, restart_was bigint, restart_count bigint,
-	       ends_at timestamptz, moved_to timestamptz, limit_moved boolean)
+	       starts_at timestamptz, start_to timestamptz, ends_at timestamptz,
+	       moved_to timestamptz, limit_moved boolean)
 LANGUAGE sql STABLE
 AS $$
-SELECT m.job_id, m.project_id, m.restart_was, m.restart_count, m.ends_at, m.moved_to, m.limit_moved
+SELECT m.job_id, m.project_id, m.restart_was, m.restart_count, m.starts_at, m.start_to, m.ends_at,
+       m.moved_to, m.limit_moved
 FROM (SELECT r.job_id, r.project_id, r.restart_count AS restart_was, k.rc AS restart_count,
-	     r.ends_at, x.limit_moved,
+	     r.starts_at, x.start_to, r.ends_at, x.limit_moved, x.taken,
 	     greatest(CASE WHEN x.limit_moved THEN x.slurm_end
 			   ELSE greatest(now() + make_interval(secs => step_seconds), r.ends_at) END,
-		      r.starts_at) AS moved_to
+		      x.start_to) AS moved_to
       FROM aif.reservations r
-      JOIN unnest(jobs, restarts, ends) AS k(j, rc, e) ON r.job_id = k.j AND r.restart_count <= k.rc
+      JOIN unnest(jobs, restarts, ends, coalesce(starts, '{}')) AS k(j, rc, e, s)
+	ON r.job_id = k.j AND r.restart_count <= k.rc
       CROSS JOIN LATERAL (SELECT to_timestamp(k.e) AS slurm_end,
-				 to_timestamp(k.e) >= now() AS limit_moved) x
-      WHERE r.cluster = reservations_moved.cluster AND k.e IS NOT NULL) m
-WHERE m.restart_was < m.restart_count
+				 to_timestamp(k.e) >= now() AS limit_moved,
+				 r.restart_count < k.rc AS taken) x0
+      CROSS JOIN LATERAL (SELECT x0.*, CASE WHEN x0.taken AND k.s IS NOT NULL
+					    THEN to_timestamp(k.s) ELSE r.starts_at END AS start_to) x
+      WHERE r.cluster = reservations_moved.cluster AND k.e IS NOT NULL
+	AND (NOT x.taken OR EXISTS (SELECT 1 FROM aif.usage_intervals i
+				    WHERE i.cluster = r.cluster AND i.job_id = r.job_id
+				      AND i.restart_count = k.rc AND i.project_id = r.project_id
+				      AND i.ended_at IS NULL))) m
+WHERE m.taken
    OR CASE WHEN m.limit_moved THEN m.moved_to <> m.ends_at
 	   ELSE m.ends_at < now() + make_interval(secs => step_seconds / 2.0) END
 $$;
@@ -499,14 +511,17 @@ $$;
 -- already, and a raised limit is an operator's choice; what it commits keeps later admissions
 -- from spending it again. At most 1000 a call, the most overdue first, so that the factories'
 -- locks are held briefly (admissions wait for them); the rest at the next pass.
--- An earlier run's reservation of a requeued job becomes the running run's (restart_count),
--- so that it follows this run, and a late close of the earlier run does not release it.
+-- A run that stands on its job's reservation of an earlier run (a requeued job) takes it over,
+-- from the run's start (starts[i], Unix seconds, slurmctld's StartTime of the run; NULL: its
+-- start is kept), and it follows this run from then on.
 -- Returns the reservations that moved: their ends before and after, limit_moved as above, and
 -- the earlier run's restart count (run_was) for one the running run took over, else NULL.
--- (Dropped first: CREATE OR REPLACE cannot change the columns a function returns.)
+-- (Dropped first: CREATE OR REPLACE cannot change the columns a function returns. starts has a
+-- default, so that an aifd of before it still calls it.)
 DROP FUNCTION IF EXISTS aif.reservations_follow(text, bigint[], bigint[], bigint[], bigint);
-CREATE FUNCTION aif.reservations_follow(cluster text, jobs bigint[], restarts bigint[],
-					ends bigint[], step_seconds bigint)
+CREATE OR REPLACE FUNCTION aif.reservations_follow(cluster text, jobs bigint[], restarts bigint[],
+					ends bigint[], step_seconds bigint,
+					starts bigint[] DEFAULT NULL)
 RETURNS TABLE (job bigint, project text, old_end timestamptz, new_end timestamptz,
 	       limit_moved boolean, run_was bigint)
 LANGUAGE plpgsql SECURITY DEFINER
@@ -519,33 +534,34 @@ BEGIN
 	-- its project's factory is locked (one replaced meanwhile under another project waits for
 	-- the next pass), and moved only as chosen (a row changed since is left alone).
 	SELECT coalesce(array_agg(DISTINCT x.project_id), '{}') INTO locked
-	FROM aif.reservations_moved(cluster, jobs, restarts, ends, step_seconds) x;
+	FROM aif.reservations_moved(cluster, jobs, restarts, ends, step_seconds, starts) x;
 	IF cardinality(locked) = 0 THEN
 		RETURN;
 	END IF;
 	PERFORM aif.reservations_lock(locked);
 	RETURN QUERY
 	WITH chosen AS (
-		SELECT x.* FROM aif.reservations_moved(cluster, jobs, restarts, ends, step_seconds) x
+		SELECT x.* FROM aif.reservations_moved(cluster, jobs, restarts, ends, step_seconds, starts) x
 		WHERE x.project_id = ANY (locked)
 		ORDER BY x.ends_at, x.job_id -- (the most overdue first)
 		LIMIT 1000
 	), moved AS (
-		UPDATE aif.reservations r SET ends_at = c.moved_to, restart_count = c.restart_count
+		UPDATE aif.reservations r
+		SET starts_at = c.start_to, ends_at = c.moved_to, restart_count = c.restart_count
 		FROM chosen c
 		WHERE r.cluster = reservations_follow.cluster AND r.job_id = c.job_id
-		  AND r.project_id = c.project_id AND r.ends_at = c.ends_at
-		  AND r.restart_count = c.restart_was
-		RETURNING r.job_id, r.project_id, r.charged, r.starts_at, c.ends_at AS was,
-			  c.moved_to, c.limit_moved,
+		  AND r.project_id = c.project_id AND r.restart_count = c.restart_was
+		  AND r.starts_at = c.starts_at AND r.ends_at = c.ends_at
+		RETURNING r.job_id, r.project_id, r.charged, c.starts_at AS starts_was, c.ends_at AS was,
+			  c.start_to, c.moved_to, c.limit_moved,
 			  CASE WHEN c.restart_was < c.restart_count THEN c.restart_was END AS run_was
 	), net AS ( -- what each total gains (or loses): the new spans' shares less the old ones'
 		SELECT s.period_id, s.project_id, sum(s.gpu_us) AS gpu_us
 		FROM (SELECT h.period_id, v.project_id, h.gpu_us
-		      FROM moved v CROSS JOIN LATERAL aif.reservation_shares(v.charged, v.starts_at, v.moved_to) h
+		      FROM moved v CROSS JOIN LATERAL aif.reservation_shares(v.charged, v.start_to, v.moved_to) h
 		      UNION ALL
 		      SELECT h.period_id, v.project_id, -h.gpu_us
-		      FROM moved v CROSS JOIN LATERAL aif.reservation_shares(v.charged, v.starts_at, v.was) h) s
+		      FROM moved v CROSS JOIN LATERAL aif.reservation_shares(v.charged, v.starts_was, v.was) h) s
 		GROUP BY 1, 2
 		HAVING sum(s.gpu_us) <> 0
 	), totals AS ( -- (in key order, as every writer of the totals)
@@ -605,14 +621,14 @@ REVOKE ALL ON FUNCTION aif.reservation_shares(numeric, timestamptz, timestamptz)
 	aif.waiting_release(text), aif.waiting_forget(text, bigint, timestamptz),
 	aif.reservations_expire(text), aif.reserved_totals_recompute(),
 	aif.reserved_totals_add(text, numeric, timestamptz, timestamptz),
-	aif.reservations_moved(text, bigint[], bigint[], bigint[], bigint),
-	aif.reservations_follow(text, bigint[], bigint[], bigint[], bigint) FROM PUBLIC;
+	aif.reservations_moved(text, bigint[], bigint[], bigint[], bigint, bigint[]),
+	aif.reservations_follow(text, bigint[], bigint[], bigint[], bigint, bigint[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION aif.reserve(text, bigint, text, bigint, timestamptz, timestamptz, boolean,
 	text[], bigint, bigint, bigint, numeric, bigint),
 	aif.reserve_trial(text, bigint, text, bigint, bigint), aif.waiting_release(text),
 	aif.waiting_forget(text, bigint, timestamptz), aif.reservations_release(text[], bigint[]),
 	aif.reservations_expire(text),
-	aif.reservations_follow(text, bigint[], bigint[], bigint[], bigint) TO aif_daemon;
+	aif.reservations_follow(text, bigint[], bigint[], bigint[], bigint, bigint[]) TO aif_daemon;
 GRANT EXECUTE ON FUNCTION aif.reservations_lock(text[]), aif.reservations_lock_jobs(text[], bigint[], text[])
 	TO aif_daemon; -- aif.record_usage(), as the writer
 GRANT EXECUTE ON FUNCTION aif.committed_us(text[], text, timestamptz, timestamptz)

@@ -371,29 +371,49 @@ assert_eq "45,47" "$(follow $((t + 300)) | tr '|' '\n' | cut -d' ' -f1 | paste -
 q -c "SELECT aif.reservations_delete(ARRAY['c1', 'c1', 'c1'], ARRAY[45, 46, 47]::bigint[], false)" >/dev/null
 totals_agree "after the three were released"
 # A requeued job's next run admitted while its last run's reservation was still there (that
-# run's end not recorded yet, so the admission took it for the run's): reconciliation gives it
-# to the running run, so that it follows that run's end, and the last run's late close does not
-# release it, though the next run's start is not recorded yet either. Job 49: run 0 reserved and
-# open; slurmctld says run 1 runs until t + 900. Job 50: the same, run 1 UNLIMITED: taken over,
-# its end kept (a rolling end never shortens).
+# run's close not recorded yet, so the admission took it for the run's): the pass that closes
+# the last run gives it to the running run, from that run's start, so that it follows the run's
+# end, and the run's close releases it. Only a run of the reservation's project takes it over.
+# Runs 0 of jobs 49 (1 min), 50 (1 min) and 51 (10 min) reserved at t; runs 1 open from
+# t + 120, 50's in another project (its id reused); slurmctld says 49's ends at t + 1020, 51's
+# is UNLIMITED: its end is kept (a rolling end never shortens). (Each run uses a second.)
 t=$(date +%s)
-q -c "SELECT aif.reserve('c1', 49, 'q', 1, to_timestamp($t), to_timestamp($t + 60), true, restarts => 0)" \
-	-c "SELECT aif.reserve('c1', 50, 'q', 1, to_timestamp($t), to_timestamp($t + 600), true, restarts => 0)" \
-	-c "INSERT INTO aif.usage_intervals (cluster, job_id, node, restart_count, project_id, sector_id,
+interval() { # interval JOB RESTART PROJECT START: that run's interval on n1, open
+	q -c "INSERT INTO aif.usage_intervals (cluster, job_id, node, restart_count, project_id, sector_id,
 		uid, user_name, gpus, started_at, ended_at, end_source, exact)
-		VALUES ('c1', 49, 'n1', 0, 'q', 's1', 1000, 'u', 1, to_timestamp($t), NULL, NULL, false)" >/dev/null
-assert_eq "49 840 t 0|50 0 f 0" "$(q -F ' ' -c "SELECT job, extract(epoch FROM new_end - old_end)::int,
-	limit_moved, run_was FROM aif.reservations_follow('c1', ARRAY[49, 50]::bigint[], ARRAY[1, 1]::bigint[],
-		ARRAY[$((t + 900)), 0]::bigint[], 120)" | paste -sd'|')" "runs 1 of jobs 49 and 50 take run 0's reservations"
-assert_eq "49 1 900|50 1 600" "$(q -F ' ' -c "SELECT job_id, restart_count, extract(epoch FROM ends_at - starts_at)::int
-	FROM aif.reservations WHERE job_id IN (49, 50) ORDER BY 1" | paste -sd'|')" "jobs 49 and 50's reservations"
-totals_agree "after runs took their last runs' reservations"
-q -c "UPDATE aif.usage_intervals SET ended_at = to_timestamp($t + 30), end_source = 'epilog'
-	WHERE job_id = 49 AND restart_count = 0" >/dev/null
-assert_eq 1 "$(q -c "SELECT restart_count FROM aif.reservations WHERE job_id = 49")" \
-	"job 49's reservation after run 0's late close"
-q -c "SELECT aif.reservations_delete(ARRAY['c1', 'c1'], ARRAY[49, 50]::bigint[], false)" >/dev/null
-totals_agree "after jobs 49 and 50 were released"
+		VALUES ('c1', $1, 'n1', $2, '$3', 's1', 1000, 'u', 1, to_timestamp($4), NULL, NULL, false)" >/dev/null
+}
+close_run() { # close_run JOB RESTART END
+	q -c "UPDATE aif.usage_intervals SET ended_at = to_timestamp($3), end_source = 'epilog'
+		WHERE job_id = $1 AND restart_count = $2" >/dev/null
+}
+for j in 49 50 51; do
+	q -c "SELECT aif.reserve('c1', $j, 'q', 1, to_timestamp($t), to_timestamp($t + $((j == 51 ? 600 : 60))),
+		true, restarts => 0)" >/dev/null
+	interval $j 0 q "$t"
+	interval $j 1 "$([[ $j == 50 ]] && echo p || echo q)" $((t + 120))
+	close_run $j 0 $((t + 1))
+done
+assert_eq 3 "$(q -c "SELECT count(*) FROM aif.reservations WHERE job_id IN (49, 50, 51) AND restart_count = 0")" \
+	"runs 0's reservations after their late closes, runs 1 open"
+assert_eq "49 960 t 0|51 0 f 0" "$(q -F ' ' -c "SELECT job, extract(epoch FROM new_end - old_end)::int,
+	limit_moved, run_was FROM aif.reservations_follow('c1', ARRAY[49, 50, 51]::bigint[], ARRAY[1, 1, 1]::bigint[],
+		ARRAY[$((t + 1020)), $((t + 1020)), 0]::bigint[], 120,
+		ARRAY[$((t + 120)), $((t + 120)), $((t + 120))]::bigint[])" | paste -sd'|')" \
+	"runs 1 of jobs 49 and 51 take over runs 0's reservations"
+assert_eq "49 1 120 900|50 0 0 60|51 1 120 480" "$(q -F ' ' -c "SELECT job_id, restart_count,
+	extract(epoch FROM starts_at)::bigint - $t, extract(epoch FROM ends_at - starts_at)::int
+	FROM aif.reservations WHERE job_id IN (49, 50, 51) ORDER BY 1" | paste -sd'|')" \
+	"jobs 49, 50 and 51's reservations: restart count, start, span"
+totals_agree "after runs took over their last runs' reservations"
+close_run 49 1 $((t + 121))
+assert_eq "50,51" "$(q -c "SELECT string_agg(job_id::text, ',' ORDER BY job_id) FROM aif.reservations
+	WHERE job_id IN (49, 50, 51)")" "the reservations after job 49's run 1 closed"
+close_run 50 1 $((t + 121))
+close_run 51 1 $((t + 121))
+assert_eq 0 "$(q -c "SELECT count(*) FROM aif.reservations WHERE job_id IN (49, 50, 51)")" \
+	"the reservations after all runs closed"
+totals_agree "after jobs 49, 50 and 51 ended"
 
 # A reservation that nothing released (its run's records lost, or unattributed) expires an hour
 # past its span's end, unless an interval of its job is open: job 37 (its span ended 2 hours
