@@ -211,7 +211,7 @@ static const char DONE_SQL[] =
 static const char FOLLOW_SQL[] =
 	"SELECT job, project,"
 	"  to_char(old_end AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS \"UTC\"'),"
-	"  to_char(new_end AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS \"UTC\"'), limit_moved,"
+	"  to_char(new_end AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS \"UTC\"'), limit_moved, taken,"
 	"  coalesce(run_was::text, '')"
 	" FROM aif.reservations_follow($1, $2::bigint[], $3::bigint[], $4::bigint[], $5, $6::bigint[])";
 
@@ -710,19 +710,23 @@ static void follow_reservations(struct reconcile *r, const char *const arr[4])
 	res = db_exec_want(&r->db, "could not move reservations to their jobs' ends", FOLLOW_SQL, 6,
 			   values, PGRES_TUPLES_OK);
 	for (int i = 0; res && i < PQntuples(res); i++) {
-		bool limit = PQgetvalue(res, i, 4)[0] == 't';
-		const char *run_was = PQgetvalue(res, i, 5);
+		bool limit = PQgetvalue(res, i, 4)[0] == 't', taken = PQgetvalue(res, i, 5)[0] == 't';
+		const char *run_was = PQgetvalue(res, i, 6);
 		struct aif_diag d;
 
 		aif_diag_clear(&d);
 		aif_diag_message(&d, "the reservation of job %s of project \"%s\" now ends at %s "
 				     "(was %s)", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
 				 PQgetvalue(res, i, 3), PQgetvalue(res, i, 2));
-		if (run_was[0])
+		if (taken && run_was[0])
 			aif_diag_detail(&d, "It was made for an earlier run of the job (restart count "
 					    "%s), before a requeue, and the run going on now was admitted "
 					    "on it: it is now this run's, from its start, and follows its "
 					    "end.", run_was);
+		else if (taken)
+			aif_diag_detail(&d, "It was made when aifd released the job from waiting, and "
+					    "the run going on now was admitted on it: it is now this "
+					    "run's, from its start, and follows its end.");
 		else if (limit)
 			aif_diag_detail(&d, "slurmctld now ends the job's run at another time (its time "
 					    "limit was changed, say). The reservation follows whatever the "
@@ -730,7 +734,7 @@ static void follow_reservations(struct reconcile *r, const char *const arr[4])
 		else
 			aif_diag_detail(&d, "The run goes on past its end in slurmctld, or has none "
 					    "(UNLIMITED): it is reserved two reconciliation passes ahead.");
-		log_diag(limit || run_was[0] ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG, NULL, &d);
+		log_diag(limit || taken ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG, NULL, &d);
 	}
 	PQclear(res);
 }

@@ -460,41 +460,54 @@ $$;
 -- elsewhere now that slurmctld says each run ends at ends[i] (aif.reservations_follow()): where,
 -- moved_to, and whether that is slurmctld's end (limit_moved), or, for a run whose end is past
 -- or that has none (0), a rolling end: now + step_seconds, once less than half of that is left.
--- A rolling end only ever extends: making a job UNLIMITED commits no less than it had. A run
--- also takes over its job's reservation of an earlier run (restart_was, below restart_count) of
--- the project it runs in (an open interval of the run says so): the job was requeued, and the
--- run admitted while the last run's reservation was still there (that run's close not recorded
--- yet), so its admission took it for the run's and reserved nothing more. Taken over, it spans
--- the run from its start (starts[i], slurmctld's StartTime: start_to), since the last run's
--- usage counts closed, whatever its end.
+-- A rolling end only ever extends: making a job UNLIMITED commits no less than it had.
+-- A run also takes over (taken) its job's reservation of an earlier run (restart_was, below
+-- restart_count: the job was requeued) or of none (a release's, restart_was NULL), when the run
+-- stands on it: the run's admission (the job's kept one) found it and reserved nothing more.
+-- Only by a run with usage open in the reservation's project, and once no earlier run's is
+-- (the pass closes those first; an end waiting in the inbox, the next pass), since from then
+-- it spans the run alone, from its start (start_to: slurmctld's StartTime, starts[i] in Unix
+-- seconds, or the run's first open interval if earlier), whatever its end. It keeps its GPUs
+-- and rate.
 DROP FUNCTION IF EXISTS aif.reservations_moved(text, bigint[], bigint[], bigint[], bigint);
-CREATE OR REPLACE FUNCTION aif.reservations_moved(cluster text, jobs bigint[], restarts bigint[],
+DROP FUNCTION IF EXISTS aif.reservations_moved(text, bigint[], bigint[], bigint[], bigint, bigint[]);
+CREATE FUNCTION aif.reservations_moved(cluster text, jobs bigint[], restarts bigint[],
 				       ends bigint[], step_seconds bigint, starts bigint[])
 RETURNS TABLE (job_id bigint, project_id text, restart_was bigint, restart_count bigint,
-	       starts_at timestamptz, start_to timestamptz, ends_at timestamptz,
+	       taken boolean, starts_at timestamptz, start_to timestamptz, ends_at timestamptz,
 	       moved_to timestamptz, limit_moved boolean)
 LANGUAGE sql STABLE
 AS $$
-SELECT m.job_id, m.project_id, m.restart_was, m.restart_count, m.starts_at, m.start_to, m.ends_at,
-       m.moved_to, m.limit_moved
+SELECT m.job_id, m.project_id, m.restart_was, m.restart_count, m.taken, m.starts_at, m.start_to,
+       m.ends_at, m.moved_to, m.limit_moved
 FROM (SELECT r.job_id, r.project_id, r.restart_count AS restart_was, k.rc AS restart_count,
-	     r.starts_at, x.start_to, r.ends_at, x.limit_moved, x.taken,
+	     x.taken, r.starts_at, y.start_to, r.ends_at, x.limit_moved,
 	     greatest(CASE WHEN x.limit_moved THEN x.slurm_end
 			   ELSE greatest(now() + make_interval(secs => step_seconds), r.ends_at) END,
-		      x.start_to) AS moved_to
+		      y.start_to) AS moved_to
       FROM aif.reservations r
       JOIN unnest(jobs, restarts, ends, coalesce(starts, '{}')) AS k(j, rc, e, s)
-	ON r.job_id = k.j AND r.restart_count <= k.rc
+	ON r.job_id = k.j AND (r.restart_count IS NULL OR r.restart_count <= k.rc)
       CROSS JOIN LATERAL (SELECT to_timestamp(k.e) AS slurm_end,
 				 to_timestamp(k.e) >= now() AS limit_moved,
-				 r.restart_count < k.rc AS taken) x0
-      CROSS JOIN LATERAL (SELECT x0.*, CASE WHEN x0.taken AND k.s IS NOT NULL
-					    THEN to_timestamp(k.s) ELSE r.starts_at END AS start_to) x
+				 r.restart_count IS DISTINCT FROM k.rc AS taken) x
+      -- (in CASE: the run's intervals are looked up only for a reservation to take over)
+      CROSS JOIN LATERAL (SELECT CASE WHEN x.taken
+				      THEN least(CASE WHEN k.s > 0 THEN to_timestamp(k.s) END,
+						 (SELECT min(i.started_at) FROM aif.usage_intervals i
+						  WHERE i.cluster = r.cluster AND i.job_id = r.job_id
+						    AND i.restart_count = k.rc AND i.ended_at IS NULL))
+				      ELSE r.starts_at END AS start_to) y
       WHERE r.cluster = reservations_moved.cluster AND k.e IS NOT NULL
-	AND (NOT x.taken OR EXISTS (SELECT 1 FROM aif.usage_intervals i
-				    WHERE i.cluster = r.cluster AND i.job_id = r.job_id
-				      AND i.restart_count = k.rc AND i.project_id = r.project_id
-				      AND i.ended_at IS NULL))) m
+	AND CASE WHEN x.taken
+		 THEN EXISTS (SELECT 1 FROM aif.usage_intervals i
+			      WHERE i.cluster = r.cluster AND i.job_id = r.job_id
+				AND i.restart_count = k.rc AND i.project_id = r.project_id
+				AND i.ended_at IS NULL)
+		      AND NOT EXISTS (SELECT 1 FROM aif.usage_intervals i
+				      WHERE i.cluster = r.cluster AND i.job_id = r.job_id
+					AND i.restart_count < k.rc AND i.ended_at IS NULL)
+		 ELSE true END) m
 WHERE m.taken
    OR CASE WHEN m.limit_moved THEN m.moved_to <> m.ends_at
 	   ELSE m.ends_at < now() + make_interval(secs => step_seconds / 2.0) END
@@ -511,19 +524,21 @@ $$;
 -- already, and a raised limit is an operator's choice; what it commits keeps later admissions
 -- from spending it again. At most 1000 a call, the most overdue first, so that the factories'
 -- locks are held briefly (admissions wait for them); the rest at the next pass.
--- A run that stands on its job's reservation of an earlier run (a requeued job) takes it over,
--- from the run's start (starts[i], Unix seconds, slurmctld's StartTime of the run; NULL: its
--- start is kept), and it follows this run from then on.
--- Returns the reservations that moved: their ends before and after, limit_moved as above, and
--- the earlier run's restart count (run_was) for one the running run took over, else NULL.
+-- A run that stands on its job's reservation of an earlier run (a requeued job) or of its
+-- release takes it over (aif.reservations_moved()), from the run's start (starts[i], Unix
+-- seconds, slurmctld's StartTime of the run), and it follows this run from then on.
+-- Returns the reservations that moved: their ends before and after, limit_moved as above,
+-- whether the running run took it over (taken), and then the earlier run's restart count
+-- (run_was; NULL: a release's).
 -- (Dropped first: CREATE OR REPLACE cannot change the columns a function returns. starts has a
 -- default, so that an aifd of before it still calls it.)
 DROP FUNCTION IF EXISTS aif.reservations_follow(text, bigint[], bigint[], bigint[], bigint);
-CREATE OR REPLACE FUNCTION aif.reservations_follow(cluster text, jobs bigint[], restarts bigint[],
+DROP FUNCTION IF EXISTS aif.reservations_follow(text, bigint[], bigint[], bigint[], bigint, bigint[]);
+CREATE FUNCTION aif.reservations_follow(cluster text, jobs bigint[], restarts bigint[],
 					ends bigint[], step_seconds bigint,
 					starts bigint[] DEFAULT NULL)
 RETURNS TABLE (job bigint, project text, old_end timestamptz, new_end timestamptz,
-	       limit_moved boolean, run_was bigint)
+	       limit_moved boolean, taken boolean, run_was bigint)
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -550,11 +565,11 @@ BEGIN
 		SET starts_at = c.start_to, ends_at = c.moved_to, restart_count = c.restart_count
 		FROM chosen c
 		WHERE r.cluster = reservations_follow.cluster AND r.job_id = c.job_id
-		  AND r.project_id = c.project_id AND r.restart_count = c.restart_was
+		  AND r.project_id = c.project_id AND r.restart_count IS NOT DISTINCT FROM c.restart_was
 		  AND r.starts_at = c.starts_at AND r.ends_at = c.ends_at
 		RETURNING r.job_id, r.project_id, r.charged, c.starts_at AS starts_was, c.ends_at AS was,
-			  c.start_to, c.moved_to, c.limit_moved,
-			  CASE WHEN c.restart_was < c.restart_count THEN c.restart_was END AS run_was
+			  c.start_to, c.moved_to, c.limit_moved, c.taken,
+			  CASE WHEN c.taken THEN c.restart_was END AS run_was
 	), net AS ( -- what each total gains (or loses): the new spans' shares less the old ones'
 		SELECT s.period_id, s.project_id, sum(s.gpu_us) AS gpu_us
 		FROM (SELECT h.period_id, v.project_id, h.gpu_us
@@ -572,8 +587,8 @@ BEGIN
 							     WHERE n.period_id = t.period_id
 							       AND n.project_id = t.project_id), 0)
 	)
-	SELECT v.job_id, v.project_id, v.was, v.moved_to, v.limit_moved, v.run_was FROM moved v
-	ORDER BY v.job_id;
+	SELECT v.job_id, v.project_id, v.was, v.moved_to, v.limit_moved, v.taken, v.run_was
+	FROM moved v ORDER BY v.job_id;
 END
 $$;
 

@@ -10,7 +10,8 @@
 #   reservation is released at once, and aifd releases the waiting job, which runs; a pending
 #   job (waiting for the first's node) that would not fit is held before it ever starts, by its
 #   project from job_submit/aif's AdminComment, and released to run once it fits; a job
-#   requeued reserves again for its next run, and a later step reserves again when the job's
+#   requeued reserves again for its next run (and takes over its last run's reservation that it
+#   stood on), and a later step reserves again when the job's
 #   reservation is another project's; a running job's reservation follows its time limit,
 #   raised by an operator (a job that fitted beside it waits) or lowered by its user (the
 #   waiting job runs); no node is drained.
@@ -183,6 +184,16 @@ until [[ $(reservations) == "$third|1|1800|"* ]]; do
 done
 start=$(start_of "$third")
 assert_eq "$third|1|1800|$start" "$(reservations)" "the requeued job's second run's reservation"
+# Had the second run been admitted while the first run's reservation was still there (its end
+# spooled while aifd was away), it would stand on that one: aifd's next pass gives it to the
+# second run, from the run's StartTime. (The first run's made to look so: its restart count, a
+# start 10 minutes earlier, the totals to match.)
+psql -d "$AIFD_DB" -Atqc "UPDATE aif.reservations SET restart_count = 0,
+	starts_at = starts_at - interval '10 minutes' WHERE job_id = $third" -c "SELECT aif.reserved_totals_recompute()"
+aifd_wait_log a "DETAIL: +It was made for an earlier run of the job \(restart count 0\)" \
+	"aifd's line for job $third's reservation taken over"
+assert_eq "$third|1|1800|$start|1" "$(reservations)|$(psql -d "$AIFD_DB" -Atc "SELECT restart_count
+	FROM aif.reservations WHERE job_id = $third")" "the second run's reservation, taken over"
 scancel "$third"
 wait_job "$third" >/dev/null
 wait_sql "SELECT count(*) FROM aif.reservations" 0 "reservations once every job ended"
