@@ -462,8 +462,10 @@ $$;
 -- or that has none (0), a rolling end: now + step_seconds, once less than half of that is left.
 -- A rolling end only ever extends: making a job UNLIMITED commits no less than it had.
 -- A run also takes over (taken) its job's reservation of an earlier run (restart_was, below
--- restart_count: the job was requeued) or of none (a release's, restart_was NULL), when the run
--- stands on it: the run's admission (the job's kept one) found it and reserved nothing more.
+-- restart_count) or of none (a release's, restart_was NULL) when the job was requeued (its
+-- restart count above 0): the run stands on it, since its admission (the job's kept one) found
+-- it and reserved nothing more. (A first run's admission makes a release's its own, or
+-- replaces it: aif.reserve(), which also checks the rate.)
 -- Only by a run with usage open in the reservation's project, and once no earlier run's is
 -- (the pass closes those first; an end waiting in the inbox, the next pass), since from then
 -- it spans the run alone, from its start (start_to: slurmctld's StartTime, starts[i] in Unix
@@ -487,7 +489,7 @@ FROM (SELECT r.job_id, r.project_id, r.restart_count AS restart_was, k.rc AS res
 		      y.start_to) AS moved_to
       FROM aif.reservations r
       JOIN unnest(jobs, restarts, ends, coalesce(starts, '{}')) AS k(j, rc, e, s)
-	ON r.job_id = k.j AND (r.restart_count IS NULL OR r.restart_count <= k.rc)
+	ON r.job_id = k.j AND (r.restart_count <= k.rc OR (r.restart_count IS NULL AND k.rc > 0))
       CROSS JOIN LATERAL (SELECT to_timestamp(k.e) AS slurm_end,
 				 to_timestamp(k.e) >= now() AS limit_moved,
 				 r.restart_count IS DISTINCT FROM k.rc AS taken) x
