@@ -375,12 +375,14 @@ totals_agree "after the three were released"
 # the last run gives it to the running run, from that run's start, so that it follows the run's
 # end, and the run's close releases it. Only a run of the reservation's project takes it over,
 # and only once no earlier run's usage is open (it counts through the reservation until it
-# closes). Runs 0 of jobs 49 (1 min), 50 (1 min), 51 (10 min) and 52 (1 min) reserved at t;
+# closes). Runs 0 of jobs 49 (1 min), 50 (1 min), 51 (5 min) and 52 (1 min) reserved at t;
 # runs 1 open from t + 120, 50's in another project (its id reused); 52's run 0 still open.
 # slurmctld says the runs end at t + 1020, 51's is UNLIMITED: its end is kept (a rolling end
 # never shortens). Job 53: a release's reservation (no run; the job requeued, held while
 # pending, then run again on its kept admission), its run 1 open from t + 120: taken over too.
-# Job 54: a release's, its run 0 open: not taken (its admission makes it its own, aif.reserve()).
+# Not a release's that the run's own admission is to make its own (aif.reserve(), which checks
+# the rate): job 54's (run 0 open) and job 55's (run 1 open, held at its last start: no kept
+# admission).
 # (Each run uses a second.)
 t=$(date +%s)
 interval() { # interval JOB RESTART PROJECT START: that run's interval on n1, open
@@ -393,50 +395,54 @@ close_run() { # close_run JOB RESTART END
 		WHERE job_id = $1 AND restart_count = $2" >/dev/null
 }
 for j in 49 50 51 52; do
-	q -c "SELECT aif.reserve('c1', $j, 'q', 1, to_timestamp($t), to_timestamp($t + $((j == 51 ? 600 : 60))),
+	q -c "SELECT aif.reserve('c1', $j, 'q', 1, to_timestamp($t), to_timestamp($t + $((j == 51 ? 300 : 60))),
 		true, restarts => 0)" >/dev/null
 	interval $j 0 q "$t"
 	interval $j 1 "$([[ $j == 50 ]] && echo p || echo q)" $((t + 120))
 	[[ $j == 52 ]] || close_run $j 0 $((t + 1))
 done
-for j in 53 54; do
+for j in 53 54 55; do
 	q -c "SELECT aif.reserve('c1', $j, 'q', 1, to_timestamp($t), to_timestamp($t + 60), false)" >/dev/null
 done
+q -c "INSERT INTO aif.admissions (cluster, job_id, uid, verdict, reason, project_id, sector_id)
+	VALUES ('c1', 53, 1000, 'ok', 'member', 'q', 's1')" >/dev/null
 interval 53 1 q $((t + 120))
 interval 54 0 q $((t + 120))
-assert_eq "0,0,0,0,," "$(q -c "SELECT string_agg(coalesce(restart_count::text, ''), ',' ORDER BY job_id)
-	FROM aif.reservations WHERE job_id BETWEEN 49 AND 54")" "the reservations the runs stand on"
-follow_runs() { # follow_runs STARTS: runs 1 of jobs 49 to 53 and run 0 of 54, starting at STARTS
+interval 55 1 q $((t + 120))
+assert_eq "0,0,0,0,,," "$(q -c "SELECT string_agg(coalesce(restart_count::text, ''), ',' ORDER BY job_id)
+	FROM aif.reservations WHERE job_id BETWEEN 49 AND 55")" "the reservations the runs stand on"
+follow_runs() { # follow_runs STARTS: runs 1 of jobs 49 to 53 and 55, run 0 of 54, starting at STARTS
 	q -F ' ' -c "SELECT job, extract(epoch FROM new_end - old_end)::int, limit_moved, taken,
-		coalesce(run_was::text, '-') FROM aif.reservations_follow('c1', ARRAY[49, 50, 51, 52, 53, 54]::bigint[],
-			ARRAY[1, 1, 1, 1, 1, 0]::bigint[], ARRAY[$((t + 1020)), $((t + 1020)), 0, $((t + 1020)),
-			$((t + 1020)), $((t + 1020))]::bigint[], 120, $1)" | paste -sd'|'
+		coalesce(run_was::text, '-') FROM aif.reservations_follow('c1',
+			ARRAY[49, 50, 51, 52, 53, 54, 55]::bigint[], ARRAY[1, 1, 1, 1, 1, 0, 1]::bigint[],
+			ARRAY[$((t + 1020)), $((t + 1020)), 0, $((t + 1020)), $((t + 1020)), $((t + 1020)),
+			$((t + 1020))]::bigint[], 120, $1)" | paste -sd'|'
 }
-assert_eq "49 960 t t 0|51 0 f t 0|53 960 t t -" \
-	"$(follow_runs "ARRAY[$((t + 120)), $((t + 120)), $((t + 120)), $((t + 120)), $((t + 120)), $((t + 120))]::bigint[]")" \
+assert_eq "49 960 t t 0|51 0 f t 0|53 960 t t -" "$(follow_runs "array_fill($((t + 120)), ARRAY[7])::bigint[]")" \
 	"runs of jobs 49, 51 and 53 take over the reservations they stand on"
 spans_4953() {
 	q -F ' ' -c "SELECT job_id, coalesce(restart_count::text, '-'), extract(epoch FROM starts_at)::bigint - $t,
-		extract(epoch FROM ends_at - starts_at)::int FROM aif.reservations WHERE job_id BETWEEN 49 AND 54
+		extract(epoch FROM ends_at - starts_at)::int FROM aif.reservations WHERE job_id BETWEEN 49 AND 55
 		ORDER BY 1" | paste -sd'|'
 }
-assert_eq "49 1 120 900|50 0 0 60|51 1 120 480|52 0 0 60|53 1 120 900|54 - 0 60" "$(spans_4953)" \
-	"jobs 49 to 54's reservations: restart count, start, span"
+assert_eq "49 1 120 900|50 0 0 60|51 1 120 180|52 0 0 60|53 1 120 900|54 - 0 60|55 - 0 60" "$(spans_4953)" \
+	"jobs 49 to 55's reservations: restart count, start, span"
 totals_agree "after runs took over the reservations they stood on"
 # Job 52's run 0 closes; slurmctld gives no start (0): the run's first interval's is taken.
 close_run 52 0 $((t + 1))
-assert_eq "52 960 t t 0" "$(follow_runs "ARRAY[0, 0, 0, 0, 0, 0]::bigint[]")" \
+assert_eq "52 960 t t 0" "$(follow_runs "array_fill(0, ARRAY[7])::bigint[]")" \
 	"job 52's run 1 takes over run 0's reservation once run 0 closed"
 assert_eq "52 1 120 900" "$(spans_4953 | tr '|' '\n' | grep '^52 ')" "job 52's reservation"
 totals_agree "after job 52's run took over its reservation"
 close_run 49 1 $((t + 121))
-assert_eq "50,51,52,53,54" "$(q -c "SELECT string_agg(job_id::text, ',' ORDER BY job_id) FROM aif.reservations
-	WHERE job_id BETWEEN 49 AND 54")" "the reservations after job 49's run 1 closed"
-for j in 50 51 52 53; do close_run $j 1 $((t + 121)); done
+assert_eq "50,51,52,53,54,55" "$(q -c "SELECT string_agg(job_id::text, ',' ORDER BY job_id) FROM aif.reservations
+	WHERE job_id BETWEEN 49 AND 55")" "the reservations after job 49's run 1 closed"
+for j in 50 51 52 53 55; do close_run $j 1 $((t + 121)); done
 close_run 54 0 $((t + 121))
-assert_eq 0 "$(q -c "SELECT count(*) FROM aif.reservations WHERE job_id BETWEEN 49 AND 54")" \
+assert_eq 0 "$(q -c "SELECT count(*) FROM aif.reservations WHERE job_id BETWEEN 49 AND 55")" \
 	"the reservations after all runs closed"
-totals_agree "after jobs 49 to 54 ended"
+q -c "DELETE FROM aif.admissions WHERE job_id = 53" >/dev/null
+totals_agree "after jobs 49 to 55 ended"
 
 # A reservation that nothing released (its run's records lost, or unattributed) expires an hour
 # past its span's end, unless an interval of its job is open: job 37 (its span ended 2 hours
