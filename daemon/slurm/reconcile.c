@@ -205,8 +205,9 @@ static const char DONE_SQL[] =
 
 /*
  * The reservations of the runs $2/$3 of cluster $1, alive now, moved to end where slurmctld says
- * each run ends, $4 (0: no end), or, past that, up to $5 seconds from now; one of an earlier
- * run, taken over from the run's start, $6 (aif.reservations_follow()).
+ * each run ends, $4 (0: no end), or, past that, up to $5 seconds from now; one the run stands
+ * on (an earlier run's, a release's) taken over from the run's start, $6
+ * (aif.reservations_follow()).
  */
 static const char FOLLOW_SQL[] =
 	"SELECT job, project,"
@@ -696,9 +697,10 @@ static void log_closed(const PGresult *res, const struct run *runs, size_t n)
 /*
  * The reservations of the alive runs (arr: their jobs, restarts, ends and starts) follow
  * slurmctld's end of each run, a time limit changed since the admission: logged, since that
- * commits GPU-hours whatever the budgets have left; so is an earlier run's reservation taken
- * over by the run after a requeue. A run past its end (OverTimeLimit, suspended) or without one
- * is reserved two passes ahead before its reservation runs out: at debug, as it recurs.
+ * commits GPU-hours whatever the budgets have left; so is an earlier run's (or a release's)
+ * reservation taken over by the run after a requeue. A run past its end (OverTimeLimit,
+ * suspended) or without one is reserved two passes ahead before its reservation runs out: at
+ * debug, as it recurs.
  */
 static void follow_reservations(struct reconcile *r, const char *const arr[4])
 {
