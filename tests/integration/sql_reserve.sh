@@ -12,7 +12,8 @@
 # admission; aif.waiting_release() tries every project's waiting jobs, more than a pass takes
 # in turns, each project's oldest before anyone's second; aif.reserve_trial() answers as
 # aif.reserve() and reserves nothing; a running run's reservation follows slurmctld's end of
-# the run.
+# the run, and a requeued job's run takes over the reservation it was admitted on (its last
+# run's, or a release's).
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/sql_common.sh"
@@ -371,9 +372,9 @@ assert_eq "45,47" "$(follow $((t + 300)) | tr '|' '\n' | cut -d' ' -f1 | paste -
 q -c "SELECT aif.reservations_delete(ARRAY['c1', 'c1', 'c1'], ARRAY[45, 46, 47]::bigint[], false)" >/dev/null
 totals_agree "after the three were released"
 # A requeued job's next run admitted while its last run's reservation was still there (that
-# run's close not recorded yet, so the admission took it for the run's): the pass that closes
-# the last run gives it to the running run, from that run's start, so that it follows the run's
-# end, and the run's close releases it. Only a run of the reservation's project takes it over,
+# run's close not recorded yet, so the admission took it for the run's): a pass, once the last
+# run is closed, gives it to the running run, from that run's start, so that it follows the
+# run's end, and the run's close releases it. Only a run of the reservation's project takes it over,
 # and only once no earlier run's usage is open (it counts through the reservation until it
 # closes). Runs 0 of jobs 49 (1 min), 50 (1 min), 51 (5 min) and 52 (1 min) reserved at t;
 # runs 1 open from t + 120, 50's in another project (its id reused); 52's run 0 still open.
