@@ -465,8 +465,9 @@ $$;
 -- restart_count) or of none (a release's, restart_was NULL) when the job was requeued (its
 -- restart count above 0) and admitted already (a kept admission, current, of that project):
 -- the run stands on it, since its admission, the kept one, found it and reserved nothing more.
--- (A run without a kept admission, a first run or one held at its last start, makes a release's
--- its own or replaces it at its admission: aif.reserve(), which also checks the rate.)
+-- (A run without a kept admission, a first run or one held at its start before any admission of
+-- the job was kept, makes a release's its own or replaces it at its admission: aif.reserve(),
+-- which also checks the rate.)
 -- Only by a run with usage open in the reservation's project, and once no earlier run's is
 -- (the pass closes those first; an end waiting in the inbox, the next pass), since from then
 -- it spans the run alone, from its start (start_to: slurmctld's StartTime, starts[i] in Unix
@@ -516,7 +517,8 @@ FROM (SELECT r.job_id, r.project_id, r.restart_count AS restart_was, k.rc AS res
 					ON i.cluster = a.cluster AND i.job_id = a.job_id
 				      WHERE a.cluster = r.cluster AND a.job_id = r.job_id
 					AND a.project_id = r.project_id AND a.verdict <> 'refuse'
-					AND i.restart_count = k.rc AND i.ended_at IS NULL
+					AND i.restart_count = k.rc AND i.project_id = r.project_id
+					AND i.ended_at IS NULL
 					AND aif.admission_current(a, i.uid)))
 		 ELSE true END) m
 WHERE m.taken

@@ -382,8 +382,9 @@ totals_agree "after the three were released"
 # never shortens). Job 53: a release's reservation (no run; the job requeued, held while
 # pending, then run again on its kept admission), its run 1 open from t + 120: taken over too.
 # Not a release's that the run's own admission is to make its own (aif.reserve(), which checks
-# the rate): job 54's (run 0 open) and job 55's (run 1 open, held at its last start: no kept
-# admission).
+# the rate): job 54's (run 0 open) and job 55's (run 1 open, held at its start: no kept
+# admission); nor one whose kept admission is not the run's: of another project (56), of
+# another uid (57: an earlier job of the id).
 # (Each run uses a second.)
 t=$(date +%s)
 interval() { # interval JOB RESTART PROJECT START: that run's interval on n1, open
@@ -402,48 +403,49 @@ for j in 49 50 51 52; do
 	interval $j 1 "$([[ $j == 50 ]] && echo p || echo q)" $((t + 120))
 	[[ $j == 52 ]] || close_run $j 0 $((t + 1))
 done
-for j in 53 54 55; do
+for j in 53 54 55 56 57; do
 	q -c "SELECT aif.reserve('c1', $j, 'q', 1, to_timestamp($t), to_timestamp($t + 60), false)" >/dev/null
 done
 q -c "INSERT INTO aif.admissions (cluster, job_id, uid, verdict, reason, project_id, sector_id)
-	VALUES ('c1', 53, 1000, 'ok', 'member', 'q', 's1')" >/dev/null
+	VALUES ('c1', 53, 1000, 'ok', 'member', 'q', 's1'), ('c1', 56, 1000, 'ok', 'member', 'p', 's1'),
+	       ('c1', 57, 2000, 'ok', 'member', 'q', 's1')" >/dev/null
 interval 53 1 q $((t + 120))
 interval 54 0 q $((t + 120))
-interval 55 1 q $((t + 120))
-assert_eq "0,0,0,0,,," "$(q -c "SELECT string_agg(coalesce(restart_count::text, ''), ',' ORDER BY job_id)
-	FROM aif.reservations WHERE job_id BETWEEN 49 AND 55")" "the reservations the runs stand on"
-follow_runs() { # follow_runs STARTS: runs 1 of jobs 49 to 53 and 55, run 0 of 54, starting at STARTS
+for j in 55 56 57; do interval $j 1 q $((t + 120)); done
+assert_eq "0,0,0,0,,,,," "$(q -c "SELECT string_agg(coalesce(restart_count::text, ''), ',' ORDER BY job_id)
+	FROM aif.reservations WHERE job_id BETWEEN 49 AND 57")" "the reservations the runs stand on"
+follow_runs() { # follow_runs STARTS: runs 1 of jobs 49 to 57 (54: run 0), starting at STARTS
 	q -F ' ' -c "SELECT job, extract(epoch FROM new_end - old_end)::int, limit_moved, taken,
 		coalesce(run_was::text, '-') FROM aif.reservations_follow('c1',
-			ARRAY[49, 50, 51, 52, 53, 54, 55]::bigint[], ARRAY[1, 1, 1, 1, 1, 0, 1]::bigint[],
+			ARRAY[49, 50, 51, 52, 53, 54, 55, 56, 57]::bigint[], ARRAY[1, 1, 1, 1, 1, 0, 1, 1, 1]::bigint[],
 			ARRAY[$((t + 1020)), $((t + 1020)), 0, $((t + 1020)), $((t + 1020)), $((t + 1020)),
-			$((t + 1020))]::bigint[], 120, $1)" | paste -sd'|'
+			$((t + 1020)), $((t + 1020)), $((t + 1020))]::bigint[], 120, $1)" | paste -sd'|'
 }
-assert_eq "49 960 t t 0|51 0 f t 0|53 960 t t -" "$(follow_runs "array_fill($((t + 120)), ARRAY[7])::bigint[]")" \
+assert_eq "49 960 t t 0|51 0 f t 0|53 960 t t -" "$(follow_runs "array_fill($((t + 120)), ARRAY[9])::bigint[]")" \
 	"runs of jobs 49, 51 and 53 take over the reservations they stand on"
 spans_4953() {
 	q -F ' ' -c "SELECT job_id, coalesce(restart_count::text, '-'), extract(epoch FROM starts_at)::bigint - $t,
-		extract(epoch FROM ends_at - starts_at)::int FROM aif.reservations WHERE job_id BETWEEN 49 AND 55
+		extract(epoch FROM ends_at - starts_at)::int FROM aif.reservations WHERE job_id BETWEEN 49 AND 57
 		ORDER BY 1" | paste -sd'|'
 }
-assert_eq "49 1 120 900|50 0 0 60|51 1 120 180|52 0 0 60|53 1 120 900|54 - 0 60|55 - 0 60" "$(spans_4953)" \
-	"jobs 49 to 55's reservations: restart count, start, span"
+assert_eq "49 1 120 900|50 0 0 60|51 1 120 180|52 0 0 60|53 1 120 900|54 - 0 60|55 - 0 60|56 - 0 60|57 - 0 60" \
+	"$(spans_4953)" "jobs 49 to 57's reservations: restart count, start, span"
 totals_agree "after runs took over the reservations they stood on"
 # Job 52's run 0 closes; slurmctld gives no start (0): the run's first interval's is taken.
 close_run 52 0 $((t + 1))
-assert_eq "52 960 t t 0" "$(follow_runs "array_fill(0, ARRAY[7])::bigint[]")" \
+assert_eq "52 960 t t 0" "$(follow_runs "array_fill(0, ARRAY[9])::bigint[]")" \
 	"job 52's run 1 takes over run 0's reservation once run 0 closed"
 assert_eq "52 1 120 900" "$(spans_4953 | tr '|' '\n' | grep '^52 ')" "job 52's reservation"
 totals_agree "after job 52's run took over its reservation"
 close_run 49 1 $((t + 121))
-assert_eq "50,51,52,53,54,55" "$(q -c "SELECT string_agg(job_id::text, ',' ORDER BY job_id) FROM aif.reservations
-	WHERE job_id BETWEEN 49 AND 55")" "the reservations after job 49's run 1 closed"
-for j in 50 51 52 53 55; do close_run $j 1 $((t + 121)); done
+assert_eq "50,51,52,53,54,55,56,57" "$(q -c "SELECT string_agg(job_id::text, ',' ORDER BY job_id)
+	FROM aif.reservations WHERE job_id BETWEEN 49 AND 57")" "the reservations after job 49's run 1 closed"
+for j in 50 51 52 53 55 56 57; do close_run $j 1 $((t + 121)); done
 close_run 54 0 $((t + 121))
-assert_eq 0 "$(q -c "SELECT count(*) FROM aif.reservations WHERE job_id BETWEEN 49 AND 55")" \
+assert_eq 0 "$(q -c "SELECT count(*) FROM aif.reservations WHERE job_id BETWEEN 49 AND 57")" \
 	"the reservations after all runs closed"
-q -c "DELETE FROM aif.admissions WHERE job_id = 53" >/dev/null
-totals_agree "after jobs 49 to 55 ended"
+q -c "DELETE FROM aif.admissions WHERE job_id IN (53, 56, 57)" >/dev/null
+totals_agree "after jobs 49 to 57 ended"
 
 # A reservation that nothing released (its run's records lost, or unattributed) expires an hour
 # past its span's end, unless an interval of its job is open: job 37 (its span ended 2 hours
