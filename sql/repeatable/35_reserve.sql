@@ -507,19 +507,15 @@ FROM (SELECT r.job_id, r.project_id, r.restart_count AS restart_was, k.rc AS res
 		 THEN EXISTS (SELECT 1 FROM aif.usage_intervals i
 			      WHERE i.cluster = r.cluster AND i.job_id = r.job_id
 				AND i.restart_count = k.rc AND i.project_id = r.project_id
-				AND i.ended_at IS NULL)
+				AND i.ended_at IS NULL
+				AND (r.restart_count IS NOT NULL
+				     OR EXISTS (SELECT 1 FROM aif.admissions a
+						WHERE a.cluster = r.cluster AND a.job_id = r.job_id
+						  AND a.project_id = r.project_id AND a.verdict <> 'refuse'
+						  AND aif.admission_current(a, i.uid))))
 		      AND NOT EXISTS (SELECT 1 FROM aif.usage_intervals i
 				      WHERE i.cluster = r.cluster AND i.job_id = r.job_id
 					AND i.restart_count < k.rc AND i.ended_at IS NULL)
-		      AND (r.restart_count IS NOT NULL
-			   OR EXISTS (SELECT 1 FROM aif.admissions a
-				      JOIN aif.usage_intervals i
-					ON i.cluster = a.cluster AND i.job_id = a.job_id
-				      WHERE a.cluster = r.cluster AND a.job_id = r.job_id
-					AND a.project_id = r.project_id AND a.verdict <> 'refuse'
-					AND i.restart_count = k.rc AND i.project_id = r.project_id
-					AND i.ended_at IS NULL
-					AND aif.admission_current(a, i.uid)))
 		 ELSE true END) m
 WHERE m.taken
    OR CASE WHEN m.limit_moved THEN m.moved_to <> m.ends_at
