@@ -136,23 +136,23 @@ assert_eq "t|1" "$(q -c "SELECT fits FROM aif.reserve('c1', 20, 'p', 1, to_times
 # The late close of an earlier run (its end spooled while aifd was away) leaves the next run's
 # reservation, whose own intervals are not recorded yet: job 36's run 0 still open when run 1
 # is admitted; run 0 closes: run 1 keeps its reservation; run 1's interval closes: released.
-interval36() { # interval36 RESTART: run RESTART of job 36 opens now
+interval() { # interval JOB RESTART PROJECT START: that run's interval on n1, open
 	q -c "INSERT INTO aif.usage_intervals (cluster, job_id, node, restart_count, project_id, sector_id,
 		uid, user_name, gpus, started_at, ended_at, end_source, exact)
-		VALUES ('c1', 36, 'n1', $1, 'p', 's1', 1000, 'u', 1, to_timestamp($now + $1 * 60), NULL, NULL, false)" >/dev/null
+		VALUES ('c1', $1, 'n1', $2, '$3', 's1', 1000, 'u', 1, to_timestamp($4), NULL, NULL, false)" >/dev/null
 }
-close36() { # close36 RESTART: run RESTART of job 36 ends
-	q -c "UPDATE aif.usage_intervals SET ended_at = to_timestamp($now + $1 * 60 + 30), end_source = 'epilog'
-		WHERE job_id = 36 AND restart_count = $1" >/dev/null
+close_run() { # close_run JOB RESTART END
+	q -c "UPDATE aif.usage_intervals SET ended_at = to_timestamp($3), end_source = 'epilog'
+		WHERE job_id = $1 AND restart_count = $2" >/dev/null
 }
-interval36 0
+interval 36 0 p "$now"
 assert_eq t "$(q -c "SELECT fits FROM aif.reserve('c1', 36, 'p', 1, to_timestamp($now + 60),
 	to_timestamp($now + 120), true, restarts => 1)")" "job 36's run 1 admitted while run 0 is open"
-close36 0
+close_run 36 0 $((now + 30))
 assert_eq 1 "$(q -c "SELECT restart_count FROM aif.reservations WHERE job_id = 36")" \
 	"job 36's run 1 reservation after run 0 closed"
-interval36 1
-close36 1
+interval 36 1 p $((now + 60))
+close_run 36 1 $((now + 90))
 assert_eq 0 "$(q -c "SELECT count(*) FROM aif.reservations WHERE job_id = 36")" \
 	"job 36's reservation after run 1 closed"
 assert_eq "t|0" "$(q -c "SELECT aif.reservations_delete(ARRAY['c1'], ARRAY[20::bigint], false)" \
@@ -387,15 +387,6 @@ totals_agree "after the three were released"
 # another uid (57: an earlier job of the id).
 # (Each run uses a second.)
 t=$(date +%s)
-interval() { # interval JOB RESTART PROJECT START: that run's interval on n1, open
-	q -c "INSERT INTO aif.usage_intervals (cluster, job_id, node, restart_count, project_id, sector_id,
-		uid, user_name, gpus, started_at, ended_at, end_source, exact)
-		VALUES ('c1', $1, 'n1', $2, '$3', 's1', 1000, 'u', 1, to_timestamp($4), NULL, NULL, false)" >/dev/null
-}
-close_run() { # close_run JOB RESTART END
-	q -c "UPDATE aif.usage_intervals SET ended_at = to_timestamp($3), end_source = 'epilog'
-		WHERE job_id = $1 AND restart_count = $2" >/dev/null
-}
 for j in 49 50 51 52; do
 	q -c "SELECT aif.reserve('c1', $j, 'q', 1, to_timestamp($t), to_timestamp($t + $((j == 51 ? 300 : 60))),
 		true, restarts => 0)" >/dev/null
