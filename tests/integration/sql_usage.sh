@@ -465,4 +465,22 @@ assert_eq "40" "$(plan_rows 40 last-end)" "39 starts and an end: a plan made for
 # plan, whatever their number.
 assert_eq "10" "$(plan_rows 40)" "a group of 40 starts: the generic plan"
 
+# budget_state() compares whole microseconds with a budget's exact share (budget_share_us()),
+# aifd with the thresholds rounded up to whole microseconds (budget_thresholds()): the same
+# state at each threshold and one microsecond below, also where a threshold has a fraction
+# (444.44412 and 31.111088 microseconds; 1.000000001 GPU-hours) or is capped at the largest
+# bigint (3 billion GPU-hours).
+thresholds_sql="WITH b(h, w) AS (VALUES (0.0000001234567, '{7}'::int[]), (1.000000001, '{33}'),
+		(123.456789012345, '{1,2}'), (3000000000, '{80}'), (2562047788.015216, '{99}')),
+	t AS (SELECT h, w, (aif_report.budget_thresholds(h, w)).* FROM b)
+	SELECT h, w, n, CASE WHEN n >= exhausted_us THEN 'exhausted' WHEN n >= warn_us[1] THEN 'warning'
+			     ELSE 'ok' END AS aifd
+	FROM t, unnest(ARRAY[warn_us[1] - 1, warn_us[1], exhausted_us - 1, exhausted_us]) WITH ORDINALITY AS u(n, i)
+	ORDER BY h, i"
+assert_eq "$(q -c "SELECT string_agg(aifd, ' ') FROM ($thresholds_sql) x")" \
+	"$(q -c "SELECT string_agg(aif_report.budget_state(n, h, w), ' ') FROM ($thresholds_sql) x")" \
+	"budget_state() and aifd's thresholds at each threshold and a microsecond below"
+assert_eq "ok warning warning exhausted" "$(q -c "SELECT string_agg(aif_report.budget_state(n, h, w), ' ')
+	FROM ($thresholds_sql) x WHERE h = 0.0000001234567")" "budget_state() where thresholds have a fraction"
+
 echo "sql usage: ok"
