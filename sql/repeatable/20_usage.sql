@@ -356,7 +356,8 @@ BEGIN
 	FROM new_rows n
 	WHERE n.ended_at IS NOT NULL;
 
-	PERFORM aif.reservations_release(array_agg(n.cluster), array_agg(n.job_id))
+	PERFORM aif.reservations_release(array_agg(n.cluster), array_agg(n.job_id),
+					 array_agg(DISTINCT n.project_id))
 	FROM new_rows n
 	WHERE n.ended_at IS NOT NULL
 	HAVING count(*) > 0;
@@ -434,7 +435,8 @@ BEGIN
 		AND n.node = o.node AND n.restart_count = o.restart_count AND n.run = o.run
 	WHERE o.ended_at IS NULL AND n.ended_at IS NOT NULL;
 
-	PERFORM aif.reservations_release(array_agg(n.cluster), array_agg(n.job_id))
+	PERFORM aif.reservations_release(array_agg(n.cluster), array_agg(n.job_id),
+					 array_agg(DISTINCT n.project_id) || array_agg(DISTINCT o.project_id))
 	FROM old_rows o
 	JOIN new_rows n ON n.cluster = o.cluster AND n.job_id = o.job_id
 		AND n.node = o.node AND n.restart_count = o.restart_count AND n.run = o.run

@@ -47,15 +47,29 @@ $$;
 -- given, and those of the jobs' intervals and reservations. The one set aif.reserve() and the
 -- closes of runs (aif.reservations_release(), aif.record_usage()) take, so that an admission
 -- and the close of the same job always share a lock, whatever project each names.
+-- A close of many jobs (a settle round, a bulk load) whose projects already name every
+-- factory locks them all without a lookup: a superset of any job's set. Else one index probe
+-- per job (OFFSET 0): planned as a join, the lookup hashed the whole of aif.usage_intervals,
+-- a sequential scan held under the factories' locks (188 ms for 8,000 jobs among 750,000
+-- intervals, growing with the table), and it was half the time of a bulk INSERT of closed
+-- intervals.
 CREATE OR REPLACE FUNCTION aif.reservations_lock_jobs(clusters text[], jobs bigint[],
 						      projects text[] DEFAULT '{}')
 RETURNS void
 LANGUAGE plpgsql
 AS $$
 BEGIN
+	IF cardinality(jobs) > 64
+	   AND (SELECT count(DISTINCT p.factory_id) FROM aif.projects p WHERE p.id = ANY (projects))
+	       = (SELECT count(DISTINCT p.factory_id) FROM aif.projects p) THEN
+		PERFORM aif.reservations_lock(projects);
+		RETURN;
+	END IF;
 	PERFORM aif.reservations_lock(projects || ARRAY(
-		SELECT i.project_id FROM aif.usage_intervals i
-		JOIN unnest(clusters, jobs) AS k(c, j) ON i.cluster = k.c AND i.job_id = k.j
+		SELECT i.project_id
+		FROM (SELECT DISTINCT k.c, k.j FROM unnest(clusters, jobs) AS k(c, j)) k
+		CROSS JOIN LATERAL (SELECT i.project_id FROM aif.usage_intervals i
+				    WHERE i.cluster = k.c AND i.job_id = k.j OFFSET 0) i
 		UNION
 		SELECT r.project_id FROM aif.reservations r
 		JOIN unnest(clusters, jobs) AS k(c, j) ON r.cluster = k.c AND r.job_id = k.j));
@@ -319,17 +333,20 @@ $$;
 -- Release the reservations of the jobs (clusters[i], jobs[i]) that have no open interval left:
 -- their runs ended, and what they used is in the rollups' queue from the same transaction (the
 -- triggers of aif.usage_intervals call this), so the budget never counts a job twice or not at
--- all. First the factories' locks, of the jobs' intervals and reservations, as aif.reserve()
--- takes them: a close and an admission of one job take turns. Without them, an admission that
+-- all. First the factories' locks, of the projects given (the closing intervals' own) and of
+-- the jobs' intervals and reservations, as aif.reserve() takes them: a close and an admission
+-- of one job take turns. Without them, an admission that
 -- did not see the uncommitted close (an interval still open) reserved after the close had
 -- looked for a reservation to release, or the close did not see the admission's uncommitted
 -- reservation: either way a reservation was left for a job that had ended, never released.
-CREATE OR REPLACE FUNCTION aif.reservations_release(clusters text[], jobs bigint[]) RETURNS void
+DROP FUNCTION IF EXISTS aif.reservations_release(text[], bigint[]);
+CREATE OR REPLACE FUNCTION aif.reservations_release(clusters text[], jobs bigint[],
+						    projects text[] DEFAULT '{}') RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	PERFORM aif.reservations_lock_jobs(clusters, jobs);
+	PERFORM aif.reservations_lock_jobs(clusters, jobs, projects);
 	PERFORM aif.reservations_delete(clusters, jobs, true);
 END
 $$;
@@ -641,7 +658,7 @@ REVOKE ALL ON FUNCTION aif.reservation_shares(numeric, timestamptz, timestamptz)
 	aif.reserve(text, bigint, text, bigint, timestamptz, timestamptz, boolean, text[], bigint, bigint,
 		    bigint, numeric, bigint),
 	aif.reserve_trial(text, bigint, text, bigint, bigint),
-	aif.reservations_delete(text[], bigint[], boolean), aif.reservations_release(text[], bigint[]),
+	aif.reservations_delete(text[], bigint[], boolean), aif.reservations_release(text[], bigint[], text[]),
 	aif.waiting_release(text), aif.waiting_forget(text, bigint, timestamptz),
 	aif.reservations_expire(text), aif.reserved_totals_recompute(),
 	aif.reserved_totals_add(text, numeric, timestamptz, timestamptz),
@@ -650,7 +667,7 @@ REVOKE ALL ON FUNCTION aif.reservation_shares(numeric, timestamptz, timestamptz)
 GRANT EXECUTE ON FUNCTION aif.reserve(text, bigint, text, bigint, timestamptz, timestamptz, boolean,
 	text[], bigint, bigint, bigint, numeric, bigint),
 	aif.reserve_trial(text, bigint, text, bigint, bigint), aif.waiting_release(text),
-	aif.waiting_forget(text, bigint, timestamptz), aif.reservations_release(text[], bigint[]),
+	aif.waiting_forget(text, bigint, timestamptz), aif.reservations_release(text[], bigint[], text[]),
 	aif.reservations_expire(text),
 	aif.reservations_follow(text, bigint[], bigint[], bigint[], bigint, bigint[]) TO aif_daemon;
 GRANT EXECUTE ON FUNCTION aif.reservations_lock(text[]), aif.reservations_lock_jobs(text[], bigint[], text[])

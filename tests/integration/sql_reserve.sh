@@ -490,4 +490,21 @@ assert_fails "project p admits by used, but its factory f reserves" "a project u
 	-c "INSERT INTO stage_factories (id, name, on_exhausted, grace_seconds, warn_at, allow_overcommit, admission) VALUES ('f', NULL, 'deny', 0, '{}', false, 'reserve')" \
 	-c "INSERT INTO stage_projects (id, factory_id, name, on_exhausted, grace_seconds, warn_at) VALUES ('p', 'f', NULL, 'deny', 0, '{}')" \
 	-c "INSERT INTO stage_project_sectors VALUES ('p', 's1', 0)" -c "SELECT * FROM aif.plan()"
+# The factories' locks of a close of many jobs (aif.reservations_lock_jobs()): when its
+# projects name every factory (here f, through p) and it has more than 64 jobs, it locks them
+# all without looking the jobs up in aif.usage_intervals (a bulk load or a settle round used to
+# scan the whole table for them); otherwise it looks each job up (jobs 1 to N: most have
+# intervals of p or q). Either way f is locked.
+lock_jobs() { # lock_jobs N PROJECTS: scans of aif.usage_intervals, then factories locked
+	q -F ' ' -c "BEGIN" -c "SELECT aif.reservations_lock_jobs(array_fill('c1'::text, ARRAY[$1]),
+			ARRAY(SELECT g::bigint FROM generate_series(1, $1) g), $2)" \
+		-c "SELECT coalesce(seq_scan, 0) + coalesce(idx_scan, 0) FROM pg_stat_xact_user_tables
+			WHERE relid = 'aif.usage_intervals'::regclass" \
+		-c "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory'
+			AND classid = 1634297345" -c "ROLLBACK" | tail -n 2 | paste -sd' '
+}
+assert_eq "0 1" "$(lock_jobs 65 "'{p}'")" "65 jobs of p: f locked, no lookup"
+[[ $(lock_jobs 64 "'{p}'") =~ ^[1-9][0-9]*\ 1$ ]] || fail "64 jobs of p: looked up, f locked: $(lock_jobs 64 "'{p}'")"
+[[ $(lock_jobs 65 "'{}'") =~ ^[1-9][0-9]*\ 1$ ]] || fail "65 jobs, no project: looked up, f locked: $(lock_jobs 65 "'{}'")"
+
 echo "sql reservations: all checks passed"
