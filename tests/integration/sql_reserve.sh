@@ -507,4 +507,24 @@ assert_eq "0 1" "$(lock_jobs 65 "'{p}'")" "65 jobs of p: f locked, no lookup"
 [[ $(lock_jobs 64 "'{p}'") =~ ^[1-9][0-9]*\ 1$ ]] || fail "64 jobs of p: looked up, f locked: $(lock_jobs 64 "'{p}'")"
 [[ $(lock_jobs 65 "'{}'") =~ ^[1-9][0-9]*\ 1$ ]] || fail "65 jobs, no project: looked up, f locked: $(lock_jobs 65 "'{}'")"
 
+# With a second factory g (project gp), p alone no longer names every factory: looked up; p and
+# gp lock both factories without a lookup.
+q <<SQL >/dev/null
+BEGIN;
+SELECT aif.begin_staging();
+INSERT INTO stage_sectors VALUES ('s1');
+INSERT INTO stage_periods SELECT id, starts_on, ends_on FROM aif.periods;
+INSERT INTO stage_factories (id, name, on_exhausted, grace_seconds, warn_at, allow_overcommit, admission)
+	VALUES ('f', NULL, 'deny', 0, '{}', false, 'reserve'), ('g', NULL, 'deny', 0, '{}', false, 'reserve');
+INSERT INTO stage_factory_clusters VALUES ('f', 'c1'), ('g', 'c2');
+INSERT INTO stage_projects (id, factory_id, name, on_exhausted, grace_seconds, warn_at, admission)
+	SELECT id, 'f', NULL, 'deny', 0, '{}'::int[], 'reserve' FROM aif.projects WHERE factory_id = 'f'
+	UNION ALL VALUES ('gp', 'g', NULL, 'deny', 0, '{}'::int[], 'reserve');
+INSERT INTO stage_project_sectors SELECT id, 's1', 0 FROM stage_projects;
+SELECT count(*) FROM aif.apply('two-factories.yaml', sha256('two-factories'), 'test');
+COMMIT;
+SQL
+[[ $(lock_jobs 65 "'{p}'") =~ ^[1-9][0-9]*\ 1$ ]] || fail "65 jobs of p, factory g too: looked up, f locked: $(lock_jobs 65 "'{p}'")"
+assert_eq "0 2" "$(lock_jobs 65 "'{p,gp}'")" "65 jobs of p and gp: f and g locked, no lookup"
+
 echo "sql reservations: all checks passed"
