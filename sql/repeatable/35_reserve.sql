@@ -51,8 +51,9 @@ $$;
 -- factory locks them all without a lookup: a superset of any job's set. Else one index probe
 -- per job (OFFSET 0): planned as a join, the lookup hashed the whole of aif.usage_intervals,
 -- a sequential scan held under the factories' locks (188 ms for 8,000 jobs among 750,000
--- intervals, growing with the table), and it was half the time of a bulk INSERT of closed
--- intervals.
+-- intervals, growing with the table): bench_budget_status.sh's bulk INSERT of closed
+-- intervals ran at 76 k intervals/s with it, 122 k without. (cardinality(jobs) counts entries:
+-- one per closing interval.)
 CREATE OR REPLACE FUNCTION aif.reservations_lock_jobs(clusters text[], jobs bigint[],
 						      projects text[] DEFAULT '{}')
 RETURNS void
