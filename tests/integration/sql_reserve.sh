@@ -504,8 +504,8 @@ lock_jobs() { # lock_jobs N PROJECTS: scans of aif.usage_intervals, then factori
 			AND classid = 1634297345" -c "ROLLBACK" | tail -n 2 | paste -sd' '
 }
 assert_eq "0 1" "$(lock_jobs 65 "'{p}'")" "65 jobs of p: f locked, no lookup"
-[[ $(lock_jobs 64 "'{p}'") =~ ^[1-9][0-9]*\ 1$ ]] || fail "64 jobs of p: looked up, f locked: $(lock_jobs 64 "'{p}'")"
-[[ $(lock_jobs 65 "'{}'") =~ ^[1-9][0-9]*\ 1$ ]] || fail "65 jobs, no project: looked up, f locked: $(lock_jobs 65 "'{}'")"
+assert_match '^[1-9][0-9]* 1$' "$(lock_jobs 64 "'{p}'")" "64 jobs of p: looked up, f locked"
+assert_match '^[1-9][0-9]* 1$' "$(lock_jobs 65 "'{}'")" "65 jobs, no project: looked up, f locked"
 
 # With a second factory g (project gp), p alone no longer names every factory: looked up; p and
 # gp lock both factories without a lookup.
@@ -524,7 +524,7 @@ INSERT INTO stage_project_sectors SELECT id, 's1', 0 FROM stage_projects;
 SELECT count(*) FROM aif.apply('two-factories.yaml', sha256('two-factories'), 'test');
 COMMIT;
 SQL
-[[ $(lock_jobs 65 "'{p}'") =~ ^[1-9][0-9]*\ 1$ ]] || fail "65 jobs of p, factory g too: looked up, f locked: $(lock_jobs 65 "'{p}'")"
+assert_match '^[1-9][0-9]* 1$' "$(lock_jobs 65 "'{p}'")" "65 jobs of p, factory g too: looked up, f locked"
 assert_eq "0 2" "$(lock_jobs 65 "'{p,gp}'")" "65 jobs of p and gp: f and g locked, no lookup"
 
 echo "sql reservations: all checks passed"
