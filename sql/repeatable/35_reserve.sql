@@ -61,8 +61,9 @@ LANGUAGE plpgsql
 AS $$
 BEGIN
 	IF cardinality(jobs) > 64
-	   AND (SELECT count(DISTINCT p.factory_id) FROM aif.projects p WHERE p.id = ANY (projects))
-	       = (SELECT count(DISTINCT p.factory_id) FROM aif.projects p) THEN
+	   AND (SELECT count(DISTINCT p.factory_id) FILTER (WHERE p.id = ANY (projects))
+		       = count(DISTINCT p.factory_id)
+		FROM aif.projects p) THEN
 		PERFORM aif.reservations_lock(projects);
 		RETURN;
 	END IF;
