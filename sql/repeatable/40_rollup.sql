@@ -142,10 +142,12 @@ DECLARE
 	queued bigint;
 	pages bigint;
 	-- How the batch's jobs (b) meet their intervals (o) to find those folded before. A batch
-	-- of at least 10,000 intervals and 4 per page of usage (about a tenth of its rows: a
+	-- of at least 10,000 intervals and 16 per page of usage (about a third of its rows: a
 	-- backlog, aif.rollup_rebuild()) reads all usage once, hashed against its jobs: an index
-	-- probe per job costs more from there on (about 2 s of 16 for a million intervals; a
-	-- probe costs about what a scan of a page does, a job has 2 or 3 intervals). Any other
+	-- probe per job costs more from there on. Below, the probes cost less: reading and
+	-- hashing a page of usage costs about 30 us, a probe about 7 us, and a job has 2 or 3
+	-- intervals, so the two meet at about 11 intervals per page; beside a busy writer the
+	-- scan costs more (docs/database.md, "Plan stability", has the figures). Any other
 	-- batch probes the index once per job, whatever the statistics of the queue say
 	-- (OFFSET 0), never a scan of all usage.
 	jobs_usage text := $probe$
@@ -166,7 +168,7 @@ BEGIN
 	-- reads.)
 	SELECT count(*) INTO queued FROM aif.usage_queue;
 	pages := pg_relation_size('aif.usage_intervals') / current_setting('block_size')::bigint;
-	IF queued >= 10000 AND queued >= 4 * pages THEN
+	IF queued >= 10000 AND queued >= 16 * pages THEN
 		-- (job_id + 0: not through the index; no nested loop until the function returns)
 		jobs_usage := $scan$
 		JOIN aif.usage_intervals o ON o.cluster = b.cluster AND o.job_id + 0 = b.job_id$scan$;
