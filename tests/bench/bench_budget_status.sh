@@ -147,6 +147,8 @@ wait "$flush_pid"
 flush_bg
 load_ms=$(($(now_ms) - load_start))
 flush_ms=$(awk '{ s += $1 } END { print s }' "$flush_log")
+# each flush alone: one that grows with the table, not with its batch, shows here
+flush_each=$(awk '{ printf "%s%.1f", (NR > 1 ? " " : ""), $1 / 1000 }' "$flush_log")
 rm -f "$flush_log"
 t0=$(now_ms)
 q -c "VACUUM ANALYZE" >/dev/null
@@ -161,6 +163,7 @@ rate() { awk -v n="$n_intervals" -v ms="$1" 'BEGIN { printf "%.0f", n / (ms / 10
 echo "load: $(secs "$load_ms") wall: INSERT with triggers $(secs "$insert_ms")" \
 	"($(rate "$insert_ms") intervals/s), rollup_flush $(secs "$flush_ms") ($(rate "$flush_ms") intervals/s)," \
 	"overlapped on 2 connections; then VACUUM ANALYZE $(secs "$vacuum_ms")"
+echo "rollup_flush per chunk of $chunk jobs, in order (s): $flush_each"
 q -F ' ' -c "SELECT pg_size_pretty(pg_total_relation_size('aif.usage_intervals')),
 	pg_size_pretty(pg_total_relation_size('aif.usage_daily_rollup')
 		       + pg_total_relation_size('aif.usage_monthly_rollup')
