@@ -237,4 +237,29 @@ assert_eq "3|" "$(q -c "SELECT gpus, charged_gpus FROM aif.usage_intervals WHERE
 assert_eq t "$(same_hours)" "folded: usage_daily charges it its GPUs"
 assert_eq "" "$(q -c 'SELECT * FROM aif.rollup_verify()')" "rollup_verify"
 
+# The rollup by model, folded in one batch of every kind of node: nodes of one model (101, and
+# 107 across midnight), of two models in one job (102), a node of two models (103, split by its
+# GPUs), no model known beside a model (104) and beside a node without GPUs (105), an empty
+# model list (106). In March 2025, an hour per node: each model's GPU- and charged hours, and
+# rollup_verify.
+q -c "INSERT INTO aif.usage_intervals (cluster, job_id, node, restart_count, project_id, sector_id,
+	uid, user_name, gpus, gpu_models, charged_gpus, started_at, ended_at, end_source)
+SELECT 'kinds', j, n, 0, 'p1', 'health', 1000, 'u', g, m, c, s, s + interval '1 hour', 'epilog'
+FROM (VALUES (101, 'a', 2, 'h100:2', 8, timestamptz '2025-03-10 10:00Z'),
+	     (101, 'b', 2, 'h100:2', 9.5, '2025-03-10 10:00Z'),
+	     (102, 'a', 1, 'h100:1', 4, '2025-03-10 10:00Z'), (102, 'b', 2, 'a100:2', 4, '2025-03-10 10:00Z'),
+	     (103, 'a', 2, 'h100:1,a100:1', 6, '2025-03-10 10:00Z'),
+	     (104, 'a', 2, NULL, NULL, '2025-03-10 10:00Z'), (104, 'b', 2, 'h100:2', 8, '2025-03-10 10:00Z'),
+	     (105, 'a', 2, NULL, NULL, '2025-03-10 10:00Z'), (105, 'b', 0, NULL, 1, '2025-03-10 10:00Z'),
+	     (106, 'a', 0, '', NULL, '2025-03-10 10:00Z'),
+	     (107, 'a', 2, 'h100:2', 8, '2025-03-10 23:30Z')) v(j, n, g, m, c, s)" >/dev/null
+assert_eq 11 "$(q -c "SELECT aif.rollup_flush(true)")" "the kinds of slices: flushed"
+assert_eq "(none) 0 1
+(unknown) 4 4
+a100 3 7
+h100 10 40.5" "$(q -F ' ' -c "SELECT model, trim_scale(sum(gpu_hours)), trim_scale(sum(charged_hours))
+	FROM aif_report.usage_by_model WHERE cluster = 'kinds' GROUP BY model ORDER BY model")" \
+	"the kinds of slices: GPU- and charged hours by model"
+assert_eq "" "$(q -c 'SELECT * FROM aif.rollup_verify()')" "the kinds of slices: rollup_verify"
+
 echo "sql charge: ok"
