@@ -329,8 +329,9 @@ assert_eq "0|2|alice2 1|3|alice2" "$(q -c "SELECT string_agg(concat_ws('|', run,
 # A batch of 16 intervals or more per page of usage (about a third of its rows), and of at least
 # 10,000 intervals (a backlog, a rebuild), finds its jobs' intervals folded before with one scan
 # of all usage, hashed; any other batch probes the index per job, never a scan. Both count each
-# job once per day and month. 6000 jobs of 3 nodes across midnight: node 1's intervals closed and folded first (a
-# small batch), then the other two nodes' closed (12,000 intervals: a bulk batch).
+# job once per day and month. 6000 jobs of 3 nodes across midnight: node 1's intervals closed
+# and folded first (a small batch), then the other two nodes' closed (12,000 intervals: a bulk
+# batch).
 flush_scans() { # flush_scans: intervals folded, sequential scans of aif.usage_intervals doing so, enable_nestloop after
 	q -F ' ' -c "BEGIN" -c "SELECT aif.rollup_flush(true), pg_stat_get_xact_numscans('aif.usage_intervals'::regclass)" \
 		-c "SHOW enable_nestloop" -c "COMMIT" | paste -sd ' '
@@ -355,7 +356,7 @@ assert_eq "6000 6000" "$(q -F ' ' -c "SELECT sum(jobs) FILTER (WHERE day = '2025
 	      UNION ALL SELECT NULL, month, jobs FROM aif.usage_monthly_rollup WHERE cluster = 'c3') r")" \
 	"each job counted once on the day and in the month its later nodes were folded"
 # 10,000 intervals at 4 to 16 per page of usage are not a bulk batch either: there the index
-# probes cost less than the scan (measured in rollup_flush's comment).
+# probes cost less than the scan (docs/database.md, "Plan stability").
 q -c "INSERT INTO aif.usage_intervals (cluster, job_id, node, restart_count, project_id, sector_id, uid,
 	user_name, gpus, started_at, ended_at, end_source)
 SELECT 'c4', g, 'n1', 0, 'p1', 's1', 1000, 'u', 1, timestamptz '2025-05-01 00:00Z' + g * interval '1 second',
