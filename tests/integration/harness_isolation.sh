@@ -17,6 +17,13 @@ pg_port_b=$(source "$env_b" && echo "$PGPORT")
 [[ $run_a != "$run_b" ]] || fail "both runs use $run_a"
 [[ $ctld_port_a != "$ctld_port_b" && $pg_port_a != "$pg_port_b" ]] ||
 	fail "runs share ports: slurmctld $ctld_port_a/$ctld_port_b, postgres $pg_port_a/$pg_port_b"
+# No claimed port is one of the kernel's ephemeral ports, which an outgoing connection may take
+# before the daemon binds it (claims of run A: released when it stops).
+read -r eph_low eph_high </proc/sys/net/ipv4/ip_local_port_range
+for port in "$ctld_port_a" "$pg_port_a" "$ctld_port_b" "$pg_port_b" \
+	$(for _ in $(seq 40); do "$AIF_HARNESS" claim-port "$run_a"; done); do
+	((port < eph_low || port > eph_high)) || fail "port $port is in the ephemeral range $eph_low-$eph_high"
+done
 
 # A job held running on B is invisible to A, and A still runs its own jobs.
 job_b=$("$AIF_HARNESS" as-user "$env_b" "$AIF_TEST_USER" sbatch --parsable -N2 --gpus-per-node=1 \
